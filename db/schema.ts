@@ -1,0 +1,117 @@
+/**
+ * Drizzle schema. camelCase in TypeScript, snake_case columns, explicit constraint names.
+ * Key material lives only in `api_keys.key_ciphertext`, encrypted with AES-256-GCM and bound
+ * to `user_id|provider` (lib/crypto.ts); the audit and usage tables never hold any.
+ */
+import { sql } from "drizzle-orm";
+import {
+  bigserial,
+  check,
+  foreignKey,
+  index,
+  integer,
+  numeric,
+  pgTable,
+  primaryKey,
+  real,
+  serial,
+  text,
+  timestamp,
+  unique,
+} from "drizzle-orm/pg-core";
+
+const createdAt = () => timestamp("created_at", { withTimezone: true, mode: "date" }).notNull().defaultNow();
+const updatedAt = () => timestamp("updated_at", { withTimezone: true, mode: "date" }).notNull().defaultNow();
+
+export const onboardingSessions = pgTable(
+  "onboarding_sessions",
+  {
+    id: serial("id").primaryKey(),
+    userId: text("user_id").notNull(),
+    currentStep: integer("current_step").notNull().default(1),
+    progress: real("progress").notNull().default(0),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [
+    unique("onboarding_sessions_user_id_unique").on(t.userId),
+    check("onboarding_sessions_current_step_check", sql`${t.currentStep} between 1 and 6`),
+    check("onboarding_sessions_progress_check", sql`${t.progress} between 0 and 100`),
+  ],
+);
+
+export const apiKeys = pgTable(
+  "api_keys",
+  {
+    id: serial("id").primaryKey(),
+    sessionId: integer("session_id").notNull(),
+    provider: text("provider").notNull(),
+    /** `keyId:nonce:ciphertext+tag`, additional authenticated data `user_id|provider`. */
+    keyCiphertext: text("key_ciphertext").notNull(),
+    /** Id of the encryption key that sealed this row (what keys:reencrypt looks for). */
+    keyVersion: text("key_version").notNull(),
+    keyHint: text("key_hint").notNull(),
+    validatedAt: timestamp("validated_at", { withTimezone: true, mode: "date" }),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [
+    foreignKey({ name: "api_keys_session_id_fk", columns: [t.sessionId], foreignColumns: [onboardingSessions.id] }).onDelete(
+      "cascade",
+    ),
+    unique("api_keys_session_provider_unique").on(t.sessionId, t.provider),
+    check("api_keys_provider_check", sql`${t.provider} in ('gemini', 'exa', 'copilotkit')`),
+  ],
+);
+
+export const keyEvents = pgTable(
+  "key_events",
+  {
+    id: bigserial("id", { mode: "number" }).primaryKey(),
+    userId: text("user_id").notNull(),
+    provider: text("provider").notNull(),
+    action: text("action").notNull(),
+    keyVersion: text("key_version"),
+    requestId: text("request_id"),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    index("key_events_user_created_idx").on(t.userId, t.createdAt),
+    check("key_events_action_check", sql`${t.action} in ('save', 'replace', 'delete', 'reencrypt')`),
+  ],
+);
+
+export const usageEvents = pgTable(
+  "usage_events",
+  {
+    id: bigserial("id", { mode: "number" }).primaryKey(),
+    userId: text("user_id").notNull(),
+    provider: text("provider").notNull(),
+    operation: text("operation").notNull(),
+    model: text("model"),
+    inputTokens: integer("input_tokens").notNull().default(0),
+    outputTokens: integer("output_tokens").notNull().default(0),
+    costUsd: numeric("cost_usd", { precision: 14, scale: 8 }).notNull().default("0"),
+    requestId: text("request_id"),
+    createdAt: createdAt(),
+  },
+  (t) => [index("usage_events_user_created_idx").on(t.userId, t.createdAt)],
+);
+
+/** Fixed-window counters shared by every serverless instance (lib/rate-limit.ts). */
+export const rateLimits = pgTable(
+  "rate_limits",
+  {
+    userId: text("user_id").notNull(),
+    bucket: text("bucket").notNull(),
+    windowStart: timestamp("window_start", { withTimezone: true, mode: "date" }).notNull(),
+    count: integer("count").notNull(),
+  },
+  (t) => [primaryKey({ name: "rate_limits_pk", columns: [t.userId, t.bucket] })],
+);
+
+export type OnboardingSession = typeof onboardingSessions.$inferSelect;
+export type ApiKeyRow = typeof apiKeys.$inferSelect;
+export type NewApiKeyRow = typeof apiKeys.$inferInsert;
+export type KeyEvent = typeof keyEvents.$inferInsert;
+export type UsageEvent = typeof usageEvents.$inferInsert;

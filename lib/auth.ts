@@ -1,0 +1,54 @@
+/**
+ * Who is calling. Production requires a valid Clerk session token (Bearer header or the
+ * `__session` cookie) and, with no Clerk configuration at all, refuses every request with
+ * 500 server-misconfigured rather than opening the door. Development without a token (or
+ * without Clerk) runs as DEV_USER_ID.
+ */
+import { AppError } from "./http/errors.js";
+import { extractSessionToken, isServerSideReason, verifySessionToken } from "./auth-verify.js";
+import type { RequestContext } from "./http/handler.js";
+
+export interface AuthenticatedUser {
+  userId: string;
+  /** How the caller was identified. */
+  via: "clerk" | "dev-user";
+}
+
+const unauthorized = (detail: string) =>
+  new AppError("unauthorized", {
+    detail,
+    action: "send a Clerk session token as Authorization: Bearer <token> or the __session cookie",
+    headers: { "www-authenticate": 'Bearer realm="byok-functions"' },
+  });
+
+export async function requireUser(ctx: Pick<RequestContext, "request" | "runtime" | "logger">): Promise<AuthenticatedUser> {
+  const { config } = ctx.runtime;
+  const clerkConfigured = Boolean(config.clerk.jwtKey || config.clerk.secretKey);
+  const token = extractSessionToken(ctx.request);
+
+  if (config.mode === "production") {
+    if (!clerkConfigured) {
+      ctx.logger.error("production request refused: no CLERK_JWT_KEY or CLERK_SECRET_KEY configured");
+      throw new AppError("server-misconfigured", {
+        detail: "authentication is not configured on this deployment; no request can be served",
+        action: "the operator must set CLERK_JWT_KEY or CLERK_SECRET_KEY",
+      });
+    }
+    if (!token) throw unauthorized("no session token was sent");
+  } else if (!clerkConfigured || !token) {
+    return { userId: config.devUserId, via: "dev-user" };
+  }
+
+  const result = await verifySessionToken(token!, config.clerk);
+  if (!result.ok && isServerSideReason(result.error.reason)) {
+    ctx.logger.error("session token could not be checked", { reason: result.error.reason });
+    throw result.error.reason === "jwks-unavailable"
+      ? new AppError("upstream-unavailable", { detail: "Clerk's signing keys could not be fetched; try again", extra: { provider: "clerk" } })
+      : new AppError("server-misconfigured", { detail: "authentication is misconfigured on this deployment", action: "the operator must check CLERK_JWT_KEY / CLERK_SECRET_KEY" });
+  }
+  if (!result.ok) {
+    ctx.logger.info("session token rejected", { reason: result.error.reason });
+    throw unauthorized(`the session token was rejected (${result.error.reason})`);
+  }
+  return { userId: result.value.userId, via: "clerk" };
+}

@@ -1,0 +1,119 @@
+/** Reading and validating request input: one place turns every failure into a 4xx problem. */
+import type { z } from "zod";
+import { AppError, type ErrorCode, type FieldError } from "./errors.js";
+
+export const MAX_BODY_BYTES = 16 * 1024;
+
+/** Converts zod issues to `{pointer, message}` without ever echoing the input. */
+export function issuesToErrors(issues: readonly z.core.$ZodIssue[], prefix = ""): FieldError[] {
+  const errors: FieldError[] = [];
+  for (const issue of issues) {
+    const base = prefix + issue.path.map((p) => "/" + String(p).replace(/~/g, "~0").replace(/\//g, "~1")).join("");
+    if (issue.code === "unrecognized_keys") {
+      for (const key of issue.keys) {
+        errors.push({ pointer: `${base}/${key.replace(/~/g, "~0").replace(/\//g, "~1")}`, message: "unknown field" });
+      }
+    } else {
+      errors.push({ pointer: base || "/", message: issue.message });
+    }
+  }
+  return errors;
+}
+
+export interface ValidationOptions {
+  /** Picks a more specific code than invalid-request from the field errors (e.g. invalid-key-format). */
+  codeFor?: (errors: FieldError[]) => ErrorCode;
+}
+
+function validationError(issues: readonly z.core.$ZodIssue[], where: string, options: ValidationOptions): AppError {
+  const errors = issuesToErrors(issues, where === "query" ? "" : "");
+  const code = options.codeFor?.(errors) ?? "invalid-request";
+  const first = errors[0];
+  const summary = first ? `${first.pointer}: ${first.message}` : "invalid input";
+  return new AppError(code, {
+    detail: `the ${where} is invalid (${summary}${errors.length > 1 ? `, and ${errors.length - 1} more` : ""})`,
+    errors,
+  });
+}
+
+/**
+ * Reads a JSON body of at most 16 KiB and validates it. Throws AppError 413/415/400 with
+ * the offending fields named; never echoes what was sent.
+ */
+export async function readJsonBody<S extends z.ZodType>(
+  request: Request,
+  schema: S,
+  options: ValidationOptions = {},
+): Promise<z.output<S>> {
+  const type = request.headers.get("content-type") ?? "";
+  if (!/^application\/([\w.+-]+\+)?json\b/i.test(type.trim())) {
+    throw new AppError("unsupported-media-type", {
+      detail: "send the body as JSON with content-type: application/json",
+    });
+  }
+  const declared = Number(request.headers.get("content-length") ?? "NaN");
+  if (Number.isFinite(declared) && declared > MAX_BODY_BYTES) throw tooLarge();
+  const text = await readCapped(request);
+  if (text.trim() === "") {
+    throw new AppError("invalid-json", { detail: "the body is empty; send a JSON object", errors: [{ pointer: "/", message: "empty body" }] });
+  }
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch {
+    throw new AppError("invalid-json", { detail: "the body is not valid JSON", errors: [{ pointer: "/", message: "malformed JSON" }] });
+  }
+  const parsed = schema.safeParse(data);
+  if (!parsed.success) throw validationError(parsed.error.issues, "body", options);
+  return parsed.data;
+}
+
+/** Validates the query string (each parameter once) against a zod object schema. */
+export function readQuery<S extends z.ZodType>(request: Request, schema: S): z.output<S> {
+  const params = new URL(request.url).searchParams;
+  const raw: Record<string, string> = {};
+  for (const [key, value] of params) {
+    if (key in raw) {
+      throw new AppError("invalid-request", {
+        detail: `query parameter ${key} is given more than once`,
+        errors: [{ pointer: `/${key}`, message: "repeated parameter" }],
+      });
+    }
+    raw[key] = value;
+  }
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) throw validationError(parsed.error.issues, "query", {});
+  return parsed.data;
+}
+
+function tooLarge(): AppError {
+  return new AppError("payload-too-large", { detail: `the body is larger than ${MAX_BODY_BYTES} bytes` });
+}
+
+async function readCapped(request: Request): Promise<string> {
+  if (!request.body) return "";
+  const reader = request.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > MAX_BODY_BYTES) {
+      await reader.cancel().catch(() => {});
+      throw tooLarge();
+    }
+    chunks.push(value);
+  }
+  const bytes = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    throw new AppError("invalid-json", { detail: "the body is not valid UTF-8", errors: [{ pointer: "/", message: "invalid UTF-8" }] });
+  }
+}

@@ -1,0 +1,57 @@
+/**
+ * `userApiKeys(userId)`: the seed's resolver, fail-closed.
+ * - development: the keys in the .env file (read fresh on every call, falling back to the
+ *   process environment), whoever asks: a single developer pays for everything.
+ * - production: that user's keys from the database in one query, decrypted with the AAD
+ *   `user_id|provider`; never a file, never the operator's keys.
+ */
+import { decryptKey, keyAad } from "../crypto.js";
+import { readEnvFile } from "./env-file.js";
+import { providerInfo, providers, type Provider } from "./providers.js";
+import { loadCiphertexts } from "./store.js";
+import type { Runtime } from "../runtime.js";
+import type { Logger } from "../log.js";
+
+export type KeySource = "env" | "database";
+
+export interface UserKeys {
+  source: KeySource;
+  keys: Partial<Record<Provider, string>>;
+  /** Stored keys that failed to decrypt (tampered, moved or sealed with a retired key). */
+  unreadable: Provider[];
+}
+
+export async function userApiKeys(runtime: Runtime, userId: string, logger: Logger = runtime.logger): Promise<UserKeys> {
+  const { config } = runtime;
+  if (config.mode === "development") {
+    if (!runtime.once.has("dev-mode-log")) {
+      runtime.once.add("dev-mode-log");
+      logger.info("[DEV MODE] Using .env file", { envFile: config.envFile });
+    }
+    const file = await readEnvFile(config.envFile);
+    const keys: Partial<Record<Provider, string>> = {};
+    for (const provider of providers) {
+      const value = file[providerInfo[provider].envVar] || config.processEnvKeys[provider];
+      if (value) keys[provider] = value;
+    }
+    return { source: "env", keys, unreadable: [] };
+  }
+
+  logger.info(`[PROD MODE] Using database for user ${userId}`, { userId });
+  const database = await runtime.database();
+  const rows = await loadCiphertexts(database, userId);
+  const keys: Partial<Record<Provider, string>> = {};
+  const unreadable: Provider[] = [];
+  if (rows.length > 0) {
+    const keyring = await runtime.keyring();
+    for (const row of rows) {
+      const result = decryptKey(keyring, row.ciphertext, keyAad(userId, row.provider));
+      if (result.ok) keys[row.provider] = result.value;
+      else {
+        unreadable.push(row.provider);
+        logger.warn("stored key could not be decrypted", { userId, provider: row.provider, reason: result.error });
+      }
+    }
+  }
+  return { source: "database", keys, unreadable };
+}

@@ -1,0 +1,138 @@
+/**
+ * Per-user key storage. Every statement is scoped by `user_id` through the user's
+ * onboarding session, so one user's request can never read, replace or delete another's
+ * key: a foreign provider or id simply is not found. Saving is one statement (session
+ * upsert, keys and audit rows land together or not at all), which also holds on the Neon
+ * HTTP driver that has no interactive transactions.
+ */
+import { and, eq, sql } from "drizzle-orm";
+import type { Database } from "../../db/client.js";
+import { apiKeys, onboardingSessions } from "../../db/schema.js";
+import { decryptKey, encryptKey, keyAad, type Keyring } from "../crypto.js";
+import { keyHint, providers, providerInfo, type Provider } from "./providers.js";
+
+export interface KeyView {
+  provider: Provider;
+  hint: string;
+  updatedAt: string;
+  validated?: boolean;
+  /** Only for providers whose key is public by nature (CopilotKit's publishable key). */
+  value?: string;
+}
+
+export interface SavedKey {
+  provider: Provider;
+  action: "save" | "replace";
+}
+
+const toIso = (value: unknown): string => new Date(value as string | Date).toISOString();
+
+/** Encrypts and stores the given keys for one user in a single atomic statement. */
+export async function saveKeys(
+  database: Database,
+  input: {
+    userId: string;
+    keys: Partial<Record<Provider, string>>;
+    validated: ReadonlySet<Provider>;
+    keyring: Keyring;
+    requestId: string;
+  },
+): Promise<SavedKey[]> {
+  const entries = providers.filter((p) => input.keys[p] !== undefined);
+  if (entries.length === 0) return [];
+  const now = new Date().toISOString();
+  const values = entries.map((provider) => {
+    const plaintext = input.keys[provider]!;
+    const ciphertext = encryptKey(input.keyring, plaintext, keyAad(input.userId, provider));
+    const validatedAt = input.validated.has(provider) ? now : null;
+    return sql`(${provider}::text, ${ciphertext}::text, ${input.keyring.current.id}::text, ${keyHint(plaintext)}::text, ${validatedAt}::timestamptz)`;
+  });
+
+  const rows = await database.rows<{ provider: Provider; inserted: boolean }>(sql`
+    with s as (
+      insert into onboarding_sessions (user_id) values (${input.userId})
+      on conflict (user_id) do update set updated_at = now()
+      returning id
+    ),
+    input (provider, key_ciphertext, key_version, key_hint, validated_at) as (
+      values ${sql.join(values, sql`, `)}
+    ),
+    up as (
+      insert into api_keys (session_id, provider, key_ciphertext, key_version, key_hint, validated_at)
+      select s.id, i.provider, i.key_ciphertext, i.key_version, i.key_hint, i.validated_at from s cross join input i
+      on conflict (session_id, provider) do update set
+        key_ciphertext = excluded.key_ciphertext,
+        key_version = excluded.key_version,
+        key_hint = excluded.key_hint,
+        validated_at = excluded.validated_at,
+        updated_at = now()
+      returning provider, key_version, (xmax = 0) as inserted
+    ),
+    audit as (
+      insert into key_events (user_id, provider, action, key_version, request_id)
+      select ${input.userId}, up.provider, case when up.inserted then 'save' else 'replace' end, up.key_version, ${input.requestId}
+      from up
+    )
+    select provider, inserted from up
+  `);
+  return rows
+    .map((r) => ({ provider: r.provider, action: (r.inserted === true || (r.inserted as unknown) === "t" ? "save" : "replace") as SavedKey["action"] }))
+    .sort((a, b) => providers.indexOf(a.provider) - providers.indexOf(b.provider));
+}
+
+/** The caller's keys as views: hints only, except a provider whose key is public by nature. */
+export async function listKeys(database: Database, userId: string, keyring: () => Promise<Keyring>): Promise<KeyView[]> {
+  const rows = await database.db
+    .select({
+      provider: apiKeys.provider,
+      hint: apiKeys.keyHint,
+      updatedAt: apiKeys.updatedAt,
+      validatedAt: apiKeys.validatedAt,
+      ciphertext: apiKeys.keyCiphertext,
+    })
+    .from(apiKeys)
+    .innerJoin(onboardingSessions, eq(apiKeys.sessionId, onboardingSessions.id))
+    .where(eq(onboardingSessions.userId, userId));
+
+  const views: KeyView[] = [];
+  for (const row of rows) {
+    const provider = row.provider as Provider;
+    const view: KeyView = { provider, hint: row.hint, updatedAt: toIso(row.updatedAt) };
+    if (row.validatedAt) view.validated = true;
+    if (providerInfo[provider].returnsValue) {
+      const value = decryptKey(await keyring(), row.ciphertext, keyAad(userId, provider));
+      if (value.ok) view.value = value.value;
+    }
+    views.push(view);
+  }
+  return views.sort((a, b) => providers.indexOf(a.provider) - providers.indexOf(b.provider));
+}
+
+/** Deletes one of the caller's keys, with its audit row, in one statement. False when none. */
+export async function deleteKey(
+  database: Database,
+  input: { userId: string; provider: Provider; requestId: string },
+): Promise<boolean> {
+  const rows = await database.rows<{ provider: string }>(sql`
+    with gone as (
+      delete from api_keys k using onboarding_sessions s
+      where k.session_id = s.id and s.user_id = ${input.userId} and k.provider = ${input.provider}
+      returning k.provider, k.key_version
+    ),
+    audit as (
+      insert into key_events (user_id, provider, action, key_version, request_id)
+      select ${input.userId}, gone.provider, 'delete', gone.key_version, ${input.requestId} from gone
+    )
+    select provider from gone
+  `);
+  return rows.length > 0;
+}
+
+/** The stored ciphertexts of one user, in ONE query (the production key path). */
+export async function loadCiphertexts(database: Database, userId: string): Promise<{ provider: Provider; ciphertext: string }[]> {
+  const rows = await database.db
+    .select({ provider: apiKeys.provider, ciphertext: apiKeys.keyCiphertext })
+    .from(apiKeys)
+    .innerJoin(onboardingSessions, and(eq(apiKeys.sessionId, onboardingSessions.id), eq(onboardingSessions.userId, userId)));
+  return rows.map((r) => ({ provider: r.provider as Provider, ciphertext: r.ciphertext }));
+}

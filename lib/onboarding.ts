@@ -1,0 +1,37 @@
+/** The onboarding session of one user (step and progress) and whether their keys are complete. */
+import { count, eq, sql } from "drizzle-orm";
+import type { Database } from "../db/client.js";
+import { apiKeys, onboardingSessions } from "../db/schema.js";
+import { providers } from "./keys/providers.js";
+import type { SessionBody, SessionResponse } from "./schemas.js";
+
+/** Reads the session (a user who never saved anything is at step 1, progress 0). One query. */
+export async function getSession(database: Database, userId: string): Promise<SessionResponse> {
+  const [row] = await database.db
+    .select({
+      currentStep: onboardingSessions.currentStep,
+      progress: onboardingSessions.progress,
+      keyCount: count(apiKeys.id),
+    })
+    .from(onboardingSessions)
+    .leftJoin(apiKeys, eq(apiKeys.sessionId, onboardingSessions.id))
+    .where(eq(onboardingSessions.userId, userId))
+    .groupBy(onboardingSessions.id);
+  return {
+    userId,
+    currentStep: row?.currentStep ?? 1,
+    progress: row?.progress ?? 0,
+    apiKeysComplete: Number(row?.keyCount ?? 0) >= providers.length,
+  };
+}
+
+export async function updateSession(database: Database, userId: string, body: SessionBody): Promise<SessionResponse> {
+  await database.db
+    .insert(onboardingSessions)
+    .values({ userId, currentStep: body.currentStep, progress: body.progress })
+    .onConflictDoUpdate({
+      target: onboardingSessions.userId,
+      set: { currentStep: body.currentStep, progress: body.progress, updatedAt: sql`now()` },
+    });
+  return getSession(database, userId);
+}

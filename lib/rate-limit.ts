@@ -1,0 +1,59 @@
+/**
+ * Per-user rate limits kept in PostgreSQL, so they hold across serverless instances: one
+ * fixed one-minute window per (user, bucket), counted by a single upsert on the database's
+ * clock (instances' clocks may disagree; the database's is one).
+ */
+import { sql } from "drizzle-orm";
+import { AppError } from "./http/errors.js";
+import type { RequestContext } from "./http/handler.js";
+
+export type RateLimitBucket = "generate" | "key-writes";
+const WINDOW_SECONDS = 60;
+
+export interface RateLimitState {
+  limit: number;
+  remaining: number;
+  /** Seconds until the window resets. */
+  resetSeconds: number;
+}
+
+export function rateLimitHeaders(state: RateLimitState): Record<string, string> {
+  return {
+    ratelimit: `limit=${state.limit}, remaining=${state.remaining}, reset=${state.resetSeconds}`,
+    "ratelimit-policy": `${state.limit};w=${WINDOW_SECONDS}`,
+  };
+}
+
+/** Counts one request; throws 429 rate-limited (with Retry-After and RateLimit headers) past the limit. */
+export async function enforceRateLimit(
+  ctx: Pick<RequestContext, "runtime" | "logger">,
+  userId: string,
+  bucket: RateLimitBucket,
+): Promise<RateLimitState | null> {
+  const { rateLimits } = ctx.runtime.config;
+  const limit = bucket === "generate" ? rateLimits.generatePerMinute : rateLimits.keyWritesPerMinute;
+  if (limit === 0) return null; // 0 disables the limit
+  const database = await ctx.runtime.database();
+  const [row] = await database.rows<{ count: number | string; reset: number | string }>(sql`
+    insert into rate_limits as r (user_id, bucket, window_start, count)
+    values (${userId}, ${bucket}, date_trunc('minute', now()), 1)
+    on conflict (user_id, bucket) do update set
+      count = case when r.window_start = excluded.window_start then r.count + 1 else 1 end,
+      window_start = excluded.window_start
+    returning count, ceil(extract(epoch from (window_start + interval '${sql.raw(String(WINDOW_SECONDS))} seconds' - now())))::int as reset
+  `);
+  const used = Number(row?.count ?? 1);
+  const state: RateLimitState = {
+    limit,
+    remaining: Math.max(0, limit - used),
+    resetSeconds: Math.max(1, Number(row?.reset ?? WINDOW_SECONDS)),
+  };
+  if (used > limit) {
+    ctx.logger.info("rate limited", { userId, bucket, limit });
+    throw new AppError("rate-limited", {
+      detail: `at most ${limit} ${bucket === "generate" ? "generations" : "key changes"} per minute; try again in ${state.resetSeconds} s`,
+      headers: { "retry-after": String(state.resetSeconds), ...rateLimitHeaders(state) },
+    });
+  }
+  return state;
+}

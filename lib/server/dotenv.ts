@@ -1,0 +1,21 @@
+/**
+ * Entry points (local server, CLIs) load the `.env` file in development only, like the
+ * seed's backend. Production never reads it: the mode is decided from the real environment
+ * first, and a `.env` that would switch to production is refused rather than obeyed.
+ */
+import { existsSync } from "node:fs";
+import { config as loadDotenv } from "dotenv";
+import { ConfigError, loadConfig, type Config } from "../env.js";
+
+export function loadDevelopmentEnv(env: NodeJS.ProcessEnv = process.env): Readonly<Config> {
+  const before = loadConfig(env);
+  if (before.mode === "production" || !existsSync(before.envFile)) return before;
+  loadDotenv({ path: before.envFile, processEnv: env as Record<string, string>, quiet: true });
+  const after = loadConfig(env);
+  if (after.mode === "production") {
+    throw new ConfigError([
+      `${before.envFile} sets DEPLOY_ENV or a platform variable: production never reads .env, so set it in the real environment instead`,
+    ]);
+  }
+  return after;
+}
