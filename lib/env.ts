@@ -146,6 +146,9 @@ export function loadConfig(env: RawEnv = process.env): Readonly<Config> {
   if (production && !hasClerk) {
     warnings.push("no CLERK_JWT_KEY or CLERK_SECRET_KEY: every protected request answers 500 server-misconfigured");
   }
+  if (production && hasClerk && e.CLERK_AUTHORIZED_PARTIES.length === 0) {
+    warnings.push("CLERK_AUTHORIZED_PARTIES is empty: tokens minted for any origin (and __session cookies sent cross-site) are accepted");
+  }
   if (production && !e.KEY_ENCRYPTION_KEYS) {
     warnings.push("no KEY_ENCRYPTION_KEYS: key endpoints answer 500 server-misconfigured");
   }

@@ -265,6 +265,16 @@ describe("JWKS caching and failures", () => {
     expect(server.requests()).toBe(2);
   });
 
+  it("gives up on a JWKS endpoint that never answers (5 s timeout)", { timeout: 15_000 }, async () => {
+    const { server, settings } = await freshServer();
+    server.stall(true);
+    const began = performance.now();
+    expect(await rejectionOf(signer.sign(), settings)).toBe("jwks-unavailable");
+    const elapsed = performance.now() - began;
+    expect(elapsed).toBeGreaterThan(4_000);
+    expect(elapsed).toBeLessThan(8_000);
+  });
+
   it("reports an unreachable Clerk API as jwks-unavailable", async () => {
     const { server, settings } = await freshServer();
     await server.close();

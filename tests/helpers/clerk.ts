@@ -201,6 +201,8 @@ export interface JwksServer {
   setJwks(jwks: Jwks): void;
   /** Answer every request with this status (e.g. 500) until set back to `null`. */
   failWith(status: number | null): void;
+  /** Accept requests but never answer them (a hung upstream) until set back to `false`. */
+  stall(on: boolean): void;
   close(): Promise<void>;
 }
 
@@ -211,6 +213,7 @@ export interface JwksServer {
 export async function startJwksServer(jwks: Jwks, options: { secretKey?: string } = {}): Promise<JwksServer> {
   let current = jwks;
   let failure: number | null = null;
+  let stalled = false;
   const received: JwksRequest[] = [];
   const server = createServer((req, res) => {
     const path = new URL(req.url ?? "/", "http://localhost").pathname;
@@ -219,6 +222,7 @@ export async function startJwksServer(jwks: Jwks, options: { secretKey?: string 
       res.writeHead(status, { "content-type": "application/json" });
       res.end(JSON.stringify(body));
     };
+    if (stalled) return;
     if (failure !== null) return send(failure, { errors: [{ code: "internal_error", message: "test failure" }] });
     if (req.method !== "GET" || path !== "/v1/jwks") {
       return send(404, { errors: [{ code: "resource_not_found", message: "not found" }] });
@@ -241,6 +245,9 @@ export async function startJwksServer(jwks: Jwks, options: { secretKey?: string 
     },
     failWith: (status) => {
       failure = status;
+    },
+    stall: (on) => {
+      stalled = on;
     },
     close: () =>
       new Promise<void>((resolve, reject) => {

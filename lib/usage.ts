@@ -1,0 +1,109 @@
+/**
+ * Usage metering: one `usage_events` row per upstream call made with a user's key, so each
+ * user can see exactly what their keys paid for ("who pays for what" in the seed).
+ */
+import { sql } from "drizzle-orm";
+import type { Database } from "../db/client.js";
+import { usageEvents } from "../db/schema.js";
+
+/**
+ * Gemini list prices in USD per million tokens (Google AI Studio paid tier, text, prompts up
+ * to 200k tokens), as published on ai.google.dev/pricing in 2026. An unknown model is
+ * recorded with cost 0 and `priced: false` in the log, never guessed.
+ */
+export const geminiPrices: Readonly<Record<string, { inputPerMillion: number; outputPerMillion: number }>> = {
+  "gemini-2.5-pro": { inputPerMillion: 1.25, outputPerMillion: 10 },
+  "gemini-2.5-flash": { inputPerMillion: 0.3, outputPerMillion: 2.5 },
+  "gemini-2.5-flash-lite": { inputPerMillion: 0.1, outputPerMillion: 0.4 },
+  "gemini-2.0-flash": { inputPerMillion: 0.1, outputPerMillion: 0.4 },
+  "gemini-2.0-flash-lite": { inputPerMillion: 0.075, outputPerMillion: 0.3 },
+};
+
+/** USD cost of one Gemini call, or null when the model has no known price. */
+export function geminiCostUsd(model: string, inputTokens: number, outputTokens: number): number | null {
+  const name = model.replace(/^models\//, "");
+  const price = geminiPrices[name] ?? geminiPrices[name.replace(/-(latest|\d{3}|preview.*)$/, "")];
+  if (!price) return null;
+  return (inputTokens * price.inputPerMillion + outputTokens * price.outputPerMillion) / 1_000_000;
+}
+
+export interface UsageRecord {
+  userId: string;
+  provider: "gemini" | "exa";
+  operation: string;
+  model?: string | null;
+  inputTokens?: number;
+  outputTokens?: number;
+  costUsd: number;
+  requestId: string;
+}
+
+export async function recordUsage(database: Database, records: UsageRecord[]): Promise<void> {
+  if (records.length === 0) return;
+  await database.db.insert(usageEvents).values(
+    records.map((r) => ({
+      userId: r.userId,
+      provider: r.provider,
+      operation: r.operation,
+      model: r.model ?? null,
+      inputTokens: r.inputTokens ?? 0,
+      outputTokens: r.outputTokens ?? 0,
+      costUsd: r.costUsd.toFixed(8),
+      requestId: r.requestId,
+    })),
+  );
+}
+
+export interface UsageTotals {
+  requests: number;
+  inputTokens: number;
+  outputTokens: number;
+  costUsd: number;
+}
+
+export interface UsageSummary {
+  userId: string;
+  from: string;
+  to: string;
+  totals: Record<string, UsageTotals>;
+  daily: ({ date: string; provider: string } & UsageTotals)[];
+}
+
+const round = (n: number) => Math.round(n * 1e8) / 1e8;
+
+/** The caller's usage between two instants [from, to), per provider and per UTC day. One query. */
+export async function usageSummary(database: Database, userId: string, range: { from: Date; to: Date }): Promise<UsageSummary> {
+  const rows = await database.rows<{
+    day: string;
+    provider: string;
+    requests: string | number;
+    input_tokens: string | number;
+    output_tokens: string | number;
+    cost_usd: string | number;
+  }>(sql`
+    select to_char(created_at at time zone 'UTC', 'YYYY-MM-DD') as day, provider,
+           count(*) as requests, coalesce(sum(input_tokens), 0) as input_tokens,
+           coalesce(sum(output_tokens), 0) as output_tokens, coalesce(sum(cost_usd), 0) as cost_usd
+    from usage_events
+    where user_id = ${userId} and created_at >= ${range.from.toISOString()}::timestamptz and created_at < ${range.to.toISOString()}::timestamptz
+    group by 1, 2
+    order by 1, 2
+  `);
+  const totals: Record<string, UsageTotals> = {};
+  const daily: UsageSummary["daily"] = [];
+  for (const row of rows) {
+    const entry: UsageTotals = {
+      requests: Number(row.requests),
+      inputTokens: Number(row.input_tokens),
+      outputTokens: Number(row.output_tokens),
+      costUsd: round(Number(row.cost_usd)),
+    };
+    daily.push({ date: row.day, provider: row.provider, ...entry });
+    const t = (totals[row.provider] ??= { requests: 0, inputTokens: 0, outputTokens: 0, costUsd: 0 });
+    t.requests += entry.requests;
+    t.inputTokens += entry.inputTokens;
+    t.outputTokens += entry.outputTokens;
+    t.costUsd = round(t.costUsd + entry.costUsd);
+  }
+  return { userId, from: range.from.toISOString(), to: range.to.toISOString(), totals, daily };
+}
