@@ -56,7 +56,6 @@ const rawSchema = z.object({
   PORT: positiveInt(3000),
   LOG_LEVEL: optionalString.pipe(z.enum(["debug", "info", "warn", "error"]).optional()),
   UPSTREAM_TIMEOUT_MS: positiveInt(30_000),
-  GENERATION_TIMEOUT_MS: positiveInt(120_000),
   RATE_LIMIT_GENERATE_PER_MINUTE: positiveInt(10),
   RATE_LIMIT_KEY_WRITES_PER_MINUTE: positiveInt(30),
   // Development-mode fallbacks for userApiKeys() when the .env file lacks a key.
@@ -86,8 +85,8 @@ export interface Config {
   allowedOrigins: string[];
   port: number;
   logLevel: "debug" | "info" | "warn" | "error";
+  /** Longest wait for an upstream (Gemini, Exa) to answer or send its next chunk. */
   upstreamTimeoutMs: number;
-  generationTimeoutMs: number;
   rateLimits: { generatePerMinute: number; keyWritesPerMinute: number };
   /** Provider keys from the process environment: development fallback only. */
   processEnvKeys: { gemini?: string; exa?: string; copilotkit?: string };
@@ -178,7 +177,6 @@ export function loadConfig(env: RawEnv = process.env): Readonly<Config> {
     port: e.PORT,
     logLevel: e.LOG_LEVEL ?? "info",
     upstreamTimeoutMs: e.UPSTREAM_TIMEOUT_MS,
-    generationTimeoutMs: e.GENERATION_TIMEOUT_MS,
     rateLimits: {
       generatePerMinute: e.RATE_LIMIT_GENERATE_PER_MINUTE,
       keyWritesPerMinute: e.RATE_LIMIT_KEY_WRITES_PER_MINUTE,

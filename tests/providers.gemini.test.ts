@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { AppError } from "../lib/http/errors.js";
 import { checkGeminiKey, createGemini, isAbortError, type GeminiConfig, type GeminiTextStream } from "../lib/providers/gemini.js";
-import { fakeTokenCount, startFakeGemini, type FakeGemini, type FakeMode } from "./fakes/gemini.js";
+import { FAKE_GEMINI_CHUNKS, fakeTokenCount, startFakeGemini, type FakeGemini, type FakeMode } from "./fakes/gemini.js";
 
 const KEY_A = "AIzaSyA_tester_a_000000000000000000000001";
 const KEY_B = "AIzaSyB_tester_b_000000000000000000000002";
@@ -232,7 +232,7 @@ describe("gemini streamText", () => {
     })().catch((e: unknown) => e);
 
     expect(isAbortError(error)).toBe(true);
-    expect(deltas.length).toBeLessThan(fake.expectedText.length);
+    expect(deltas.length).toBeLessThan(FAKE_GEMINI_CHUNKS.length);
     await fake.waitForIdle();
     expect(fake.inFlight()).toBe(0);
   });

@@ -427,7 +427,7 @@ function callScope(callerSignal: AbortSignal | undefined, timeoutMs: number): Ca
     dispose(abortRequest) {
       pause();
       callerSignal?.removeEventListener("abort", onCallerAbort);
-      // mutated
+      if (abortRequest && !controller.signal.aborted) controller.abort();
     },
   };
 }

@@ -26,6 +26,14 @@ export const routes: readonly Route[] = [
     load: () => import("../../api/onboarding/api-keys.js"),
   },
   {
+    path: "/api/blog/generate",
+    file: "api/blog/generate.ts",
+    protected: true,
+    streaming: true,
+    load: () => import("../../api/blog/generate.js"),
+  },
+  { path: "/api/usage", file: "api/usage.ts", protected: true, load: () => import("../../api/usage.js") },
+  {
     path: "/api/onboarding/session",
     file: "api/onboarding/session.ts",
     protected: true,
