@@ -21,7 +21,11 @@ export interface DatabaseOptions {
   pgliteDir?: string;
   /** Pool size for pg / neon-ws. Serverless functions want few connections each. */
   maxConnections?: number;
-  /** Neon only: endpoints for tests and proxies (see tests/neon-*.test.ts). */
+  /**
+   * Neon only: where the driver connects, for local proxies (tests/neon.test.ts, docs/neon.md).
+   * `fetchEndpoint` (neon-http) is set on the driver's module-global config; the WebSocket
+   * settings (neon-ws) apply to this database's pool only.
+   */
   neon?: { fetchEndpoint?: string; wsProxy?: string; useSecureWebSocket?: boolean; pipelineConnect?: false };
 }
 
@@ -68,6 +72,8 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     case "neon-http": {
       const neonModule = await import("@neondatabase/serverless");
       const { drizzle } = await import("drizzle-orm/neon-http");
+      // fetchEndpoint exists only on the driver's module-global neonConfig: it applies to every
+      // neon-http database of this process (one per serverless instance; tests use one endpoint).
       if (options.neon?.fetchEndpoint) neonModule.neonConfig.fetchEndpoint = options.neon.fetchEndpoint;
       const client = neonModule.neon(requireUrl(options));
       db = drizzle({ client, schema }) as unknown as AppDb;
@@ -77,14 +83,24 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     case "neon-ws": {
       const neonModule = await import("@neondatabase/serverless");
       const { drizzle } = await import("drizzle-orm/neon-serverless");
-      const { neonConfig } = neonModule;
-      if (typeof globalThis.WebSocket === "undefined") {
-        neonConfig.webSocketConstructor = (await import("ws")).default as unknown as typeof WebSocket;
+      const webSocket =
+        typeof globalThis.WebSocket === "undefined" ? ((await import("ws")).default as unknown as typeof WebSocket) : undefined;
+      const overrides = options.neon ?? {};
+      // The driver's `neonConfig` export is module-global: setting it would redirect every
+      // neon-ws pool of the process. Each client also has its own `neonConfig` (read when it
+      // connects), so this pool's clients get the settings and the global stays untouched.
+      class ConfiguredClient extends neonModule.Client {
+        constructor(config?: ConstructorParameters<typeof neonModule.Client>[0]) {
+          super(config);
+          const own = this.neonConfig;
+          if (webSocket) own.webSocketConstructor = webSocket;
+          if (overrides.wsProxy) own.wsProxy = overrides.wsProxy;
+          if (overrides.useSecureWebSocket !== undefined) own.useSecureWebSocket = overrides.useSecureWebSocket;
+          if (overrides.pipelineConnect === false) own.pipelineConnect = false;
+        }
       }
-      if (options.neon?.wsProxy) neonConfig.wsProxy = options.neon.wsProxy;
-      if (options.neon?.useSecureWebSocket !== undefined) neonConfig.useSecureWebSocket = options.neon.useSecureWebSocket;
-      if (options.neon?.pipelineConnect === false) neonConfig.pipelineConnect = false;
       const pool = new neonModule.Pool({ connectionString: requireUrl(options), max: options.maxConnections ?? 5 });
+      pool.Client = ConfiguredClient;
       pool.on("error", () => {});
       db = drizzle({ client: pool, schema }) as unknown as AppDb;
       close = () => pool.end();
@@ -136,30 +152,43 @@ const unavailableCodes = new Set([
   "53300", // too_many_connections
 ]);
 
+/** Driver messages that mean "could not reach or lost the database", whatever the driver. */
+const unavailableMessage =
+  /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|fetch failed|WebSocket|socket hang up|Cannot use a pool after calling end|PGlite is closed|terminating connection|Couldn't connect to compute node|Control plane request failed|Error connecting to database/i;
+
 /**
- * True when an error (or anything in its cause chain) means the database could not be
- * reached or dropped the connection, as opposed to a query that was wrong.
+ * The Neon HTTP driver reports a non-400 answer from its endpoint as "Server error (HTTP
+ * status N): body". Neon answers PostgreSQL errors (a wrong query) with 400, so a 5xx is its
+ * proxy failing to reach the compute, and a 429 is its connection rate limit.
+ */
+const neonHttpServerError = /^Server error \(HTTP status (5\d\d|429)\)/;
+
+/**
+ * True when an error (or anything it wraps) means the database could not be reached or
+ * dropped the connection, as opposed to a query that was wrong. Wrappers followed: `cause`
+ * (Drizzle's DrizzleQueryError, fetch's TypeError), `sourceError` (Neon HTTP's
+ * NeonDbError), `error` (the WebSocket ErrorEvent that the Neon WebSocket driver passes on
+ * as is when its proxy refuses the connection) and AggregateError's `errors`.
  */
 export function isDatabaseUnavailable(error: unknown): boolean {
-  let current: unknown = error;
-  for (let depth = 0; depth < 6 && current; depth++) {
-    if (typeof current !== "object") return false;
-    const e = current as { code?: unknown; message?: unknown; cause?: unknown; name?: unknown };
+  const seen = new Set<unknown>();
+  const pending: unknown[] = [error];
+  while (pending.length > 0 && seen.size < 12) {
+    const current = pending.shift();
+    if (!current || typeof current !== "object" || seen.has(current)) continue;
+    seen.add(current);
+    const e = current as { code?: unknown; message?: unknown; type?: unknown; cause?: unknown; sourceError?: unknown; error?: unknown; errors?: unknown };
     if (typeof e.code === "string" && (unavailableCodes.has(e.code) || e.code.startsWith("08"))) return true;
-    if (typeof e.message === "string") {
-      const m = e.message;
-      if (
-        /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|fetch failed|WebSocket|socket hang up|Cannot use a pool after calling end|PGlite is closed|terminating connection/i.test(
-          m,
-        )
-      ) {
-        return true;
-      }
+    // Drizzle's wrapper repeats the query and its parameters in its message: never match those.
+    const wrapsQuery = "query" in e && "params" in e;
+    if (typeof e.message === "string" && !wrapsQuery && (unavailableMessage.test(e.message) || neonHttpServerError.test(e.message))) {
+      return true;
     }
-    if (e.name === "AggregateError" && Array.isArray((e as { errors?: unknown[] }).errors)) {
-      return (e as { errors: unknown[] }).errors.some(isDatabaseUnavailable);
-    }
-    current = e.cause;
+    // An error *event* from a WebSocket (ws's ErrorEvent, or a DOM Event where WebSocket is
+    // global) only ever means the tunnel to the database failed.
+    if (e.type === "error" && "target" in e) return true;
+    pending.push(e.cause, e.sourceError, e.error);
+    if (Array.isArray(e.errors)) pending.push(...e.errors);
   }
   return false;
 }

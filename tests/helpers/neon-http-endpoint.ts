@@ -244,6 +244,7 @@ export async function startNeonHttpEndpoint(options: { allowHosts?: string[]; ma
       failure = next;
     },
     async close() {
+      if (!server.listening) return;
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
       await closed;

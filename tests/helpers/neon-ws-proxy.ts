@@ -76,6 +76,7 @@ export async function startNeonWsProxy(options: { allow?: string[] } = {}): Prom
     addresses,
     openConnections: () => open.size,
     async close() {
+      if (!server.listening) return;
       for (const { ws, tcp } of open) {
         ws.terminate();
         tcp.destroy();
