@@ -94,7 +94,11 @@ export const usageQuery = z
     // A date-only `to` includes that whole day.
     const to = q.to === undefined ? new Date() : q.to.length === 10 ? new Date(Date.parse(q.to) + DAY) : new Date(q.to);
     const from = q.from === undefined ? new Date(to.getTime() - 30 * DAY) : new Date(q.from);
-    if (from >= to) ctx.addIssue({ code: "custom", path: ["from"], message: "from must be before to" });
+    // Outside these, toISOString() and PostgreSQL disagree (year 0, year 10000): a 400, not a 500.
+    const outside = (d: Date) => d.getTime() < Date.UTC(1970, 0, 1) || d.getTime() > Date.UTC(9999, 0, 1);
+    if (outside(to)) ctx.addIssue({ code: "custom", path: ["to"], message: "must be between 1970-01-01 and 9998-12-31" });
+    else if (outside(from)) ctx.addIssue({ code: "custom", path: ["from"], message: "must be between 1970-01-01 and 9998-12-31" });
+    else if (from >= to) ctx.addIssue({ code: "custom", path: ["from"], message: "from must be before to" });
     else if (to.getTime() - from.getTime() > 366 * DAY) ctx.addIssue({ code: "custom", path: ["from"], message: "the range may span at most 366 days" });
     return { from, to };
   });

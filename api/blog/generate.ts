@@ -23,9 +23,18 @@ export const { POST, OPTIONS } = defineRoute({
     const { userId } = await requireUser(ctx);
     const body = await readJsonBody(ctx.request, generateBody);
     await enforceRateLimit(ctx, userId, "generate");
-    const { prepareGeneration, collectGeneration } = await import("../../lib/blog/generate.js");
+    const { prepareGeneration, collectGeneration, isAbortError } = await import("../../lib/blog/generate.js");
     const generation = await prepareGeneration(ctx, userId, body);
-    if (wantsJson(ctx.request)) return json(await collectGeneration(generation, ctx.request.signal));
+    if (wantsJson(ctx.request)) {
+      try {
+        return json(await collectGeneration(generation, ctx.request.signal));
+      } catch (error) {
+        // The client left (its upstream calls are already aborted): not a server error.
+        if (!(ctx.request.signal.aborted && isAbortError(error))) throw error;
+        ctx.logger.info("client went away; upstream calls aborted");
+        return new Response(null, { status: 499 });
+      }
+    }
     return sseResponse(generation.events, { requestSignal: ctx.request.signal, requestId: ctx.requestId, logger: ctx.logger });
   },
 });

@@ -26,7 +26,9 @@ export function sseResponse(
 ): Response {
   const controller = new AbortController();
   const abort = () => controller.abort();
-  options.requestSignal?.addEventListener("abort", abort, { once: true });
+  // A client that left while the handler was still preparing: an abort listener would never fire.
+  if (options.requestSignal?.aborted) controller.abort();
+  else options.requestSignal?.addEventListener("abort", abort, { once: true });
   const events = produce(controller.signal);
   let heartbeat: ReturnType<typeof setInterval> | undefined;
   const stop = () => {
