@@ -19,6 +19,7 @@ export interface Route {
 
 export const routes: readonly Route[] = [
   { path: "/api/health", file: "api/health.ts", protected: false, load: () => import("../../api/health.js") },
+  { path: "/api/openapi.json", file: "api/openapi.ts", protected: false, load: () => import("../../api/openapi.js") },
   {
     path: "/api/onboarding/api-keys",
     file: "api/onboarding/api-keys.ts",

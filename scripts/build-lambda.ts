@@ -1,0 +1,131 @@
+/**
+ * Bundles the AWS Lambda adapter (lib/server/lambda.ts) with esbuild into one ESM file,
+ * `dist/lambda/index.mjs`, with every endpoint of the route table inside (esbuild follows
+ * the table's literal `import("../../api/x.js")` calls). Zip the output folder and deploy it
+ * with handler `index.handler` (buffered) or `index.streamingHandler` (RESPONSE_STREAM
+ * Function URL); see lib/server/lambda.ts.
+ *
+ *   tsx scripts/build-lambda.ts [--outdir dir] [--with-pglite] [--no-minify] [--sourcemap]
+ *
+ * Only `pg-native` stays external (node-postgres loads it only when asked to; it is a native
+ * addon). Embedded PGlite is left out by default: on Lambda it would keep data on one
+ * instance only, and its WASM and data files (about 15 MB) cannot live inside a JavaScript
+ * bundle. Without it, choosing the PGlite driver fails with an error that says to set
+ * DATABASE_URL. `--with-pglite` bundles it and copies `pglite.wasm`, `initdb.wasm` and
+ * `pglite.data` next to `index.mjs`, where PGlite looks for them (`new URL(..., import.meta.url)`);
+ * then set PGLITE_DIR to a writable path such as /tmp/pglite or memory://.
+ */
+import { copyFile, mkdir, rm, stat } from "node:fs/promises";
+import { createRequire } from "node:module";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { build, type Metafile, type Plugin } from "esbuild";
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+
+export interface BuildLambdaOptions {
+  /** Output folder (default `dist/lambda`); emptied first. */
+  outdir?: string;
+  /** Bundle embedded PGlite and copy its WASM/data files (default false). */
+  withPglite?: boolean;
+  /** Minify (default true): a smaller file loads faster at cold start. */
+  minify?: boolean;
+  /** Write `index.mjs.map` (run with NODE_OPTIONS=--enable-source-maps to use it). */
+  sourcemap?: boolean;
+}
+
+export interface BuildLambdaResult {
+  outfile: string;
+  /** Size of index.mjs in bytes. */
+  bytes: number;
+  /** Copied asset files (PGlite only) and their sizes. */
+  assets: { file: string; bytes: number }[];
+  metafile: Metafile;
+}
+
+export const PGLITE_ASSETS = ["pglite.wasm", "initdb.wasm", "pglite.data"] as const;
+
+/** CommonJS dependencies (pg, ws, dotenv...) call require() for Node built-ins; an ESM bundle needs one. */
+const requireBanner =
+  "import { createRequire as __lambdaCreateRequire } from 'node:module'; const require = __lambdaCreateRequire(import.meta.url);";
+
+const withoutPgliteMessage =
+  "this Lambda bundle was built without embedded PGlite: set DATABASE_URL to a PostgreSQL or Neon database " +
+  "(or rebuild with scripts/build-lambda.ts --with-pglite)";
+
+/** Replaces PGlite and Drizzle's PGlite driver with a module that fails when (and only when) loaded. */
+const pgliteStub: Plugin = {
+  name: "pglite-stub",
+  setup(b) {
+    b.onResolve({ filter: /^(@electric-sql\/pglite|drizzle-orm\/pglite)(\/.*)?$/ }, (args) => ({ path: args.path, namespace: "pglite-stub" }));
+    b.onLoad({ filter: /.*/, namespace: "pglite-stub" }, () => ({
+      contents: `throw new Error(${JSON.stringify(withoutPgliteMessage)});`,
+      loader: "js",
+    }));
+  },
+};
+
+export async function buildLambda(options: BuildLambdaOptions = {}): Promise<BuildLambdaResult> {
+  const outdir = resolve(root, options.outdir ?? "dist/lambda");
+  const outfile = join(outdir, "index.mjs");
+  await rm(outdir, { recursive: true, force: true });
+  await mkdir(outdir, { recursive: true });
+
+  const result = await build({
+    absWorkingDir: root,
+    entryPoints: [join(root, "lib/server/lambda.ts")],
+    outfile,
+    bundle: true,
+    format: "esm",
+    platform: "node",
+    target: "node20",
+    minify: options.minify ?? true,
+    sourcemap: options.sourcemap ? "linked" : false,
+    external: ["pg-native"],
+    plugins: options.withPglite ? [] : [pgliteStub],
+    banner: { js: requireBanner },
+    metafile: true,
+    logLevel: "warning",
+  });
+
+  const assets: BuildLambdaResult["assets"] = [];
+  if (options.withPglite) {
+    // The package's exports map hides dist/, so locate it from the main entry.
+    const pgliteMain = createRequire(join(root, "package.json")).resolve("@electric-sql/pglite");
+    for (const file of PGLITE_ASSETS) {
+      const target = join(outdir, file);
+      await copyFile(join(dirname(pgliteMain), file), target);
+      assets.push({ file, bytes: (await stat(target)).size });
+    }
+  }
+  return { outfile, bytes: (await stat(outfile)).size, assets, metafile: result.metafile };
+}
+
+const kib = (bytes: number) => `${(bytes / 1024).toFixed(0)} KiB`;
+
+async function main(argv: string[]) {
+  const known = new Set(["--outdir", "--with-pglite", "--no-minify", "--sourcemap"]);
+  const options: BuildLambdaOptions = {};
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (!known.has(arg)) throw new Error(`unknown argument ${arg}; use --outdir <dir>, --with-pglite, --no-minify, --sourcemap`);
+    if (arg === "--outdir") {
+      const dir = argv[++i];
+      if (!dir) throw new Error("--outdir needs a folder");
+      options.outdir = dir;
+    } else if (arg === "--with-pglite") options.withPglite = true;
+    else if (arg === "--no-minify") options.minify = false;
+    else if (arg === "--sourcemap") options.sourcemap = true;
+  }
+  const built = await buildLambda(options);
+  process.stdout.write(`${built.outfile}: ${kib(built.bytes)}\n`);
+  for (const asset of built.assets) process.stdout.write(`  + ${asset.file}: ${kib(asset.bytes)}\n`);
+  process.stdout.write(`handlers: index.handler (buffered), index.streamingHandler (RESPONSE_STREAM Function URL)\n`);
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
+  main(process.argv.slice(2)).catch((error: unknown) => {
+    process.stderr.write(`build-lambda: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exit(1);
+  });
+}
