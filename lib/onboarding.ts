@@ -26,12 +26,15 @@ export async function getSession(database: Database, userId: string): Promise<Se
 }
 
 export async function updateSession(database: Database, userId: string, body: SessionBody): Promise<SessionResponse> {
+  // `progress` is a `real` column: PostgreSQL refuses a value that underflows float4 (such as
+  // 1e-300, which the schema accepts) with an error, so store what float4 would hold.
+  const progress = Math.fround(body.progress);
   await database.db
     .insert(onboardingSessions)
-    .values({ userId, currentStep: body.currentStep, progress: body.progress })
+    .values({ userId, currentStep: body.currentStep, progress })
     .onConflictDoUpdate({
       target: onboardingSessions.userId,
-      set: { currentStep: body.currentStep, progress: body.progress, updatedAt: sql`now()` },
+      set: { currentStep: body.currentStep, progress, updatedAt: sql`now()` },
     });
   return getSession(database, userId);
 }

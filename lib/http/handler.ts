@@ -65,7 +65,7 @@ export function errorResponse(error: unknown, requestId: string, logger: Logger)
   if (isDatabaseUnavailable(error)) {
     logger.error("database unavailable", { errorName: errorName(error), errorCode: errorCode(error) });
     return problemResponse(
-      new AppError("database-unavailable", { detail: "the database could not be reached; nothing was changed, try again", headers: { "retry-after": "5" } }),
+      new AppError("database-unavailable", { detail: "the database could not be reached or the connection dropped; try again (saving keys and the session is safe to repeat)", headers: { "retry-after": "5" } }),
       requestId,
     );
   }

@@ -1,6 +1,7 @@
 /** Reading and validating request input: one place turns every failure into a 4xx problem. */
 import type { z } from "zod";
 import { AppError, type ErrorCode, type FieldError } from "./errors.js";
+import { redact } from "../log.js";
 
 export const MAX_BODY_BYTES = 16 * 1024;
 
@@ -11,7 +12,8 @@ export function issuesToErrors(issues: readonly z.core.$ZodIssue[], prefix = "")
     const base = prefix + issue.path.map((p) => "/" + String(p).replace(/~/g, "~0").replace(/\//g, "~1")).join("");
     if (issue.code === "unrecognized_keys") {
       for (const key of issue.keys) {
-        errors.push({ pointer: `${base}/${key.replace(/~/g, "~0").replace(/\//g, "~1")}`, message: "unknown field" });
+        // The name is the caller's input: one shaped like a key (`{"AIza…": …}`) is not echoed.
+        errors.push({ pointer: `${base}/${redact(key).replace(/~/g, "~0").replace(/\//g, "~1")}`, message: "unknown field" });
       }
     } else {
       errors.push({ pointer: base || "/", message: issue.message });

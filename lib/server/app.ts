@@ -5,6 +5,7 @@
 import { AppError } from "../http/errors.js";
 import { methodNotAllowed, newRequestId } from "../http/handler.js";
 import { problemResponse } from "../http/problem.js";
+import { redact } from "../log.js";
 import { withRuntime, type Runtime } from "../runtime.js";
 import { routes as defaultRoutes, type Route } from "./routes.js";
 
@@ -23,7 +24,7 @@ export function createApp(runtime: Runtime, routes: readonly Route[] = defaultRo
       const route = byPath.get(path);
       if (!route) {
         const requestId = newRequestId();
-        const response = problemResponse(new AppError("not-found", { detail: `no endpoint at ${path}` }), requestId);
+        const response = problemResponse(new AppError("not-found", { detail: `no endpoint at ${redact(path)}` }), requestId);
         response.headers.set("x-request-id", requestId);
         return response;
       }
