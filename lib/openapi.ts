@@ -267,7 +267,7 @@ const problemDetails: Partial<Record<ErrorCode, string>> = {
   "rate-limited": "too many requests; try again in 30 seconds",
   "server-misconfigured": "authentication is not configured on this deployment; no request can be served",
   "upstream-unavailable": "the provider could not be reached; try again",
-  "database-unavailable": "the database could not be reached; nothing was changed, try again",
+  "database-unavailable": "the database could not be reached or the connection dropped; try again (saving keys and the session is safe to repeat)",
   "upstream-timeout": "the provider did not answer in time",
   "internal-error": "an unexpected error occurred; quote request id req_8NwqzJ1c0fWkq3Yp when reporting it",
 };

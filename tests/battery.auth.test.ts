@@ -229,13 +229,18 @@ for (const backend of backends) {
     }
 
     for (const transport of transports) {
-      it(`development via ${transport}: a request without a usable token runs as DEV_USER_ID, never as the token's user`, async () => {
+      it(`development via ${transport}: a request without a token runs as DEV_USER_ID, an unreadable Authorization header is refused`, async () => {
         const rt = rts["development, CLERK_JWT_KEY"];
         const endpoint = byLabel("GET /api/onboarding/api-keys");
         for (const tokenCase of badTokenCases(signer, owner).filter((c) => c.absent)) {
           const request = await withTokenCase(endpointRequest(endpoint), tokenCase);
           const ex = await readResponse(await send(rt.runtime, transport, endpoint, request));
           count(`${backend.name}:dev-absent`);
+          if (request.headers.has("authorization")) {
+            // A credential that was sent but is no Bearer token is refused, not ignored.
+            expect(ex.status, `${tokenCase.name}: ${describeExchange(endpoint.label, ex)}`).toBe(401);
+            continue;
+          }
           expect(ex.status, `${tokenCase.name}: ${describeExchange(endpoint.label, ex)}`).toBe(200);
           expect(JSON.parse(ex.text).userId, tokenCase.name).toBe("local-dev");
         }

@@ -7,7 +7,7 @@ import { randomBytes } from "node:crypto";
 import { AppError } from "./errors.js";
 import { problemResponse } from "./problem.js";
 import { getRuntime, type Runtime } from "../runtime.js";
-import type { Logger } from "../log.js";
+import { redact, type Logger } from "../log.js";
 import { isDatabaseUnavailable } from "../../db/client.js";
 
 export type Method = "GET" | "POST" | "PUT" | "DELETE";
@@ -99,7 +99,8 @@ export function defineRoute(implementations: Partial<Record<Method, Implementati
     async (request) => {
       const runtime = getRuntime();
       const incoming = request.headers.get("x-request-id");
-      const requestId = incoming && requestIdPattern.test(incoming) ? incoming : newRequestId();
+      // A client's id is kept for tracing unless it looks like a secret (it is echoed and stored).
+      const requestId = incoming && requestIdPattern.test(incoming) && redact(incoming) === incoming ? incoming : newRequestId();
       const logger = runtime.logger.child({ requestId });
       let response: Response;
       try {
