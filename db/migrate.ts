@@ -1,0 +1,28 @@
+/**
+ * `npm run db:migrate`: applies the committed drizzle-kit migrations to DATABASE_URL (or the
+ * embedded database). Use it on a deployed database before the first deploy and after each
+ * release that adds a migration; with Neon, give it the direct (unpooled) connection string.
+ */
+import { mkdirSync } from "node:fs";
+import { loadDevelopmentEnv } from "../lib/server/dotenv.js";
+import { redact } from "../lib/log.js";
+import { migrateDatabase, openDatabase } from "./client.js";
+
+async function main(): Promise<void> {
+  const config = loadDevelopmentEnv();
+  const { driver, url, pgliteDir } = config.database;
+  if (driver === "pglite" && pgliteDir !== "memory://") mkdirSync(pgliteDir, { recursive: true });
+  const database = await openDatabase({ driver, url, pgliteDir, maxConnections: 1 });
+  try {
+    await migrateDatabase(database);
+    const where = url ? new URL(url).host : pgliteDir;
+    process.stdout.write(`db:migrate: ${driver} database at ${where} is up to date\n`);
+  } finally {
+    await database.close();
+  }
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`db:migrate failed: ${redact(error instanceof Error ? error.message : String(error))}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Builds the Vercel functions exactly as the platform would, with the real Vercel CLI
+# (pinned in devDependencies), offline: no token, no project link, no network.
+#
+#   bash scripts/vercel-build.sh      # then: npx tsx scripts/check-vercel-output.ts
+#
+# Output: .vercel/output (Build Output API v3). Each endpoint file api/X.ts becomes
+# .vercel/output/functions/api/X.func/, whose .vc-config.json names the handler module
+# (api/X.js, transpiled ESM) and whose node_modules holds only the traced dependencies.
+#
+# How it stays offline:
+# - `vercel build` needs `.vercel/project.json`; with project settings present it never
+#   asks the API for them. A hand-made one is written unless the folder is linked to a real
+#   project (`vercel link`), which is then used as it is.
+# - VERCEL_INSTALL_COMPLETED=1: dependencies come from `npm ci`; without it the builder
+#   runs its own `npm install`.
+# - NO_UPDATE_NOTIFIER / VERCEL_TELEMETRY_DISABLED: no update check, no telemetry.
+# - Where the kernel allows it (root), the build runs in an empty network namespace, so a
+#   step that does reach for the network fails here instead of passing by luck.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+vercel_bin=node_modules/.bin/vercel
+if [[ ! -x "$vercel_bin" ]]; then
+  echo "vercel-build: $vercel_bin is missing; run npm ci (vercel is pinned in devDependencies)" >&2
+  exit 1
+fi
+
+placeholder_project_id="prj_byok_offline_build"
+mkdir -p .vercel
+if [[ -f .vercel/project.json ]] && ! grep -q "\"$placeholder_project_id\"" .vercel/project.json; then
+  echo "vercel-build: using the linked project in .vercel/project.json"
+else
+  # The settings `vercel pull` would write for a "Other" (no framework) project; vercel.json
+  # overrides them where it says something (outputDirectory, functions, rewrites).
+  cat > .vercel/project.json <<EOF
+{
+  "projectId": "$placeholder_project_id",
+  "orgId": "team_byok_offline_build",
+  "settings": {
+    "framework": null,
+    "devCommand": null,
+    "installCommand": null,
+    "buildCommand": null,
+    "outputDirectory": null,
+    "rootDirectory": null,
+    "directoryListing": false,
+    "nodeVersion": "24.x"
+  }
+}
+EOF
+fi
+
+rm -rf .vercel/output
+
+# A clean, explicit environment: nothing from the caller's shell (DATABASE_URL, VERCEL,
+# tokens) can leak into the build or change what it produces.
+build_env=(
+  env -i
+  "PATH=$PATH"
+  "HOME=${HOME:-/root}"
+  "TMPDIR=${TMPDIR:-/tmp}"
+  "LANG=${LANG:-C.UTF-8}"
+  CI="${CI:-}"
+  VERCEL_INSTALL_COMPLETED=1
+  VERCEL_TELEMETRY_DISABLED=1
+  NO_UPDATE_NOTIFIER=1
+  FORCE_COLOR=0
+)
+
+offline=()
+if command -v unshare >/dev/null 2>&1 && unshare --net true 2>/dev/null; then
+  offline=(unshare --net)
+  echo "vercel-build: building in an empty network namespace (no network at all)"
+else
+  echo "vercel-build: cannot create a network namespace here; building without one (still no token, no install)"
+fi
+
+"${build_env[@]}" "${offline[@]}" "$vercel_bin" build --yes
+
+echo
+echo "vercel-build: functions in .vercel/output/functions:"
+find .vercel/output/functions -name .vc-config.json -print | sort | while read -r config; do
+  dir=$(dirname "$config")
+  handler=$(node -e 'const c=require(process.argv[1]);process.stdout.write(`${c.handler} (${c.runtime}, maxDuration ${c.maxDuration ?? "default"})`)' "$PWD/$config")
+  echo "  ${dir#.vercel/output/functions/}  ->  $handler  [$(du -sh "$dir" | cut -f1)]"
+done
