@@ -25,6 +25,12 @@ export interface TestRuntime {
   cleanup(): void;
 }
 
+// Every runtime's temp folder is removed when the test worker exits, cleanup() or not.
+const tempDirs = new Set<string>();
+process.once("exit", () => {
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+});
+
 let sharedSigner: TestSigner | undefined;
 /** One 2048-bit key per test file is plenty (generation takes ~100 ms). */
 export function testSigner(): TestSigner {
@@ -39,6 +45,7 @@ export function makeRuntime(options: {
   signer?: TestSigner;
 }): TestRuntime {
   const dir = mkdtempSync(join(tmpdir(), "byok-test-"));
+  tempDirs.add(dir);
   const envFile = join(dir, ".env");
   const signer = options.signer ?? testSigner();
   const env: RawEnv = {
