@@ -13,12 +13,11 @@
  */
 import { Exa, type SearchResponse } from "exa-js";
 import { AppError } from "../http/errors.js";
-import { redact } from "../log.js";
+import { abortError, assertSendableKey, DEFAULT_RETRY_AFTER_SECONDS, parseRetryAfter, scrub, trimSlash } from "./upstream.js";
 
 export const EXA_DEFAULT_BASE_URL = "https://api.exa.ai";
 /** Exa's base price covers up to 10 results; more are billed per result. */
 export const EXA_MAX_RESULTS = 10;
-const DEFAULT_RETRY_AFTER_SECONDS = 30;
 const DEFAULT_MAX_CHARACTERS = 1_000;
 
 /**
@@ -70,7 +69,7 @@ export interface ExaSearchOutcome {
  * for an empty key) and an AbortError when `signal` aborts.
  */
 export async function searchExa(params: ExaSearchParams): Promise<ExaSearchOutcome> {
-  assertSendableKey(params.apiKey);
+  assertSendableKey(params.apiKey, "exa");
   const numResults = clamp(Math.trunc(params.numResults), 1, EXA_MAX_RESULTS);
   const maxCharacters = clamp(Math.trunc(params.maxCharactersPerResult ?? DEFAULT_MAX_CHARACTERS), 100, 4_000);
   if (params.signal?.aborted) throw abortError();
@@ -240,43 +239,11 @@ export function mapExaFailure(
   });
 }
 
-function parseRetryAfter(header: string | null): number | undefined {
-  if (!header) return undefined;
-  const trimmed = header.trim();
-  if (/^\d+$/.test(trimmed)) return Math.max(1, Number(trimmed));
-  const date = Date.parse(trimmed);
-  return Number.isNaN(date) ? undefined : Math.max(1, Math.ceil((date - Date.now()) / 1000));
-}
 
-function assertSendableKey(apiKey: string): void {
-  if (!apiKey) {
-    throw new AppError("missing-provider-key", {
-      detail: "no exa key saved for this user; POST /api/onboarding/api-keys",
-      action: "POST /api/onboarding/api-keys",
-      extra: { provider: "exa" },
-    });
-  }
-  if (!/^[\x21-\x7e]+$/.test(apiKey)) {
-    throw new AppError("invalid-key-format", {
-      detail: "the saved exa key contains characters that cannot be sent; save it again",
-      action: "POST /api/onboarding/api-keys",
-      extra: { provider: "exa" },
-    });
-  }
-}
 
-function abortError(): Error {
-  return new DOMException("The operation was aborted by the caller", "AbortError");
-}
 
-function scrub(text: string, apiKey: string): string {
-  return redact(apiKey ? text.split(apiKey).join("[redacted]") : text);
-}
 
 function clamp(value: number, min: number, max: number): number {
   return Number.isFinite(value) ? Math.min(max, Math.max(min, value)) : min;
 }
 
-function trimSlash(url: string): string {
-  return url.replace(/\/+$/, "");
-}

@@ -18,12 +18,10 @@ import {
   type GenerationConfig,
 } from "@google/generative-ai";
 import { AppError, err, ok, type Result } from "../http/errors.js";
-import { redact } from "../log.js";
+import { abortError, assertSendableKey, DEFAULT_RETRY_AFTER_SECONDS, parseRetryAfter, scrub, trimSlash } from "./upstream.js";
 
 export const GEMINI_DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com";
 const API_VERSION = "v1beta";
-/** Seconds advertised in Retry-After when Google sends no RetryInfo. */
-const DEFAULT_RETRY_AFTER_SECONDS = 30;
 
 export interface GeminiConfig {
   /** The user's Gemini key; sent only as the `x-goog-api-key` header. */
@@ -84,7 +82,7 @@ export interface GeminiClient {
 
 /** Builds a client bound to one user's key. Cheap: build one per request. */
 export function createGemini(config: GeminiConfig): GeminiClient {
-  assertSendableKey(config.apiKey);
+  assertSendableKey(config.apiKey, "gemini");
   const modelName = config.model.replace(/^models\//, "");
   const baseUrl = trimSlash(config.baseUrl ?? GEMINI_DEFAULT_BASE_URL);
   const genAI = new GoogleGenerativeAI(config.apiKey);
@@ -185,7 +183,7 @@ export async function checkGeminiKey(
   apiKey: string,
   options: { baseUrl?: string; signal?: AbortSignal; timeoutMs?: number } = {},
 ): Promise<Result<GeminiKeyCheck>> {
-  assertSendableKey(apiKey);
+  assertSendableKey(apiKey, "gemini");
   const timeoutMs = options.timeoutMs ?? 10_000;
   const url = `${trimSlash(options.baseUrl ?? GEMINI_DEFAULT_BASE_URL)}/${API_VERSION}/models?pageSize=1`;
   const scope = callScope(options.signal, timeoutMs);
@@ -332,12 +330,6 @@ function retryDelaySeconds(details: unknown[] | undefined): number | undefined {
   return undefined;
 }
 
-function parseRetryAfter(header: string | null): number | undefined {
-  if (!header) return undefined;
-  if (/^\d+$/.test(header.trim())) return Math.max(1, Number(header.trim()));
-  const date = Date.parse(header);
-  return Number.isNaN(date) ? undefined : Math.max(1, Math.ceil((date - Date.now()) / 1000));
-}
 
 /** Accumulates chunks (or one whole response) into the final outcome. */
 class OutcomeBuilder {
@@ -432,40 +424,11 @@ function callScope(callerSignal: AbortSignal | undefined, timeoutMs: number): Ca
   };
 }
 
-function abortError(): Error {
-  return new DOMException("The operation was aborted by the caller", "AbortError");
-}
 
-/**
- * A key with characters a header cannot carry would make `Headers` throw a TypeError that
- * quotes the value; refuse it here, without echoing it.
- */
-function assertSendableKey(apiKey: string): void {
-  if (!apiKey) {
-    throw new AppError("missing-provider-key", {
-      detail: "no gemini key saved for this user; POST /api/onboarding/api-keys",
-      action: "POST /api/onboarding/api-keys",
-      extra: { provider: "gemini" },
-    });
-  }
-  if (!/^[\x21-\x7e]+$/.test(apiKey)) {
-    throw new AppError("invalid-key-format", {
-      detail: "the saved gemini key contains characters that cannot be sent; save it again",
-      action: "POST /api/onboarding/api-keys",
-      extra: { provider: "gemini" },
-    });
-  }
-}
 
-function scrub(text: string, apiKey: string): string {
-  return redact(apiKey ? text.split(apiKey).join("[redacted]") : text);
-}
 
 function scrubbedCause(error: unknown, apiKey: string): Error {
   const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
   return new Error(scrub(message, apiKey));
 }
 
-function trimSlash(url: string): string {
-  return url.replace(/\/+$/, "");
-}

@@ -1,0 +1,50 @@
+/** What the Gemini and Exa clients share: key checks before sending, aborts, Retry-After, scrubbing. */
+import { AppError } from "../http/errors.js";
+import { redact } from "../log.js";
+
+/** Seconds advertised in Retry-After when the upstream says nothing. */
+export const DEFAULT_RETRY_AFTER_SECONDS = 30;
+
+/**
+ * Refuses a key before any request: an empty one (an SDK may fall back to the operator's
+ * environment) and one a header cannot carry (`Headers` would throw a TypeError quoting it).
+ */
+export function assertSendableKey(apiKey: string, provider: "gemini" | "exa"): void {
+  if (!apiKey) {
+    throw new AppError("missing-provider-key", {
+      detail: `no ${provider} key saved for this user; POST /api/onboarding/api-keys`,
+      action: "POST /api/onboarding/api-keys",
+      extra: { provider },
+    });
+  }
+  if (!/^[\x21-\x7e]+$/.test(apiKey)) {
+    throw new AppError("invalid-key-format", {
+      detail: `the saved ${provider} key contains characters that cannot be sent; save it again`,
+      action: "POST /api/onboarding/api-keys",
+      extra: { provider },
+    });
+  }
+}
+
+/** The error a caller's own abort surfaces as (not mapped to a problem). */
+export function abortError(): Error {
+  return new DOMException("The operation was aborted by the caller", "AbortError");
+}
+
+/** Retry-After as seconds (delta-seconds or an HTTP date), at least 1. */
+export function parseRetryAfter(header: string | null): number | undefined {
+  if (!header) return undefined;
+  const trimmed = header.trim();
+  if (/^\d+$/.test(trimmed)) return Math.max(1, Number(trimmed));
+  const date = Date.parse(trimmed);
+  return Number.isNaN(date) ? undefined : Math.max(1, Math.ceil((date - Date.now()) / 1000));
+}
+
+/** Removes the key (and anything key-shaped) from upstream text before it goes anywhere. */
+export function scrub(text: string, apiKey: string): string {
+  return redact(apiKey ? text.split(apiKey).join("[redacted]") : text);
+}
+
+export function trimSlash(url: string): string {
+  return url.replace(/\/+$/, "");
+}
