@@ -19,6 +19,8 @@ export interface DatabaseOptions {
   url?: string | undefined;
   /** PGlite data directory, or `memory://` for an in-memory database (tests). */
   pgliteDir?: string;
+  /** Name the hot per-request statements so PostgreSQL caches their plans (node-postgres). */
+  namedStatements?: boolean;
   /** Pool size for pg / neon-ws. Serverless functions want few connections each. */
   maxConnections?: number;
   /**
@@ -32,6 +34,8 @@ export interface DatabaseOptions {
 export interface Database {
   db: AppDb;
   driver: DatabaseDriver;
+  /** Whether hot queries use named prepared statements (see DatabaseOptions). */
+  namedStatements: boolean;
   /** Runs raw SQL and returns plain row objects, whatever the driver. */
   rows<T = Record<string, unknown>>(query: SQL): Promise<T[]>;
   close(): Promise<void>;
@@ -111,6 +115,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
   return {
     db,
     driver,
+    namedStatements: options.namedStatements ?? false,
     async rows<T>(query: SQL): Promise<T[]> {
       const result = (await db.execute(query)) as unknown as { rows?: T[] } | T[];
       return Array.isArray(result) ? result : (result.rows ?? []);

@@ -41,6 +41,7 @@ const rawSchema = z.object({
   DATABASE_URL: optionalString,
   DATABASE_DRIVER: optionalString.pipe(z.enum(["pglite", "pg", "neon-http", "neon-ws"]).optional()),
   PGLITE_DIR: optionalString,
+  DATABASE_PREPARED_STATEMENTS: optionalString.pipe(z.enum(["named", "unnamed"]).optional()),
   CLERK_JWT_KEY: optionalString,
   CLERK_SECRET_KEY: optionalString,
   CLERK_API_URL: optionalString,
@@ -73,7 +74,18 @@ export interface Config {
   /** Problems worth an operator's attention; never secrets. */
   warnings: string[];
   platform: "vercel" | "lambda" | "render" | null;
-  database: { url: string | undefined; driver: DatabaseDriver; pgliteDir: string };
+  database: {
+    url: string | undefined;
+    driver: DatabaseDriver;
+    pgliteDir: string;
+    /**
+     * Named (server-side cached) statements for the per-request key queries: on by default
+     * for node-postgres, which halves PostgreSQL's CPU per key lookup; turn off
+     * (`DATABASE_PREPARED_STATEMENTS=unnamed`) behind a transaction-mode pooler that does not
+     * support prepared statements.
+     */
+    namedStatements: boolean;
+  };
   clerk: { jwtKey?: string; secretKey?: string; apiUrl?: string; authorizedParties: string[] };
   /** Raw KEY_ENCRYPTION_KEYS spec (`id:base64,...`); parsed by lib/crypto.ts. */
   keyEncryptionKeys: string | undefined;
@@ -160,7 +172,12 @@ export function loadConfig(env: RawEnv = process.env): Readonly<Config> {
     modeReason,
     warnings,
     platform,
-    database: { url: e.DATABASE_URL, driver, pgliteDir: e.PGLITE_DIR ?? "./.data/pglite" },
+    database: {
+      url: e.DATABASE_URL,
+      driver,
+      pgliteDir: e.PGLITE_DIR ?? "./.data/pglite",
+      namedStatements: (e.DATABASE_PREPARED_STATEMENTS ?? (driver === "pg" ? "named" : "unnamed")) === "named",
+    },
     clerk: {
       jwtKey: e.CLERK_JWT_KEY,
       secretKey: e.CLERK_SECRET_KEY,

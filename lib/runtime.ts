@@ -43,6 +43,7 @@ export function createRuntime(config: Readonly<Config>, options: RuntimeOptions 
       driver: config.database.driver,
       url: config.database.url,
       pgliteDir: config.database.pgliteDir,
+      namedStatements: config.database.namedStatements,
     });
   };
 

@@ -82,16 +82,7 @@ export async function saveKeys(
 
 /** The caller's keys as views: hints only, except a provider whose key is public by nature. */
 export async function listKeys(database: Database, userId: string, keyring: () => Promise<Keyring>): Promise<KeyView[]> {
-  const rows = await database.db
-    .select({
-      provider: apiKeys.provider,
-      hint: apiKeys.keyHint,
-      updatedAt: apiKeys.updatedAt,
-      validatedAt: apiKeys.validatedAt,
-      ciphertext: apiKeys.keyCiphertext,
-    })
-    .from(apiKeys)
-    .where(eq(apiKeys.sessionId, sessionIdOf(database, userId)));
+  const rows = await keyQueries(database).list.execute({ userId });
 
   const views: KeyView[] = [];
   for (const row of rows) {
@@ -128,20 +119,50 @@ export async function deleteKey(
 }
 
 /**
- * `(select id from onboarding_sessions where user_id = $1)`: the user's session as a scalar
- * subquery. Still one statement, but PostgreSQL plans it in about a third of the CPU time of
- * the equivalent two-table join (bench/breakdown.ts measures both), and these queries run on
- * every key-path request, unprepared.
+ * The two per-request key queries, built once per database. Both find the user's session as a
+ * scalar subquery, `session_id = (select id from onboarding_sessions where user_id = $1)`: one
+ * statement, which PostgreSQL plans in about half the CPU time of the equivalent two-table
+ * join. Building a query with Drizzle costs more CPU than running it, so the SQL is kept
+ * (`.prepare(...)`). With `namedStatements` (node-postgres' default, see lib/env.ts) PostgreSQL
+ * also keeps their plans per connection; unnamed statements work behind any pooler. bench/breakdown.ts measures each choice.
  */
-function sessionIdOf(database: Database, userId: string) {
-  return database.db.select({ id: onboardingSessions.id }).from(onboardingSessions).where(eq(onboardingSessions.userId, userId));
+function buildKeyQueries({ db, namedStatements }: Database) {
+  const name = (n: string) => (namedStatements ? n : "");
+  const sessionId = () =>
+    db.select({ id: onboardingSessions.id }).from(onboardingSessions).where(eq(onboardingSessions.userId, sql.placeholder("userId")));
+  return {
+    list: db
+      .select({
+        provider: apiKeys.provider,
+        hint: apiKeys.keyHint,
+        updatedAt: apiKeys.updatedAt,
+        validatedAt: apiKeys.validatedAt,
+        ciphertext: apiKeys.keyCiphertext,
+      })
+      .from(apiKeys)
+      .where(eq(apiKeys.sessionId, sessionId()))
+      .prepare(name("byok_list_keys")),
+    ciphertexts: db
+      .select({ provider: apiKeys.provider, ciphertext: apiKeys.keyCiphertext })
+      .from(apiKeys)
+      .where(eq(apiKeys.sessionId, sessionId()))
+      .prepare(name("byok_user_ciphertexts")),
+  };
+}
+
+const builtKeyQueries = new WeakMap<Database["db"], ReturnType<typeof buildKeyQueries>>();
+
+function keyQueries(database: Database): ReturnType<typeof buildKeyQueries> {
+  let queries = builtKeyQueries.get(database.db);
+  if (!queries) {
+    queries = buildKeyQueries(database);
+    builtKeyQueries.set(database.db, queries);
+  }
+  return queries;
 }
 
 /** The stored ciphertexts of one user, in ONE query (the production key path). */
 export async function loadCiphertexts(database: Database, userId: string): Promise<{ provider: Provider; ciphertext: string }[]> {
-  const rows = await database.db
-    .select({ provider: apiKeys.provider, ciphertext: apiKeys.keyCiphertext })
-    .from(apiKeys)
-    .where(eq(apiKeys.sessionId, sessionIdOf(database, userId)));
+  const rows = await keyQueries(database).ciphertexts.execute({ userId });
   return rows.map((r) => ({ provider: r.provider as Provider, ciphertext: r.ciphertext }));
 }

@@ -29,7 +29,7 @@ async function main() {
   if (config.database.driver === "pglite" && config.database.pgliteDir !== "memory://") {
     mkdirSync(config.database.pgliteDir, { recursive: true });
   }
-  const database = await openDatabase({ driver: config.database.driver, url: config.database.url, pgliteDir: config.database.pgliteDir });
+  const database = await openDatabase(config.database);
   if (config.database.driver === "pglite" || config.database.driver === "pg") {
     await migrateDatabase(database);
     logger.info("database migrated", { driver: config.database.driver });

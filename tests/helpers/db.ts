@@ -56,7 +56,7 @@ export const backends: Backend[] = [
     available: testDatabaseUrl !== undefined,
     async open() {
       const { url, drop } = await createPostgresDatabase(testDatabaseUrl!);
-      const database = await openDatabase({ driver: "pg", url, maxConnections: 20 });
+      const database = await openDatabase({ driver: "pg", url, maxConnections: 20, namedStatements: true });
       await migrateDatabase(database);
       return {
         ...database,
