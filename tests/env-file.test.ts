@@ -1,18 +1,12 @@
-import { execFileSync, spawnSync } from "node:child_process";
 import { lstat, mkdtemp, readdir, readFile, readlink, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import dotenv from "dotenv";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { generateKeyringEntry } from "../lib/crypto.js";
 import { isAppError } from "../lib/http/errors.js";
 import { EnvFileWriter, envValueProblem, readEnvFile, updateEnvText, type RenameFile } from "../lib/keys/env-file.js";
+import { parseWithDotenv, parseWithNode, parseWithPython, pythonDotenvMissing } from "./helpers/dotenv-parsers.js";
 
-const python = "/usr/bin/python3";
-const pythonDotenvMissing =
-  spawnSync(python, ["-c", "import dotenv"], { stdio: "ignore" }).status !== 0
-    ? `skipped: ${python} cannot import dotenv; install it with \`apt-get update && apt-get install -y python3-dotenv\``
-    : undefined;
 if (pythonDotenvMissing) console.warn(`[env-file.test] python-dotenv check ${pythonDotenvMissing}`);
 
 let dir: string;
@@ -28,27 +22,8 @@ afterEach(async () => {
 const read = (path = file) => readFile(path, "latin1");
 const tempFiles = async () => (await readdir(dir)).filter((name) => name.endsWith(".tmp"));
 
-function parseWithDotenv(path: string): Record<string, string> {
-  return dotenv.parse(execFileSync("cat", [path]));
-}
 
-function parseWithNode(path: string): Record<string, string> {
-  // A bare environment, so everything printed comes from the file.
-  const out = execFileSync(process.execPath, [`--env-file=${path}`, "-e", "process.stdout.write(JSON.stringify(process.env))"], {
-    env: {},
-    encoding: "utf8",
-  });
-  return JSON.parse(out) as Record<string, string>;
-}
 
-function parseWithPython(path: string): Record<string, string | null> {
-  const out = execFileSync(
-    python,
-    ["-c", "import json,sys; from dotenv import dotenv_values; print(json.dumps(dotenv_values(sys.argv[1])))", path],
-    { encoding: "utf8" },
-  );
-  return JSON.parse(out) as Record<string, string | null>;
-}
 
 describe("EnvFileWriter.set", () => {
   it("creates a missing file with mode 0600", async () => {

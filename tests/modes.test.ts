@@ -8,11 +8,9 @@
  *   python-dotenv all read back what was saved;
  * - entry points never let a `.env` file switch to production.
  */
-import { execFileSync, spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import dotenv from "dotenv";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as apiKeys from "../api/onboarding/api-keys.js";
@@ -27,37 +25,13 @@ import { loadDevelopmentEnv } from "../lib/server/dotenv.js";
 import { routes } from "../lib/server/routes.js";
 import { backends, backendLabel, type TestDatabase } from "./helpers/db.js";
 import { expectStatus, makeRuntime, request, sampleKeys, type TestRuntime } from "./helpers/runtime.js";
+import { parseWithDotenv, parseWithNode, parseWithPython, pythonDotenvMissing } from "./helpers/dotenv-parsers.js";
 
-// ---- the three parsers, as in tests/env-file.test.ts ----------------------------------------
 
-const python = "/usr/bin/python3";
-const pythonDotenvMissing =
-  spawnSync(python, ["-c", "import dotenv"], { stdio: "ignore" }).status !== 0
-    ? `skipped: ${python} cannot import dotenv; install it with \`apt-get update && apt-get install -y python3-dotenv\``
-    : undefined;
 if (pythonDotenvMissing) console.warn(`[modes.test] python-dotenv check ${pythonDotenvMissing}`);
 
-function parseWithDotenv(path: string): Record<string, string> {
-  return dotenv.parse(readFileSync(path));
-}
 
-function parseWithNode(path: string): Record<string, string> {
-  // A bare environment, so everything printed comes from the file.
-  const out = execFileSync(process.execPath, [`--env-file=${path}`, "-e", "process.stdout.write(JSON.stringify(process.env))"], {
-    env: {},
-    encoding: "utf8",
-  });
-  return JSON.parse(out) as Record<string, string>;
-}
 
-function parseWithPython(path: string): Record<string, string | null> {
-  const out = execFileSync(
-    python,
-    ["-c", "import json,sys; from dotenv import dotenv_values; print(json.dumps(dotenv_values(sys.argv[1])))", path],
-    { encoding: "utf8" },
-  );
-  return JSON.parse(out) as Record<string, string | null>;
-}
 
 /** Asserts that all three parsers read `path` as exactly `expected`. */
 function expectParsesAs(path: string, expected: Record<string, string>) {
