@@ -7,7 +7,8 @@ import { randomUUID } from "node:crypto";
 import { AppError } from "./errors.js";
 import { problemResponse } from "./problem.js";
 import { getRuntime, type Runtime } from "../runtime.js";
-import { redact, type Logger } from "../log.js";
+import { createLogger, redact, type Logger } from "../log.js";
+import { ConfigError } from "../env.js";
 import { isDatabaseUnavailable } from "../../db/client.js";
 
 export type Method = "GET" | "POST" | "PUT" | "DELETE";
@@ -97,13 +98,34 @@ function safeMessage(error: unknown): string | undefined {
   return error.message.slice(0, 300);
 }
 
+/**
+ * The runtime, or a 500 server-misconfigured problem when the environment does not parse
+ * (the reason goes to the log by variable name, never a value; the next request tries again).
+ */
+function runtimeOrProblem(): Runtime | Response {
+  try {
+    return getRuntime();
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    const requestId = newRequestId();
+    createLogger().error("invalid configuration", { requestId, issues: error.issues });
+    const response = problemResponse(
+      new AppError("server-misconfigured", { detail: "the service's configuration is invalid; the operator must fix it" }),
+      requestId,
+    );
+    response.headers.set("x-request-id", requestId);
+    return response;
+  }
+}
+
 /** Builds the exported handlers of one endpoint file, plus OPTIONS for CORS preflight. */
 export function defineRoute(implementations: Partial<Record<Method, Implementation>>): RouteHandlers {
   const allowed = [...(Object.keys(implementations) as Method[]), "OPTIONS"].join(", ");
   const wrap =
     (implementation: Implementation): WebHandler =>
     async (request) => {
-      const runtime = getRuntime();
+      const runtime = runtimeOrProblem();
+      if (runtime instanceof Response) return runtime;
       const incoming = request.headers.get("x-request-id");
       // A client's id is kept for tracing unless it looks like a secret (it is echoed and stored).
       const requestId = incoming && requestIdPattern.test(incoming) && redact(incoming) === incoming ? incoming : newRequestId();
@@ -121,7 +143,8 @@ export function defineRoute(implementations: Partial<Record<Method, Implementati
 
   const handlers: RouteHandlers = {
     OPTIONS: async (request) => {
-      const runtime = getRuntime();
+      const runtime = runtimeOrProblem();
+      if (runtime instanceof Response) return runtime;
       const headers = corsHeaders(request, runtime);
       headers.set("allow", allowed);
       if (headers.has("access-control-allow-origin")) {
