@@ -179,7 +179,8 @@ export function decryptKey(keyring: Keyring, stored: string, aad: string): Resul
 
 /**
  * The key id a stored value was encrypted with (`undefined` if it is not in the stored
- * format). The re-encryption command uses it to find rows not on `keyring.current.id`.
+ * format), read from the value itself; the re-encryption job selects rows by the
+ * `key_version` column, which saving and re-encrypting keep equal to this id.
  */
 export function storedKeyId(stored: string): string | undefined {
   return parseStored(stored)?.keyId;
