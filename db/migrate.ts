@@ -4,7 +4,7 @@
  * release that adds a migration; with Neon, give it the direct (unpooled) connection string.
  */
 import { mkdirSync } from "node:fs";
-import { loadDevelopmentEnv } from "../lib/server/dotenv.js";
+import { loadDevelopmentEnv } from "../lib/dev/dotenv.js";
 import { redact } from "../lib/log.js";
 import { migrateDatabase, openDatabase } from "./client.js";
 

@@ -7,7 +7,7 @@
 import { createHash } from "node:crypto";
 import { AppError, ok, type Result } from "./http/errors.js";
 import { extractSessionToken, isServerSideReason, verifySessionToken, type ClerkSettings, type TokenRejection } from "./auth-verify.js";
-import type { RequestContext } from "./http/handler.js";
+import type { Deps } from "./runtime.js";
 
 /**
  * Verified tokens, per Clerk configuration: a browser sends the same session token (Clerk
@@ -61,14 +61,15 @@ const unauthorized = (detail: string) =>
     headers: { "www-authenticate": 'Bearer realm="byok-functions"' },
   });
 
-export async function requireUser(ctx: Pick<RequestContext, "request" | "runtime" | "logger">): Promise<AuthenticatedUser> {
-  const { config } = ctx.runtime;
+/** The caller of `request`, or an AppError (401, or 500 when production has no Clerk configuration). */
+export async function requireUser(deps: Pick<Deps, "config" | "logger">, request: Request): Promise<AuthenticatedUser> {
+  const { config, logger } = deps;
   const clerkConfigured = Boolean(config.clerk.jwtKey || config.clerk.secretKey);
-  const token = extractSessionToken(ctx.request);
+  const token = extractSessionToken(request);
 
   if (config.mode === "production") {
     if (!clerkConfigured) {
-      ctx.logger.error("production request refused: no CLERK_JWT_KEY or CLERK_SECRET_KEY configured");
+      logger.error("production request refused: no CLERK_JWT_KEY or CLERK_SECRET_KEY configured");
       throw new AppError("server-misconfigured", {
         detail: "authentication is not configured on this deployment; no request can be served",
         action: "the operator must set CLERK_JWT_KEY or CLERK_SECRET_KEY",
@@ -79,19 +80,19 @@ export async function requireUser(ctx: Pick<RequestContext, "request" | "runtime
     return { userId: config.devUserId, via: "dev-user" };
   } else if (!token) {
     // A credential that was sent but cannot be read is refused, not silently ignored.
-    if (ctx.request.headers.has("authorization")) throw unauthorized("the Authorization header is not a Bearer token");
+    if (request.headers.has("authorization")) throw unauthorized("the Authorization header is not a Bearer token");
     return { userId: config.devUserId, via: "dev-user" };
   }
 
   const result = await verifyCached(token!, config.clerk);
   if (!result.ok && isServerSideReason(result.error.reason)) {
-    ctx.logger.error("session token could not be checked", { reason: result.error.reason });
+    logger.error("session token could not be checked", { reason: result.error.reason });
     throw result.error.reason === "jwks-unavailable"
       ? new AppError("upstream-unavailable", { detail: "Clerk's signing keys could not be fetched; try again", extra: { provider: "clerk" } })
       : new AppError("server-misconfigured", { detail: "authentication is misconfigured on this deployment", action: "the operator must check CLERK_JWT_KEY / CLERK_SECRET_KEY" });
   }
   if (!result.ok) {
-    ctx.logger.info("session token rejected", { reason: result.error.reason });
+    logger.info("session token rejected", { reason: result.error.reason });
     throw unauthorized(`the session token was rejected (${result.error.reason})`);
   }
   return { userId: result.value.userId, via: "clerk" };

@@ -1,13 +1,13 @@
 /**
- * The OpenAPI 3.1 document of the service, generated with @asteasolutions/zod-to-openapi
- * from the very zod schemas the endpoints validate with (lib/schemas.ts), for every route
- * of the route table (lib/server/routes.ts). Only api/openapi.ts imports this module, so
- * the generator stays out of every other endpoint's cold start; the document is built on
+ * The OpenAPI 3.1 document, generated with @asteasolutions/zod-to-openapi from the route
+ * definitions themselves (lib/routes/, typed by lib/http/route.ts): their schemas, response
+ * headers, auth and rate limits. Only the /api/openapi.json handler imports this module, so
+ * the generator stays out of every other function's cold start; the document is built on
  * first use and cached for the life of the instance.
  *
  * Schemas get component names through the generator's own metadata registry, keyed by the
- * handlers' schema instances: nothing here copies a schema, so the document cannot drift
- * from what the endpoints accept and return.
+ * routes' schema instances: nothing here copies a schema, so the document cannot drift from
+ * what the endpoints accept and return.
  */
 import { z } from "zod";
 import { OpenAPIRegistry, OpenApiGeneratorV31, zodToOpenAPIRegistry, type ResponseConfig, type RouteConfig } from "@asteasolutions/zod-to-openapi";
@@ -16,10 +16,8 @@ import { MAX_BODY_BYTES } from "./http/request.js";
 import { PROBLEM_TYPE_BASE } from "./http/problem.js";
 import { providerInfo, providerKeySchemas, providers } from "./keys/providers.js";
 import {
-  deleteKeyQuery,
   generateBody,
   generateResult,
-  generationEvents,
   generationUsage,
   healthResponse,
   keyView,
@@ -32,31 +30,13 @@ import {
   sessionBody,
   sessionResponse,
   sourceSchema,
-  usageQuery,
   usageResponse,
 } from "./schemas.js";
-import { routes as routeTable, type Route } from "./server/routes.js";
+import type { AnyRoute, DocumentedHeader } from "./http/route.js";
+import { generationEvent } from "./routes/generate.js";
 import { VERSION } from "./version.js";
 
 export type OpenApiDocument = ReturnType<OpenApiGeneratorV31["generateDocument"]>;
-type HttpMethod = "GET" | "POST" | "PUT" | "DELETE";
-/** A zod schema of the handlers, or (for what zod does not describe) a plain JSON Schema. */
-type Media = { schema: z.ZodType | Record<string, unknown>; example?: unknown };
-
-/** What one operation accepts and answers; problems are listed by code. */
-export interface OperationSpec {
-  operationId: string;
-  summary: string;
-  description?: string;
-  tags: string[];
-  body?: { schema: z.ZodType; example: unknown; description: string };
-  query?: z.ZodType;
-  /** A query string the handler accepts (checked by tests/openapi.test.ts). */
-  queryExample?: Record<string, string>;
-  responses: Record<number, { description: string; content?: Record<string, Media>; headers?: string[] }>;
-  /** Problems this operation answers besides the ones every route, body or protected route may. */
-  problems: ErrorCode[];
-}
 
 // ---- component names for the handlers' own schema instances ---------------------------------
 
@@ -70,12 +50,6 @@ function annotate(schema: z.ZodType, extra: Record<string, unknown>): void {
   zodToOpenAPIRegistry.add(schema, { ...current, ...extra } as never);
 }
 
-const EXAMPLE_KEYS = {
-  gemini: "AIzaSyExampleExampleExampleExample0000",
-  exa: "3f2b8c1e-7d4a-4b9e-9c21-0a5e6f7d8c90",
-  copilotkit: "ck_pub_exampleexampleexample0000",
-} as const;
-
 let named = false;
 function nameSchemas(): void {
   if (named) return;
@@ -86,7 +60,7 @@ function nameSchemas(): void {
     const info = providerInfo[provider];
     annotate(providerKeySchemas[provider], {
       pattern: info.pattern.source,
-      examples: [EXAMPLE_KEYS[provider]],
+      examples: [info.example],
     });
   }
   name(saveKeysBody, "SaveKeysRequest", {
@@ -115,139 +89,6 @@ function nameSchemas(): void {
       "Lines starting with `:` are keep-alive comments.",
   });
 }
-
-/**
- * The wire form of one generation event, `{event, data}`, around the handlers' own data
- * schemas (documentation only: the endpoint writes these, nobody parses them).
- */
-const generationEvent = z.discriminatedUnion(
-  "event",
-  Object.entries(generationEvents).map(([event, data]) => z.object({ event: z.literal(event), data: data as z.ZodType })) as unknown as [
-    z.ZodObject<{ event: z.ZodLiteral<string>; data: z.ZodType }>,
-    ...z.ZodObject<{ event: z.ZodLiteral<string>; data: z.ZodType }>[],
-  ],
-);
-
-// ---- the operations --------------------------------------------------------------------------
-
-const json = (schema: Media["schema"], example?: unknown): Record<string, Media> => ({ "application/json": { schema, ...(example === undefined ? {} : { example }) } });
-
-/** Every operation, by route path and method. tests/openapi.test.ts checks this against the route table and the api/ files. */
-export const operations: Record<string, Partial<Record<HttpMethod, OperationSpec>>> = {
-  "/api/health": {
-    GET: {
-      operationId: "getHealth",
-      summary: "Service health",
-      description: "No authentication. 503 when the database cannot be reached.",
-      tags: ["service"],
-      responses: {
-        200: { description: "Healthy.", content: json(healthResponse) },
-        503: { description: "Degraded: the database cannot be reached.", content: json(healthResponse) },
-      },
-      problems: [],
-    },
-  },
-  "/api/openapi.json": {
-    GET: {
-      operationId: "getOpenApiDocument",
-      summary: "This OpenAPI document",
-      description: "No authentication. Generated from the same zod schemas the endpoints validate with.",
-      tags: ["service"],
-      responses: { 200: { description: "The OpenAPI 3.1 document.", content: json({ type: "object", description: "An OpenAPI 3.1 document." }) } },
-      problems: [],
-    },
-  },
-  "/api/onboarding/api-keys": {
-    POST: {
-      operationId: "saveApiKeys",
-      summary: "Save the caller's provider keys",
-      description:
-        "Encrypts and stores each key sent (replacing an earlier one). Development mode also writes them to the .env file. " +
-        "The response never contains a gemini or exa key.",
-      tags: ["keys"],
-      body: { description: "The keys to save.", schema: saveKeysBody, example: { gemini: EXAMPLE_KEYS.gemini, exa: EXAMPLE_KEYS.exa, validate: false } },
-      responses: { 200: { description: "Saved.", content: json(saveKeysResponse), headers: ["RateLimit", "RateLimit-Policy"] } },
-      problems: ["invalid-key-format", "provider-rejected-key", "rate-limited", "upstream-unavailable", "upstream-timeout"],
-    },
-    GET: {
-      operationId: "listApiKeys",
-      summary: "List the caller's saved keys",
-      description: "Hints only (… + last 4 characters); the copilotkit key, a publishable frontend key, is returned as `value`.",
-      tags: ["keys"],
-      responses: { 200: { description: "The caller's keys and the providers still missing.", content: json(listKeysResponse) } },
-      problems: [],
-    },
-    DELETE: {
-      operationId: "deleteApiKey",
-      summary: "Delete one of the caller's keys",
-      description: "`provider` names the key to delete.",
-      tags: ["keys"],
-      query: deleteKeyQuery,
-      queryExample: { provider: "exa" },
-      responses: { 204: { description: "Deleted.", headers: ["RateLimit", "RateLimit-Policy"] } },
-      problems: ["invalid-request", "key-not-found", "rate-limited"],
-    },
-  },
-  "/api/onboarding/session": {
-    GET: {
-      operationId: "getOnboardingSession",
-      summary: "The caller's onboarding progress",
-      tags: ["onboarding"],
-      responses: { 200: { description: "Current step and progress.", content: json(sessionResponse) } },
-      problems: [],
-    },
-    PUT: {
-      operationId: "updateOnboardingSession",
-      summary: "Record the caller's onboarding progress",
-      tags: ["onboarding"],
-      body: { description: "Step 1 to 6, progress 0 to 100.", schema: sessionBody, example: { currentStep: 3, progress: 50 } },
-      responses: { 200: { description: "Updated.", content: json(sessionResponse) } },
-      problems: [],
-    },
-  },
-  "/api/blog/generate": {
-    POST: {
-      operationId: "generateBlogPost",
-      summary: "Generate a cited blog post with the caller's own keys",
-      description:
-        "Researches with the caller's Exa key (when saved and `research` is not false) and writes with their Gemini key; " +
-        "each upstream call is billed to those keys and recorded in usage. Answers Server-Sent Events by default; " +
-        "`Accept: application/json` (without text/event-stream) gets one JSON result instead. Failures after the stream " +
-        "started arrive as an `error` event carrying the problem. Without Exa (or if it fails) generation goes on without research.",
-      tags: ["generation"],
-      body: {
-        description: "What to write about.",
-        schema: generateBody,
-        example: { topic: "Bring-your-own-key AI apps", keywords: ["api keys", "billing"], tone: "practical", wordCount: 800, research: true },
-      },
-      responses: {
-        200: {
-          description: "The generation, as an event stream or (Accept: application/json) one JSON result.",
-          content: {
-            "text/event-stream": { schema: generationEvent },
-            "application/json": { schema: generateResult },
-          },
-          headers: ["RateLimit", "RateLimit-Policy"],
-        },
-      },
-      problems: ["missing-provider-key", "provider-rejected-key", "rate-limited", "upstream-unavailable", "upstream-timeout"],
-    },
-  },
-  "/api/usage": {
-    GET: {
-      operationId: "getUsage",
-      summary: "What the caller's keys paid for",
-      description:
-        "Totals per provider and a daily breakdown for `from`..`to` (ISO dates `YYYY-MM-DD`, a date-only `to` includes that day, " +
-        "or ISO instants). Defaults: the last 30 days; at most 366 days.",
-      tags: ["usage"],
-      query: usageQuery,
-      queryExample: { from: "2026-01-01", to: "2026-01-31" },
-      responses: { 200: { description: "Usage in the range.", content: json(usageResponse) } },
-      problems: ["invalid-request"],
-    },
-  },
-};
 
 // ---- problems ---------------------------------------------------------------------------------
 
@@ -301,6 +142,9 @@ function problemResponses(codes: ErrorCode[]): Record<number, ResponseConfig> {
         "x-request-id": { $ref: "#/components/headers/RequestId" },
         ...(retry ? { "retry-after": { $ref: "#/components/headers/RetryAfter" } } : {}),
         ...(list.includes("unauthorized") ? { "www-authenticate": { $ref: "#/components/headers/WwwAuthenticate" } } : {}),
+        ...(list.includes("rate-limited")
+          ? { ratelimit: { $ref: "#/components/headers/RateLimit" }, "ratelimit-policy": { $ref: "#/components/headers/RateLimit-Policy" } }
+          : {}),
       },
       content: {
         "application/problem+json": {
@@ -319,13 +163,43 @@ const headerComponents: Record<string, Record<string, unknown>> = {
   RequestId: { description: "The request id; quote it when reporting a problem. Sent on every response.", schema: { type: "string" } },
   RetryAfter: { description: "Seconds to wait before trying again.", schema: { type: "integer", minimum: 0 } },
   WwwAuthenticate: { description: 'Bearer realm="byok-functions"', schema: { type: "string" } },
-  RateLimit: { description: "limit, remaining and reset (seconds) of the caller's rate-limit window.", schema: { type: "string" } },
+  RateLimit: { description: "limit, remaining and reset (seconds) of the caller's rate-limit window. Sent on every 2xx answer of a rate-limited operation and on this service's own 429s (a provider's 429 has only Retry-After).", schema: { type: "string" } },
   "RateLimit-Policy": { description: "The rate-limit policy: `<limit>;w=<window seconds>`.", schema: { type: "string" } },
   Allow: { description: "The methods this path accepts.", schema: { type: "string" } },
+  "Cache-Control": { description: "`no-store` for per-user and live answers; public documents say how long they may be cached.", schema: { type: "string" } },
+  "Access-Control-Allow-Origin": { description: "`*`: a public document any origin may read (no credentials).", schema: { type: "string" } },
 };
 
-/** Builds the document (uncached); throws if a route of the table has no operations here. */
-export function buildOpenApiDocument(routes: readonly Route[] = routeTable): OpenApiDocument {
+const headerNames: Record<DocumentedHeader | "RequestId", string> = {
+  RequestId: "x-request-id",
+  RateLimit: "ratelimit",
+  "RateLimit-Policy": "ratelimit-policy",
+  "Cache-Control": "cache-control",
+  "Access-Control-Allow-Origin": "access-control-allow-origin",
+};
+
+/** The problem codes one route may answer: its own, plus those of auth, a body and a rate limit. */
+export function routeProblems(route: AnyRoute): ErrorCode[] {
+  return [
+    ...(route.auth ? protectedProblems : []),
+    ...(route.body ? bodyProblems : []),
+    ...(route.query ? (["invalid-request"] as ErrorCode[]) : []),
+    ...(route.rateLimit ? (["rate-limited"] as ErrorCode[]) : []),
+    ...route.problems,
+    "internal-error",
+  ];
+}
+
+/** The headers a success answer of `route` promises (besides x-request-id): its own, plus RateLimit on rate-limited routes. */
+export function promisedHeaders(route: AnyRoute, status: number): DocumentedHeader[] {
+  const own = route.responses[status]?.headers ?? [];
+  return [...own, ...(route.rateLimit && status < 300 ? (["RateLimit", "RateLimit-Policy"] as const) : [])];
+}
+
+const camel = (path: string) => path.replace(/[^A-Za-z0-9]+(.)?/g, (_: string, c: string | undefined) => (c ?? "").toUpperCase());
+
+/** Builds the document (uncached) from the route definitions. */
+export function buildOpenApiDocument(routes: readonly AnyRoute[]): OpenApiDocument {
   nameSchemas();
   const registry = new OpenAPIRegistry();
   registry.registerComponent("securitySchemes", "clerkBearer", {
@@ -342,56 +216,55 @@ export function buildOpenApiDocument(routes: readonly Route[] = routeTable): Ope
   });
   for (const [id, header] of Object.entries(headerComponents)) registry.registerComponent("headers", id, header as never);
 
+  const paths = new Set<string>();
   for (const route of routes) {
-    const spec = operations[route.path];
-    if (!spec) throw new Error(`lib/openapi.ts documents no operations for ${route.path} (${route.file})`);
-    const security: Record<string, string[]>[] = route.protected ? [{ clerkBearer: [] }, { clerkSessionCookie: [] }] : [];
-    const methods = Object.keys(spec) as HttpMethod[];
-    for (const method of methods) {
-      const op = spec[method]!;
-      const codes: ErrorCode[] = [...(route.protected ? protectedProblems : []), ...(op.body ? bodyProblems : []), ...op.problems, "internal-error"];
-      const responses: Record<number, ResponseConfig> = {};
-      for (const [status, response] of Object.entries(op.responses)) {
-        const content: NonNullable<ResponseConfig["content"]> = {};
-        for (const [type, media] of Object.entries(response.content ?? {})) content[type] = media as never;
-        responses[Number(status)] = {
-          description: response.description,
-          headers: Object.fromEntries(
-            ["RequestId", ...(response.headers ?? [])].map((h) => [h === "RequestId" ? "x-request-id" : h.toLowerCase(), { $ref: `#/components/headers/${h}` }]),
-          ),
-          ...(Object.keys(content).length ? { content } : {}),
-        };
-      }
-      for (const [status, problem] of Object.entries(problemResponses(codes))) {
-        const own = responses[Number(status)];
-        // A status that is both a documented answer and a problem (never so far) keeps both media types.
-        responses[Number(status)] = own
-          ? { ...own, description: `${own.description} Or a problem: ${problem.description}`, content: { ...own.content, ...problem.content } }
-          : problem;
-      }
-      const config: RouteConfig = {
-        method: method.toLowerCase() as RouteConfig["method"],
-        path: route.path,
-        operationId: op.operationId,
-        summary: op.summary,
-        ...(op.description ? { description: op.description } : {}),
-        tags: op.tags,
-        security,
-        request: {
-          ...(op.body
-            ? { body: { description: op.body.description, required: true, content: { "application/json": { schema: op.body.schema, example: op.body.example } } } }
-            : {}),
-          ...(op.query ? { query: op.query as never } : {}),
-        },
-        responses,
+    paths.add(route.path);
+    const responses: Record<number, ResponseConfig> = {};
+    for (const [status, response] of Object.entries(route.responses)) {
+      const headers = ["RequestId", ...promisedHeaders(route, Number(status))] as (DocumentedHeader | "RequestId")[];
+      responses[Number(status)] = {
+        description: response.description,
+        headers: Object.fromEntries(headers.map((h) => [headerNames[h], { $ref: `#/components/headers/${h}` }])),
+        ...(response.content ? { content: response.content as NonNullable<ResponseConfig["content"]> } : {}),
       };
-      registry.registerPath(config);
     }
-    // Every endpoint file also answers CORS preflight.
+    for (const [status, problem] of Object.entries(problemResponses(routeProblems(route)))) {
+      const own = responses[Number(status)];
+      // A status that is both a documented answer and a problem (never so far) keeps both media types.
+      responses[Number(status)] = own
+        ? { ...own, description: `${own.description} Or a problem: ${problem.description}`, content: { ...own.content, ...problem.content } }
+        : problem;
+    }
+    const config: RouteConfig = {
+      method: route.method.toLowerCase() as RouteConfig["method"],
+      path: route.path,
+      operationId: route.operationId,
+      summary: route.summary,
+      ...(route.description ? { description: route.description } : {}),
+      tags: route.tags,
+      security: route.auth ? [{ clerkBearer: [] }, { clerkSessionCookie: [] }] : [],
+      request: {
+        ...(route.body
+          ? {
+              body: {
+                description: route.body.description,
+                required: true,
+                content: { "application/json": { schema: route.body.schema, example: route.body.example } },
+              },
+            }
+          : {}),
+        ...(route.query ? { query: route.query.schema } : {}),
+      },
+      responses,
+    };
+    registry.registerPath(config);
+  }
+  // Every path also answers CORS preflight.
+  for (const path of paths) {
     registry.registerPath({
       method: "options",
-      path: route.path,
-      operationId: `preflight${route.path.replace(/[^A-Za-z0-9]+(.)?/g, (_, c: string | undefined) => (c ?? "").toUpperCase())}`,
+      path,
+      operationId: `preflight${camel(path)}`,
       summary: "CORS preflight",
       description: "Lists the allowed methods; allowed origins (ALLOWED_ORIGINS) also get the CORS headers.",
       tags: ["cors"],
@@ -426,19 +299,24 @@ export function buildOpenApiDocument(routes: readonly Route[] = routeTable): Ope
   });
 }
 
-let cached: { document: OpenApiDocument; json: string } | undefined;
+const cache = new WeakMap<readonly AnyRoute[], { document: OpenApiDocument; json: string }>();
 
-/** The document, built once per instance. */
-export function openApiDocument(): OpenApiDocument {
-  cached ??= (() => {
-    const document = buildOpenApiDocument();
-    return { document, json: JSON.stringify(document) };
-  })();
-  return cached.document;
+function cached(routes: readonly AnyRoute[]) {
+  let entry = cache.get(routes);
+  if (!entry) {
+    const document = buildOpenApiDocument(routes);
+    entry = { document, json: JSON.stringify(document) };
+    cache.set(routes, entry);
+  }
+  return entry;
+}
+
+/** The document of `routes`, built once per instance. */
+export function openApiDocument(routes: readonly AnyRoute[]): OpenApiDocument {
+  return cached(routes).document;
 }
 
 /** The document serialized, built once per instance. */
-export function openApiJson(): string {
-  openApiDocument();
-  return cached!.json;
+export function openApiJson(routes: readonly AnyRoute[]): string {
+  return cached(routes).json;
 }

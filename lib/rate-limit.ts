@@ -5,7 +5,7 @@
  */
 import { sql } from "drizzle-orm";
 import { AppError } from "./http/errors.js";
-import type { RequestContext } from "./http/handler.js";
+import type { Deps } from "./runtime.js";
 
 export type RateLimitBucket = "generate" | "key-writes";
 const WINDOW_SECONDS = 60;
@@ -26,14 +26,14 @@ export function rateLimitHeaders(state: RateLimitState): Record<string, string> 
 
 /** Counts one request; throws 429 rate-limited (with Retry-After and RateLimit headers) past the limit. */
 export async function enforceRateLimit(
-  ctx: Pick<RequestContext, "runtime" | "logger">,
+  deps: Pick<Deps, "config" | "logger" | "database">,
   userId: string,
   bucket: RateLimitBucket,
 ): Promise<RateLimitState | null> {
-  const { rateLimits } = ctx.runtime.config;
+  const { rateLimits } = deps.config;
   const limit = bucket === "generate" ? rateLimits.generatePerMinute : rateLimits.keyWritesPerMinute;
   if (limit === 0) return null; // 0 disables the limit
-  const database = await ctx.runtime.database();
+  const database = await deps.database();
   const [row] = await database.rows<{ count: number | string; reset: number | string }>(sql`
     insert into rate_limits as r (user_id, bucket, window_start, count)
     values (${userId}, ${bucket}, date_trunc('minute', now()), 1)
@@ -49,7 +49,7 @@ export async function enforceRateLimit(
     resetSeconds: Math.max(1, Number(row?.reset ?? WINDOW_SECONDS)),
   };
   if (used > limit) {
-    ctx.logger.info("rate limited", { userId, bucket, limit });
+    deps.logger.info("rate limited", { userId, bucket, limit });
     throw new AppError("rate-limited", {
       detail: `at most ${limit} ${bucket === "generate" ? "generations" : "key changes"} per minute; try again in ${state.resetSeconds} s`,
       headers: { "retry-after": String(state.resetSeconds), ...rateLimitHeaders(state) },

@@ -1,15 +1,15 @@
 /**
- * The runtime a handler runs with: config, logger, database and key ring. Functions use the
- * process-wide default built from `process.env` on first use (one per serverless instance);
- * tests and the local server run handlers inside `withRuntime(runtime, fn)` instead of
- * mutating globals.
+ * The services a request runs with: config, logger, database and key ring. One runtime per
+ * serverless instance (built from `process.env` on first use by `processRuntime()`); tests
+ * and the local server build their own with `createRuntime(config, …)` and hand it to
+ * `createApp`. Domain code receives them as `Deps` (the runtime bound to one request),
+ * never the HTTP context.
  */
-import { AsyncLocalStorage } from "node:async_hooks";
 import { loadConfig, type Config } from "./env.js";
 import { createLogger, type Logger, type LogSink } from "./log.js";
 import { AppError } from "./http/errors.js";
-import { generateKeyringEntry, parseKeyring, type Keyring } from "./crypto.js";
-import { EnvFileWriter, readEnvFile } from "./keys/env-file.js";
+import { parseKeyring, type Keyring } from "./crypto.js";
+import { EnvFileWriter } from "./dev/env-file.js";
 import type { Database } from "../db/client.js";
 
 export interface Runtime {
@@ -22,6 +22,23 @@ export interface Runtime {
   readonly envWriter: EnvFileWriter;
   /** Per-instance flags, such as the once-only "[DEV MODE] Using .env file" line. */
   readonly once: Set<string>;
+}
+
+/** A runtime bound to one request: its logger carries the request id. */
+export interface Deps extends Runtime {
+  readonly requestId: string;
+}
+
+export function bindRequest(runtime: Runtime, requestId: string): Deps {
+  return {
+    config: runtime.config,
+    logger: runtime.logger.child({ requestId }),
+    database: runtime.database,
+    keyring: runtime.keyring,
+    envWriter: runtime.envWriter,
+    once: runtime.once,
+    requestId,
+  };
 }
 
 export interface RuntimeOptions {
@@ -79,13 +96,8 @@ export function createRuntime(config: Readonly<Config>, options: RuntimeOptions 
 async function loadKeyring(config: Readonly<Config>, envWriter: EnvFileWriter, logger: Logger): Promise<Keyring> {
   let spec = config.keyEncryptionKeys;
   if (!spec && config.mode === "development") {
-    // The .env file may have gained one since this process started.
-    spec = (await readEnvFile(config.envFile)).KEY_ENCRYPTION_KEYS;
-    if (!spec) {
-      spec = generateKeyringEntry();
-      await envWriter.set(config.envFile, { KEY_ENCRYPTION_KEYS: spec });
-      logger.warn("generated a development KEY_ENCRYPTION_KEYS into the .env file", { envFile: config.envFile });
-    }
+    const { developmentKeyringSpec } = await import("./dev/keyring.js");
+    spec = await developmentKeyringSpec(config.envFile, envWriter, logger);
   }
   if (!spec) {
     throw new AppError("server-misconfigured", {
@@ -100,18 +112,13 @@ async function loadKeyring(config: Readonly<Config>, envWriter: EnvFileWriter, l
   return parsed.value;
 }
 
-const storage = new AsyncLocalStorage<Runtime>();
-let processRuntime: Runtime | undefined;
+let processDefault: Runtime | undefined;
 
-/** The runtime of the current call: the one set by withRuntime, or the process default. */
-export function getRuntime(): Runtime {
-  const scoped = storage.getStore();
-  if (scoped) return scoped;
-  processRuntime ??= createRuntime(loadConfig());
-  return processRuntime;
-}
-
-/** Runs fn (a handler call) with the given runtime. */
-export function withRuntime<T>(runtime: Runtime, fn: () => T): T {
-  return storage.run(runtime, fn);
+/**
+ * The instance's runtime, built from `process.env` on first use. Throws ConfigError while the
+ * environment does not parse (not cached: the next request tries again).
+ */
+export function processRuntime(): Runtime {
+  processDefault ??= createRuntime(loadConfig());
+  return processDefault;
 }

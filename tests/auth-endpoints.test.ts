@@ -8,8 +8,8 @@ import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Database } from "../db/client.js";
 import { userApiKeys } from "../lib/keys/resolver.js";
-import { createApp, type FetchApp } from "../lib/server/app.js";
-import { routes } from "../lib/server/routes.js";
+import type { App } from "../lib/app.js";
+import { routes } from "../lib/routes/index.js";
 import {
   algNoneToken,
   createTestSigner,
@@ -33,14 +33,9 @@ interface Target {
   method: Method;
 }
 
-/** Each protected route × each method its endpoint file exports (OPTIONS is CORS preflight, never authenticated). */
+/** Each protected route of the app's list (OPTIONS is CORS preflight, never authenticated). */
 async function protectedTargets(): Promise<Target[]> {
-  const targets: Target[] = [];
-  for (const route of routes.filter((r) => r.protected)) {
-    const module = await route.load();
-    for (const method of ["GET", "POST", "PUT", "DELETE"] as const) if (module[method]) targets.push({ path: route.path, method });
-  }
-  return targets;
+  return routes.filter((r) => r.auth).map((r) => ({ path: r.path, method: r.method }));
 }
 
 /**
@@ -93,7 +88,7 @@ for (const backend of backends) {
   describe.skipIf(!backend.available)(`authentication on every protected endpoint ${backendLabel(backend)}`, () => {
     let database: TestDatabase;
     let prod: TestRuntime;
-    let app: FetchApp;
+    let app: App;
     let targets: Target[];
     const victim = "user_auth_victim";
     const victimKeys = sampleKeys(4242);
@@ -114,10 +109,10 @@ for (const backend of backends) {
         mode: "production",
         env: { RATE_LIMIT_KEY_WRITES_PER_MINUTE: "0", RATE_LIMIT_GENERATE_PER_MINUTE: "0" },
       });
-      app = createApp(prod.runtime);
+      app = prod.app;
       targets = await protectedTargets();
       const token = remember(prod.token(victim));
-      await expectStatus(await prod.call((await routes.find((r) => r.path === "/api/onboarding/api-keys")!.load()).POST, request("POST", "/api/onboarding/api-keys", { token, body: victimKeys })), 200);
+      await expectStatus(await prod.fetch(request("POST", "/api/onboarding/api-keys", { token, body: victimKeys })), 200);
     });
     afterAll(async () => {
       prod.cleanup();
@@ -135,7 +130,7 @@ for (const backend of backends) {
           "PUT /api/onboarding/session",
         ]),
       );
-      for (const route of routes.filter((r) => r.protected)) expect(names.some((n) => n.endsWith(` ${route.path}`)), route.path).toBe(true);
+      for (const route of routes.filter((r) => r.auth)) expect(names.some((n) => n.endsWith(` ${route.path}`)), route.path).toBe(true);
     });
 
     /** The bad credentials, all naming the victim where a token names anyone. */

@@ -6,8 +6,6 @@
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import * as apiKeys from "../api/onboarding/api-keys.js";
-import * as session from "../api/onboarding/session.js";
 import type { Database } from "../db/client.js";
 import { backends, backendLabel, type TestDatabase } from "./helpers/db.js";
 import { expectStatus, makeRuntime, request, sampleKeys, type TestRuntime } from "./helpers/runtime.js";
@@ -286,8 +284,6 @@ function buildRequest(c: BadCase, token: string | undefined): Request {
   return new Request(`http://localhost${c.path}`, init);
 }
 
-const handlerFor = (c: BadCase) => (c.path.startsWith(SESSION) ? session.PUT : c.method === "DELETE" ? apiKeys.DELETE : apiKeys.POST);
-
 for (const backend of backends) {
   describe.skipIf(!backend.available)(`bad input ${backendLabel(backend)}`, () => {
     let database: TestDatabase;
@@ -302,10 +298,10 @@ for (const backend of backends) {
       prod = makeRuntime({ database, mode: "production", env: { KEY_ENCRYPTION_KEYS } });
       dev = makeRuntime({ database, mode: "development", env: { KEY_ENCRYPTION_KEYS, DEV_USER_ID: "user_bad_input_dev" } });
       // Both users already have keys and a session, so a wrongly accepted request would show.
-      await expectStatus(await prod.call(apiKeys.POST, request("POST", KEYS, { token: prod.token(prodUser), body: sampleKeys(1) })), 200);
-      await expectStatus(await prod.call(session.PUT, request("PUT", SESSION, { token: prod.token(prodUser), body: { currentStep: 3, progress: 40 } })), 200);
+      await expectStatus(await prod.fetch(request("POST", KEYS, { token: prod.token(prodUser), body: sampleKeys(1) })), 200);
+      await expectStatus(await prod.fetch(request("PUT", SESSION, { token: prod.token(prodUser), body: { currentStep: 3, progress: 40 } })), 200);
       writeFileSync(dev.envFile, envText);
-      await expectStatus(await dev.call(apiKeys.POST, request("POST", KEYS, { body: { exa: sampleKeys(2).exa } })), 200);
+      await expectStatus(await dev.fetch(request("POST", KEYS, { body: { exa: sampleKeys(2).exa } })), 200);
     });
     afterAll(async () => {
       prod.cleanup();
@@ -323,7 +319,7 @@ for (const backend of backends) {
             const logStart = rt.logs.length;
 
             const req = buildRequest(c, mode === "production" ? prod.token(prodUser) : undefined);
-            const response = await rt.call(handlerFor(c), req);
+            const response = await rt.fetch(req);
             const text = await response.text();
             expect(response.status, text).toBe(c.status);
             expect(response.headers.get("content-type")).toBe("application/problem+json");
@@ -359,9 +355,9 @@ for (const backend of backends) {
     }
 
     it("the state is what the setup left (every bad request above changed nothing)", async () => {
-      const listed = await expectStatus(await prod.call(apiKeys.GET, request("GET", KEYS, { token: prod.token(prodUser) })), 200);
+      const listed = await expectStatus(await prod.fetch(request("GET", KEYS, { token: prod.token(prodUser) })), 200);
       expect(listed.keys.map((k: { hint: string }) => k.hint)).toEqual(Object.values(sampleKeys(1)).map((v) => "…" + v.slice(-4)));
-      const state = await expectStatus(await prod.call(session.GET, request("GET", SESSION, { token: prod.token(prodUser) })), 200);
+      const state = await expectStatus(await prod.fetch(request("GET", SESSION, { token: prod.token(prodUser) })), 200);
       expect(state).toMatchObject({ currentStep: 3, progress: 40 });
       expect(readFileSync(dev.envFile, "utf8")).toBe(envText + `EXA_API_KEY=${sampleKeys(2).exa}\n`);
     });

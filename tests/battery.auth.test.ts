@@ -32,7 +32,7 @@ import {
   type Transport,
 } from "./helpers/battery.js";
 
-const protectedEndpoints = await endpoints((route) => route.protected);
+const protectedEndpoints = await endpoints((route) => route.auth);
 const signer = testSigner();
 const configs = ["production, CLERK_JWT_KEY", "production, JWKS", "development, CLERK_JWT_KEY"] as const;
 type ConfigName = (typeof configs)[number];
@@ -153,11 +153,11 @@ for (const backend of backends) {
       const prod = rts["production, CLERK_JWT_KEY"];
       const token = prod.token(owner);
       await expectStatus(
-        await send(prod.runtime, "direct", byLabel("POST /api/onboarding/api-keys"), endpointRequest(byLabel("POST /api/onboarding/api-keys"), { token, body: { json: ownerKeys } })),
+        await send(prod.runtime, "function", byLabel("POST /api/onboarding/api-keys"), endpointRequest(byLabel("POST /api/onboarding/api-keys"), { token, body: { json: ownerKeys } })),
         200,
       );
       await expectStatus(
-        await send(prod.runtime, "direct", byLabel("PUT /api/onboarding/session"), endpointRequest(byLabel("PUT /api/onboarding/session"), { token, body: { json: { currentStep: 4, progress: 40 } } })),
+        await send(prod.runtime, "function", byLabel("PUT /api/onboarding/session"), endpointRequest(byLabel("PUT /api/onboarding/session"), { token, body: { json: { currentStep: 4, progress: 40 } } })),
         200,
       );
       await recordUsage(database, [

@@ -21,7 +21,7 @@ import { sql } from "drizzle-orm";
 import { loadConfig } from "../lib/env.js";
 import { memorySink } from "../lib/log.js";
 import { createRuntime, type Runtime } from "../lib/runtime.js";
-import { EnvFileWriter } from "../lib/keys/env-file.js";
+import { EnvFileWriter } from "../lib/dev/env-file.js";
 import { generateKeyringEntry } from "../lib/crypto.js";
 import { migrateDatabase, openDatabase, type Database } from "../db/client.js";
 import { backends, backendLabel, type TestDatabase } from "./helpers/db.js";
@@ -48,7 +48,7 @@ import {
 } from "./helpers/battery.js";
 
 const allEndpoints = await endpoints();
-const protectedEndpoints = allEndpoints.filter((e) => e.route.protected);
+const protectedEndpoints = allEndpoints.filter((e) => e.route.auth);
 const health = allEndpoints.find((e) => e.label === "GET /api/health")!;
 const byLabel = (label: string): Endpoint => {
   const endpoint = allEndpoints.find((e) => e.label === label);
@@ -260,8 +260,8 @@ describe("fault battery: database unreachable", () => {
     );
     const endpoint = byLabel("GET /api/onboarding/session");
     const request = () => endpointRequest(endpoint, { token: signer.sign({ sub: "user_retry" }) });
-    expectUnavailable("first", await readResponse(await send(runtime, "direct", endpoint, request())));
-    await expectStatus(await send(runtime, "direct", endpoint, request()), 200);
+    expectUnavailable("first", await readResponse(await send(runtime, "function", endpoint, request())));
+    await expectStatus(await send(runtime, "function", endpoint, request()), 200);
     expect(attempts).toBe(2);
     count("unreachable");
   });
@@ -306,7 +306,7 @@ describe.skipIf(!postgres.available)(`fault battery: connection dropped mid-requ
     for (const transport of transports) {
       it(`${endpoint.label} via ${transport}: backend terminated while the statement waits → 503, nothing written`, async () => {
         const user = `user_drop_${randomBytes(4).toString("hex")}`;
-        await expectStatus(await send(rt.runtime, "direct", saveKeys, endpointRequest(saveKeys, { token: rt.token(user), seed: 11 })), 200);
+        await expectStatus(await send(rt.runtime, "function", saveKeys, endpointRequest(saveKeys, { token: rt.token(user), seed: 11 })), 200);
         const before = await databaseFingerprint(database);
         await admin.query("begin");
         await admin.query(`lock table ${stateTables} in access exclusive mode`);
@@ -534,7 +534,7 @@ for (const backend of backends) {
     async function userWithKeys(): Promise<{ user: string; keys: ReturnType<typeof sampleKeys> }> {
       const user = `user_up_${randomBytes(4).toString("hex")}`;
       const keys = sampleKeys(++seed);
-      await expectStatus(await send(rt.runtime, "direct", saveKeys, endpointRequest(saveKeys, { token: rt.token(user), body: { json: keys } })), 200);
+      await expectStatus(await send(rt.runtime, "function", saveKeys, endpointRequest(saveKeys, { token: rt.token(user), body: { json: keys } })), 200);
       return { user, keys };
     }
 
@@ -548,7 +548,7 @@ for (const backend of backends) {
         const { user, keys } = await userWithKeys();
         if (c.gemini) gemini.setMode(c.gemini, keys.gemini);
         if (c.exa) exa.setMode(c.exa, keys.exa);
-        const runs = [["app", "json"], ["direct", "sse"], ["direct", "json"], ["app", "sse"]] as const;
+        const runs = [["app", "json"], ["function", "sse"], ["function", "json"], ["app", "sse"]] as const;
         for (const [transport, accept] of c.waits ? runs.slice(0, 2) : runs) {
           const ex = await generation((c.waits ? fastRt : rt).runtime, transport, user, accept);
           const label = `${c.name} ${transport} ${accept}`;
@@ -589,7 +589,7 @@ for (const backend of backends) {
         const json = await generation(unreachableRt.runtime, "app", user, "json");
         expect(problemCode("unreachable", json)).toBe("upstream-unavailable");
         expect(json.status).toBe(502);
-        const sse = parseSse((await generation(unreachableRt.runtime, "direct", user, "sse")).text);
+        const sse = parseSse((await generation(unreachableRt.runtime, "function", user, "sse")).text);
         expect(sse.at(-1)).toMatchObject({ event: "error", data: { problem: { code: "upstream-unavailable", status: 502 } } });
         count(`upstream:${backend.name}`);
         count(`upstream:${backend.name}`);

@@ -14,7 +14,7 @@ import fc from "fast-check";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { routes } from "../lib/server/routes.js";
+import { routes } from "../lib/routes/index.js";
 import { backends, backendLabel, type TestDatabase } from "./helpers/db.js";
 import { expectStatus, makeRuntime, sampleKeys, testSigner, type TestRuntime } from "./helpers/runtime.js";
 import { startFakeGemini, type FakeGemini } from "./fakes/gemini.js";
@@ -293,7 +293,7 @@ for (const backend of backends) {
     async function prime(mode: Mode): Promise<void> {
       const save = allEndpoints.find((e) => e.label === "POST /api/onboarding/api-keys")!;
       const request = endpointRequest(save, { token: mode === "production" ? prodToken : undefined, seed: 77 });
-      await expectStatus(await send(rts[mode].runtime, "direct", save, request), 200);
+      await expectStatus(await send(rts[mode].runtime, "function", save, request), 200);
       knownFingerprint = undefined;
     }
 
@@ -307,7 +307,7 @@ for (const backend of backends) {
       const response =
         endpoint === undefined || transport === "app"
           ? await send(rt.runtime, "app", endpoint ?? allEndpoints[0]!, request)
-          : await send(rt.runtime, "direct", endpoint, request);
+          : await send(rt.runtime, "function", endpoint, request);
       const ex = await readResponse(response);
       tally.runs++;
       const fail = (why: string) => new Error(`${why}\ninput: ${input.slice(0, 600)}\n${describeExchange(label, ex)}`);
@@ -315,7 +315,9 @@ for (const backend of backends) {
       if (ex.status >= 500 || ex.status < 200 || (ex.status >= 300 && ex.status < 400)) throw fail(`status ${ex.status}`);
       if (ex.status >= 400) {
         tally.rejected++;
-        const violation = problemViolation(ex);
+        // A HEAD answer has the headers of the GET answer and no body (RFC 9110 §9.3.2).
+        if (request.method === "HEAD" && ex.text !== "") throw fail("a HEAD answer with a body");
+        const violation = request.method === "HEAD" ? undefined : problemViolation(ex);
         if (violation) throw fail(violation);
         const dbAfter = await databaseFingerprint(database);
         if (dbAfter !== dbBefore) throw fail(`a rejected request changed the database:\n${dbBefore}\n${dbAfter}`);

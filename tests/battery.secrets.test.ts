@@ -141,17 +141,17 @@ for (const backend of backends) {
       own(users.b, keys.b);
       own(users.c, keys.c);
       await call(prod, "app", ep("POST /api/onboarding/api-keys"), { token: tok(users.a), body: { json: keys.a } });
-      await call(prod, "direct", ep("POST /api/onboarding/api-keys"), { token: tok(users.b), body: { json: { ...keys.b, validate: true } } });
+      await call(prod, "function", ep("POST /api/onboarding/api-keys"), { token: tok(users.b), body: { json: { ...keys.b, validate: true } } });
       await call(prod, "app", ep("POST /api/onboarding/api-keys"), { token: tok(users.c), body: { json: keys.c } });
       own(users.a, { gemini: keys.a2.gemini, copilotkit: keys.a2.copilotkit });
-      await call(prod, "direct", ep("POST /api/onboarding/api-keys"), { token: tok(users.a), body: { json: { gemini: keys.a2.gemini, copilotkit: keys.a2.copilotkit } } });
+      await call(prod, "function", ep("POST /api/onboarding/api-keys"), { token: tok(users.a), body: { json: { gemini: keys.a2.gemini, copilotkit: keys.a2.copilotkit } } });
       for (const user of Object.values(users)) {
-        for (const transport of ["app", "direct"] as const) await call(prod, transport, ep("GET /api/onboarding/api-keys"), { token: tok(user) });
+        for (const transport of ["app", "function"] as const) await call(prod, transport, ep("GET /api/onboarding/api-keys"), { token: tok(user) });
       }
       await call(prod, "app", ep("DELETE /api/onboarding/api-keys"), { token: tok(users.b), query: "provider=exa" });
-      await call(prod, "direct", ep("DELETE /api/onboarding/api-keys"), { token: tok("user_sec_nobody"), query: "provider=gemini" });
+      await call(prod, "function", ep("DELETE /api/onboarding/api-keys"), { token: tok("user_sec_nobody"), query: "provider=gemini" });
       await call(prod, "app", ep("PUT /api/onboarding/session"), { token: tok(users.a), body: { json: { currentStep: 3, progress: 50 } } });
-      await call(prod, "direct", ep("GET /api/onboarding/session"), { token: tok(users.a) });
+      await call(prod, "function", ep("GET /api/onboarding/session"), { token: tok(users.a) });
       expect(exchanges.filter((e) => e.status === 200 || e.status === 204).length).toBe(13);
     });
 
@@ -159,15 +159,15 @@ for (const backend of backends) {
       const gen = ep("POST /api/blog/generate");
       const json = { accept: "application/json" };
       await call(prod, "app", gen, { token: tok(users.a) });
-      await call(prod, "direct", gen, { token: tok(users.a), headers: json });
+      await call(prod, "function", gen, { token: tok(users.a), headers: json });
       gemini.setMode({ fail: 403 }, keys.b.gemini); // Google quotes the key in this error
       await call(prod, "app", gen, { token: tok(users.b), headers: json });
-      await call(prod, "direct", gen, { token: tok(users.b) });
+      await call(prod, "function", gen, { token: tok(users.b) });
       gemini.setMode({ fail: 429, retryAfterSeconds: 4 }, keys.c.gemini);
       exa.setMode({ fail: 401 }, keys.c.exa);
       await call(prod, "app", gen, { token: tok(users.c), headers: json });
       gemini.setMode({ hangAfterChunks: 1 }, keys.c.gemini);
-      await call(prodImpatient, "direct", gen, { token: tok(users.c) });
+      await call(prodImpatient, "function", gen, { token: tok(users.c) });
       gemini.setMode({ fail: "invalid-key" }, keys.c.gemini);
       await call(prod, "app", gen, { token: tok(users.c) });
       await call(prod, "app", ep("GET /api/usage"), { token: tok(users.a) });
@@ -189,7 +189,7 @@ for (const backend of backends) {
       }
       // A provider key where a token belongs.
       badInput(keys.a.gemini);
-      await call(prod, "direct", ep("GET /api/onboarding/api-keys"), { token: keys.a.gemini });
+      await call(prod, "function", ep("GET /api/onboarding/api-keys"), { token: keys.a.gemini });
       await call(prod, "app", ep("GET /api/onboarding/api-keys"), { headers: { cookie: `__session=${keys.a.exa}` } });
       expect(exchanges.filter((e) => e.status === 401).length).toBeGreaterThan(cases.length);
     });
@@ -218,7 +218,7 @@ for (const backend of backends) {
       ];
       for (const [i, body] of bodies.entries()) {
         for (const rt of [prod, dev]) {
-          await call(rt, i % 2 ? "app" : "direct", save, { token: rt === prod ? tok(users.a) : undefined, body: { json: body } }, `save bad #${i}`);
+          await call(rt, i % 2 ? "app" : "function", save, { token: rt === prod ? tok(users.a) : undefined, body: { json: body } }, `save bad #${i}`);
         }
       }
       const raw = [
@@ -233,9 +233,9 @@ for (const backend of backends) {
         }
       }
       await call(prod, "app", ep("DELETE /api/onboarding/api-keys"), { token: tok(users.a), query: `provider=${encodeURIComponent(k.gemini)}` });
-      await call(prod, "direct", ep("DELETE /api/onboarding/api-keys"), { token: tok(users.a), query: `provider=gemini&provider=${k.exa}` });
+      await call(prod, "function", ep("DELETE /api/onboarding/api-keys"), { token: tok(users.a), query: `provider=gemini&provider=${k.exa}` });
       await call(prod, "app", ep("GET /api/usage"), { token: tok(users.a), query: `from=${k.exa}&to=${encodeURIComponent(k.copilotkit)}` });
-      await call(prod, "direct", ep("POST /api/blog/generate"), { token: tok(users.a), body: { json: { topic: k.gemini, keywords: [k.exa], tone: `${k.copilotkit}\u0007` } } });
+      await call(prod, "function", ep("POST /api/blog/generate"), { token: tok(users.a), body: { json: { topic: k.gemini, keywords: [k.exa], tone: `${k.copilotkit}\u0007` } } });
       await call(prod, "app", ep("PUT /api/onboarding/session"), { token: tok(users.a), body: { json: { currentStep: k.gemini, progress: k.exa } } });
       // Key-shaped paths through the route table adapter.
       const save0 = ep("GET /api/onboarding/api-keys");
@@ -249,12 +249,12 @@ for (const backend of backends) {
       own("local-dev", keys.devKeys);
       own("local-dev", keys.dev2);
       await call(dev, "app", ep("POST /api/onboarding/api-keys"), { body: { json: keys.devKeys } });
-      await call(dev, "direct", ep("POST /api/onboarding/api-keys"), { body: { json: { gemini: keys.dev2.gemini, copilotkit: keys.dev2.copilotkit, validate: true } } });
+      await call(dev, "function", ep("POST /api/onboarding/api-keys"), { body: { json: { gemini: keys.dev2.gemini, copilotkit: keys.dev2.copilotkit, validate: true } } });
       await call(dev, "app", ep("GET /api/onboarding/api-keys"), {});
-      await call(dev, "direct", ep("POST /api/blog/generate"), {});
+      await call(dev, "function", ep("POST /api/blog/generate"), {});
       await call(dev, "app", ep("POST /api/blog/generate"), { headers: { accept: "application/json" } });
       await call(dev, "app", ep("DELETE /api/onboarding/api-keys"), { query: "provider=copilotkit" });
-      await call(dev, "direct", ep("GET /api/onboarding/session"), {});
+      await call(dev, "function", ep("GET /api/onboarding/session"), {});
       expect(readFileSync(dev.envFile, "utf8")).toContain(keys.dev2.gemini); // the dev file does hold keys, by design
     });
 
@@ -284,7 +284,7 @@ for (const backend of backends) {
         const ex = await call(prod, "app", ep("POST /api/onboarding/api-keys"), { token: tok("user_sec_failing"), body: { json: failing } });
         expect(ex.status).toBe(500);
         const devBefore = dev.logs.length;
-        await call(dev, "direct", ep("POST /api/onboarding/api-keys"), { body: { json: failing } });
+        await call(dev, "function", ep("POST /api/onboarding/api-keys"), { body: { json: failing } });
         const lines = [...prod.logs.slice(before), ...dev.logs.slice(devBefore)];
         expect(lines.some((l) => l.includes("unhandled error"))).toBe(true);
         for (const line of lines) {

@@ -10,9 +10,6 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sql } from "drizzle-orm";
-import * as generate from "../api/blog/generate.js";
-import * as apiKeys from "../api/onboarding/api-keys.js";
-import * as usage from "../api/usage.js";
 import { generateKeyringEntry } from "../lib/crypto.js";
 import { startFakeGemini, type FakeGemini } from "./fakes/gemini.js";
 import { startFakeExa, type FakeExa } from "./fakes/exa.js";
@@ -81,15 +78,13 @@ for (const backend of backends) {
 
     it(`${USERS} users save keys and generate at the same time; every upstream call carries its caller's keys`, async () => {
       const saved = await Promise.all(
-        users.map((u) => rt.call(apiKeys.POST, request("POST", "/api/onboarding/api-keys", { token: rt.token(u.userId), body: u.keys }))),
+        users.map((u) => rt.fetch(request("POST", "/api/onboarding/api-keys", { token: rt.token(u.userId), body: u.keys }))),
       );
       for (const response of saved) await expectStatus(response, 200);
 
       const results = await Promise.all(
         users.map(async (u) => {
-          const response = await rt.call(
-            generate.POST,
-            new Request("http://localhost/api/blog/generate", {
+          const response = await rt.fetch(new Request("http://localhost/api/blog/generate", {
               method: "POST",
               headers: { "content-type": "application/json", accept: "text/event-stream", authorization: `Bearer ${rt.token(u.userId)}` },
               body: JSON.stringify(u.body),
@@ -140,7 +135,7 @@ for (const backend of backends) {
 
       // Each user's /api/usage counts their calls only, equal to what their own done event reported.
       const summaries = await Promise.all(
-        users.map(async (u) => expectStatus(await rt.call(usage.GET, request("GET", "/api/usage", { token: rt.token(u.userId) })), 200)),
+        users.map(async (u) => expectStatus(await rt.fetch(request("GET", "/api/usage", { token: rt.token(u.userId) })), 200)),
       );
       for (const [i, summary] of summaries.entries()) {
         const reported = results[i]!.events.at(-1)!.data.usage;

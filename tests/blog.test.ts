@@ -7,8 +7,6 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { randomBytes } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { sql } from "drizzle-orm";
-import * as generate from "../api/blog/generate.js";
-import * as apiKeys from "../api/onboarding/api-keys.js";
 import { generateKeyringEntry } from "../lib/crypto.js";
 import { EXA_CONTENTS } from "../lib/providers/exa.js";
 import { geminiCostUsd } from "../lib/usage.js";
@@ -110,7 +108,7 @@ for (const backend of backends) {
 
     async function saveKeys(rt: TestRuntime, userId: string, keys: Record<string, string>) {
       usedKeys.push(...Object.values(keys));
-      await expectStatus(await rt.call(apiKeys.POST, request("POST", "/api/onboarding/api-keys", { token: rt.token(userId), body: keys })), 200);
+      await expectStatus(await rt.fetch(request("POST", "/api/onboarding/api-keys", { token: rt.token(userId), body: keys })), 200);
     }
 
     /** A production user with fresh keys (only the providers named). */
@@ -153,7 +151,7 @@ for (const backend of backends) {
 
     it("streams the documented events in order, each valid against its schema, and bills the caller's keys", async () => {
       const user = await userWith();
-      const response = await prod.call(generate.POST, generateRequest({ token: user.token, body: { topic: TOPIC, keywords: ["testing", "streams", "fakes"] } }));
+      const response = await prod.fetch(generateRequest({ token: user.token, body: { topic: TOPIC, keywords: ["testing", "streams", "fakes"] } }));
       expect(response.status).toBe(200);
       expect(response.headers.get("content-type")).toMatch(/^text\/event-stream/);
       expect(response.headers.get("x-request-id")).toBeTruthy();
@@ -212,11 +210,11 @@ for (const backend of backends) {
     it("JSON mode returns the same content as the stream's done event", async () => {
       const user = await userWith();
       const body = { topic: TOPIC, keywords: ["testing"], tone: "playful", wordCount: 400 };
-      const { events } = await readEvents(await prod.call(generate.POST, generateRequest({ token: user.token, body })));
+      const { events } = await readEvents(await prod.fetch(generateRequest({ token: user.token, body })));
       const done = last(events);
       expect(done.event).toBe("done");
 
-      const response = await prod.call(generate.POST, generateRequest({ token: user.token, body, json: true }));
+      const response = await prod.fetch(generateRequest({ token: user.token, body, json: true }));
       expect(response.headers.get("content-type")).toMatch(/^application\/json/);
       const result = await expectStatus(response, 200);
       expect(generateResult.parse(result)).toEqual(result);
@@ -234,7 +232,7 @@ for (const backend of backends) {
         const user = await userWith(["gemini", "exa"], rt);
         exa.setMode({ latencyMs: 200 });
         const { events } = await readEvents(
-          await rt.call(generate.POST, generateRequest({ token: user.token, body: { topic: TOPIC, keywords: ["alpha", "beta", "gamma"] } })),
+          await rt.fetch(generateRequest({ token: user.token, body: { topic: TOPIC, keywords: ["alpha", "beta", "gamma"] } })),
         );
         expect(last(events).event).toBe("done");
 
@@ -269,7 +267,7 @@ for (const backend of backends) {
       const devUserId = dev.runtime.config.devUserId;
       await saveKeys(prod, devUserId, { gemini: freshKeys().gemini, exa: freshKeys().exa });
 
-      const { events } = await readEvents(await dev.call(generate.POST, generateRequest({ body: { topic: TOPIC } })));
+      const { events } = await readEvents(await dev.fetch(generateRequest({ body: { topic: TOPIC } })));
       expectDocumentedOrder(events);
       expect(last(events).data.keySource).toBe("env");
       expect(gemini.requests.map((r) => r.apiKey)).toEqual([envKeys.gemini]);
@@ -277,7 +275,7 @@ for (const backend of backends) {
       expect(exa.requests.every((r) => r.apiKey === envKeys.exa)).toBe(true);
       expect(dev.logs.some((l) => l.includes("[DEV MODE] Using .env file"))).toBe(true);
 
-      const json = await expectStatus(await dev.call(generate.POST, generateRequest({ body: { topic: TOPIC }, json: true })), 200);
+      const json = await expectStatus(await dev.fetch(generateRequest({ body: { topic: TOPIC }, json: true })), 200);
       expect(json.keySource).toBe("env");
     });
 
@@ -288,7 +286,7 @@ for (const backend of backends) {
       writeFileSync(rt.envFile, `GEMINI_API_KEY=${operator.gemini}\nEXA_API_KEY=${operator.exa}\n`);
       const userId = freshUser("nokeys");
       for (const json of [false, true]) {
-        const response = await rt.call(generate.POST, generateRequest({ token: rt.token(userId), body: { topic: TOPIC }, json }));
+        const response = await rt.fetch(generateRequest({ token: rt.token(userId), body: { topic: TOPIC }, json }));
         const problem = await expectStatus(response, 409);
         expect(response.headers.get("content-type")).toBe("application/problem+json");
         expect(problem).toMatchObject({ code: "missing-provider-key", provider: "gemini", action: "POST /api/onboarding/api-keys" });
@@ -300,7 +298,7 @@ for (const backend of backends) {
 
     it("a user with an Exa key but no Gemini key gets 409 before any upstream call", async () => {
       const user = await userWith(["exa"]);
-      const problem = await expectStatus(await prod.call(generate.POST, generateRequest({ token: user.token, body: { topic: TOPIC } })), 409);
+      const problem = await expectStatus(await prod.fetch(generateRequest({ token: user.token, body: { topic: TOPIC } })), 409);
       expect(problem).toMatchObject({ code: "missing-provider-key", provider: "gemini", status: 409 });
       expect(problemSchema.parse(problem)).toBeTruthy();
       expect(gemini.requests).toHaveLength(0);
@@ -310,7 +308,7 @@ for (const backend of backends) {
 
     it("without an Exa key the post is written without sources and a status event says research was skipped", async () => {
       const user = await userWith(["gemini"]);
-      const { events } = await readEvents(await prod.call(generate.POST, generateRequest({ token: user.token, body: { topic: TOPIC } })));
+      const { events } = await readEvents(await prod.fetch(generateRequest({ token: user.token, body: { topic: TOPIC } })));
       expectDocumentedOrder(events);
       validateGenerationEvents(events);
       expect(events[0]?.data).toMatchObject({ phase: "research", research: "skipped" });
@@ -331,7 +329,7 @@ for (const backend of backends) {
       it(`with Exa ${label} the post is still written, without sources, and a status event says research failed`, async () => {
         const user = await userWith();
         exa.setMode(mode, user.keys.exa);
-        const { events } = await readEvents(await prod.call(generate.POST, generateRequest({ token: user.token, body: { topic: TOPIC, keywords: ["a1", "b2", "c3"] } })));
+        const { events } = await readEvents(await prod.fetch(generateRequest({ token: user.token, body: { topic: TOPIC, keywords: ["a1", "b2", "c3"] } })));
         expectDocumentedOrder(events);
         validateGenerationEvents(events);
         const failed = events.find((e) => e.event === "status" && e.data.research);
@@ -364,7 +362,7 @@ for (const backend of backends) {
         const user = await userWith(["gemini", "exa"], rt);
         gemini.setMode(failure.mode, user.keys.gemini);
 
-        const { events, raw } = await readEvents(await rt.call(generate.POST, generateRequest({ token: user.token, body: { topic: TOPIC } })));
+        const { events, raw } = await readEvents(await rt.fetch(generateRequest({ token: user.token, body: { topic: TOPIC } })));
         validateGenerationEvents(events);
         const error = last(events);
         expect(error.event, names(events)).toBe("error");
@@ -374,7 +372,7 @@ for (const backend of backends) {
         if (failure.mode.hangAfterChunks) expect(events.filter((e) => e.event === "delta")).toHaveLength(2);
         for (const key of Object.values(user.keys)) expect(raw).not.toContain(key);
 
-        const response = await rt.call(generate.POST, generateRequest({ token: user.token, body: { topic: TOPIC }, json: true }));
+        const response = await rt.fetch(generateRequest({ token: user.token, body: { topic: TOPIC }, json: true }));
         const problem = await expectStatus(response, failure.status);
         expect(response.headers.get("content-type")).toBe("application/problem+json");
         expect(problem).toMatchObject({ code: failure.code, status: failure.status, provider: "gemini" });
@@ -394,7 +392,7 @@ for (const backend of backends) {
       const rt = runtime("production", { UPSTREAM_TIMEOUT_MS: NO_TIMEOUT });
       const user = await userWith(["gemini", "exa"], rt);
       gemini.setMode({ hangAfterChunks: 2 }, user.keys.gemini); // the stream stalls after two chunks, open
-      const reader = new SseReader(await rt.call(generate.POST, generateRequest({ token: user.token, body: { topic: TOPIC, keywords: ["k1"] } })));
+      const reader = new SseReader(await rt.fetch(generateRequest({ token: user.token, body: { topic: TOPIC, keywords: ["k1"] } })));
       const seen = await reader.until((e) => e.event === "delta");
       expect(names(seen)).toMatch(/^(status,)+sources,status,delta$/);
       await reader.until((e) => e.event === "delta");
@@ -415,7 +413,7 @@ for (const backend of backends) {
       gemini.setMode({ hangAfterChunks: 2 }, user.keys.gemini);
       const controller = new AbortController();
       const reader = new SseReader(
-        await rt.call(generate.POST, generateRequest({ token: user.token, body: { topic: TOPIC }, signal: controller.signal })),
+        await rt.fetch(generateRequest({ token: user.token, body: { topic: TOPIC }, signal: controller.signal })),
       );
       await reader.until((e) => e.event === "delta");
       expect(gemini.inFlight()).toBe(1);
@@ -436,7 +434,7 @@ for (const backend of backends) {
       exa.setMode({ hang: true }, user.keys.exa);
       const controller = new AbortController();
       const reader = new SseReader(
-        await rt.call(generate.POST, generateRequest({ token: user.token, body: { topic: TOPIC, keywords: ["x1", "y2", "z3"] }, signal: controller.signal })),
+        await rt.fetch(generateRequest({ token: user.token, body: { topic: TOPIC, keywords: ["x1", "y2", "z3"] }, signal: controller.signal })),
       );
       await reader.until((e) => e.event === "status");
       // All three searches are open upstream.
@@ -456,7 +454,7 @@ for (const backend of backends) {
       const user = await userWith(["gemini", "exa"], rt);
       gemini.setMode({ hangAfterChunks: 2 }, user.keys.gemini);
       const controller = new AbortController();
-      const pending = rt.call(generate.POST, generateRequest({ token: user.token, body: { topic: TOPIC }, json: true, signal: controller.signal }));
+      const pending = rt.fetch(generateRequest({ token: user.token, body: { topic: TOPIC }, json: true, signal: controller.signal }));
       await waitFor(() => gemini.inFlight() === 1, () => `${gemini.inFlight()} gemini requests open`);
 
       controller.abort();
@@ -474,7 +472,7 @@ for (const backend of backends) {
       const user = await userWith(["gemini", "exa"], rt);
       const controller = new AbortController();
       controller.abort();
-      const response = await rt.call(generate.POST, generateRequest({ token: user.token, body: { topic: TOPIC }, signal: controller.signal }));
+      const response = await rt.fetch(generateRequest({ token: user.token, body: { topic: TOPIC }, signal: controller.signal }));
       const { events } = await readEvents(response);
       expect(events.some((e) => e.event === "done" || e.event === "error")).toBe(false);
       expect(exa.requests).toHaveLength(0);
@@ -494,7 +492,7 @@ for (const backend of backends) {
       it(`a body with ${bad.label} → 400 pointing at ${bad.pointer}, and no upstream call`, async () => {
         const user = await userWith();
         for (const json of [false, true]) {
-          const problem = await expectStatus(await prod.call(generate.POST, generateRequest({ token: user.token, body: bad.body, json })), 400);
+          const problem = await expectStatus(await prod.fetch(generateRequest({ token: user.token, body: bad.body, json })), 400);
           expect(problem.code).toBe("invalid-request");
           expect(problem.errors.map((e: { pointer: string }) => e.pointer)).toContain(bad.pointer);
         }
@@ -504,7 +502,7 @@ for (const backend of backends) {
     }
 
     it("requires a session token in production", async () => {
-      const problem = await expectStatus(await prod.call(generate.POST, generateRequest({ body: { topic: TOPIC } })), 401);
+      const problem = await expectStatus(await prod.fetch(generateRequest({ body: { topic: TOPIC } })), 401);
       expect(problem.code).toBe("unauthorized");
       expect(gemini.requests).toHaveLength(0);
     });
@@ -515,9 +513,9 @@ for (const backend of backends) {
       const other = await userWith(["gemini"], rt);
       await awayFromMinuteBoundary(database);
       const body = { topic: TOPIC, research: false };
-      await expectStatus(await rt.call(generate.POST, generateRequest({ token: user.token, body, json: true })), 200);
-      await expectStatus(await rt.call(generate.POST, generateRequest({ token: user.token, body, json: true })), 200);
-      const response = await rt.call(generate.POST, generateRequest({ token: user.token, body, json: true }));
+      await expectStatus(await rt.fetch(generateRequest({ token: user.token, body, json: true })), 200);
+      await expectStatus(await rt.fetch(generateRequest({ token: user.token, body, json: true })), 200);
+      const response = await rt.fetch(generateRequest({ token: user.token, body, json: true }));
       const problem = await expectStatus(response, 429);
       expect(problem.code).toBe("rate-limited");
       const retryAfter = Number(response.headers.get("retry-after"));
@@ -527,7 +525,7 @@ for (const backend of backends) {
       expect(response.headers.get("ratelimit-policy")).toBe("2;w=60");
       // The refused call reached no upstream; another user is not affected.
       expect(gemini.requests).toHaveLength(2);
-      await expectStatus(await rt.call(generate.POST, generateRequest({ token: other.token, body, json: true })), 200);
+      await expectStatus(await rt.fetch(generateRequest({ token: other.token, body, json: true })), 200);
     });
   });
 }

@@ -8,7 +8,8 @@
  *   carry allow-origin, credentials and expose x-request-id; from any other origin, none.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { routes, type Route } from "../lib/server/routes.js";
+import { routes } from "../lib/routes/index.js";
+import type { AnyRoute as Route } from "../lib/http/route.js";
 import { backends, type TestDatabase } from "./helpers/db.js";
 import { expectStatus, makeRuntime, sampleKeys, type TestRuntime } from "./helpers/runtime.js";
 import { startFakeGemini, type FakeGemini } from "./fakes/gemini.js";
@@ -32,10 +33,10 @@ const DISALLOWED = [
 ];
 let cases = 0;
 
-/** One representative endpoint per route (for OPTIONS), plus the route's methods. */
-const routeEntries = routes.map((route) => {
-  const own = allEndpoints.filter((e) => e.route === route);
-  return { route, endpoint: own[0]!, methods: own.map((e) => e.method) };
+/** One representative endpoint per path (for OPTIONS), plus the path's methods. */
+const routeEntries = [...new Set(routes.map((r) => r.path))].map((path) => {
+  const own = allEndpoints.filter((e) => e.route.path === path);
+  return { route: own[0]!.route, endpoint: own[0]!, methods: own.map((e) => e.method) };
 });
 
 const list = (value: string | null) => (value ?? "").split(",").map((s) => s.trim().toLowerCase()).filter(Boolean);
@@ -54,7 +55,7 @@ function preflight(endpoint: Endpoint, origin: string, method: string): Request 
  */
 function expectNoCors(label: string, ex: Exchange, route: Route): void {
   const origin = ex.headers.get("access-control-allow-origin");
-  if (!(origin === "*" && !route.protected)) expect(origin, `access-control-allow-origin: ${describeExchange(label, ex)}`).toBeNull();
+  if (!(origin === "*" && !route.auth)) expect(origin, `access-control-allow-origin: ${describeExchange(label, ex)}`).toBeNull();
   for (const header of ["access-control-allow-credentials", "access-control-allow-methods", "access-control-expose-headers"]) {
     expect(ex.headers.get(header), `${header}: ${describeExchange(label, ex)}`).toBeNull();
   }
@@ -80,7 +81,7 @@ describe("CORS", () => {
   });
   async function saveUserKeys(): Promise<void> {
     const save = allEndpoints.find((e) => e.label === "POST /api/onboarding/api-keys")!;
-    await expectStatus(await send(rt.runtime, "direct", save, endpointRequest(save, { token: rt.token(user), body: { json: sampleKeys(31) } })), 200);
+    await expectStatus(await send(rt.runtime, "function", save, endpointRequest(save, { token: rt.token(user), body: { json: sampleKeys(31) } })), 200);
   }
   afterAll(async () => {
     for (const r of [rt, closed, wildcard]) r?.cleanup();

@@ -10,7 +10,6 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { sql, type SQL } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import * as apiKeys from "../api/onboarding/api-keys.js";
 import { migrateDatabase, openDatabase, type Database } from "../db/client.js";
 import { generateKeyringEntry } from "../lib/crypto.js";
 import { userApiKeys } from "../lib/keys/resolver.js";
@@ -63,7 +62,7 @@ async function keyRow(database: Database, userId: string, provider: string) {
 }
 
 async function save(rt: TestRuntime, userId: string, body: Record<string, unknown>) {
-  return expectStatus(await rt.call(apiKeys.POST, request("POST", "/api/onboarding/api-keys", { token: rt.token(userId), body })), 200);
+  return expectStatus(await rt.fetch(request("POST", "/api/onboarding/api-keys", { token: rt.token(userId), body })), 200);
 }
 
 /** Runs the CLI as an operator would (`npx tsx lib/keys/reencrypt-cli.ts`), with only the given environment. */
@@ -114,7 +113,7 @@ for (const backend of backends) {
       await save(prod, "user_plain_1", { gemini: replacement.gemini });
       saved.push(replacement);
       const devKeys = sampleKeys(111);
-      await expectStatus(await dev.call(apiKeys.POST, request("POST", "/api/onboarding/api-keys", { body: devKeys })), 200);
+      await expectStatus(await dev.fetch(request("POST", "/api/onboarding/api-keys", { body: devKeys })), 200);
       saved.push(devKeys);
 
       const { tables, text } = await dumpDatabase(database);
@@ -156,7 +155,7 @@ for (const backend of backends) {
       expect(JSON.stringify(resolved)).not.toContain(ka.copilotkit);
       expect(JSON.stringify(resolved)).not.toContain(ka.gemini);
 
-      const listed = await expectStatus(await prod.call(apiKeys.GET, request("GET", "/api/onboarding/api-keys", { token: prod.token(b) })), 200);
+      const listed = await expectStatus(await prod.fetch(request("GET", "/api/onboarding/api-keys", { token: prod.token(b) })), 200);
       const text = JSON.stringify(listed);
       expect(text).not.toContain(ka.copilotkit);
       expect(text).not.toContain(ka.gemini);

@@ -4,7 +4,7 @@ import { dirname, join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { generateKeyringEntry } from "../lib/crypto.js";
 import { isAppError } from "../lib/http/errors.js";
-import { EnvFileWriter, envValueProblem, readEnvFile, updateEnvText, type RenameFile } from "../lib/keys/env-file.js";
+import { EnvFileWriter, envValueProblem, readEnvFile, updateEnvText, type RenameFile } from "../lib/dev/env-file.js";
 import { parseWithDotenv, parseWithNode, parseWithPython, pythonDotenvMissing } from "./helpers/dotenv-parsers.js";
 
 if (pythonDotenvMissing) console.warn(`[env-file.test] python-dotenv check ${pythonDotenvMissing}`);

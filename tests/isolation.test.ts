@@ -6,8 +6,6 @@
 import { randomBytes } from "node:crypto";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import * as apiKeys from "../api/onboarding/api-keys.js";
-import * as session from "../api/onboarding/session.js";
 import type { Database } from "../db/client.js";
 import { userApiKeys } from "../lib/keys/resolver.js";
 import { providers, type Provider } from "../lib/keys/providers.js";
@@ -86,7 +84,7 @@ for (const backend of backends) {
       const token = { a: prod.token(users.a), b: prod.token(users.b) };
       const save = async (owner: "a" | "b", round: number) => {
         const body = await expectStatus(
-          await prod.call(apiKeys.POST, request("POST", "/api/onboarding/api-keys", { token: token[owner], body: submitted[owner][round] })),
+          await prod.fetch(request("POST", "/api/onboarding/api-keys", { token: token[owner], body: submitted[owner][round] })),
           200,
         );
         expect(body.userId).toBe(users[owner]);
@@ -95,7 +93,7 @@ for (const backend of backends) {
         return body;
       };
       const list = async (owner: "a" | "b", round: number) => {
-        const body = await expectStatus(await prod.call(apiKeys.GET, request("GET", "/api/onboarding/api-keys", { token: token[owner] })), 200);
+        const body = await expectStatus(await prod.fetch(request("GET", "/api/onboarding/api-keys", { token: token[owner] })), 200);
         expect(body.userId).toBe(users[owner]);
         expectOnly(owner, body, `list ${owner}${round}`);
         for (const view of body.keys) {
@@ -136,7 +134,7 @@ for (const backend of backends) {
           expect(hint).toBe("…" + resolved.keys[provider]!.slice(-4));
         }
         const sessionBody = await expectStatus(
-          await prod.call(session.GET, request("GET", "/api/onboarding/session", { token: prod.token(users[owner]) })),
+          await prod.fetch(request("GET", "/api/onboarding/session", { token: prod.token(users[owner]) })),
           200,
         );
         expect(sessionBody).toMatchObject({ userId: users[owner], apiKeysComplete: true });
@@ -154,7 +152,7 @@ for (const backend of backends) {
       const resolved = await userApiKeys(prod.runtime, "user_iso_nobody");
       expect(resolved).toEqual({ source: "database", keys: {}, unreadable: [] });
       const body = await expectStatus(
-        await prod.call(apiKeys.GET, request("GET", "/api/onboarding/api-keys", { token: prod.token("user_iso_nobody") })),
+        await prod.fetch(request("GET", "/api/onboarding/api-keys", { token: prod.token("user_iso_nobody") })),
         200,
       );
       expect(body).toEqual({ userId: "user_iso_nobody", mode: "production", keys: [], missing: [...providers] });
@@ -169,9 +167,7 @@ for (const backend of backends) {
       const intruders = ["user_iso_mallory", "user_iso_%", "%", "' or '1'='1", users.a.toUpperCase(), `${users.a} `, "user_iso_alic"];
       for (const intruder of intruders) {
         for (const provider of providers) {
-          const response = await prod.call(
-            apiKeys.DELETE,
-            request("DELETE", `/api/onboarding/api-keys?provider=${provider}`, { token: prod.token(intruder) }),
+          const response = await prod.fetch(request("DELETE", `/api/onboarding/api-keys?provider=${provider}`, { token: prod.token(intruder) }),
           );
           const body = await expectStatus(response, 404);
           expect(body).toMatchObject({ code: "key-not-found", status: 404 });
@@ -186,7 +182,7 @@ for (const backend of backends) {
       // Bob deleting his own key removes exactly that row; Alice's stay as they were.
       const bobBefore = await userApiKeys(prod.runtime, users.b);
       await expectStatus(
-        await prod.call(apiKeys.DELETE, request("DELETE", "/api/onboarding/api-keys?provider=gemini", { token: prod.token(users.b) })),
+        await prod.fetch(request("DELETE", "/api/onboarding/api-keys?provider=gemini", { token: prod.token(users.b) })),
         204,
       );
       expect(await rowCounts(database)).toEqual({ ...before, keys: before.keys - 1, events: before.events + 1 });
@@ -195,7 +191,7 @@ for (const backend of backends) {
       expect(bobAfter.keys).toEqual({ exa: bobBefore.keys.exa, copilotkit: bobBefore.keys.copilotkit });
 
       // And again: nothing left to delete, for Bob, so 404 and no audit row.
-      const again = await prod.call(apiKeys.DELETE, request("DELETE", "/api/onboarding/api-keys?provider=gemini", { token: prod.token(users.b) }));
+      const again = await prod.fetch(request("DELETE", "/api/onboarding/api-keys?provider=gemini", { token: prod.token(users.b) }));
       await expectStatus(again, 404);
       expect(await rowCounts(database)).toEqual({ ...before, keys: before.keys - 1, events: before.events + 1 });
       expect(Object.keys((await userApiKeys(prod.runtime, users.a)).keys).sort()).toEqual([...providers].sort());

@@ -1,9 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readFileSync, existsSync } from "node:fs";
 import { sql } from "drizzle-orm";
-import * as apiKeys from "../api/onboarding/api-keys.js";
-import * as session from "../api/onboarding/session.js";
-import * as health from "../api/health.js";
 import { userApiKeys } from "../lib/keys/resolver.js";
 import { backends, backendLabel, type TestDatabase } from "./helpers/db.js";
 import { expectStatus, makeRuntime, request, sampleKeys, type TestRuntime } from "./helpers/runtime.js";
@@ -26,7 +23,7 @@ for (const backend of backends) {
     });
 
     it("health reports mode and driver", async () => {
-      const body = await expectStatus(await prod.call(health.GET, request("GET", "/api/health")), 200);
+      const body = await expectStatus(await prod.fetch(request("GET", "/api/health")), 200);
       expect(body).toMatchObject({ status: "ok", mode: "production", database: "ok" });
     });
 
@@ -34,8 +31,8 @@ for (const backend of backends) {
       const [a, b] = ["user_iso_a", "user_iso_b"];
       const [ka, kb] = [sampleKeys(1), sampleKeys(2)];
       const [ra, rb] = await Promise.all([
-        prod.call(apiKeys.POST, request("POST", "/api/onboarding/api-keys", { token: prod.token(a), body: ka })),
-        prod.call(apiKeys.POST, request("POST", "/api/onboarding/api-keys", { token: prod.token(b), body: kb })),
+        prod.fetch(request("POST", "/api/onboarding/api-keys", { token: prod.token(a), body: ka })),
+        prod.fetch(request("POST", "/api/onboarding/api-keys", { token: prod.token(b), body: kb })),
       ]);
       const sa = await expectStatus(ra, 200);
       await expectStatus(rb, 200);
@@ -43,7 +40,7 @@ for (const backend of backends) {
       expect(JSON.stringify(sa)).not.toContain(ka.gemini);
       expect(JSON.stringify(sa)).not.toContain(ka.exa);
 
-      const la = await expectStatus(await prod.call(apiKeys.GET, request("GET", "/api/onboarding/api-keys", { token: prod.token(a) })), 200);
+      const la = await expectStatus(await prod.fetch(request("GET", "/api/onboarding/api-keys", { token: prod.token(a) })), 200);
       expect(la.keys.map((k: any) => k.hint)).toEqual(["…" + ka.gemini.slice(-4), "…" + ka.exa.slice(-4), "…" + ka.copilotkit.slice(-4)]);
       expect(la.keys.find((k: any) => k.provider === "copilotkit").value).toBe(ka.copilotkit);
       expect(la.missing).toEqual([]);
@@ -52,7 +49,7 @@ for (const backend of backends) {
       expect((await userApiKeys(prod.runtime, b)).keys).toEqual(kb);
 
       // B deletes "their" gemini key: A's stays.
-      const del = await prod.call(apiKeys.DELETE, request("DELETE", "/api/onboarding/api-keys?provider=gemini", { token: prod.token("user_iso_c") }));
+      const del = await prod.fetch(request("DELETE", "/api/onboarding/api-keys?provider=gemini", { token: prod.token("user_iso_c") }));
       await expectStatus(del, 404);
       expect((await userApiKeys(prod.runtime, a)).keys.gemini).toBe(ka.gemini);
       expect(existsSync(prod.envFile)).toBe(false);
@@ -60,8 +57,8 @@ for (const backend of backends) {
 
     it("stores no plaintext and audits without key material", async () => {
       const keys = sampleKeys(3);
-      await expectStatus(await prod.call(apiKeys.POST, request("POST", "/api/onboarding/api-keys", { token: prod.token("user_plain"), body: keys })), 200);
-      await expectStatus(await prod.call(apiKeys.POST, request("POST", "/api/onboarding/api-keys", { token: prod.token("user_plain"), body: { gemini: keys.gemini } })), 200);
+      await expectStatus(await prod.fetch(request("POST", "/api/onboarding/api-keys", { token: prod.token("user_plain"), body: keys })), 200);
+      await expectStatus(await prod.fetch(request("POST", "/api/onboarding/api-keys", { token: prod.token("user_plain"), body: { gemini: keys.gemini } })), 200);
       const dump = JSON.stringify(await database.rows(sql`select * from api_keys`)) + JSON.stringify(await database.rows(sql`select * from key_events`));
       for (const value of Object.values(keys)) expect(dump).not.toContain(value);
       const events = await database.rows<{ action: string; provider: string }>(sql`select action, provider from key_events where user_id = 'user_plain' order by id`);
@@ -70,22 +67,22 @@ for (const backend of backends) {
 
     it("development writes .env and the resolver reads it", async () => {
       const keys = sampleKeys(4);
-      const body = await expectStatus(await dev.call(apiKeys.POST, request("POST", "/api/onboarding/api-keys", { body: keys })), 200);
+      const body = await expectStatus(await dev.fetch(request("POST", "/api/onboarding/api-keys", { body: keys })), 200);
       expect(body).toMatchObject({ userId: "local-dev", mode: "development", storage: ["database", "env"] });
       const text = readFileSync(dev.envFile, "utf8");
       expect(text).toContain(`GEMINI_API_KEY=${keys.gemini}`);
       const resolved = await userApiKeys(dev.runtime, "anyone");
       expect(resolved).toMatchObject({ source: "env", keys });
       expect(dev.logs.some((l) => l.includes("[DEV MODE] Using .env file"))).toBe(true);
-      await expectStatus(await dev.call(apiKeys.DELETE, request("DELETE", "/api/onboarding/api-keys?provider=exa")), 204);
+      await expectStatus(await dev.fetch(request("DELETE", "/api/onboarding/api-keys?provider=exa")), 204);
       expect(readFileSync(dev.envFile, "utf8")).not.toContain("EXA_API_KEY");
     });
 
     it("session round trip", async () => {
       const token = prod.token("user_session");
-      let body = await expectStatus(await prod.call(session.GET, request("GET", "/api/onboarding/session", { token })), 200);
+      let body = await expectStatus(await prod.fetch(request("GET", "/api/onboarding/session", { token })), 200);
       expect(body).toEqual({ userId: "user_session", currentStep: 1, progress: 0, apiKeysComplete: false });
-      body = await expectStatus(await prod.call(session.PUT, request("PUT", "/api/onboarding/session", { token, body: { currentStep: 3, progress: 50 } })), 200);
+      body = await expectStatus(await prod.fetch(request("PUT", "/api/onboarding/session", { token, body: { currentStep: 3, progress: 50 } })), 200);
       expect(body).toEqual({ userId: "user_session", currentStep: 3, progress: 50, apiKeysComplete: false });
     });
   });

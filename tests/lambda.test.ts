@@ -14,8 +14,7 @@ import { Writable } from "node:stream";
 import type { LambdaContext, LambdaEvent } from "hono/aws-lambda";
 import { ConfigError } from "../lib/env.js";
 import { createLambdaHandler, createLambdaStreamingHandler, type AwsLambdaGlobal, type LambdaStreamingHandler } from "../lib/server/lambda.js";
-import type { Route } from "../lib/server/routes.js";
-import type { RouteHandlers } from "../lib/http/handler.js";
+import { defineRoute, type AnyRoute } from "../lib/http/route.js";
 import { migrateDatabase, openDatabase, type Database } from "../db/client.js";
 import { generateKeyringEntry } from "../lib/crypto.js";
 import { buildLambda, type BuildLambdaResult } from "../scripts/build-lambda.js";
@@ -320,11 +319,18 @@ const noDatabase = (() => Promise.reject(new Error("this test has no database"))
 
 describe("Lambda adapter without a database", () => {
   /** A table with one test endpoint that streams two Server-Sent Events, the second only when released. */
-  function probeRoutes(release: Promise<void>): Route[] {
+  function probeRoutes(release: Promise<void>): AnyRoute[] {
     const encoder = new TextEncoder();
-    const handlers: RouteHandlers = {
-      OPTIONS: async () => new Response(null, { status: 204 }),
-      GET: async () => {
+    const probe = defineRoute({
+      method: "GET",
+      path: "/api/probe",
+      operationId: "probe",
+      summary: "A test endpoint",
+      tags: ["test"],
+      auth: false,
+      responses: { 200: { description: "Two events." } },
+      problems: [],
+      handler: async () => {
         let step = 0;
         const body = new ReadableStream<Uint8Array>({
           async pull(controller) {
@@ -336,10 +342,10 @@ describe("Lambda adapter without a database", () => {
             } else controller.close();
           },
         });
-        return new Response(body, { headers: { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-store", "x-request-id": "req_probe_0001" } });
+        return new Response(body, { headers: { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-store" } });
       },
-    };
-    return [{ path: "/api/probe", file: "api/probe.ts", protected: false, load: async () => handlers }];
+    });
+    return [probe];
   }
 
   it("a buffered Server-Sent Events response arrives as text, not base64", async () => {
@@ -415,7 +421,7 @@ describe("Lambda adapter without a database", () => {
       });
       const { metadata, body } = await invokeStreaming(handler, functionUrlEvent("/api/probe", { headers: { accept: "text/event-stream" } }), stream);
       expect(firstSeenBeforeRelease).toBe(true);
-      expect(metadata).toMatchObject({ statusCode: 200, headers: { "content-type": "text/event-stream; charset=utf-8", "x-request-id": "req_probe_0001" }, cookies: [] });
+      expect(metadata).toMatchObject({ statusCode: 200, headers: { "content-type": "text/event-stream; charset=utf-8", "x-request-id": expect.stringMatching(/^req_[0-9a-f]{24}$/) }, cookies: [] });
       expect(body).toBe('event: status\ndata: {"phase":"writing"}\n\nevent: done\ndata: {"ok":true}\n\n');
     }, 15_000);
 
@@ -603,11 +609,12 @@ describe("the Lambda bundle (scripts/build-lambda.ts) in a child process", () =>
   });
   afterAll(() => rmSync(leanDir, { recursive: true, force: true }));
 
-  it("is one ESM file holding every endpoint of the route table, without PGlite", async () => {
+  it("is one ESM file holding every route file, without PGlite", async () => {
     expect(readdirSync(leanDir)).toEqual(["index.mjs"]);
     const inputs = Object.keys(lean.metafile.inputs);
-    const { routes } = await import("../lib/server/routes.js");
-    for (const route of routes) expect(inputs, `${route.file} is not in the bundle`).toContain(route.file);
+    const routeFiles = readdirSync(join(import.meta.dirname, "../lib/routes")).map((f) => `lib/routes/${f}`);
+    expect(routeFiles.length).toBeGreaterThanOrEqual(6);
+    for (const file of routeFiles) expect(inputs, `${file} is not in the bundle`).toContain(file);
     expect(inputs.some((f) => f.startsWith("node_modules/@electric-sql/pglite/"))).toBe(false);
     expect(lean.bytes).toBeGreaterThan(0);
   });

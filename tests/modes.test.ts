@@ -13,16 +13,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import * as apiKeys from "../api/onboarding/api-keys.js";
-import * as health from "../api/health.js";
 import type { Database } from "../db/client.js";
 import { generateKeyringEntry, parseKeyring } from "../lib/crypto.js";
 import { ConfigError, loadConfig, type RawEnv } from "../lib/env.js";
 import { userApiKeys } from "../lib/keys/resolver.js";
 import { providers } from "../lib/keys/providers.js";
-import { createApp } from "../lib/server/app.js";
-import { loadDevelopmentEnv } from "../lib/server/dotenv.js";
-import { routes } from "../lib/server/routes.js";
+import { loadDevelopmentEnv } from "../lib/dev/dotenv.js";
+import { routes } from "../lib/routes/index.js";
 import { backends, backendLabel, type TestDatabase } from "./helpers/db.js";
 import { expectStatus, makeRuntime, request, sampleKeys, type TestRuntime } from "./helpers/runtime.js";
 import { parseWithDotenv, parseWithNode, parseWithPython, pythonDotenvMissing } from "./helpers/dotenv-parsers.js";
@@ -193,14 +190,7 @@ function validRequest(path: string, method: string, headers: Record<string, stri
   return new Request(url, { method, headers: { ...headers, "content-type": "application/json" }, body: "{}" });
 }
 
-const protectedMethods = async () => {
-  const out: { path: string; method: string }[] = [];
-  for (const route of routes.filter((r) => r.protected)) {
-    const module = await route.load();
-    for (const method of ["GET", "POST", "PUT", "DELETE"] as const) if (module[method]) out.push({ path: route.path, method });
-  }
-  return out;
-};
+const protectedMethods = async () => routes.filter((r) => r.auth).map((r) => ({ path: r.path, method: r.method as string }));
 
 for (const backend of backends) {
   describe.skipIf(!backend.available)(`modes ${backendLabel(backend)}`, () => {
@@ -244,27 +234,27 @@ for (const backend of backends) {
           });
           const before = snapshot();
 
-          const healthBody = await expectStatus(await prod.call(health.GET, request("GET", "/api/health")), 200);
+          const healthBody = await expectStatus(await prod.fetch(request("GET", "/api/health")), 200);
           expect(healthBody.mode).toBe("production");
           expect(healthBody.warnings.some((w: string) => w.includes(DEBUG_WARNING))).toBe(true);
 
           // A user without keys gets none (not the operator's from .env or the environment).
           const nobody = `user_modes_nobody_${index}`;
           expect(await userApiKeys(prod.runtime, nobody)).toEqual({ source: "database", keys: {}, unreadable: [] });
-          const listed = await expectStatus(await prod.call(apiKeys.GET, request("GET", "/api/onboarding/api-keys", { token: prod.token(nobody) })), 200);
+          const listed = await expectStatus(await prod.fetch(request("GET", "/api/onboarding/api-keys", { token: prod.token(nobody) })), 200);
           expect(listed).toMatchObject({ mode: "production", keys: [], missing: [...providers] });
 
           // Saving stores in the database only; resolving reads the user's own keys.
           const user = `user_modes_${index}`;
           const keys = sampleKeys(9100 + index);
           const saved = await expectStatus(
-            await prod.call(apiKeys.POST, request("POST", "/api/onboarding/api-keys", { token: prod.token(user), body: keys })),
+            await prod.fetch(request("POST", "/api/onboarding/api-keys", { token: prod.token(user), body: keys })),
             200,
           );
           expect(saved).toMatchObject({ mode: "production", storage: ["database"] });
           expect((await userApiKeys(prod.runtime, user)).keys).toEqual(keys);
           await expectStatus(
-            await prod.call(apiKeys.DELETE, request("DELETE", "/api/onboarding/api-keys?provider=exa", { token: prod.token(user) })),
+            await prod.fetch(request("DELETE", "/api/onboarding/api-keys?provider=exa", { token: prod.token(user) })),
             204,
           );
           expect((await userApiKeys(prod.runtime, user)).keys).toEqual({ gemini: keys.gemini, copilotkit: keys.copilotkit });
@@ -296,10 +286,10 @@ for (const backend of backends) {
         const user = "user_modes_dirs";
         const keys = sampleKeys(9200);
         const token = prod.token(user);
-        await expectStatus(await prod.call(apiKeys.POST, request("POST", "/api/onboarding/api-keys", { token, body: keys })), 200);
-        await expectStatus(await prod.call(apiKeys.GET, request("GET", "/api/onboarding/api-keys", { token })), 200);
+        await expectStatus(await prod.fetch(request("POST", "/api/onboarding/api-keys", { token, body: keys })), 200);
+        await expectStatus(await prod.fetch(request("GET", "/api/onboarding/api-keys", { token })), 200);
         expect((await userApiKeys(prod.runtime, user)).keys).toEqual(keys);
-        await expectStatus(await prod.call(apiKeys.DELETE, request("DELETE", "/api/onboarding/api-keys?provider=copilotkit", { token })), 204);
+        await expectStatus(await prod.fetch(request("DELETE", "/api/onboarding/api-keys?provider=copilotkit", { token })), 204);
         expect(readdirSync(envDir)).toEqual([]);
         expect(readdirSync(frontendDir)).toEqual([]);
         expect(readdirSync(holder).sort()).toEqual([".env", "frontend.env"]);
@@ -315,9 +305,7 @@ for (const backend of backends) {
         const text = `KEY_ENCRYPTION_KEYS=${generateKeyringEntry("file")}\n`;
         writeFileSync(prod.envFile, text);
         const before = await rowCounts(database);
-        const response = await prod.call(
-          apiKeys.POST,
-          request("POST", "/api/onboarding/api-keys", { token: prod.token("user_modes_nokek"), body: sampleKeys(9300) }),
+        const response = await prod.fetch(request("POST", "/api/onboarding/api-keys", { token: prod.token("user_modes_nokek"), body: sampleKeys(9300) }),
         );
         const body = await expectStatus(response, 500);
         expect(body.code).toBe("server-misconfigured");
@@ -335,7 +323,7 @@ for (const backend of backends) {
         env: { CLERK_JWT_KEY: undefined, CLERK_SECRET_KEY: undefined, CLERK_AUTHORIZED_PARTIES: undefined },
       });
       try {
-        const app = createApp(prod.runtime);
+        const app = prod.app;
         const targets = await protectedMethods();
         expect(targets.length).toBeGreaterThanOrEqual(5);
         const before = await rowCounts(database);
@@ -356,7 +344,7 @@ for (const backend of backends) {
           }
         }
         expect(await rowCounts(database)).toEqual(before);
-        const healthBody = await expectStatus(await prod.call(health.GET, request("GET", "/api/health")), 200);
+        const healthBody = await expectStatus(await prod.fetch(request("GET", "/api/health")), 200);
         expect(healthBody.warnings.join("\n")).toContain("no CLERK_JWT_KEY or CLERK_SECRET_KEY");
         for (const line of prod.logs) expect(line).not.toContain(token);
       } finally {
@@ -384,7 +372,7 @@ for (const backend of backends) {
           exa: "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9",
           copilotkit: "ck_pub_dev-Key_0123456789ABCDEF-xyz",
         };
-        const body = await expectStatus(await dev.call(apiKeys.POST, request("POST", "/api/onboarding/api-keys", { body: keys })), 200);
+        const body = await expectStatus(await dev.fetch(request("POST", "/api/onboarding/api-keys", { body: keys })), 200);
         expect(body).toMatchObject({ userId: "user_modes_dev", mode: "development", storage: ["database", "env"] });
 
         const written = readFileSync(envFile, "utf8");
@@ -415,7 +403,7 @@ for (const backend of backends) {
 
         // A second save replaces in place; the generated key stays.
         const next = { gemini: "AIzaSy-Second_Key-0123456789abcdefghijklm-_Q", copilotkit: "ck_pub_second-Key_0123456789ABCD" };
-        await expectStatus(await dev.call(apiKeys.POST, request("POST", "/api/onboarding/api-keys", { body: next })), 200);
+        await expectStatus(await dev.fetch(request("POST", "/api/onboarding/api-keys", { body: next })), 200);
         expectParsesAs(envFile, {
           DEBUG: "true",
           GEMINI_API_KEY: next.gemini,

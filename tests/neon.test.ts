@@ -8,8 +8,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { existsSync } from "node:fs";
 import { sql } from "drizzle-orm";
-import * as apiKeys from "../api/onboarding/api-keys.js";
-import * as health from "../api/health.js";
 import { userApiKeys } from "../lib/keys/resolver.js";
 import { isDatabaseUnavailable, migrateDatabase, openDatabase, type Database, type DatabaseOptions } from "../db/client.js";
 import { createPostgresDatabase, testDatabaseUrl } from "./helpers/db.js";
@@ -31,7 +29,7 @@ const wsOptions = (proxy: NeonWsProxy): DatabaseOptions["neon"] => ({
 });
 
 const keyViews = async (rt: TestRuntime, userId: string) =>
-  expectStatus(await rt.call(apiKeys.GET, request("GET", "/api/onboarding/api-keys", { token: rt.token(userId) })), 200);
+  expectStatus(await rt.fetch(request("GET", "/api/onboarding/api-keys", { token: rt.token(userId) })), 200);
 
 /** Makes the audit insert of one user fail inside PostgreSQL: a fault injected below our code. */
 async function refuseAuditFor(database: Database, userId: string): Promise<void> {
@@ -80,7 +78,7 @@ for (const driver of ["neon-ws", "neon-http"] as const satisfies readonly NeonDr
       if (endpoint) expect(endpoint.requests.some((r) => r.queries.some((q) => /create table/i.test(q)))).toBe(true);
       const tables = await database.rows<{ name: string }>(sql`select table_name as name from information_schema.tables where table_schema = 'public' order by 1`);
       expect(tables.map((t) => t.name)).toEqual(expect.arrayContaining(["api_keys", "key_events", "onboarding_sessions"]));
-      const body = await expectStatus(await prod.call(health.GET, request("GET", "/api/health")), 200);
+      const body = await expectStatus(await prod.fetch(request("GET", "/api/health")), 200);
       expect(body).toMatchObject({ status: "ok", mode: "production", database: "ok", driver });
     });
 
@@ -88,8 +86,8 @@ for (const driver of ["neon-ws", "neon-http"] as const satisfies readonly NeonDr
       const [a, b] = ["user_neon_a", "user_neon_b"];
       const [ka, kb] = [sampleKeys(101), sampleKeys(102)];
       const [ra, rb] = await Promise.all([
-        prod.call(apiKeys.POST, request("POST", "/api/onboarding/api-keys", { token: prod.token(a), body: ka })),
-        prod.call(apiKeys.POST, request("POST", "/api/onboarding/api-keys", { token: prod.token(b), body: kb })),
+        prod.fetch(request("POST", "/api/onboarding/api-keys", { token: prod.token(a), body: ka })),
+        prod.fetch(request("POST", "/api/onboarding/api-keys", { token: prod.token(b), body: kb })),
       ]);
       const sa = await expectStatus(ra, 200);
       const sb = await expectStatus(rb, 200);
@@ -108,11 +106,11 @@ for (const driver of ["neon-ws", "neon-http"] as const satisfies readonly NeonDr
       expect(await userApiKeys(prod.runtime, b)).toEqual({ source: "database", keys: kb, unreadable: [] });
 
       // Another user deleting "their" gemini key finds nothing, and A's key stays.
-      const del = await prod.call(apiKeys.DELETE, request("DELETE", "/api/onboarding/api-keys?provider=gemini", { token: prod.token("user_neon_c") }));
+      const del = await prod.fetch(request("DELETE", "/api/onboarding/api-keys?provider=gemini", { token: prod.token("user_neon_c") }));
       expect((await expectStatus(del, 404)).code).toBe("key-not-found");
       expect((await userApiKeys(prod.runtime, a)).keys.gemini).toBe(ka.gemini);
       // The owner can.
-      await expectStatus(await prod.call(apiKeys.DELETE, request("DELETE", "/api/onboarding/api-keys?provider=exa", { token: prod.token(b) })), 204);
+      await expectStatus(await prod.fetch(request("DELETE", "/api/onboarding/api-keys?provider=exa", { token: prod.token(b) })), 204);
       expect((await userApiKeys(prod.runtime, b)).keys).toEqual({ gemini: kb.gemini, copilotkit: kb.copilotkit });
 
       const stored = await database.rows<{ key_ciphertext: string }>(sql`select * from api_keys`);
@@ -132,7 +130,7 @@ for (const driver of ["neon-ws", "neon-http"] as const satisfies readonly NeonDr
       const userId = "user_neon_atomic";
       await refuseAuditFor(database, userId);
       const before = endpoint?.requests.length ?? 0;
-      const response = await prod.call(apiKeys.POST, request("POST", "/api/onboarding/api-keys", { token: prod.token(userId), body: sampleKeys(103) }));
+      const response = await prod.fetch(request("POST", "/api/onboarding/api-keys", { token: prod.token(userId), body: sampleKeys(103) }));
       const problem = await expectStatus(response, 500);
       expect(problem.code).toBe("internal-error");
       const left = await database.rows<{ n: number }>(sql`
@@ -147,7 +145,7 @@ for (const driver of ["neon-ws", "neon-http"] as const satisfies readonly NeonDr
         expect(saves).toEqual([{ batch: false, queries: [expect.stringContaining("insert into onboarding_sessions")] }]);
       }
       // Another user's save goes through the same statement untouched by the trigger.
-      await expectStatus(await prod.call(apiKeys.POST, request("POST", "/api/onboarding/api-keys", { token: prod.token("user_neon_ok"), body: sampleKeys(104) })), 200);
+      await expectStatus(await prod.fetch(request("POST", "/api/onboarding/api-keys", { token: prod.token("user_neon_ok"), body: sampleKeys(104) })), 200);
     });
 
     if (driver === "neon-http") {
@@ -189,8 +187,8 @@ for (const driver of ["neon-ws", "neon-http"] as const satisfies readonly NeonDr
         const rt = makeRuntime({ database: other, mode: "production" });
         try {
           for (const call of [
-            () => rt.call(apiKeys.GET, request("GET", "/api/onboarding/api-keys", { token: rt.token("user_neon_a") })),
-            () => rt.call(apiKeys.POST, request("POST", "/api/onboarding/api-keys", { token: rt.token("user_neon_a"), body: sampleKeys(105) })),
+            () => rt.fetch(request("GET", "/api/onboarding/api-keys", { token: rt.token("user_neon_a") })),
+            () => rt.fetch(request("POST", "/api/onboarding/api-keys", { token: rt.token("user_neon_a"), body: sampleKeys(105) })),
           ]) {
             const response = await call();
             const problem = await expectStatus(response, 503);
@@ -210,7 +208,7 @@ for (const driver of ["neon-ws", "neon-http"] as const satisfies readonly NeonDr
       it("Neon's endpoint answering 5xx (compute unreachable) is 503 database-unavailable", async () => {
         endpoint!.simulateFailure({ status: 500, message: "Control plane request failed" });
         try {
-          const response = await prod.call(apiKeys.GET, request("GET", "/api/onboarding/api-keys", { token: prod.token("user_neon_a") }));
+          const response = await prod.fetch(request("GET", "/api/onboarding/api-keys", { token: prod.token("user_neon_a") }));
           expect((await expectStatus(response, 503)).code).toBe("database-unavailable");
         } finally {
           endpoint!.simulateFailure(undefined);
@@ -224,11 +222,11 @@ for (const driver of ["neon-ws", "neon-http"] as const satisfies readonly NeonDr
       await (proxy ?? endpoint)!.close();
       // Several calls: the first may meet a pooled connection being dropped, the next ones dial anew.
       for (let i = 0; i < 3; i++) {
-        const response = await prod.call(apiKeys.GET, request("GET", "/api/onboarding/api-keys", { token: prod.token("user_neon_a") }));
+        const response = await prod.fetch(request("GET", "/api/onboarding/api-keys", { token: prod.token("user_neon_a") }));
         const problem = await expectStatus(response, 503);
         expect(problem).toMatchObject({ code: "database-unavailable", status: 503 });
       }
-      const saved = await prod.call(apiKeys.POST, request("POST", "/api/onboarding/api-keys", { token: prod.token("user_neon_a"), body: sampleKeys(106) }));
+      const saved = await prod.fetch(request("POST", "/api/onboarding/api-keys", { token: prod.token("user_neon_a"), body: sampleKeys(106) }));
       expect((await expectStatus(saved, 503)).code).toBe("database-unavailable");
       await expect(userApiKeys(prod.runtime, "user_neon_a")).rejects.toSatisfy(isDatabaseUnavailable);
       expect(prod.logs.some((line) => line.includes("database unavailable"))).toBe(true);

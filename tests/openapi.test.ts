@@ -1,15 +1,16 @@
 /**
- * GET /api/openapi.json: an OpenAPI 3.1 document generated from the handlers' own zod
- * schemas. Checks it against the route table and the api/ files in both directions, its
+ * GET /api/openapi.json: an OpenAPI 3.1 document generated from the route definitions
+ * (lib/routes/). Checks it against the app's route list in both directions, its
  * problem responses against the error-code map, its examples against the handlers' schemas
  * and the handlers themselves, and that the generator stays out of every other endpoint.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { join } from "node:path";
 import { build } from "esbuild";
-import * as openapiEndpoint from "../api/openapi.js";
-import { buildOpenApiDocument, openApiDocument, operations, type OpenApiDocument } from "../lib/openapi.js";
-import { routes } from "../lib/server/routes.js";
+import { buildOpenApiDocument, openApiDocument, type OpenApiDocument } from "../lib/openapi.js";
+import { defineRoute, json, type AnyRoute } from "../lib/http/route.js";
+import { readdirSync } from "node:fs";
+import { routes } from "../lib/routes/index.js";
 import { errorCodes, type ErrorCode } from "../lib/http/errors.js";
 import { PROBLEM_TYPE_BASE } from "../lib/http/problem.js";
 import { deleteKeyQuery, generateBody, problemSchema, saveKeysBody, sessionBody, usageQuery } from "../lib/schemas.js";
@@ -29,12 +30,12 @@ let prod: TestRuntime;
 beforeAll(async () => {
   database = await backends[0]!.open();
   prod = makeRuntime({ database, mode: "production", env: { RATE_LIMIT_KEY_WRITES_PER_MINUTE: "0", RATE_LIMIT_GENERATE_PER_MINUTE: "0" } });
-  const response = await prod.call(openapiEndpoint.GET, request("GET", "/api/openapi.json"));
+  const response = await prod.fetch(request("GET", "/api/openapi.json"));
   expect(response.headers.get("content-type")).toMatch(/^application\/json/);
   expect(response.headers.get("x-request-id")).toMatch(/^req_/);
   expect(response.headers.get("cache-control")).toMatch(/public/);
   served = await expectStatus(response, 200);
-  doc = openApiDocument();
+  doc = openApiDocument(routes);
 });
 afterAll(async () => {
   prod.cleanup();
@@ -62,6 +63,15 @@ function resolve(document: AnyObject, ref: string): unknown {
   return node;
 }
 
+/** The route definition of one documented operation. */
+function routeOf(path: string, method: string): AnyRoute {
+  const route = routes.find((r) => r.path === path && r.method === method.toUpperCase());
+  if (!route) throw new Error(`no route for ${method} ${path}`);
+  return route;
+}
+const byId = (operationId: string) => routes.find((r) => r.operationId === operationId)!;
+const paths = [...new Set(routes.map((r) => r.path))];
+
 function operationsOf(path: string): [string, AnyObject][] {
   return Object.entries(((doc.paths as AnyObject)[path] ?? {}) as AnyObject).filter(([m]) => HTTP_METHODS.includes(m.toUpperCase() as never));
 }
@@ -69,7 +79,7 @@ function operationsOf(path: string): [string, AnyObject][] {
 describe("the document", () => {
   it("is served as JSON, identical to the cached document, built once per instance", () => {
     expect(served).toEqual(JSON.parse(JSON.stringify(doc)));
-    expect(openApiDocument()).toBe(doc);
+    expect(openApiDocument(routes)).toBe(doc);
   });
 
   it("declares OpenAPI 3.1 with this service's title and version", () => {
@@ -137,18 +147,17 @@ describe("the document", () => {
   });
 });
 
-describe("the document agrees with the route table and the api/ files", () => {
-  it("documents exactly the paths of the route table", () => {
-    expect(Object.keys(doc.paths as AnyObject).sort()).toEqual(routes.map((r) => r.path).sort());
-    expect(Object.keys(operations).sort()).toEqual(routes.map((r) => r.path).sort());
+describe("the document agrees with the app's route list", () => {
+  it("documents exactly the paths of the route list", () => {
+    expect(Object.keys(doc.paths as AnyObject).sort()).toEqual([...paths].sort());
   });
 
-  it("every method an endpoint file exports is documented, and nothing else", async () => {
-    for (const route of routes) {
-      const module = (await route.load()) as AnyObject;
-      const exported = HTTP_METHODS.filter((m) => typeof module[m] === "function");
-      const documented = operationsOf(route.path).map(([m]) => m.toUpperCase());
-      expect(documented.sort(), route.file).toEqual([...exported].sort());
+  it("every route is documented under its method, plus the preflight, and nothing else", () => {
+    for (const path of paths) {
+      const served = routes.filter((r) => r.path === path).map((r) => r.method);
+      const documented = operationsOf(path).map(([m]) => m.toUpperCase());
+      expect(documented.sort(), path).toEqual([...served, "OPTIONS"].sort());
+      for (const [method, op] of operationsOf(path)) if (method !== "options") expect(op.operationId).toBe(routeOf(path, method).operationId);
     }
   });
 
@@ -157,17 +166,17 @@ describe("the document agrees with the route table and the api/ files", () => {
     expect(components.securitySchemes.clerkBearer).toMatchObject({ type: "http", scheme: "bearer", bearerFormat: "JWT" });
     expect(components.securitySchemes.clerkSessionCookie).toMatchObject({ type: "apiKey", in: "cookie", name: "__session" });
     for (const route of routes) {
-      for (const [method, op] of operationsOf(route.path)) {
-        const expected = route.protected && method !== "options" ? [{ clerkBearer: [] }, { clerkSessionCookie: [] }] : [];
-        expect(op.security, `${method} ${route.path}`).toEqual(expected);
-        if (route.protected && method !== "options") expect(Object.keys(op.responses), `${method} ${route.path}`).toContain("401");
-      }
+      const op = (doc.paths as AnyObject)[route.path][route.method.toLowerCase()];
+      const expected = route.auth ? [{ clerkBearer: [] }, { clerkSessionCookie: [] }] : [];
+      expect(op.security, `${route.method} ${route.path}`).toEqual(expected);
+      if (route.auth) expect(Object.keys(op.responses), `${route.method} ${route.path}`).toContain("401");
+      expect((doc.paths as AnyObject)[route.path].options.security).toEqual([]);
     }
   });
 
   it("every problem response is problem+json with one valid example per code, at the code's status", () => {
     let problems = 0;
-    for (const route of routes) {
+    for (const route of routes.filter((r, i) => routes.findIndex((o) => o.path === r.path) === i)) {
       for (const [method, op] of operationsOf(route.path)) {
         if (method !== "options") expect(Object.keys(op.responses), `${method} ${route.path} documents 500`).toContain("500");
         for (const [status, response] of Object.entries(op.responses as AnyObject)) {
@@ -196,33 +205,34 @@ describe("the document agrees with the route table and the api/ files", () => {
   });
 
   it("body errors are documented wherever a body is read, with the 413 and 415 the reader answers", () => {
-    for (const route of routes) {
-      for (const [method, op] of operationsOf(route.path)) {
+    for (const path of paths) {
+      for (const [method, op] of operationsOf(path)) {
         if (!op.requestBody) continue;
-        for (const status of ["400", "413", "415"]) expect(Object.keys(op.responses), `${method} ${route.path}`).toContain(status);
+        for (const status of ["400", "413", "415"]) expect(Object.keys(op.responses), `${method} ${path}`).toContain(status);
       }
     }
   });
 });
 
 describe("the document uses the handlers' own schemas", () => {
-  it("operations reference the very schema instances the endpoints validate with", () => {
-    expect(operations["/api/onboarding/api-keys"]?.POST?.body?.schema).toBe(saveKeysBody);
-    expect(operations["/api/onboarding/api-keys"]?.DELETE?.query).toBe(deleteKeyQuery);
-    expect(operations["/api/onboarding/session"]?.PUT?.body?.schema).toBe(sessionBody);
-    expect(operations["/api/blog/generate"]?.POST?.body?.schema).toBe(generateBody);
-    expect(operations["/api/usage"]?.GET?.query).toBe(usageQuery);
+  it("routes validate with the contract's schema instances", () => {
+    expect(byId("saveApiKeys").body?.schema).toBe(saveKeysBody);
+    expect(byId("deleteApiKey").query?.schema).toBe(deleteKeyQuery);
+    expect(byId("updateOnboardingSession").body?.schema).toBe(sessionBody);
+    expect(byId("generateBlogPost").body?.schema).toBe(generateBody);
+    expect(byId("getUsage").query?.schema).toBe(usageQuery);
   });
 
   it("each request body component lists exactly the fields its zod schema has, strict where the schema is", () => {
-    for (const route of routes) {
-      for (const [method, op] of operationsOf(route.path)) {
+    for (const path of paths) {
+      for (const [method, op] of operationsOf(path)) {
         if (!op.requestBody) continue;
-        const spec = operations[route.path]![method.toUpperCase() as "POST"]!;
+        const route = routeOf(path, method);
+        const spec = route;
         const component = resolve(doc, op.requestBody.content["application/json"].schema.$ref) as AnyObject;
         const shape = (spec.body!.schema as unknown as { shape: Record<string, unknown> }).shape;
-        expect(Object.keys(component.properties).sort(), `${method} ${route.path}`).toEqual(Object.keys(shape).sort());
-        expect(component.additionalProperties, `${method} ${route.path} refuses unknown fields`).toBe(false);
+        expect(Object.keys(component.properties).sort(), `${method} ${path}`).toEqual(Object.keys(shape).sort());
+        expect(component.additionalProperties, `${method} ${path} refuses unknown fields`).toBe(false);
       }
     }
   });
@@ -230,8 +240,10 @@ describe("the document uses the handlers' own schemas", () => {
   it("every example body and query parses with the handler's schema; a broken one does not", () => {
     let checked = 0;
     for (const route of routes) {
-      for (const [method, op] of operationsOf(route.path)) {
-        const spec = operations[route.path]![method.toUpperCase() as "GET"];
+      const method = route.method.toLowerCase();
+      const op = (doc.paths as AnyObject)[route.path][method];
+      {
+        const spec = route;
         if (op.requestBody) {
           const example = op.requestBody.content["application/json"].example;
           expect(example, `${method} ${route.path} has an example body`).toBeDefined();
@@ -241,10 +253,11 @@ describe("the document uses the handlers' own schemas", () => {
           checked++;
         }
         if (op.parameters?.length) {
-          expect(spec!.queryExample, `${method} ${route.path} has an example query`).toBeDefined();
-          expect(spec!.query!.safeParse(spec!.queryExample).success).toBe(true);
-          expect(Object.keys(spec!.queryExample!).every((k) => op.parameters.some((p: AnyObject) => p.name === k))).toBe(true);
-          for (const parameter of op.parameters) if (parameter.required) expect(spec!.queryExample).toHaveProperty(parameter.name);
+          const queryExample = spec.query!.example;
+          expect(queryExample, `${method} ${route.path} has an example query`).toBeDefined();
+          expect(spec.query!.schema.safeParse(queryExample).success).toBe(true);
+          expect(Object.keys(queryExample).every((k) => op.parameters.some((p: AnyObject) => p.name === k))).toBe(true);
+          for (const parameter of op.parameters) if (parameter.required) expect(queryExample).toHaveProperty(parameter.name);
           checked++;
         }
       }
@@ -253,21 +266,18 @@ describe("the document uses the handlers' own schemas", () => {
   });
 
   it("the handlers accept the examples and answer what the document says", async () => {
-    const call = async (method: string, path: string, body?: unknown, token = prod.token("user_openapi_examples")) => {
-      const route = routes.find((r) => r.path === path.split("?")[0])!;
-      const module = (await route.load()) as AnyObject;
-      return prod.call(module[method], request(method, path, { token, ...(body === undefined ? {} : { body }) }));
-    };
-    const example = (path: string, method: "POST" | "PUT") => operations[path]![method]!.body!.example;
+    const call = async (method: string, path: string, body?: unknown, token = prod.token("user_openapi_examples")) =>
+      prod.fetch(request(method, path, { token, ...(body === undefined ? {} : { body }) }));
+    const example = (path: string, method: "POST" | "PUT") => routeOf(path, method).body!.example;
 
     const saved = await expectStatus(await call("POST", "/api/onboarding/api-keys", example("/api/onboarding/api-keys", "POST")), 200);
     expect(schemas.saveKeysResponse.parse(saved).saved).toEqual(["gemini", "exa"]);
     expect(schemas.sessionResponse.parse(await expectStatus(await call("PUT", "/api/onboarding/session", example("/api/onboarding/session", "PUT")), 200))).toMatchObject({
       currentStep: 3,
     });
-    const deleteQuery = new URLSearchParams(operations["/api/onboarding/api-keys"]!.DELETE!.queryExample).toString();
+    const deleteQuery = new URLSearchParams(byId("deleteApiKey").query!.example).toString();
     expect((await call("DELETE", `/api/onboarding/api-keys?${deleteQuery}`)).status).toBe(204);
-    const usageQueryString = new URLSearchParams(operations["/api/usage"]!.GET!.queryExample).toString();
+    const usageQueryString = new URLSearchParams(byId("getUsage").query!.example).toString();
     schemas.usageResponse.parse(await expectStatus(await call("GET", `/api/usage?${usageQueryString}`), 200));
     // A user without keys: the body passes validation and the answer is about the missing key
     // (409 comes after validation), without calling any upstream.
@@ -277,10 +287,17 @@ describe("the document uses the handlers' own schemas", () => {
 });
 
 describe("the generator stays out of every other endpoint", () => {
+  const apiFiles = (dir = "api"): string[] =>
+    readdirSync(join(process.cwd(), dir), { withFileTypes: true }).flatMap((e) =>
+      e.isDirectory() ? apiFiles(`${dir}/${e.name}`) : e.name.endsWith(".ts") ? [`${dir}/${e.name}`] : [],
+    );
+
   it("bundling each api/ file on its own (as Vercel does) pulls zod-to-openapi into api/openapi.ts only", async () => {
-    for (const route of routes) {
+    const files = apiFiles();
+    expect(files.length).toBeGreaterThanOrEqual(6);
+    for (const file of files) {
       const result = await build({
-        entryPoints: [join(process.cwd(), route.file)],
+        entryPoints: [join(process.cwd(), file)],
         bundle: true,
         write: false,
         metafile: true,
@@ -292,13 +309,28 @@ describe("the generator stays out of every other endpoint", () => {
       });
       const inputs = Object.keys(result.metafile.inputs);
       const hasGenerator = inputs.some((f) => f.includes("node_modules/@asteasolutions/zod-to-openapi/"));
-      expect(hasGenerator, route.file).toBe(route.file === "api/openapi.ts");
+      expect(hasGenerator, file).toBe(file === "api/openapi.ts");
     }
   });
 
-  it("a route missing from lib/openapi.ts fails the build of the document, loudly", () => {
-    expect(() => buildOpenApiDocument([...routes, { path: "/api/undocumented", file: "api/undocumented.ts", protected: true, load: async () => ({}) as never }])).toThrow(
-      /\/api\/undocumented/,
-    );
+  it("a new route definition is documented with no other edit", () => {
+    const extra = defineRoute({
+      method: "GET",
+      path: "/api/undocumented",
+      operationId: "getUndocumented",
+      summary: "A route added in a test",
+      tags: ["service"],
+      auth: true,
+      rateLimit: "generate",
+      responses: { 200: { description: "Fine.", headers: ["Cache-Control"] } },
+      problems: [],
+      handler: async () => json({}),
+    });
+    const built = buildOpenApiDocument([...routes, extra]) as AnyObject;
+    const op = built.paths["/api/undocumented"].get;
+    expect(op.operationId).toBe("getUndocumented");
+    expect(Object.keys(op.responses)).toEqual(expect.arrayContaining(["200", "401", "429", "500"]));
+    expect(Object.keys(op.responses["200"].headers).sort()).toEqual(["cache-control", "ratelimit", "ratelimit-policy", "x-request-id"]);
+    expect(built.paths["/api/undocumented"].options).toBeDefined();
   });
 });

@@ -1,7 +1,6 @@
 /** Per-user limits live in the database, so two serverless instances share one budget. */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sql } from "drizzle-orm";
-import * as apiKeys from "../api/onboarding/api-keys.js";
 import { backends, backendLabel, type TestDatabase } from "./helpers/db.js";
 import { expectStatus, makeRuntime, request, sampleKeys, type TestRuntime } from "./helpers/runtime.js";
 
@@ -29,7 +28,7 @@ for (const backend of backends) {
       const [clock] = await database.rows<{ s: number }>(sql`select extract(second from now())::float8 as s`);
       if (Number(clock!.s) > 50) await new Promise((resolve) => setTimeout(resolve, (61 - Number(clock!.s)) * 1000));
       const save = (rt: TestRuntime, seed: number) =>
-        rt.call(apiKeys.POST, request("POST", "/api/onboarding/api-keys", { token: rt.token(user), body: { gemini: sampleKeys(seed).gemini } }));
+        rt.fetch(request("POST", "/api/onboarding/api-keys", { token: rt.token(user), body: { gemini: sampleKeys(seed).gemini } }));
       await expectStatus(await save(one, 1), 200);
       await expectStatus(await save(two, 2), 200);
       await expectStatus(await save(one, 3), 200);
@@ -45,14 +44,14 @@ for (const backend of backends) {
       const [row] = await database.rows<{ hint: string }>(sql`select key_hint as hint from api_keys k join onboarding_sessions s on s.id = k.session_id where s.user_id = ${user}`);
       expect(row?.hint).toBe("…" + sampleKeys(3).gemini.slice(-4));
       // Another user has their own budget.
-      const other = await two.call(apiKeys.POST, request("POST", "/api/onboarding/api-keys", { token: two.token(`${user}_other`), body: { gemini: sampleKeys(5).gemini } }));
+      const other = await two.fetch(request("POST", "/api/onboarding/api-keys", { token: two.token(`${user}_other`), body: { gemini: sampleKeys(5).gemini } }));
       await expectStatus(other, 200);
     });
 
     it("starts a fresh budget in the next window", async () => {
       const user = `user_rl_window_${backend.name}`;
       await database.rows(sql`insert into rate_limits (user_id, bucket, window_start, count) values (${user}, 'key-writes', now() - interval '2 minutes', 99)`);
-      const response = await one.call(apiKeys.POST, request("POST", "/api/onboarding/api-keys", { token: one.token(user), body: { exa: sampleKeys(6).exa } }));
+      const response = await one.fetch(request("POST", "/api/onboarding/api-keys", { token: one.token(user), body: { exa: sampleKeys(6).exa } }));
       await expectStatus(response, 200);
       const [row] = await database.rows<{ count: number }>(sql`select count from rate_limits where user_id = ${user}`);
       expect(Number(row?.count)).toBe(1);

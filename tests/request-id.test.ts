@@ -1,7 +1,5 @@
 /** Request ids are echoed for tracing, never when they look like a secret; dev mode refuses unreadable credentials. */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import * as health from "../api/health.js";
-import * as apiKeys from "../api/onboarding/api-keys.js";
 import { backends, type TestDatabase } from "./helpers/db.js";
 import { expectStatus, makeRuntime, request, sampleKeys, type TestRuntime } from "./helpers/runtime.js";
 
@@ -18,13 +16,13 @@ describe("request ids and dev-mode credentials", () => {
   });
 
   it("echoes a client's request id", async () => {
-    const response = await dev.call(health.GET, request("GET", "/api/health", { headers: { "x-request-id": "trace-1234abcd" } }));
+    const response = await dev.fetch(request("GET", "/api/health", { headers: { "x-request-id": "trace-1234abcd" } }));
     expect(response.headers.get("x-request-id")).toBe("trace-1234abcd");
   });
 
   it("replaces a request id shaped like a key instead of echoing or storing it", async () => {
     const key = sampleKeys(9).gemini;
-    const response = await dev.call(apiKeys.GET, request("GET", "/api/onboarding/api-keys", { headers: { "x-request-id": key } }));
+    const response = await dev.fetch(request("GET", "/api/onboarding/api-keys", { headers: { "x-request-id": key } }));
     const body = await expectStatus(response, 200);
     expect(response.headers.get("x-request-id")).toMatch(/^req_/);
     expect(JSON.stringify(body) + dev.logs.join("\n")).not.toContain(key);
@@ -32,12 +30,12 @@ describe("request ids and dev-mode credentials", () => {
 
   it("answers 401 in development when Clerk is configured and the Authorization header is unreadable", async () => {
     const problem = await expectStatus(
-      await dev.call(apiKeys.GET, request("GET", "/api/onboarding/api-keys", { headers: { authorization: "Bearer a b" } })),
+      await dev.fetch(request("GET", "/api/onboarding/api-keys", { headers: { authorization: "Bearer a b" } })),
       401,
     );
     expect(problem.code).toBe("unauthorized");
     // No header at all is still the developer.
-    const own = await expectStatus(await dev.call(apiKeys.GET, request("GET", "/api/onboarding/api-keys")), 200);
+    const own = await expectStatus(await dev.fetch(request("GET", "/api/onboarding/api-keys")), 200);
     expect(own.userId).toBe("local-dev");
   });
 });

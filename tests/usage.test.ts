@@ -4,7 +4,6 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { sql } from "drizzle-orm";
-import * as usage from "../api/usage.js";
 import { usageResponse } from "../lib/schemas.js";
 import { backends, backendLabel, type TestDatabase } from "./helpers/db.js";
 import { expectStatus, makeRuntime, request, type TestRuntime } from "./helpers/runtime.js";
@@ -55,7 +54,7 @@ for (const backend of backends) {
 
     /** `userId: null` sends no token. */
     async function get(query: string, userId: string | null = A, rt: TestRuntime = prod) {
-      return rt.call(usage.GET, request("GET", `/api/usage${query}`, userId !== null ? { token: rt.token(userId) } : {}));
+      return rt.fetch(request("GET", `/api/usage${query}`, userId !== null ? { token: rt.token(userId) } : {}));
     }
     async function summary(query: string, userId = A) {
       const body = await expectStatus(await get(query, userId), 200);
@@ -187,7 +186,7 @@ for (const backend of backends) {
       let problem = await expectStatus(await get("?from=2026-03-01&to=2026-03-03", null), 401);
       expect(problem.code).toBe("unauthorized");
       problem = await expectStatus(
-        await prod.call(usage.GET, request("GET", "/api/usage", { headers: { authorization: "Bearer not-a-token" } })),
+        await prod.fetch(request("GET", "/api/usage", { headers: { authorization: "Bearer not-a-token" } })),
         401,
       );
       expect(problem.code).toBe("unauthorized");

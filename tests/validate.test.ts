@@ -1,7 +1,6 @@
 /** `validate: true` checks a Gemini key with a free upstream call before anything is saved. */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sql } from "drizzle-orm";
-import * as apiKeys from "../api/onboarding/api-keys.js";
 import { backends } from "./helpers/db.js";
 import { expectStatus, makeRuntime, request, sampleKeys, type TestRuntime } from "./helpers/runtime.js";
 import { startFakeGemini, type FakeGemini } from "./fakes/gemini.js";
@@ -28,7 +27,7 @@ describe("validate: true", () => {
   it("marks a key Google accepts as validated, with one list-models call carrying that key", async () => {
     const keys = sampleKeys(100);
     const body = await expectStatus(
-      await rt.call(apiKeys.POST, request("POST", "/api/onboarding/api-keys", { token: rt.token("user_v1"), body: { gemini: keys.gemini, validate: true } })),
+      await rt.fetch(request("POST", "/api/onboarding/api-keys", { token: rt.token("user_v1"), body: { gemini: keys.gemini, validate: true } })),
       200,
     );
     expect(body.keys).toEqual([expect.objectContaining({ provider: "gemini", validated: true })]);
@@ -42,7 +41,7 @@ describe("validate: true", () => {
     gemini.setMode({ fail: 401 }, keys.gemini);
     const before = await count();
     const problem = await expectStatus(
-      await rt.call(apiKeys.POST, request("POST", "/api/onboarding/api-keys", { token: rt.token("user_v2"), body: { ...keys, validate: true } })),
+      await rt.fetch(request("POST", "/api/onboarding/api-keys", { token: rt.token("user_v2"), body: { ...keys, validate: true } })),
       422,
     );
     expect(problem).toMatchObject({ code: "provider-rejected-key", provider: "gemini" });
@@ -55,7 +54,7 @@ describe("validate: true", () => {
     gemini.setMode({ fail: 500 }, keys.gemini);
     const before = await count();
     const problem = await expectStatus(
-      await rt.call(apiKeys.POST, request("POST", "/api/onboarding/api-keys", { token: rt.token("user_v3"), body: { gemini: keys.gemini, validate: true } })),
+      await rt.fetch(request("POST", "/api/onboarding/api-keys", { token: rt.token("user_v3"), body: { gemini: keys.gemini, validate: true } })),
       502,
     );
     expect(problem.code).toBe("upstream-unavailable");
@@ -63,7 +62,7 @@ describe("validate: true", () => {
 
     const callsBefore = gemini.requests.length;
     const saved = await expectStatus(
-      await rt.call(apiKeys.POST, request("POST", "/api/onboarding/api-keys", { token: rt.token("user_v3"), body: { gemini: keys.gemini } })),
+      await rt.fetch(request("POST", "/api/onboarding/api-keys", { token: rt.token("user_v3"), body: { gemini: keys.gemini } })),
       200,
     );
     expect(saved.keys[0].validated).toBeUndefined();

@@ -7,7 +7,7 @@
  * function's cold start.
  */
 import { AppError } from "../http/errors.js";
-import type { RequestContext } from "../http/handler.js";
+import type { Deps } from "../runtime.js";
 import { userApiKeys, type KeySource } from "../keys/resolver.js";
 import { createGemini, isAbortError } from "../providers/gemini.js";
 import { searchExa, type ExaSource } from "../providers/exa.js";
@@ -19,7 +19,7 @@ export type GenerationEvent = {
   [K in GenerationEventName]: { event: K; data: z.output<(typeof generationEvents)[K]> };
 }[Exclude<GenerationEventName, "error">];
 
-type Ctx = Pick<RequestContext, "runtime" | "logger" | "requestId">;
+type GenerationDeps = Pick<Deps, "config" | "logger" | "requestId" | "database" | "keyring" | "once">;
 
 export const MAX_SOURCES = 8;
 const RESULTS_PER_SEARCH = 5;
@@ -35,8 +35,8 @@ export interface Generation {
  * Resolves the caller's keys before anything is streamed: without a Gemini key the answer
  * is 409 missing-provider-key and no upstream is called (never the operator's key).
  */
-export async function prepareGeneration(ctx: Ctx, userId: string, input: GenerateBody): Promise<Generation> {
-  const resolved = await userApiKeys(ctx.runtime, userId, ctx.logger);
+export async function prepareGeneration(deps: GenerationDeps, userId: string, input: GenerateBody): Promise<Generation> {
+  const resolved = await userApiKeys(deps, userId);
   const gemini = resolved.keys.gemini;
   if (!gemini) {
     const unreadable = resolved.unreadable.includes("gemini");
@@ -53,7 +53,7 @@ export async function prepareGeneration(ctx: Ctx, userId: string, input: Generat
   }
   return {
     keySource: resolved.source,
-    events: (signal) => run(ctx, { userId, input, gemini, exa: resolved.keys.exa, keySource: resolved.source, signal }),
+    events: (signal) => run(deps, { userId, input, gemini, exa: resolved.keys.exa, keySource: resolved.source, signal }),
   };
 }
 
@@ -131,11 +131,10 @@ export function extractTitle(markdown: string, fallback: string): string {
 const round = (n: number) => Math.round(n * 1e8) / 1e8;
 
 async function* run(
-  ctx: Ctx,
+  deps: GenerationDeps,
   job: { userId: string; input: GenerateBody; gemini: string; exa: string | undefined; keySource: KeySource; signal: AbortSignal },
 ): AsyncGenerator<GenerationEvent, void, undefined> {
-  const { runtime, logger, requestId } = ctx;
-  const { config } = runtime;
+  const { config, logger, requestId } = deps;
   const usageRecords: UsageRecord[] = [];
   const usage: GenerationUsage = {
     gemini: { model: config.gemini.model, inputTokens: 0, outputTokens: 0, costUsd: 0 },
@@ -231,7 +230,7 @@ async function* run(
     // Calls that completed cost the user money even if the request failed or was abandoned.
     if (usageRecords.length > 0) {
       try {
-        await recordUsage(await runtime.database(), usageRecords);
+        await recordUsage(await deps.database(), usageRecords);
       } catch (error) {
         logger.error("usage could not be recorded", { errorName: error instanceof Error ? error.name : "unknown", calls: usageRecords.length });
       }

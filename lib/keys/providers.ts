@@ -25,6 +25,8 @@ export interface ProviderInfo {
   readonly format: string;
   /** The shape of a trimmed, valid key. */
   readonly pattern: RegExp;
+  /** A well-formed made-up key for documentation (never a real one). */
+  readonly example: string;
 }
 
 export const providerInfo: Readonly<Record<Provider, ProviderInfo>> = Object.freeze({
@@ -36,6 +38,7 @@ export const providerInfo: Readonly<Record<Provider, ProviderInfo>> = Object.fre
     returnsValue: false,
     format: '"AIza" followed by 30-100 letters, digits, "_" or "-"',
     pattern: /^AIza[0-9A-Za-z_-]{30,100}$/,
+    example: "AIzaSyExampleExampleExampleExample0000",
   }),
   exa: Object.freeze({
     id: "exa",
@@ -45,6 +48,7 @@ export const providerInfo: Readonly<Record<Provider, ProviderInfo>> = Object.fre
     returnsValue: false,
     format: "a UUID (8-4-4-4-12 hexadecimal digits)",
     pattern: /^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$/,
+    example: "3f2b8c1e-7d4a-4b9e-9c21-0a5e6f7d8c90",
   }),
   copilotkit: Object.freeze({
     id: "copilotkit",
@@ -54,6 +58,7 @@ export const providerInfo: Readonly<Record<Provider, ProviderInfo>> = Object.fre
     returnsValue: true,
     format: '"ck_pub_" followed by 20-100 letters, digits, "_" or "-"',
     pattern: /^ck_pub_[0-9A-Za-z_-]{20,100}$/,
+    example: "ck_pub_exampleexampleexample0000",
   }),
 });
 

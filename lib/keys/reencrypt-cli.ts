@@ -10,7 +10,7 @@
 import { ConfigError } from "../env.js";
 import { parseKeyring } from "../crypto.js";
 import { createLogger, redact } from "../log.js";
-import { loadDevelopmentEnv } from "../server/dotenv.js";
+import { loadDevelopmentEnv } from "../dev/dotenv.js";
 import { openDatabase, type Database } from "../../db/client.js";
 import { reencryptAll } from "./reencrypt.js";
 

@@ -6,11 +6,10 @@
  *   `user_id|provider`; never a file, never the operator's keys.
  */
 import { decryptKey, keyAad } from "../crypto.js";
-import { readEnvFile } from "./env-file.js";
+import { readEnvFile } from "../dev/env-file.js";
 import { providerInfo, providers, type Provider } from "./providers.js";
 import { loadCiphertexts } from "./store.js";
-import type { Runtime } from "../runtime.js";
-import type { Logger } from "../log.js";
+import type { Deps } from "../runtime.js";
 
 export type KeySource = "env" | "database";
 
@@ -21,11 +20,15 @@ export interface UserKeys {
   unreadable: Provider[];
 }
 
-export async function userApiKeys(runtime: Runtime, userId: string, logger: Logger = runtime.logger): Promise<UserKeys> {
-  const { config } = runtime;
+/** The keys `userId`'s requests run with (see above); `deps.logger` should carry the request id. */
+export async function userApiKeys(
+  deps: Pick<Deps, "config" | "logger" | "database" | "keyring" | "once">,
+  userId: string,
+): Promise<UserKeys> {
+  const { config, logger } = deps;
   if (config.mode === "development") {
-    if (!runtime.once.has("dev-mode-log")) {
-      runtime.once.add("dev-mode-log");
+    if (!deps.once.has("dev-mode-log")) {
+      deps.once.add("dev-mode-log");
       logger.info("[DEV MODE] Using .env file", { envFile: config.envFile });
     }
     const file = await readEnvFile(config.envFile);
@@ -38,12 +41,12 @@ export async function userApiKeys(runtime: Runtime, userId: string, logger: Logg
   }
 
   logger.info(`[PROD MODE] Using database for user ${userId}`, { userId });
-  const database = await runtime.database();
+  const database = await deps.database();
   const rows = await loadCiphertexts(database, userId);
   const keys: Partial<Record<Provider, string>> = {};
   const unreadable: Provider[] = [];
   if (rows.length > 0) {
-    const keyring = await runtime.keyring();
+    const keyring = await deps.keyring();
     for (const row of rows) {
       const result = decryptKey(keyring, row.ciphertext, keyAad(userId, row.provider));
       if (result.ok) keys[row.provider] = result.value;

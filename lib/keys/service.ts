@@ -3,15 +3,17 @@
  * file in development only), list (hints), delete.
  */
 import { AppError } from "../http/errors.js";
-import type { RequestContext } from "../http/handler.js";
+import type { Deps } from "../runtime.js";
 import type { SaveKeysBody, SaveKeysResponse, ListKeysResponse } from "../schemas.js";
 import { providerInfo, providers, type Provider } from "./providers.js";
 import { deleteKey, listKeys, saveKeys } from "./store.js";
 
-type Ctx = Pick<RequestContext, "runtime" | "logger" | "requestId" | "request">;
-
-export async function saveUserKeys(ctx: Ctx, userId: string, body: SaveKeysBody): Promise<SaveKeysResponse> {
-  const { runtime, logger } = ctx;
+/**
+ * Saves the keys in `body` for `userId` (database; the .env file too in development) and
+ * answers the saved list. `signal` aborts the optional upstream key check.
+ */
+export async function saveUserKeys(deps: Deps, userId: string, body: SaveKeysBody, signal?: AbortSignal): Promise<SaveKeysResponse> {
+  const { logger } = deps;
   const keys: Partial<Record<Provider, string>> = {};
   for (const provider of providers) if (body[provider] !== undefined) keys[provider] = body[provider];
 
@@ -20,27 +22,27 @@ export async function saveUserKeys(ctx: Ctx, userId: string, body: SaveKeysBody)
     // Loaded only here: key endpoints must not pay for the Gemini SDK at cold start.
     const { checkGeminiKey } = await import("../providers/gemini.js");
     const check = await checkGeminiKey(keys.gemini, {
-      baseUrl: runtime.config.gemini.baseUrl,
-      timeoutMs: runtime.config.upstreamTimeoutMs,
-      signal: ctx.request.signal,
+      baseUrl: deps.config.gemini.baseUrl,
+      timeoutMs: deps.config.upstreamTimeoutMs,
+      signal,
     });
     if (!check.ok) throw check.error;
     validated.add("gemini");
   }
 
-  const database = await runtime.database();
-  const keyring = await runtime.keyring();
-  const saved = await saveKeys(database, { userId, keys, validated, keyring, requestId: ctx.requestId });
+  const database = await deps.database();
+  const keyring = await deps.keyring();
+  const saved = await saveKeys(database, { userId, keys, validated, keyring, requestId: deps.requestId });
   const storage: SaveKeysResponse["storage"] = ["database"];
 
-  if (runtime.config.mode === "development") {
+  if (deps.config.mode === "development") {
     const envValues: Record<string, string> = {};
     for (const provider of providers) if (keys[provider]) envValues[providerInfo[provider].envVar] = keys[provider];
-    await runtime.envWriter.set(runtime.config.envFile, envValues);
-    const frontendFile = runtime.config.frontendEnvFile;
+    await deps.envWriter.set(deps.config.envFile, envValues);
+    const frontendFile = deps.config.frontendEnvFile;
     const frontendVar = providerInfo.copilotkit.frontendEnvVar;
     if (frontendFile && frontendVar && keys.copilotkit) {
-      await runtime.envWriter.set(frontendFile, { [frontendVar]: keys.copilotkit });
+      await deps.envWriter.set(frontendFile, { [frontendVar]: keys.copilotkit });
     }
     storage.push("env");
   }
@@ -48,31 +50,30 @@ export async function saveUserKeys(ctx: Ctx, userId: string, body: SaveKeysBody)
 
   return {
     userId,
-    mode: runtime.config.mode,
+    mode: deps.config.mode,
     saved: saved.map((s) => s.provider),
     storage,
-    keys: await listKeys(database, userId, () => runtime.keyring()),
+    keys: await listKeys(database, userId, () => deps.keyring()),
   };
 }
 
-export async function listUserKeys(ctx: Ctx, userId: string): Promise<ListKeysResponse> {
-  const database = await ctx.runtime.database();
-  const keys = await listKeys(database, userId, () => ctx.runtime.keyring());
+export async function listUserKeys(deps: Deps, userId: string): Promise<ListKeysResponse> {
+  const database = await deps.database();
+  const keys = await listKeys(database, userId, () => deps.keyring());
   const have = new Set(keys.map((k) => k.provider));
-  return { userId, mode: ctx.runtime.config.mode, keys, missing: providers.filter((p) => !have.has(p)) };
+  return { userId, mode: deps.config.mode, keys, missing: providers.filter((p) => !have.has(p)) };
 }
 
-export async function deleteUserKey(ctx: Ctx, userId: string, provider: Provider): Promise<void> {
-  const { runtime } = ctx;
-  const database = await runtime.database();
-  const deleted = await deleteKey(database, { userId, provider, requestId: ctx.requestId });
+export async function deleteUserKey(deps: Deps, userId: string, provider: Provider): Promise<void> {
+  const database = await deps.database();
+  const deleted = await deleteKey(database, { userId, provider, requestId: deps.requestId });
   if (!deleted) {
     throw new AppError("key-not-found", { detail: `no ${provider} key is saved for this user` });
   }
-  if (runtime.config.mode === "development") {
-    await runtime.envWriter.unset(runtime.config.envFile, [providerInfo[provider].envVar]);
+  if (deps.config.mode === "development") {
+    await deps.envWriter.unset(deps.config.envFile, [providerInfo[provider].envVar]);
     const frontendVar = providerInfo[provider].frontendEnvVar;
-    if (runtime.config.frontendEnvFile && frontendVar) await runtime.envWriter.unset(runtime.config.frontendEnvFile, [frontendVar]);
+    if (deps.config.frontendEnvFile && frontendVar) await deps.envWriter.unset(deps.config.frontendEnvFile, [frontendVar]);
   }
-  ctx.logger.info("key deleted", { userId, provider });
+  deps.logger.info("key deleted", { userId, provider });
 }

@@ -1,5 +1,5 @@
 /**
- * AWS Lambda adapter: the same route table as the local server (`createApp`), behind Hono's
+ * AWS Lambda adapter: the one app (`lib/app.ts`) over every route, behind Hono's
  * `hono/aws-lambda` event conversion. Two entry points, pick one per function:
  *
  * - `handler` (buffered): API Gateway HTTP API (payload v2), REST API (v1), ALB, or a
@@ -23,15 +23,10 @@
  * runs on until it finishes or its upstream timeouts fire.
  */
 import type { Writable } from "node:stream";
-import { Hono } from "hono/tiny";
 import { handle, streamHandle, type APIGatewayProxyResult, type LambdaContext, type LambdaEvent } from "hono/aws-lambda";
-import { AppError } from "../http/errors.js";
-import { newRequestId } from "../http/handler.js";
-import { problemResponse } from "../http/problem.js";
-import { createLogger } from "../log.js";
-import { getRuntime, type Runtime } from "../runtime.js";
-import { createApp, type FetchApp } from "./app.js";
-import { routes as defaultRoutes, type Route } from "./routes.js";
+import { createApp, type RuntimeSource } from "../app.js";
+import type { AnyRoute } from "../http/route.js";
+import { routes as allRoutes } from "../routes/index.js";
 
 /** A buffered Lambda handler: an API Gateway / ALB / Function URL event in, a proxy result out. */
 export type LambdaHandler = (event: LambdaEvent, context?: LambdaContext) => Promise<APIGatewayProxyResult>;
@@ -51,9 +46,7 @@ declare global {
   var awslambda: AwsLambdaGlobal | undefined;
 }
 
-/** A runtime, or how to get one on first request (the default reads the environment). */
-export type RuntimeSource = Runtime | (() => Runtime);
-
+/** What the two adapters pass: the buffered one names the context `lambdaContext`, the streaming one `context`. */
 type LambdaBindings = { event?: LambdaEvent; lambdaContext?: LambdaContext; context?: LambdaContext };
 
 /** Responses that are text (JSON, problem+json, Server-Sent Events) travel as text, anything else base64. */
@@ -62,8 +55,8 @@ function isContentTypeBinary(contentType: string): boolean {
 }
 
 /**
- * An HTTP API (v2) stage other than `$default` prefixes rawPath with `/<stage>`; the route
- * table knows only the public paths, so strip it.
+ * An HTTP API (v2) stage other than `$default` prefixes rawPath with `/<stage>`; the routes
+ * know only the public paths, so strip it.
  */
 function withoutStagePrefix(request: Request, event: LambdaEvent | undefined): Request {
   const stage = (event?.requestContext as { stage?: unknown } | undefined)?.stage;
@@ -75,48 +68,24 @@ function withoutStagePrefix(request: Request, event: LambdaEvent | undefined): R
   return new Request(url, request);
 }
 
-/** The Hono app both adapters wrap: every method and path goes to the route table. */
-function lambdaApp(source: RuntimeSource, routes: readonly Route[]): Hono<{ Bindings: LambdaBindings }> {
-  let app: FetchApp | undefined;
-  const resolve = (): FetchApp => {
-    // A configuration error is not cached: the next request tries again (and logs again).
-    app ??= createApp(typeof source === "function" ? source() : source, routes);
-    return app;
-  };
-  const hono = new Hono<{ Bindings: LambdaBindings }>();
-  hono.all("*", (c) => {
-    // Pooled database connections keep the event loop busy; answer without waiting for them.
-    const lambdaContext = c.env?.lambdaContext ?? c.env?.context;
-    if (lambdaContext) lambdaContext.callbackWaitsForEmptyEventLoop = false;
-    return resolve().fetch(withoutStagePrefix(c.req.raw, c.env?.event));
-  });
-  hono.onError((error) => {
-    // Reached when the runtime cannot be built (invalid configuration) or a module fails to load.
-    const requestId = newRequestId();
-    createLogger().error("lambda request failed before reaching an endpoint", {
-      requestId,
-      errorName: error instanceof Error ? error.name : typeof error,
-      // ConfigError messages name variables and rules, never values.
-      message: error instanceof Error ? error.message.slice(0, 500) : undefined,
-    });
-    const response = problemResponse(
-      new AppError("server-misconfigured", {
-        detail: `this deployment could not handle the request; quote request id ${requestId} to the operator`,
-        action: "the operator must check the function's logs and configuration",
-      }),
-      requestId,
-    );
-    response.headers.set("x-request-id", requestId);
-    return response;
-  });
-  return hono;
+/** The app as the Hono adapters call it, with the stage prefix removed. */
+function lambdaApp(source: RuntimeSource | undefined, routes: readonly AnyRoute[]) {
+  const app = createApp(routes, { runtime: source });
+  return {
+    fetch: (request: Request, env: LambdaBindings) => {
+      // Pooled database connections keep the event loop busy; answer without waiting for them.
+      const lambdaContext = env?.lambdaContext ?? env?.context;
+      if (lambdaContext) lambdaContext.callbackWaitsForEmptyEventLoop = false;
+      return app.fetch(withoutStagePrefix(request, env?.event), env);
+    },
+  } as unknown as Parameters<typeof handle>[0];
 }
 
 /**
- * A buffered Lambda handler over the route table with the given runtime (tests pass their
- * own; the exported `handler` uses the process default). `routes` is for tests.
+ * A buffered Lambda handler over the app (tests pass their own runtime; the exported
+ * `handler` uses the process environment). `routes` is for tests.
  */
-export function createLambdaHandler(source: RuntimeSource, routes: readonly Route[] = defaultRoutes): LambdaHandler {
+export function createLambdaHandler(source?: RuntimeSource, routes: readonly AnyRoute[] = allRoutes): LambdaHandler {
   const inner = handle(lambdaApp(source, routes), { isContentTypeBinary });
   return (event, context) => inner(event, context) as Promise<APIGatewayProxyResult>;
 }
@@ -125,20 +94,15 @@ export function createLambdaHandler(source: RuntimeSource, routes: readonly Rout
  * A response-streaming Lambda handler (Function URL, invoke mode RESPONSE_STREAM). Needs the
  * `awslambda` global the Lambda Node.js runtime defines; throws without it.
  */
-export function createLambdaStreamingHandler(source: RuntimeSource, routes: readonly Route[] = defaultRoutes): LambdaStreamingHandler {
+export function createLambdaStreamingHandler(source?: RuntimeSource, routes: readonly AnyRoute[] = allRoutes): LambdaStreamingHandler {
   if (typeof globalThis.awslambda?.streamifyResponse !== "function") {
     throw new Error("response streaming needs the awslambda global of the AWS Lambda Node.js runtime");
   }
   return streamHandle(lambdaApp(source, routes)) as unknown as LambdaStreamingHandler;
 }
 
-let defaultHandler: LambdaHandler | undefined;
-
 /** Buffered entry point (`index.handler`): API Gateway, ALB or a BUFFERED Function URL. */
-export const handler: LambdaHandler = (event, context) => {
-  defaultHandler ??= createLambdaHandler(() => getRuntime());
-  return defaultHandler(event, context);
-};
+export const handler: LambdaHandler = createLambdaHandler();
 
 /**
  * Streaming entry point (`index.streamingHandler`) for a RESPONSE_STREAM Function URL. Lambda
@@ -146,4 +110,4 @@ export const handler: LambdaHandler = (event, context) => {
  * is built when the module loads; outside Lambda (no `awslambda` global) it is undefined.
  */
 export const streamingHandler: LambdaStreamingHandler | undefined =
-  typeof globalThis.awslambda?.streamifyResponse === "function" ? createLambdaStreamingHandler(() => getRuntime()) : undefined;
+  typeof globalThis.awslambda?.streamifyResponse === "function" ? createLambdaStreamingHandler() : undefined;

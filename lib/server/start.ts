@@ -4,11 +4,12 @@
  */
 import { mkdirSync } from "node:fs";
 import { serve } from "@hono/node-server";
-import { loadDevelopmentEnv } from "./dotenv.js";
+import { loadDevelopmentEnv } from "../dev/dotenv.js";
 import { ConfigError } from "../env.js";
 import { createRuntime } from "../runtime.js";
 import { createLogger } from "../log.js";
-import { createApp } from "./app.js";
+import { createApp } from "../app.js";
+import { routes } from "../routes/index.js";
 import { migrateDatabase, openDatabase } from "../../db/client.js";
 
 async function main() {
@@ -34,7 +35,7 @@ async function main() {
     await migrateDatabase(database);
     logger.info("database migrated", { driver: config.database.driver });
   }
-  const app = createApp(createRuntime(config, { logger, database }));
+  const app = createApp(routes, { runtime: createRuntime(config, { logger, database }) });
   if (config.mode === "development") await app.fetch(new Request("http://local/api/health")); // warm up
   const server = serve({ fetch: app.fetch, port: config.port, hostname: "127.0.0.1" }, (info) => {
     logger.info(`listening on http://127.0.0.1:${info.port}`, { port: info.port });

@@ -1,10 +1,10 @@
 /**
  * Shared machinery of the batteries (tests/battery.*.test.ts, tests/cors.test.ts):
- * - the route table expanded into endpoints (route × exported method), so a new route or
- *   method is covered by every battery without editing it;
+ * - the app's own route list (lib/routes/index.ts) as endpoints, so a new route is covered by
+ *   every battery without editing it;
  * - a valid request for every endpoint (bodies and queries checked against lib/schemas.ts);
- * - the two ways a handler is reached: `createApp(runtime).fetch` (local server and Lambda)
- *   and the api/ module's export called directly (what Vercel runs);
+ * - the two apps a request can reach: the app over every route (local server and Lambda) and
+ *   an app over one path's routes only (what one Vercel function serves);
  * - the bad-token matrix;
  * - fingerprints of the database tables and of files (to prove a rejected request changed
  *   nothing), problem+json checks, a closed port, and a TCP proxy that can drop connections.
@@ -13,10 +13,10 @@ import { createServer, connect, type AddressInfo, type Server, type Socket } fro
 import { readFileSync } from "node:fs";
 import { sql } from "drizzle-orm";
 import type { z } from "zod";
-import { routes, type Route } from "../../lib/server/routes.js";
-import { createApp, type FetchApp } from "../../lib/server/app.js";
-import { withRuntime, type Runtime } from "../../lib/runtime.js";
-import { methods, type Method, type WebHandler } from "../../lib/http/handler.js";
+import { routes } from "../../lib/routes/index.js";
+import { createApp, type App } from "../../lib/app.js";
+import type { Runtime } from "../../lib/runtime.js";
+import type { AnyRoute, Method } from "../../lib/http/route.js";
 import { errorCodes } from "../../lib/http/errors.js";
 import { PROBLEM_TYPE_BASE } from "../../lib/http/problem.js";
 import { deleteKeyQuery, generateBody, problemSchema, saveKeysBody, sessionBody, usageQuery } from "../../lib/schemas.js";
@@ -40,30 +40,22 @@ import { sampleKeys } from "./runtime.js";
 // ---- endpoints from the route table --------------------------------------------------------
 
 export interface Endpoint {
-  route: Route;
+  route: AnyRoute;
   method: Method;
-  /** The api/ module's export for this method (the Vercel entry point). */
-  handler: WebHandler;
-  /** The module's OPTIONS export (CORS preflight). */
-  options: WebHandler | undefined;
-  /** Every method the module exports (OPTIONS excluded). */
+  /** Every method served at this path (OPTIONS excluded). */
   methods: Method[];
   /** "POST /api/onboarding/api-keys" */
   label: string;
 }
 
-/** Every (route, method) of the route table, in table order; `filter` picks routes. */
-export async function endpoints(filter: (route: Route) => boolean = () => true): Promise<Endpoint[]> {
-  const out: Endpoint[] = [];
-  for (const route of routes) {
-    if (!filter(route)) continue;
-    const module = await route.load();
-    const exported = methods.filter((m) => typeof module[m] === "function");
-    for (const method of exported) {
-      out.push({ route, method, handler: module[method]!, options: module.OPTIONS, methods: exported, label: `${method} ${route.path}` });
-    }
-  }
-  return out;
+/** Every route of the app, in list order; `filter` picks routes. */
+export async function endpoints(filter: (route: AnyRoute) => boolean = () => true): Promise<Endpoint[]> {
+  return routes.filter(filter).map((route) => ({
+    route,
+    method: route.method,
+    methods: routes.filter((r) => r.path === route.path).map((r) => r.method),
+    label: `${route.method} ${route.path}`,
+  }));
 }
 
 /** Methods that carry a JSON body. */
@@ -130,22 +122,23 @@ export function endpointRequest(endpoint: Endpoint, parts: RequestParts = {}): R
 
 // ---- transports ------------------------------------------------------------------------------
 
-/** `app`: createApp(runtime).fetch, the local server and Lambda path. `direct`: the api/ export, as Vercel calls it. */
-export type Transport = "app" | "direct";
-export const transports: readonly Transport[] = ["app", "direct"];
+/** `app`: the app over every route (local server, Lambda). `function`: an app over this path's routes only (one Vercel function). */
+export type Transport = "app" | "function";
+export const transports: readonly Transport[] = ["app", "function"];
 
-const apps = new WeakMap<Runtime, FetchApp>();
+const apps = new WeakMap<Runtime, Map<string, App>>();
 
-/** Sends `request` to `endpoint` (its method's export, or OPTIONS) through `transport`. */
+/** Sends `request` to `endpoint` through `transport`. */
 export function send(runtime: Runtime, transport: Transport, endpoint: Endpoint, request: Request): Promise<Response> {
-  if (transport === "app") {
-    let app = apps.get(runtime);
-    if (!app) apps.set(runtime, (app = createApp(runtime)));
-    return app.fetch(request);
+  let byKey = apps.get(runtime);
+  if (!byKey) apps.set(runtime, (byKey = new Map()));
+  const key = transport === "app" ? "*" : endpoint.route.path;
+  let app = byKey.get(key);
+  if (!app) {
+    const served = transport === "app" ? routes : routes.filter((r) => r.path === endpoint.route.path);
+    byKey.set(key, (app = createApp(served, { runtime })));
   }
-  const handler = request.method === "OPTIONS" ? endpoint.options : endpoint.handler;
-  if (!handler) throw new Error(`${endpoint.route.file} exports no ${request.method}`);
-  return withRuntime(runtime, () => handler(request));
+  return Promise.resolve(app.fetch(request));
 }
 
 // ---- responses -------------------------------------------------------------------------------

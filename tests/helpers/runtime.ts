@@ -7,7 +7,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadConfig, type RawEnv } from "../../lib/env.js";
 import { memorySink } from "../../lib/log.js";
-import { createRuntime, withRuntime, type Runtime } from "../../lib/runtime.js";
+import { createRuntime, type Runtime } from "../../lib/runtime.js";
+import { createApp, type App } from "../../lib/app.js";
+import { routes } from "../../lib/routes/index.js";
 import { generateKeyringEntry } from "../../lib/crypto.js";
 import { createTestSigner, TEST_AZP, type TestSigner } from "./clerk.js";
 import type { Database } from "../../db/client.js";
@@ -18,8 +20,10 @@ export interface TestRuntime {
   envFile: string;
   logs: string[];
   signer: TestSigner;
-  /** Calls a Web handler with this runtime. */
-  call(handler: ((r: Request) => Promise<Response>) | undefined, request: Request): Promise<Response>;
+  /** The app over every route with this runtime. */
+  app: App;
+  /** Sends a request to the app (in-process). */
+  fetch(request: Request): Promise<Response>;
   /** A valid session token for userId. */
   token(userId: string): string;
   cleanup(): void;
@@ -59,16 +63,15 @@ export function makeRuntime(options: {
   };
   const logs = memorySink();
   const runtime = createRuntime(loadConfig(env), { database: options.database, logSink: logs.sink });
+  const app = createApp(routes, { runtime });
   return {
     runtime,
+    app,
     dir,
     envFile,
     logs: logs.lines,
     signer,
-    call: async (handler, request) => {
-      if (!handler) throw new Error("handler not exported");
-      return withRuntime(runtime, () => handler(request));
-    },
+    fetch: async (request) => app.fetch(request),
     token: (userId) => signer.sign({ sub: userId }),
     cleanup: () => rmSync(dir, { recursive: true, force: true }),
   };

@@ -1,0 +1,197 @@
+/**
+ * The one app. Vercel's functions (api/), the Lambda handlers and `npm start` all serve it,
+ * and tests call it in-process with `app.request(...)`. One pipeline for every route:
+ *
+ *   request id → CORS → body limit → dependencies → [auth → query → body → rate limit →
+ *   handler] → one error handler / one not-found handler, both rendering problem+json.
+ *
+ * Routes are the definitions in lib/routes/ (lib/http/route.ts); the same objects produce
+ * the OpenAPI document.
+ */
+import { Hono, type Context, type MiddlewareHandler } from "hono";
+import { cors } from "hono/cors";
+import { bodyLimit } from "hono/body-limit";
+import { randomUUID } from "node:crypto";
+import { AppError } from "./http/errors.js";
+import { problemResponse } from "./http/problem.js";
+import { MAX_BODY_BYTES, readJsonBody, readQuery } from "./http/request.js";
+import type { AnyRoute, Method } from "./http/route.js";
+import { ConfigError } from "./env.js";
+import { createLogger, redact, type Logger } from "./log.js";
+import { bindRequest, processRuntime, type Deps, type Runtime } from "./runtime.js";
+import { requireUser } from "./auth.js";
+import { enforceRateLimit, rateLimitHeaders } from "./rate-limit.js";
+import { isDatabaseUnavailable } from "../db/client.js";
+
+export type AppEnv = { Variables: { requestId: string; deps: Deps } };
+export type App = Hono<AppEnv>;
+
+/** A runtime, or how to get one on first request (the default reads the process environment). */
+export type RuntimeSource = Runtime | (() => Runtime);
+
+/** `req_` + 24 hex digits (96 bits); no dashes, so an id never looks like an Exa key (a UUID). */
+export function newRequestId(): string {
+  const uuid = randomUUID().replace(/-/g, "");
+  return "req_" + uuid.slice(0, 12) + uuid.slice(13, 25);
+}
+
+const incomingRequestId = /^[A-Za-z0-9._:-]{8,128}$/;
+
+/**
+ * A client's x-request-id is kept for tracing unless it looks like a secret: it is echoed and
+ * logged. Hand-written because `hono/request-id` accepts any `[\w-=]` id (an Exa key is a
+ * UUID) and has no hook to refuse one.
+ */
+const requestIdMiddleware: MiddlewareHandler<AppEnv> = async (c, next) => {
+  const incoming = c.req.header("x-request-id");
+  const id = incoming && incomingRequestId.test(incoming) && redact(incoming) === incoming ? incoming : newRequestId();
+  c.set("requestId", id);
+  await next();
+  // After the handler (or the error handler) made the response: every answer carries it.
+  c.header("x-request-id", id);
+};
+
+const exposedHeaders = ["x-request-id", "retry-after", "ratelimit", "ratelimit-policy"];
+const allowedRequestHeaders = ["authorization", "content-type", "accept", "x-request-id"];
+
+/** The path as routed: trailing slashes do not matter (Hono's `strict: false`). */
+function routedPath(path: string): string {
+  return path.length > 1 ? path.replace(/\/+$/, "") : path;
+}
+
+/** Renders any thrown value as problem+json; unknown errors are logged and answered 500. */
+function renderError(error: unknown, c: Context<AppEnv>): Response {
+  const requestId = c.get("requestId") ?? newRequestId();
+  const logger: Logger = c.get("deps")?.logger ?? createLogger().child({ requestId });
+  let appError: AppError;
+  if (error instanceof AppError) {
+    appError = error;
+    if (appError.status >= 500) logger.warn("request failed", { code: appError.code, status: appError.status });
+  } else if (error instanceof ConfigError) {
+    // The issues name variables and rules, never values.
+    logger.error("invalid configuration", { issues: error.issues });
+    appError = new AppError("server-misconfigured", { detail: "the service's configuration is invalid; the operator must fix it" });
+  } else if (isDatabaseUnavailable(error)) {
+    logger.error("database unavailable", { errorName: errorName(error), errorCode: errorCode(error) });
+    appError = new AppError("database-unavailable", {
+      detail: "the database could not be reached or the connection dropped; try again (saving keys and the session is safe to repeat)",
+      headers: { "retry-after": "5" },
+    });
+  } else {
+    logger.error("unhandled error", { errorName: errorName(error), errorCode: errorCode(error), message: safeMessage(error) });
+    appError = new AppError("internal-error", { detail: `an unexpected error occurred; quote request id ${requestId} when reporting it` });
+  }
+  return problemResponse(appError, requestId);
+}
+
+function errorName(error: unknown): string {
+  return error instanceof Error ? error.name : typeof error;
+}
+function errorCode(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code ?? (error as { cause?: { code?: unknown } } | null)?.cause?.code;
+  return typeof code === "string" ? code : undefined;
+}
+/** Drizzle's query errors carry the SQL parameters in their message: log the driver's cause instead. */
+function safeMessage(error: unknown): string | undefined {
+  if (!(error instanceof Error)) return undefined;
+  const cause = (error as { cause?: unknown }).cause;
+  if (error.message.startsWith("Failed query:")) return cause instanceof Error ? cause.message.slice(0, 300) : "query failed";
+  return error.message.slice(0, 300);
+}
+
+/** Runs one route's definition: auth, input, rate limit, handler; documented headers added. */
+function serve(route: AnyRoute) {
+  return async (c: Context<AppEnv>): Promise<Response> => {
+    const deps = c.get("deps");
+    const request = c.req.raw;
+    const userId = route.auth ? (await requireUser(deps, request)).userId : undefined;
+    const query = route.query ? readQuery(request, route.query.schema) : undefined;
+    const body = route.body ? await readJsonBody(request, route.body.schema, { codeFor: route.body.codeFor }) : undefined;
+    const limit = route.rateLimit && userId !== undefined ? await enforceRateLimit(deps, userId, route.rateLimit) : null;
+    const response = await route.handler({ request, deps, userId, body, query });
+    if (limit) for (const [name, value] of Object.entries(rateLimitHeaders(limit))) response.headers.set(name, value);
+    return response;
+  };
+}
+
+export interface AppOptions {
+  /** Where the runtime comes from (default: the process environment, on first request). */
+  runtime?: RuntimeSource;
+}
+
+/** The app over `routes`: every platform's entry point is a one-liner over this. */
+export function createApp(routes: readonly AnyRoute[], options: AppOptions = {}): App {
+  const source = options.runtime ?? processRuntime;
+  const runtime = (): Runtime => (typeof source === "function" ? source() : source);
+
+  const methodsByPath = new Map<string, Method[]>();
+  for (const route of routes) {
+    for (const path of [route.path, ...(route.aliases ?? [])]) {
+      const list = methodsByPath.get(path) ?? [];
+      if (list.includes(route.method)) throw new Error(`two routes for ${route.method} ${path}`);
+      methodsByPath.set(path, [...list, route.method]);
+    }
+  }
+  const allowFor = (path: string) => [...(methodsByPath.get(routedPath(path)) ?? []), "OPTIONS"].join(", ");
+
+  const corsMiddleware = cors({
+    origin: (origin) => origin,
+    credentials: true,
+    exposeHeaders: exposedHeaders,
+    allowHeaders: allowedRequestHeaders,
+    allowMethods: (_origin, c) => allowFor(c.req.path).split(", "),
+    maxAge: 600,
+  });
+
+  const app = new Hono<AppEnv>({ strict: false });
+  app.use(requestIdMiddleware);
+  // CORS for the allow-list only (hono/cors answers preflights and sets the headers); other
+  // origins get no CORS headers at all, and a preflight of a path we don't serve is a 404.
+  app.use(async (c, next) => {
+    const origin = c.req.header("origin");
+    if (!origin) return next();
+    let allowed: string[];
+    try {
+      allowed = runtime().config.allowedOrigins;
+    } catch {
+      allowed = []; // an invalid configuration is answered by the dependencies step
+    }
+    const preflightElsewhere = c.req.method === "OPTIONS" && !methodsByPath.has(routedPath(c.req.path));
+    if (!allowed.includes(origin) || preflightElsewhere) {
+      await next();
+      c.header("vary", "Origin", { append: true });
+      return;
+    }
+    if (c.req.method === "OPTIONS") c.header("allow", allowFor(c.req.path));
+    return corsMiddleware(c, next);
+  });
+  app.use(
+    bodyLimit({
+      maxSize: MAX_BODY_BYTES,
+      onError: () => {
+        throw new AppError("payload-too-large", { detail: `the body is larger than ${MAX_BODY_BYTES} bytes` });
+      },
+    }),
+  );
+  app.use(async (c, next) => {
+    c.set("deps", bindRequest(runtime(), c.get("requestId")));
+    await next();
+  });
+
+  for (const route of routes) {
+    for (const path of [route.path, ...(route.aliases ?? [])]) app.on(route.method, path, serve(route));
+  }
+  for (const path of methodsByPath.keys()) {
+    app.options(path, (c) => c.body(null, 204, { allow: allowFor(path) }));
+    app.all(path, (c) => {
+      throw new AppError("method-not-allowed", {
+        detail: `${c.req.method} is not served here; use one of ${allowFor(path)}`,
+        headers: { allow: allowFor(path) },
+      });
+    });
+  }
+
+  app.notFound((c) => renderError(new AppError("not-found", { detail: `no endpoint at ${redact(c.req.path.slice(0, 200))}` }), c));
+  app.onError((error, c) => renderError(error, c));
+  return app;
+}

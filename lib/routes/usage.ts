@@ -1,0 +1,22 @@
+/** GET /api/usage?from=&to= — what the caller's own keys paid for, per provider and per day. */
+import { defineRoute, json } from "../http/route.js";
+import { usageQuery, usageResponse } from "../schemas.js";
+import { usageSummary } from "../usage.js";
+
+export const getUsage = defineRoute({
+  method: "GET",
+  path: "/api/usage",
+  operationId: "getUsage",
+  summary: "What the caller's keys paid for",
+  description:
+    "Totals per provider and a daily breakdown for `from`..`to` (ISO dates `YYYY-MM-DD`, a date-only `to` includes that day, " +
+    "or ISO instants). Defaults: the last 30 days; at most 366 days.",
+  tags: ["usage"],
+  auth: true,
+  query: { schema: usageQuery, example: { from: "2026-01-01", to: "2026-01-31" } },
+  responses: { 200: { description: "Usage in the range.", content: { "application/json": { schema: usageResponse } }, headers: ["Cache-Control"] } },
+  problems: ["invalid-request"],
+  handler: async ({ deps, userId, query }) => json(await usageSummary(await deps.database(), userId, query)),
+});
+
+export default [getUsage];
