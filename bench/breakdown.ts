@@ -9,16 +9,16 @@ import { createPublicKey, verify as rsaVerify } from "node:crypto";
 import { and, eq, sql } from "drizzle-orm";
 import type { Database } from "../db/client.js";
 import { apiKeys, onboardingSessions } from "../db/schema.js";
-import { verifyCached } from "../lib/auth.js";
-import { verifySessionToken } from "../lib/auth-verify.js";
+import { verifyCached } from "../lib/auth/cache.js";
+import { verifySessionToken } from "../lib/auth/verify.js";
 import { decryptKey, encryptKey, keyAad, type Keyring } from "../lib/crypto.js";
 import { loadConfig } from "../lib/env.js";
-import { newRequestId } from "../lib/http/handler.js";
+import { newRequestId } from "../lib/app.js";
 import { listKeys, loadCiphertexts } from "../lib/keys/store.js";
 import { userApiKeys } from "../lib/keys/resolver.js";
 import { createLogger } from "../lib/log.js";
 import { createRuntime } from "../lib/runtime.js";
-import { TEST_AZP, type TestSigner } from "../tests/helpers/clerk.js";
+import { TEST_AZP, type TestSigner } from "../testkit/clerk.js";
 import { benchUserId } from "./seed.js";
 
 export interface StepCost {

@@ -11,7 +11,6 @@ import { join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Metafile } from "esbuild";
 import { buildDir, buildFunction, listTsFiles, repoRoot, type FunctionBuild } from "./build.js";
-import { routes } from "../lib/server/routes.js";
 
 export const heavyPackages = [
   "@google/generative-ai",
@@ -108,8 +107,8 @@ function staticClosure(metafile: Metafile, entry: string): Set<string> {
 }
 
 function requestFor(file: string, baseUrl: string, token: string): { method: string; path: string; url: string; headers: Record<string, string>; body?: string } {
-  const route = routes.find((r) => r.file === file);
-  const path = route?.path ?? "/" + file.replace(/\.ts$/, "").replace(/\/index$/, "");
+  // Where Vercel routes to the file (a rewritten path such as /api/openapi.json arrives as the file's path).
+  const path = "/" + file.replace(/\.ts$/, "").replace(/\/index$/, "");
   const headers: Record<string, string> = { authorization: `Bearer ${token}` };
   if (path === "/api/blog/generate") {
     headers["content-type"] = "application/json";

@@ -21,9 +21,9 @@ import { sql } from "drizzle-orm";
 import pg from "pg";
 import { migrateDatabase, openDatabase, type Database } from "../db/client.js";
 import { generateKeyringEntry, parseKeyring, type Keyring } from "../lib/crypto.js";
-import { createTestSigner, TEST_AZP, type TestSigner } from "../tests/helpers/clerk.js";
-import { startFakeExa } from "../tests/fakes/exa.js";
-import { startFakeGemini } from "../tests/fakes/gemini.js";
+import { createTestSigner, TEST_AZP, type TestSigner } from "../testkit/clerk.js";
+import { startFakeExa } from "../testkit/fakes/exa.js";
+import { startFakeGemini } from "../testkit/fakes/gemini.js";
 import { buildColdstartChild, buildDir, buildServer, repoRoot } from "./build.js";
 import { renderChart, type Panel } from "./chart.js";
 import { startServer, type ServerChild } from "./child.js";
@@ -419,7 +419,7 @@ function renderMarkdown(report: BenchReport): string {
   if (report.small) {
     lines.push(`## 1. Floor vs key path (PostgreSQL, ${report.small.users.toLocaleString("en-US")} users)`);
     lines.push("");
-    lines.push("Same server, same pool, same wrapper (`defineRoute`), alternating rounds; latencies of all rounds pooled.");
+    lines.push("Same server, same pool, same app pipeline (`createApp`), alternating rounds; latencies of all rounds pooled.");
     lines.push("Δ = key path − floor. The key path checks a Clerk session token (RS256, `CLERK_JWT_KEY`, networkless; verified");
     lines.push("tokens are cached until their `exp`, and each user's token is reused as a browser reuses it, so after its first");
     lines.push("request every token is a cache hit) and runs one query; `GET /api/onboarding/api-keys` also decrypts the CopilotKit");
@@ -538,7 +538,7 @@ function renderMarkdown(report: BenchReport): string {
   lines.push("");
   lines.push("- Server: `bench/server.ts` in a child process (`node`, sources transpiled one to one by esbuild), production mode");
   lines.push("  (`DEPLOY_ENV=production`), node-postgres, `CLERK_JWT_KEY` from a fresh 2048-bit RSA key, `KEY_ENCRYPTION_KEYS`");
-  lines.push("  generated, `LOG_LEVEL=" + report.settings["log level"] + "` with stdout discarded. It is `createApp()` over the public route table");
+  lines.push("  generated, `LOG_LEVEL=" + report.settings["log level"] + "` with stdout discarded. It is `createApp()` over the public route list");
   lines.push("  plus two bench-only routes built with `defineRoute`: `/bench/floor` and `/bench/user-keys`.");
   lines.push("- Load: autocannon 9 in the parent process; one prebuilt request per token, tokens signed once (6 h expiry) for users");
   lines.push("  spread over the table; latencies recorded at full resolution from autocannon's `response` events (its own");

@@ -1,15 +1,15 @@
 /**
- * The benchmark server: the real app (createApp over the public route table) plus two
+ * The benchmark server: the real app (createApp over the public route list) plus two
  * bench-only routes, run as a child process of bench/run.ts so its memory is its own and the
  * load generator does not share its event loop.
  *
- * - `GET /bench/floor`: `SELECT 1` on the same pool, no auth, through the same wrapper
- *   (defineRoute: request id, CORS, error mapping) and the same JSON response helper. The
- *   physical floor every endpoint pays.
+ * - `GET /bench/floor`: `SELECT 1` on the same pool, no auth, through the same app pipeline
+ *   (request id, CORS, body limit, dependencies, error handler) and the same JSON response
+ *   helper. The physical floor every endpoint pays.
  * - `GET /bench/user-keys`: requireUser + userApiKeys(), the key path of blog generation
  *   (production: one query + AES-GCM decrypt). Answers which providers resolved, never a key.
  *
- * Neither route is in lib/server/routes.ts: they exist only in this process.
+ * Neither route is in lib/routes/: they exist only in this process.
  *
  * Run by bench/run.ts as a bundle (bench/.build/server.mjs), with the configuration in the
  * environment (read by lib/env.ts like any deployment) and `--pool N` for the pool size.
@@ -18,35 +18,45 @@
 import { serve } from "@hono/node-server";
 import { sql } from "drizzle-orm";
 import { openDatabase } from "../db/client.js";
-import { requireUser } from "../lib/auth.js";
+import { createApp } from "../lib/app.js";
 import { loadConfig } from "../lib/env.js";
-import { defineRoute, json } from "../lib/http/handler.js";
+import { defineRoute, json, type AnyRoute } from "../lib/http/route.js";
 import { userApiKeys } from "../lib/keys/resolver.js";
+import { routes } from "../lib/routes/index.js";
 import { createRuntime } from "../lib/runtime.js";
-import { createApp } from "../lib/server/app.js";
-import { routes, type Route } from "../lib/server/routes.js";
 
-export const floorHandlers = defineRoute({
-  GET: async ({ runtime }) => {
-    const database = await runtime.database();
-    await database.rows(sql`select 1`);
+const floor = defineRoute({
+  method: "GET",
+  path: "/bench/floor",
+  operationId: "benchFloor",
+  summary: "SELECT 1 through the app pipeline",
+  tags: ["bench"],
+  auth: false,
+  responses: { 200: { description: "ok" } },
+  problems: [],
+  handler: async ({ deps }) => {
+    await (await deps.database()).rows(sql`select 1`);
     return json({ ok: true });
   },
 });
 
-export const userKeysHandlers = defineRoute({
-  GET: async (ctx) => {
-    const { userId } = await requireUser(ctx);
-    const resolved = await userApiKeys(ctx.runtime, userId, ctx.logger);
+const userKeys = defineRoute({
+  method: "GET",
+  path: "/bench/user-keys",
+  operationId: "benchUserKeys",
+  summary: "requireUser + userApiKeys()",
+  tags: ["bench"],
+  auth: true,
+  responses: { 200: { description: "Which providers resolved (never a key)." } },
+  problems: [],
+  handler: async ({ deps, userId }) => {
+    const resolved = await userApiKeys(deps, userId);
     // Provider names only: the decrypted keys never leave this function.
     return json({ userId, source: resolved.source, providers: Object.keys(resolved.keys), unreadable: resolved.unreadable });
   },
 });
 
-export const benchRoutes: readonly Route[] = [
-  { path: "/bench/floor", file: "bench/server.ts", protected: false, load: async () => floorHandlers },
-  { path: "/bench/user-keys", file: "bench/server.ts", protected: true, load: async () => userKeysHandlers },
-];
+export const benchRoutes: readonly AnyRoute[] = [floor, userKeys];
 
 function argValue(name: string, fallback: number): number {
   const index = process.argv.indexOf(`--${name}`);
@@ -59,7 +69,7 @@ async function main(): Promise<void> {
   const pool = argValue("pool", 10);
   const database = await openDatabase({ ...config.database, maxConnections: pool });
   const runtime = createRuntime(config, { database });
-  const app = createApp(runtime, [...routes, ...benchRoutes]);
+  const app = createApp([...routes, ...benchRoutes], { runtime });
   // Requests still running when the load stops must finish before the pool closes, or they
   // would log "database unavailable" for a shutdown the bench caused.
   let inFlight = 0;

@@ -19,6 +19,15 @@ import {
   timestamp,
   unique,
 } from "drizzle-orm/pg-core";
+import { providers } from "../lib/keys/provider-ids.js";
+
+/**
+ * `'a', 'b'` for an `in (...)` list inside DDL, where bind parameters are not allowed. Only
+ * for constants defined in code (such as `providers`), never for input.
+ */
+function sqlStringList(values: readonly string[]) {
+  return sql.raw(values.map((value) => `'${value.replaceAll("'", "''")}'`).join(", "));
+}
 
 const createdAt = () => timestamp("created_at", { withTimezone: true, mode: "date" }).notNull().defaultNow();
 const updatedAt = () => timestamp("updated_at", { withTimezone: true, mode: "date" }).notNull().defaultNow();
@@ -60,7 +69,7 @@ export const apiKeys = pgTable(
       "cascade",
     ),
     unique("api_keys_session_provider_unique").on(t.sessionId, t.provider),
-    check("api_keys_provider_check", sql`${t.provider} in ('gemini', 'exa', 'copilotkit')`),
+    check("api_keys_provider_check", sql`${t.provider} in (${sqlStringList(providers)})`),
   ],
 );
 

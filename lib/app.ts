@@ -19,7 +19,7 @@ import type { AnyRoute, Method } from "./http/route.js";
 import { ConfigError } from "./env.js";
 import { createLogger, redact, type Logger } from "./log.js";
 import { bindRequest, processRuntime, type Deps, type Runtime } from "./runtime.js";
-import { requireUser } from "./auth.js";
+import { requireUser } from "./auth/user.js";
 import { enforceRateLimit, rateLimitHeaders } from "./rate-limit.js";
 import { isDatabaseUnavailable } from "../db/client.js";
 

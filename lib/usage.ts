@@ -69,7 +69,10 @@ export interface UsageSummary {
   daily: ({ date: string; provider: string } & UsageTotals)[];
 }
 
-const round = (n: number) => Math.round(n * 1e8) / 1e8;
+/** A USD amount rounded to 8 decimals: the precision of `usage_events.cost_usd` (numeric(14, 8)). */
+export function roundUsd(n: number): number {
+  return Math.round(n * 1e8) / 1e8;
+}
 
 /** The caller's usage between two instants [from, to), per provider and per UTC day. One query. */
 export async function usageSummary(database: Database, userId: string, range: { from: Date; to: Date }): Promise<UsageSummary> {
@@ -96,14 +99,14 @@ export async function usageSummary(database: Database, userId: string, range: { 
       requests: Number(row.requests),
       inputTokens: Number(row.input_tokens),
       outputTokens: Number(row.output_tokens),
-      costUsd: round(Number(row.cost_usd)),
+      costUsd: roundUsd(Number(row.cost_usd)),
     };
     daily.push({ date: row.day, provider: row.provider, ...entry });
     const t = (totals[row.provider] ??= { requests: 0, inputTokens: 0, outputTokens: 0, costUsd: 0 });
     t.requests += entry.requests;
     t.inputTokens += entry.inputTokens;
     t.outputTokens += entry.outputTokens;
-    t.costUsd = round(t.costUsd + entry.costUsd);
+    t.costUsd = roundUsd(t.costUsd + entry.costUsd);
   }
   return { userId, from: range.from.toISOString(), to: range.to.toISOString(), totals, daily };
 }

@@ -14,9 +14,9 @@
  */
 import { createServer, connect, type Server } from "node:net";
 import { parseArgs } from "node:util";
-import { startFakeGemini } from "../tests/fakes/gemini.js";
-import { startFakeExa } from "../tests/fakes/exa.js";
-import type { FakeMode, FakeUpstream, RecordedRequest } from "../tests/fakes/index.js";
+import { startFakeGemini } from "../testkit/fakes/gemini.js";
+import { startFakeExa } from "../testkit/fakes/exa.js";
+import type { FakeMode, FakeUpstream, RecordedRequest } from "../testkit/fakes/index.js";
 
 const { values: flags } = parseArgs({
   options: {

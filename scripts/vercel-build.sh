@@ -2,7 +2,7 @@
 # Builds the Vercel functions exactly as the platform would, with the real Vercel CLI
 # (pinned in devDependencies), offline: no token, no project link, no network.
 #
-#   bash scripts/vercel-build.sh      # then: npx tsx scripts/check-vercel-output.ts
+#   bash scripts/vercel-build.sh      # then: npx vitest run --config vitest.vercel.config.ts (or npm run test:vercel)
 #
 # Output: .vercel/output (Build Output API v3). Each endpoint file api/X.ts becomes
 # .vercel/output/functions/api/X.func/, whose .vc-config.json names the handler module

@@ -22,7 +22,7 @@ import {
   tamperedToken,
   wrongAzpToken,
   wrongKeyToken,
-} from "./helpers/clerk.js";
+} from "../testkit/clerk.js";
 import { backends, backendLabel, type TestDatabase } from "./helpers/db.js";
 import { expectStatus, makeRuntime, request, sampleKeys, type TestRuntime } from "./helpers/runtime.js";
 

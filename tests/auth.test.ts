@@ -1,14 +1,9 @@
 import { randomBytes } from "node:crypto";
 import { verifyToken as clerkVerifyToken } from "@clerk/backend";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
-import {
-  CLOCK_SKEW_MS,
-  extractSessionToken,
-  isServerSideReason,
-  normalizePem,
-  verifySessionToken,
-  type ClerkSettings,
-} from "../lib/auth-verify.js";
+import { normalizePem } from "../lib/auth/pem.js";
+import { extractSessionToken } from "../lib/auth/token.js";
+import { CLOCK_SKEW_MS, isServerSideReason, verifySessionToken, type ClerkSettings } from "../lib/auth/verify.js";
 import {
   TEST_AZP,
   algNoneToken,
@@ -26,7 +21,7 @@ import {
   wrongKeyToken,
   type JwksServer,
   type TestSigner,
-} from "./helpers/clerk.js";
+} from "../testkit/clerk.js";
 
 const signer: TestSigner = createTestSigner();
 const otherSigner: TestSigner = createTestSigner();

@@ -13,9 +13,9 @@ import { userApiKeys } from "../lib/keys/resolver.js";
 import { recordUsage } from "../lib/usage.js";
 import { backends, backendLabel, type TestDatabase } from "./helpers/db.js";
 import { expectStatus, makeRuntime, sampleKeys, testSigner, type TestRuntime } from "./helpers/runtime.js";
-import { startJwksServer, type JwksServer } from "./helpers/clerk.js";
-import { startFakeGemini, type FakeGemini } from "./fakes/gemini.js";
-import { startFakeExa, type FakeExa } from "./fakes/exa.js";
+import { startJwksServer, type JwksServer } from "../testkit/clerk.js";
+import { startFakeGemini, type FakeGemini } from "../testkit/fakes/gemini.js";
+import { startFakeExa, type FakeExa } from "../testkit/fakes/exa.js";
 import {
   badTokenCases,
   databaseFingerprint,

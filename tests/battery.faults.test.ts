@@ -26,9 +26,9 @@ import { generateKeyringEntry } from "../lib/crypto.js";
 import { migrateDatabase, openDatabase, type Database } from "../db/client.js";
 import { backends, backendLabel, type TestDatabase } from "./helpers/db.js";
 import { expectStatus, makeRuntime, sampleKeys, testSigner, type TestRuntime } from "./helpers/runtime.js";
-import { TEST_AZP, startJwksServer } from "./helpers/clerk.js";
-import { startFakeGemini, type FakeGemini, type FakeMode } from "./fakes/gemini.js";
-import { startFakeExa, type FakeExa } from "./fakes/exa.js";
+import { TEST_AZP, startJwksServer } from "../testkit/clerk.js";
+import { startFakeGemini, type FakeGemini, type FakeMode } from "../testkit/fakes/gemini.js";
+import { startFakeExa, type FakeExa } from "../testkit/fakes/exa.js";
 import {
   closedPort,
   databaseFingerprint,

@@ -17,8 +17,8 @@ import { join } from "node:path";
 import { routes } from "../lib/routes/index.js";
 import { backends, backendLabel, type TestDatabase } from "./helpers/db.js";
 import { expectStatus, makeRuntime, sampleKeys, testSigner, type TestRuntime } from "./helpers/runtime.js";
-import { startFakeGemini, type FakeGemini } from "./fakes/gemini.js";
-import { startFakeExa, type FakeExa } from "./fakes/exa.js";
+import { startFakeGemini, type FakeGemini } from "../testkit/fakes/gemini.js";
+import { startFakeExa, type FakeExa } from "../testkit/fakes/exa.js";
 import {
   bodyMethods,
   bodySpecs,

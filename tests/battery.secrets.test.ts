@@ -21,9 +21,9 @@ import { saveKeys as storeSaveKeys } from "../lib/keys/store.js";
 import { parseKeyring } from "../lib/crypto.js";
 import { backends, backendLabel, type TestDatabase } from "./helpers/db.js";
 import { makeRuntime, sampleKeys, testSigner, type TestRuntime } from "./helpers/runtime.js";
-import { startJwksServer, type JwksServer } from "./helpers/clerk.js";
-import { startFakeGemini, type FakeGemini } from "./fakes/gemini.js";
-import { startFakeExa, type FakeExa } from "./fakes/exa.js";
+import { startJwksServer, type JwksServer } from "../testkit/clerk.js";
+import { startFakeGemini, type FakeGemini } from "../testkit/fakes/gemini.js";
+import { startFakeExa, type FakeExa } from "../testkit/fakes/exa.js";
 import { badTokenCases, endpointRequest, endpoints, readResponse, send, withTokenCase, type Endpoint, type RequestParts, type Transport } from "./helpers/battery.js";
 
 const allEndpoints = await endpoints();

@@ -12,8 +12,8 @@ import { routes } from "../lib/routes/index.js";
 import type { AnyRoute as Route } from "../lib/http/route.js";
 import { backends, type TestDatabase } from "./helpers/db.js";
 import { expectStatus, makeRuntime, sampleKeys, type TestRuntime } from "./helpers/runtime.js";
-import { startFakeGemini, type FakeGemini } from "./fakes/gemini.js";
-import { startFakeExa, type FakeExa } from "./fakes/exa.js";
+import { startFakeGemini, type FakeGemini } from "../testkit/fakes/gemini.js";
+import { startFakeExa, type FakeExa } from "../testkit/fakes/exa.js";
 import { describeExchange, endpointRequest, endpoints, readResponse, send, transports, type Endpoint, type Exchange } from "./helpers/battery.js";
 
 const allEndpoints = await endpoints();

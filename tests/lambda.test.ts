@@ -20,10 +20,10 @@ import { generateKeyringEntry } from "../lib/crypto.js";
 import { buildLambda, type BuildLambdaResult } from "../scripts/build-lambda.js";
 import { backends, backendLabel, createPostgresDatabase, testDatabaseUrl, type TestDatabase } from "./helpers/db.js";
 import { makeRuntime, sampleKeys, testSigner, type TestRuntime } from "./helpers/runtime.js";
-import { TEST_AZP } from "./helpers/clerk.js";
+import { TEST_AZP } from "../testkit/clerk.js";
 import { readEvents, validateGenerationEvents } from "./helpers/sse.js";
-import { startFakeGemini, type FakeGemini } from "./fakes/gemini.js";
-import { startFakeExa, type FakeExa } from "./fakes/exa.js";
+import { startFakeGemini, type FakeGemini } from "../testkit/fakes/gemini.js";
+import { startFakeExa, type FakeExa } from "../testkit/fakes/exa.js";
 import { generateResult } from "../lib/schemas.js";
 
 // ---- event shapes, as API Gateway and Lambda Function URLs deliver them --------------------

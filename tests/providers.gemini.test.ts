@@ -1,7 +1,9 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { AppError } from "../lib/http/errors.js";
-import { checkGeminiKey, createGemini, isAbortError, type GeminiConfig, type GeminiTextStream } from "../lib/providers/gemini.js";
-import { FAKE_GEMINI_CHUNKS, fakeTokenCount, startFakeGemini, type FakeGemini, type FakeMode } from "./fakes/gemini.js";
+import { isAbortError } from "../lib/providers/abort.js";
+import { createGemini, type GeminiConfig, type GeminiTextStream } from "../lib/providers/gemini.js";
+import { checkGeminiKey } from "../lib/providers/gemini-check.js";
+import { FAKE_GEMINI_CHUNKS, fakeTokenCount, startFakeGemini, type FakeGemini, type FakeMode } from "../testkit/fakes/gemini.js";
 
 const KEY_A = "AIzaSyA_tester_a_000000000000000000000001";
 const KEY_B = "AIzaSyB_tester_b_000000000000000000000002";

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sql } from "drizzle-orm";
 import { backends } from "./helpers/db.js";
 import { expectStatus, makeRuntime, request, sampleKeys, type TestRuntime } from "./helpers/runtime.js";
-import { startFakeGemini, type FakeGemini } from "./fakes/gemini.js";
+import { startFakeGemini, type FakeGemini } from "../testkit/fakes/gemini.js";
 import type { TestDatabase } from "./helpers/db.js";
 
 describe("validate: true", () => {

@@ -9,9 +9,10 @@
 import { AppError } from "../http/errors.js";
 import type { Deps } from "../runtime.js";
 import { userApiKeys, type KeySource } from "../keys/resolver.js";
-import { createGemini, isAbortError } from "../providers/gemini.js";
+import { abortError, isAbortError } from "../providers/abort.js";
+import { createGemini } from "../providers/gemini.js";
 import { searchExa, type ExaSource } from "../providers/exa.js";
-import { geminiCostUsd, recordUsage, type UsageRecord } from "../usage.js";
+import { geminiCostUsd, recordUsage, roundUsd, type UsageRecord } from "../usage.js";
 import type { GenerateBody, GenerateResult, GenerationUsage, GenerationEventName, generationEvents } from "../schemas.js";
 import type { z } from "zod";
 
@@ -128,8 +129,6 @@ export function extractTitle(markdown: string, fallback: string): string {
   return match?.[1]?.trim() || fallback;
 }
 
-const round = (n: number) => Math.round(n * 1e8) / 1e8;
-
 async function* run(
   deps: GenerationDeps,
   job: { userId: string; input: GenerateBody; gemini: string; exa: string | undefined; keySource: KeySource; signal: AbortSignal },
@@ -164,7 +163,7 @@ async function* run(
           batches.push(outcome.value.results);
           const cost = outcome.value.costUsd ?? 0;
           usage.exa.requests += 1;
-          usage.exa.costUsd = round(usage.exa.costUsd + cost);
+          usage.exa.costUsd = roundUsd(usage.exa.costUsd + cost);
           usageRecords.push({ userId: job.userId, provider: "exa", operation: "search", model: null, costUsd: cost, requestId });
         } else {
           firstFailure ??= outcome.reason;
@@ -208,7 +207,7 @@ async function* run(
     const outputTokens = (final?.usage?.candidatesTokenCount ?? 0) + (final?.usage?.thoughtsTokenCount ?? 0);
     const geminiCost = geminiCostUsd(client.model, inputTokens, outputTokens);
     if (geminiCost === null) logger.warn("no price known for gemini model; cost recorded as 0", { model: client.model });
-    usage.gemini = { model: client.model, inputTokens, outputTokens, costUsd: round(geminiCost ?? 0) };
+    usage.gemini = { model: client.model, inputTokens, outputTokens, costUsd: roundUsd(geminiCost ?? 0) };
     usageRecords.push({ userId: job.userId, provider: "gemini", operation: "generate", model: client.model, inputTokens, outputTokens, costUsd: geminiCost ?? 0, requestId });
     if (!markdown.trim()) {
       throw new AppError("upstream-unavailable", {
@@ -216,7 +215,7 @@ async function* run(
         extra: { provider: "gemini" },
       });
     }
-    usage.totalCostUsd = round(usage.gemini.costUsd + usage.exa.costUsd);
+    usage.totalCostUsd = roundUsd(usage.gemini.costUsd + usage.exa.costUsd);
     yield { event: "usage", data: usage };
     const result: GenerateResult = {
       title: extractTitle(markdown, job.input.topic),
@@ -238,12 +237,7 @@ async function* run(
   }
 }
 
-function abortError(): Error {
-  const error = new Error("the client went away");
-  error.name = "AbortError";
-  return error;
-}
-
+/** Re-exported for lib/routes/generate.ts, which loads this module lazily. */
 export { isAbortError };
 
 /** Runs a generation to the end for the JSON answer: the `done` event's result. */

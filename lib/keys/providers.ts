@@ -7,9 +7,9 @@
  */
 import { z } from "zod";
 import { err, ok, type Result } from "../http/errors.js";
+import { providers, type Provider } from "./provider-ids.js";
 
-export const providers = ["gemini", "exa", "copilotkit"] as const;
-export type Provider = (typeof providers)[number];
+export { providers, type Provider };
 
 export interface ProviderInfo {
   readonly id: Provider;

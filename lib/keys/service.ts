@@ -20,7 +20,7 @@ export async function saveUserKeys(deps: Deps, userId: string, body: SaveKeysBod
   const validated = new Set<Provider>();
   if (body.validate && keys.gemini) {
     // Loaded only here: key endpoints must not pay for the Gemini SDK at cold start.
-    const { checkGeminiKey } = await import("../providers/gemini.js");
+    const { checkGeminiKey } = await import("../providers/gemini-check.js");
     const check = await checkGeminiKey(keys.gemini, {
       baseUrl: deps.config.gemini.baseUrl,
       timeoutMs: deps.config.upstreamTimeoutMs,

@@ -13,7 +13,8 @@
  */
 import { Exa, type SearchResponse } from "exa-js";
 import { AppError } from "../http/errors.js";
-import { abortError, assertSendableKey, DEFAULT_RETRY_AFTER_SECONDS, parseRetryAfter, scrub, trimSlash } from "./upstream.js";
+import { abortFailure, upstreamCall, type AbortCause } from "./abort.js";
+import { assertSendableKey, DEFAULT_RETRY_AFTER_SECONDS, parseRetryAfter, scrub, trimSlash } from "./upstream.js";
 
 export const EXA_DEFAULT_BASE_URL = "https://api.exa.ai";
 /** Exa's base price covers up to 10 results; more are billed per result. */
@@ -72,22 +73,10 @@ export async function searchExa(params: ExaSearchParams): Promise<ExaSearchOutco
   assertSendableKey(params.apiKey, "exa");
   const numResults = clamp(Math.trunc(params.numResults), 1, EXA_MAX_RESULTS);
   const maxCharacters = clamp(Math.trunc(params.maxCharactersPerResult ?? DEFAULT_MAX_CHARACTERS), 100, 4_000);
-  if (params.signal?.aborted) throw abortError();
-
-  const controller = new AbortController();
-  let abortedBy: "timeout" | "caller" | undefined;
-  const onCallerAbort = () => {
-    abortedBy ??= "caller";
-    controller.abort();
-  };
-  params.signal?.addEventListener("abort", onCallerAbort, { once: true });
-  const timer = setTimeout(() => {
-    abortedBy ??= "timeout";
-    controller.abort();
-  }, params.timeoutMs);
-
+  // A whole-call limit: the clock is never paused.
+  const call = upstreamCall(params.signal, params.timeoutMs);
   try {
-    const exa = new AbortableExa(params.apiKey, trimSlash(params.baseUrl ?? EXA_DEFAULT_BASE_URL), controller.signal);
+    const exa = new AbortableExa(params.apiKey, trimSlash(params.baseUrl ?? EXA_DEFAULT_BASE_URL), call.signal);
     const response: SearchResponse<{ highlights: { maxCharacters: number } }> = await exa.search(params.query, {
       numResults,
       contents: exaContents(maxCharacters),
@@ -107,11 +96,9 @@ export async function searchExa(params: ExaSearchParams): Promise<ExaSearchOutco
       ...(response.requestId ? { requestId: response.requestId } : {}),
     };
   } catch (error) {
-    throw mapExaFailure(error, { apiKey: params.apiKey, abortedBy, timeoutMs: params.timeoutMs });
+    throw mapExaFailure(error, { apiKey: params.apiKey, abortedBy: call.abortedBy, timeoutMs: params.timeoutMs });
   } finally {
-    clearTimeout(timer);
-    params.signal?.removeEventListener("abort", onCallerAbort);
-    if (!controller.signal.aborted) controller.abort(); // no-op once the body was read
+    call.end(true); // the abort is a no-op once the body was read
   }
 }
 
@@ -184,15 +171,10 @@ class AbortableExa extends Exa {
 /** Maps what a search threw: AppError for upstream failures, AbortError for a caller abort. */
 export function mapExaFailure(
   error: unknown,
-  context: { apiKey: string; abortedBy: "timeout" | "caller" | undefined; timeoutMs: number },
+  context: { apiKey: string; abortedBy: AbortCause | undefined; timeoutMs: number },
 ): Error {
-  if (context.abortedBy === "caller") return abortError();
-  if (context.abortedBy === "timeout") {
-    return new AppError("upstream-timeout", {
-      detail: `exa did not respond within ${context.timeoutMs} ms; try again`,
-      extra: { provider: "exa" },
-    });
-  }
+  const aborted = abortFailure(context.abortedBy, "exa", context.timeoutMs);
+  if (aborted) return aborted;
   if (error instanceof AppError) return error;
   if (!(error instanceof ExaHttpError)) {
     return new AppError("upstream-unavailable", {
@@ -238,10 +220,6 @@ export function mapExaFailure(
     cause,
   });
 }
-
-
-
-
 
 function clamp(value: number, min: number, max: number): number {
   return Number.isFinite(value) ? Math.min(max, Math.max(min, value)) : min;

@@ -1,4 +1,7 @@
-/** What the Gemini and Exa clients share: key checks before sending, aborts, Retry-After, scrubbing. */
+/**
+ * What the Gemini and Exa clients share: key checks before sending, Retry-After, scrubbing.
+ * Aborts and timeouts are in abort.ts.
+ */
 import { AppError } from "../http/errors.js";
 import { redact } from "../log.js";
 
@@ -24,11 +27,6 @@ export function assertSendableKey(apiKey: string, provider: "gemini" | "exa"): v
       extra: { provider },
     });
   }
-}
-
-/** The error a caller's own abort surfaces as (not mapped to a problem). */
-export function abortError(): Error {
-  return new DOMException("The operation was aborted by the caller", "AbortError");
 }
 
 /** Retry-After as seconds (delta-seconds or an HTTP date), at least 1. */

@@ -34,7 +34,7 @@ import {
   wrongAzpToken,
   wrongKeyToken,
   type TestSigner,
-} from "./clerk.js";
+} from "../../testkit/clerk.js";
 import { sampleKeys } from "./runtime.js";
 
 // ---- endpoints from the route table --------------------------------------------------------

@@ -11,7 +11,7 @@ import { createRuntime, type Runtime } from "../../lib/runtime.js";
 import { createApp, type App } from "../../lib/app.js";
 import { routes } from "../../lib/routes/index.js";
 import { generateKeyringEntry } from "../../lib/crypto.js";
-import { createTestSigner, TEST_AZP, type TestSigner } from "./clerk.js";
+import { createTestSigner, TEST_AZP, type TestSigner } from "../../testkit/clerk.js";
 import type { Database } from "../../db/client.js";
 
 export interface TestRuntime {

@@ -2,9 +2,11 @@
  * Runs what `vercel build` produced (scripts/vercel-build.sh) the way the platform runs it,
  * and checks the key service end to end through the built functions:
  *
- *   npx tsx scripts/check-vercel-output.ts
+ *   npm run test:vercel    (builds, then runs this file with vitest.vercel.config.ts)
  *
- * - Every endpoint in the route table has a built function and vice versa; each
+ * CI runs it after `vercel build`; `npm test` does not (it needs the build first).
+ *
+ * - Every api/ file has a built function and vice versa; each
  *   `.vc-config.json` names a Node.js handler module that exists; vercel.json's settings
  *   (maxDuration, the /api/openapi.json rewrite, static output) made it into the output.
  * - Each `.func` folder is copied out of the repository first, so a module the build failed
@@ -21,7 +23,7 @@
  * - A module-load recorder in each process proves the key endpoints do not load the Gemini or
  *   Exa SDKs at import, and the child processes' output never contains a key or a token.
  *
- * Prints one line per check and a summary; exits 1 on any failure.
+ * Each check is a soft assertion named after what it checks, inside one test per pass.
  */
 import { fork, type ChildProcess } from "node:child_process";
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -30,12 +32,12 @@ import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { migrateDatabase, openDatabase } from "../db/client.js";
-import { generateKeyringEntry } from "../lib/crypto.js";
-import { routes } from "../lib/server/routes.js";
-import { createTestSigner, TEST_AZP, type TestSigner } from "../tests/helpers/clerk.js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { migrateDatabase, openDatabase } from "../../db/client.js";
+import { generateKeyringEntry } from "../../lib/crypto.js";
+import { createTestSigner, TEST_AZP, type TestSigner } from "../../testkit/clerk.js";
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const outputDir = join(root, ".vercel", "output");
 const functionsDir = join(outputDir, "functions");
 /** The SDKs only blog generation may load; key endpoints must not pay for them. */
@@ -44,10 +46,8 @@ const generationFunctions = new Set(["api/blog/generate"]);
 
 // ---- reporting ------------------------------------------------------------------------------
 
-let passed = 0;
-let failed = 0;
 const notes: string[] = [];
-/** Every key and token this script makes; redacted from anything it prints. */
+/** Every key and token this file makes; redacted from anything it prints. */
 const secrets: string[] = [];
 
 function redact(text: string): string {
@@ -56,20 +56,19 @@ function redact(text: string): string {
   return out;
 }
 
+/** One named check: a soft assertion (the pass goes on and reports every failure). */
 function check(name: string, ok: boolean, detail?: () => string): boolean {
-  if (ok) {
-    passed++;
-    console.log(`  ✓ ${name}`);
-  } else {
-    failed++;
-    console.log(`  ✗ ${name}`);
-    if (detail) console.log(redact(detail()).replace(/^/gm, "      "));
-  }
+  expect.soft(ok, ok || !detail ? name : `${name}\n${redact(detail())}`).toBe(true);
   return ok;
 }
 
-function section(title: string): void {
-  console.log(`\n${title}`);
+/** Api files as Vercel names their functions: `api/onboarding/api-keys`. */
+function apiFunctionNames(dir = join(root, "api")): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) return apiFunctionNames(path);
+    return entry.name.endsWith(".ts") ? [relative(root, path).replace(/\\/g, "/").replace(/\.ts$/, "")] : [];
+  });
 }
 
 // ---- the build output -----------------------------------------------------------------------
@@ -133,11 +132,10 @@ function readBuiltFunctions(): BuiltFunction[] {
 }
 
 function checkBuildOutput(functions: BuiltFunction[]): void {
-  section("Build output (.vercel/output)");
   const built = new Set(functions.map((f) => f.name));
-  const expected = new Set(routes.map((r) => r.file.replace(/\.ts$/, "")));
-  for (const name of expected) check(`route table entry ${name}.ts was built as ${name}.func`, built.has(name));
-  for (const name of built) check(`${name}.func belongs to an endpoint in lib/server/routes.ts`, expected.has(name));
+  const expected = new Set(apiFunctionNames());
+  for (const name of expected) check(`${name}.ts was built as ${name}.func`, built.has(name));
+  for (const name of built) check(`${name}.func is an api/ file`, expected.has(name));
 
   for (const fn of functions) {
     const { handler, runtime, launcherType } = fn.config;
@@ -428,7 +426,6 @@ async function smokeOthers(pass: Pass, covered: Set<string>): Promise<void> {
 // ---- the passes -----------------------------------------------------------------------------
 
 async function developmentPass(pass: Pass): Promise<void> {
-  section("Development pass: no VERCEL, no DEPLOY_ENV, PGlite, .env writes");
   const keys = fakeKeys();
 
   await withFunction(pass, "api/health", async (fn) => {
@@ -511,7 +508,6 @@ async function developmentPass(pass: Pass): Promise<void> {
 }
 
 async function productionPass(pass: Pass, signer: TestSigner): Promise<void> {
-  section("Production pass: VERCEL=1 (and DEBUG=true), Clerk RS256 tokens, database only");
   const keys = fakeKeys();
   const userA = `user_ci_a_${randomBytes(4).toString("hex")}`;
   const userB = `user_ci_b_${randomBytes(4).toString("hex")}`;
@@ -573,27 +569,37 @@ async function productionPass(pass: Pass, signer: TestSigner): Promise<void> {
   await smokeOthers(pass, new Set(["api/health", "api/onboarding/api-keys", "api/onboarding/session"]));
 }
 
-// ---- main -----------------------------------------------------------------------------------
+// ---- the passes -----------------------------------------------------------------------------
 
-async function main(): Promise<number> {
-  if (!existsSync(join(outputDir, "config.json")) || !existsSync(functionsDir)) {
-    console.error("check-vercel-output: no .vercel/output here; run `bash scripts/vercel-build.sh` first");
-    return 1;
-  }
-  const functions = readBuiltFunctions();
-  checkBuildOutput(functions);
+const haveOutput = existsSync(join(outputDir, "config.json")) && existsSync(functionsDir);
 
-  const work = mkdtempSync(join(tmpdir(), "byok-vercel-check-"));
-  try {
+describe.skipIf(!haveOutput && !process.env.CI)("the built Vercel functions (.vercel/output)", () => {
+  let functions: BuiltFunction[];
+  let work: string;
+  const staged = new Map<string, string>();
+
+  beforeAll(() => {
+    if (!haveOutput) throw new Error("no .vercel/output here; run `bash scripts/vercel-build.sh` first");
+    functions = readBuiltFunctions();
+    work = mkdtempSync(join(tmpdir(), "byok-vercel-check-"));
     // The platform unpacks each function on its own: copy each one out of the repository so
     // nothing resolves through the repository's node_modules.
-    const staged = new Map<string, string>();
     for (const fn of functions) {
       const dest = join(work, "functions", `${fn.name.replace(/\//g, "__")}.func`);
       cpSync(fn.builtDir, dest, { recursive: true });
       staged.set(fn.name, dest);
     }
+  });
+  afterAll(() => {
+    if (work) rmSync(work, { recursive: true, force: true });
+    if (importReport.length > 0) console.info(["Generation SDKs per function:", ...importReport, ...notes.map((n) => `note: ${n}`)].join("\n  "));
+  });
 
+  it("build output: one function per api/ file, settings from vercel.json, static output only public/", () => {
+    checkBuildOutput(functions);
+  });
+
+  it("development pass: no VERCEL, no DEPLOY_ENV, PGlite, .env writes", async () => {
     const devDir = join(work, "development");
     await migratedPglite(join(devDir, "pglite"));
     const devEnvFile = join(devDir, ".env");
@@ -605,7 +611,9 @@ async function main(): Promise<number> {
       staged,
       workDir: devDir,
     });
+  }, 180_000);
 
+  it("production pass: VERCEL=1 (and DEBUG=true), Clerk RS256 tokens, database only", async () => {
     const prodDir = join(work, "production");
     await migratedPglite(join(prodDir, "pglite"));
     const signer = createTestSigner();
@@ -633,23 +641,5 @@ async function main(): Promise<number> {
       },
       signer,
     );
-  } finally {
-    rmSync(work, { recursive: true, force: true });
-  }
-
-  section("Generation SDKs per function (Gemini: @google/generative-ai, Exa: exa-js)");
-  for (const line of importReport) console.log(`  ${line}`);
-  for (const note of notes) console.log(`  note: ${note}`);
-  console.log(`\n${failed === 0 ? "PASS" : "FAIL"}: built Vercel functions`);
-  console.log(`Summary: ${passed} passed, ${failed} failed`);
-  return failed === 0 ? 0 : 1;
-}
-
-main().then(
-  (code) => process.exit(code),
-  (error: unknown) => {
-    console.error(redact(`check-vercel-output failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`));
-    console.log(`Summary: ${passed} passed, ${failed + 1} failed`);
-    process.exit(1);
-  },
-);
+  }, 180_000);
+});

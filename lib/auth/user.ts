@@ -4,49 +4,11 @@
  * 500 server-misconfigured rather than opening the door. Development without a token (or
  * without Clerk) runs as DEV_USER_ID.
  */
-import { createHash } from "node:crypto";
-import { AppError, ok, type Result } from "./http/errors.js";
-import { extractSessionToken, isServerSideReason, verifySessionToken, type ClerkSettings, type TokenRejection } from "./auth-verify.js";
-import type { Deps } from "./runtime.js";
-
-/**
- * Verified tokens, per Clerk configuration: a browser sends the same session token (Clerk
- * mints one a minute) with every request, and an RS256 verification through WebCrypto costs
- * ~80 µs of CPU, more than the rest of the key path. An entry is keyed by the SHA-256 of the
- * whole token (never the token itself), holds only the user it proved, and expires with the
- * token's own `exp`. Failures are never cached. Bounded, oldest evicted first.
- */
-const VERIFIED_CACHE_MAX = 10_000;
-const verifiedTokens = new WeakMap<object, Map<string, { userId: string; expiresAtMs: number }>>();
-
-function tokenExpiryMs(token: string): number {
-  try {
-    const payload = JSON.parse(Buffer.from(token.split(".")[1] ?? "", "base64url").toString("utf8")) as { exp?: unknown };
-    return typeof payload.exp === "number" ? payload.exp * 1000 : 0;
-  } catch {
-    return 0;
-  }
-}
-
-export async function verifyCached(token: string, settings: ClerkSettings): Promise<Result<{ userId: string }, TokenRejection>> {
-  let cache = verifiedTokens.get(settings);
-  if (!cache) verifiedTokens.set(settings, (cache = new Map()));
-  const digest = createHash("sha256").update(token).digest("base64url");
-  const hit = cache.get(digest);
-  const now = Date.now();
-  if (hit && hit.expiresAtMs > now) return ok({ userId: hit.userId });
-  if (hit) cache.delete(digest);
-  const result = await verifySessionToken(token, settings);
-  if (result.ok) {
-    const expiresAtMs = tokenExpiryMs(token);
-    if (expiresAtMs > now) {
-      if (cache.size >= VERIFIED_CACHE_MAX) cache.delete(cache.keys().next().value!);
-      cache.set(digest, { userId: result.value.userId, expiresAtMs });
-    }
-    return ok({ userId: result.value.userId });
-  }
-  return result;
-}
+import { AppError } from "../http/errors.js";
+import type { Deps } from "../runtime.js";
+import { verifyCached } from "./cache.js";
+import { extractSessionToken } from "./token.js";
+import { isServerSideReason } from "./verify.js";
 
 export interface AuthenticatedUser {
   userId: string;
