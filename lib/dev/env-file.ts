@@ -6,7 +6,7 @@
  * Values are written unquoted, so they are restricted to printable ASCII without whitespace,
  * quotes (' " `), `#` (a comment for dotenv even without a space before it), `$`
  * (python-dotenv interpolates `${…}`) and backslash (escapes). `=` is allowed: all three
- * split an assignment at its first `=` and keep the rest verbatim (tests/env-file.test.ts
+ * split an assignment at its first `=` and keep the rest verbatim (tests/unit/env-file.test.ts
  * proves it for every allowed character), and base64 keyring entries need it.
  *
  * Refusal is thrown, not returned: values reach this module already validated by the

@@ -1,5 +1,5 @@
 /**
- * Shared machinery of the batteries (tests/battery.*.test.ts, tests/cors.test.ts):
+ * Shared machinery of the batteries (tests/batteries/battery.*.test.ts, tests/batteries/cors.test.ts):
  * - the app's own route list (lib/routes/index.ts) as endpoints, so a new route is covered by
  *   every battery without editing it;
  * - a valid request for every endpoint (bodies and queries checked against lib/schemas.ts);

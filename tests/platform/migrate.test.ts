@@ -1,0 +1,41 @@
+/** `npm run db:migrate` migrates a deployed database (and is idempotent). */
+import { describe, expect, it } from "vitest";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import pg from "pg";
+import { createPostgresDatabase, testDatabaseUrl } from "../helpers/db.js";
+
+const run = (env: Record<string, string>) =>
+  execFileSync(process.execPath, ["--import", "tsx", "db/migrate.ts"], {
+    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...env },
+    encoding: "utf8",
+  });
+
+describe("db:migrate", () => {
+  it("migrates an embedded database directory twice without error", () => {
+    const dir = mkdtempSync(join(tmpdir(), "byok-migrate-"));
+    try {
+      const env = { PGLITE_DIR: join(dir, "pglite"), ENV_FILE: join(dir, ".env") };
+      expect(run(env)).toContain("is up to date");
+      expect(run(env)).toContain("is up to date");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it.skipIf(!testDatabaseUrl)("migrates a PostgreSQL database in production mode (skipped without TEST_DATABASE_URL)", async () => {
+    const { url, drop } = await createPostgresDatabase(testDatabaseUrl!);
+    try {
+      expect(run({ DATABASE_URL: url, DEPLOY_ENV: "production" })).toContain("pg database");
+      const client = new pg.Client({ connectionString: url });
+      await client.connect();
+      const { rows } = await client.query("select table_name from information_schema.tables where table_schema = 'public' order by 1");
+      await client.end();
+      expect(rows.map((r) => r.table_name)).toEqual(["api_keys", "key_events", "onboarding_sessions", "rate_limits", "usage_events"]);
+    } finally {
+      await drop();
+    }
+  });
+});

@@ -1,0 +1,425 @@
+/**
+ * Modes (DESIGN.md "Modes"): the seed's environment detection, made fail-closed.
+ * - the mode table of `loadConfig`, row by row;
+ * - production never reads or writes `.env` (nor the frontend file), whatever DEBUG says,
+ *   and never hands out the operator's keys;
+ * - production without Clerk serves no protected request;
+ * - development writes `.env` (and the frontend file) so that dotenv, `node --env-file` and
+ *   python-dotenv all read back what was saved;
+ * - entry points never let a `.env` file switch to production.
+ */
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { sql } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Database } from "../../db/client.js";
+import { generateKeyringEntry, parseKeyring } from "../../lib/crypto.js";
+import { ConfigError, loadConfig, type RawEnv } from "../../lib/env.js";
+import { userApiKeys } from "../../lib/keys/resolver.js";
+import { providers } from "../../lib/keys/providers.js";
+import { loadDevelopmentEnv } from "../../lib/dev/dotenv.js";
+import { routes } from "../../lib/routes/index.js";
+import { backends, backendLabel, type TestDatabase } from "../helpers/db.js";
+import { expectStatus, makeRuntime, request, sampleKeys, type TestRuntime } from "../helpers/runtime.js";
+import { parseWithDotenv, parseWithNode, parseWithPython, pythonDotenvMissing } from "../helpers/dotenv-parsers.js";
+
+
+if (pythonDotenvMissing) console.warn(`[modes.test] python-dotenv check ${pythonDotenvMissing}`);
+
+
+
+
+/** Asserts that all three parsers read `path` as exactly `expected`. */
+function expectParsesAs(path: string, expected: Record<string, string>) {
+  expect(parseWithDotenv(path), "dotenv").toEqual(expected);
+  expect(parseWithNode(path), "node --env-file").toEqual(expected);
+  if (!pythonDotenvMissing) expect(parseWithPython(path), "python-dotenv").toEqual(expected);
+}
+
+const DEBUG_WARNING = "DEBUG=true is ignored in production";
+
+// ---- the mode table -------------------------------------------------------------------------
+
+describe("loadConfig: the mode table of DESIGN.md", () => {
+  // Row 1: a hosting platform, or DEPLOY_ENV other than `local` → production, even with DEBUG=true.
+  const production: [string, RawEnv][] = [
+    ["VERCEL=1", { VERCEL: "1" }],
+    ["AWS_LAMBDA_FUNCTION_NAME set", { AWS_LAMBDA_FUNCTION_NAME: "byok-api" }],
+    ["RENDER set", { RENDER: "true" }],
+    ["DEPLOY_ENV=render (the seed's production)", { DEPLOY_ENV: "render" }],
+    ["DEPLOY_ENV=production", { DEPLOY_ENV: "production" }],
+    ["DEPLOY_ENV=staging", { DEPLOY_ENV: "staging" }],
+    ["DEPLOY_ENV=dev (anything but local)", { DEPLOY_ENV: "dev" }],
+    ["DEPLOY_ENV=localhost (not exactly local)", { DEPLOY_ENV: "localhost" }],
+    ["DEPLOY_ENV with blanks around it", { DEPLOY_ENV: " render " }],
+    ["VERCEL=0 (set is set: fail closed)", { VERCEL: "0" }],
+    ["a platform with DEPLOY_ENV=local (the platform wins)", { VERCEL: "1", DEPLOY_ENV: "local" }],
+    ["Lambda with DEPLOY_ENV=local", { AWS_LAMBDA_FUNCTION_NAME: "byok-api", DEPLOY_ENV: "local" }],
+    ["Render with DEPLOY_ENV=local", { RENDER: "true", DEPLOY_ENV: "local" }],
+  ];
+  // Row 2: not on a platform and DEPLOY_ENV unset or `local` → development; DEBUG=true says the same.
+  const development: [string, RawEnv][] = [
+    ["nothing set", {}],
+    ["DEPLOY_ENV=local", { DEPLOY_ENV: "local" }],
+    ["DEPLOY_ENV=LOCAL", { DEPLOY_ENV: "LOCAL" }],
+    ["DEPLOY_ENV empty (empty is unset)", { DEPLOY_ENV: "" }],
+    ["VERCEL empty (empty is unset)", { VERCEL: "", AWS_LAMBDA_FUNCTION_NAME: " ", RENDER: "" }],
+    ["DEBUG=false", { DEBUG: "false" }],
+  ];
+
+  for (const [label, env] of production) {
+    for (const debug of [undefined, "true", "false"]) {
+      it(`${label}${debug ? `, DEBUG=${debug}` : ""} → production`, () => {
+        const config = loadConfig({ ...env, DEBUG: debug, GEMINI_API_KEY: "AIza-operator-key-000000000000000000", EXA_API_KEY: "x" });
+        expect(config.mode).toBe("production");
+        expect(config.modeReason).not.toBe("");
+        // Never the operator's keys, whatever the process environment holds.
+        expect(config.processEnvKeys).toEqual({});
+        expect(config.warnings.some((w) => w.includes(DEBUG_WARNING))).toBe(debug === "true");
+        expect(Object.isFrozen(config)).toBe(true);
+      });
+    }
+  }
+
+  for (const [label, env] of development) {
+    for (const debug of [undefined, "true"]) {
+      it(`${label}${debug ? `, DEBUG=${debug}` : ""} → development`, () => {
+        const config = loadConfig({ ...env, DEBUG: debug, GEMINI_API_KEY: "AIza-operator-key-000000000000000000" });
+        expect(config.mode).toBe("development");
+        expect(config.platform).toBeNull();
+        expect(config.processEnvKeys.gemini).toBe("AIza-operator-key-000000000000000000");
+        expect(config.warnings.some((w) => w.includes(DEBUG_WARNING))).toBe(false);
+      });
+    }
+  }
+
+  it("names the platform it detected", () => {
+    expect(loadConfig({ VERCEL: "1" }).platform).toBe("vercel");
+    expect(loadConfig({ AWS_LAMBDA_FUNCTION_NAME: "f" }).platform).toBe("lambda");
+    expect(loadConfig({ RENDER: "true" }).platform).toBe("render");
+    expect(loadConfig({ DEPLOY_ENV: "render" }).platform).toBeNull();
+  });
+});
+
+// ---- entry points and the .env file ---------------------------------------------------------
+
+describe("loadDevelopmentEnv (lib/server/dotenv.ts)", () => {
+  let dir: string;
+  let envFile: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), "byok-modes-dotenv-"));
+    envFile = join(dir, ".env");
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  const switching: [string, string][] = [
+    ["DEPLOY_ENV=production", "DEPLOY_ENV=production\n"],
+    ["DEPLOY_ENV=render with DEBUG=true", "DEBUG=true\nDEPLOY_ENV=render\n"],
+    ["VERCEL=1", "VERCEL=1\n"],
+    ["AWS_LAMBDA_FUNCTION_NAME", "export AWS_LAMBDA_FUNCTION_NAME=byok-api\n"],
+    ["RENDER", "RENDER=true\n"],
+  ];
+  for (const [label, text] of switching) {
+    it(`refuses a .env that sets ${label}`, () => {
+      writeFileSync(envFile, `# local settings\nGEMINI_API_KEY=AIzaFromTheFile0000000000000000000000\n${text}`);
+      const env: Record<string, string> = { ENV_FILE: envFile };
+      expect(() => loadDevelopmentEnv(env)).toThrow(ConfigError);
+      expect(() => loadDevelopmentEnv({ ENV_FILE: envFile })).toThrow(/production never reads \.env/);
+    });
+  }
+
+  it("loads a development .env (real environment first)", () => {
+    writeFileSync(envFile, "DEBUG=true\nDEPLOY_ENV=local\nGEMINI_API_KEY=AIzaFromTheFile0000000000000000000000\nDEV_USER_ID=from-file\n");
+    const env: Record<string, string> = { ENV_FILE: envFile, DEV_USER_ID: "from-real-env" };
+    const config = loadDevelopmentEnv(env);
+    expect(config.mode).toBe("development");
+    expect(config.processEnvKeys.gemini).toBe("AIzaFromTheFile0000000000000000000000");
+    expect(config.devUserId).toBe("from-real-env");
+  });
+
+  const productionEnvs: [string, Record<string, string>][] = [
+    ["DEPLOY_ENV=production", { DEPLOY_ENV: "production" }],
+    ["VERCEL=1 with DEBUG=true", { VERCEL: "1", DEBUG: "true" }],
+    ["RENDER with DEPLOY_ENV=local in the file", { RENDER: "true" }],
+  ];
+  for (const [label, real] of productionEnvs) {
+    it(`does not read .env at all in production (${label})`, () => {
+      const text = `DEPLOY_ENV=local\nDEBUG=true\nGEMINI_API_KEY=AIzaFromTheFile0000000000000000000000\nKEY_ENCRYPTION_KEYS=${generateKeyringEntry("file")}\nDEV_USER_ID=from-file\n`;
+      writeFileSync(envFile, text);
+      const env: Record<string, string> = { ENV_FILE: envFile, ...real };
+      const config = loadDevelopmentEnv(env);
+      expect(config.mode).toBe("production");
+      expect(env).toEqual({ ENV_FILE: envFile, ...real }); // nothing was loaded into it
+      expect(config.keyEncryptionKeys).toBeUndefined();
+      expect(config.processEnvKeys).toEqual({});
+      expect(config.devUserId).toBe("local-dev");
+      expect(readFileSync(envFile, "utf8")).toBe(text);
+    });
+  }
+});
+
+// ---- against a database ---------------------------------------------------------------------
+
+async function rowCounts(database: Database) {
+  const [row] = await database.rows<Record<string, number | string>>(sql`
+    select (select count(*) from api_keys) as keys, (select count(*) from onboarding_sessions) as sessions,
+           (select count(*) from key_events) as events
+  `);
+  return { keys: Number(row?.keys), sessions: Number(row?.sessions), events: Number(row?.events) };
+}
+
+/** A valid request for each protected route and method (so only auth can make it fail). */
+function validRequest(path: string, method: string, headers: Record<string, string>, seed: number): Request {
+  const url = `http://localhost${path}`;
+  if (path === "/api/onboarding/api-keys" && method === "POST") {
+    return new Request(url, { method, headers: { ...headers, "content-type": "application/json" }, body: JSON.stringify(sampleKeys(seed)) });
+  }
+  if (path === "/api/onboarding/api-keys" && method === "DELETE") return new Request(`${url}?provider=gemini`, { method, headers });
+  if (path === "/api/onboarding/session" && method === "PUT") {
+    return new Request(url, { method, headers: { ...headers, "content-type": "application/json" }, body: JSON.stringify({ currentStep: 2, progress: 20 }) });
+  }
+  if (path === "/api/blog/generate" && method === "POST") {
+    return new Request(url, {
+      method,
+      headers: { ...headers, "content-type": "application/json", accept: "application/json" },
+      body: JSON.stringify({ topic: "Bring your own key" }),
+    });
+  }
+  if (method === "GET" || method === "DELETE") return new Request(url, { method, headers });
+  return new Request(url, { method, headers: { ...headers, "content-type": "application/json" }, body: "{}" });
+}
+
+const protectedMethods = async () => routes.filter((r) => r.auth).map((r) => ({ path: r.path, method: r.method as string }));
+
+for (const backend of backends) {
+  describe.skipIf(!backend.available)(`modes ${backendLabel(backend)}`, () => {
+    let database: TestDatabase;
+    beforeAll(async () => {
+      database = await backend.open();
+    });
+    afterAll(async () => {
+      await database.destroy();
+    });
+
+    const operator = sampleKeys(9001);
+    const operatorEnv = { GEMINI_API_KEY: operator.gemini, EXA_API_KEY: operator.exa, COPILOTKIT_API_KEY: operator.copilotkit };
+    const variants: [string, RawEnv][] = [
+      ["DEBUG=true, VERCEL=1", { DEBUG: "true", VERCEL: "1", DEPLOY_ENV: undefined }],
+      ["DEBUG=true, AWS_LAMBDA_FUNCTION_NAME", { DEBUG: "true", AWS_LAMBDA_FUNCTION_NAME: "byok-api", DEPLOY_ENV: undefined }],
+      ["DEBUG=true, RENDER", { DEBUG: "true", RENDER: "true", DEPLOY_ENV: undefined }],
+      ["DEBUG=true, DEPLOY_ENV=render", { DEBUG: "true", DEPLOY_ENV: "render" }],
+      ["DEBUG=true, VERCEL=1, DEPLOY_ENV=local", { DEBUG: "true", VERCEL: "1", DEPLOY_ENV: "local" }],
+    ];
+
+    for (const [index, [label, env]] of variants.entries()) {
+      it(`production (${label}) never reads or writes .env and never returns the operator's keys`, async () => {
+        const dir = mkdtempSync(join(tmpdir(), "byok-modes-prod-"));
+        const envFile = join(dir, ".env");
+        const frontendFile = join(dir, "frontend.env");
+        const prod = makeRuntime({ database, mode: "production", env: { ...env, ...operatorEnv, ENV_FILE: envFile, FRONTEND_ENV_FILE: frontendFile } });
+        try {
+          expect(prod.runtime.config.mode).toBe("production");
+          const envText = `# operator's local settings\nDEBUG=true\nDEPLOY_ENV=local\n${Object.entries(operatorEnv).map(([k, v]) => `${k}=${v}`).join("\n")}\nKEY_ENCRYPTION_KEYS=${generateKeyringEntry("file")}\n`;
+          writeFileSync(envFile, envText);
+          writeFileSync(frontendFile, `REACT_APP_COPILOTKIT_API_KEY=${operator.copilotkit}\n`);
+          const past = new Date("2001-02-03T04:05:06Z");
+          for (const file of [envFile, frontendFile]) utimesSync(file, past, past);
+          const snapshot = () => ({
+            env: readFileSync(envFile, "latin1"),
+            envMtime: statSync(envFile).mtimeMs,
+            frontend: readFileSync(frontendFile, "latin1"),
+            frontendMtime: statSync(frontendFile).mtimeMs,
+            files: readdirSync(dir).sort(),
+          });
+          const before = snapshot();
+
+          const healthBody = await expectStatus(await prod.fetch(request("GET", "/api/health")), 200);
+          expect(healthBody.mode).toBe("production");
+          expect(healthBody.warnings.some((w: string) => w.includes(DEBUG_WARNING))).toBe(true);
+
+          // A user without keys gets none (not the operator's from .env or the environment).
+          const nobody = `user_modes_nobody_${index}`;
+          expect(await userApiKeys(prod.runtime, nobody)).toEqual({ source: "database", keys: {}, unreadable: [] });
+          const listed = await expectStatus(await prod.fetch(request("GET", "/api/onboarding/api-keys", { token: prod.token(nobody) })), 200);
+          expect(listed).toMatchObject({ mode: "production", keys: [], missing: [...providers] });
+
+          // Saving stores in the database only; resolving reads the user's own keys.
+          const user = `user_modes_${index}`;
+          const keys = sampleKeys(9100 + index);
+          const saved = await expectStatus(
+            await prod.fetch(request("POST", "/api/onboarding/api-keys", { token: prod.token(user), body: keys })),
+            200,
+          );
+          expect(saved).toMatchObject({ mode: "production", storage: ["database"] });
+          expect((await userApiKeys(prod.runtime, user)).keys).toEqual(keys);
+          await expectStatus(
+            await prod.fetch(request("DELETE", "/api/onboarding/api-keys?provider=exa", { token: prod.token(user) })),
+            204,
+          );
+          expect((await userApiKeys(prod.runtime, user)).keys).toEqual({ gemini: keys.gemini, copilotkit: keys.copilotkit });
+
+          expect(snapshot()).toEqual(before);
+          expect(prod.logs.some((l) => l.includes(`[PROD MODE] Using database for user ${user}`))).toBe(true);
+          expect(prod.logs.some((l) => l.includes("[DEV MODE]"))).toBe(false);
+          for (const line of prod.logs) for (const key of [...Object.values(operator), ...Object.values(keys)]) expect(line).not.toContain(key);
+        } finally {
+          prod.cleanup();
+          rmSync(dir, { recursive: true, force: true });
+        }
+      });
+    }
+
+    it("production cannot even try: with ENV_FILE and FRONTEND_ENV_FILE naming directories, every key flow works", async () => {
+      // Reading or writing a directory as a file throws, so any attempt would surface as a 500.
+      const holder = mkdtempSync(join(tmpdir(), "byok-modes-dir-"));
+      const envDir = join(holder, ".env");
+      const frontendDir = join(holder, "frontend.env");
+      mkdirSync(envDir);
+      mkdirSync(frontendDir);
+      const prod = makeRuntime({
+        database,
+        mode: "production",
+        env: { DEBUG: "true", VERCEL: "1", ENV_FILE: envDir, FRONTEND_ENV_FILE: frontendDir, ...operatorEnv },
+      });
+      try {
+        const user = "user_modes_dirs";
+        const keys = sampleKeys(9200);
+        const token = prod.token(user);
+        await expectStatus(await prod.fetch(request("POST", "/api/onboarding/api-keys", { token, body: keys })), 200);
+        await expectStatus(await prod.fetch(request("GET", "/api/onboarding/api-keys", { token })), 200);
+        expect((await userApiKeys(prod.runtime, user)).keys).toEqual(keys);
+        await expectStatus(await prod.fetch(request("DELETE", "/api/onboarding/api-keys?provider=copilotkit", { token })), 204);
+        expect(readdirSync(envDir)).toEqual([]);
+        expect(readdirSync(frontendDir)).toEqual([]);
+        expect(readdirSync(holder).sort()).toEqual([".env", "frontend.env"]);
+      } finally {
+        prod.cleanup();
+        rmSync(holder, { recursive: true, force: true });
+      }
+    });
+
+    it("production without KEY_ENCRYPTION_KEYS does not take the one in .env: 500 server-misconfigured", async () => {
+      const prod = makeRuntime({ database, mode: "production", env: { DEBUG: "true", KEY_ENCRYPTION_KEYS: undefined } });
+      try {
+        const text = `KEY_ENCRYPTION_KEYS=${generateKeyringEntry("file")}\n`;
+        writeFileSync(prod.envFile, text);
+        const before = await rowCounts(database);
+        const response = await prod.fetch(request("POST", "/api/onboarding/api-keys", { token: prod.token("user_modes_nokek"), body: sampleKeys(9300) }),
+        );
+        const body = await expectStatus(response, 500);
+        expect(body.code).toBe("server-misconfigured");
+        expect(await rowCounts(database)).toEqual(before);
+        expect(readFileSync(prod.envFile, "utf8")).toBe(text);
+      } finally {
+        prod.cleanup();
+      }
+    });
+
+    it("production without Clerk configuration answers every protected endpoint 500 server-misconfigured", async () => {
+      const prod = makeRuntime({
+        database,
+        mode: "production",
+        env: { CLERK_JWT_KEY: undefined, CLERK_SECRET_KEY: undefined, CLERK_AUTHORIZED_PARTIES: undefined },
+      });
+      try {
+        const app = prod.app;
+        const targets = await protectedMethods();
+        expect(targets.length).toBeGreaterThanOrEqual(5);
+        const before = await rowCounts(database);
+        const token = prod.token("user_modes_noclerk");
+        let seed = 9400;
+        for (const { path, method } of targets) {
+          for (const [how, headers] of [
+            ["no token", {}],
+            ["bearer", { authorization: `Bearer ${token}` }],
+            ["cookie", { cookie: `__session=${token}` }],
+          ] as [string, Record<string, string>][]) {
+            const response = await app.fetch(validRequest(path, method, headers, seed++));
+            const text = await response.text();
+            expect(response.status, `${method} ${path} (${how}): ${text}`).toBe(500);
+            expect(response.headers.get("content-type")).toBe("application/problem+json");
+            expect(JSON.parse(text)).toMatchObject({ code: "server-misconfigured", status: 500 });
+            expect(response.headers.get("x-request-id")).toBe(JSON.parse(text).requestId);
+          }
+        }
+        expect(await rowCounts(database)).toEqual(before);
+        const healthBody = await expectStatus(await prod.fetch(request("GET", "/api/health")), 200);
+        expect(healthBody.warnings.join("\n")).toContain("no CLERK_JWT_KEY or CLERK_SECRET_KEY");
+        for (const line of prod.logs) expect(line).not.toContain(token);
+      } finally {
+        prod.cleanup();
+      }
+    });
+
+    it("development writes .env and FRONTEND_ENV_FILE so that dotenv, node --env-file and python-dotenv agree", async () => {
+      const dir = mkdtempSync(join(tmpdir(), "byok-modes-dev-"));
+      const envFile = join(dir, ".env");
+      const frontendFile = join(dir, "frontend.env");
+      const dev = makeRuntime({
+        database,
+        mode: "development",
+        // No KEY_ENCRYPTION_KEYS: development generates one into .env, like a fresh checkout.
+        env: { KEY_ENCRYPTION_KEYS: undefined, ENV_FILE: envFile, FRONTEND_ENV_FILE: frontendFile, DEV_USER_ID: "user_modes_dev" },
+      });
+      try {
+        expect(dev.runtime.config.mode).toBe("development");
+        writeFileSync(envFile, "# local backend settings\nDEBUG=true\n\nexport GEMINI_API_KEY=AIzaOldOldOldOldOldOldOldOldOldOld0000\nPORT=3000\n");
+        writeFileSync(frontendFile, "# frontend\nREACT_APP_API_URL=http://localhost:3000\n");
+        // Keys using every character class a key may have: letters, digits, "-" and "_".
+        const keys = {
+          gemini: "AIzaSy-Dev_Key-0123456789abcdefghijklmnop_-Z",
+          exa: "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9",
+          copilotkit: "ck_pub_dev-Key_0123456789ABCDEF-xyz",
+        };
+        const body = await expectStatus(await dev.fetch(request("POST", "/api/onboarding/api-keys", { body: keys })), 200);
+        expect(body).toMatchObject({ userId: "user_modes_dev", mode: "development", storage: ["database", "env"] });
+
+        const written = readFileSync(envFile, "utf8");
+        const kekLine = /^KEY_ENCRYPTION_KEYS=(.+)$/m.exec(written);
+        expect(kekLine, written).not.toBeNull();
+        const generated = kekLine![1]!;
+        expect(parseKeyring(generated).ok).toBe(true);
+        expect(written).toContain(`export GEMINI_API_KEY=${keys.gemini}\n`); // replaced in place
+        expect(written.match(/GEMINI_API_KEY=/g)).toHaveLength(1);
+        expect(written.startsWith("# local backend settings\nDEBUG=true\n\n")).toBe(true);
+        expectParsesAs(envFile, {
+          DEBUG: "true",
+          GEMINI_API_KEY: keys.gemini,
+          PORT: "3000",
+          KEY_ENCRYPTION_KEYS: generated,
+          EXA_API_KEY: keys.exa,
+          COPILOTKIT_API_KEY: keys.copilotkit,
+        });
+        expectParsesAs(frontendFile, { REACT_APP_API_URL: "http://localhost:3000", REACT_APP_COPILOTKIT_API_KEY: keys.copilotkit });
+
+        // The resolver reads that file, for whoever asks.
+        expect(await userApiKeys(dev.runtime, "anyone")).toEqual({ source: "env", keys, unreadable: [] });
+        // The database copy is sealed with the generated key.
+        const [row] = await database.rows<{ key_version: string }>(sql`
+          select k.key_version from api_keys k join onboarding_sessions s on s.id = k.session_id
+          where s.user_id = 'user_modes_dev' and k.provider = 'gemini'`);
+        expect(row?.key_version).toBe(generated.slice(0, generated.indexOf(":")));
+
+        // A second save replaces in place; the generated key stays.
+        const next = { gemini: "AIzaSy-Second_Key-0123456789abcdefghijklm-_Q", copilotkit: "ck_pub_second-Key_0123456789ABCD" };
+        await expectStatus(await dev.fetch(request("POST", "/api/onboarding/api-keys", { body: next })), 200);
+        expectParsesAs(envFile, {
+          DEBUG: "true",
+          GEMINI_API_KEY: next.gemini,
+          PORT: "3000",
+          KEY_ENCRYPTION_KEYS: generated,
+          EXA_API_KEY: keys.exa,
+          COPILOTKIT_API_KEY: next.copilotkit,
+        });
+        expectParsesAs(frontendFile, { REACT_APP_API_URL: "http://localhost:3000", REACT_APP_COPILOTKIT_API_KEY: next.copilotkit });
+        expect(dev.logs.filter((l) => l.includes("[DEV MODE] Using .env file"))).toHaveLength(1);
+        await userApiKeys(dev.runtime, "someone-else");
+        expect(dev.logs.filter((l) => l.includes("[DEV MODE] Using .env file"))).toHaveLength(1);
+      } finally {
+        dev.cleanup();
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  });
+}

@@ -1,0 +1,83 @@
+/**
+ * The local server as a user runs it (`npm start` = tsx lib/server/start.ts): embedded
+ * database, development mode, a curl-like round trip over real HTTP, graceful shutdown.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { sampleKeys } from "../helpers/runtime.js";
+
+function startServer(env: Record<string, string>): Promise<{ child: ChildProcess; url: string; output: () => string }> {
+  const child = spawn(process.execPath, ["--import", "tsx", "lib/server/start.ts"], {
+    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start:\n${output}`)), 60_000);
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString();
+      const match = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(output);
+      if (match) {
+        clearTimeout(timer);
+        resolve({ child, url: match[1]!, output: () => output });
+      }
+    };
+    child.stdout!.on("data", onData);
+    child.stderr!.on("data", onData);
+    child.on("exit", (code) => reject(new Error(`server exited with ${code}:\n${output}`)));
+  });
+}
+
+describe("local server (npm start)", () => {
+  const dir = mkdtempSync(join(tmpdir(), "byok-server-"));
+  let server: Awaited<ReturnType<typeof startServer>>;
+
+  beforeAll(async () => {
+    server = await startServer({ PORT: "0", PGLITE_DIR: join(dir, "pglite"), ENV_FILE: join(dir, ".env") });
+  });
+  afterAll(() => {
+    server?.child.kill("SIGKILL");
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("answers health in development mode on the embedded database", async () => {
+    const response = await fetch(`${server.url}/api/health`);
+    expect(response.headers.get("x-request-id")).toMatch(/^req_/);
+    expect(await response.json()).toMatchObject({ status: "ok", mode: "development", driver: "pglite" });
+  });
+
+  it("saves and lists keys over HTTP, writing the .env file, and never logs them", async () => {
+    const keys = sampleKeys(42);
+    const saved = await fetch(`${server.url}/api/onboarding/api-keys`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(keys),
+    });
+    expect(saved.status, await saved.clone().text()).toBe(200);
+    const listed = (await (await fetch(`${server.url}/api/onboarding/api-keys`)).json()) as { keys: { provider: string }[] };
+    expect(listed.keys.map((k) => k.provider)).toEqual(["gemini", "exa", "copilotkit"]);
+    const env = readFileSync(join(dir, ".env"), "utf8");
+    expect(env).toContain(`GEMINI_API_KEY=${keys.gemini}`);
+    expect(env).toMatch(/^KEY_ENCRYPTION_KEYS=/m);
+    for (const value of Object.values(keys)) expect(server.output()).not.toContain(value);
+  });
+
+  it("answers unknown paths and methods with problems", async () => {
+    const missing = await fetch(`${server.url}/api/nope`);
+    expect(missing.status).toBe(404);
+    expect(missing.headers.get("content-type")).toContain("application/problem+json");
+    const wrongMethod = await fetch(`${server.url}/api/health`, { method: "DELETE" });
+    expect(wrongMethod.status).toBe(405);
+    expect(wrongMethod.headers.get("allow")).toContain("GET");
+  });
+
+  it("stops cleanly on SIGTERM", async () => {
+    const exited = new Promise<number | null>((resolve) => server.child.once("exit", (code) => resolve(code)));
+    server.child.kill("SIGTERM");
+    expect(await exited).toBe(0);
+    expect(server.output()).toContain('"msg":"stopped"');
+  });
+});
