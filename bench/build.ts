@@ -9,7 +9,7 @@
  *   node, ESM) with code splitting, so a dynamic `import()` stays lazy as it is on Vercel, and a
  *   metafile that says which packages each output file holds.
  */
-import { readdirSync, rmSync, statSync } from "node:fs";
+import { cpSync, readdirSync, rmSync, statSync } from "node:fs";
 import { join, relative, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build, type Metafile } from "esbuild";
@@ -44,8 +44,12 @@ export async function buildServer(): Promise<string> {
     format: "esm",
     platform: "node",
     target: "node20",
+    // Keep `with { type: "json" }` (Node 20.10+ has it; esbuild's node20 target would drop it).
+    supported: { "import-attributes": true },
     logLevel: "error",
   });
+  // lib/version.ts imports ../package.json (a JSON module the transpiled files still import).
+  cpSync(join(repoRoot, "package.json"), join(outdir, "package.json"));
   return join(outdir, "bench", "server.js");
 }
 

@@ -8,7 +8,8 @@
  * Routes are the definitions in lib/routes/ (lib/http/route.ts); the same objects produce
  * the OpenAPI document.
  */
-import { Hono, type Context, type MiddlewareHandler } from "hono";
+import { Hono } from "hono/tiny";
+import type { Context, MiddlewareHandler } from "hono";
 import { cors } from "hono/cors";
 import { bodyLimit } from "hono/body-limit";
 import { randomUUID } from "node:crypto";
@@ -19,7 +20,6 @@ import type { AnyRoute, Method } from "./http/route.js";
 import { ConfigError } from "./env.js";
 import { createLogger, redact, type Logger } from "./log.js";
 import { bindRequest, processRuntime, type Deps, type Runtime } from "./runtime.js";
-import { requireUser } from "./auth/user.js";
 import { enforceRateLimit, rateLimitHeaders } from "./rate-limit.js";
 import { isDatabaseUnavailable } from "../db/client.js";
 
@@ -99,12 +99,16 @@ function safeMessage(error: unknown): string | undefined {
   return error.message.slice(0, 300);
 }
 
+/** Clerk verification, loaded by the first request that needs a user: public-only functions (health) never load it. */
+let auth: Promise<typeof import("./auth/user.js")> | undefined;
+const loadAuth = () => (auth ??= import("./auth/user.js"));
+
 /** Runs one route's definition: auth, input, rate limit, handler; documented headers added. */
 function serve(route: AnyRoute) {
   return async (c: Context<AppEnv>): Promise<Response> => {
     const deps = c.get("deps");
     const request = c.req.raw;
-    const userId = route.auth ? (await requireUser(deps, request)).userId : undefined;
+    const userId = route.auth ? (await (await loadAuth()).requireUser(deps, request)).userId : undefined;
     const query = route.query ? readQuery(request, route.query.schema) : undefined;
     const body = route.body ? await readJsonBody(request, route.body.schema, { codeFor: route.body.codeFor }) : undefined;
     const limit = route.rateLimit && userId !== undefined ? await enforceRateLimit(deps, userId, route.rateLimit) : null;
