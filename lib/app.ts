@@ -2,8 +2,9 @@
  * The one app. Vercel's functions (api/), the Lambda handlers and `npm start` all serve it,
  * and tests call it in-process with `app.request(...)`. One pipeline for every route:
  *
- *   request id → CORS → body limit → dependencies → [auth → query → body → rate limit →
- *   handler] → one error handler / one not-found handler, both rendering problem+json.
+ *   request id → local only (development) → CORS → body limit → dependencies → [auth →
+ *   query → body → rate limit → handler] → one error handler / one not-found handler, both
+ *   rendering problem+json.
  *
  * Routes are the definitions in lib/routes/ (lib/http/route.ts); the same objects produce
  * the OpenAPI document.
@@ -18,7 +19,8 @@ import { problemResponse } from "./http/problem.js";
 import { MAX_BODY_BYTES, readJsonBody, readQuery } from "./http/request.js";
 import type { AnyRoute, Method } from "./http/route.js";
 import { ConfigError } from "./env.js";
-import { createLogger, redact, type Logger } from "./log.js";
+import { createLogger, redact, truncate, type Logger } from "./log.js";
+import { notLocalReason } from "./dev/local-only.js";
 import { bindRequest, processRuntime, type Deps, type Runtime } from "./runtime.js";
 import { enforceRateLimit, rateLimitHeaders } from "./rate-limit.js";
 import { isDatabaseUnavailable } from "../db/client.js";
@@ -54,9 +56,14 @@ const requestIdMiddleware: MiddlewareHandler<AppEnv> = async (c, next) => {
 const exposedHeaders = ["x-request-id", "retry-after", "ratelimit", "ratelimit-policy"];
 const allowedRequestHeaders = ["authorization", "content-type", "accept", "x-request-id"];
 
-/** The path as routed: trailing slashes do not matter (Hono's `strict: false`). */
+/**
+ * The path as routed: trailing slashes do not matter (Hono's `strict: false`). A loop, not
+ * `/\/+$/`: that regex rescans every run of slashes from each of its slashes (quadratic).
+ */
 function routedPath(path: string): string {
-  return path.length > 1 ? path.replace(/\/+$/, "") : path;
+  let end = path.length;
+  while (end > 1 && path[end - 1] === "/") end--;
+  return path.slice(0, end);
 }
 
 /** Renders any thrown value as problem+json; unknown errors are logged and answered 500. */
@@ -149,6 +156,30 @@ export function createApp(routes: readonly AnyRoute[], options: AppOptions = {})
 
   const app = new Hono<AppEnv>({ strict: false });
   app.use(requestIdMiddleware);
+  // Development serves the operator's .env keys without sign-in: only to this machine (a
+  // DNS-rebinding page or a tunnel is not). Before anything else runs: no CORS, no database,
+  // no .env. An invalid configuration is answered by the dependencies step.
+  app.use(async (c, next) => {
+    let current: Runtime;
+    try {
+      current = runtime();
+    } catch {
+      return next();
+    }
+    if (current.config.mode !== "development") return next();
+    const reason = notLocalReason(c.req.raw);
+    if (reason === null) return next();
+    current.logger.warn("request refused: the development server answers only this machine", {
+      requestId: c.get("requestId"),
+      reason,
+      host: truncate(c.req.header("host") ?? new URL(c.req.url).host, 100),
+    });
+    throw new AppError("misdirected-request", {
+      detail:
+        "this development server answers only requests addressed to localhost, 127.0.0.1 or [::1] that came through no proxy",
+      action: `open it as http://localhost:${current.config.port}, or deploy it (production mode) to serve anyone else`,
+    });
+  });
   // CORS for the allow-list only (hono/cors answers preflights and sets the headers); other
   // origins get no CORS headers at all, and a preflight of a path we don't serve is a 404.
   app.use(async (c, next) => {

@@ -20,20 +20,81 @@ export interface Logger {
   child(fields: LogFields): Logger;
 }
 
+/**
+ * Secret shapes. Each runs in linear time over any input (tests/unit/linear-regex.test.ts
+ * feeds each a 16 KiB and a 64 KiB worst case): every repeat is either bounded, or the last
+ * element of its pattern (a greedy class at the end always succeeds, so nothing backtracks
+ * into it). JWTs are found by `redactJwtsInRun` instead: `eyJ…\.…\.…` as one regex backtracks
+ * over the whole base64url run after every `eyJ` that is not followed by two dots
+ * (quadratic: 64 KiB of "eyJ" took 2 s).
+ */
 const secretPatterns: RegExp[] = [
   /AIza[0-9A-Za-z_-]{10,}/g, // Gemini / Google API keys
   /ck_pub_[0-9A-Za-z_-]{6,}/g, // CopilotKit publishable keys
   /\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b/gi, // Exa keys are UUIDs
-  /eyJ[0-9A-Za-z_-]{5,}\.[0-9A-Za-z_-]{5,}\.[0-9A-Za-z_-]*/g, // JWTs (Clerk session tokens)
   /\b[A-Za-z0-9_-]{1,32}:[A-Za-z0-9+/_-]{16}:[A-Za-z0-9+/=_-]{20,}/g, // keyId:nonce:ciphertext
   /(sk|pk)_(live|test)_[0-9A-Za-z]{8,}/g, // Clerk secret / publishable keys
 ];
 
-/** Replaces anything shaped like a secret with "[redacted]". */
+/** Runs of base64url characters and dots at least as long as the shortest JWT (15): where JWTs hide. */
+const dottedRun = /[0-9A-Za-z_.-]{15,}/g;
+const REDACTED = "[redacted]";
+
+/**
+ * JWTs (Clerk session tokens) in one run of base64url characters and dots, as the pattern
+ * `eyJ[0-9A-Za-z_-]{5,}\.[0-9A-Za-z_-]{5,}\.[0-9A-Za-z_-]*` would find them, segment by
+ * segment: a segment holding `eyJ` and 5 more characters, a next segment of 5 or more and a
+ * third (possibly empty) one are replaced from the `eyJ` on. Linear in the run's length.
+ */
+function redactJwtsInRun(run: string): string {
+  if (!run.includes("eyJ")) return run;
+  const segments = run.split(".");
+  const out: string[] = [];
+  for (let i = 0; i < segments.length; i++) {
+    const segment = segments[i]!;
+    // The leftmost `eyJ` has the most characters after it: if it lacks 5, every later one does.
+    const at = segment.indexOf("eyJ");
+    if (at >= 0 && segment.length - at >= 8 && i + 2 < segments.length && segments[i + 1]!.length >= 5) {
+      out.push(segment.slice(0, at) + REDACTED);
+      i += 2; // the payload and the whole signature go with it
+    } else {
+      out.push(segment);
+    }
+  }
+  return out.join(".");
+}
+
+/** Replaces anything shaped like a secret with "[redacted]". Linear in the length of `text`. */
 export function redact(text: string): string {
-  let out = text;
-  for (const pattern of secretPatterns) out = out.replace(pattern, "[redacted]");
+  // JWTs first: a key-shaped piece inside one must not split it and leave the rest behind.
+  let out = text.replace(dottedRun, redactJwtsInRun);
+  for (const pattern of secretPatterns) out = out.replace(pattern, REDACTED);
   return out;
+}
+
+/**
+ * The longest string a log field keeps: longer ones are cut (and marked) before the line is
+ * redacted, so a caller-supplied value cannot make one log line arbitrarily expensive.
+ */
+export const MAX_LOG_FIELD_CHARS = 2_000;
+
+/** `text` cut to `max` characters, marked when it was longer; for caller-supplied strings. */
+export function truncate(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max)}…[${text.length - max} more characters]`;
+}
+
+function boundedFields(fields: LogFields | undefined): LogFields | undefined {
+  if (!fields) return fields;
+  let out: LogFields | undefined;
+  for (const [name, value] of Object.entries(fields)) {
+    let bounded = value;
+    if (typeof value === "string" && value.length > MAX_LOG_FIELD_CHARS) bounded = truncate(value, MAX_LOG_FIELD_CHARS);
+    else if (Array.isArray(value) && value.some((v) => v.length > MAX_LOG_FIELD_CHARS)) {
+      bounded = value.map((v) => truncate(v, MAX_LOG_FIELD_CHARS));
+    }
+    if (bounded !== value) (out ??= { ...fields })[name] = bounded;
+  }
+  return out ?? fields;
 }
 
 const defaultSink: LogSink = (level, line) => {
@@ -44,10 +105,10 @@ const defaultSink: LogSink = (level, line) => {
 export function createLogger(options: { level?: LogLevel; sink?: LogSink; fields?: LogFields } = {}): Logger {
   const min = order[options.level ?? "info"];
   const sink = options.sink ?? defaultSink;
-  const base = options.fields ?? {};
+  const base = boundedFields(options.fields) ?? {};
   const write = (level: LogLevel, msg: string, fields?: LogFields) => {
     if (order[level] < min) return;
-    const line = JSON.stringify({ time: new Date().toISOString(), level, msg, ...base, ...fields });
+    const line = JSON.stringify({ time: new Date().toISOString(), level, msg: truncate(msg, MAX_LOG_FIELD_CHARS), ...base, ...boundedFields(fields) });
     sink(level, redact(line));
   };
   return {

@@ -14,15 +14,17 @@ const SESSION_COOKIE = "__session";
 // Token extraction
 
 /**
- * The session token of a request: `Authorization: Bearer <token>` (scheme case-insensitive)
- * first, else the `__session` cookie. Never the query string: URLs end up in logs and
- * Referer headers.
+ * The session token of a request: `Authorization: Bearer <token>` (scheme case-insensitive),
+ * else the `__session` cookie. Never the query string: URLs end up in logs and Referer
+ * headers. An Authorization header that is no Bearer token (`Basic …`, an empty one) yields
+ * null, not the cookie: a credential that was sent but cannot be read is refused
+ * (`requireUser` answers 401), never swapped for another one.
  */
 export function extractSessionToken(request: Request): string | null {
   const authorization = request.headers.get("authorization");
-  if (authorization) {
+  if (authorization !== null) {
     const match = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(authorization.trim());
-    if (match?.[1]) return match[1];
+    return match?.[1] ?? null;
   }
   const cookieHeader = request.headers.get("cookie");
   if (cookieHeader) {

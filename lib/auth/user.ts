@@ -28,6 +28,9 @@ export async function requireUser(deps: Pick<Deps, "config" | "logger">, request
   const { config, logger } = deps;
   const clerkConfigured = Boolean(config.clerk.jwtKey || config.clerk.secretKey);
   const token = extractSessionToken(request);
+  // A credential that was sent but cannot be read is refused, in both modes: not ignored, and
+  // not swapped for the __session cookie (extractSessionToken never falls back to it).
+  const unreadable = token === null && request.headers.has("authorization");
 
   if (config.mode === "production") {
     if (!clerkConfigured) {
@@ -37,12 +40,12 @@ export async function requireUser(deps: Pick<Deps, "config" | "logger">, request
         action: "the operator must set CLERK_JWT_KEY or CLERK_SECRET_KEY",
       });
     }
+    if (unreadable) throw unauthorized("the Authorization header is not a Bearer token");
     if (!token) throw unauthorized("no session token was sent");
   } else if (!clerkConfigured) {
     return { userId: config.devUserId, via: "dev-user" };
   } else if (!token) {
-    // A credential that was sent but cannot be read is refused, not silently ignored.
-    if (request.headers.has("authorization")) throw unauthorized("the Authorization header is not a Bearer token");
+    if (unreadable) throw unauthorized("the Authorization header is not a Bearer token");
     return { userId: config.devUserId, via: "dev-user" };
   }
 

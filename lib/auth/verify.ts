@@ -45,6 +45,8 @@ export type TokenRejectionReason =
   | "unauthorized-party"
   | "missing-subject"
   | "invalid-claims"
+  | "session-pending"
+  | "inactive-session"
   // The rest are the server's fault, not the caller's (see `isServerSideReason`).
   | "not-configured"
   | "invalid-jwt-key"
@@ -92,7 +94,7 @@ function isNonEmptyString(value: unknown): value is string {
 /**
  * Verifies a Clerk session token: RS256-family signature by the instance key, `exp`/`nbf`/`iat`
  * within {@link CLOCK_SKEW_MS}, `azp` among `authorizedParties` when that list is non-empty,
- * and a `sub`. Expected failures come back as `{ok: false, error: {reason}}`; see
+ * a `sub`, and an active session (`sts` absent or `active`; `pending` is signed out). Expected failures come back as `{ok: false, error: {reason}}`; see
  * {@link isServerSideReason} to tell a bad token (401) from a misconfigured server.
  */
 export async function verifySessionToken(
@@ -143,6 +145,12 @@ export async function verifySessionToken(
 
   // Clerk accepts `sub: ""`; a user id must not be empty.
   if (!isNonEmptyString(claims.sub)) return err({ reason: "missing-subject" });
+  // The session's status (v2 session tokens): a `pending` session still has tasks to finish
+  // (such as choosing an organization) and is signed out, as in Clerk's own authenticateRequest
+  // (`treatPendingAsSignedOut` defaults to true). Tokens without `sts` (v1) are active.
+  if (claims.sts !== undefined && claims.sts !== "active") {
+    return err({ reason: claims.sts === "pending" ? "session-pending" : "inactive-session" });
+  }
   const session: VerifiedSession = { userId: claims.sub };
   if (isNonEmptyString(claims.sid)) session.sessionId = claims.sid;
   return ok(session);

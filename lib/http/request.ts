@@ -1,19 +1,32 @@
 /** Reading and validating request input: one place turns every failure into a 4xx problem. */
 import type { z } from "zod";
 import { AppError, type ErrorCode, type FieldError } from "./errors.js";
-import { redact } from "../log.js";
+import { redact, truncate } from "../log.js";
 
 export const MAX_BODY_BYTES = 16 * 1024;
+
+/** Longest field or parameter name echoed back: names are the caller's input, cut before redaction. */
+const MAX_ECHOED_NAME = 100;
+
+/** A caller-supplied name as it may be echoed: cut, and nothing key-shaped. */
+function echoedName(name: string): string {
+  return redact(truncate(name, MAX_ECHOED_NAME));
+}
+
+/** One JSON Pointer segment (RFC 6901: `~` → `~0`, `/` → `~1`). */
+function pointerSegment(name: string): string {
+  return name.replaceAll("~", "~0").replaceAll("/", "~1");
+}
 
 /** Converts zod issues to `{pointer, message}` without ever echoing the input. */
 export function issuesToErrors(issues: readonly z.core.$ZodIssue[], prefix = ""): FieldError[] {
   const errors: FieldError[] = [];
   for (const issue of issues) {
-    const base = prefix + issue.path.map((p) => "/" + String(p).replace(/~/g, "~0").replace(/\//g, "~1")).join("");
+    const base = prefix + issue.path.map((p) => "/" + pointerSegment(String(p))).join("");
     if (issue.code === "unrecognized_keys") {
       for (const key of issue.keys) {
         // The name is the caller's input: one shaped like a key (`{"AIza…": …}`) is not echoed.
-        errors.push({ pointer: `${base}/${redact(key).replace(/~/g, "~0").replace(/\//g, "~1")}`, message: "unknown field" });
+        errors.push({ pointer: `${base}/${pointerSegment(echoedName(key))}`, message: "unknown field" });
       }
     } else {
       errors.push({ pointer: base || "/", message: issue.message });
@@ -77,8 +90,8 @@ export function readQuery<S extends z.ZodType>(request: Request, schema: S): z.o
   for (const [key, value] of params) {
     if (key in raw) {
       throw new AppError("invalid-request", {
-        detail: `query parameter ${key} is given more than once`,
-        errors: [{ pointer: `/${key}`, message: "repeated parameter" }],
+        detail: `query parameter ${echoedName(key)} is given more than once`,
+        errors: [{ pointer: `/${pointerSegment(echoedName(key))}`, message: "repeated parameter" }],
       });
     }
     raw[key] = value;

@@ -3,7 +3,7 @@
  * Aborts and timeouts are in abort.ts.
  */
 import { AppError } from "../http/errors.js";
-import { redact } from "../log.js";
+import { redact, truncate } from "../log.js";
 
 /** Seconds advertised in Retry-After when the upstream says nothing. */
 export const DEFAULT_RETRY_AFTER_SECONDS = 30;
@@ -38,9 +38,12 @@ export function parseRetryAfter(header: string | null): number | undefined {
   return Number.isNaN(date) ? undefined : Math.max(1, Math.ceil((date - Date.now()) / 1000));
 }
 
-/** Removes the key (and anything key-shaped) from upstream text before it goes anywhere. */
+/** Longest upstream text kept (an error body can be arbitrarily long). */
+const MAX_UPSTREAM_TEXT = 2_000;
+
+/** Removes the key (and anything key-shaped) from upstream text before it goes anywhere; cut to 2,000 characters. */
 export function scrub(text: string, apiKey: string): string {
-  return redact(apiKey ? text.split(apiKey).join("[redacted]") : text);
+  return redact(truncate(apiKey ? text.split(apiKey).join("[redacted]") : text, MAX_UPSTREAM_TEXT));
 }
 
 export function trimSlash(url: string): string {

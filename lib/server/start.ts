@@ -36,7 +36,7 @@ async function main() {
     logger.info("database migrated", { driver: config.database.driver });
   }
   const app = createApp(routes, { runtime: createRuntime(config, { logger, database }) });
-  if (config.mode === "development") await app.fetch(new Request("http://local/api/health")); // warm up
+  if (config.mode === "development") await app.fetch(new Request("http://localhost/api/health")); // warm up
   const server = serve({ fetch: app.fetch, port: config.port, hostname: "127.0.0.1" }, (info) => {
     logger.info(`listening on http://127.0.0.1:${info.port}`, { port: info.port });
   });

@@ -283,6 +283,7 @@ function buildTokenCases(signer: TestSigner, userId: string): TokenCase[] {
     "typ at+jwt": signer.sign(claims, { header: { typ: "at+jwt" } }),
     "machine token (cat header)": signer.sign(claims, { header: { cat: "cl_B7d4PD333AAA" } }),
     "another Clerk instance": otherInstance.sign(claims),
+    "pending session (sts)": signer.sign({ ...claims, sts: "pending" }),
   };
   const cases: TokenCase[] = [
     { name: "missing token", absent: true, tokens: [], apply: () => {} },
@@ -293,6 +294,16 @@ function buildTokenCases(signer: TestSigner, userId: string): TokenCase[] {
     { name: "valid token in ?token= only", absent: true, tokens: [valid], apply: ({ url }) => url.searchParams.set("token", valid) },
     { name: "valid token in ?authorization= only", absent: true, tokens: [valid], apply: ({ url }) => url.searchParams.set("authorization", `Bearer ${valid}`) },
     { name: "bearer with two tokens", absent: true, tokens: [valid], apply: ({ headers }) => headers.set("authorization", `Bearer ${valid} ${valid}`) },
+    // An unreadable credential is refused even next to a valid cookie (in development too).
+    {
+      name: "Basic scheme next to a valid __session cookie",
+      absent: false,
+      tokens: [valid],
+      apply: ({ headers }) => {
+        headers.set("authorization", "Basic dXNlcjpwYXNzd29yZA==");
+        headers.set("cookie", `__session=${valid}`);
+      },
+    },
   ];
   for (const [name, token] of Object.entries(bad)) {
     // A bearer value with whitespace inside is no bearer token at all (RFC 6750's token68).

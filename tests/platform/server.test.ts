@@ -4,6 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { spawn, type ChildProcess } from "node:child_process";
+import { request as httpRequest } from "node:http";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -72,6 +73,37 @@ describe("local server (npm start)", () => {
     const wrongMethod = await fetch(`${server.url}/api/health`, { method: "DELETE" });
     expect(wrongMethod.status).toBe(405);
     expect(wrongMethod.headers.get("allow")).toContain("GET");
+  });
+
+  /** A request with a Host header of our choosing (fetch sets Host from the URL; node:http does not). */
+  function withHost(path: string, host: string, init: { method?: string; headers?: Record<string, string>; body?: string } = {}) {
+    return new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const req = httpRequest(`${server.url}${path}`, { method: init.method ?? "GET", headers: { ...init.headers, host } });
+      req.on("response", (res) => {
+        let data = "";
+        res.on("data", (chunk: Buffer) => (data += chunk.toString()));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, text: data }));
+      });
+      req.on("error", reject);
+      req.end(init.body);
+    });
+  }
+
+  it("refuses a request addressed to another host (DNS rebinding): 421, the .env file untouched", async () => {
+    const before = readFileSync(join(dir, ".env"));
+    const port = new URL(server.url).port;
+    const refused = await withHost("/api/onboarding/api-keys", `attacker.example:${port}`, {
+      method: "POST",
+      headers: { origin: `http://attacker.example:${port}`, "content-type": "application/json" },
+      body: JSON.stringify(sampleKeys(43)),
+    });
+    expect(refused.status, refused.text).toBe(421);
+    expect(JSON.parse(refused.text)).toMatchObject({ code: "misdirected-request" });
+    expect(readFileSync(join(dir, ".env")).equals(before)).toBe(true);
+    for (const host of [`localhost:${port}`, `[::1]:${port}`]) {
+      const local = await withHost("/api/health", host);
+      expect(local.status, `${host}: ${local.text}`).toBe(200);
+    }
   });
 
   it("stops cleanly on SIGTERM", async () => {

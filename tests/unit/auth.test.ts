@@ -96,6 +96,17 @@ function badTokenCases(settings: () => ClerkSettings) {
     expect(await rejectionOf(signer.sign({ sub: "" }), settings())).toBe("missing-subject");
   });
 
+  it("rejects a pending session (sts: pending, signed out as in Clerk's authenticateRequest) and any status but active", async () => {
+    expect(await rejectionOf(signer.sign({ sts: "pending" }), settings())).toBe("session-pending");
+    for (const sts of ["ended", "expired", "revoked", "", 1, null]) {
+      expect(await rejectionOf(signer.sign({ sts }), settings()), String(sts)).toBe("inactive-session");
+    }
+    expect(await verifySessionToken(signer.sign({ sub: "user_active", sid: "sess_a", sts: "active" }), settings())).toEqual({
+      ok: true,
+      value: { userId: "user_active", sessionId: "sess_a" },
+    });
+  });
+
   it("rejects a token whose azp is not an authorized party", async () => {
     expect(await rejectionOf(wrongAzpToken(signer), settings())).toBe("unauthorized-party");
   });
@@ -405,13 +416,14 @@ describe("extractSessionToken", () => {
     expect(extractSessionToken(req("http://x/api", { cookie }))).toBeNull();
   });
 
-  it("ignores other schemes and an empty bearer, falling back to the cookie", () => {
+  it("reads no token from other schemes or an empty bearer, and then not the cookie either", () => {
     expect(extractSessionToken(req("http://x/api", { authorization: "Basic dXNlcjpwYXNz" }))).toBeNull();
     expect(extractSessionToken(req("http://x/api", { authorization: "Bearer" }))).toBeNull();
     expect(extractSessionToken(req("http://x/api", { authorization: "Bearer a b" }))).toBeNull();
-    expect(extractSessionToken(req("http://x/api", { authorization: "Basic dXNlcjpwYXNz", cookie: "__session=c.o.k" }))).toBe(
-      "c.o.k",
-    );
+    // A credential that was sent but cannot be read is refused (401), not swapped for the cookie.
+    for (const authorization of ["Basic dXNlcjpwYXNz", "Bearer", "", "Token c.o.k"]) {
+      expect(extractSessionToken(req("http://x/api", { authorization, cookie: "__session=c.o.k" })), authorization).toBeNull();
+    }
     expect(extractSessionToken(req("http://x/api", { cookie: "__session=" }))).toBeNull();
   });
 
