@@ -209,7 +209,10 @@ export function createApp(routes: readonly AnyRoute[], options: AppOptions = {})
     }),
   );
   app.use(async (c, next) => {
-    c.set("deps", bindRequest(runtime(), c.get("requestId")));
+    const current = runtime();
+    // Checked (and each problem logged) on the instance's first request, then cached.
+    current.configProblems();
+    c.set("deps", bindRequest(current, c.get("requestId")));
     await next();
   });
 

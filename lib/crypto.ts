@@ -42,6 +42,12 @@ export interface Keyring {
   /** All key ids, current first, in the order of `KEY_ENCRYPTION_KEYS`. */
   readonly ids: readonly string[];
   readonly keys: ReadonlyMap<string, KeyringKey>;
+  /**
+   * Entries whose 32 bytes do not look random (see {@link lowEntropyReason}), by position
+   * (1-based) and reason, never by id or content. Production refuses such a keyring
+   * (lib/runtime.ts, lib/config-check.ts); development only warns.
+   */
+  readonly lowEntropy: readonly { readonly position: number; readonly reason: string }[];
 }
 
 export type DecryptError = "unknown-key-id" | "malformed" | "auth-failed";
@@ -59,6 +65,7 @@ export function parseKeyring(spec: string): Result<Keyring, string> {
   }
   const ids: string[] = [];
   const keys = new Map<string, KeyringKey>();
+  const lowEntropy: { position: number; reason: string }[] = [];
   const entries = trimmed.split(",");
   for (const [index, rawEntry] of entries.entries()) {
     const position = `KEY_ENCRYPTION_KEYS entry ${index + 1}`;
@@ -83,13 +90,46 @@ export function parseKeyring(spec: string): Result<Keyring, string> {
     if (bytes.length !== keyBytes) {
       return err(`${position}: key must decode to exactly 32 bytes`);
     }
+    const weakness = lowEntropyReason(bytes);
+    if (weakness !== undefined) lowEntropy.push(Object.freeze({ position: index + 1, reason: weakness }));
     keys.set(id, Object.freeze({ id, key: createSecretKey(bytes) })); // createSecretKey copies
     bytes.fill(0);
     ids.push(id);
   }
   const current = keys.get(ids[0] ?? "");
   if (current === undefined) return err("KEY_ENCRYPTION_KEYS has no entries");
-  return ok(Object.freeze({ current, ids: Object.freeze(ids), keys }));
+  return ok(Object.freeze({ current, ids: Object.freeze(ids), keys, lowEntropy: Object.freeze(lowEntropy) }));
+}
+
+/**
+ * Why 32 bytes of key material look chosen by a person or a pattern rather than drawn at
+ * random, or `undefined` when they look random. Each test is one that 32 bytes from a
+ * CSPRNG fail with a probability below 1e-13 (so a generated key is never refused), while
+ * it catches what gets pasted by mistake: all zeros or one repeated byte, a short repeating
+ * pattern, a counting sequence, or text (a password, a hex or base64 string taken as the
+ * key itself). The reasons describe the shape, never the bytes.
+ */
+export function lowEntropyReason(bytes: Uint8Array): string | undefined {
+  const n = bytes.length;
+  if (n === 0) return "it is empty";
+  // Fewer than 16 distinct values (random: about 30 of 32; P(< 16) ≈ 3e-17).
+  const distinct = new Set(bytes).size;
+  if (distinct === 1) return "every byte is the same";
+  if (distinct < 16) return "it has fewer than 16 distinct byte values";
+  // A pattern of at most 16 bytes repeated (random: P ≈ 256^-16).
+  for (let period = 1; period <= 16 && period < n; period++) {
+    let repeats = true;
+    for (let i = period; i < n && repeats; i++) repeats = bytes[i] === bytes[i - period];
+    if (repeats) return "it repeats a short pattern";
+  }
+  // A counting sequence such as 0, 1, 2, … (random: P = 256^-31).
+  const step = (bytes[1]! - bytes[0]! + 256) % 256;
+  let counting = true;
+  for (let i = 2; i < n && counting; i++) counting = (bytes[i]! - bytes[i - 1]! + 256) % 256 === step;
+  if (counting) return "it is a counting sequence";
+  // Only printable ASCII: text, not random bytes (random: P = (95/256)^32 ≈ 2e-14).
+  if (bytes.every((b) => b >= 0x20 && b <= 0x7e)) return "it is printable text, not random bytes";
+  return undefined;
 }
 
 /**

@@ -2,8 +2,14 @@
  * The one place that reads `process.env`. It is parsed once with zod into a frozen,
  * typed config; tests build their own with `loadConfig({...})` instead of mutating globals.
  *
- * Mode detection is the seed's, made fail-closed: any hosting-platform signal, or any
- * DEPLOY_ENV other than `local`, means production, and DEBUG=true cannot undo that.
+ * Mode detection is the seed's, made fail-closed (DESIGN.md "Modes"): any recognisable
+ * hosting platform, `NODE_ENV=production`, or a DEPLOY_ENV other than `local`/`development`
+ * means production, and DEBUG=true cannot undo that. The one exception is `vercel dev` on a
+ * developer's machine (`VERCEL=1` with `VERCEL_ENV=development`, as `vercel env pull` writes
+ * them) together with DEBUG=true. Everything else is development.
+ *
+ * Whether the parsed configuration is usable (Clerk, key ring, …) is lib/config-check.ts's
+ * question; here only values that must never be used are refused (ConfigError).
  */
 import { z } from "zod";
 
@@ -32,12 +38,38 @@ const positiveInt = (fallback: number) =>
       .transform((v) => v ?? fallback),
   );
 
+/**
+ * Variables a hosting platform sets in every deployment (and a developer's machine does
+ * not): any one of them, set to anything, means production.
+ */
+export const hostingPlatforms = [
+  { variable: "VERCEL", platform: "vercel", name: "Vercel" },
+  { variable: "AWS_LAMBDA_FUNCTION_NAME", platform: "lambda", name: "AWS Lambda" },
+  { variable: "RENDER", platform: "render", name: "Render" },
+  { variable: "NETLIFY", platform: "netlify", name: "Netlify" },
+  { variable: "K_SERVICE", platform: "cloud-run", name: "Google Cloud Run (or Knative)" },
+  { variable: "GAE_SERVICE", platform: "app-engine", name: "Google App Engine" },
+  { variable: "FLY_APP_NAME", platform: "fly", name: "Fly.io" },
+  { variable: "RAILWAY_ENVIRONMENT", platform: "railway", name: "Railway" },
+  { variable: "RAILWAY_ENVIRONMENT_NAME", platform: "railway", name: "Railway" },
+  { variable: "DYNO", platform: "heroku", name: "Heroku" },
+  { variable: "KUBERNETES_SERVICE_HOST", platform: "kubernetes", name: "Kubernetes" },
+  { variable: "ECS_CONTAINER_METADATA_URI_V4", platform: "ecs", name: "Amazon ECS" },
+  { variable: "ECS_CONTAINER_METADATA_URI", platform: "ecs", name: "Amazon ECS" },
+  { variable: "WEBSITE_INSTANCE_ID", platform: "azure-app-service", name: "Azure App Service" },
+  { variable: "CONTAINER_APP_NAME", platform: "azure-container-apps", name: "Azure Container Apps" },
+] as const;
+
+export type Platform = (typeof hostingPlatforms)[number]["platform"];
+
+/** A provider base URL: http(s) only, in every mode (`z.url()` alone takes `file:`, `data:`, …). */
+const upstreamUrl = optionalString.pipe(z.url({ protocol: /^https?$/, error: "must be an http: or https: URL" }).optional());
+
 const rawSchema = z.object({
   DEBUG: bool,
   DEPLOY_ENV: optionalString,
-  VERCEL: optionalString,
-  AWS_LAMBDA_FUNCTION_NAME: optionalString,
-  RENDER: optionalString,
+  NODE_ENV: optionalString,
+  VERCEL_ENV: optionalString,
   DATABASE_URL: optionalString,
   DATABASE_DRIVER: optionalString.pipe(z.enum(["pglite", "pg", "neon-http", "neon-ws"]).optional()),
   PGLITE_DIR: optionalString,
@@ -51,8 +83,8 @@ const rawSchema = z.object({
   ENV_FILE: optionalString,
   FRONTEND_ENV_FILE: optionalString,
   GEMINI_MODEL: optionalString,
-  GEMINI_BASE_URL: optionalString.pipe(z.url().optional()),
-  EXA_BASE_URL: optionalString.pipe(z.url().optional()),
+  GEMINI_BASE_URL: upstreamUrl,
+  EXA_BASE_URL: upstreamUrl,
   ALLOWED_ORIGINS: list,
   PORT: positiveInt(3000),
   LOG_LEVEL: optionalString.pipe(z.enum(["debug", "info", "warn", "error"]).optional()),
@@ -69,11 +101,12 @@ export type RawEnv = Record<string, string | undefined>;
 
 export interface Config {
   mode: Mode;
-  /** Why the mode is what it is, for logs and /api/health. */
+  /** Why the mode is what it is, for logs and /api/health: names variables, never their values. */
   modeReason: string;
-  /** Problems worth an operator's attention; never secrets. */
-  warnings: string[];
-  platform: "vercel" | "lambda" | "render" | null;
+  /** The hosting platform recognised (the first, when several are), or null. */
+  platform: Platform | null;
+  /** DEBUG was set to a true value (it never makes production development; see lib/config-check.ts). */
+  debug: boolean;
   database: {
     url: string | undefined;
     driver: DatabaseDriver;
@@ -124,54 +157,92 @@ function guessDriver(url: string | undefined): DatabaseDriver {
   return host.endsWith(".neon.tech") ? "neon-http" : "pg";
 }
 
+interface ModeDecision {
+  mode: Mode;
+  modeReason: string;
+  platform: Platform | null;
+}
+
+/** The mode table of DESIGN.md; reasons name variables (and values only when they are fixed words). */
+function decideMode(
+  env: RawEnv,
+  e: { DEBUG: boolean; DEPLOY_ENV?: string; NODE_ENV?: string; VERCEL_ENV?: string },
+  assumeProduction: boolean,
+): ModeDecision {
+  const present = (name: string) => (env[name] ?? "").trim() !== "";
+  const underVercelDev = present("VERCEL") && e.VERCEL_ENV?.toLowerCase() === "development";
+  const vercelDevWithDebug = underVercelDev && e.DEBUG;
+  const platforms = hostingPlatforms.filter((p) => present(p.variable) && !(p.variable === "VERCEL" && vercelDevWithDebug));
+  const signals = platforms.map((p) => `${p.variable} is set (${p.name})`);
+  if (assumeProduction) signals.unshift("checked as production (--production)");
+  if (e.NODE_ENV?.toLowerCase() === "production") signals.push("NODE_ENV=production");
+  const deployEnv = e.DEPLOY_ENV?.toLowerCase();
+  if (deployEnv !== undefined && deployEnv !== "local" && deployEnv !== "development") {
+    signals.push("DEPLOY_ENV is set to something other than local or development");
+  }
+  if (signals.length > 0) {
+    const hint = underVercelDev && !e.DEBUG ? " (under vercel dev, VERCEL_ENV=development means development only together with DEBUG=true)" : "";
+    return { mode: "production", modeReason: signals.join("; ") + hint, platform: platforms[0]?.platform ?? null };
+  }
+  if (vercelDevWithDebug) {
+    return { mode: "development", modeReason: "vercel dev (VERCEL=1 with VERCEL_ENV=development) and DEBUG=true", platform: null };
+  }
+  return {
+    mode: "development",
+    modeReason:
+      deployEnv === undefined
+        ? "no hosting platform recognised, NODE_ENV is not production and DEPLOY_ENV is unset"
+        : `no hosting platform recognised, NODE_ENV is not production and DEPLOY_ENV=${deployEnv}`,
+    platform: null,
+  };
+}
+
+/** Hosts a plain-http upstream may have in production: this machine only (a local proxy or sidecar). */
+export function isLoopbackHost(hostname: string): boolean {
+  const host = hostname.toLowerCase();
+  return host === "localhost" || host === "[::1]" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+export interface LoadOptions {
+  /** Production whatever the environment says (`npm run check-config -- --production`, before deploying). */
+  assumeProduction?: boolean;
+}
+
 /** Parses an environment (default: `process.env`) into a frozen Config. Throws ConfigError. */
-export function loadConfig(env: RawEnv = process.env): Readonly<Config> {
+export function loadConfig(env: RawEnv = process.env, options: LoadOptions = {}): Readonly<Config> {
   const parsed = rawSchema.safeParse(env);
   if (!parsed.success) {
     // Name the variable and the rule, never the value.
     throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`));
   }
   const e = parsed.data;
-  const platform = e.VERCEL ? "vercel" : e.AWS_LAMBDA_FUNCTION_NAME ? "lambda" : e.RENDER ? "render" : null;
-  const deployEnv = e.DEPLOY_ENV?.toLowerCase();
-  const production = platform !== null || (deployEnv !== undefined && deployEnv !== "local");
-  const mode: Mode = production ? "production" : "development";
-  const modeReason = platform
-    ? `running on ${platform}`
-    : production
-      ? `DEPLOY_ENV=${deployEnv}`
-      : "not on a hosting platform and DEPLOY_ENV unset or local";
+  const { mode, modeReason, platform } = decideMode(env, e, options.assumeProduction === true);
+  const production = mode === "production";
 
-  const warnings: string[] = [];
-  if (production && e.DEBUG) {
-    warnings.push("DEBUG=true is ignored in production: keys come from the database only, never from .env");
-  }
   const driver = e.DATABASE_DRIVER ?? guessDriver(e.DATABASE_URL);
   if (driver !== "pglite" && e.DATABASE_URL === undefined) {
     throw new ConfigError([`DATABASE_DRIVER=${driver} needs DATABASE_URL`]);
   }
-  if (production && driver === "pglite") {
-    warnings.push("production without DATABASE_URL uses the embedded PGlite database: data lives on this instance only");
-  }
-  const hasClerk = Boolean(e.CLERK_JWT_KEY || e.CLERK_SECRET_KEY);
-  if (production && !hasClerk) {
-    warnings.push("no CLERK_JWT_KEY or CLERK_SECRET_KEY: every protected request answers 500 server-misconfigured");
-  }
-  if (production && hasClerk && e.CLERK_AUTHORIZED_PARTIES.length === 0) {
-    warnings.push("CLERK_AUTHORIZED_PARTIES is empty: tokens minted for any origin (and __session cookies sent cross-site) are accepted");
-  }
-  if (production && !e.KEY_ENCRYPTION_KEYS) {
-    warnings.push("no KEY_ENCRYPTION_KEYS: key endpoints answer 500 server-misconfigured");
-  }
-  if (!production && !hasClerk) {
-    warnings.push(`no Clerk configuration: every request runs as DEV_USER_ID (${e.DEV_USER_ID ?? "local-dev"})`);
+  if (production) {
+    // Users' provider keys travel to these URLs: in clear only to this machine.
+    const plain = (["GEMINI_BASE_URL", "EXA_BASE_URL"] as const).filter((name) => {
+      const value = e[name];
+      if (value === undefined) return false;
+      const url = new URL(value);
+      return url.protocol !== "https:" && !isLoopbackHost(url.hostname);
+    });
+    if (plain.length > 0) {
+      throw new ConfigError(
+        plain.map((name) => `${name}: must be an https: URL in production (http: only to a loopback host: localhost, 127.0.0.1, [::1])`),
+      );
+    }
   }
 
   const config: Config = {
     mode,
     modeReason,
-    warnings,
     platform,
+    debug: e.DEBUG,
     database: {
       url: e.DATABASE_URL,
       driver,

@@ -10,6 +10,7 @@ import { createLogger, type Logger, type LogSink } from "./log.js";
 import { AppError } from "./http/errors.js";
 import { parseKeyring, type Keyring } from "./crypto.js";
 import { EnvFileWriter } from "./dev/env-file.js";
+import { configProblems, logConfigProblems, type ConfigProblem } from "./config-check.js";
 import type { Database } from "../db/client.js";
 
 export interface Runtime {
@@ -19,6 +20,11 @@ export interface Runtime {
   database(): Promise<Database>;
   /** The key ring for encrypting keys; development generates one into .env when missing. */
   keyring(): Promise<Keyring>;
+  /**
+   * The configuration's problems (lib/config-check.ts), worked out and logged once per
+   * runtime: the app asks on every request, so the first request of an instance reports them.
+   */
+  configProblems(): readonly ConfigProblem[];
   readonly envWriter: EnvFileWriter;
   /** Per-instance flags, such as the once-only "[DEV MODE] Using .env file" line. */
   readonly once: Set<string>;
@@ -35,6 +41,7 @@ export function bindRequest(runtime: Runtime, requestId: string): Deps {
     logger: runtime.logger.child({ requestId }),
     database: runtime.database,
     keyring: runtime.keyring,
+    configProblems: runtime.configProblems,
     envWriter: runtime.envWriter,
     once: runtime.once,
     requestId,
@@ -46,6 +53,8 @@ export interface RuntimeOptions {
   logSink?: LogSink;
   /** A database the caller owns (tests); otherwise one is opened from the config. */
   database?: Database | (() => Promise<Database>);
+  /** The configuration's problems when the caller already checked (and logged) them, as `npm start` does. */
+  configProblems?: readonly ConfigProblem[];
 }
 
 export function createRuntime(config: Readonly<Config>, options: RuntimeOptions = {}): Runtime {
@@ -53,6 +62,7 @@ export function createRuntime(config: Readonly<Config>, options: RuntimeOptions 
   const envWriter = new EnvFileWriter();
   let databasePromise: Promise<Database> | undefined;
   let keyringPromise: Promise<Keyring> | undefined;
+  let problems = options.configProblems;
 
   const openConfigured = async (): Promise<Database> => {
     const { openDatabase } = await import("../db/client.js");
@@ -90,8 +100,22 @@ export function createRuntime(config: Readonly<Config>, options: RuntimeOptions 
       }
       return keyringPromise;
     },
+    configProblems() {
+      if (problems === undefined) {
+        problems = Object.freeze(configProblems(config));
+        logConfigProblems(problems, logger);
+      }
+      return problems;
+    },
   };
 }
+
+/** What a caller of a key endpoint learns about a broken key ring: nothing more (the log says which). */
+const keyringMisconfigured = () =>
+  new AppError("server-misconfigured", {
+    detail: "key encryption is not configured correctly on this deployment; no key can be stored or read",
+    action: "the operator must fix KEY_ENCRYPTION_KEYS (npm run check-config says how)",
+  });
 
 async function loadKeyring(config: Readonly<Config>, envWriter: EnvFileWriter, logger: Logger): Promise<Keyring> {
   let spec = config.keyEncryptionKeys;
@@ -100,14 +124,20 @@ async function loadKeyring(config: Readonly<Config>, envWriter: EnvFileWriter, l
     spec = await developmentKeyringSpec(config.envFile, envWriter, logger);
   }
   if (!spec) {
-    throw new AppError("server-misconfigured", {
-      detail: "KEY_ENCRYPTION_KEYS is not set; production cannot store or read keys without it",
-      action: "set KEY_ENCRYPTION_KEYS to id:base64(32 bytes); see .env.example",
-    });
+    logger.error("KEY_ENCRYPTION_KEYS is not set: production cannot store or read keys without it");
+    throw keyringMisconfigured();
   }
   const parsed = parseKeyring(spec);
   if (!parsed.ok) {
-    throw new AppError("server-misconfigured", { detail: `KEY_ENCRYPTION_KEYS is invalid: ${parsed.error}` });
+    // The detail names entries by position, never by id or content; still, it is the operator's to read.
+    logger.error("KEY_ENCRYPTION_KEYS is invalid", { problem: parsed.error });
+    throw keyringMisconfigured();
+  }
+  if (config.mode === "production" && parsed.value.lowEntropy.length > 0) {
+    logger.error("KEY_ENCRYPTION_KEYS refused: an entry is not 32 random bytes", {
+      entries: parsed.value.lowEntropy.map((weak) => `entry ${weak.position}: ${weak.reason}`),
+    });
+    throw keyringMisconfigured();
   }
   return parsed.value;
 }

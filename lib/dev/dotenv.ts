@@ -13,8 +13,9 @@ export function loadDevelopmentEnv(env: NodeJS.ProcessEnv = process.env): Readon
   loadDotenv({ path: before.envFile, processEnv: env as Record<string, string>, quiet: true });
   const after = loadConfig(env);
   if (after.mode === "production") {
+    // modeReason names the variables that switched it (never their values).
     throw new ConfigError([
-      `${before.envFile} sets DEPLOY_ENV or a platform variable: production never reads .env, so set it in the real environment instead`,
+      `${before.envFile} would switch to production (${after.modeReason}): production never reads .env, so set it in the real environment instead`,
     ]);
   }
   return after;

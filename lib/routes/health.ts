@@ -1,7 +1,11 @@
-/** GET /api/health — no auth; mode, database reachability, driver and warnings, no secrets. */
+/**
+ * GET /api/health — no auth. Mode (and why), database reachability, driver, the names of
+ * misconfigured variables (lib/config-check.ts) and public warnings; no values, no secrets.
+ */
 import { sql } from "drizzle-orm";
 import { defineRoute, json } from "../http/route.js";
 import { healthResponse, type HealthResponse } from "../schemas.js";
+import { misconfiguredVariables } from "../config-check.js";
 import { VERSION } from "../version.js";
 
 export const getHealth = defineRoute({
@@ -9,16 +13,25 @@ export const getHealth = defineRoute({
   path: "/api/health",
   operationId: "getHealth",
   summary: "Service health",
-  description: "No authentication. 503 when the database cannot be reached.",
+  description:
+    "No authentication. 503 when the configuration has an error (`status: misconfigured`, with the variables to fix in " +
+    "`misconfigured`) or the database cannot be reached (`status: degraded`). An environment that does not parse at all " +
+    "answers 500 `server-misconfigured`.",
   tags: ["service"],
   auth: false,
   responses: {
     200: { description: "Healthy.", content: { "application/json": { schema: healthResponse } }, headers: ["Cache-Control"] },
-    503: { description: "Degraded: the database cannot be reached.", content: { "application/json": { schema: healthResponse } }, headers: ["Cache-Control"] },
+    503: {
+      description: "Misconfigured (`misconfigured` names the variables to fix) or degraded (the database cannot be reached).",
+      content: { "application/json": { schema: healthResponse } },
+      headers: ["Cache-Control"],
+    },
   },
-  problems: [],
+  problems: ["server-misconfigured"],
   handler: async ({ deps }) => {
     const { config } = deps;
+    const problems = deps.configProblems();
+    const misconfigured = misconfiguredVariables(problems);
     let database: HealthResponse["database"] = "ok";
     try {
       await (await deps.database()).rows(sql`select 1`);
@@ -26,15 +39,18 @@ export const getHealth = defineRoute({
       deps.logger.warn("health check: database unavailable", { errorName: error instanceof Error ? error.name : "unknown" });
       database = "unavailable";
     }
+    const status: HealthResponse["status"] = misconfigured.length > 0 ? "misconfigured" : database === "ok" ? "ok" : "degraded";
     const body: HealthResponse = {
-      status: database === "ok" ? "ok" : "degraded",
+      status,
       mode: config.mode,
+      modeReason: config.modeReason,
       database,
       driver: config.database.driver,
-      warnings: config.warnings,
+      misconfigured,
+      warnings: problems.filter((p) => p.public && p.severity === "warning").map((p) => p.message),
       version: VERSION,
     };
-    return json(body, { status: database === "ok" ? 200 : 503 });
+    return json(body, { status: status === "ok" ? 200 : 503 });
   },
 });
 

@@ -1,11 +1,14 @@
 /**
  * `npm start`: the local server. Development mode and the embedded database by default;
  * migrates the embedded or local database itself; stops cleanly on SIGINT/SIGTERM.
+ * The configuration is checked first (lib/config-check.ts) and each problem logged:
+ * development starts anyway, production with an error does not.
  */
 import { mkdirSync } from "node:fs";
 import { serve } from "@hono/node-server";
 import { loadDevelopmentEnv } from "../dev/dotenv.js";
 import { ConfigError } from "../env.js";
+import { configProblems, logConfigProblems } from "../config-check.js";
 import { createRuntime } from "../runtime.js";
 import { createLogger } from "../log.js";
 import { createApp } from "../app.js";
@@ -25,7 +28,13 @@ async function main() {
   }
   const logger = createLogger({ level: config.logLevel });
   logger.info("starting", { mode: config.mode, modeReason: config.modeReason, driver: config.database.driver });
-  for (const warning of config.warnings) logger.warn(warning);
+  const problems = configProblems(config);
+  logConfigProblems(problems, logger);
+  const errors = problems.filter((p) => p.severity === "error").length;
+  if (errors > 0 && config.mode === "production") {
+    process.stderr.write(`byok-functions: not starting in production with ${errors} configuration error(s) (above); npm run check-config lists them\n`);
+    process.exit(1);
+  }
 
   if (config.database.driver === "pglite" && config.database.pgliteDir !== "memory://") {
     mkdirSync(config.database.pgliteDir, { recursive: true });
@@ -35,7 +44,7 @@ async function main() {
     await migrateDatabase(database);
     logger.info("database migrated", { driver: config.database.driver });
   }
-  const app = createApp(routes, { runtime: createRuntime(config, { logger, database }) });
+  const app = createApp(routes, { runtime: createRuntime(config, { logger, database, configProblems: problems }) });
   if (config.mode === "development") await app.fetch(new Request("http://localhost/api/health")); // warm up
   const server = serve({ fetch: app.fetch, port: config.port, hostname: "127.0.0.1" }, (info) => {
     logger.info(`listening on http://127.0.0.1:${info.port}`, { port: info.port });

@@ -1,6 +1,7 @@
 /** Per-user limits live in the database, so two serverless instances share one budget. */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sql } from "drizzle-orm";
+import { generateKeyringEntry } from "../../lib/crypto.js";
 import { backends, backendLabel, type TestDatabase } from "../helpers/db.js";
 import { expectStatus, makeRuntime, request, sampleKeys, type TestRuntime } from "../helpers/runtime.js";
 
@@ -12,7 +13,8 @@ for (const backend of backends) {
     beforeAll(async () => {
       database = await backend.open();
       // Two independent runtimes (two function instances) over one database.
-      const env = { RATE_LIMIT_KEY_WRITES_PER_MINUTE: "3", KEY_ENCRYPTION_KEYS: "shared:" + Buffer.alloc(32, 7).toString("base64") };
+      // One key ring for both instances (a fixed pattern such as 32 × 0x07 is refused in production).
+      const env = { RATE_LIMIT_KEY_WRITES_PER_MINUTE: "3", KEY_ENCRYPTION_KEYS: generateKeyringEntry("shared") };
       one = makeRuntime({ database, mode: "production", env });
       two = makeRuntime({ database, mode: "production", env, signer: one.signer });
     });

@@ -633,9 +633,14 @@ describe("the Lambda bundle (scripts/build-lambda.ts) in a child process", () =>
     expect(health.statusCode, health.body).toBe(503);
     expect(health.headers["content-type"]).toMatch(/^application\/json/);
     const body = JSON.parse(health.body);
-    expect(body).toMatchObject({ status: "degraded", mode: "production", database: "unavailable", driver: "pglite" });
-    expect(body.warnings.join("\n")).toMatch(/PGlite/);
-    expect(body.warnings.join("\n")).toMatch(/CLERK_JWT_KEY/);
+    // Misconfigured comes first: no Clerk and no key ring, named (never valued); the operator's
+    // warnings (PGlite in production) go to the log only.
+    expect(body).toMatchObject({ status: "misconfigured", mode: "production", database: "unavailable", driver: "pglite" });
+    expect(body.misconfigured).toEqual(["CLERK_JWT_KEY", "CLERK_SECRET_KEY", "KEY_ENCRYPTION_KEYS"]);
+    expect(body.modeReason).toContain("AWS_LAMBDA_FUNCTION_NAME");
+    expect(body.warnings).toEqual([]);
+    expect(output).toMatch(/PGlite/);
+    expect(output).toMatch(/configuration error CLERK_JWT_KEY/);
 
     const keys = results.buffered.keys!;
     expect(keys.statusCode, keys.body).toBe(500);

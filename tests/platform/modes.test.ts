@@ -15,7 +15,8 @@ import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Database } from "../../db/client.js";
 import { generateKeyringEntry, parseKeyring } from "../../lib/crypto.js";
-import { ConfigError, loadConfig, type RawEnv } from "../../lib/env.js";
+import { ConfigError, loadConfig, type Config, type RawEnv } from "../../lib/env.js";
+import { configProblems } from "../../lib/config-check.js";
 import { userApiKeys } from "../../lib/keys/resolver.js";
 import { providers } from "../../lib/keys/providers.js";
 import { loadDevelopmentEnv } from "../../lib/dev/dotenv.js";
@@ -41,64 +42,156 @@ const DEBUG_WARNING = "DEBUG=true is ignored in production";
 
 // ---- the mode table -------------------------------------------------------------------------
 
+/** Does config's warnings list (lib/config-check.ts) hold the DEBUG-ignored notice? */
+const warnsDebugIgnored = (config: Readonly<Config>) =>
+  configProblems(config).some((p) => p.severity === "warning" && p.message.includes(DEBUG_WARNING));
+
+/** A value no mode reason may repeat (a platform variable's value can be a name, a URL or worse). */
+const SECRETISH = "s3cr3t-Value_9f2c";
+
+/**
+ * Hosting platforms, written out here (not read from lib/env.ts) so that dropping one from the
+ * code fails this table: variable → platform id.
+ */
+const platforms: [string, string][] = [
+  ["VERCEL", "vercel"],
+  ["AWS_LAMBDA_FUNCTION_NAME", "lambda"],
+  ["RENDER", "render"],
+  ["NETLIFY", "netlify"],
+  ["K_SERVICE", "cloud-run"],
+  ["GAE_SERVICE", "app-engine"],
+  ["FLY_APP_NAME", "fly"],
+  ["RAILWAY_ENVIRONMENT", "railway"],
+  ["RAILWAY_ENVIRONMENT_NAME", "railway"],
+  ["DYNO", "heroku"],
+  ["KUBERNETES_SERVICE_HOST", "kubernetes"],
+  ["ECS_CONTAINER_METADATA_URI_V4", "ecs"],
+  ["ECS_CONTAINER_METADATA_URI", "ecs"],
+  ["WEBSITE_INSTANCE_ID", "azure-app-service"],
+  ["CONTAINER_APP_NAME", "azure-container-apps"],
+];
+
 describe("loadConfig: the mode table of DESIGN.md", () => {
-  // Row 1: a hosting platform, or DEPLOY_ENV other than `local` → production, even with DEBUG=true.
-  const production: [string, RawEnv][] = [
-    ["VERCEL=1", { VERCEL: "1" }],
-    ["AWS_LAMBDA_FUNCTION_NAME set", { AWS_LAMBDA_FUNCTION_NAME: "byok-api" }],
-    ["RENDER set", { RENDER: "true" }],
-    ["DEPLOY_ENV=render (the seed's production)", { DEPLOY_ENV: "render" }],
-    ["DEPLOY_ENV=production", { DEPLOY_ENV: "production" }],
-    ["DEPLOY_ENV=staging", { DEPLOY_ENV: "staging" }],
-    ["DEPLOY_ENV=dev (anything but local)", { DEPLOY_ENV: "dev" }],
-    ["DEPLOY_ENV=localhost (not exactly local)", { DEPLOY_ENV: "localhost" }],
-    ["DEPLOY_ENV with blanks around it", { DEPLOY_ENV: " render " }],
-    ["VERCEL=0 (set is set: fail closed)", { VERCEL: "0" }],
-    ["a platform with DEPLOY_ENV=local (the platform wins)", { VERCEL: "1", DEPLOY_ENV: "local" }],
-    ["Lambda with DEPLOY_ENV=local", { AWS_LAMBDA_FUNCTION_NAME: "byok-api", DEPLOY_ENV: "local" }],
-    ["Render with DEPLOY_ENV=local", { RENDER: "true", DEPLOY_ENV: "local" }],
+  // Row 1: a hosting platform, NODE_ENV=production, or DEPLOY_ENV other than local/development →
+  // production, even with DEBUG=true. `reason` is a variable name modeReason must mention.
+  const production: [label: string, env: RawEnv, reason: string][] = [
+    ...platforms.map(([variable]): [string, RawEnv, string] => [`${variable} set`, { [variable]: SECRETISH }, variable]),
+    ["VERCEL=1 on a deployment (VERCEL_ENV=production)", { VERCEL: "1", VERCEL_ENV: "production" }, "VERCEL"],
+    ["VERCEL=1 on a preview (VERCEL_ENV=preview)", { VERCEL: "1", VERCEL_ENV: "preview" }, "VERCEL"],
+    ["VERCEL=0 (set is set: fail closed)", { VERCEL: "0" }, "VERCEL"],
+    ["NODE_ENV=production", { NODE_ENV: "production" }, "NODE_ENV"],
+    ["NODE_ENV=Production (any case)", { NODE_ENV: " Production " }, "NODE_ENV"],
+    ["DEPLOY_ENV=render (the seed's production)", { DEPLOY_ENV: "render" }, "DEPLOY_ENV"],
+    ["DEPLOY_ENV=production", { DEPLOY_ENV: "production" }, "DEPLOY_ENV"],
+    ["DEPLOY_ENV=staging", { DEPLOY_ENV: "staging" }, "DEPLOY_ENV"],
+    ["DEPLOY_ENV=dev (anything but local or development)", { DEPLOY_ENV: "dev" }, "DEPLOY_ENV"],
+    ["DEPLOY_ENV=localhost (not exactly local)", { DEPLOY_ENV: "localhost" }, "DEPLOY_ENV"],
+    ["DEPLOY_ENV with blanks around it", { DEPLOY_ENV: " render " }, "DEPLOY_ENV"],
+    ["DEPLOY_ENV holding something secret-looking", { DEPLOY_ENV: SECRETISH }, "DEPLOY_ENV"],
+    ["a platform with DEPLOY_ENV=local (the platform wins)", { VERCEL: "1", DEPLOY_ENV: "local" }, "VERCEL"],
+    ["Lambda with DEPLOY_ENV=local", { AWS_LAMBDA_FUNCTION_NAME: "byok-api", DEPLOY_ENV: "local" }, "AWS_LAMBDA_FUNCTION_NAME"],
+    ["Render with DEPLOY_ENV=development", { RENDER: "true", DEPLOY_ENV: "development" }, "RENDER"],
+    ["NODE_ENV=production with DEPLOY_ENV=local", { NODE_ENV: "production", DEPLOY_ENV: "local" }, "NODE_ENV"],
   ];
-  // Row 2: not on a platform and DEPLOY_ENV unset or `local` → development; DEBUG=true says the same.
+  // The vercel-dev exception lifts the VERCEL signal only: any other signal still means production.
+  const vercelDev = { VERCEL: "1", VERCEL_ENV: "development", DEBUG: "true" };
+  const productionDespiteVercelDev: [string, RawEnv, string][] = [
+    ["vercel dev with DEBUG=true on Cloud Run too (K_SERVICE)", { ...vercelDev, K_SERVICE: SECRETISH }, "K_SERVICE"],
+    ["vercel dev with DEBUG=true and NODE_ENV=production", { ...vercelDev, NODE_ENV: "production" }, "NODE_ENV"],
+    ["vercel dev with DEBUG=true and DEPLOY_ENV=production", { ...vercelDev, DEPLOY_ENV: "production" }, "DEPLOY_ENV"],
+    ["vercel dev with DEBUG=true on Lambda too", { ...vercelDev, AWS_LAMBDA_FUNCTION_NAME: SECRETISH }, "AWS_LAMBDA_FUNCTION_NAME"],
+    // vercel dev without DEBUG=true is still Vercel.
+    ["vercel dev (VERCEL=1, VERCEL_ENV=development) without DEBUG", { VERCEL: "1", VERCEL_ENV: "development" }, "VERCEL"],
+    ["vercel dev with DEBUG=false", { VERCEL: "1", VERCEL_ENV: "development", DEBUG: "false" }, "VERCEL"],
+  ];
+  // Row 3: nothing says production → development; DEBUG=true says the same.
   const development: [string, RawEnv][] = [
     ["nothing set", {}],
     ["DEPLOY_ENV=local", { DEPLOY_ENV: "local" }],
     ["DEPLOY_ENV=LOCAL", { DEPLOY_ENV: "LOCAL" }],
+    ["DEPLOY_ENV=development", { DEPLOY_ENV: "development" }],
+    ["DEPLOY_ENV=Development", { DEPLOY_ENV: "Development" }],
     ["DEPLOY_ENV empty (empty is unset)", { DEPLOY_ENV: "" }],
-    ["VERCEL empty (empty is unset)", { VERCEL: "", AWS_LAMBDA_FUNCTION_NAME: " ", RENDER: "" }],
+    ["platform variables empty (empty is unset)", Object.fromEntries(platforms.map(([variable]) => [variable, " "]))],
+    ["NODE_ENV=development", { NODE_ENV: "development" }],
+    ["NODE_ENV=test", { NODE_ENV: "test" }],
     ["DEBUG=false", { DEBUG: "false" }],
+    ["VERCEL_ENV=development without VERCEL", { VERCEL_ENV: "development" }],
   ];
 
-  for (const [label, env] of production) {
+  for (const [label, env, reason] of production) {
     for (const debug of [undefined, "true", "false"]) {
       it(`${label}${debug ? `, DEBUG=${debug}` : ""} → production`, () => {
         const config = loadConfig({ ...env, DEBUG: debug, GEMINI_API_KEY: "AIza-operator-key-000000000000000000", EXA_API_KEY: "x" });
-        expect(config.mode).toBe("production");
-        expect(config.modeReason).not.toBe("");
+        expect(config.mode, config.modeReason).toBe("production");
+        expect(config.modeReason).toContain(reason);
+        expect(config.modeReason).not.toContain(SECRETISH);
         // Never the operator's keys, whatever the process environment holds.
         expect(config.processEnvKeys).toEqual({});
-        expect(config.warnings.some((w) => w.includes(DEBUG_WARNING))).toBe(debug === "true");
+        expect(warnsDebugIgnored(config)).toBe(debug === "true");
         expect(Object.isFrozen(config)).toBe(true);
       });
     }
   }
 
+  for (const [label, env, reason] of productionDespiteVercelDev) {
+    it(`${label} → production`, () => {
+      const config = loadConfig({ ...env, GEMINI_API_KEY: "AIza-operator-key-000000000000000000" });
+      expect(config.mode, config.modeReason).toBe("production");
+      expect(config.modeReason).toContain(reason);
+      expect(config.modeReason).not.toContain(SECRETISH);
+      expect(config.processEnvKeys).toEqual({});
+    });
+  }
+
+  it("says why vercel dev without DEBUG=true is production", () => {
+    expect(loadConfig({ VERCEL: "1", VERCEL_ENV: "development" }).modeReason).toMatch(/DEBUG=true/);
+  });
+
   for (const [label, env] of development) {
     for (const debug of [undefined, "true"]) {
       it(`${label}${debug ? `, DEBUG=${debug}` : ""} → development`, () => {
         const config = loadConfig({ ...env, DEBUG: debug, GEMINI_API_KEY: "AIza-operator-key-000000000000000000" });
-        expect(config.mode).toBe("development");
+        expect(config.mode, config.modeReason).toBe("development");
         expect(config.platform).toBeNull();
         expect(config.processEnvKeys.gemini).toBe("AIza-operator-key-000000000000000000");
-        expect(config.warnings.some((w) => w.includes(DEBUG_WARNING))).toBe(false);
+        expect(warnsDebugIgnored(config)).toBe(false);
       });
     }
   }
 
+  // Row 2: the one exception, the user's own local workflow.
+  for (const debug of ["true", "1", "TRUE"]) {
+    it(`vercel dev (VERCEL=1, VERCEL_ENV=development, as vercel env pull writes them) with DEBUG=${debug} → development`, () => {
+      const config = loadConfig({ VERCEL: "1", VERCEL_ENV: "development", DEBUG: debug, GEMINI_API_KEY: "AIza-operator-key-000000000000000000" });
+      expect(config.mode).toBe("development");
+      expect(config.modeReason).toMatch(/vercel dev/);
+      expect(config.platform).toBeNull();
+      expect(config.processEnvKeys.gemini).toBe("AIza-operator-key-000000000000000000");
+      expect(warnsDebugIgnored(config)).toBe(false);
+    });
+  }
+
+  it("DEBUG=true never turns a platform into development, except vercel dev", () => {
+    for (const [variable] of platforms) {
+      for (const vercelEnv of [undefined, "development", "production"]) {
+        const config = loadConfig({ [variable]: SECRETISH, DEBUG: "true", VERCEL_ENV: vercelEnv });
+        const isVercelDev = variable === "VERCEL" && vercelEnv === "development";
+        expect(config.mode, `${variable}, VERCEL_ENV=${vercelEnv}`).toBe(isVercelDev ? "development" : "production");
+      }
+    }
+  });
+
   it("names the platform it detected", () => {
-    expect(loadConfig({ VERCEL: "1" }).platform).toBe("vercel");
-    expect(loadConfig({ AWS_LAMBDA_FUNCTION_NAME: "f" }).platform).toBe("lambda");
-    expect(loadConfig({ RENDER: "true" }).platform).toBe("render");
+    for (const [variable, platform] of platforms) expect(loadConfig({ [variable]: "x" }).platform, variable).toBe(platform);
     expect(loadConfig({ DEPLOY_ENV: "render" }).platform).toBeNull();
+    expect(loadConfig({ NODE_ENV: "production" }).platform).toBeNull();
+  });
+
+  it("check-config --production assumes production and says so", () => {
+    const config = loadConfig({}, { assumeProduction: true });
+    expect(config.mode).toBe("production");
+    expect(config.modeReason).toMatch(/--production/);
   });
 });
 
@@ -113,21 +206,44 @@ describe("loadDevelopmentEnv (lib/server/dotenv.ts)", () => {
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  const switching: [string, string][] = [
-    ["DEPLOY_ENV=production", "DEPLOY_ENV=production\n"],
-    ["DEPLOY_ENV=render with DEBUG=true", "DEBUG=true\nDEPLOY_ENV=render\n"],
-    ["VERCEL=1", "VERCEL=1\n"],
-    ["AWS_LAMBDA_FUNCTION_NAME", "export AWS_LAMBDA_FUNCTION_NAME=byok-api\n"],
-    ["RENDER", "RENDER=true\n"],
+  // [label, .env text, the variable the refusal must name]
+  const switching: [string, string, string][] = [
+    ["DEPLOY_ENV=production", "DEPLOY_ENV=production\n", "DEPLOY_ENV"],
+    ["DEPLOY_ENV=render with DEBUG=true", "DEBUG=true\nDEPLOY_ENV=render\n", "DEPLOY_ENV"],
+    ["NODE_ENV=production", "NODE_ENV=production\n", "NODE_ENV"],
+    ["VERCEL=1", "VERCEL=1\n", "VERCEL"],
+    ["VERCEL=1 with VERCEL_ENV=development but no DEBUG", 'VERCEL="1"\nVERCEL_ENV="development"\n', "VERCEL"],
+    ["AWS_LAMBDA_FUNCTION_NAME", "export AWS_LAMBDA_FUNCTION_NAME=byok-api\n", "AWS_LAMBDA_FUNCTION_NAME"],
+    ["RENDER", "RENDER=true\n", "RENDER"],
+    ["K_SERVICE", `K_SERVICE=${SECRETISH}\n`, "K_SERVICE"],
+    ["KUBERNETES_SERVICE_HOST with DEBUG=true", `DEBUG=true\nKUBERNETES_SERVICE_HOST=${SECRETISH}\n`, "KUBERNETES_SERVICE_HOST"],
+    ["DYNO", "DYNO=web.1\n", "DYNO"],
   ];
-  for (const [label, text] of switching) {
-    it(`refuses a .env that sets ${label}`, () => {
+  for (const [label, text, variable] of switching) {
+    it(`refuses a .env that sets ${label}, naming ${variable} but not its value`, () => {
       writeFileSync(envFile, `# local settings\nGEMINI_API_KEY=AIzaFromTheFile0000000000000000000000\n${text}`);
       const env: Record<string, string> = { ENV_FILE: envFile };
       expect(() => loadDevelopmentEnv(env)).toThrow(ConfigError);
-      expect(() => loadDevelopmentEnv({ ENV_FILE: envFile })).toThrow(/production never reads \.env/);
+      let message = "";
+      try {
+        loadDevelopmentEnv({ ENV_FILE: envFile });
+      } catch (error) {
+        message = String(error);
+      }
+      expect(message).toMatch(/production never reads \.env/);
+      expect(message).toContain(variable);
+      expect(message).not.toContain(SECRETISH);
+      expect(message).not.toContain("AIzaFromTheFile");
     });
   }
+
+  it("loads a .env written by vercel env pull (VERCEL=1, VERCEL_ENV=development) with DEBUG=true: development", () => {
+    writeFileSync(envFile, 'VERCEL="1"\nVERCEL_ENV="development"\nDEBUG=true\nGEMINI_API_KEY=AIzaFromTheFile0000000000000000000000\n');
+    const env: Record<string, string> = { ENV_FILE: envFile };
+    const config = loadDevelopmentEnv(env);
+    expect(config.mode).toBe("development");
+    expect(config.processEnvKeys.gemini).toBe("AIzaFromTheFile0000000000000000000000");
+  });
 
   it("loads a development .env (real environment first)", () => {
     writeFileSync(envFile, "DEBUG=true\nDEPLOY_ENV=local\nGEMINI_API_KEY=AIzaFromTheFile0000000000000000000000\nDEV_USER_ID=from-file\n");
@@ -344,8 +460,9 @@ for (const backend of backends) {
           }
         }
         expect(await rowCounts(database)).toEqual(before);
-        const healthBody = await expectStatus(await prod.fetch(request("GET", "/api/health")), 200);
-        expect(healthBody.warnings.join("\n")).toContain("no CLERK_JWT_KEY or CLERK_SECRET_KEY");
+        // Health tells the truth: misconfigured, naming the variables (never values).
+        const healthBody = await expectStatus(await prod.fetch(request("GET", "/api/health")), 503);
+        expect(healthBody).toMatchObject({ status: "misconfigured", misconfigured: ["CLERK_JWT_KEY", "CLERK_SECRET_KEY"] });
         for (const line of prod.logs) expect(line).not.toContain(token);
       } finally {
         prod.cleanup();

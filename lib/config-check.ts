@@ -1,0 +1,120 @@
+/**
+ * Is a parsed configuration usable? The one list of configuration problems, asked by
+ * `npm start` before it listens (lib/server/start.ts), by every function instance on its first
+ * request (the runtime caches the answer, lib/runtime.ts), by `/api/health` (which answers
+ * 503 `misconfigured` on an error) and by `npm run check-config` (lib/config-check-cli.ts).
+ *
+ * `lib/env.ts` refuses values that must never be used (ConfigError: nothing runs); this
+ * module finds configurations that parse but cannot work (errors) or work with a risk the
+ * operator should know about (warnings). Messages name variables and rules, never values.
+ * Only problems marked `public` are shown to anonymous callers of `/api/health`; the names of
+ * the variables behind errors are shown too, but the operator's warnings (an empty
+ * CLERK_AUTHORIZED_PARTIES, say) stay in the log and in check-config.
+ */
+import type { Config } from "./env.js";
+import type { Logger } from "./log.js";
+import { parseKeyring } from "./crypto.js";
+import { jwkFromPem } from "./auth/pem.js";
+
+export interface ConfigProblem {
+  /** An error stops the service from working as configured (health 503); a warning does not. */
+  severity: "error" | "warning";
+  /** The variables to look at, by name. */
+  variables: readonly string[];
+  /** What is wrong and how to fix it: names and rules, never a value. */
+  message: string;
+  /** Safe to show anonymous callers of /api/health (otherwise the log and check-config only). */
+  public: boolean;
+}
+
+const makeKey = "node -e \"console.log('k1:' + require('crypto').randomBytes(32).toString('base64'))\"";
+
+/** Every problem of `config`, errors first. Pure: no I/O, no logging. */
+export function configProblems(config: Readonly<Config>): ConfigProblem[] {
+  const production = config.mode === "production";
+  const problems: ConfigProblem[] = [];
+  const error = (variables: string[], message: string) => problems.push({ severity: "error", variables, message, public: false });
+  const warning = (variables: string[], message: string, isPublic = false) =>
+    problems.push({ severity: "warning", variables, message, public: isPublic });
+
+  // ---- Clerk ----
+  const { jwtKey, secretKey, authorizedParties } = config.clerk;
+  if (production && !jwtKey && !secretKey) {
+    error(
+      ["CLERK_JWT_KEY", "CLERK_SECRET_KEY"],
+      "production needs CLERK_JWT_KEY (preferred) or CLERK_SECRET_KEY; without one every protected request answers 500 server-misconfigured",
+    );
+  }
+  if (jwtKey && jwkFromPem(jwtKey) === null) {
+    error(
+      ["CLERK_JWT_KEY"],
+      "is not an RSA public key in PEM form; copy it from the Clerk dashboard (API keys > JWT public key), newlines or literal \\n both work",
+    );
+  }
+  if (production && (jwtKey || secretKey) && authorizedParties.length === 0) {
+    warning(
+      ["CLERK_AUTHORIZED_PARTIES"],
+      "is empty: tokens minted for any origin (and __session cookies sent cross-site) are accepted; list your frontend origins",
+    );
+  }
+  if (!production && !jwtKey && !secretKey) {
+    warning(["CLERK_JWT_KEY", "CLERK_SECRET_KEY"], "no Clerk configuration: every request runs as DEV_USER_ID (default local-dev)");
+  }
+
+  // ---- key encryption ----
+  const spec = config.keyEncryptionKeys;
+  if (spec === undefined) {
+    if (production) {
+      error(
+        ["KEY_ENCRYPTION_KEYS"],
+        "is not set: production cannot store or read keys (key endpoints answer 500 server-misconfigured); " +
+          `set it to id:base64(32 random bytes), e.g. from ${makeKey}`,
+      );
+    }
+  } else {
+    const keyring = parseKeyring(spec);
+    if (!keyring.ok) {
+      // parseKeyring names entries by position only, never by id or content.
+      error(["KEY_ENCRYPTION_KEYS"], `does not parse: ${keyring.error}`);
+    } else {
+      for (const { position, reason } of keyring.value.lowEntropy) {
+        const message =
+          `entry ${position} is not 32 random bytes (${reason}); ` +
+          (production ? "production refuses it" : "production would refuse it") +
+          `. Make a key with ${makeKey}; to replace a key already in use, put the new one first and run npm run keys:reencrypt`;
+        if (production) error(["KEY_ENCRYPTION_KEYS"], message);
+        else warning(["KEY_ENCRYPTION_KEYS"], message);
+      }
+    }
+  }
+
+  // ---- mode and database ----
+  if (production && config.debug) {
+    warning(["DEBUG"], "DEBUG=true is ignored in production: keys come from the database only, never from .env", true);
+  }
+  if (production && config.database.driver === "pglite") {
+    warning(["DATABASE_URL"], "production without DATABASE_URL uses the embedded PGlite database: data lives on this instance only");
+  }
+
+  return problems.sort((a, b) => (a.severity === b.severity ? 0 : a.severity === "error" ? -1 : 1));
+}
+
+/** The variables behind errors, each once: what `/api/health` names publicly. */
+export function misconfiguredVariables(problems: readonly ConfigProblem[]): string[] {
+  return [...new Set(problems.filter((p) => p.severity === "error").flatMap((p) => p.variables))];
+}
+
+/** One line: `error KEY_ENCRYPTION_KEYS: is not set: …`. */
+export function formatConfigProblem(problem: ConfigProblem): string {
+  return `${problem.severity} ${problem.variables.join(" / ")}: ${problem.message}`;
+}
+
+/** Logs each problem once (errors at error level, warnings at warn level). */
+export function logConfigProblems(problems: readonly ConfigProblem[], logger: Logger): void {
+  for (const problem of problems) {
+    const fields = { variables: [...problem.variables] };
+    const line = `configuration ${formatConfigProblem(problem)}`;
+    if (problem.severity === "error") logger.error(line, fields);
+    else logger.warn(line, fields);
+  }
+}
