@@ -64,7 +64,7 @@ export function createRuntime(config: Readonly<Config>, options: RuntimeOptions 
     });
   };
 
-  return {
+  const runtime: Runtime = {
     config,
     logger,
     envWriter,
@@ -83,7 +83,7 @@ export function createRuntime(config: Readonly<Config>, options: RuntimeOptions 
     },
     keyring() {
       if (!keyringPromise) {
-        keyringPromise = loadKeyring(config, envWriter, logger);
+        keyringPromise = loadKeyring(config, envWriter, logger, () => runtime.database());
         keyringPromise.catch(() => {
           keyringPromise = undefined;
         });
@@ -91,13 +91,19 @@ export function createRuntime(config: Readonly<Config>, options: RuntimeOptions 
       return keyringPromise;
     },
   };
+  return runtime;
 }
 
-async function loadKeyring(config: Readonly<Config>, envWriter: EnvFileWriter, logger: Logger): Promise<Keyring> {
+async function loadKeyring(
+  config: Readonly<Config>,
+  envWriter: EnvFileWriter,
+  logger: Logger,
+  database: () => Promise<Database>,
+): Promise<Keyring> {
   let spec = config.keyEncryptionKeys;
   if (!spec && config.mode === "development") {
     const { developmentKeyringSpec } = await import("./dev/keyring.js");
-    spec = await developmentKeyringSpec(config.envFile, envWriter, logger);
+    spec = await developmentKeyringSpec(config.envFile, envWriter, logger, database);
   }
   if (!spec) {
     throw new AppError("server-misconfigured", {
