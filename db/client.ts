@@ -126,6 +126,8 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
 
 function requireUrl(options: DatabaseOptions): string {
   if (!options.url) throw new Error(`database driver ${options.driver} needs DATABASE_URL`);
+  const problem = databaseUrlProblem(options.url);
+  if (problem !== undefined) throw new Error(problem);
   return options.url;
 }
 
@@ -196,4 +198,160 @@ export function isDatabaseUnavailable(error: unknown): boolean {
     if (Array.isArray(e.errors)) pending.push(...e.errors);
   }
   return false;
+}
+
+/** URL schemes the PostgreSQL drivers understand. */
+const postgresSchemes = new Set(["postgres:", "postgresql:"]);
+
+/**
+ * Why `url` cannot be a DATABASE_URL for the pg and Neon drivers, or `undefined` when it can.
+ * Never repeats the URL (it may hold a password).
+ */
+export function databaseUrlProblem(url: string): string | undefined {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return "DATABASE_URL is not a URL; expected postgres://user:password@host:5432/database";
+  }
+  if (!postgresSchemes.has(parsed.protocol)) {
+    // The scheme is shown only when it looks like one (a pasted password must not be printed).
+    const scheme = /^[a-z][a-z0-9+.-]{0,20}:$/i.test(parsed.protocol) ? `"${parsed.protocol}//"` : "its scheme";
+    return `DATABASE_URL has an unsupported scheme ${scheme}; expected postgres:// or postgresql://`;
+  }
+  return undefined;
+}
+
+/** `url` with its password (and any `password` query parameter) replaced by `****`, for messages. */
+export function maskDatabaseUrl(url: string | undefined): string {
+  if (url === undefined) return "(none)";
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return "(DATABASE_URL, not shown: it does not parse as a URL)";
+  }
+  if (parsed.password) parsed.password = "****";
+  for (const name of [...parsed.searchParams.keys()]) {
+    if (/pass/i.test(name)) parsed.searchParams.set(name, "****");
+  }
+  return parsed.toString();
+}
+
+export type DatabaseProblemKind =
+  | "unsupported-scheme"
+  | "connection-refused"
+  | "dns-failure"
+  | "timeout"
+  | "database-missing"
+  | "authentication-failed"
+  | "other";
+
+export interface DatabaseProblem {
+  kind: DatabaseProblemKind;
+  /** One sentence for a person: what is wrong, where, and what to do; the password masked. */
+  message: string;
+}
+
+const authenticationCodes = new Set(["28P01", "28000"]);
+const timeoutMessage = /timeout|timed out/i;
+
+/**
+ * Says why the database at `url` could not be used, from an error thrown while connecting or
+ * migrating (Drizzle's "Failed query: CREATE SCHEMA …" wrapper says nothing about the cause,
+ * so the drivers' errors inside it are read): connection refused (host:port), DNS failure
+ * (host), timeout, database does not exist (name), authentication failed (user), or an
+ * unsupported URL scheme. The message masks the URL's password and never holds query text.
+ */
+export function describeDatabaseError(error: unknown, url: string | undefined): DatabaseProblem {
+  const where = url === undefined ? undefined : safeUrlParts(url);
+  const shown = maskDatabaseUrl(url);
+  const hostPort = where ? `${where.host}:${where.port}` : "the database server";
+  if (url !== undefined) {
+    const urlProblem = databaseUrlProblem(url);
+    if (urlProblem !== undefined) return { kind: "unsupported-scheme", message: urlProblem };
+  }
+  const found = findDriverError(error);
+  const code = found?.code;
+  if (code === "ECONNREFUSED") {
+    return {
+      kind: "connection-refused",
+      message: `connection refused at ${hostPort}: is PostgreSQL running and listening there? (DATABASE_URL=${shown})`,
+    };
+  }
+  if (code === "ENOTFOUND" || code === "EAI_AGAIN" || code === "EAI_NONAME") {
+    return {
+      kind: "dns-failure",
+      message: `the database host ${where ? `"${where.host}"` : ""} could not be resolved (DNS lookup failed: ${code}); check the host name in DATABASE_URL=${shown}`,
+    };
+  }
+  if (code === "3D000") {
+    const name = where?.database ?? "(unknown)";
+    return {
+      kind: "database-missing",
+      message: `database "${name}" does not exist on ${hostPort}; create it (\`createdb ${name}\`) or fix the name in DATABASE_URL=${shown}`,
+    };
+  }
+  if (code !== undefined && authenticationCodes.has(code)) {
+    const user = where?.user ?? "(unknown)";
+    const serverSays = typeof found?.message === "string" ? `: ${redactUrlLike(found.message).slice(0, 200)}` : "";
+    return {
+      kind: "authentication-failed",
+      message: `authentication failed for user "${user}" on ${hostPort}${serverSays}; check the user and password in DATABASE_URL=${shown}`,
+    };
+  }
+  if (code === "ETIMEDOUT" || (typeof found?.message === "string" && timeoutMessage.test(found.message))) {
+    return {
+      kind: "timeout",
+      message: `no answer from ${hostPort} in time (a firewall, a wrong port, or a paused database?); DATABASE_URL=${shown}`,
+    };
+  }
+  const detail = found?.message ? redactUrlLike(found.message).slice(0, 200) : error instanceof Error ? error.name : "unknown error";
+  return { kind: "other", message: `the database at ${hostPort} failed: ${code ? `${code} ` : ""}${detail} (DATABASE_URL=${shown})` };
+}
+
+function safeUrlParts(url: string): { host: string; port: string; user: string | undefined; database: string | undefined } | undefined {
+  try {
+    const parsed = new URL(url);
+    const user = parsed.username ? decodeURIComponent(parsed.username) : undefined;
+    const path = decodeURIComponent(parsed.pathname.replace(/^\//, ""));
+    return {
+      host: parsed.hostname || "localhost",
+      port: parsed.port || "5432",
+      user,
+      // PostgreSQL's default database is the user's name.
+      database: path || user,
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Any URL with credentials inside a driver message loses them. */
+function redactUrlLike(text: string): string {
+  return text.replace(/\b([a-z][a-z0-9+.-]{0,20}:\/\/[^\s:/@]{0,100}):[^\s@]{0,200}@/gi, "$1:****@");
+}
+
+/**
+ * The first error in the chain that a driver raised: one with a `code` (a Node system error
+ * or a PostgreSQL SQLSTATE), skipping Drizzle's "Failed query" wrapper, whose message holds
+ * the query and its parameters.
+ */
+function findDriverError(error: unknown): { code?: string; message?: string } | undefined {
+  const seen = new Set<unknown>();
+  const pending: unknown[] = [error];
+  let fallback: { message?: string } | undefined;
+  while (pending.length > 0 && seen.size < 12) {
+    const current = pending.shift();
+    if (!current || typeof current !== "object" || seen.has(current)) continue;
+    seen.add(current);
+    const e = current as { code?: unknown; message?: unknown; cause?: unknown; sourceError?: unknown; errors?: unknown };
+    const wrapsQuery = "query" in e && "params" in e;
+    const message = typeof e.message === "string" && !wrapsQuery ? e.message : undefined;
+    if (typeof e.code === "string") return { code: e.code, message };
+    if (message !== undefined && fallback === undefined) fallback = { message };
+    pending.push(e.cause, e.sourceError);
+    if (Array.isArray(e.errors)) pending.push(...e.errors);
+  }
+  return fallback;
 }

@@ -6,7 +6,7 @@
 import { mkdirSync } from "node:fs";
 import { loadDevelopmentEnv } from "../lib/dev/dotenv.js";
 import { redact } from "../lib/log.js";
-import { migrateDatabase, openDatabase } from "./client.js";
+import { describeDatabaseError, migrateDatabase, openDatabase } from "./client.js";
 
 async function main(): Promise<void> {
   const config = loadDevelopmentEnv();
@@ -17,12 +17,19 @@ async function main(): Promise<void> {
     await migrateDatabase(database);
     const where = url ? new URL(url).host : pgliteDir;
     process.stdout.write(`db:migrate: ${driver} database at ${where} is up to date\n`);
+  } catch (error) {
+    // Say why (refused, unknown host, missing database, authentication), not "Failed query: …".
+    throw new Error(url === undefined ? messageOf(error) : describeDatabaseError(error, url).message);
   } finally {
-    await database.close();
+    await database.close().catch(() => {});
   }
 }
 
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
 main().catch((error: unknown) => {
-  process.stderr.write(`db:migrate failed: ${redact(error instanceof Error ? error.message : String(error))}\n`);
+  process.stderr.write(`db:migrate failed: ${redact(messageOf(error))}\n`);
   process.exit(1);
 });

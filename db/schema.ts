@@ -6,6 +6,7 @@
 import { sql } from "drizzle-orm";
 import {
   bigserial,
+  boolean,
   check,
   foreignKey,
   index,
@@ -102,6 +103,10 @@ export const usageEvents = pgTable(
     outputTokens: integer("output_tokens").notNull().default(0),
     costUsd: numeric("cost_usd", { precision: 14, scale: 8 }).notNull().default("0"),
     requestId: text("request_id"),
+    /** The call was cut short (client left, stream failed): billed for what the provider processed. */
+    partial: boolean("partial").notNull().default(false),
+    /** Some token counts are our estimate (~4 characters a token), not the provider's report. */
+    tokensEstimated: boolean("tokens_estimated").notNull().default(false),
     createdAt: createdAt(),
   },
   (t) => [index("usage_events_user_created_idx").on(t.userId, t.createdAt)],

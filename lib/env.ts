@@ -87,6 +87,7 @@ const rawSchema = z.object({
   EXA_BASE_URL: upstreamUrl,
   ALLOWED_ORIGINS: list,
   PORT: positiveInt(3000),
+  HOST: optionalString,
   LOG_LEVEL: optionalString.pipe(z.enum(["debug", "info", "warn", "error"]).optional()),
   UPSTREAM_TIMEOUT_MS: positiveInt(30_000),
   RATE_LIMIT_GENERATE_PER_MINUTE: positiveInt(10),
@@ -129,6 +130,8 @@ export interface Config {
   exa: { baseUrl: string | undefined };
   allowedOrigins: string[];
   port: number;
+  /** Address the local server (`npm start`) listens on: loopback unless production asks for more. */
+  host: string;
   logLevel: "debug" | "info" | "warn" | "error";
   /** Longest wait for an upstream (Gemini, Exa) to answer or send its next chunk. */
   upstreamTimeoutMs: number;
@@ -145,6 +148,8 @@ export class ConfigError extends Error {
     this.name = "ConfigError";
   }
 }
+
+const loopbackHosts = new Set(["127.0.0.1", "::1", "[::1]", "localhost"]);
 
 function guessDriver(url: string | undefined): DatabaseDriver {
   if (url === undefined) return "pglite";
@@ -238,6 +243,13 @@ export function loadConfig(env: RawEnv = process.env, options: LoadOptions = {})
     }
   }
 
+  const host = e.HOST ?? "127.0.0.1";
+  if (!production && !loopbackHosts.has(host.toLowerCase())) {
+    throw new ConfigError([
+      "HOST: development serves your .env keys without sign-in, so it listens on loopback only (127.0.0.1, ::1 or localhost); 0.0.0.0 is for production platforms such as Render",
+    ]);
+  }
+
   const config: Config = {
     mode,
     modeReason,
@@ -263,6 +275,7 @@ export function loadConfig(env: RawEnv = process.env, options: LoadOptions = {})
     exa: { baseUrl: e.EXA_BASE_URL },
     allowedOrigins: e.ALLOWED_ORIGINS,
     port: e.PORT,
+    host,
     logLevel: e.LOG_LEVEL ?? "info",
     upstreamTimeoutMs: e.UPSTREAM_TIMEOUT_MS,
     rateLimits: {

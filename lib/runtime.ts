@@ -74,7 +74,7 @@ export function createRuntime(config: Readonly<Config>, options: RuntimeOptions 
     });
   };
 
-  return {
+  const runtime: Runtime = {
     config,
     logger,
     envWriter,
@@ -93,7 +93,7 @@ export function createRuntime(config: Readonly<Config>, options: RuntimeOptions 
     },
     keyring() {
       if (!keyringPromise) {
-        keyringPromise = loadKeyring(config, envWriter, logger);
+        keyringPromise = loadKeyring(config, envWriter, logger, () => runtime.database());
         keyringPromise.catch(() => {
           keyringPromise = undefined;
         });
@@ -108,6 +108,7 @@ export function createRuntime(config: Readonly<Config>, options: RuntimeOptions 
       return problems;
     },
   };
+  return runtime;
 }
 
 /** What a caller of a key endpoint learns about a broken key ring: nothing more (the log says which). */
@@ -117,11 +118,16 @@ const keyringMisconfigured = () =>
     action: "the operator must fix KEY_ENCRYPTION_KEYS (npm run check-config says how)",
   });
 
-async function loadKeyring(config: Readonly<Config>, envWriter: EnvFileWriter, logger: Logger): Promise<Keyring> {
+async function loadKeyring(
+  config: Readonly<Config>,
+  envWriter: EnvFileWriter,
+  logger: Logger,
+  database: () => Promise<Database>,
+): Promise<Keyring> {
   let spec = config.keyEncryptionKeys;
   if (!spec && config.mode === "development") {
     const { developmentKeyringSpec } = await import("./dev/keyring.js");
-    spec = await developmentKeyringSpec(config.envFile, envWriter, logger);
+    spec = await developmentKeyringSpec(config.envFile, envWriter, logger, database);
   }
   if (!spec) {
     logger.error("KEY_ENCRYPTION_KEYS is not set: production cannot store or read keys without it");

@@ -117,6 +117,11 @@ const usageTotals = z.object({
   inputTokens: z.number().int(),
   outputTokens: z.number().int(),
   costUsd: z.number(),
+  partialRequests: z
+    .number()
+    .int()
+    .optional()
+    .describe("How many of the requests were cut short (the client left or the stream failed) and billed for the tokens up to then; absent when none"),
 });
 
 export const usageResponse = z.object({

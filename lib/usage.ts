@@ -36,6 +36,18 @@ export interface UsageRecord {
   outputTokens?: number;
   costUsd: number;
   requestId: string;
+  /** Cut short (the client left, the stream failed): tokens up to that point. */
+  partial?: boolean;
+  /** Some token counts are estimated (`estimateTokens`), not reported by the provider. */
+  tokensEstimated?: boolean;
+}
+
+/**
+ * A token count estimated from text, for calls the provider never reported on (a stream cut
+ * short before its final usageMetadata): Google's rule of thumb, about 4 characters a token.
+ */
+export function estimateTokens(text: string): number {
+  return Math.ceil(text.length / 4);
 }
 
 export async function recordUsage(database: Database, records: UsageRecord[]): Promise<void> {
@@ -50,6 +62,8 @@ export async function recordUsage(database: Database, records: UsageRecord[]): P
       outputTokens: r.outputTokens ?? 0,
       costUsd: r.costUsd.toFixed(8),
       requestId: r.requestId,
+      partial: r.partial ?? false,
+      tokensEstimated: r.tokensEstimated ?? false,
     })),
   );
 }
@@ -59,6 +73,8 @@ export interface UsageTotals {
   inputTokens: number;
   outputTokens: number;
   costUsd: number;
+  /** How many of `requests` were cut short (see UsageRecord.partial); present when any were. */
+  partialRequests?: number;
 }
 
 export interface UsageSummary {
@@ -83,10 +99,12 @@ export async function usageSummary(database: Database, userId: string, range: { 
     input_tokens: string | number;
     output_tokens: string | number;
     cost_usd: string | number;
+    partial_requests: string | number;
   }>(sql`
     select to_char(created_at at time zone 'UTC', 'YYYY-MM-DD') as day, provider,
            count(*) as requests, coalesce(sum(input_tokens), 0) as input_tokens,
-           coalesce(sum(output_tokens), 0) as output_tokens, coalesce(sum(cost_usd), 0) as cost_usd
+           coalesce(sum(output_tokens), 0) as output_tokens, coalesce(sum(cost_usd), 0) as cost_usd,
+           count(*) filter (where partial) as partial_requests
     from usage_events
     where user_id = ${userId} and created_at >= ${range.from.toISOString()}::timestamptz and created_at < ${range.to.toISOString()}::timestamptz
     group by 1, 2
@@ -101,12 +119,15 @@ export async function usageSummary(database: Database, userId: string, range: { 
       outputTokens: Number(row.output_tokens),
       costUsd: roundUsd(Number(row.cost_usd)),
     };
+    const partial = Number(row.partial_requests);
+    if (partial > 0) entry.partialRequests = partial;
     daily.push({ date: row.day, provider: row.provider, ...entry });
     const t = (totals[row.provider] ??= { requests: 0, inputTokens: 0, outputTokens: 0, costUsd: 0 });
     t.requests += entry.requests;
     t.inputTokens += entry.inputTokens;
     t.outputTokens += entry.outputTokens;
     t.costUsd = roundUsd(t.costUsd + entry.costUsd);
+    if (partial > 0) t.partialRequests = (t.partialRequests ?? 0) + partial;
   }
   return { userId, from: range.from.toISOString(), to: range.to.toISOString(), totals, daily };
 }

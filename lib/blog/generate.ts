@@ -10,9 +10,9 @@ import { AppError } from "../http/errors.js";
 import type { Deps } from "../runtime.js";
 import { userApiKeys, type KeySource } from "../keys/resolver.js";
 import { abortError, isAbortError } from "../providers/abort.js";
-import { createGemini } from "../providers/gemini.js";
+import { createGemini, type GeminiStreamProgress } from "../providers/gemini.js";
 import { searchExa, type ExaSource } from "../providers/exa.js";
-import { geminiCostUsd, recordUsage, roundUsd, type UsageRecord } from "../usage.js";
+import { estimateTokens, geminiCostUsd, recordUsage, roundUsd, type UsageRecord } from "../usage.js";
 import type { GenerateBody, GenerateResult, GenerationUsage, GenerationEventName, generationEvents } from "../schemas.js";
 import type { z } from "zod";
 
@@ -212,16 +212,29 @@ async function* run(
     // Writing
     yield { event: "status", data: { phase: "writing" } };
     const client = createGemini({ apiKey: job.gemini, model: config.gemini.model, baseUrl: config.gemini.baseUrl, timeoutMs: config.upstreamTimeoutMs });
-    const stream = client.streamText({
-      systemInstruction: systemInstruction(job.input, sources.length),
-      prompt: writingPrompt(job.input, sources),
-      signal: job.signal,
-      generationConfig: { maxOutputTokens: 8_192 },
-    });
+    const instruction = systemInstruction(job.input, sources.length);
+    const prompt = writingPrompt(job.input, sources);
+    const stream = client.streamText({ systemInstruction: instruction, prompt, signal: job.signal, generationConfig: { maxOutputTokens: 8_192 } });
     let markdown = "";
-    for await (const text of stream) {
-      markdown += text;
-      yield { event: "delta", data: { text } };
+    let streamed = false;
+    try {
+      for await (const text of stream) {
+        markdown += text;
+        yield { event: "delta", data: { text } };
+      }
+      streamed = true;
+    } finally {
+      // Cut short (the client left, the stream failed or stalled): Gemini bills what it
+      // processed, so the tokens up to here are recorded, marked partial.
+      if (!streamed && stream.progress.accepted) {
+        const record = cutShortGeminiUsage(job.userId, requestId, client.model, `${instruction}\n${prompt}`, stream.progress);
+        usageRecords.push(record);
+        logger.info("gemini stream cut short; usage recorded as partial", {
+          inputTokens: record.inputTokens,
+          outputTokens: record.outputTokens,
+          tokensEstimated: record.tokensEstimated ?? false,
+        });
+      }
     }
     const final = stream.final;
     const inputTokens = final?.usage?.promptTokenCount ?? 0;
@@ -256,6 +269,39 @@ async function* run(
       }
     }
   }
+}
+
+/**
+ * The usage of a Gemini stream that did not finish: each count from the last usageMetadata
+ * Gemini sent when it holds one (the prompt's usually arrives with the first chunk), else
+ * estimated from the text sent and received; `tokensEstimated` says whether any count is ours.
+ */
+export function cutShortGeminiUsage(
+  userId: string,
+  requestId: string,
+  model: string,
+  promptText: string,
+  progress: GeminiStreamProgress,
+): UsageRecord {
+  const reported = progress.lastUsage ?? {};
+  const inputReported = typeof reported.promptTokenCount === "number";
+  const outputReported = typeof reported.candidatesTokenCount === "number";
+  const inputTokens = inputReported ? (reported.promptTokenCount as number) : estimateTokens(promptText);
+  const outputTokens = outputReported
+    ? (reported.candidatesTokenCount as number) + (reported.thoughtsTokenCount ?? 0)
+    : estimateTokens(progress.text);
+  return {
+    userId,
+    provider: "gemini",
+    operation: "generate",
+    model,
+    inputTokens,
+    outputTokens,
+    costUsd: geminiCostUsd(model, inputTokens, outputTokens) ?? 0,
+    requestId,
+    partial: true,
+    tokensEstimated: !inputReported || !outputReported,
+  };
 }
 
 /** Re-exported for lib/routes/generate.ts, which loads this module lazily. */

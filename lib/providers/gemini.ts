@@ -71,12 +71,27 @@ export interface GeminiOutcome {
   model: string;
 }
 
+/** What a stream had received when it was read last, whether it ended, failed or was aborted. */
+export interface GeminiStreamProgress {
+  /** Gemini answered 200 and began streaming: from then on it bills the call, finished or not. */
+  accepted: boolean;
+  /** The visible text received so far. */
+  text: string;
+  /**
+   * The last `usageMetadata` received, counts as sent: a stream reports the prompt's count
+   * early and the output's only at the end, so a cut-short stream usually lacks the latter.
+   */
+  lastUsage: { promptTokenCount?: number; candidatesTokenCount?: number; thoughtsTokenCount?: number } | undefined;
+}
+
 /**
  * Text deltas as they arrive. The request starts on the first `next()`; breaking out of the
- * loop aborts it. Single use. After the loop ends normally `final` holds the outcome.
+ * loop aborts it. Single use. After the loop ends normally `final` holds the outcome;
+ * `progress` tells what had arrived at any time, also after an abort or a failure.
  */
 export interface GeminiTextStream extends AsyncIterable<string> {
   readonly final: GeminiOutcome | undefined;
+  readonly progress: GeminiStreamProgress;
 }
 
 export interface GeminiClient {
@@ -113,13 +128,16 @@ export function createGemini(config: GeminiConfig): GeminiClient {
     streamText(request) {
       let final: GeminiOutcome | undefined;
       let started = false;
+      let accepted = false;
+      const acc = new OutcomeBuilder(modelName);
       async function* run(): AsyncGenerator<string, void, undefined> {
         // Inactivity limit: the clock runs only while we wait for the upstream.
         const call = upstreamCall(request.signal, config.timeoutMs);
-        const acc = new OutcomeBuilder(modelName);
         let finished = false;
         try {
           const result = await getModel(request).generateContentStream(contents(request), { signal: call.signal });
+          // The SDK returns once Gemini answered 200 (it throws on any other status).
+          accepted = true;
           // The SDK tees the body into `stream` and this aggregate promise; its failures
           // also surface through `stream`, so only keep it from becoming unhandled.
           result.response.catch(() => undefined);
@@ -145,6 +163,9 @@ export function createGemini(config: GeminiConfig): GeminiClient {
       return {
         get final() {
           return final;
+        },
+        get progress() {
+          return { accepted, text: acc.text(), lastUsage: acc.lastUsage() };
         },
         [Symbol.asyncIterator]() {
           if (started) throw new Error("a GeminiTextStream can be iterated only once");
@@ -198,6 +219,7 @@ function mapSdkFailure(error: unknown, context: GeminiFailureContext): Error {
 class OutcomeBuilder {
   private readonly texts: string[] = [];
   private usage: GeminiUsage | undefined;
+  private rawUsage: GeminiStreamProgress["lastUsage"];
   private finishReason: string | undefined;
   private blockReason: string | undefined;
 
@@ -215,6 +237,11 @@ class OutcomeBuilder {
     if (chunk.promptFeedback?.blockReason) this.blockReason = chunk.promptFeedback.blockReason;
     const usage = chunk.usageMetadata as (GeminiUsage & Record<string, unknown>) | undefined;
     if (usage) {
+      this.rawUsage = {
+        ...(typeof usage.promptTokenCount === "number" ? { promptTokenCount: usage.promptTokenCount } : {}),
+        ...(typeof usage.candidatesTokenCount === "number" ? { candidatesTokenCount: usage.candidatesTokenCount } : {}),
+        ...(typeof usage.thoughtsTokenCount === "number" ? { thoughtsTokenCount: usage.thoughtsTokenCount } : {}),
+      };
       // Streams repeat usageMetadata with running totals; the last one is final.
       this.usage = {
         promptTokenCount: usage.promptTokenCount ?? 0,
@@ -225,6 +252,14 @@ class OutcomeBuilder {
     }
     if (text) this.texts.push(text);
     return text;
+  }
+
+  text(): string {
+    return this.texts.join("");
+  }
+
+  lastUsage(): GeminiStreamProgress["lastUsage"] {
+    return this.rawUsage;
   }
 
   build(): GeminiOutcome {

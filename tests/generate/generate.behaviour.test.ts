@@ -9,10 +9,10 @@ import { writeFileSync } from "node:fs";
 import { sql } from "drizzle-orm";
 import { generateKeyringEntry } from "../../lib/crypto.js";
 import { EXA_CONTENTS } from "../../lib/providers/exa.js";
-import { geminiCostUsd } from "../../lib/usage.js";
+import { estimateTokens, geminiCostUsd } from "../../lib/usage.js";
 import { generateResult, problemSchema } from "../../lib/schemas.js";
 import { DEFAULT_GEMINI_MODEL, type RawEnv } from "../../lib/env.js";
-import { fakeTokenCount, startFakeGemini, type FakeGemini } from "../../testkit/fakes/gemini.js";
+import { FAKE_GEMINI_CHUNKS, fakeTokenCount, startFakeGemini, type FakeGemini } from "../../testkit/fakes/gemini.js";
 import { FAKE_EXA_SEARCH_COST, startFakeExa, type FakeExa } from "../../testkit/fakes/exa.js";
 import type { FakeMode } from "../../testkit/fakes/index.js";
 import { backends, backendLabel, type TestDatabase } from "../helpers/db.js";
@@ -122,8 +122,18 @@ for (const backend of backends) {
     }
 
     async function usageRows(userId: string) {
-      return database.rows<{ provider: string; operation: string; input_tokens: number; output_tokens: number; cost_usd: string; request_id: string }>(
-        sql`select provider, operation, input_tokens, output_tokens, cost_usd::text as cost_usd, request_id from usage_events where user_id = ${userId} order by provider, id`,
+      return database.rows<{
+        provider: string;
+        operation: string;
+        input_tokens: number;
+        output_tokens: number;
+        cost_usd: string;
+        request_id: string;
+        partial: boolean;
+        tokens_estimated: boolean;
+      }>(
+        sql`select provider, operation, input_tokens, output_tokens, cost_usd::text as cost_usd, request_id, partial, tokens_estimated
+            from usage_events where user_id = ${userId} order by provider, id`,
       );
     }
 
@@ -203,6 +213,8 @@ for (const backend of backends) {
       expect(new Set(rows.map((r) => r.request_id))).toEqual(new Set([response.headers.get("x-request-id")]));
       const geminiRow = rows[3]!;
       expect([geminiRow.input_tokens, geminiRow.output_tokens]).toEqual([usage.gemini.inputTokens, usage.gemini.outputTokens]);
+      // A finished call: complete, and every count reported by the provider.
+      expect(rows.every((r) => !r.partial && !r.tokens_estimated)).toBe(true);
 
       for (const key of Object.values(user.keys)) expect(raw).not.toContain(key);
     });
@@ -382,13 +394,17 @@ for (const backend of backends) {
         // Timed-out requests were closed, not left hanging.
         await gemini.waitForIdle(2_000);
         expect(gemini.inFlight()).toBe(0);
-        // A failed writing call is not billed; the searches that completed are (one per request).
-        const rows = await eventuallyUsageRows(user.userId, 2);
-        expect(rows.map((r) => r.provider)).toEqual(["exa", "exa"]);
+        // The searches that completed are billed (one per request); a writing call Gemini
+        // refused is not, one it cut off mid-stream is, for the tokens up to then (partial).
+        const stalled = failure.mode.hangAfterChunks !== undefined;
+        const rows = await eventuallyUsageRows(user.userId, stalled ? 4 : 2);
+        expect(rows.map((r) => `${r.provider}${r.partial ? " (partial)" : ""}`)).toEqual(
+          stalled ? ["exa", "exa", "gemini (partial)", "gemini (partial)"] : ["exa", "exa"],
+        );
       });
     }
 
-    it("a client that cancels the stream mid-writing leaves no upstream request running and is billed only for completed calls", async () => {
+    it("a client that cancels the stream mid-writing leaves no upstream request running; the cut-short writing call is billed as partial", async () => {
       const rt = runtime("production", { UPSTREAM_TIMEOUT_MS: NO_TIMEOUT });
       const user = await userWith(["gemini", "exa"], rt);
       gemini.setMode({ hangAfterChunks: 2 }, user.keys.gemini); // the stream stalls after two chunks, open
@@ -402,8 +418,8 @@ for (const backend of backends) {
       await gemini.waitForIdle(2_000);
       expect(gemini.inFlight()).toBe(0);
       expect(exa.inFlight()).toBe(0);
-      const rows = await eventuallyUsageRows(user.userId, 2);
-      expect(rows.map((r) => r.provider)).toEqual(["exa", "exa"]);
+      const rows = await eventuallyUsageRows(user.userId, 3);
+      expect(rows.map((r) => `${r.provider}${r.partial ? " (partial)" : ""}`)).toEqual(["exa", "exa", "gemini (partial)"]);
       expect(rt.logs.some((l) => l.includes("client went away"))).toBe(true);
     });
 
@@ -424,8 +440,8 @@ for (const backend of backends) {
       expect(rest.some((e) => e.event === "error" || e.event === "done")).toBe(false);
       await gemini.waitForIdle(2_000);
       expect(gemini.inFlight()).toBe(0);
-      const rows = await eventuallyUsageRows(user.userId, 1);
-      expect(rows.map((r) => r.provider)).toEqual(["exa"]);
+      const rows = await eventuallyUsageRows(user.userId, 2);
+      expect(rows.map((r) => `${r.provider}${r.partial ? " (partial)" : ""}`)).toEqual(["exa", "gemini (partial)"]);
     });
 
     it("aborting during research closes the searches and never starts writing", async () => {
@@ -462,9 +478,38 @@ for (const backend of backends) {
       expect(response.status).toBe(499);
       await gemini.waitForIdle(2_000);
       expect(gemini.inFlight()).toBe(0);
-      expect((await usageRows(user.userId)).map((r) => r.provider)).toEqual(["exa"]);
+      const rows = await eventuallyUsageRows(user.userId, 2);
+      expect(rows.map((r) => `${r.provider}${r.partial ? " (partial)" : ""}`)).toEqual(["exa", "gemini (partial)"]);
       expect(rt.logs.some((l) => /"level":"error"/.test(l))).toBe(false);
       expect(rt.logs.some((l) => l.includes("client went away"))).toBe(true);
+    });
+
+    it("a stream cut short records the tokens so far: the prompt as Gemini reported it, the output estimated, marked partial, shown in GET /api/usage", async () => {
+      const rt = runtime("production", { UPSTREAM_TIMEOUT_MS: NO_TIMEOUT });
+      const user = await userWith(["gemini"], rt);
+      gemini.setMode({ hangAfterChunks: 2 }, user.keys.gemini);
+      const controller = new AbortController();
+      const reader = new SseReader(await rt.fetch(generateRequest({ token: user.token, body: { topic: TOPIC }, signal: controller.signal })));
+      await reader.until((e) => e.event === "delta");
+      await reader.until((e) => e.event === "delta");
+      controller.abort();
+      await reader.all();
+      await gemini.waitForIdle(2_000);
+
+      const [row, ...others] = await eventuallyUsageRows(user.userId, 1);
+      expect(others).toEqual([]);
+      // The fake reports the prompt's count (its word count) with every chunk and the output's
+      // only with the last: the input is Gemini's number, the output our estimate of two chunks.
+      const sent = gemini.requests[0]!.body as { systemInstruction: { parts: { text: string }[] }; contents: { parts: { text: string }[] }[] };
+      const promptWords = fakeTokenCount([...sent.systemInstruction.parts, ...sent.contents.flatMap((c) => c.parts)].map((p) => p.text).join(" "));
+      expect(row).toMatchObject({ provider: "gemini", operation: "generate", partial: true, tokens_estimated: true });
+      expect(row!.input_tokens).toBe(promptWords);
+      expect(row!.output_tokens).toBe(estimateTokens(FAKE_GEMINI_CHUNKS.slice(0, 2).join("")));
+      expect(Number(row!.cost_usd)).toBeCloseTo(geminiCostUsd(DEFAULT_GEMINI_MODEL, row!.input_tokens, row!.output_tokens)!, 8);
+      expect(rt.logs.some((l) => l.includes("usage recorded as partial") && l.includes('"tokensEstimated":true'))).toBe(true);
+
+      const summary = await expectStatus(await rt.fetch(request("GET", "/api/usage", { token: user.token })), 200);
+      expect(summary.totals.gemini).toMatchObject({ requests: 1, partialRequests: 1, inputTokens: row!.input_tokens, outputTokens: row!.output_tokens });
     });
 
     it("a client already gone when streaming starts causes no upstream call", async () => {

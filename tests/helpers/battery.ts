@@ -350,8 +350,11 @@ export interface TcpProxy {
   close(): Promise<void>;
 }
 
-/** A TCP proxy to `target` (e.g. PostgreSQL) that can kill a connection mid-request. */
-export async function startTcpProxy(target: { host: string; port: number }): Promise<TcpProxy> {
+/**
+ * A TCP proxy to `target` (e.g. PostgreSQL) that can kill a connection mid-request; on
+ * `listenPort` when given (a database "coming back" on a port that was closed), else any.
+ */
+export async function startTcpProxy(target: { host: string; port: number }, listenPort = 0): Promise<TcpProxy> {
   const sockets = new Set<Socket>();
   let trigger: { marker: Buffer; when: "before" | "after"; fired: () => void } | undefined;
   const server: Server = createServer((client) => {
@@ -390,7 +393,7 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
       upstream.write(chunk);
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  await new Promise<void>((resolve) => server.listen(listenPort, "127.0.0.1", resolve));
   const { port } = server.address() as AddressInfo;
   return {
     port,

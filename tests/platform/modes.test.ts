@@ -470,6 +470,9 @@ for (const backend of backends) {
     });
 
     it("development writes .env and FRONTEND_ENV_FILE so that dotenv, node --env-file and python-dotenv agree", async () => {
+      // A fresh checkout: an empty database (keys sealed with another key id would stop the
+      // development key from being generated; tests/keys/keys.lost-key.test.ts).
+      const database = await backend.open();
       const dir = mkdtempSync(join(tmpdir(), "byok-modes-dev-"));
       const envFile = join(dir, ".env");
       const frontendFile = join(dir, "frontend.env");
@@ -536,6 +539,7 @@ for (const backend of backends) {
       } finally {
         dev.cleanup();
         rmSync(dir, { recursive: true, force: true });
+        await database.destroy();
       }
     });
   });

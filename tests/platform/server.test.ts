@@ -44,6 +44,10 @@ describe("local server (npm start)", () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  it("says what the first run is doing while it sets up the embedded database", () => {
+    expect(server.output()).toContain(`setting up the embedded database in ${join(dir, "pglite")} (first run only`);
+  });
+
   it("answers health in development mode on the embedded database", async () => {
     const response = await fetch(`${server.url}/api/health`);
     expect(response.headers.get("x-request-id")).toMatch(/^req_/);
@@ -111,5 +115,14 @@ describe("local server (npm start)", () => {
     server.child.kill("SIGTERM");
     expect(await exited).toBe(0);
     expect(server.output()).toContain('"msg":"stopped"');
+  });
+
+  it("does not announce the set-up again once the embedded database exists", async () => {
+    const again = await startServer({ PORT: "0", PGLITE_DIR: join(dir, "pglite"), ENV_FILE: join(dir, ".env") });
+    try {
+      expect(again.output()).not.toContain("setting up the embedded database");
+    } finally {
+      again.child.kill("SIGKILL");
+    }
   });
 });

@@ -28,3 +28,15 @@ describe("database configuration", () => {
     }
   });
 });
+
+describe("HOST", () => {
+  it("is loopback by default, stays loopback in development, and may be 0.0.0.0 in production (Render)", () => {
+    expect(loadConfig({}).host).toBe("127.0.0.1");
+    expect(loadConfig({ HOST: "::1" }).host).toBe("::1");
+    expect(loadConfig({ HOST: "localhost" }).host).toBe("localhost");
+    expect(() => loadConfig({ HOST: "0.0.0.0" })).toThrow(/HOST: development .* loopback only/);
+    expect(() => loadConfig({ HOST: "192.168.1.20" })).toThrow(ConfigError);
+    expect(loadConfig({ HOST: "0.0.0.0", RENDER: "true" }).host).toBe("0.0.0.0");
+    expect(loadConfig({ HOST: "0.0.0.0", DEPLOY_ENV: "production" }).host).toBe("0.0.0.0");
+  });
+});

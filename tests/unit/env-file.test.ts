@@ -1,10 +1,20 @@
 import { lstat, mkdtemp, readdir, readFile, readlink, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
+import dotenv from "dotenv";
+import fc from "fast-check";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { generateKeyringEntry } from "../../lib/crypto.js";
 import { isAppError } from "../../lib/http/errors.js";
-import { EnvFileWriter, envValueProblem, readEnvFile, updateEnvText, type RenameFile } from "../../lib/dev/env-file.js";
+import {
+  EnvFileWriter,
+  envValueProblem,
+  checkEnvEdit,
+  readEnvFile,
+  scanEnvText,
+  updateEnvText,
+  type RenameFile,
+} from "../../lib/dev/env-file.js";
 import { parseWithDotenv, parseWithNode, parseWithPython, pythonDotenvMissing } from "../helpers/dotenv-parsers.js";
 
 if (pythonDotenvMissing) console.warn(`[env-file.test] python-dotenv check ${pythonDotenvMissing}`);
@@ -21,9 +31,6 @@ afterEach(async () => {
 
 const read = (path = file) => readFile(path, "latin1");
 const tempFiles = async () => (await readdir(dir)).filter((name) => name.endsWith(".tmp"));
-
-
-
 
 describe("EnvFileWriter.set", () => {
   it("creates a missing file with mode 0600", async () => {
@@ -409,3 +416,178 @@ describe("updateEnvText", () => {
     expect(updateEnvText("X=1\nA=0\n", {}, ["A"])).toBe("X=1\n");
   });
 });
+
+describe("what dotenv understands beyond KEY=value", () => {
+  it("removes a `KEY: value` line, so a key deleted through the API is gone for dotenv", async () => {
+    await writeFile(file, "# mine\nGEMINI_API_KEY: OLD\nOTHER=1\n");
+    await new EnvFileWriter().unset(file, ["GEMINI_API_KEY"]);
+    expect(await read()).toBe("# mine\nOTHER=1\n");
+    expect(parseWithDotenv(file)).toEqual({ OTHER: "1" });
+  });
+
+  it("replaces `KEY: value`, `export KEY: value` and `KEY:` with its value on the next line", async () => {
+    await writeFile(file, "A: old-a\n  export B:   old-b # note\nC:\nold-c\nD=1\n");
+    await new EnvFileWriter().set(file, { A: "new-a", B: "new-b", C: "new-c" });
+    expect(await read()).toBe("A=new-a\n  export B=new-b\nC=new-c\nD=1\n");
+    expect(parseWithDotenv(file)).toEqual({ A: "new-a", B: "new-b", C: "new-c", D: "1" });
+  });
+
+  it("treats a bare \\r as a line end, as dotenv does, and appends with it", async () => {
+    await writeFile(file, "A=1\rGEMINI_API_KEY=OLD\rB=2\r");
+    expect(parseWithDotenv(file)).toEqual({ A: "1", GEMINI_API_KEY: "OLD", B: "2" });
+    await new EnvFileWriter().unset(file, ["GEMINI_API_KEY"]);
+    expect(await read()).toBe("A=1\rB=2\r");
+    await new EnvFileWriter().set(file, { A: "x", C: "3" });
+    expect(await read()).toBe("A=x\rB=2\rC=3\r");
+    expect(parseWithDotenv(file)).toEqual({ A: "x", B: "2", C: "3" });
+  });
+
+  it("finds assignments after mixed line ends and keeps each line's own", async () => {
+    await writeFile(file, "A=1\r\nB: 2\rC=3\nD=4");
+    await new EnvFileWriter().set(file, { B: "b", D: "d" });
+    expect(await read()).toBe("A=1\r\nB=b\rC=3\nD=d");
+  });
+
+  it("removes a value dotenv reads from the line after `KEY=` together with it", async () => {
+    await writeFile(file, 'GEMINI_API_KEY=\n"OLD"\nB=2\n');
+    expect(parseWithDotenv(file).GEMINI_API_KEY).toBe("OLD");
+    await new EnvFileWriter().unset(file, ["GEMINI_API_KEY"]);
+    expect(parseWithDotenv(file)).toEqual({ B: "2" });
+  });
+});
+
+describe("refusing an edit dotenv would read otherwise", () => {
+  async function refusal(original: string | Buffer, change: (writer: EnvFileWriter) => Promise<void>) {
+    await writeFile(file, original);
+    const error = await change(new EnvFileWriter()).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(isAppError(error), String(error)).toBe(true);
+    if (!isAppError(error)) throw error;
+    expect(error.status).toBe(500);
+    expect((await readFile(file)).equals(Buffer.from(original))).toBe(true);
+    expect(await tempFiles()).toEqual([]);
+    return error;
+  }
+
+  it("refuses a removal that would change another key, names it, and leaves the file alone", async () => {
+    // Removing the middle line would make dotenv read "SECRETVALUE" as X's value.
+    const error = await refusal('X=\nGEMINI_API_KEY=OLDSECRET\n"SECRETVALUE"\n', (w) => w.unset(file, ["GEMINI_API_KEY"]));
+    expect(error.detail).toContain("X");
+    expect(error.detail).toMatch(/left unchanged/);
+    expect(error.detail).not.toMatch(/SECRET/);
+  });
+
+  it("refuses to edit a key that shares its line with another assignment", async () => {
+    // U+2028 is a line end for dotenv's pattern but not for a text editor.
+    const error = await refusal(Buffer.from("A=1 # c\u2028GEMINI_API_KEY=OLDSECRET\nB=2\n"), (w) =>
+      w.unset(file, ["GEMINI_API_KEY"]),
+    );
+    expect(error.detail).toContain("GEMINI_API_KEY");
+    expect(error.detail).not.toMatch(/SECRET/);
+    await refusal(Buffer.from("A=1 # c\u2028GEMINI_API_KEY=OLDSECRET\nB=2\n"), (w) => w.set(file, { GEMINI_API_KEY: "NEW" }));
+  });
+});
+
+/**
+ * dotenv's own value processing (trim, unquote, `\n`/`\r` escapes in double quotes), applied
+ * to the raw values the scanner located: with it, the scanner must reproduce dotenv.parse.
+ */
+function dotenvValue(rawLatin1: string): string {
+  let value = Buffer.from(rawLatin1, "latin1").toString("utf8").replace(/\r\n?/g, "\n").trim();
+  const quote = value[0];
+  value = value.replace(/^(['"`])([\s\S]*)\1$/gm, "$2");
+  if (quote === '"') value = value.replace(/\\n/g, "\n").replace(/\\r/g, "\r");
+  return value;
+}
+
+function scannedValues(bytes: Buffer): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const a of scanEnvText(bytes.toString("latin1"))) out[a.name] = dotenvValue(a.rawValue);
+  return out;
+}
+
+/** Files made of the pieces that matter to dotenv's grammar, in any order. */
+const envPiece = fc.constantFrom(
+  "A", "B", "GEMINI_API_KEY", "x.y-z", "export ", "export", "=", ": ", ":", " = ", " ", "\t", "\n", "\r", "\r\n",
+  "\u00a0", "\u2028", "é", "\ufffd", "'", '"', "`", "#", "\\", "\\n", "value", "1", "old", "# comment\n",
+  "A=", "B: ", "GEMINI_API_KEY=", "\nGEMINI_API_KEY: ", "\nA=",
+);
+const envText = fc.array(envPiece, { maxLength: 24 }).map((pieces) => pieces.join(""));
+
+/** Typical files: one common form per line. */
+const envLine = fc.oneof(
+  fc.constantFrom("# comment", "", "   ", "OTHER=1", "export OTHER2=two", "QUOTED=\"a b\"", "SINGLE='c # d'", "PEM=\"l1\nl2\""),
+  fc.tuple(
+    fc.constantFrom("", "  ", "export ", "\texport  "),
+    fc.constantFrom("A", "B", "GEMINI_API_KEY"),
+    fc.constantFrom("=", " = ", ": ", ":\t"),
+    fc.constantFrom("v", "old value", "'q'", '"dq"', "", "x # note", "AIzaOld"),
+  ).map(([prefix, name, separator, value]) => `${prefix}${name}${separator}${value}`),
+);
+const typicalEnvText = fc
+  .tuple(fc.array(envLine, { maxLength: 8 }), fc.constantFrom("\n", "\r\n", "\r"), fc.boolean())
+  .map(([lines, eol, last]) => lines.join(eol) + (last && lines.length > 0 ? eol : ""));
+
+const edit = fc.record({
+  values: fc.dictionary(fc.constantFrom("A", "B", "GEMINI_API_KEY", "NEW_ONE"), fc.constantFrom("n1", "AIzaNew", "=x=", ""), {
+    maxKeys: 3,
+  }),
+  remove: fc.subarray(["A", "B", "GEMINI_API_KEY", "x"]),
+});
+
+describe("properties", () => {
+  it("the scanner finds exactly the assignments and values dotenv reads", () => {
+    fc.assert(
+      fc.property(fc.oneof(envText, typicalEnvText), (text) => {
+        const bytes = Buffer.from(text, "utf8");
+        expect(scannedValues(bytes)).toEqual(dotenv.parse(bytes));
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it("an edit is either read by dotenv exactly as intended or refused", () => {
+    fc.assert(
+      fc.property(fc.oneof(envText, typicalEnvText), edit, (text, { values, remove }) => {
+        const before = Buffer.from(text, "utf8").toString("latin1");
+        const removeOnly = remove.filter((name) => !(name in values));
+        let after: string;
+        try {
+          after = updateEnvText(before, values, removeOnly);
+        } catch (error) {
+          expect(isAppError(error) && error.status === 500).toBe(true);
+          return;
+        }
+        const was = dotenv.parse(Buffer.from(before, "latin1"));
+        const now = dotenv.parse(Buffer.from(after, "latin1"));
+        const intended = { ...was, ...values };
+        for (const name of removeOnly) delete intended[name];
+        if (JSON.stringify(Object.entries(now).sort()) !== JSON.stringify(Object.entries(intended).sort())) {
+          // The writer's own check must refuse exactly these.
+          expect(() => checkAgainstWriter(before, after, values, removeOnly)).toThrow(/left unchanged/);
+        }
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it("typical files are always edited, never refused, and read back as intended", () => {
+    fc.assert(
+      fc.property(typicalEnvText, edit, (text, { values, remove }) => {
+        const removeOnly = remove.filter((name) => !(name in values));
+        const after = updateEnvText(text, values, removeOnly);
+        checkAgainstWriter(text, after, values, removeOnly);
+        const now = dotenv.parse(Buffer.from(after, "latin1"));
+        for (const [name, value] of Object.entries(values)) expect(now[name]).toBe(value);
+        for (const name of removeOnly) expect(now).not.toHaveProperty(name);
+      }),
+      { numRuns: 3000 },
+    );
+  });
+});
+
+function checkAgainstWriter(before: string, after: string, values: Record<string, string>, remove: string[]): void {
+  checkEnvEdit(".env", before, after, values, remove);
+}
