@@ -32,6 +32,23 @@ const positiveInt = (fallback: number) =>
       .transform((v) => v ?? fallback),
   );
 
+/** A non-negative USD amount such as `5` or `12.50` (at most 999999.99999999: numeric(14, 8)). */
+const usdAmount = optionalString.pipe(
+  z
+    .string()
+    .regex(/^\d{1,6}(\.\d{1,8})?$/, "must be a USD amount such as 5 or 12.50 (0 to 999999.99999999)")
+    .transform(Number)
+    .optional(),
+);
+
+/** Clerk's webhook signing secret: `whsec_` + base64 (Standard Webhooks). */
+const webhookSecret = optionalString.pipe(
+  z
+    .string()
+    .regex(/^whsec_[A-Za-z0-9+/]{16,}={0,2}$/, "must be the whsec_… signing secret of the webhook endpoint in Clerk's dashboard")
+    .optional(),
+);
+
 const rawSchema = z.object({
   DEBUG: bool,
   DEPLOY_ENV: optionalString,
@@ -46,6 +63,7 @@ const rawSchema = z.object({
   CLERK_SECRET_KEY: optionalString,
   CLERK_API_URL: optionalString,
   CLERK_AUTHORIZED_PARTIES: list,
+  CLERK_WEBHOOK_SIGNING_SECRET: webhookSecret,
   KEY_ENCRYPTION_KEYS: optionalString,
   DEV_USER_ID: optionalString,
   ENV_FILE: optionalString,
@@ -59,6 +77,8 @@ const rawSchema = z.object({
   UPSTREAM_TIMEOUT_MS: positiveInt(30_000),
   RATE_LIMIT_GENERATE_PER_MINUTE: positiveInt(10),
   RATE_LIMIT_KEY_WRITES_PER_MINUTE: positiveInt(30),
+  BUDGET_DEFAULT_USD: usdAmount,
+  BUDGET_MAX_USD: usdAmount,
   // Development-mode fallbacks for userApiKeys() when the .env file lacks a key.
   GEMINI_API_KEY: optionalString,
   EXA_API_KEY: optionalString,
@@ -86,7 +106,14 @@ export interface Config {
      */
     namedStatements: boolean;
   };
-  clerk: { jwtKey?: string; secretKey?: string; apiUrl?: string; authorizedParties: string[] };
+  clerk: {
+    jwtKey?: string;
+    secretKey?: string;
+    apiUrl?: string;
+    authorizedParties: string[];
+    /** Verifies POST /api/webhooks/clerk (`whsec_…`); unset: that endpoint answers 500. */
+    webhookSigningSecret?: string;
+  };
   /** Raw KEY_ENCRYPTION_KEYS spec (`id:base64,...`); parsed by lib/crypto.ts. */
   keyEncryptionKeys: string | undefined;
   devUserId: string;
@@ -100,6 +127,12 @@ export interface Config {
   /** Longest wait for an upstream (Gemini, Exa) to answer or send its next chunk. */
   upstreamTimeoutMs: number;
   rateLimits: { generatePerMinute: number; keyWritesPerMinute: number };
+  /**
+   * Monthly spending caps per user (lib/budget.ts). `defaultMonthlyUsd`: the cap of a user who
+   * never chose one (null: none). `maxMonthlyUsd`: no user's cap may exceed it, and a user may
+   * not turn their cap off (null: no maximum).
+   */
+  budget: { defaultMonthlyUsd: number | null; maxMonthlyUsd: number | null };
   /** Provider keys from the process environment: development fallback only. */
   processEnvKeys: { gemini?: string; exa?: string; copilotkit?: string };
 }
@@ -163,6 +196,18 @@ export function loadConfig(env: RawEnv = process.env): Readonly<Config> {
   if (production && !e.KEY_ENCRYPTION_KEYS) {
     warnings.push("no KEY_ENCRYPTION_KEYS: key endpoints answer 500 server-misconfigured");
   }
+  if (production && hasClerk && !e.CLERK_WEBHOOK_SIGNING_SECRET) {
+    warnings.push("no CLERK_WEBHOOK_SIGNING_SECRET: POST /api/webhooks/clerk answers 500, so users deleted in Clerk keep their data here");
+  }
+  const budgetDefault = e.BUDGET_DEFAULT_USD ?? null;
+  const budgetMax = e.BUDGET_MAX_USD ?? null;
+  if (budgetMax !== null && (budgetDefault === null || budgetDefault > budgetMax)) {
+    warnings.push(
+      budgetDefault === null
+        ? `BUDGET_MAX_USD is set without BUDGET_DEFAULT_USD: users who never chose a cap get the maximum (${budgetMax} USD)`
+        : `BUDGET_DEFAULT_USD (${budgetDefault}) is above BUDGET_MAX_USD (${budgetMax}): the maximum applies`,
+    );
+  }
   if (!production && !hasClerk) {
     warnings.push(`no Clerk configuration: every request runs as DEV_USER_ID (${e.DEV_USER_ID ?? "local-dev"})`);
   }
@@ -183,6 +228,7 @@ export function loadConfig(env: RawEnv = process.env): Readonly<Config> {
       secretKey: e.CLERK_SECRET_KEY,
       apiUrl: e.CLERK_API_URL,
       authorizedParties: e.CLERK_AUTHORIZED_PARTIES,
+      webhookSigningSecret: e.CLERK_WEBHOOK_SIGNING_SECRET,
     },
     keyEncryptionKeys: e.KEY_ENCRYPTION_KEYS,
     devUserId: e.DEV_USER_ID ?? "local-dev",
@@ -198,6 +244,7 @@ export function loadConfig(env: RawEnv = process.env): Readonly<Config> {
       generatePerMinute: e.RATE_LIMIT_GENERATE_PER_MINUTE,
       keyWritesPerMinute: e.RATE_LIMIT_KEY_WRITES_PER_MINUTE,
     },
+    budget: { defaultMonthlyUsd: budgetDefault, maxMonthlyUsd: budgetMax },
     processEnvKeys: production
       ? {} // fail closed: production never sees the operator's keys
       : { gemini: e.GEMINI_API_KEY, exa: e.EXA_API_KEY, copilotkit: e.COPILOTKIT_API_KEY },
