@@ -8,9 +8,11 @@ import {
   bigserial,
   boolean,
   check,
+  date,
   foreignKey,
   index,
   integer,
+  jsonb,
   numeric,
   pgTable,
   primaryKey,
@@ -62,10 +64,20 @@ export const apiKeys = pgTable(
     keyVersion: text("key_version").notNull(),
     keyHint: text("key_hint").notNull(),
     validatedAt: timestamp("validated_at", { withTimezone: true, mode: "date" }),
+    /**
+     * Key health (lib/keys/health.ts), written after upstream calls with the key: the last
+     * verdict (`ok`, `rejected`; null: never used), when it was last used, and the last
+     * failure as a problem code and time. Never upstream text. Reset when the key is replaced.
+     */
+    status: text("status"),
+    lastUsedAt: timestamp("last_used_at", { withTimezone: true, mode: "date" }),
+    lastErrorCode: text("last_error_code"),
+    lastErrorAt: timestamp("last_error_at", { withTimezone: true, mode: "date" }),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
   (t) => [
+    check("api_keys_status_check", sql`${t.status} in ('ok', 'rejected')`),
     foreignKey({ name: "api_keys_session_id_fk", columns: [t.sessionId], foreignColumns: [onboardingSessions.id] }).onDelete(
       "cascade",
     ),
@@ -79,7 +91,8 @@ export const keyEvents = pgTable(
   {
     id: bigserial("id", { mode: "number" }).primaryKey(),
     userId: text("user_id").notNull(),
-    provider: text("provider").notNull(),
+    /** Null for events about the whole account (`account-delete`). */
+    provider: text("provider"),
     action: text("action").notNull(),
     keyVersion: text("key_version"),
     requestId: text("request_id"),
@@ -87,7 +100,7 @@ export const keyEvents = pgTable(
   },
   (t) => [
     index("key_events_user_created_idx").on(t.userId, t.createdAt),
-    check("key_events_action_check", sql`${t.action} in ('save', 'replace', 'delete', 'reencrypt')`),
+    check("key_events_action_check", sql`${t.action} in ('save', 'replace', 'delete', 'reencrypt', 'account-delete')`),
   ],
 );
 
@@ -122,6 +135,40 @@ export const rateLimits = pgTable(
     count: integer("count").notNull(),
   },
   (t) => [primaryKey({ name: "rate_limits_pk", columns: [t.userId, t.bucket] })],
+);
+
+/**
+ * One row per user with spending state (lib/budget.ts). Everything the atomic reservation
+ * checks lives in this one row, so one conditional upsert decides: the cap the user chose,
+ * the spend settled in `period_start`'s UTC month, and the open reservations (worst-case
+ * costs of generations in flight, each `{id, usd, exp}`; expired ones no longer count).
+ */
+export const budgets = pgTable(
+  "budgets",
+  {
+    userId: text("user_id").primaryKey(),
+    /** Whether the user chose `monthly_usd` (null then means "no cap"); otherwise BUDGET_DEFAULT_USD applies. */
+    userSet: boolean("user_set").notNull().default(false),
+    monthlyUsd: numeric("monthly_usd", { precision: 14, scale: 8 }),
+    /** First day (UTC) of the month `spent_usd` belongs to. */
+    periodStart: date("period_start", { mode: "string" }).notNull(),
+    spentUsd: numeric("spent_usd", { precision: 14, scale: 8 }).notNull().default("0"),
+    reservations: jsonb("reservations").notNull().default(sql`'[]'::jsonb`),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [check("budgets_monthly_usd_check", sql`${t.monthlyUsd} >= 0`)],
+);
+
+/** Clerk webhook deliveries already processed (their `svix-id`), so a replay does nothing twice. */
+export const webhookDeliveries = pgTable(
+  "webhook_deliveries",
+  {
+    id: text("id").primaryKey(),
+    eventType: text("event_type").notNull(),
+    receivedAt: timestamp("received_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
+  },
+  (t) => [index("webhook_deliveries_received_idx").on(t.receivedAt)],
 );
 
 export type OnboardingSession = typeof onboardingSessions.$inferSelect;

@@ -117,7 +117,13 @@ function serve(route: AnyRoute) {
     const request = c.req.raw;
     const userId = route.auth ? (await (await loadAuth()).requireUser(deps, request)).userId : undefined;
     const query = route.query ? readQuery(request, route.query.schema) : undefined;
-    const body = route.body ? await readJsonBody(request, route.body.schema, { codeFor: route.body.codeFor }) : undefined;
+    const verify = route.body?.verify;
+    const body = route.body
+      ? await readJsonBody(request, route.body.schema, {
+          codeFor: route.body.codeFor,
+          ...(verify ? { verify: (text: string) => verify({ text, request, deps }) } : {}),
+        })
+      : undefined;
     const limit = route.rateLimit && userId !== undefined ? await enforceRateLimit(deps, userId, route.rateLimit) : null;
     const response = await route.handler({ request, deps, userId, body, query });
     if (limit) for (const [name, value] of Object.entries(rateLimitHeaders(limit))) response.headers.set(name, value);

@@ -60,6 +60,23 @@ export function configProblems(config: Readonly<Config>): ConfigProblem[] {
   if (!production && !jwtKey && !secretKey) {
     warning(["CLERK_JWT_KEY", "CLERK_SECRET_KEY"], "no Clerk configuration: every request runs as DEV_USER_ID (default local-dev)");
   }
+  if (production && (jwtKey || secretKey) && !config.clerk.webhookSigningSecret) {
+    warning(
+      ["CLERK_WEBHOOK_SIGNING_SECRET"],
+      "is not set: POST /api/webhooks/clerk answers 500, so users deleted in Clerk keep their data here",
+    );
+  }
+
+  // ---- budgets ----
+  const { defaultMonthlyUsd, maxMonthlyUsd } = config.budget;
+  if (maxMonthlyUsd !== null && (defaultMonthlyUsd === null || defaultMonthlyUsd > maxMonthlyUsd)) {
+    warning(
+      ["BUDGET_DEFAULT_USD", "BUDGET_MAX_USD"],
+      defaultMonthlyUsd === null
+        ? "BUDGET_MAX_USD is set without BUDGET_DEFAULT_USD: users who never chose a cap get the maximum"
+        : "BUDGET_DEFAULT_USD is above BUDGET_MAX_USD: the maximum applies",
+    );
+  }
 
   // ---- key encryption ----
   const spec = config.keyEncryptionKeys;

@@ -65,6 +65,23 @@ export type Platform = (typeof hostingPlatforms)[number]["platform"];
 /** A provider base URL: http(s) only, in every mode (`z.url()` alone takes `file:`, `data:`, …). */
 const upstreamUrl = optionalString.pipe(z.url({ protocol: /^https?$/, error: "must be an http: or https: URL" }).optional());
 
+/** A non-negative USD amount such as `5` or `12.50` (at most 999999.99999999: numeric(14, 8)). */
+const usdAmount = optionalString.pipe(
+  z
+    .string()
+    .regex(/^\d{1,6}(\.\d{1,8})?$/, "must be a USD amount such as 5 or 12.50 (0 to 999999.99999999)")
+    .transform(Number)
+    .optional(),
+);
+
+/** Clerk's webhook signing secret: `whsec_` + base64 (Standard Webhooks). */
+const webhookSecret = optionalString.pipe(
+  z
+    .string()
+    .regex(/^whsec_[A-Za-z0-9+/]{16,}={0,2}$/, "must be the whsec_… signing secret of the webhook endpoint in Clerk's dashboard")
+    .optional(),
+);
+
 const rawSchema = z.object({
   DEBUG: bool,
   DEPLOY_ENV: optionalString,
@@ -78,6 +95,7 @@ const rawSchema = z.object({
   CLERK_SECRET_KEY: optionalString,
   CLERK_API_URL: optionalString,
   CLERK_AUTHORIZED_PARTIES: list,
+  CLERK_WEBHOOK_SIGNING_SECRET: webhookSecret,
   KEY_ENCRYPTION_KEYS: optionalString,
   DEV_USER_ID: optionalString,
   ENV_FILE: optionalString,
@@ -92,6 +110,8 @@ const rawSchema = z.object({
   UPSTREAM_TIMEOUT_MS: positiveInt(30_000),
   RATE_LIMIT_GENERATE_PER_MINUTE: positiveInt(10),
   RATE_LIMIT_KEY_WRITES_PER_MINUTE: positiveInt(30),
+  BUDGET_DEFAULT_USD: usdAmount,
+  BUDGET_MAX_USD: usdAmount,
   // Development-mode fallbacks for userApiKeys() when the .env file lacks a key.
   GEMINI_API_KEY: optionalString,
   EXA_API_KEY: optionalString,
@@ -120,7 +140,14 @@ export interface Config {
      */
     namedStatements: boolean;
   };
-  clerk: { jwtKey?: string; secretKey?: string; apiUrl?: string; authorizedParties: string[] };
+  clerk: {
+    jwtKey?: string;
+    secretKey?: string;
+    apiUrl?: string;
+    authorizedParties: string[];
+    /** Verifies POST /api/webhooks/clerk (`whsec_…`); unset: that endpoint answers 500. */
+    webhookSigningSecret?: string;
+  };
   /** Raw KEY_ENCRYPTION_KEYS spec (`id:base64,...`); parsed by lib/crypto.ts. */
   keyEncryptionKeys: string | undefined;
   devUserId: string;
@@ -136,6 +163,12 @@ export interface Config {
   /** Longest wait for an upstream (Gemini, Exa) to answer or send its next chunk. */
   upstreamTimeoutMs: number;
   rateLimits: { generatePerMinute: number; keyWritesPerMinute: number };
+  /**
+   * Monthly spending caps per user (lib/budget.ts). `defaultMonthlyUsd`: the cap of a user who
+   * never chose one (null: none). `maxMonthlyUsd`: no user's cap may exceed it, and a user may
+   * not turn their cap off (null: no maximum).
+   */
+  budget: { defaultMonthlyUsd: number | null; maxMonthlyUsd: number | null };
   /** Provider keys from the process environment: development fallback only. */
   processEnvKeys: { gemini?: string; exa?: string; copilotkit?: string };
 }
@@ -249,6 +282,8 @@ export function loadConfig(env: RawEnv = process.env, options: LoadOptions = {})
       "HOST: development serves your .env keys without sign-in, so it listens on loopback only (127.0.0.1, ::1 or localhost); 0.0.0.0 is for production platforms such as Render",
     ]);
   }
+  const budgetDefault = e.BUDGET_DEFAULT_USD ?? null;
+  const budgetMax = e.BUDGET_MAX_USD ?? null;
 
   const config: Config = {
     mode,
@@ -266,6 +301,7 @@ export function loadConfig(env: RawEnv = process.env, options: LoadOptions = {})
       secretKey: e.CLERK_SECRET_KEY,
       apiUrl: e.CLERK_API_URL,
       authorizedParties: e.CLERK_AUTHORIZED_PARTIES,
+      webhookSigningSecret: e.CLERK_WEBHOOK_SIGNING_SECRET,
     },
     keyEncryptionKeys: e.KEY_ENCRYPTION_KEYS,
     devUserId: e.DEV_USER_ID ?? "local-dev",
@@ -282,6 +318,7 @@ export function loadConfig(env: RawEnv = process.env, options: LoadOptions = {})
       generatePerMinute: e.RATE_LIMIT_GENERATE_PER_MINUTE,
       keyWritesPerMinute: e.RATE_LIMIT_KEY_WRITES_PER_MINUTE,
     },
+    budget: { defaultMonthlyUsd: budgetDefault, maxMonthlyUsd: budgetMax },
     processEnvKeys: production
       ? {} // fail closed: production never sees the operator's keys
       : { gemini: e.GEMINI_API_KEY, exa: e.EXA_API_KEY, copilotkit: e.COPILOTKIT_API_KEY },

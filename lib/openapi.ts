@@ -16,6 +16,11 @@ import { MAX_BODY_BYTES } from "./http/request.js";
 import { PROBLEM_TYPE_BASE } from "./http/problem.js";
 import { providerInfo, providerKeySchemas, providers } from "./keys/providers.js";
 import {
+  accountExport,
+  budgetBody,
+  budgetResponse,
+  clerkWebhookEvent,
+  webhookResponse,
   generateBody,
   generateResult,
   generationUsage,
@@ -78,6 +83,14 @@ function nameSchemas(): void {
     description: "RFC 9457 problem details. `code` is stable and kebab-case; `errors` points at invalid fields (JSON Pointers into the body or query).",
   });
   name(usageResponse, "Usage");
+  name(budgetResponse, "Budget", {
+    description:
+      "The caller's monthly cap (USD, UTC months; null: none), what their keys were charged this month, what generations in flight reserved, and what is left.",
+  });
+  name(budgetBody, "BudgetUpdate");
+  name(clerkWebhookEvent, "ClerkWebhookEvent", { description: "A Clerk webhook event (Standard Webhooks envelope); only `user.deleted` acts." });
+  name(webhookResponse, "WebhookReceipt");
+  name(accountExport, "AccountExport", { description: "Everything held about the caller; never a key or a ciphertext." });
   name(generateBody, "GenerateRequest");
   name(sourceSchema, "Source");
   name(generationUsage, "GenerationUsage");
@@ -105,6 +118,9 @@ const problemDetails: Partial<Record<ErrorCode, string>> = {
   "payload-too-large": `the body is larger than ${MAX_BODY_BYTES} bytes`,
   "unsupported-media-type": "send the body as JSON with content-type: application/json",
   "provider-rejected-key": "Gemini rejected the key",
+  "budget-exceeded":
+    "this generation could cost up to 0.0650 USD, and 0.0210 USD of the 5.00 USD monthly cap is left until 2026-07-01T00:00:00.000Z (UTC)",
+  "invalid-webhook-signature": "the webhook could not be verified: no svix-signature matches this body",
   "rate-limited": "too many requests; try again in 30 seconds",
   "server-misconfigured": "authentication is not configured on this deployment; no request can be served",
   "upstream-unavailable": "the provider could not be reached; try again",
@@ -123,6 +139,17 @@ function problemExample(code: ErrorCode): Record<string, unknown> {
     requestId: "req_8NwqzJ1c0fWkq3Yp",
     ...(code === "invalid-request" ? { errors: [{ pointer: "/currentStep", message: "Too big: expected number to be <=6" }] } : {}),
     ...(code === "missing-provider-key" ? { action: "POST /api/onboarding/api-keys", provider: "gemini" } : {}),
+    ...(code === "budget-exceeded"
+      ? {
+          action: "PUT /api/usage/budget to raise the cap, or wait until the month resets",
+          monthlyUsd: 5,
+          spentUsd: 4.914,
+          reservedUsd: 0.065,
+          remainingUsd: 0.021,
+          estimateUsd: 0.065,
+          resetsAt: "2026-07-01T00:00:00.000Z",
+        }
+      : {}),
   };
 }
 
@@ -292,7 +319,8 @@ export function buildOpenApiDocument(routes: readonly AnyRoute[]): OpenApiDocume
       { name: "keys", description: "The caller's provider keys." },
       { name: "onboarding", description: "The caller's onboarding progress." },
       { name: "generation", description: "Content generated with the caller's keys." },
-      { name: "usage", description: "What the caller's keys paid for." },
+      { name: "usage", description: "What the caller's keys paid for, and the monthly cap on it." },
+      { name: "account", description: "The caller's whole account: export, deletion, and Clerk's deletion webhook." },
       { name: "service", description: "Health and this document." },
       { name: "cors", description: "CORS preflight." },
     ],

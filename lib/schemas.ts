@@ -4,6 +4,7 @@
  */
 import { z } from "zod";
 import { providerKeySchemas, providers } from "./keys/providers.js";
+import { keyStatuses } from "./keys/key-status.js";
 
 export const providerSchema = z.enum(providers);
 
@@ -22,11 +23,16 @@ export type SaveKeysBody = z.output<typeof saveKeysBody>;
 
 export const deleteKeyQuery = z.strictObject({ provider: providerSchema });
 
+export const keyStatusSchema = z.enum(keyStatuses);
+
 export const keyView = z.object({
   provider: providerSchema,
   hint: z.string(),
   updatedAt: z.iso.datetime(),
   validated: z.boolean().optional(),
+  status: keyStatusSchema,
+  lastUsedAt: z.iso.datetime().optional(),
+  lastError: z.object({ code: z.string(), at: z.iso.datetime() }).optional(),
   value: z.string().optional(),
 });
 
@@ -46,6 +52,8 @@ export const listKeysResponse = z.object({
   mode: modeSchema,
   keys: z.array(keyView),
   missing: z.array(providerSchema),
+  /** Saved keys that must be replaced: `rejected` by their provider or `unreadable`. */
+  needsReplacement: z.array(providerSchema),
 });
 export type ListKeysResponse = z.output<typeof listKeysResponse>;
 
@@ -124,14 +132,89 @@ const usageTotals = z.object({
     .describe("How many of the requests were cut short (the client left or the stream failed) and billed for the tokens up to then; absent when none"),
 });
 
+export const budgetResponse = z.object({
+  userId: z.string(),
+  monthlyUsd: z.number().nullable(),
+  source: z.enum(["user", "default"]),
+  maxMonthlyUsd: z.number().nullable(),
+  spentUsd: z.number(),
+  reservedUsd: z.number(),
+  remainingUsd: z.number().nullable(),
+  resetsAt: z.iso.datetime(),
+});
+export type BudgetResponse = z.output<typeof budgetResponse>;
+
+export const budgetBody = z.strictObject({
+  monthlyUsd: z.number().min(0).max(999_999).nullable(),
+});
+export type BudgetBody = z.output<typeof budgetBody>;
+
 export const usageResponse = z.object({
   userId: z.string(),
   from: z.iso.datetime(),
   to: z.iso.datetime(),
   totals: z.record(z.string(), usageTotals),
   daily: z.array(usageTotals.extend({ date: z.iso.date(), provider: z.string() })),
+  /** This month's cap, spend and what is left (GET /api/usage/budget). */
+  budget: budgetResponse,
 });
 export type UsageResponse = z.output<typeof usageResponse>;
+
+/**
+ * A Clerk webhook event (Standard Webhooks envelope). Not strict: the fields are Clerk's,
+ * and a field Clerk adds must not make a signed delivery fail. `data.id` is the user's id
+ * in `user.*` events.
+ */
+export const clerkWebhookEvent = z.object({
+  type: z.string().min(1).max(100),
+  object: z.literal("event").optional(),
+  data: z.looseObject({ id: z.string().min(1).max(200).optional() }),
+  timestamp: z.number().optional(),
+  instance_id: z.string().optional(),
+  event_attributes: z.record(z.string(), z.unknown()).optional(),
+});
+export type ClerkWebhookEvent = z.output<typeof clerkWebhookEvent>;
+
+export const webhookResponse = z.object({
+  received: z.literal(true),
+  type: z.string(),
+  /** `deleted`: the user's data was deleted; `duplicate`: this delivery was processed before; `ignored`: nothing to do for this type. */
+  outcome: z.enum(["deleted", "duplicate", "ignored"]),
+});
+export type WebhookResponse = z.output<typeof webhookResponse>;
+
+export const accountExport = z.object({
+  userId: z.string(),
+  exportedAt: z.iso.datetime(),
+  session: z
+    .object({ currentStep: z.number().int(), progress: z.number(), createdAt: z.iso.datetime(), updatedAt: z.iso.datetime() })
+    .nullable(),
+  keys: z.array(keyView),
+  budget: budgetResponse,
+  usage: z.array(
+    z.object({
+      provider: z.string(),
+      operation: z.string(),
+      model: z.string().nullable(),
+      inputTokens: z.number().int(),
+      outputTokens: z.number().int(),
+      costUsd: z.number(),
+      requestId: z.string().nullable(),
+      createdAt: z.iso.datetime(),
+    }),
+  ),
+  auditEvents: z.array(
+    z.object({
+      provider: z.string().nullable(),
+      action: z.string(),
+      keyVersion: z.string().nullable(),
+      requestId: z.string().nullable(),
+      createdAt: z.iso.datetime(),
+    }),
+  ),
+  rateLimits: z.array(z.object({ bucket: z.string(), windowStart: z.string(), count: z.number().int() })),
+});
+export type AccountExport = z.output<typeof accountExport>;
 
 const trimmedText = (min: number, max: number) =>
   z

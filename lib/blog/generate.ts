@@ -12,7 +12,9 @@ import { userApiKeys, type KeySource } from "../keys/resolver.js";
 import { abortError, isAbortError } from "../providers/abort.js";
 import { createGemini, type GeminiStreamProgress } from "../providers/gemini.js";
 import { searchExa, type ExaSource } from "../providers/exa.js";
-import { estimateTokens, geminiCostUsd, recordUsage, roundUsd, type UsageRecord } from "../usage.js";
+import { budgetPrice, estimateTokens, EXA_SEARCH_PRICE_USD, geminiCostUsd, roundUsd, type UsageRecord } from "../usage.js";
+import { budgetExceeded, reserveBudget, settleGeneration, type Reservation } from "../budget.js";
+import { combineVerdicts, verdictOf, type KeyHealthUpdate, type KeyVerdict } from "../keys/health.js";
 import type { GenerateBody, GenerateResult, GenerationUsage, GenerationEventName, generationEvents } from "../schemas.js";
 import type { z } from "zod";
 
@@ -25,9 +27,23 @@ type GenerationDeps = Pick<Deps, "config" | "logger" | "requestId" | "database" 
 export const MAX_SOURCES = 8;
 const RESULTS_PER_SEARCH = 5;
 const DEFAULT_WORD_COUNT = 800;
+/**
+ * Gemini's output limit for a post. Gemini 2.5 counts thinking tokens against it (and bills
+ * them as output), so it is not lowered for short posts: the worst case reserved for a
+ * generation uses it whatever the `wordCount`.
+ */
+export const MAX_OUTPUT_TOKENS = 8_192;
+/** What the prompt takes from each source, at most (characters): bounds the input tokens. */
+const SOURCE_TITLE_CHARS = 300;
+const SOURCE_URL_CHARS = 500;
+const SOURCE_TEXT_CHARS = 1_500;
+/** Tokens the API adds around a prompt (roles, turn markers): generous. */
+const PROMPT_OVERHEAD_TOKENS = 256;
 
 export interface Generation {
   keySource: KeySource;
+  /** The worst-case cost reserved against the caller's monthly cap. */
+  reservation: Reservation;
   /** The events in contract order; throws AppError (mapped upstream failures) or an AbortError. */
   events(signal: AbortSignal): AsyncGenerator<GenerationEvent, void, undefined>;
 }
@@ -52,10 +68,54 @@ export async function prepareGeneration(deps: GenerationDeps, userId: string, in
       extra: { provider: "gemini" },
     });
   }
+  // Reserve the worst case before any upstream call; 402 when it does not fit the cap.
+  const research = input.research !== false && Boolean(resolved.keys.exa);
+  const estimateUsd = generationWorstCaseUsd(deps.config.gemini.model, input, research);
+  const reserved = await reserveBudget(await deps.database(), deps.config, { userId, amountUsd: estimateUsd });
+  if (!reserved.ok) {
+    deps.logger.info("generation refused: monthly budget", { userId, estimateUsd, remainingUsd: reserved.status.remainingUsd });
+    throw budgetExceeded(reserved.status, estimateUsd);
+  }
+  const reservation = reserved.reservation;
   return {
     keySource: resolved.source,
-    events: (signal) => run(deps, { userId, input, gemini, exa: resolved.keys.exa, keySource: resolved.source, signal }),
+    reservation,
+    events: (signal) =>
+      run(deps, { userId, input, gemini, exa: resolved.keys.exa, keySource: resolved.source, versions: resolved.versions, reservation, signal }),
   };
+}
+
+/** UTF-8 bytes: a bound on tokens (SentencePiece falls back to one token per byte, never more). */
+const bytes = (text: string) => Buffer.byteLength(text, "utf8");
+
+/**
+ * The most input tokens the writing call can send for `input`: the system instruction and
+ * prompt as built below, with every source at its largest (each character of a title, URL
+ * or excerpt counted as 4 bytes). Far above real use, and far below Gemini's 200k-token
+ * price tier.
+ */
+export function worstCaseInputTokens(input: GenerateBody, research: boolean): number {
+  const sources = research ? MAX_SOURCES : 0;
+  const perSource = bytes(`[${MAX_SOURCES}]  — \n\n`) + 4 * (SOURCE_TITLE_CHARS + SOURCE_URL_CHARS + SOURCE_TEXT_CHARS);
+  return (
+    PROMPT_OVERHEAD_TOKENS +
+    bytes(systemInstruction(input, sources)) +
+    bytes(writingPrompt(input, [])) +
+    bytes("\nSources:\n") +
+    sources * perSource
+  );
+}
+
+/**
+ * The worst-case USD cost of one generation: the writing call at its input bound and
+ * `MAX_OUTPUT_TOKENS`, priced with the model's row of the price table (lib/usage.ts; the
+ * most expensive row for a model it lacks), plus every research search at Exa's list price.
+ */
+export function generationWorstCaseUsd(model: string, input: GenerateBody, research: boolean): number {
+  const price = budgetPrice(model);
+  const gemini = (worstCaseInputTokens(input, research) * price.inputPerMillion + MAX_OUTPUT_TOKENS * price.outputPerMillion) / 1_000_000;
+  const exa = research ? researchQueries(input).length * EXA_SEARCH_PRICE_USD : 0;
+  return roundUsd(gemini + exa);
 }
 
 /** Builds the research queries (one to three) from the topic and keywords. */
@@ -116,9 +176,10 @@ export function writingPrompt(input: GenerateBody, sources: ExaSource[]): string
   if (input.keywords?.length) lines.push(`Keywords to cover: ${input.keywords.join(", ")}`);
   if (sources.length > 0) {
     lines.push("", "Sources:");
+    // Each piece is capped: the worst-case cost reserved for a generation depends on it.
     sources.forEach((s, i) => {
-      lines.push(`[${i + 1}] ${s.title} — ${s.url}`);
-      if (s.text) lines.push(s.text.slice(0, 1_500));
+      lines.push(`[${i + 1}] ${s.title.slice(0, SOURCE_TITLE_CHARS)} — ${s.url.slice(0, SOURCE_URL_CHARS)}`);
+      if (s.text) lines.push(s.text.slice(0, SOURCE_TEXT_CHARS));
     });
   }
   return lines.join("\n");
@@ -152,10 +213,23 @@ export function extractTitle(markdown: string, fallback: string): string {
 
 async function* run(
   deps: GenerationDeps,
-  job: { userId: string; input: GenerateBody; gemini: string; exa: string | undefined; keySource: KeySource; signal: AbortSignal },
+  job: {
+    userId: string;
+    input: GenerateBody;
+    gemini: string;
+    exa: string | undefined;
+    keySource: KeySource;
+    /** Versions of the stored keys used (production), for their health. */
+    versions: Partial<Record<"gemini" | "exa", string>>;
+    reservation: Reservation;
+    signal: AbortSignal;
+  },
 ): AsyncGenerator<GenerationEvent, void, undefined> {
   const { config, logger, requestId } = deps;
   const usageRecords: UsageRecord[] = [];
+  /** What the budget is charged: the real cost of the calls that completed. */
+  let chargeUsd = 0;
+  const verdicts: Partial<Record<"gemini" | "exa", KeyVerdict>> = {};
   const usage: GenerationUsage = {
     gemini: { model: config.gemini.model, inputTokens: 0, outputTokens: 0, costUsd: 0 },
     exa: { requests: 0, costUsd: 0 },
@@ -182,14 +256,17 @@ async function* run(
       for (const outcome of settled) {
         if (outcome.status === "fulfilled") {
           batches.push(outcome.value.results);
-          const cost = outcome.value.costUsd ?? 0;
+          // Exa reports what it billed; without that, its list price (never 0).
+          const cost = outcome.value.costUsd ?? EXA_SEARCH_PRICE_USD;
           usage.exa.requests += 1;
           usage.exa.costUsd = roundUsd(usage.exa.costUsd + cost);
+          chargeUsd += cost;
           usageRecords.push({ userId: job.userId, provider: "exa", operation: "search", model: null, costUsd: cost, requestId });
         } else {
           firstFailure ??= outcome.reason;
         }
       }
+      verdicts.exa = combineVerdicts(settled.map((o) => (o.status === "fulfilled" ? "ok" : verdictOf(o.reason))));
       if (job.signal.aborted) throw abortError();
       sources = dedupeSources(batches);
       if (batches.length === 0) {
@@ -223,6 +300,9 @@ async function* run(
         yield { event: "delta", data: { text } };
       }
       streamed = true;
+    } catch (error) {
+      verdicts.gemini = verdictOf(error);
+      throw error;
     } finally {
       // Cut short (the client left, the stream failed or stalled): Gemini bills what it
       // processed, so the tokens up to here are recorded, marked partial.
@@ -236,11 +316,18 @@ async function* run(
         });
       }
     }
+    verdicts.gemini = "ok";
     const final = stream.final;
     const inputTokens = final?.usage?.promptTokenCount ?? 0;
     const outputTokens = (final?.usage?.candidatesTokenCount ?? 0) + (final?.usage?.thoughtsTokenCount ?? 0);
     const geminiCost = geminiCostUsd(client.model, inputTokens, outputTokens);
     if (geminiCost === null) logger.warn("no price known for gemini model; cost recorded as 0", { model: client.model });
+    // The budget is charged even when the usage row cannot be priced (the table's dearest
+    // price), and the worst case when Gemini reported no token counts at all.
+    const price = budgetPrice(client.model);
+    chargeUsd += final?.usage
+      ? (inputTokens * price.inputPerMillion + outputTokens * price.outputPerMillion) / 1_000_000
+      : (worstCaseInputTokens(job.input, sources.length > 0) * price.inputPerMillion + MAX_OUTPUT_TOKENS * price.outputPerMillion) / 1_000_000;
     usage.gemini = { model: client.model, inputTokens, outputTokens, costUsd: roundUsd(geminiCost ?? 0) };
     usageRecords.push({ userId: job.userId, provider: "gemini", operation: "generate", model: client.model, inputTokens, outputTokens, costUsd: geminiCost ?? 0, requestId });
     if (!markdown.trim()) {
@@ -260,13 +347,25 @@ async function* run(
     };
     yield { event: "done", data: result };
   } finally {
-    // Calls that completed cost the user money even if the request failed or was abandoned.
-    if (usageRecords.length > 0) {
-      try {
-        await recordUsage(await deps.database(), usageRecords);
-      } catch (error) {
-        logger.error("usage could not be recorded", { errorName: error instanceof Error ? error.name : "unknown", calls: usageRecords.length });
-      }
+    // Calls that completed cost the user money even if the request failed or was abandoned:
+    // one statement releases the reservation, charges them, records usage and key health.
+    const health: KeyHealthUpdate[] = [];
+    for (const provider of ["gemini", "exa"] as const) {
+      const verdict = verdicts[provider];
+      const version = job.versions[provider];
+      if (verdict && version) health.push({ provider, version, verdict });
+    }
+    try {
+      await settleGeneration(await deps.database(), {
+        userId: job.userId,
+        reservationId: job.reservation.id,
+        chargeUsd,
+        usage: usageRecords,
+        health,
+      });
+    } catch (error) {
+      // The reservation expires by itself (RESERVATION_TTL_SECONDS).
+      logger.error("usage could not be recorded", { errorName: error instanceof Error ? error.name : "unknown", calls: usageRecords.length });
     }
   }
 }

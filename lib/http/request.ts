@@ -38,6 +38,11 @@ export function issuesToErrors(issues: readonly z.core.$ZodIssue[], prefix = "")
 export interface ValidationOptions {
   /** Picks a more specific code than invalid-request from the field errors (e.g. invalid-key-format). */
   codeFor?: (errors: FieldError[]) => ErrorCode;
+  /**
+   * Checks the exact text received once it parses as JSON, before the schema sees it (a
+   * signed webhook: the signature covers these bytes); throws an AppError to refuse.
+   */
+  verify?: (text: string) => Promise<void>;
 }
 
 function validationError(issues: readonly z.core.$ZodIssue[], where: string, options: ValidationOptions): AppError {
@@ -78,6 +83,7 @@ export async function readJsonBody<S extends z.ZodType>(
   } catch {
     throw new AppError("invalid-json", { detail: "the body is not valid JSON", errors: [{ pointer: "/", message: "malformed JSON" }] });
   }
+  if (options.verify) await options.verify(text);
   const parsed = schema.safeParse(data);
   if (!parsed.success) throw validationError(parsed.error.issues, "body", options);
   return parsed.data;

@@ -67,6 +67,12 @@ export interface RouteSpec<Auth extends boolean = boolean, B extends Schema = Sc
     example: unknown;
     /** Picks a more specific code than invalid-request from the field errors. */
     codeFor?: (errors: FieldError[]) => ErrorCode;
+    /**
+     * Checks the raw body before validation (a webhook's signature over the exact bytes, with
+     * the request's headers); throws an AppError to refuse. Routes without a Clerk session
+     * authenticate this way.
+     */
+    verify?: (input: { text: string; request: Request; deps: Deps }) => Promise<void>;
   };
   query?: { schema: NonNullable<Q>; example: Record<string, string> };
   /** Success responses by status (problems are derived from `problems`, auth, body and rate limit). */

@@ -18,6 +18,12 @@ export interface UserKeys {
   keys: Partial<Record<Provider, string>>;
   /** Stored keys that failed to decrypt (tampered, moved or sealed with a retired key). */
   unreadable: Provider[];
+  /**
+   * The version (`updated_at`) of each stored key returned, so what an upstream call says
+   * about it is recorded on that key and not on one saved since (lib/keys/health.ts). Empty
+   * in development, whose keys come from the .env file.
+   */
+  versions: Partial<Record<Provider, string>>;
 }
 
 /** The keys `userId`'s requests run with (see above); `deps.logger` should carry the request id. */
@@ -37,7 +43,7 @@ export async function userApiKeys(
       const value = file[providerInfo[provider].envVar] || config.processEnvKeys[provider];
       if (value) keys[provider] = value;
     }
-    return { source: "env", keys, unreadable: [] };
+    return { source: "env", keys, unreadable: [], versions: {} };
   }
 
   logger.info(`[PROD MODE] Using database for user ${userId}`, { userId });
@@ -45,16 +51,19 @@ export async function userApiKeys(
   const rows = await loadCiphertexts(database, userId);
   const keys: Partial<Record<Provider, string>> = {};
   const unreadable: Provider[] = [];
+  const versions: Partial<Record<Provider, string>> = {};
   if (rows.length > 0) {
     const keyring = await deps.keyring();
     for (const row of rows) {
       const result = decryptKey(keyring, row.ciphertext, keyAad(userId, row.provider));
-      if (result.ok) keys[row.provider] = result.value;
-      else {
+      if (result.ok) {
+        keys[row.provider] = result.value;
+        versions[row.provider] = row.version;
+      } else {
         unreadable.push(row.provider);
         logger.warn("stored key could not be decrypted", { userId, provider: row.provider, reason: result.error });
       }
     }
   }
-  return { source: "database", keys, unreadable };
+  return { source: "database", keys, unreadable, versions };
 }

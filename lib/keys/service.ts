@@ -6,7 +6,7 @@ import { AppError } from "../http/errors.js";
 import type { Deps } from "../runtime.js";
 import type { SaveKeysBody, SaveKeysResponse, ListKeysResponse } from "../schemas.js";
 import { providerInfo, providers, type Provider } from "./providers.js";
-import { deleteKey, listKeys, saveKeys } from "./store.js";
+import { deleteKey, keysNeedingReplacement, listKeys, saveKeys } from "./store.js";
 
 /**
  * Saves the keys in `body` for `userId` (database; the .env file too in development) and
@@ -61,7 +61,13 @@ export async function listUserKeys(deps: Deps, userId: string): Promise<ListKeys
   const database = await deps.database();
   const keys = await listKeys(database, userId, () => deps.keyring());
   const have = new Set(keys.map((k) => k.provider));
-  return { userId, mode: deps.config.mode, keys, missing: providers.filter((p) => !have.has(p)) };
+  return {
+    userId,
+    mode: deps.config.mode,
+    keys,
+    missing: providers.filter((p) => !have.has(p)),
+    needsReplacement: keysNeedingReplacement(keys),
+  };
 }
 
 export async function deleteUserKey(deps: Deps, userId: string, provider: Provider): Promise<void> {

@@ -10,12 +10,22 @@ import type { Database } from "../../db/client.js";
 import { apiKeys, onboardingSessions } from "../../db/schema.js";
 import { decryptKey, encryptKey, keyAad, type Keyring } from "../crypto.js";
 import { keyHint, providers, providerInfo, type Provider } from "./providers.js";
+import type { KeyStatus } from "./key-status.js";
 
 export interface KeyView {
   provider: Provider;
   hint: string;
   updatedAt: string;
   validated?: boolean;
+  /**
+   * `ok`: the last upstream call with it succeeded; `rejected`: the provider refused it (it
+   * needs replacing); `unreadable`: it no longer decrypts (save it again); `unknown`: never used.
+   */
+  status: KeyStatus;
+  /** When an upstream call last used it. */
+  lastUsedAt?: string;
+  /** The last failure attributable to the key, as a problem code and time (never upstream text). */
+  lastError?: { code: string; at: string };
   /** Only for providers whose key is public by nature (CopilotKit's publishable key). */
   value?: string;
 }
@@ -45,7 +55,9 @@ export async function saveKeys(
     const plaintext = input.keys[provider]!;
     const ciphertext = encryptKey(input.keyring, plaintext, keyAad(input.userId, provider));
     const validatedAt = input.validated.has(provider) ? now : null;
-    return sql`(${provider}::text, ${ciphertext}::text, ${input.keyring.current.id}::text, ${keyHint(plaintext)}::text, ${validatedAt}::timestamptz)`;
+    // A new key starts with fresh health: `ok` when the provider just accepted it, else unknown.
+    const status = validatedAt ? "ok" : null;
+    return sql`(${provider}::text, ${ciphertext}::text, ${input.keyring.current.id}::text, ${keyHint(plaintext)}::text, ${validatedAt}::timestamptz, ${status}::text)`;
   });
 
   const rows = await database.rows<{ provider: Provider; inserted: boolean }>(sql`
@@ -54,17 +66,21 @@ export async function saveKeys(
       on conflict (user_id) do update set updated_at = now()
       returning id
     ),
-    input (provider, key_ciphertext, key_version, key_hint, validated_at) as (
+    input (provider, key_ciphertext, key_version, key_hint, validated_at, status) as (
       values ${sql.join(values, sql`, `)}
     ),
     up as (
-      insert into api_keys (session_id, provider, key_ciphertext, key_version, key_hint, validated_at)
-      select s.id, i.provider, i.key_ciphertext, i.key_version, i.key_hint, i.validated_at from s cross join input i
+      insert into api_keys (session_id, provider, key_ciphertext, key_version, key_hint, validated_at, status, last_used_at)
+      select s.id, i.provider, i.key_ciphertext, i.key_version, i.key_hint, i.validated_at, i.status, i.validated_at from s cross join input i
       on conflict (session_id, provider) do update set
         key_ciphertext = excluded.key_ciphertext,
         key_version = excluded.key_version,
         key_hint = excluded.key_hint,
         validated_at = excluded.validated_at,
+        status = excluded.status,
+        last_used_at = excluded.last_used_at,
+        last_error_code = null,
+        last_error_at = null,
         updated_at = now()
       returning provider, key_version, (xmax = 0) as inserted
     ),
@@ -80,22 +96,41 @@ export async function saveKeys(
     .sort((a, b) => providers.indexOf(a.provider) - providers.indexOf(b.provider));
 }
 
-/** The caller's keys as views: hints only, except a provider whose key is public by nature. */
-export async function listKeys(database: Database, userId: string, keyring: () => Promise<Keyring>): Promise<KeyView[]> {
+/**
+ * The caller's keys as views: hints and health only, except a provider whose key is public by
+ * nature (`withValues: false` leaves that out too, e.g. for the data export). Every key is
+ * test-decrypted, so one that no longer decrypts shows as `unreadable`.
+ */
+export async function listKeys(
+  database: Database,
+  userId: string,
+  keyring: () => Promise<Keyring>,
+  options: { withValues?: boolean } = {},
+): Promise<KeyView[]> {
   const rows = await keyQueries(database).list.execute({ userId });
 
   const views: KeyView[] = [];
   for (const row of rows) {
     const provider = row.provider as Provider;
-    const view: KeyView = { provider, hint: row.hint, updatedAt: toIso(row.updatedAt) };
+    const decrypted = decryptKey(await keyring(), row.ciphertext, keyAad(userId, provider));
+    const view: KeyView = {
+      provider,
+      hint: row.hint,
+      updatedAt: toIso(row.updatedAt),
+      status: !decrypted.ok ? "unreadable" : row.status === "ok" || row.status === "rejected" ? row.status : "unknown",
+    };
     if (row.validatedAt) view.validated = true;
-    if (providerInfo[provider].returnsValue) {
-      const value = decryptKey(await keyring(), row.ciphertext, keyAad(userId, provider));
-      if (value.ok) view.value = value.value;
-    }
+    if (row.lastUsedAt) view.lastUsedAt = toIso(row.lastUsedAt);
+    if (row.lastErrorCode && row.lastErrorAt) view.lastError = { code: row.lastErrorCode, at: toIso(row.lastErrorAt) };
+    if (providerInfo[provider].returnsValue && decrypted.ok && options.withValues !== false) view.value = decrypted.value;
     views.push(view);
   }
   return views.sort((a, b) => providers.indexOf(a.provider) - providers.indexOf(b.provider));
+}
+
+/** Keys the user must replace: refused by their provider, or no longer decryptable. */
+export function keysNeedingReplacement(views: readonly KeyView[]): Provider[] {
+  return views.filter((v) => v.status === "rejected" || v.status === "unreadable").map((v) => v.provider);
 }
 
 /** Deletes one of the caller's keys, with its audit row, in one statement. False when none. */
@@ -137,13 +172,18 @@ function buildKeyQueries({ db, namedStatements }: Database) {
         hint: apiKeys.keyHint,
         updatedAt: apiKeys.updatedAt,
         validatedAt: apiKeys.validatedAt,
+        status: apiKeys.status,
+        lastUsedAt: apiKeys.lastUsedAt,
+        lastErrorCode: apiKeys.lastErrorCode,
+        lastErrorAt: apiKeys.lastErrorAt,
         ciphertext: apiKeys.keyCiphertext,
       })
       .from(apiKeys)
       .where(eq(apiKeys.sessionId, sessionId()))
       .prepare(name("byok_list_keys")),
     ciphertexts: db
-      .select({ provider: apiKeys.provider, ciphertext: apiKeys.keyCiphertext })
+      // `version` identifies this save of the key, for its health (lib/keys/health.ts).
+      .select({ provider: apiKeys.provider, ciphertext: apiKeys.keyCiphertext, version: sql<string>`${apiKeys.updatedAt}::text` })
       .from(apiKeys)
       .where(eq(apiKeys.sessionId, sessionId()))
       .prepare(name("byok_user_ciphertexts")),
@@ -161,8 +201,11 @@ function keyQueries(database: Database): ReturnType<typeof buildKeyQueries> {
   return queries;
 }
 
-/** The stored ciphertexts of one user, in ONE query (the production key path). */
-export async function loadCiphertexts(database: Database, userId: string): Promise<{ provider: Provider; ciphertext: string }[]> {
+/** The stored ciphertexts of one user, with their versions, in ONE query (the production key path). */
+export async function loadCiphertexts(
+  database: Database,
+  userId: string,
+): Promise<{ provider: Provider; ciphertext: string; version: string }[]> {
   const rows = await keyQueries(database).ciphertexts.execute({ userId });
-  return rows.map((r) => ({ provider: r.provider as Provider, ciphertext: r.ciphertext }));
+  return rows.map((r) => ({ provider: r.provider as Provider, ciphertext: r.ciphertext, version: String(r.version) }));
 }

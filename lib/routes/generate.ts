@@ -36,7 +36,9 @@ export const generateBlogPost = defineRoute({
     "Researches with the caller's Exa key (when saved and `research` is not false) and writes with their Gemini key; " +
     "each upstream call is billed to those keys and recorded in usage. Answers Server-Sent Events by default; " +
     "`Accept: application/json` (without text/event-stream) gets one JSON result instead. Failures after the stream " +
-    "started arrive as an `error` event carrying the problem. Without Exa (or if it fails) generation goes on without research.",
+    "started arrive as an `error` event carrying the problem. Without Exa (or if it fails) generation goes on without research. " +
+    "Before any upstream call the generation's worst-case cost is reserved against the caller's monthly cap " +
+    "(GET /api/usage/budget): when it does not fit, 402 `budget-exceeded` with what is left and when the month resets.",
   tags: ["generation"],
   auth: true,
   rateLimit: "generate",
@@ -56,7 +58,7 @@ export const generateBlogPost = defineRoute({
       headers: ["Cache-Control"],
     },
   },
-  problems: ["missing-provider-key", "provider-rejected-key", "upstream-unavailable", "upstream-timeout"],
+  problems: ["missing-provider-key", "budget-exceeded", "provider-rejected-key", "upstream-unavailable", "upstream-timeout"],
   handler: async ({ request, deps, userId, body }) => {
     const { prepareGeneration, collectGeneration, isAbortError } = await import("../blog/generate.js");
     const generation = await prepareGeneration(deps, userId, body);

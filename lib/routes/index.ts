@@ -8,8 +8,11 @@ import keys from "./keys.js";
 import session from "./session.js";
 import generate from "./generate.js";
 import usage from "./usage.js";
+import budget from "./budget.js";
+import me from "./me.js";
+import webhooks from "./webhooks.js";
 import { openApiRoute } from "./openapi.js";
 
 export const openApi = openApiRoute(() => routes);
 
-export const routes: readonly AnyRoute[] = [...health, ...keys, ...session, ...generate, ...usage, openApi];
+export const routes: readonly AnyRoute[] = [...health, ...keys, ...session, ...generate, ...usage, ...budget, ...me, ...webhooks, openApi];

@@ -2,6 +2,7 @@
 import { defineRoute, json } from "../http/route.js";
 import { usageQuery, usageResponse } from "../schemas.js";
 import { usageSummary } from "../usage.js";
+import { budgetStatus } from "../budget.js";
 
 export const getUsage = defineRoute({
   method: "GET",
@@ -10,13 +11,18 @@ export const getUsage = defineRoute({
   summary: "What the caller's keys paid for",
   description:
     "Totals per provider and a daily breakdown for `from`..`to` (ISO dates `YYYY-MM-DD`, a date-only `to` includes that day, " +
-    "or ISO instants). Defaults: the last 30 days; at most 366 days.",
+    "or ISO instants). Defaults: the last 30 days; at most 366 days. `budget` is this month's cap, spend and what is left " +
+    "(as GET /api/usage/budget).",
   tags: ["usage"],
   auth: true,
   query: { schema: usageQuery, example: { from: "2026-01-01", to: "2026-01-31" } },
   responses: { 200: { description: "Usage in the range.", content: { "application/json": { schema: usageResponse } }, headers: ["Cache-Control"] } },
   problems: ["invalid-request"],
-  handler: async ({ deps, userId, query }) => json(await usageSummary(await deps.database(), userId, query)),
+  handler: async ({ deps, userId, query }) => {
+    const database = await deps.database();
+    const [summary, budget] = await Promise.all([usageSummary(database, userId, query), budgetStatus(database, deps.config, userId)]);
+    return json({ ...summary, budget });
+  },
 });
 
 export default [getUsage];

@@ -37,6 +37,7 @@ export async function startFakeExa(): Promise<FakeExa> {
 
 async function handle(exchange: FakeExchange): Promise<void> {
   const { request, mode } = exchange;
+  if (mode.holdUntil) await mode.holdUntil.catch(() => undefined);
   if (mode.hang) return;
   if (!(await exchange.pause(mode.latencyMs))) return;
   const requestId = `fake-${exchange.request.path.replace(/\W/g, "")}-${Date.now()}`;

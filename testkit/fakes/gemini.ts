@@ -45,6 +45,7 @@ export async function startFakeGemini(options: FakeGeminiOptions = {}): Promise<
 
 async function handle(exchange: FakeExchange, chunks: readonly string[]): Promise<void> {
   const { request, mode } = exchange;
+  if (mode.holdUntil) await mode.holdUntil.catch(() => undefined);
   if (mode.hang) return; // never answer; the connection stays open until the client leaves
   if (!(await exchange.pause(mode.latencyMs))) return;
 

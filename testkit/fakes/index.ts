@@ -19,6 +19,8 @@ export interface FakeMode {
   hang?: boolean;
   /** Streams only: send this many chunks, then stall without ending. */
   hangAfterChunks?: number;
+  /** Hold every request until this settles, then answer as the rest of the mode says (tests: hold calls in flight). */
+  holdUntil?: Promise<unknown>;
 }
 
 export interface RecordedRequest {

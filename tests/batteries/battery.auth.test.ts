@@ -102,6 +102,35 @@ const crossUser: Record<string, CrossUserCheck> = {
     const owner = await call(c, c.owner, { query: "from=2020-01-01&to=2020-12-31" });
     expect(Object.keys(JSON.parse(owner.text).totals)).toEqual(["gemini"]);
   },
+  "GET /api/usage/budget": async (c) => {
+    const who = intruder();
+    const ex = await call(c, who);
+    expect(ex.status, describeExchange("budget", ex)).toBe(200);
+    expect(JSON.parse(ex.text)).toMatchObject({ userId: who, monthlyUsd: null, source: "default", spentUsd: 0, reservedUsd: 0 });
+  },
+  "PUT /api/usage/budget": async (c) => {
+    const who = intruder();
+    const ex = await call(c, who, { body: { json: { monthlyUsd: 7 } } });
+    expect(ex.status, describeExchange("budget", ex)).toBe(200);
+    expect(JSON.parse(ex.text)).toMatchObject({ userId: who, monthlyUsd: 7, source: "user" });
+    const owners = await readResponse(await send(c.rt.runtime, c.transport, budgetGet!, endpointRequest(budgetGet!, { token: c.rt.token(c.owner) })));
+    expect(JSON.parse(owners.text)).toMatchObject({ userId: c.owner, monthlyUsd: OWNER_CAP, source: "user" });
+  },
+  "DELETE /api/me": async (c) => {
+    const ex = await call(c, intruder());
+    expect(ex.status, describeExchange("delete me", ex)).toBe(204);
+    expect((await userApiKeys(c.rt.runtime, c.owner)).keys).toEqual(c.ownerKeys);
+    const mineNow = await readResponse(await send(c.rt.runtime, c.transport, sessionGet!, endpointRequest(sessionGet!, { token: c.rt.token(c.owner) })));
+    expect(JSON.parse(mineNow.text)).toMatchObject({ userId: c.owner, currentStep: 4, apiKeysComplete: true });
+  },
+  "GET /api/me/export": async (c) => {
+    const who = intruder();
+    const ex = await call(c, who);
+    expect(ex.status, describeExchange("export", ex)).toBe(200);
+    expect(JSON.parse(ex.text)).toMatchObject({ userId: who, session: null, keys: [], usage: [], rateLimits: [] });
+    for (const key of Object.values(c.ownerKeys)) expect(ex.text).not.toContain("…" + key.slice(-4));
+    expect(ex.text).not.toContain(c.owner);
+  },
   "POST /api/blog/generate": async (c) => {
     const before = c.gemini.requests.length;
     const ex = await call(c, intruder(), { headers: { accept: "application/json" } });
@@ -110,6 +139,8 @@ const crossUser: Record<string, CrossUserCheck> = {
   },
 };
 const sessionGet = protectedEndpoints.find((e) => e.label === "GET /api/onboarding/session");
+const budgetGet = protectedEndpoints.find((e) => e.label === "GET /api/usage/budget");
+const OWNER_CAP = 42;
 
 describe("auth battery: coverage", () => {
   it("finds protected endpoints in the route table, and every one has a cross-user check", () => {
@@ -158,6 +189,10 @@ for (const backend of backends) {
       );
       await expectStatus(
         await send(prod.runtime, "function", byLabel("PUT /api/onboarding/session"), endpointRequest(byLabel("PUT /api/onboarding/session"), { token, body: { json: { currentStep: 4, progress: 40 } } })),
+        200,
+      );
+      await expectStatus(
+        await send(prod.runtime, "function", byLabel("PUT /api/usage/budget"), endpointRequest(byLabel("PUT /api/usage/budget"), { token, body: { json: { monthlyUsd: OWNER_CAP } } })),
         200,
       );
       await recordUsage(database, [

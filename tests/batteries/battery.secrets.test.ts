@@ -22,6 +22,7 @@ import { parseKeyring } from "../../lib/crypto.js";
 import { backends, backendLabel, type TestDatabase } from "../helpers/db.js";
 import { makeRuntime, sampleKeys, testSigner, type TestRuntime } from "../helpers/runtime.js";
 import { startJwksServer, type JwksServer } from "../../testkit/clerk.js";
+import { TEST_WEBHOOK_SECRET } from "../../testkit/webhooks.js";
 import { startFakeGemini, type FakeGemini } from "../../testkit/fakes/gemini.js";
 import { startFakeExa, type FakeExa } from "../../testkit/fakes/exa.js";
 import { badTokenCases, endpointRequest, endpoints, readResponse, send, withTokenCase, type Endpoint, type RequestParts, type Transport } from "../helpers/battery.js";
@@ -112,6 +113,8 @@ for (const backend of backends) {
       prodImpatient = makeRuntime({ database, mode: "production", env: { ...env, KEY_ENCRYPTION_KEYS: prod.runtime.config.keyEncryptionKeys, UPSTREAM_TIMEOUT_MS: "500" } });
       dev = makeRuntime({ database, mode: "development", env: { ...env, FRONTEND_ENV_FILE: join(frontendDir, ".env.local") } });
       otherSecrets.add(clerkSecretKey);
+      otherSecrets.add(TEST_WEBHOOK_SECRET);
+      otherSecrets.add(TEST_WEBHOOK_SECRET.slice("whsec_".length));
       for (const rt of [prod, dev]) {
         const spec = rt.runtime.config.keyEncryptionKeys!;
         otherSecrets.add(spec);
@@ -174,6 +177,40 @@ for (const backend of backends) {
       await Promise.all([gemini.waitForIdle(5_000), exa.waitForIdle(5_000)]);
       expect(gemini.requests.some((r) => r.apiKey === keys.b.gemini)).toBe(true);
       expect(exchanges.map((e) => e.status)).toEqual(expect.arrayContaining([422, 429]));
+    });
+
+    it("production: budgets, the data export, account deletion and Clerk's webhook", async () => {
+      const d = `user_sec_d_${randomBytes(3).toString("hex")}`;
+      const e = `user_sec_e_${randomBytes(3).toString("hex")}`;
+      const dKeys = sampleKeys(9_004);
+      const eKeys = sampleKeys(9_005);
+      own(d, dKeys);
+      own(e, eKeys);
+      for (const [user, k] of [[d, dKeys], [e, eKeys]] as const) {
+        await call(prod, "app", ep("POST /api/onboarding/api-keys"), { token: tok(user), body: { json: k } });
+        await call(prod, "function", ep("PUT /api/usage/budget"), { token: tok(user), body: { json: { monthlyUsd: 3 } } });
+        await call(prod, "app", ep("POST /api/blog/generate"), { token: tok(user), headers: { accept: "application/json" } });
+      }
+      gemini.setMode({ fail: 403 }, dKeys.gemini); // Google quotes the key; the health records a code only
+      await call(prod, "function", ep("POST /api/blog/generate"), { token: tok(d), headers: { accept: "application/json" } });
+      await call(prod, "app", ep("GET /api/onboarding/api-keys"), { token: tok(d) });
+      for (const user of [users.a, d, e]) {
+        await call(prod, "function", ep("GET /api/usage/budget"), { token: tok(user) });
+        await call(prod, "app", ep("GET /api/me/export"), { token: tok(user) });
+        await call(prod, "function", ep("GET /api/me/export"), { token: tok(user) });
+      }
+      await call(prod, "app", ep("PUT /api/usage/budget"), { token: tok(e), body: { json: { monthlyUsd: 0 } } });
+      await call(prod, "app", ep("POST /api/blog/generate"), { token: tok(e), headers: { accept: "application/json" } });
+      await call(prod, "app", ep("DELETE /api/me"), { token: tok(d) });
+      // Clerk's webhook: unsigned, signed with key-shaped junk, and a real deletion of e.
+      const webhook = ep("POST /api/webhooks/clerk");
+      await call(prod, "app", webhook, { unsigned: true, body: { json: { type: "user.deleted", data: { id: e } } } });
+      await call(prod, "function", webhook, { headers: { "svix-id": eKeys.exa, "svix-timestamp": "1", "svix-signature": `v1,${eKeys.gemini}` }, body: { json: { type: "user.deleted", data: { id: e } } } });
+      await call(prod, "function", webhook, { body: { json: { type: "user.deleted", object: "event", data: { id: e } } } });
+      await call(prod, "app", ep("GET /api/me/export"), { token: tok(e) });
+      const statuses = exchanges.slice(-4).map((x) => x.status);
+      expect(statuses).toEqual([400, 400, 200, 200]);
+      expect(exchanges.some((x) => x.status === 402)).toBe(true);
     });
 
     it("authentication failures with every kind of bad token, including key-shaped ones", async () => {

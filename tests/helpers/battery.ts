@@ -19,7 +19,7 @@ import type { Runtime } from "../../lib/runtime.js";
 import type { AnyRoute, Method } from "../../lib/http/route.js";
 import { errorCodes } from "../../lib/http/errors.js";
 import { PROBLEM_TYPE_BASE } from "../../lib/http/problem.js";
-import { deleteKeyQuery, generateBody, problemSchema, saveKeysBody, sessionBody, usageQuery } from "../../lib/schemas.js";
+import { budgetBody, clerkWebhookEvent, deleteKeyQuery, generateBody, problemSchema, saveKeysBody, sessionBody, usageQuery } from "../../lib/schemas.js";
 import type { Database } from "../../db/client.js";
 import {
   algNoneToken,
@@ -35,6 +35,7 @@ import {
   wrongKeyToken,
   type TestSigner,
 } from "../../testkit/clerk.js";
+import { signWebhook, userDeletedEvent } from "../../testkit/webhooks.js";
 import { sampleKeys } from "./runtime.js";
 
 // ---- endpoints from the route table --------------------------------------------------------
@@ -75,7 +76,19 @@ export const bodySpecs: Readonly<Record<string, BodySpec>> = {
     schema: generateBody,
     valid: () => ({ topic: "Battery testing of serverless functions", keywords: ["tests", "faults"], wordCount: 300, research: true }),
   },
+  // Generous caps (or none), so the batteries' generations keep running after a valid PUT.
+  "PUT /api/usage/budget": { schema: budgetBody, valid: (seed) => ({ monthlyUsd: seed % 3 === 0 ? null : 100 + (seed % 900) }) },
+  // A user only the webhook's requests name: deleting them touches no other test's data.
+  "POST /api/webhooks/clerk": { schema: clerkWebhookEvent, valid: (seed) => userDeletedEvent(`user_battery_webhook_${seed}`) },
 };
+
+/**
+ * Endpoints that authenticate a request by a signature over its body instead of a Clerk
+ * session: `endpointRequest` signs whatever body it sends (valid or not) with the test
+ * secret every test runtime is configured with, so the batteries reach past the signature
+ * check into the endpoint itself; `unsigned: true` sends no signature.
+ */
+export const signedEndpoints: ReadonlySet<string> = new Set(["POST /api/webhooks/clerk"]);
 
 export interface QuerySpec {
   schema: z.ZodType;
@@ -99,6 +112,8 @@ export interface RequestParts {
   /** Replaces the valid body: a value to JSON-encode, or raw text/bytes. */
   body?: { json: unknown } | { raw: string | Uint8Array };
   seed?: number;
+  /** For a signed endpoint (`signedEndpoints`): send no signature headers. */
+  unsigned?: boolean;
 }
 
 /** A request to `endpoint` that passes validation unless `parts` says otherwise. */
@@ -116,6 +131,9 @@ export function endpointRequest(endpoint: Endpoint, parts: RequestParts = {}): R
     body = JSON.stringify(spec.valid(parts.seed ?? 1));
   }
   if (body !== undefined && !headers.has("content-type")) headers.set("content-type", "application/json");
+  if (signedEndpoints.has(endpoint.label) && !parts.unsigned && !headers.has("svix-signature")) {
+    for (const [name, value] of Object.entries(signWebhook(body ?? ""))) headers.set(name, value);
+  }
   const url = `http://localhost${endpoint.route.path}${query ? `?${query}` : ""}`;
   return new Request(url, { method: endpoint.method, headers, body: body as BodyInit | undefined });
 }
@@ -209,13 +227,13 @@ export function parseSse(text: string): { event: string; data: unknown }[] {
 // ---- fingerprints --------------------------------------------------------------------------
 
 /** Tables whose content a rejected request must leave untouched. */
-export const stateTables = ["onboarding_sessions", "api_keys", "key_events", "usage_events"] as const;
+export const stateTables = ["onboarding_sessions", "api_keys", "key_events", "usage_events", "budgets", "webhook_deliveries"] as const;
 
 /** Row count and md5 of every row's text of each state table, as one comparable string. */
 export async function databaseFingerprint(database: Database): Promise<string> {
   const parts = stateTables.map(
     (table) =>
-      `select '${table}' as t, count(*)::int as n, coalesce(md5(string_agg(x::text, E'\\n' order by x.id)), '-') as sum from ${table} x`,
+      `select '${table}' as t, count(*)::int as n, coalesce(md5(string_agg(x::text, E'\\n' order by x::text)), '-') as sum from ${table} x`,
   );
   const rows = await database.rows<{ t: string; n: number; sum: string }>(sql.raw(parts.join(" union all ")));
   return rows.map((r) => `${r.t}:${r.n}:${r.sum}`).join(" ");

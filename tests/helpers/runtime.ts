@@ -12,6 +12,7 @@ import { createApp, type App } from "../../lib/app.js";
 import { routes } from "../../lib/routes/index.js";
 import { generateKeyringEntry } from "../../lib/crypto.js";
 import { createTestSigner, TEST_AZP, type TestSigner } from "../../testkit/clerk.js";
+import { TEST_WEBHOOK_SECRET } from "../../testkit/webhooks.js";
 import type { Database } from "../../db/client.js";
 
 export interface TestRuntime {
@@ -57,6 +58,7 @@ export function makeRuntime(options: {
     KEY_ENCRYPTION_KEYS: generateKeyringEntry("test1"),
     CLERK_JWT_KEY: signer.publicPem,
     CLERK_AUTHORIZED_PARTIES: TEST_AZP,
+    CLERK_WEBHOOK_SIGNING_SECRET: TEST_WEBHOOK_SECRET,
     LOG_LEVEL: "debug",
     ...(options.mode === "production" ? { DEPLOY_ENV: "production" } : {}),
     ...options.env,

@@ -1,0 +1,72 @@
+/**
+ * Key health: what the last upstream calls said about each stored key, so a user sees which
+ * key is broken and why. Written after the upstream call, in the same statement as the usage
+ * rows (lib/budget.ts `settleGeneration`), so the key path (the read before the call) costs
+ * nothing more.
+ *
+ * Only a verdict and a problem code are kept, never upstream text: Google's errors can quote
+ * the key itself ("Consumer 'api_key:AIza…' has been suspended").
+ */
+import { sql, type SQL } from "drizzle-orm";
+import { AppError, type ErrorCode } from "../http/errors.js";
+import type { Provider } from "./providers.js";
+
+/**
+ * What one upstream call said about the key:
+ * - `ok`: it succeeded (status becomes `ok`);
+ * - `rejected`: the provider refused the key (Gemini 401/403 or 400 API_KEY_INVALID, Exa
+ *   401/403, and Exa 402: out of credits, which the user must also fix): status `rejected`;
+ * - `rate-limited`: the key works but its quota is spent: status unchanged, `lastError` set.
+ * Anything else (the provider down, a timeout, the client leaving) says nothing about the key.
+ */
+export type KeyVerdict = "ok" | "rejected" | "rate-limited";
+
+/** The status a KeyView shows. `unreadable` and `unknown` are computed when listing, never stored. */
+export { keyStatuses, type KeyStatus } from "./key-status.js";
+
+export interface KeyHealthUpdate {
+  provider: Provider;
+  /**
+   * The key version the call used (`api_keys.updated_at` as text, from the key path): a key
+   * replaced while the call ran keeps its fresh, unknown health.
+   */
+  version: string;
+  verdict: KeyVerdict;
+}
+
+/** The verdict an upstream failure carries about the key, if any. */
+export function verdictOf(error: unknown): KeyVerdict | undefined {
+  if (!(error instanceof AppError)) return undefined;
+  if (error.code === "provider-rejected-key") return "rejected";
+  if (error.code === "rate-limited") return "rate-limited";
+  return undefined;
+}
+
+/** One verdict from several calls with the same key (Exa's concurrent searches): the worst one. */
+export function combineVerdicts(verdicts: readonly (KeyVerdict | undefined)[]): KeyVerdict | undefined {
+  for (const worst of ["rejected", "rate-limited", "ok"] as const) if (verdicts.includes(worst)) return worst;
+  return undefined;
+}
+
+const errorCodeOf: Record<KeyVerdict, ErrorCode | null> = { ok: null, rejected: "provider-rejected-key", "rate-limited": "rate-limited" };
+const statusOf: Record<KeyVerdict, "ok" | "rejected" | null> = { ok: "ok", rejected: "rejected", "rate-limited": null };
+
+/**
+ * The UPDATE that records `updates` for `userId`'s keys, usable on its own or as a CTE of a
+ * larger statement. Rows are matched by user (through the session), provider and version.
+ */
+export function keyHealthUpdateSql(userId: string, updates: readonly KeyHealthUpdate[]): SQL | undefined {
+  if (updates.length === 0) return undefined;
+  const rows = updates.map(
+    (u) => sql`(${u.provider}::text, ${statusOf[u.verdict]}::text, ${errorCodeOf[u.verdict]}::text, ${u.version}::timestamptz)`,
+  );
+  return sql`
+    update api_keys k set
+      status = coalesce(v.status, k.status),
+      last_used_at = now(),
+      last_error_code = coalesce(v.error_code, k.last_error_code),
+      last_error_at = case when v.error_code is null then k.last_error_at else now() end
+    from (values ${sql.join(rows, sql`, `)}) as v (provider, status, error_code, version)
+    where k.session_id = (select id from onboarding_sessions where user_id = ${userId})
+      and k.provider = v.provider and k.updated_at = v.version`;
+}
