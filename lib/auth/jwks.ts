@@ -5,6 +5,12 @@
  * cold-start fetches in parallel, retries five times with backoff and has no timeout. Ours
  * fetches once, shares in-flight fetches, refetches for an unknown `kid` at most every 10 s and
  * gives up after 5 s.
+ *
+ * A Clerk outage must not sign everybody out: when a refresh after the 5-minute TTL fails
+ * (network, timeout, 5xx, an empty key set), the keys already held keep verifying tokens for
+ * up to 24 hours after they were last fetched, while a refresh is retried in the background at
+ * most every 10 s (requests do not wait for it). A rejected secret key (401/403) gets no grace:
+ * that is the operator's configuration, not an outage.
  */
 import { err, ok, type Result } from "../http/errors.js";
 import type { TokenRejection } from "./verify.js";
@@ -12,6 +18,8 @@ import type { TokenRejection } from "./verify.js";
 const JWKS_TTL_MS = 5 * 60_000;
 const JWKS_MIN_REFETCH_MS = 10_000;
 const JWKS_FETCH_TIMEOUT_MS = 5_000;
+/** How long keys fetched once keep verifying while the JWKS endpoint cannot be reached. */
+export const JWKS_OUTAGE_GRACE_MS = 24 * 60 * 60_000;
 
 interface JwksCacheEntry {
   keys: Map<string, JsonWebKey>;
@@ -92,6 +100,12 @@ export async function jwkFromRemote(
   const entry = jwksCache.get(cacheKey) ?? newJwksCacheEntry(cacheKey);
   const isFresh = () => entry.fetchedAt > 0 && Date.now() - entry.fetchedAt < JWKS_TTL_MS;
   if (isFresh() && entry.keys.has(kid)) return ok(entry.keys.get(kid)!);
+  // During an outage, a key already held (fetched less than JWKS_OUTAGE_GRACE_MS ago) still verifies.
+  const heldThroughOutage = () =>
+    entry.lastFailure === "jwks-unavailable" &&
+    entry.fetchedAt > 0 &&
+    Date.now() - entry.fetchedAt < JWKS_OUTAGE_GRACE_MS &&
+    entry.keys.has(kid);
 
   // Stale, never loaded, or an unknown kid (maybe a key rotation): refetch, but at most once per
   // JWKS_MIN_REFETCH_MS so that made-up kids cannot turn each request into a call to Clerk.
@@ -100,9 +114,13 @@ export async function jwkFromRemote(
       entry.inflight = null;
     });
   }
-  if (entry.inflight) await entry.inflight;
+  // Known to be in an outage with the key at hand: answer now and let the retry run on its own.
+  if (entry.inflight && !heldThroughOutage()) await entry.inflight;
 
-  if (!isFresh()) return err({ reason: entry.lastFailure ?? "jwks-unavailable" });
-  const jwk = entry.keys.get(kid);
-  return jwk ? ok(jwk) : err({ reason: "unknown-key" });
+  if (isFresh()) {
+    const jwk = entry.keys.get(kid);
+    return jwk ? ok(jwk) : err({ reason: "unknown-key" });
+  }
+  if (heldThroughOutage()) return ok(entry.keys.get(kid)!);
+  return err({ reason: entry.lastFailure ?? "jwks-unavailable" });
 }

@@ -271,6 +271,103 @@ describe("JWKS caching and failures", () => {
     expect(server.requests()).toBe(2);
   });
 
+  it("keeps verifying with the keys it holds for 24 h while the JWKS endpoint fails, refetching at most every 10 s", async () => {
+    vi.useFakeTimers({ toFake: ["Date"] });
+    const start = Date.UTC(2030, 0, 1, 12, 0, 0);
+    vi.setSystemTime(start);
+    const { server, settings } = await freshServer();
+    expect((await verifySessionToken(signer.sign(), settings)).ok).toBe(true);
+    server.failWith(500);
+
+    // After the 5-minute TTL the refresh fails: the held keys still verify.
+    const stale = start + 5 * 60_000 + 1_000;
+    vi.setSystemTime(stale);
+    expect(await verifySessionToken(signer.sign({ sub: "user_outage" }), settings)).toMatchObject({ ok: true, value: { userId: "user_outage" } });
+    expect(server.requests()).toBe(2);
+    // Within 10 s of that attempt: no new fetch.
+    vi.setSystemTime(stale + 5_000);
+    expect((await verifySessionToken(signer.sign(), settings)).ok).toBe(true);
+    expect(server.requests()).toBe(2);
+    // A kid the held keys do not have cannot be checked during the outage: a server-side failure, not a 401.
+    expect(await rejectionOf(otherSigner.sign(), settings)).toBe("jwks-unavailable");
+    // Then a retry at most every 10 s, while tokens keep verifying.
+    vi.setSystemTime(stale + 11_000);
+    expect((await verifySessionToken(signer.sign(), settings)).ok).toBe(true);
+    await vi.waitFor(() => expect(server.requests()).toBe(3));
+    // Tokens still verify just before the 24 h grace ends...
+    vi.setSystemTime(start + 24 * 60 * 60_000 - 60_000);
+    expect((await verifySessionToken(signer.sign(), settings)).ok).toBe(true);
+    // ...and not after it: the grace is bounded.
+    vi.setSystemTime(start + 24 * 60 * 60_000 + 1_000);
+    expect(await rejectionOf(signer.sign(), settings)).toBe("jwks-unavailable");
+    // Clerk answers again: one fetch, fresh keys, and the next refresh is 5 minutes away.
+    server.failWith(null);
+    vi.setSystemTime(start + 24 * 60 * 60_000 + 12_000);
+    const before = server.requests();
+    expect((await verifySessionToken(signer.sign(), settings)).ok).toBe(true);
+    expect(server.requests()).toBe(before + 1);
+    vi.setSystemTime(start + 24 * 60 * 60_000 + 4 * 60_000);
+    expect((await verifySessionToken(signer.sign(), settings)).ok).toBe(true);
+    expect(server.requests()).toBe(before + 1);
+  });
+
+  it("during an outage, requests do not wait for the background retry (a hung JWKS endpoint)", async () => {
+    vi.useFakeTimers({ toFake: ["Date"] });
+    const start = Date.UTC(2030, 0, 1, 12, 0, 0);
+    vi.setSystemTime(start);
+    const { server, settings } = await freshServer();
+    expect((await verifySessionToken(signer.sign(), settings)).ok).toBe(true);
+    server.failWith(500);
+    vi.setSystemTime(start + 5 * 60_000 + 1_000);
+    expect((await verifySessionToken(signer.sign(), settings)).ok).toBe(true); // the outage is now known
+    // The next retry hangs until this test lets it go (a stand-in for fetch that ignores even the
+    // 5 s timeout): a verification that waited for it would never answer.
+    let retries = 0;
+    let release!: () => void;
+    const hung = new Promise<never>((_, reject) => (release = () => reject(new TypeError("fetch failed"))));
+    vi.stubGlobal("fetch", () => {
+      retries += 1;
+      return hung;
+    });
+    try {
+      vi.setSystemTime(start + 5 * 60_000 + 12_000);
+      let answer: Awaited<ReturnType<typeof verifySessionToken>> | undefined;
+      void verifySessionToken(signer.sign({ sub: "user_no_wait" }), settings).then((result) => (answer = result));
+      await vi.waitFor(() => expect(answer).toEqual({ ok: true, value: expect.objectContaining({ userId: "user_no_wait" }) }));
+      expect(retries).toBe(1);
+    } finally {
+      release();
+      vi.unstubAllGlobals();
+    }
+  });
+
+  it("gives no grace to a rejected secret key (configuration, not an outage)", async () => {
+    vi.useFakeTimers({ toFake: ["Date"] });
+    const start = Date.UTC(2030, 0, 1, 12, 0, 0);
+    vi.setSystemTime(start);
+    const { server, settings } = await freshServer();
+    expect((await verifySessionToken(signer.sign(), settings)).ok).toBe(true);
+    server.failWith(401);
+    vi.setSystemTime(start + 5 * 60_000 + 1_000);
+    expect(await rejectionOf(signer.sign(), settings)).toBe("secret-key-rejected");
+  });
+
+  it("refuses HS256 and alg: none as unsupported-algorithm without fetching the JWKS (even when it is down)", async () => {
+    const { server, settings } = await freshServer();
+    server.failWith(503);
+    expect(await rejectionOf(hs256WithPublicKeyToken(signer), settings)).toBe("unsupported-algorithm");
+    expect(await rejectionOf(hs256WithPublicKeyToken(signer, {}, settings.secretKey), settings)).toBe("unsupported-algorithm");
+    expect(await rejectionOf(algNoneToken(signer), settings)).toBe("unsupported-algorithm");
+    expect(await rejectionOf(signer.sign({}, { header: { alg: "ES256" } }), settings)).toBe("unsupported-algorithm");
+    expect(server.requests()).toBe(0);
+    // The JWKS endpoint cannot be reached at all: the same answers, still no fetch.
+    await server.close();
+    servers.splice(servers.indexOf(server), 1);
+    expect(await rejectionOf(hs256WithPublicKeyToken(signer), settings)).toBe("unsupported-algorithm");
+    expect(await rejectionOf(algNoneToken(signer), settings)).toBe("unsupported-algorithm");
+    expect(server.requests()).toBe(0);
+  });
+
   it("gives up on a JWKS endpoint that never answers (5 s timeout)", { timeout: 15_000 }, async () => {
     const { server, settings } = await freshServer();
     server.stall(true);
