@@ -105,6 +105,20 @@ describe("GET /api/health tells the truth", () => {
     });
   }
 
+  it("the first request of an instance, whatever it asks for, reports the problems (once)", async () => {
+    const rt = makeRuntime({ database, mode: "production", env: { KEY_ENCRYPTION_KEYS: undefined } });
+    try {
+      expect(rt.logs.join("\n")).not.toContain("configuration error");
+      await rt.fetch(request("GET", "/api/nowhere"));
+      expect(rt.logs.filter((l) => l.includes("configuration error KEY_ENCRYPTION_KEYS"))).toHaveLength(1);
+      await rt.fetch(request("GET", "/api/openapi.json"));
+      await rt.fetch(request("GET", "/api/health"));
+      expect(rt.logs.filter((l) => l.includes("configuration error KEY_ENCRYPTION_KEYS"))).toHaveLength(1);
+    } finally {
+      rt.cleanup();
+    }
+  });
+
   it("keeps the operator's warnings in the log: CLERK_AUTHORIZED_PARTIES empty, all-zero key in development", async () => {
     const prod = makeRuntime({ database, mode: "production", env: { CLERK_AUTHORIZED_PARTIES: undefined } });
     const dev = makeRuntime({ database, mode: "development", env: { KEY_ENCRYPTION_KEYS: zeroKey() } });
@@ -314,7 +328,7 @@ describe("npm start checks the configuration before it listens", () => {
     });
     let output = "";
     const outcome = new Promise<{ url?: string; code?: number | null }>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`neither listening nor exiting:\n${output}`)), 60_000);
+      const timer = setTimeout(() => reject(new Error(`neither listening nor exiting:\n${output}`)), 120_000);
       const onData = (chunk: Buffer) => {
         output += chunk.toString();
         const match = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(output);
@@ -340,7 +354,7 @@ describe("npm start checks the configuration before it listens", () => {
     expect(server.output()).toMatch(/configuration error CLERK_JWT_KEY \/ CLERK_SECRET_KEY/);
     expect(server.output()).toMatch(/configuration error KEY_ENCRYPTION_KEYS/);
     expect(server.output()).toMatch(/not starting in production with 2 configuration error/);
-  }, 90_000);
+  }, 150_000);
 
   it("development starts anyway, logs the problem once and health says misconfigured", async () => {
     const server = start({ CLERK_JWT_KEY: brokenPem, PGLITE_DIR: join(dir, "dev-pglite"), ENV_FILE: join(dir, ".env") });
@@ -355,5 +369,5 @@ describe("npm start checks the configuration before it listens", () => {
     } finally {
       server.child.kill("SIGKILL");
     }
-  }, 90_000);
+  }, 150_000);
 });
