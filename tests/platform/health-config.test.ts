@@ -315,6 +315,39 @@ describe("npm run check-config", () => {
   });
 });
 
+describe("npm run keys:reencrypt refuses to re-encrypt under a weak key", () => {
+  it("exit 2 before touching the database when the first entry is not random; a weak older entry is what rotation is for", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "byok-reencrypt-weak-"));
+    const run = (spec: string) =>
+      new Promise<Run>((resolve) => {
+        execFile(
+          process.execPath,
+          ["--import", "tsx", "lib/keys/reencrypt-cli.ts"],
+          {
+            cwd: root,
+            // A database URL nothing listens on: the refusal must come before any connection.
+            env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ENV_FILE: join(dir, ".env"), DEPLOY_ENV: "production", KEY_ENCRYPTION_KEYS: spec, DATABASE_URL: "postgres://nobody@127.0.0.1:1/none" },
+            encoding: "utf8",
+          },
+          (error, stdout, stderr) => resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+        );
+      });
+    try {
+      const weak = await run(`${zeroKey("k2")},${generateKeyringEntry("k1")}`);
+      expect(weak.code, weak.stderr).toBe(2);
+      expect(weak.stderr).toMatch(/entry 1 .* is not 32 random bytes/);
+      expect(weak.stderr).not.toContain(Buffer.alloc(32).toString("base64").slice(0, 12));
+      // With a random first entry it goes on to the database (which is not there: exit 2, another reason).
+      const rotating = await run(`${generateKeyringEntry("k2")},${zeroKey("k1")}`);
+      expect(rotating.code).toBe(2);
+      expect(rotating.stderr).toMatch(/could not open the pg database|re-encryption stopped/);
+      expect(rotating.stderr).not.toMatch(/random bytes/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+});
+
 describe("npm start checks the configuration before it listens", () => {
   const dir = mkdtempSync(join(tmpdir(), "byok-start-config-"));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
