@@ -105,6 +105,20 @@ describe("GET /api/health tells the truth", () => {
     });
   }
 
+  it("the first request of an instance, whatever it asks for, reports the problems (once)", async () => {
+    const rt = makeRuntime({ database, mode: "production", env: { KEY_ENCRYPTION_KEYS: undefined } });
+    try {
+      expect(rt.logs.join("\n")).not.toContain("configuration error");
+      await rt.fetch(request("GET", "/api/nowhere"));
+      expect(rt.logs.filter((l) => l.includes("configuration error KEY_ENCRYPTION_KEYS"))).toHaveLength(1);
+      await rt.fetch(request("GET", "/api/openapi.json"));
+      await rt.fetch(request("GET", "/api/health"));
+      expect(rt.logs.filter((l) => l.includes("configuration error KEY_ENCRYPTION_KEYS"))).toHaveLength(1);
+    } finally {
+      rt.cleanup();
+    }
+  });
+
   it("keeps the operator's warnings in the log: CLERK_AUTHORIZED_PARTIES empty, all-zero key in development", async () => {
     const prod = makeRuntime({ database, mode: "production", env: { CLERK_AUTHORIZED_PARTIES: undefined } });
     const dev = makeRuntime({ database, mode: "development", env: { KEY_ENCRYPTION_KEYS: zeroKey() } });
@@ -301,6 +315,39 @@ describe("npm run check-config", () => {
   });
 });
 
+describe("npm run keys:reencrypt refuses to re-encrypt under a weak key", () => {
+  it("exit 2 before touching the database when the first entry is not random; a weak older entry is what rotation is for", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "byok-reencrypt-weak-"));
+    const run = (spec: string) =>
+      new Promise<Run>((resolve) => {
+        execFile(
+          process.execPath,
+          ["--import", "tsx", "lib/keys/reencrypt-cli.ts"],
+          {
+            cwd: root,
+            // A database URL nothing listens on: the refusal must come before any connection.
+            env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ENV_FILE: join(dir, ".env"), DEPLOY_ENV: "production", KEY_ENCRYPTION_KEYS: spec, DATABASE_URL: "postgres://nobody@127.0.0.1:1/none" },
+            encoding: "utf8",
+          },
+          (error, stdout, stderr) => resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+        );
+      });
+    try {
+      const weak = await run(`${zeroKey("k2")},${generateKeyringEntry("k1")}`);
+      expect(weak.code, weak.stderr).toBe(2);
+      expect(weak.stderr).toMatch(/entry 1 .* is not 32 random bytes/);
+      expect(weak.stderr).not.toContain(Buffer.alloc(32).toString("base64").slice(0, 12));
+      // With a random first entry it goes on to the database (which is not there: exit 2, another reason).
+      const rotating = await run(`${generateKeyringEntry("k2")},${zeroKey("k1")}`);
+      expect(rotating.code).toBe(2);
+      expect(rotating.stderr).toMatch(/could not open the pg database|re-encryption stopped/);
+      expect(rotating.stderr).not.toMatch(/random bytes/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+});
+
 describe("npm start checks the configuration before it listens", () => {
   const dir = mkdtempSync(join(tmpdir(), "byok-start-config-"));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -314,7 +361,7 @@ describe("npm start checks the configuration before it listens", () => {
     });
     let output = "";
     const outcome = new Promise<{ url?: string; code?: number | null }>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`neither listening nor exiting:\n${output}`)), 60_000);
+      const timer = setTimeout(() => reject(new Error(`neither listening nor exiting:\n${output}`)), 120_000);
       const onData = (chunk: Buffer) => {
         output += chunk.toString();
         const match = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(output);
@@ -340,7 +387,7 @@ describe("npm start checks the configuration before it listens", () => {
     expect(server.output()).toMatch(/configuration error CLERK_JWT_KEY \/ CLERK_SECRET_KEY/);
     expect(server.output()).toMatch(/configuration error KEY_ENCRYPTION_KEYS/);
     expect(server.output()).toMatch(/not starting in production with 2 configuration error/);
-  }, 90_000);
+  }, 150_000);
 
   it("development starts anyway, logs the problem once and health says misconfigured", async () => {
     const server = start({ CLERK_JWT_KEY: brokenPem, PGLITE_DIR: join(dir, "dev-pglite"), ENV_FILE: join(dir, ".env") });
@@ -355,5 +402,5 @@ describe("npm start checks the configuration before it listens", () => {
     } finally {
       server.child.kill("SIGKILL");
     }
-  }, 90_000);
+  }, 150_000);
 });

@@ -15,7 +15,7 @@ import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Database } from "../../db/client.js";
 import { generateKeyringEntry, parseKeyring } from "../../lib/crypto.js";
-import { ConfigError, loadConfig, type Config, type RawEnv } from "../../lib/env.js";
+import { ConfigError, hostingPlatforms, loadConfig, type Config, type RawEnv } from "../../lib/env.js";
 import { configProblems } from "../../lib/config-check.js";
 import { userApiKeys } from "../../lib/keys/resolver.js";
 import { providers } from "../../lib/keys/providers.js";
@@ -186,6 +186,15 @@ describe("loadConfig: the mode table of DESIGN.md", () => {
     for (const [variable, platform] of platforms) expect(loadConfig({ [variable]: "x" }).platform, variable).toBe(platform);
     expect(loadConfig({ DEPLOY_ENV: "render" }).platform).toBeNull();
     expect(loadConfig({ NODE_ENV: "production" }).platform).toBeNull();
+  });
+
+  it("the README's mode table names every platform variable the code recognises, and NODE_ENV, DEPLOY_ENV, VERCEL_ENV", () => {
+    const readme = readFileSync(join(import.meta.dirname, "../../README.md"), "utf8");
+    const section = readme.slice(readme.indexOf("\n## Modes\n"), readme.indexOf("\n## ", readme.indexOf("\n## Modes\n") + 5));
+    const table = section.split("\n").filter((line) => line.startsWith("|")).join("\n");
+    for (const { variable } of hostingPlatforms) expect(table, variable).toContain(`\`${variable}\``);
+    for (const [variable] of platforms) expect(table, variable).toContain(`\`${variable}\``);
+    for (const signal of ["`NODE_ENV=production`", "`DEPLOY_ENV`", "`VERCEL_ENV=development`", "`DEBUG=true`"]) expect(table).toContain(signal);
   });
 
   it("check-config --production assumes production and says so", () => {
