@@ -732,6 +732,6 @@ describe("the Lambda bundle (scripts/build-lambda.ts) in a child process", () =>
       } finally {
         await cleanup();
       }
-    }, 60_000);
+    }, 180_000); // a child process loads the whole bundle (and PGlite's WASM): slow on a busy machine
   }
 });
