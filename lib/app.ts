@@ -25,7 +25,7 @@ import { bindRequest, processRuntime, type Deps, type Runtime } from "./runtime.
 import { enforceRateLimit, rateLimitHeaders } from "./rate-limit.js";
 import { isDatabaseUnavailable } from "../db/client.js";
 
-export type AppEnv = { Variables: { requestId: string; deps: Deps } };
+export type AppEnv = { Variables: { requestId: string; runtime: Runtime; deps: Deps } };
 export type App = Hono<AppEnv>;
 
 /** A runtime, or how to get one on first request (the default reads the process environment). */
@@ -162,16 +162,17 @@ export function createApp(routes: readonly AnyRoute[], options: AppOptions = {})
 
   const app = new Hono<AppEnv>({ strict: false });
   app.use(requestIdMiddleware);
+  // The runtime, once per request: an invalid configuration (ConfigError) is answered here,
+  // 500 server-misconfigured, before anything else runs; the next request tries again.
+  app.use(async (c, next) => {
+    c.set("runtime", runtime());
+    await next();
+  });
   // Development serves the operator's .env keys without sign-in: only to this machine (a
   // DNS-rebinding page or a tunnel is not). Before anything else runs: no CORS, no database,
-  // no .env. An invalid configuration is answered by the dependencies step.
+  // no .env.
   app.use(async (c, next) => {
-    let current: Runtime;
-    try {
-      current = runtime();
-    } catch {
-      return next();
-    }
+    const current = c.get("runtime");
     if (current.config.mode !== "development") return next();
     const reason = notLocalReason(c.req.raw);
     if (reason === null) return next();
@@ -191,12 +192,7 @@ export function createApp(routes: readonly AnyRoute[], options: AppOptions = {})
   app.use(async (c, next) => {
     const origin = c.req.header("origin");
     if (!origin) return next();
-    let allowed: string[];
-    try {
-      allowed = runtime().config.allowedOrigins;
-    } catch {
-      allowed = []; // an invalid configuration is answered by the dependencies step
-    }
+    const allowed = c.get("runtime").config.allowedOrigins;
     const preflightElsewhere = c.req.method === "OPTIONS" && !methodsByPath.has(routedPath(c.req.path));
     if (!allowed.includes(origin) || preflightElsewhere) {
       await next();
@@ -215,7 +211,7 @@ export function createApp(routes: readonly AnyRoute[], options: AppOptions = {})
     }),
   );
   app.use(async (c, next) => {
-    const current = runtime();
+    const current = c.get("runtime");
     // Checked (and each problem logged) on the instance's first request, then cached.
     current.configProblems();
     c.set("deps", bindRequest(current, c.get("requestId")));

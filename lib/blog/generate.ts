@@ -309,6 +309,7 @@ async function* run(
       if (!streamed && stream.progress.accepted) {
         const record = cutShortGeminiUsage(job.userId, requestId, client.model, `${instruction}\n${prompt}`, stream.progress);
         usageRecords.push(record);
+        chargeUsd += record.costUsd; // billed by Gemini, so counted against the user's cap too
         logger.info("gemini stream cut short; usage recorded as partial", {
           inputTokens: record.inputTokens,
           outputTokens: record.outputTokens,
