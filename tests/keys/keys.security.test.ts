@@ -150,12 +150,12 @@ for (const backend of backends) {
 
     it("a user without keys gets none, not someone else's", async () => {
       const resolved = await userApiKeys(prod.runtime, "user_iso_nobody");
-      expect(resolved).toEqual({ source: "database", keys: {}, unreadable: [] });
+      expect(resolved).toEqual({ source: "database", keys: {}, unreadable: [], versions: {} });
       const body = await expectStatus(
         await prod.fetch(request("GET", "/api/onboarding/api-keys", { token: prod.token("user_iso_nobody") })),
         200,
       );
-      expect(body).toEqual({ userId: "user_iso_nobody", mode: "production", keys: [], missing: [...providers] });
+      expect(body).toEqual({ userId: "user_iso_nobody", mode: "production", keys: [], missing: [...providers], needsReplacement: [] });
     });
 
     it("another user's DELETE answers 404 and deletes nothing", async () => {

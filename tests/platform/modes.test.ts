@@ -365,7 +365,7 @@ for (const backend of backends) {
 
           // A user without keys gets none (not the operator's from .env or the environment).
           const nobody = `user_modes_nobody_${index}`;
-          expect(await userApiKeys(prod.runtime, nobody)).toEqual({ source: "database", keys: {}, unreadable: [] });
+          expect(await userApiKeys(prod.runtime, nobody)).toEqual({ source: "database", keys: {}, unreadable: [], versions: {} });
           const listed = await expectStatus(await prod.fetch(request("GET", "/api/onboarding/api-keys", { token: prod.token(nobody) })), 200);
           expect(listed).toMatchObject({ mode: "production", keys: [], missing: [...providers] });
 
@@ -523,7 +523,7 @@ for (const backend of backends) {
         expectParsesAs(frontendFile, { REACT_APP_API_URL: "http://localhost:3000", REACT_APP_COPILOTKIT_API_KEY: keys.copilotkit });
 
         // The resolver reads that file, for whoever asks.
-        expect(await userApiKeys(dev.runtime, "anyone")).toEqual({ source: "env", keys, unreadable: [] });
+        expect(await userApiKeys(dev.runtime, "anyone")).toEqual({ source: "env", keys, unreadable: [], versions: {} });
         // The database copy is sealed with the generated key.
         const [row] = await database.rows<{ key_version: string }>(sql`
           select k.key_version from api_keys k join onboarding_sessions s on s.id = k.session_id
