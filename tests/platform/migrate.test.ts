@@ -1,10 +1,11 @@
 /** `npm run db:migrate` migrates a deployed database (and is idempotent). */
 import { describe, expect, it } from "vitest";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
+import { closedPort } from "../helpers/battery.js";
 import { createPostgresDatabase, testDatabaseUrl } from "../helpers/db.js";
 
 const run = (env: Record<string, string>) =>
@@ -23,6 +24,19 @@ describe("db:migrate", () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it("says why it failed (connection refused at host:port), with the password masked", async () => {
+    const port = await closedPort();
+    const result = spawnSync(process.execPath, ["--import", "tsx", "db/migrate.ts"], {
+      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", DATABASE_URL: `postgres://app:hunter2secret@127.0.0.1:${port}/app`, DEPLOY_ENV: "production" },
+      encoding: "utf8",
+    });
+    expect(result.status).toBe(1);
+    expect(result.stderr).toContain(`db:migrate failed: connection refused at 127.0.0.1:${port}`);
+    expect(result.stderr).toContain(`postgres://app:****@127.0.0.1:${port}/app`);
+    expect(result.stderr).not.toContain("hunter2secret");
+    expect(result.stderr).not.toContain("Failed query");
   });
 
   it.skipIf(!testDatabaseUrl)("migrates a PostgreSQL database in production mode (skipped without TEST_DATABASE_URL)", async () => {
