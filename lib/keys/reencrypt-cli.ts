@@ -51,6 +51,14 @@ async function main(): Promise<void> {
   if (!config.keyEncryptionKeys) fail("KEY_ENCRYPTION_KEYS is not set; put the new key first and keep the old ones after it");
   const keyring = parseKeyring(config.keyEncryptionKeys);
   if (!keyring.ok) fail(`KEY_ENCRYPTION_KEYS is invalid: ${keyring.error}`);
+  // Older entries may be weak (that is why they are being rotated out); the new one may not.
+  const weakCurrent = keyring.value.lowEntropy.find((weak) => weak.position === 1);
+  if (weakCurrent) {
+    fail(
+      `KEY_ENCRYPTION_KEYS entry 1 (the key rows would be re-encrypted under) is not 32 random bytes (${weakCurrent.reason}); ` +
+        "put a random key first (npm run check-config says how to make one)",
+    );
+  }
 
   let database: Database;
   try {
