@@ -25,7 +25,9 @@ import { requireUser } from "./auth/user.js";
 import { enforceRateLimit, rateLimitHeaders } from "./rate-limit.js";
 import { isDatabaseUnavailable } from "../db/client.js";
 
-export type AppEnv = { Variables: { requestId: string; deps: Deps } };
+/** The runtime as resolved once for a request: a configuration error is kept and answered by the dependencies step. */
+type ResolvedRuntime = { runtime: Runtime } | { error: unknown };
+export type AppEnv = { Variables: { requestId: string; deps: Deps; resolvedRuntime: ResolvedRuntime } };
 export type App = Hono<AppEnv>;
 
 /** A runtime, or how to get one on first request (the default reads the process environment). */
@@ -129,7 +131,19 @@ export interface AppOptions {
 /** The app over `routes`: every platform's entry point is a one-liner over this. */
 export function createApp(routes: readonly AnyRoute[], options: AppOptions = {}): App {
   const source = options.runtime ?? processRuntime;
-  const runtime = (): Runtime => (typeof source === "function" ? source() : source);
+  /** The runtime, asked of `source` at most once per request (a failure is retried by the next request). */
+  const runtimeOf = (c: Context<AppEnv>): ResolvedRuntime => {
+    let resolved = c.get("resolvedRuntime");
+    if (!resolved) {
+      try {
+        resolved = { runtime: typeof source === "function" ? source() : source };
+      } catch (error) {
+        resolved = { error };
+      }
+      c.set("resolvedRuntime", resolved);
+    }
+    return resolved;
+  };
 
   const methodsByPath = new Map<string, Method[]>();
   for (const route of routes) {
@@ -156,13 +170,9 @@ export function createApp(routes: readonly AnyRoute[], options: AppOptions = {})
   // DNS-rebinding page or a tunnel is not). Before anything else runs: no CORS, no database,
   // no .env. An invalid configuration is answered by the dependencies step.
   app.use(async (c, next) => {
-    let current: Runtime;
-    try {
-      current = runtime();
-    } catch {
-      return next();
-    }
-    if (current.config.mode !== "development") return next();
+    const resolved = runtimeOf(c);
+    if (!("runtime" in resolved) || resolved.runtime.config.mode !== "development") return next();
+    const current = resolved.runtime;
     const reason = notLocalReason(c.req.raw);
     if (reason === null) return next();
     current.logger.warn("request refused: the development server answers only this machine", {
@@ -181,12 +191,9 @@ export function createApp(routes: readonly AnyRoute[], options: AppOptions = {})
   app.use(async (c, next) => {
     const origin = c.req.header("origin");
     if (!origin) return next();
-    let allowed: string[];
-    try {
-      allowed = runtime().config.allowedOrigins;
-    } catch {
-      allowed = []; // an invalid configuration is answered by the dependencies step
-    }
+    const resolved = runtimeOf(c);
+    // An invalid configuration is answered by the dependencies step.
+    const allowed = "runtime" in resolved ? resolved.runtime.config.allowedOrigins : [];
     const preflightElsewhere = c.req.method === "OPTIONS" && !methodsByPath.has(routedPath(c.req.path));
     if (!allowed.includes(origin) || preflightElsewhere) {
       await next();
@@ -205,7 +212,9 @@ export function createApp(routes: readonly AnyRoute[], options: AppOptions = {})
     }),
   );
   app.use(async (c, next) => {
-    c.set("deps", bindRequest(runtime(), c.get("requestId")));
+    const resolved = runtimeOf(c);
+    if (!("runtime" in resolved)) throw resolved.error;
+    c.set("deps", bindRequest(resolved.runtime, c.get("requestId")));
     await next();
   });
 
