@@ -162,6 +162,7 @@ describe("configProblems (lib/config-check.ts)", () => {
     CLERK_AUTHORIZED_PARTIES: "https://app.example",
     KEY_ENCRYPTION_KEYS: generateKeyringEntry("k1"),
     DATABASE_URL: "postgres://u@db.example:5432/app",
+    CLERK_WEBHOOK_SIGNING_SECRET: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
   };
   const zeroKey = `k0:${b64(repeat([0]))}`;
   const textKey = `k0:${b64([...Buffer.from("correct horse battery staple 123")])}`;
