@@ -227,6 +227,7 @@ describe("npm run check-config", () => {
     CLERK_AUTHORIZED_PARTIES: "https://app.example",
     KEY_ENCRYPTION_KEYS: generateKeyringEntry("k1"),
     DATABASE_URL: "postgres://app@db.example:5432/app",
+    CLERK_WEBHOOK_SIGNING_SECRET: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
   };
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
