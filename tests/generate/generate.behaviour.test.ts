@@ -472,6 +472,9 @@ for (const backend of backends) {
       const controller = new AbortController();
       const pending = rt.fetch(generateRequest({ token: user.token, body: { topic: TOPIC }, json: true, signal: controller.signal }));
       await waitFor(() => gemini.inFlight() === 1, () => `${gemini.inFlight()} gemini requests open`);
+      // JSON mode shows the client no chunk: give the two chunks time to reach the server, so the
+      // stream was accepted (and is billed) before the client leaves.
+      await new Promise((resolve) => setTimeout(resolve, 300));
 
       controller.abort();
       const response = await pending;
