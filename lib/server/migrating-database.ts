@@ -86,7 +86,7 @@ export function migratingDatabase(options: MigratingDatabaseOptions): MigratingD
   return {
     async start() {
       if (await attempt()) return undefined;
-      void schedule;
+      schedule();
       return lastProblem;
     },
     async ready() {
