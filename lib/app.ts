@@ -16,7 +16,7 @@ import { bodyLimit } from "hono/body-limit";
 import { randomUUID } from "node:crypto";
 import { AppError } from "./http/errors.js";
 import { problemResponse } from "./http/problem.js";
-import { MAX_BODY_BYTES, readJsonBody, readQuery } from "./http/request.js";
+import { MAX_BODY_BYTES, readJsonBody, readParams, readQuery } from "./http/request.js";
 import type { AnyRoute, Method } from "./http/route.js";
 import { ConfigError } from "./env.js";
 import { createLogger, redact, truncate, type Logger } from "./log.js";
@@ -115,17 +115,23 @@ function serve(route: AnyRoute) {
   return async (c: Context<AppEnv>): Promise<Response> => {
     const deps = c.get("deps");
     const request = c.req.raw;
+    if (route.developmentOnly && deps.config.mode !== "development") {
+      throw new AppError("not-found", { detail: `no endpoint at ${redact(c.req.path.slice(0, 200))}` });
+    }
+    const params = route.params ? readParams(c.req.param() as Record<string, string>, route.params.schema, c.req.path) : undefined;
     const userId = route.auth ? (await (await loadAuth()).requireUser(deps, request)).userId : undefined;
     const query = route.query ? readQuery(request, route.query.schema) : undefined;
     const verify = route.body?.verify;
     const body = route.body
       ? await readJsonBody(request, route.body.schema, {
           codeFor: route.body.codeFor,
+          formFor: route.body.formFor,
           ...(verify ? { verify: (text: string) => verify({ text, request, deps }) } : {}),
         })
       : undefined;
-    const limit = route.rateLimit && userId !== undefined ? await enforceRateLimit(deps, userId, route.rateLimit) : null;
-    const response = await route.handler({ request, deps, userId, body, query });
+    const countHere = route.rateLimit && route.rateLimitCountedBy !== "handler" && userId !== undefined;
+    const limit = countHere ? await enforceRateLimit(deps, userId, route.rateLimit!) : null;
+    const response = await route.handler({ request, deps, userId, body, query, params });
     if (limit) for (const [name, value] of Object.entries(rateLimitHeaders(limit))) response.headers.set(name, value);
     return response;
   };
@@ -149,7 +155,15 @@ export function createApp(routes: readonly AnyRoute[], options: AppOptions = {})
       methodsByPath.set(path, [...list, route.method]);
     }
   }
-  const allowFor = (path: string) => [...(methodsByPath.get(routedPath(path)) ?? []), "OPTIONS"].join(", ");
+  // Paths with `:name` segments, matched segment by segment (a request's path is concrete).
+  const patterns = [...methodsByPath.keys()].filter((p) => p.includes("/:")).map((p) => ({ p, segments: p.split("/") }));
+  const servedPattern = (path: string): string | undefined => {
+    const routed = routedPath(path);
+    if (methodsByPath.has(routed)) return routed;
+    const segments = routed.split("/");
+    return patterns.find((x) => x.segments.length === segments.length && x.segments.every((s, i) => s.startsWith(":") ? segments[i] !== "" : s === segments[i]))?.p;
+  };
+  const allowFor = (path: string) => [...(methodsByPath.get(servedPattern(path) ?? "") ?? []), "OPTIONS"].join(", ");
 
   const corsMiddleware = cors({
     origin: (origin) => origin,
@@ -193,7 +207,7 @@ export function createApp(routes: readonly AnyRoute[], options: AppOptions = {})
     const origin = c.req.header("origin");
     if (!origin) return next();
     const allowed = c.get("runtime").config.allowedOrigins;
-    const preflightElsewhere = c.req.method === "OPTIONS" && !methodsByPath.has(routedPath(c.req.path));
+    const preflightElsewhere = c.req.method === "OPTIONS" && servedPattern(c.req.path) === undefined;
     if (!allowed.includes(origin) || preflightElsewhere) {
       await next();
       c.header("vary", "Origin", { append: true });
@@ -221,9 +235,19 @@ export function createApp(routes: readonly AnyRoute[], options: AppOptions = {})
   for (const route of routes) {
     for (const path of [route.path, ...(route.aliases ?? [])]) app.on(route.method, path, serve(route));
   }
+  // A development-only path is no path at all in production (no 405, no Allow, no preflight).
+  const developmentOnlyPaths = new Set(
+    [...methodsByPath.keys()].filter((path) => routes.filter((r) => r.path === path).every((r) => r.developmentOnly)),
+  );
+  const hiddenHere = (c: Context<AppEnv>, path: string) =>
+    developmentOnlyPaths.has(path) && c.get("runtime").config.mode !== "development";
   for (const path of methodsByPath.keys()) {
-    app.options(path, (c) => c.body(null, 204, { allow: allowFor(path) }));
+    app.options(path, (c) => {
+      if (hiddenHere(c, path)) throw new AppError("not-found", { detail: `no endpoint at ${redact(c.req.path.slice(0, 200))}` });
+      return c.body(null, 204, { allow: allowFor(path) });
+    });
     app.all(path, (c) => {
+      if (hiddenHere(c, path)) throw new AppError("not-found", { detail: `no endpoint at ${redact(c.req.path.slice(0, 200))}` });
       throw new AppError("method-not-allowed", {
         detail: `${c.req.method} is not served here; use one of ${allowFor(path)}`,
         headers: { allow: allowFor(path) },

@@ -37,7 +37,7 @@ import {
   sourceSchema,
   usageResponse,
 } from "./schemas.js";
-import type { AnyRoute, DocumentedHeader } from "./http/route.js";
+import { openApiPath, type AnyRoute, type DocumentedHeader } from "./http/route.js";
 import { generationEvent } from "./routes/generate.js";
 import { VERSION } from "./version.js";
 
@@ -211,6 +211,7 @@ export function routeProblems(route: AnyRoute): ErrorCode[] {
     ...(route.auth ? protectedProblems : []),
     ...(route.body ? bodyProblems : []),
     ...(route.query ? (["invalid-request"] as ErrorCode[]) : []),
+    ...(route.params || route.developmentOnly ? (["not-found"] as ErrorCode[]) : []),
     ...(route.rateLimit ? (["rate-limited"] as ErrorCode[]) : []),
     ...route.problems,
     "internal-error",
@@ -245,7 +246,7 @@ export function buildOpenApiDocument(routes: readonly AnyRoute[]): OpenApiDocume
 
   const paths = new Set<string>();
   for (const route of routes) {
-    paths.add(route.path);
+    paths.add(openApiPath(route.path));
     const responses: Record<number, ResponseConfig> = {};
     for (const [status, response] of Object.entries(route.responses)) {
       const headers = ["RequestId", ...promisedHeaders(route, Number(status))] as (DocumentedHeader | "RequestId")[];
@@ -264,7 +265,7 @@ export function buildOpenApiDocument(routes: readonly AnyRoute[]): OpenApiDocume
     }
     const config: RouteConfig = {
       method: route.method.toLowerCase() as RouteConfig["method"],
-      path: route.path,
+      path: openApiPath(route.path),
       operationId: route.operationId,
       summary: route.summary,
       ...(route.description ? { description: route.description } : {}),
@@ -281,6 +282,7 @@ export function buildOpenApiDocument(routes: readonly AnyRoute[]): OpenApiDocume
             }
           : {}),
         ...(route.query ? { query: route.query.schema } : {}),
+        ...(route.params ? { params: route.params.schema } : {}),
       },
       responses,
     };
@@ -318,6 +320,12 @@ export function buildOpenApiDocument(routes: readonly AnyRoute[]): OpenApiDocume
     tags: [
       { name: "keys", description: "The caller's provider keys." },
       { name: "onboarding", description: "The caller's onboarding progress." },
+      {
+        name: "alwrity",
+        description:
+          "ALwrity's onboarding wizard, unchanged: its API-key step (one key per call) and its progress calls, over the same keys and session. " +
+          "Keys read back as hints for gemini and exa (a value equal to the hint means unchanged), copilotkit in full.",
+      },
       { name: "generation", description: "Content generated with the caller's keys." },
       { name: "usage", description: "What the caller's keys paid for, and the monthly cap on it." },
       { name: "account", description: "The caller's whole account: export, deletion, and Clerk's deletion webhook." },

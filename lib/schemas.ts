@@ -99,6 +99,8 @@ export const problemSchema = z.object({
   requestId: z.string(),
   action: z.string().optional(),
   errors: z.array(z.object({ pointer: z.string(), message: z.string() })).optional(),
+  /** Seconds to wait, beside the Retry-After header (429, 503). */
+  retry_after: z.number().int().min(0).optional(),
 });
 
 /** `YYYY-MM-DD` (a whole UTC day) or an ISO 8601 instant. */

@@ -15,9 +15,21 @@ export interface ProblemBody {
   [extra: string]: unknown;
 }
 
+/**
+ * `retry_after` (seconds) beside the Retry-After header, for clients that read it from the body
+ * (ALwrity's frontend reads `response.data.retry_after` on a 429).
+ */
+function retryAfterSeconds(error: AppError): number | undefined {
+  const header = Object.entries(error.headers).find(([name]) => name.toLowerCase() === "retry-after")?.[1];
+  const seconds = header === undefined ? NaN : Number(header);
+  return Number.isFinite(seconds) && seconds >= 0 ? seconds : undefined;
+}
+
 export function problemBody(error: AppError, requestId: string): ProblemBody {
+  const retryAfter = retryAfterSeconds(error);
   return {
     ...error.extra,
+    ...(retryAfter !== undefined ? { retry_after: retryAfter } : {}),
     type: PROBLEM_TYPE_BASE + error.code,
     title: titles[error.code],
     status: errorCodes[error.code],

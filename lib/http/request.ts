@@ -43,6 +43,8 @@ export interface ValidationOptions {
    * signed webhook: the signature covers these bytes); throws an AppError to refuse.
    */
   verify?: (text: string) => Promise<void>;
+  /** Picks which form of a several-form body validates this JSON (see RouteSpec.body.formFor). */
+  formFor?: (data: unknown) => z.ZodType;
 }
 
 function validationError(issues: readonly z.core.$ZodIssue[], where: string, options: ValidationOptions): AppError {
@@ -84,8 +86,25 @@ export async function readJsonBody<S extends z.ZodType>(
     throw new AppError("invalid-json", { detail: "the body is not valid JSON", errors: [{ pointer: "/", message: "malformed JSON" }] });
   }
   if (options.verify) await options.verify(text);
-  const parsed = schema.safeParse(data);
+  const form = options.formFor?.(data) ?? schema;
+  const parsed = form.safeParse(data);
   if (!parsed.success) throw validationError(parsed.error.issues, "body", options);
+  return parsed.data as z.output<S>;
+}
+
+/**
+ * Validates the path parameters (`:name` segments, as the router decoded them) against a zod
+ * object schema: 404 when they do not fit, as for any path this service does not serve.
+ */
+export function readParams<S extends z.ZodType>(params: Record<string, string>, schema: S, path: string): z.output<S> {
+  const parsed = schema.safeParse(params);
+  if (!parsed.success) {
+    const errors = issuesToErrors(parsed.error.issues);
+    throw new AppError("not-found", {
+      detail: `no endpoint at ${redact(truncate(path, 200))} (${errors[0]?.pointer ?? "/"}: ${errors[0]?.message ?? "invalid"})`,
+      errors,
+    });
+  }
   return parsed.data;
 }
 

@@ -36,7 +36,7 @@ export interface ResponseSpec {
 type Schema = z.ZodType | undefined;
 type Output<S extends Schema> = S extends z.ZodType ? z.output<S> : undefined;
 
-export interface HandlerInput<Auth extends boolean, B extends Schema, Q extends Schema> {
+export interface HandlerInput<Auth extends boolean, B extends Schema, Q extends Schema, P extends Schema = undefined> {
   /** The request as received (its signal aborts when the client leaves). */
   request: Request;
   /** Runtime services bound to this request (logger with the request id). */
@@ -45,11 +45,13 @@ export interface HandlerInput<Auth extends boolean, B extends Schema, Q extends 
   userId: Auth extends true ? string : undefined;
   body: Output<B>;
   query: Output<Q>;
+  /** The path parameters (`:name` segments), validated. */
+  params: Output<P>;
 }
 
-export interface RouteSpec<Auth extends boolean = boolean, B extends Schema = Schema, Q extends Schema = Schema> {
+export interface RouteSpec<Auth extends boolean = boolean, B extends Schema = Schema, Q extends Schema = Schema, P extends Schema = Schema> {
   method: Method;
-  /** Public path, as clients call it. */
+  /** Public path, as clients call it; `:name` segments are path parameters (OpenAPI `{name}`), validated by `params`. */
   path: string;
   /** More paths served by the same handler (e.g. the Vercel file path a rewrite points at). */
   aliases?: string[];
@@ -61,6 +63,13 @@ export interface RouteSpec<Auth extends boolean = boolean, B extends Schema = Sc
   auth: Auth;
   /** Counted (after auth and validation) against this per-user limit; 2xx answers carry RateLimit headers. */
   rateLimit?: RateLimitBucket;
+  /**
+   * `handler`: the handler counts the limit itself, only for requests that change something
+   * (a save equal to the stored key is free), and sets the RateLimit headers.
+   */
+  rateLimitCountedBy?: "app" | "handler";
+  /** Served in development only: production answers 404 before anything else (auth included). */
+  developmentOnly?: boolean;
   body?: {
     schema: NonNullable<B>;
     description: string;
@@ -73,26 +82,50 @@ export interface RouteSpec<Auth extends boolean = boolean, B extends Schema = Sc
      * authenticate this way.
      */
     verify?: (input: { text: string; request: Request; deps: Deps }) => Promise<void>;
+    /**
+     * For a body with several forms (`schema` a union, as documented): picks the form that
+     * validates the parsed JSON, so its field errors (not a union's "invalid input") are answered.
+     */
+    formFor?: (data: unknown) => z.ZodType;
   };
   query?: { schema: NonNullable<Q>; example: Record<string, string> };
+  /** Path parameters: a zod object over the `:name` segments (strings), and an example of each. */
+  params?: { schema: NonNullable<P>; example: Record<string, string> };
   /** Success responses by status (problems are derived from `problems`, auth, body and rate limit). */
   responses: Record<number, ResponseSpec>;
   /** Problems this operation answers besides those every route, body, protected or rate-limited route may. */
   problems: ErrorCode[];
   /** Streams its response (Server-Sent Events). */
   streaming?: boolean;
-  handler(input: HandlerInput<Auth, B, Q>): Promise<Response>;
+  handler(input: HandlerInput<Auth, B, Q, P>): Promise<Response>;
 }
 
 /** Any route, for lists of routes. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type AnyRoute = RouteSpec<boolean, any, any>;
+export type AnyRoute = RouteSpec<boolean, any, any, any>;
 
 /** Declares one endpoint (identity at run time; it gives the handler typed input). */
-export function defineRoute<Auth extends boolean, B extends Schema = undefined, Q extends Schema = undefined>(
-  spec: RouteSpec<Auth, B, Q>,
-): RouteSpec<Auth, B, Q> {
+export function defineRoute<Auth extends boolean, B extends Schema = undefined, Q extends Schema = undefined, P extends Schema = undefined>(
+  spec: RouteSpec<Auth, B, Q, P>,
+): RouteSpec<Auth, B, Q, P> {
   return spec;
+}
+
+/** The path as OpenAPI writes it: `/step/:n` → `/step/{n}`. A loop over segments, no regex. */
+export function openApiPath(path: string): string {
+  return path
+    .split("/")
+    .map((segment) => (segment.startsWith(":") ? `{${segment.slice(1)}}` : segment))
+    .join("/");
+}
+
+/** A concrete path of `route`: its `:name` segments filled from `params.example` (tests, docs). */
+export function examplePath(route: AnyRoute): string {
+  const example = route.params?.example ?? {};
+  return route.path
+    .split("/")
+    .map((segment) => (segment.startsWith(":") ? encodeURIComponent(example[segment.slice(1)] ?? segment) : segment))
+    .join("/");
 }
 
 /** A JSON answer (not cached: every body here is per user or live state). */
