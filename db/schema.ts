@@ -73,6 +73,15 @@ export const apiKeys = pgTable(
     lastUsedAt: timestamp("last_used_at", { withTimezone: true, mode: "date" }),
     lastErrorCode: text("last_error_code"),
     lastErrorAt: timestamp("last_error_at", { withTimezone: true, mode: "date" }),
+    /**
+     * `keyId:HMAC-SHA256` of the key, keyed by a key derived from that encryption key and bound to
+     * `user_id|provider` (lib/crypto.ts keyFingerprint): lets one statement tell a save equal to
+     * the stored key (a no-op) from a change without decrypting. Never the key; null in rows saved
+     * before it existed (their next save is a change).
+     */
+    keyFingerprint: text("key_fingerprint"),
+    /** The same fingerprint of the key without its last character: a one-character typing edit is recognised. */
+    keyPrefixFingerprint: text("key_prefix_fingerprint"),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
@@ -83,6 +92,28 @@ export const apiKeys = pgTable(
     ),
     unique("api_keys_session_provider_unique").on(t.sessionId, t.provider),
     check("api_keys_provider_check", sql`${t.provider} in (${sqlStringList(providers)})`),
+  ],
+);
+
+/**
+ * What a frontend's onboarding step carried when it was completed (ALwrity's wizard: website,
+ * research preferences, persona...), kept per user and step and given back as sent. Never keys:
+ * `api_keys` in a step's data go to `api_keys` through the key service and are left out here.
+ */
+export const onboardingSteps = pgTable(
+  "onboarding_steps",
+  {
+    sessionId: integer("session_id").notNull(),
+    step: integer("step").notNull(),
+    data: jsonb("data").notNull(),
+    completedAt: timestamp("completed_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
+  },
+  (t) => [
+    primaryKey({ name: "onboarding_steps_pk", columns: [t.sessionId, t.step] }),
+    foreignKey({ name: "onboarding_steps_session_id_fk", columns: [t.sessionId], foreignColumns: [onboardingSessions.id] }).onDelete(
+      "cascade",
+    ),
+    check("onboarding_steps_step_check", sql`${t.step} between 1 and 6`),
   ],
 );
 

@@ -11,7 +11,7 @@
  * Key material lives only in `KeyObject`s, which print as `SecretKeyObject { type: 'secret' }`
  * and serialise to `{}`, so logging a keyring by mistake leaks nothing.
  */
-import { createCipheriv, createDecipheriv, createSecretKey, randomBytes, type KeyObject } from "node:crypto";
+import { createCipheriv, createDecipheriv, createHmac, createSecretKey, hkdfSync, randomBytes, type KeyObject } from "node:crypto";
 import { err, ok, type Result } from "./http/errors.js";
 
 const algorithm = "aes-256-gcm";
@@ -224,4 +224,28 @@ export function decryptKey(keyring: Keyring, stored: string, aad: string): Resul
  */
 export function storedKeyId(stored: string): string | undefined {
   return parseStored(stored)?.keyId;
+}
+
+/** Fingerprint keys, derived once per encryption key (HKDF-SHA256; never the encryption key itself). */
+const fingerprintKeys = new WeakMap<KeyringKey, KeyObject>();
+
+function fingerprintKey(entry: KeyringKey): KeyObject {
+  let derived = fingerprintKeys.get(entry);
+  if (!derived) {
+    derived = createSecretKey(Buffer.from(hkdfSync("sha256", entry.key, new Uint8Array(0), "byok-functions key fingerprint v1", 32)));
+    fingerprintKeys.set(entry, derived);
+  }
+  return derived;
+}
+
+/**
+ * `keyId:HMAC-SHA256(userId|provider|key)` under a key derived from the keyring's current
+ * encryption key: equal for an equal key of the same user and provider, useless to anyone
+ * without KEY_ENCRYPTION_KEYS (no offline guessing of a key from its fingerprint), and
+ * different for another user or provider. Stored beside the ciphertext so a save can tell
+ * "unchanged" without decrypting; never logged or returned.
+ */
+export function keyFingerprint(keyring: Keyring, userId: string, provider: string, key: string): string {
+  const mac = createHmac("sha256", fingerprintKey(keyring.current)).update(`${userId}\0${provider}\0${key}`, "utf8").digest("base64url");
+  return `${keyring.current.id}:${mac}`;
 }

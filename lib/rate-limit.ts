@@ -8,7 +8,28 @@ import { AppError } from "./http/errors.js";
 import type { Deps } from "./runtime.js";
 
 export type RateLimitBucket = "generate" | "key-writes";
-const WINDOW_SECONDS = 60;
+export const WINDOW_SECONDS = 60;
+
+/**
+ * Typing edits of a saved key (one character added or removed at its end: ALwrity's form
+ * auto-saves on every keystroke) count in their own bucket with this ceiling instead of
+ * `key-writes`: no person types ten characters a second for a minute, a script does.
+ */
+export const KEY_EDITS_PER_MINUTE = 600;
+
+/** The per-minute limit of `bucket` (0: no limit). */
+export function limitFor(rateLimits: { generatePerMinute: number; keyWritesPerMinute: number }, bucket: RateLimitBucket): number {
+  return bucket === "generate" ? rateLimits.generatePerMinute : rateLimits.keyWritesPerMinute;
+}
+
+/** The 429 for a window past its limit (Retry-After and RateLimit headers; the body gets retry_after). */
+export function rateLimitedError(bucket: RateLimitBucket | "key-edits", state: RateLimitState): AppError {
+  const what = bucket === "generate" ? "generations" : bucket === "key-edits" ? "edits of a saved key" : "key changes";
+  return new AppError("rate-limited", {
+    detail: `at most ${state.limit} ${what} per minute; try again in ${state.resetSeconds} s`,
+    headers: { "retry-after": String(state.resetSeconds), ...rateLimitHeaders(state) },
+  });
+}
 
 export interface RateLimitState {
   limit: number;
@@ -31,7 +52,7 @@ export async function enforceRateLimit(
   bucket: RateLimitBucket,
 ): Promise<RateLimitState | null> {
   const { rateLimits } = deps.config;
-  const limit = bucket === "generate" ? rateLimits.generatePerMinute : rateLimits.keyWritesPerMinute;
+  const limit = limitFor(rateLimits, bucket);
   if (limit === 0) return null; // 0 disables the limit
   const database = await deps.database();
   const [row] = await database.rows<{ count: number | string; reset: number | string }>(sql`
@@ -50,10 +71,7 @@ export async function enforceRateLimit(
   };
   if (used > limit) {
     deps.logger.info("rate limited", { userId, bucket, limit });
-    throw new AppError("rate-limited", {
-      detail: `at most ${limit} ${bucket === "generate" ? "generations" : "key changes"} per minute; try again in ${state.resetSeconds} s`,
-      headers: { "retry-after": String(state.resetSeconds), ...rateLimitHeaders(state) },
-    });
+    throw rateLimitedError(bucket, state);
   }
   return state;
 }

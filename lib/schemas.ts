@@ -3,7 +3,7 @@
  * with them and the OpenAPI document is generated from them, so the two cannot drift.
  */
 import { z } from "zod";
-import { providerKeySchemas, providers } from "./keys/providers.js";
+import { isHintShaped, providerKeySchemas, providers, validateProviderKey } from "./keys/providers.js";
 import { keyStatuses } from "./keys/key-status.js";
 
 export const providerSchema = z.enum(providers);
@@ -20,6 +20,32 @@ export const saveKeysBody = z
     path: [],
   });
 export type SaveKeysBody = z.output<typeof saveKeysBody>;
+
+/**
+ * ALwrity's one-key form (frontend/src/api/onboarding.ts `saveApiKey`): one provider per call.
+ * `api_key` is a well-formed key of that provider, or the hint this service showed for the
+ * saved one ("…abcd", meaning unchanged). `description` is accepted and not kept.
+ */
+export const oneKeyBody = z
+  .strictObject({
+    provider: providerSchema,
+    api_key: z.string().trim().max(200).describe("The whole key, or the hint shown for the saved key (unchanged)"),
+    description: z.string().max(500).optional(),
+  })
+  .superRefine((body, ctx) => {
+    if (isHintShaped(body.api_key)) return;
+    const checked = validateProviderKey(body.provider, body.api_key);
+    if (!checked.ok) ctx.addIssue({ code: "custom", path: ["api_key"], message: checked.error });
+  });
+export type OneKeyBody = z.output<typeof oneKeyBody>;
+
+/** Both forms of POST /api/onboarding/api-keys. */
+export const saveKeysRequest = z.union([saveKeysBody, oneKeyBody]);
+
+/** Which form a parsed body is meant as: one naming `provider` or `api_key` is the one-key form. */
+export function saveKeysForm(data: unknown): z.ZodType {
+  return typeof data === "object" && data !== null && ("provider" in data || "api_key" in data) ? oneKeyBody : saveKeysBody;
+}
 
 export const deleteKeyQuery = z.strictObject({ provider: providerSchema });
 
@@ -42,6 +68,8 @@ export const saveKeysResponse = z.object({
   userId: z.string(),
   mode: modeSchema,
   saved: z.array(providerSchema),
+  /** Sent but equal to the stored key (or its hint): nothing was written. */
+  unchanged: z.array(providerSchema),
   storage: z.array(z.enum(["database", "env"])),
   keys: z.array(keyView),
 });

@@ -118,3 +118,11 @@ export function validateProviderKey(provider: Provider, raw: unknown): Result<st
 export function keyHint(key: string): string {
   return key.length >= 12 ? `…${key.slice(-4)}` : "…";
 }
+
+/**
+ * A value shaped like a hint ("…" and at most 4 more characters): what a form that shows saved
+ * keys as hints (ALwrity's) sends back untouched. Never a valid key of any provider.
+ */
+export function isHintShaped(value: string): boolean {
+  return value.startsWith("…") && value.length <= 5;
+}

@@ -6,54 +6,110 @@ import { AppError } from "../http/errors.js";
 import type { Deps } from "../runtime.js";
 import type { SaveKeysBody, SaveKeysResponse, ListKeysResponse } from "../schemas.js";
 import { providerInfo, providers, type Provider } from "./providers.js";
+export { isHintShaped } from "./providers.js";
 import { deleteKey, keysNeedingReplacement, listKeys, saveKeys } from "./store.js";
+import { KEY_EDITS_PER_MINUTE, limitFor, rateLimitedError, type RateLimitState } from "../rate-limit.js";
+
+/** What a save answers, and the rate-limit window it left (for the RateLimit headers). */
+export interface SaveOutcome {
+  body: SaveKeysResponse;
+  rateLimit: RateLimitState | null;
+}
 
 /**
  * Saves the keys in `body` for `userId` (database; the .env file too in development) and
- * answers the saved list. `signal` aborts the optional upstream key check.
+ * answers the saved list. A key equal to the stored one is unchanged: nothing written, no
+ * audit row, not counted against the key-write limit (counted here, by the statement that
+ * saves: lib/keys/store.ts). `hints` are values a client sent back as it was shown them
+ * ("…abcd"): equal to the stored key's hint they mean "unchanged"; any other hint is a 400
+ * and replaces nothing. `signal` aborts the optional upstream key check.
  */
-export async function saveUserKeys(deps: Deps, userId: string, body: SaveKeysBody, signal?: AbortSignal): Promise<SaveKeysResponse> {
-  const { logger } = deps;
+export async function saveUserKeys(
+  deps: Deps,
+  userId: string,
+  body: SaveKeysBody,
+  signal?: AbortSignal,
+  hints: Partial<Record<Provider, string>> = {},
+): Promise<SaveOutcome> {
+  const { logger, config } = deps;
   const keys: Partial<Record<Provider, string>> = {};
   for (const provider of providers) if (body[provider] !== undefined) keys[provider] = body[provider];
+
+  const database = await deps.database();
+  const hinted = providers.filter((p) => hints[p] !== undefined);
+  if (hinted.length > 0) {
+    const stored = await listKeys(database, userId, () => deps.keyring(), { withValues: false });
+    for (const provider of hinted) {
+      const view = stored.find((k) => k.provider === provider);
+      if (!view || view.hint !== hints[provider] || view.hint === "…") {
+        throw new AppError("invalid-key-format", {
+          detail: `${providerInfo[provider].label} key is a hint ("…" and the last characters), not the saved key's; paste the whole key`,
+          errors: [{ pointer: `/${provider}`, message: "a hint that does not match the saved key" }],
+        });
+      }
+    }
+  }
 
   const validated = new Set<Provider>();
   if (body.validate && keys.gemini) {
     // Loaded only here: key endpoints must not pay for the Gemini SDK at cold start.
     const { checkGeminiKey } = await import("../providers/gemini-check.js");
     const check = await checkGeminiKey(keys.gemini, {
-      baseUrl: deps.config.gemini.baseUrl,
-      timeoutMs: deps.config.upstreamTimeoutMs,
+      baseUrl: config.gemini.baseUrl,
+      timeoutMs: config.upstreamTimeoutMs,
       signal,
     });
     if (!check.ok) throw check.error;
     validated.add("gemini");
   }
 
-  const database = await deps.database();
+  const keyWritesLimit = limitFor(config.rateLimits, "key-writes");
   const keyring = await deps.keyring();
-  const saved = await saveKeys(database, { userId, keys, validated, keyring, requestId: deps.requestId });
+  const outcome = await saveKeys(database, {
+    userId,
+    keys,
+    validated,
+    keyring,
+    requestId: deps.requestId,
+    limits: keyWritesLimit === 0 ? null : { keyWrites: keyWritesLimit, keyEdits: KEY_EDITS_PER_MINUTE },
+  });
+  let rateLimit: RateLimitState | null = null;
+  if (outcome.window) {
+    const limit = outcome.window.bucket === "key-edits" ? KEY_EDITS_PER_MINUTE : keyWritesLimit;
+    rateLimit = { limit, remaining: Math.max(0, limit - outcome.window.count), resetSeconds: outcome.window.resetSeconds };
+  }
+  if (outcome.limited && rateLimit && outcome.window) {
+    logger.info("rate limited", { userId, bucket: outcome.window.bucket, limit: rateLimit.limit });
+    throw rateLimitedError(outcome.window.bucket, rateLimit);
+  }
+  const changed = new Set(outcome.saved.map((s) => s.provider));
   const storage: SaveKeysResponse["storage"] = ["database"];
 
-  if (deps.config.mode === "development") {
+  if (config.mode === "development") {
+    // Only what changed: an unchanged save writes nothing anywhere.
     const envValues: Record<string, string> = {};
-    for (const provider of providers) if (keys[provider]) envValues[providerInfo[provider].envVar] = keys[provider];
-    await deps.envWriter.set(deps.config.envFile, envValues);
-    const frontendFile = deps.config.frontendEnvFile;
+    for (const provider of providers) if (keys[provider] && changed.has(provider)) envValues[providerInfo[provider].envVar] = keys[provider];
+    if (Object.keys(envValues).length > 0) await deps.envWriter.set(config.envFile, envValues);
+    const frontendFile = config.frontendEnvFile;
     const frontendVar = providerInfo.copilotkit.frontendEnvVar;
-    if (frontendFile && frontendVar && keys.copilotkit) {
+    if (frontendFile && frontendVar && keys.copilotkit && changed.has("copilotkit")) {
       await deps.envWriter.set(frontendFile, { [frontendVar]: keys.copilotkit });
     }
     storage.push("env");
   }
-  logger.info("keys saved", { userId, providers: saved.map((s) => `${s.provider}:${s.action}`), storage });
+  const unchanged = [...outcome.unchanged, ...hinted].sort((a, b) => providers.indexOf(a) - providers.indexOf(b));
+  logger.info("keys saved", { userId, providers: outcome.saved.map((s) => `${s.provider}:${s.action}`), unchanged, storage });
 
   return {
-    userId,
-    mode: deps.config.mode,
-    saved: saved.map((s) => s.provider),
-    storage,
-    keys: await listKeys(database, userId, () => deps.keyring()),
+    body: {
+      userId,
+      mode: config.mode,
+      saved: outcome.saved.map((s) => s.provider),
+      unchanged,
+      storage,
+      keys: await listKeys(database, userId, () => deps.keyring()),
+    },
+    rateLimit,
   };
 }
 

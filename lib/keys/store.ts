@@ -8,7 +8,8 @@
 import { eq, sql } from "drizzle-orm";
 import type { Database } from "../../db/client.js";
 import { apiKeys, onboardingSessions } from "../../db/schema.js";
-import { decryptKey, encryptKey, keyAad, type Keyring } from "../crypto.js";
+import { decryptKey, encryptKey, keyAad, keyFingerprint, type Keyring } from "../crypto.js";
+import { WINDOW_SECONDS } from "../rate-limit.js";
 import { keyHint, providers, providerInfo, type Provider } from "./providers.js";
 import type { KeyStatus } from "./key-status.js";
 
@@ -35,9 +36,42 @@ export interface SavedKey {
   action: "save" | "replace";
 }
 
-const toIso = (value: unknown): string => new Date(value as string | Date).toISOString();
+/** A rate-limit window as the save statement left it. */
+export interface KeyWriteWindow {
+  bucket: "key-writes" | "key-edits";
+  /** Requests counted in this window (this one included when it was counted). */
+  count: number;
+  resetSeconds: number;
+  /** Whether this request was counted (it changed something). */
+  counted: boolean;
+}
 
-/** Encrypts and stores the given keys for one user in a single atomic statement. */
+export interface SaveKeysOutcome {
+  saved: SavedKey[];
+  /** Providers whose sent key equals the stored one: nothing written, no audit row, not counted. */
+  unchanged: Provider[];
+  /** The window counted (or, when nothing changed, the current key-writes window); null when limits are off. */
+  window: KeyWriteWindow | null;
+  /** True when the limit refused the save: nothing was written. */
+  limited: boolean;
+}
+
+const toIso = (value: unknown): string => new Date(value as string | Date).toISOString();
+const truthy = (value: unknown) => value === true || value === "t" || value === "true";
+
+/**
+ * Encrypts and stores the given keys for one user in a single atomic statement that also
+ * decides what changed and counts the rate limit:
+ *
+ * - a key whose fingerprint (lib/crypto.ts keyFingerprint) equals the stored one is
+ *   unchanged: no write, no audit row, not counted;
+ * - a change counts one request in `key-writes`, or in `key-edits` when every changed key is a
+ *   one-character typing edit of the stored one (its fingerprint equals the stored key's
+ *   prefix fingerprint, or the other way round);
+ * - past the limit of the bucket counted, nothing is written (`limited`).
+ *
+ * `limits` null: no limit (nothing counted).
+ */
 export async function saveKeys(
   database: Database,
   input: {
@@ -46,32 +80,74 @@ export async function saveKeys(
     validated: ReadonlySet<Provider>;
     keyring: Keyring;
     requestId: string;
+    limits?: { keyWrites: number; keyEdits: number } | null;
   },
-): Promise<SavedKey[]> {
+): Promise<SaveKeysOutcome> {
   const entries = providers.filter((p) => input.keys[p] !== undefined);
-  if (entries.length === 0) return [];
+  if (entries.length === 0) return { saved: [], unchanged: [], window: null, limited: false };
   const now = new Date().toISOString();
+  const { userId, keyring } = input;
   const values = entries.map((provider) => {
     const plaintext = input.keys[provider]!;
-    const ciphertext = encryptKey(input.keyring, plaintext, keyAad(input.userId, provider));
+    const ciphertext = encryptKey(keyring, plaintext, keyAad(userId, provider));
+    const fingerprint = keyFingerprint(keyring, userId, provider, plaintext);
+    const prefixFingerprint = keyFingerprint(keyring, userId, provider, plaintext.slice(0, -1));
     const validatedAt = input.validated.has(provider) ? now : null;
     // A new key starts with fresh health: `ok` when the provider just accepted it, else unknown.
     const status = validatedAt ? "ok" : null;
-    return sql`(${provider}::text, ${ciphertext}::text, ${input.keyring.current.id}::text, ${keyHint(plaintext)}::text, ${validatedAt}::timestamptz, ${status}::text)`;
+    return sql`(${provider}::text, ${ciphertext}::text, ${keyring.current.id}::text, ${keyHint(plaintext)}::text, ${validatedAt}::timestamptz, ${status}::text, ${fingerprint}::text, ${prefixFingerprint}::text)`;
   });
+  const limits = input.limits ?? null;
+  const counting = limits !== null;
+  const window = sql.raw(String(WINDOW_SECONDS));
 
-  const rows = await database.rows<{ provider: Provider; inserted: boolean }>(sql`
-    with s as (
-      insert into onboarding_sessions (user_id) values (${input.userId})
+  const rows = await database.rows<{
+    kind: "saved" | "unchanged" | "window" | "peek";
+    provider: Provider | null;
+    inserted: unknown;
+    count: number | string | null;
+    reset: number | string | null;
+    bucket: string | null;
+    ok: unknown;
+  }>(sql`
+    with input (provider, key_ciphertext, key_version, key_hint, validated_at, status, fp, fp_prefix) as (
+      values ${sql.join(values, sql`, `)}
+    ),
+    cur as (
+      select k.provider, k.key_fingerprint, k.key_prefix_fingerprint from api_keys k
+      where k.session_id = (select id from onboarding_sessions where user_id = ${userId})
+    ),
+    changed as (
+      select i.*, (c.provider is not null and (i.fp_prefix = c.key_fingerprint or i.fp = c.key_prefix_fingerprint)) as typing
+      from input i left join cur c on c.provider = i.provider
+      where c.key_fingerprint is distinct from i.fp
+    ),
+    kind as (
+      select case when bool_and(typing) then 'key-edits' else 'key-writes' end as bucket from changed having count(*) > 0
+    ),
+    rl as (
+      insert into rate_limits as r (user_id, bucket, window_start, count)
+      select ${userId}, kind.bucket, date_trunc('minute', now()), 1 from kind where ${counting}
+      on conflict (user_id, bucket) do update set
+        count = case when r.window_start = excluded.window_start then r.count + 1 else 1 end,
+        window_start = excluded.window_start
+      returning bucket, count, ceil(extract(epoch from (window_start + interval '${window} seconds' - now())))::int as reset
+    ),
+    allowed as (
+      select not exists (
+        select 1 from rl where rl.count > case rl.bucket when 'key-edits' then ${limits?.keyEdits ?? 0}::int else ${limits?.keyWrites ?? 0}::int end
+      ) as ok
+    ),
+    s as (
+      insert into onboarding_sessions (user_id)
+      select ${userId} from allowed where allowed.ok and exists (select 1 from changed)
       on conflict (user_id) do update set updated_at = now()
       returning id
     ),
-    input (provider, key_ciphertext, key_version, key_hint, validated_at, status) as (
-      values ${sql.join(values, sql`, `)}
-    ),
     up as (
-      insert into api_keys (session_id, provider, key_ciphertext, key_version, key_hint, validated_at, status, last_used_at)
-      select s.id, i.provider, i.key_ciphertext, i.key_version, i.key_hint, i.validated_at, i.status, i.validated_at from s cross join input i
+      insert into api_keys (session_id, provider, key_ciphertext, key_version, key_hint, validated_at, status, last_used_at, key_fingerprint, key_prefix_fingerprint)
+      select s.id, c.provider, c.key_ciphertext, c.key_version, c.key_hint, c.validated_at, c.status, c.validated_at, c.fp, c.fp_prefix
+      from s cross join changed c
       on conflict (session_id, provider) do update set
         key_ciphertext = excluded.key_ciphertext,
         key_version = excluded.key_version,
@@ -81,19 +157,47 @@ export async function saveKeys(
         last_used_at = excluded.last_used_at,
         last_error_code = null,
         last_error_at = null,
+        key_fingerprint = excluded.key_fingerprint,
+        key_prefix_fingerprint = excluded.key_prefix_fingerprint,
         updated_at = now()
+      -- A concurrent save of the same key (ALwrity sends each key three ways at once) is no change either.
+      where api_keys.key_fingerprint is distinct from excluded.key_fingerprint
       returning provider, key_version, (xmax = 0) as inserted
     ),
     audit as (
       insert into key_events (user_id, provider, action, key_version, request_id)
-      select ${input.userId}, up.provider, case when up.inserted then 'save' else 'replace' end, up.key_version, ${input.requestId}
+      select ${userId}, up.provider, case when up.inserted then 'save' else 'replace' end, up.key_version, ${input.requestId}
       from up
     )
-    select provider, inserted from up
+    select 'saved' as kind, up.provider, up.inserted, null::int as count, null::int as reset, null::text as bucket, null::boolean as ok from up
+    union all
+    select 'unchanged', i.provider, null, null, null, null, null from input i where i.provider not in (select provider from changed)
+    union all
+    select 'window', null, null, rl.count, rl.reset, rl.bucket, (select ok from allowed) from rl
+    union all
+    select 'peek', null, null, r.count, ceil(extract(epoch from (r.window_start + interval '${window} seconds' - now())))::int, r.bucket, null
+    from rate_limits r
+    where ${counting} and r.user_id = ${userId} and r.bucket = 'key-writes' and r.window_start = date_trunc('minute', now())
   `);
-  return rows
-    .map((r) => ({ provider: r.provider, action: (r.inserted === true || (r.inserted as unknown) === "t" ? "save" : "replace") as SavedKey["action"] }))
-    .sort((a, b) => providers.indexOf(a.provider) - providers.indexOf(b.provider));
+
+  const order = (a: { provider: Provider }, b: { provider: Provider }) => providers.indexOf(a.provider) - providers.indexOf(b.provider);
+  const saved = rows
+    .filter((r) => r.kind === "saved")
+    .map((r) => ({ provider: r.provider!, action: (truthy(r.inserted) ? "save" : "replace") as SavedKey["action"] }))
+    .sort(order);
+  // A key counted as changed but beaten by a concurrent identical save is unchanged as well.
+  const unchanged = entries.filter((p) => !saved.some((x) => x.provider === p));
+  const counted = rows.find((r) => r.kind === "window");
+  const peek = rows.find((r) => r.kind === "peek");
+  let windowState: KeyWriteWindow | null = null;
+  if (counted) {
+    windowState = { bucket: counted.bucket as KeyWriteWindow["bucket"], count: Number(counted.count), resetSeconds: Math.max(1, Number(counted.reset)), counted: true };
+  } else if (counting) {
+    const reset = peek ? Number(peek.reset) : WINDOW_SECONDS - new Date().getUTCSeconds();
+    windowState = { bucket: "key-writes", count: peek ? Number(peek.count) : 0, resetSeconds: Math.max(1, reset), counted: false };
+  }
+  const limited = counted !== undefined && !truthy(counted.ok);
+  return { saved: limited ? [] : saved, unchanged: limited ? [] : unchanged, window: windowState, limited };
 }
 
 /**

@@ -58,9 +58,13 @@ for (const backend of backends) {
     it("stores no plaintext and audits without key material", async () => {
       const keys = sampleKeys(3);
       await expectStatus(await prod.fetch(request("POST", "/api/onboarding/api-keys", { token: prod.token("user_plain"), body: keys })), 200);
-      await expectStatus(await prod.fetch(request("POST", "/api/onboarding/api-keys", { token: prod.token("user_plain"), body: { gemini: keys.gemini } })), 200);
+      // Saving the stored key again is no change (no audit row); another key is a replace.
+      const same = await expectStatus(await prod.fetch(request("POST", "/api/onboarding/api-keys", { token: prod.token("user_plain"), body: { gemini: keys.gemini } })), 200);
+      expect(same).toMatchObject({ saved: [], unchanged: ["gemini"] });
+      const other = sampleKeys(33).gemini;
+      await expectStatus(await prod.fetch(request("POST", "/api/onboarding/api-keys", { token: prod.token("user_plain"), body: { gemini: other } })), 200);
       const dump = JSON.stringify(await database.rows(sql`select * from api_keys`)) + JSON.stringify(await database.rows(sql`select * from key_events`));
-      for (const value of Object.values(keys)) expect(dump).not.toContain(value);
+      for (const value of [...Object.values(keys), other]) expect(dump).not.toContain(value);
       const events = await database.rows<{ action: string; provider: string }>(sql`select action, provider from key_events where user_id = 'user_plain' order by id`);
       expect(events.map((e) => `${e.provider}:${e.action}`)).toEqual(["gemini:save", "exa:save", "copilotkit:save", "gemini:replace"]);
     });
