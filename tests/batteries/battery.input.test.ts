@@ -21,6 +21,7 @@ import { startFakeGemini, type FakeGemini } from "../../testkit/fakes/gemini.js"
 import { startFakeExa, type FakeExa } from "../../testkit/fakes/exa.js";
 import {
   bodyMethods,
+  takesBody,
   bodySpecs,
   databaseFingerprint,
   describeExchange,
@@ -39,7 +40,7 @@ import {
 } from "../helpers/battery.js";
 
 const allEndpoints = await endpoints();
-const bodyEndpoints = allEndpoints.filter((e) => bodyMethods.includes(e.method));
+const bodyEndpoints = allEndpoints.filter(takesBody);
 const modes = ["development", "production"] as const;
 type Mode = (typeof modes)[number];
 

@@ -6,6 +6,7 @@
  * type, carrying every header the document promises for that status. And every documented
  * success status, and every generic problem status, is seen at least once.
  */
+import { openApiPath } from "../../lib/http/route.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openApiDocument } from "../../lib/openapi.js";
 import { routes } from "../../lib/routes/index.js";
@@ -29,7 +30,7 @@ function resolveRef(node: AnyObject): AnyObject {
 }
 
 function operation(route: AnyRoute): AnyObject {
-  const op = doc.paths[route.path]?.[route.method.toLowerCase()];
+  const op = doc.paths[openApiPath(route.path)]?.[route.method.toLowerCase()];
   if (!op) throw new Error(`${route.method} ${route.path} is not documented`);
   return op;
 }

@@ -9,6 +9,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { pathToFileURL } from "node:url";
 import { routes } from "../../lib/routes/index.js";
+import { examplePath } from "../../lib/http/route.js";
 import { backends, type TestDatabase } from "../helpers/db.js";
 import { makeRuntime, type TestRuntime } from "../helpers/runtime.js";
 
@@ -22,8 +23,8 @@ function filesUnder(dir: string, ext = ".ts"): string[] {
   });
 }
 
-/** Vercel's file-system route for api/x/y.ts. */
-const vercelPath = (file: string) => "/" + file.replace(/\.ts$/, "");
+/** Vercel's file-system route for api/x/y.ts; a dynamic segment `[name]` is the route's `:name`. */
+const vercelPath = (file: string) => "/" + file.replace(/\.ts$/, "").replace(/\[(\w+)\]/g, ":$1");
 function vercelRewrites(): Map<string, string> {
   const config = JSON.parse(readFileSync(join(root, "vercel.json"), "utf8")) as { rewrites?: { source: string; destination: string }[] };
   return new Map((config.rewrites ?? []).map((r) => [r.source, r.destination]));
@@ -125,13 +126,15 @@ describe("the auth flag matches what the endpoints do", () => {
     for (const route of routes) {
       const hasBody = route.method === "POST" || route.method === "PUT";
       const response = await prod.fetch(
-        new Request(`http://localhost${route.path}`, {
+        new Request(`http://localhost${examplePath(route)}`, {
           method: route.method,
           ...(hasBody ? { headers: { "content-type": "application/json" }, body: "{}" } : {}),
         }),
       );
       const text = await response.text();
-      if (route.auth) expect(response.status, `${route.method} ${route.path}: ${text}`).toBe(401);
+      // A development-only route does not exist in production: 404 before any auth.
+      if (route.developmentOnly) expect(response.status, `${route.method} ${route.path}: ${text}`).toBe(404);
+      else if (route.auth) expect(response.status, `${route.method} ${route.path}: ${text}`).toBe(401);
       else expect(response.status, `${route.method} ${route.path}: ${text}`).not.toBe(401);
     }
   });

@@ -16,10 +16,11 @@ import type { z } from "zod";
 import { routes } from "../../lib/routes/index.js";
 import { createApp, type App } from "../../lib/app.js";
 import type { Runtime } from "../../lib/runtime.js";
-import type { AnyRoute, Method } from "../../lib/http/route.js";
+import { examplePath, type AnyRoute, type Method } from "../../lib/http/route.js";
 import { errorCodes } from "../../lib/http/errors.js";
 import { PROBLEM_TYPE_BASE } from "../../lib/http/problem.js";
-import { budgetBody, clerkWebhookEvent, deleteKeyQuery, generateBody, problemSchema, saveKeysBody, sessionBody, usageQuery } from "../../lib/schemas.js";
+import { budgetBody, clerkWebhookEvent, deleteKeyQuery, generateBody, problemSchema, saveKeysRequest, sessionBody, usageQuery } from "../../lib/schemas.js";
+import { frontendEnvBody, stepCompleteBody } from "../../lib/alwrity/schemas.js";
 import type { Database } from "../../db/client.js";
 import {
   algNoneToken,
@@ -45,7 +46,7 @@ export interface Endpoint {
   method: Method;
   /** Every method served at this path (OPTIONS excluded). */
   methods: Method[];
-  /** "POST /api/onboarding/api-keys" */
+  /** "POST /api/onboarding/api-keys" (path parameters as `:name`) */
   label: string;
 }
 
@@ -59,8 +60,11 @@ export async function endpoints(filter: (route: AnyRoute) => boolean = () => tru
   }));
 }
 
-/** Methods that carry a JSON body. */
+/** Methods that may carry a JSON body (an endpoint takes one when its route declares `body`). */
 export const bodyMethods: readonly Method[] = ["POST", "PUT"];
+
+/** Whether `endpoint` takes a JSON body. */
+export const takesBody = (endpoint: Endpoint): boolean => endpoint.route.body !== undefined;
 
 export interface BodySpec {
   schema: z.ZodType;
@@ -70,7 +74,19 @@ export interface BodySpec {
 
 /** The body of every endpoint that takes one, keyed by endpoint label (a test checks coverage). */
 export const bodySpecs: Readonly<Record<string, BodySpec>> = {
-  "POST /api/onboarding/api-keys": { schema: saveKeysBody, valid: (seed) => ({ ...sampleKeys(seed) }) },
+  // Both forms: the keys by provider, and ALwrity's one key per call.
+  "POST /api/onboarding/api-keys": {
+    schema: saveKeysRequest,
+    valid: (seed) => (seed % 2 === 0 ? { provider: "exa", api_key: sampleKeys(seed).exa, description: "battery" } : { ...sampleKeys(seed) }),
+  },
+  "POST /api/onboarding/step/:step/complete": {
+    schema: stepCompleteBody,
+    valid: (seed) => (seed % 2 === 0 ? { data: { api_keys: { ...sampleKeys(seed) } } } : { data: { website_url: `https://example.com/${seed}`, tone: "plain" }, validation_errors: [] }),
+  },
+  "POST /api/frontend-env/update": {
+    schema: frontendEnvBody,
+    valid: (seed) => ({ key: "REACT_APP_COPILOTKIT_API_KEY", value: sampleKeys(seed).copilotkit, description: "CopilotKit API key" }),
+  },
   "PUT /api/onboarding/session": { schema: sessionBody, valid: (seed) => ({ currentStep: 1 + (seed % 6), progress: seed % 101 }) },
   "POST /api/blog/generate": {
     schema: generateBody,
@@ -125,7 +141,7 @@ export function endpointRequest(endpoint: Endpoint, parts: RequestParts = {}): R
   let body: string | Uint8Array | undefined;
   if (parts.body && "raw" in parts.body) body = parts.body.raw;
   else if (parts.body) body = JSON.stringify(parts.body.json);
-  else if (bodyMethods.includes(endpoint.method)) {
+  else if (takesBody(endpoint)) {
     const spec = bodySpecs[endpoint.label];
     if (!spec) throw new Error(`no body spec for ${endpoint.label}: add one to tests/helpers/battery.ts`);
     body = JSON.stringify(spec.valid(parts.seed ?? 1));
@@ -134,7 +150,7 @@ export function endpointRequest(endpoint: Endpoint, parts: RequestParts = {}): R
   if (signedEndpoints.has(endpoint.label) && !parts.unsigned && !headers.has("svix-signature")) {
     for (const [name, value] of Object.entries(signWebhook(body ?? ""))) headers.set(name, value);
   }
-  const url = `http://localhost${endpoint.route.path}${query ? `?${query}` : ""}`;
+  const url = `http://localhost${examplePath(endpoint.route)}${query ? `?${query}` : ""}`;
   return new Request(url, { method: endpoint.method, headers, body: body as BodyInit | undefined });
 }
 
@@ -227,7 +243,7 @@ export function parseSse(text: string): { event: string; data: unknown }[] {
 // ---- fingerprints --------------------------------------------------------------------------
 
 /** Tables whose content a rejected request must leave untouched. */
-export const stateTables = ["onboarding_sessions", "api_keys", "key_events", "usage_events", "budgets", "webhook_deliveries"] as const;
+export const stateTables = ["onboarding_sessions", "api_keys", "key_events", "usage_events", "budgets", "webhook_deliveries", "onboarding_steps"] as const;
 
 /** Row count and md5 of every row's text of each state table, as one comparable string. */
 export async function databaseFingerprint(database: Database): Promise<string> {

@@ -4,6 +4,7 @@
  * problem responses against the error-code map, its examples against the handlers' schemas
  * and the handlers themselves, and that the generator stays out of every other endpoint.
  */
+import { openApiPath } from "../../lib/http/route.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { join } from "node:path";
 import { build } from "esbuild";
@@ -65,7 +66,7 @@ function resolve(document: AnyObject, ref: string): unknown {
 
 /** The route definition of one documented operation. */
 function routeOf(path: string, method: string): AnyRoute {
-  const route = routes.find((r) => r.path === path && r.method === method.toUpperCase());
+  const route = routes.find((r) => openApiPath(r.path) === path && r.method === method.toUpperCase());
   if (!route) throw new Error(`no route for ${method} ${path}`);
   return route;
 }
@@ -74,7 +75,7 @@ const byId = (operationId: string) => routes.find((r) => r.operationId === opera
 const isStrict = (schema: unknown) => (schema as { _zod?: { def?: { catchall?: { _zod?: { def?: { type?: string } } } } } })._zod?.def?.catchall?._zod?.def?.type === "never";
 /** The one request body this service does not define: Clerk's webhook events (see the strictness test). */
 const foreignBodies = new Set(["receiveClerkWebhook"]);
-const paths = [...new Set(routes.map((r) => r.path))];
+const paths = [...new Set(routes.map((r) => openApiPath(r.path)))];
 
 function operationsOf(path: string): [string, AnyObject][] {
   return Object.entries(((doc.paths as AnyObject)[path] ?? {}) as AnyObject).filter(([m]) => HTTP_METHODS.includes(m.toUpperCase() as never));
@@ -158,7 +159,7 @@ describe("the document agrees with the app's route list", () => {
 
   it("every route is documented under its method, plus the preflight, and nothing else", () => {
     for (const path of paths) {
-      const served = routes.filter((r) => r.path === path).map((r) => r.method);
+      const served = routes.filter((r) => openApiPath(r.path) === path).map((r) => r.method);
       const documented = operationsOf(path).map(([m]) => m.toUpperCase());
       expect(documented.sort(), path).toEqual([...served, "OPTIONS"].sort());
       for (const [method, op] of operationsOf(path)) if (method !== "options") expect(op.operationId).toBe(routeOf(path, method).operationId);
@@ -170,18 +171,18 @@ describe("the document agrees with the app's route list", () => {
     expect(components.securitySchemes.clerkBearer).toMatchObject({ type: "http", scheme: "bearer", bearerFormat: "JWT" });
     expect(components.securitySchemes.clerkSessionCookie).toMatchObject({ type: "apiKey", in: "cookie", name: "__session" });
     for (const route of routes) {
-      const op = (doc.paths as AnyObject)[route.path][route.method.toLowerCase()];
+      const op = (doc.paths as AnyObject)[openApiPath(route.path)][route.method.toLowerCase()];
       const expected = route.auth ? [{ clerkBearer: [] }, { clerkSessionCookie: [] }] : [];
       expect(op.security, `${route.method} ${route.path}`).toEqual(expected);
       if (route.auth) expect(Object.keys(op.responses), `${route.method} ${route.path}`).toContain("401");
-      expect((doc.paths as AnyObject)[route.path].options.security).toEqual([]);
+      expect((doc.paths as AnyObject)[openApiPath(route.path)].options.security).toEqual([]);
     }
   });
 
   it("every problem response is problem+json with one valid example per code, at the code's status", () => {
     let problems = 0;
     for (const route of routes.filter((r, i) => routes.findIndex((o) => o.path === r.path) === i)) {
-      for (const [method, op] of operationsOf(route.path)) {
+      for (const [method, op] of operationsOf(openApiPath(route.path))) {
         if (method !== "options") expect(Object.keys(op.responses), `${method} ${route.path} documents 500`).toContain("500");
         for (const [status, response] of Object.entries(op.responses as AnyObject)) {
           const media = response.content?.["application/problem+json"];
@@ -251,7 +252,7 @@ describe("the document uses the handlers' own schemas", () => {
     let checked = 0;
     for (const route of routes) {
       const method = route.method.toLowerCase();
-      const op = (doc.paths as AnyObject)[route.path][method];
+      const op = (doc.paths as AnyObject)[openApiPath(route.path)][method];
       {
         const spec = route;
         if (op.requestBody) {

@@ -1,0 +1,4 @@
+import { vercelFunction } from "../../../lib/server/vercel.js";
+import { alwrityOnboardingKeys } from "../../../lib/routes/alwrity/keys.js";
+
+export const { GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS } = vercelFunction([alwrityOnboardingKeys]);

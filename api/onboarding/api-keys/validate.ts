@@ -1,0 +1,4 @@
+import { vercelFunction } from "../../../lib/server/vercel.js";
+import { alwrityValidateKeys, alwrityValidateKeysPost } from "../../../lib/routes/alwrity/keys.js";
+
+export const { GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS } = vercelFunction([alwrityValidateKeys, alwrityValidateKeysPost]);

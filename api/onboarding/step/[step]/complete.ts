@@ -1,0 +1,4 @@
+import { vercelFunction } from "../../../../lib/server/vercel.js";
+import { alwrityCompleteStep } from "../../../../lib/routes/alwrity/steps.js";
+
+export const { GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS } = vercelFunction([alwrityCompleteStep]);
