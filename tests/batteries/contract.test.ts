@@ -68,6 +68,8 @@ describe("documented statuses and headers match real responses", () => {
   let gemini: FakeGemini;
   let exa: FakeExa;
   let prod: TestRuntime;
+  /** For development-only routes (production answers them 404). */
+  let dev: TestRuntime;
   let limited: TestRuntime;
   let noClerk: TestRuntime;
   let down: TestRuntime;
@@ -81,6 +83,7 @@ describe("documented statuses and headers match real responses", () => {
     const upstreams = { GEMINI_BASE_URL: gemini.url, EXA_BASE_URL: exa.url };
     prod = makeRuntime({ database, mode: "production", env: { ...upstreams, RATE_LIMIT_KEY_WRITES_PER_MINUTE: "1000", RATE_LIMIT_GENERATE_PER_MINUTE: "1000" } });
     limited = makeRuntime({ database, mode: "production", env: { ...upstreams, RATE_LIMIT_KEY_WRITES_PER_MINUTE: "1", RATE_LIMIT_GENERATE_PER_MINUTE: "1" } });
+    dev = makeRuntime({ database, mode: "development", env: upstreams });
     noClerk = makeRuntime({ database, mode: "production", env: { CLERK_JWT_KEY: undefined, CLERK_SECRET_KEY: undefined } });
     downDatabase = await openDatabase({ driver: "pg", url: `postgres://postgres@127.0.0.1:${await closedPort()}/byok` });
     down = makeRuntime({ database: downDatabase, mode: "production" });
@@ -88,7 +91,7 @@ describe("documented statuses and headers match real responses", () => {
     await expectStatus(await prod.fetch(request("POST", "/api/onboarding/api-keys", { token: prod.token(user), body: sampleKeys(4100) })), 200);
   });
   afterAll(async () => {
-    for (const rt of [prod, limited, noClerk, down]) rt?.cleanup();
+    for (const rt of [prod, dev, limited, noClerk, down]) rt?.cleanup();
     await downDatabase?.close();
     await Promise.all([gemini?.close(), exa?.close()]);
     await database?.destroy();
@@ -103,7 +106,12 @@ describe("documented statuses and headers match real responses", () => {
     for (const endpoint of all) {
       await restoreKeys(prod, user);
       const req = endpointRequest(endpoint, { token: prod.token(user), seed: 4100 });
-      const ex = await expectDocumented(endpoint.route, "valid", await prod.fetch(req));
+      const rt = endpoint.route.developmentOnly ? dev : prod;
+      if (endpoint.route.developmentOnly) {
+        const hidden = await expectDocumented(endpoint.route, "production", await prod.fetch(endpointRequest(endpoint, { token: prod.token(user), seed: 4100 })));
+        expect(hidden.status, describeExchange(endpoint.label, hidden)).toBe(404);
+      }
+      const ex = await expectDocumented(endpoint.route, "valid", await rt.fetch(req));
       expect(ex.status, describeExchange(endpoint.label, ex)).toBeLessThan(300);
       if (endpoint.route.rateLimit) expect(ex.headers.get("ratelimit"), endpoint.label).toMatch(/^limit=1000, remaining=\d+, reset=\d+$/);
     }
@@ -112,15 +120,16 @@ describe("documented statuses and headers match real responses", () => {
   it("problems a caller can cause: no token, bad body or query, too large, wrong media type, missing key, unknown key", async () => {
     for (const endpoint of all) {
       const { route } = endpoint;
+      const rt = route.developmentOnly ? dev : prod;
       if (route.auth) await expectDocumented(route, "no token", await prod.fetch(endpointRequest(endpoint, {})));
       if (route.body) {
         const token = prod.token(user);
-        await expectDocumented(route, "bad body", await prod.fetch(endpointRequest(endpoint, { token, body: { json: { unexpected: true } } })));
-        await expectDocumented(route, "too large", await prod.fetch(endpointRequest(endpoint, { token, body: { raw: JSON.stringify({ pad: "x".repeat(20_000) }) } })));
+        await expectDocumented(route, "bad body", await rt.fetch(endpointRequest(endpoint, { token, body: { json: { unexpected: true } } })));
+        await expectDocumented(route, "too large", await rt.fetch(endpointRequest(endpoint, { token, body: { raw: JSON.stringify({ pad: "x".repeat(20_000) }) } })));
         await expectDocumented(
           route,
           "wrong media type",
-          await prod.fetch(endpointRequest(endpoint, { token, headers: { "content-type": "text/plain" } })),
+          await rt.fetch(endpointRequest(endpoint, { token, headers: { "content-type": "text/plain" } })),
         );
       }
       if (route.query) await expectDocumented(route, "bad query", await prod.fetch(endpointRequest(endpoint, { token: prod.token(user), query: "nope=1" })));
@@ -134,14 +143,16 @@ describe("documented statuses and headers match real responses", () => {
   });
 
   it("the rate limit: 429 with Retry-After and RateLimit headers", async () => {
-    for (const endpoint of all.filter((e) => e.route.rateLimit)) {
+    // Routes counted against a limit, and those that save keys through the key service (step completion).
+    for (const endpoint of all.filter((e) => e.route.rateLimit || e.route.problems.includes("rate-limited"))) {
       const userId = `user_contract_limit_${endpoint.route.operationId}`;
       const token = limited.token(userId);
       let last: Exchange | undefined;
       for (let i = 0; i < 3; i++) {
         // Keys in place so a DELETE can succeed (this save counts too: limits are per user, in the database).
         await restoreKeys(limited, userId);
-        last = await expectDocumented(endpoint.route, `attempt ${i + 1}`, await limited.fetch(endpointRequest(endpoint, { token, seed: 4100 })));
+        // Keys other than the restored ones: a save equal to the stored key changes nothing and is not counted.
+        last = await expectDocumented(endpoint.route, `attempt ${i + 1}`, await limited.fetch(endpointRequest(endpoint, { token, seed: 4102 + 2 * i })));
       }
       expect(last!.status, describeExchange(endpoint.label, last!)).toBe(429);
     }
@@ -155,7 +166,8 @@ describe("documented statuses and headers match real responses", () => {
         expect(ex.status).toBe(500);
       }
       const ex = await expectDocumented(route, "database down", await down.fetch(endpointRequest(endpoint, { token: down.token(user), seed: 4100 })));
-      if (route.operationId !== "getOpenApiDocument") expect(ex.status, describeExchange(endpoint.label, ex)).toBe(503);
+      if (route.developmentOnly) expect(ex.status, describeExchange(endpoint.label, ex)).toBe(404);
+      else if (route.operationId !== "getOpenApiDocument") expect(ex.status, describeExchange(endpoint.label, ex)).toBe(503);
     }
   });
 

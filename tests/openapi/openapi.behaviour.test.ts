@@ -14,7 +14,7 @@ import { readdirSync } from "node:fs";
 import { routes } from "../../lib/routes/index.js";
 import { errorCodes, type ErrorCode } from "../../lib/http/errors.js";
 import { PROBLEM_TYPE_BASE } from "../../lib/http/problem.js";
-import { budgetBody, clerkWebhookEvent, deleteKeyQuery, generateBody, problemSchema, saveKeysBody, sessionBody, usageQuery } from "../../lib/schemas.js";
+import { budgetBody, clerkWebhookEvent, deleteKeyQuery, generateBody, oneKeyBody, problemSchema, saveKeysBody, saveKeysRequest, sessionBody, usageQuery } from "../../lib/schemas.js";
 import * as schemas from "../../lib/schemas.js";
 import { VERSION } from "../../lib/version.js";
 import { backends, type TestDatabase } from "../helpers/db.js";
@@ -72,7 +72,10 @@ function routeOf(path: string, method: string): AnyRoute {
 }
 const byId = (operationId: string) => routes.find((r) => r.operationId === operationId)!;
 /** A zod object that refuses unknown keys (`z.strictObject`). */
-const isStrict = (schema: unknown) => (schema as { _zod?: { def?: { catchall?: { _zod?: { def?: { type?: string } } } } } })._zod?.def?.catchall?._zod?.def?.type === "never";
+const objectIsStrict = (schema: unknown) => (schema as { _zod?: { def?: { catchall?: { _zod?: { def?: { type?: string } } } } } })._zod?.def?.catchall?._zod?.def?.type === "never";
+/** A body's forms: a union's options (POST /api/onboarding/api-keys has two), or the one object. */
+const formsOf = (schema: unknown): unknown[] => (schema as { _zod?: { def?: { type?: string; options?: unknown[] } } })._zod?.def?.type === "union" ? (schema as { _zod: { def: { options: unknown[] } } })._zod.def.options : [schema];
+const isStrict = (schema: unknown) => formsOf(schema).every(objectIsStrict);
 /** The one request body this service does not define: Clerk's webhook events (see the strictness test). */
 const foreignBodies = new Set(["receiveClerkWebhook"]);
 const paths = [...new Set(routes.map((r) => openApiPath(r.path)))];
@@ -133,7 +136,9 @@ describe("the document", () => {
           else if (method !== "options") expect(Object.keys(response.content ?? {}).length).toBeGreaterThan(0);
         }
         for (const parameter of op.parameters ?? []) {
-          expect(parameter.in).toBe("query");
+          expect(["query", "path"]).toContain(parameter.in);
+          // A path parameter is always required, and named in the path.
+          if (parameter.in === "path") expect(parameter.required && path.includes(`{${parameter.name}}`), `${method} ${path} ${parameter.name}`).toBe(true);
           expect(parameter.schema).toBeTruthy();
         }
         if (op.requestBody) {
@@ -222,7 +227,8 @@ describe("the document agrees with the app's route list", () => {
 describe("the document uses the handlers' own schemas", () => {
   it("routes validate with the contract's schema instances", () => {
     for (const route of routes) if (route.body && !foreignBodies.has(route.operationId)) expect(isStrict(route.body.schema), route.operationId).toBe(true);
-    expect(byId("saveApiKeys").body?.schema).toBe(saveKeysBody);
+    expect(byId("saveApiKeys").body?.schema).toBe(saveKeysRequest);
+    expect(formsOf(saveKeysRequest)).toEqual([saveKeysBody, oneKeyBody]);
     expect(byId("deleteApiKey").query?.schema).toBe(deleteKeyQuery);
     expect(byId("updateOnboardingSession").body?.schema).toBe(sessionBody);
     expect(byId("generateBlogPost").body?.schema).toBe(generateBody);
@@ -237,13 +243,21 @@ describe("the document uses the handlers' own schemas", () => {
         if (!op.requestBody) continue;
         const route = routeOf(path, method);
         const spec = route;
-        const component = resolve(doc, op.requestBody.content["application/json"].schema.$ref) as AnyObject;
-        const shape = (spec.body!.schema as unknown as { shape: Record<string, unknown> }).shape;
-        expect(Object.keys(component.properties).sort(), `${method} ${path}`).toEqual(Object.keys(shape).sort());
-        // Our own bodies refuse unknown fields. A body someone else defines (Clerk's webhook
-        // events) must not: a field Clerk adds would make signed deliveries fail.
-        if (isStrict(spec.body!.schema)) expect(component.additionalProperties, `${method} ${path} refuses unknown fields`).toBe(false);
-        else expect(component.additionalProperties, `${method} ${path} accepts unknown fields`).not.toBe(false);
+        const documented = op.requestBody.content["application/json"].schema as AnyObject;
+        const union = documented.$ref ? (resolve(doc, documented.$ref) as AnyObject) : documented;
+        // Several forms are documented as anyOf/oneOf, one component (or inline object) per form.
+        const components = ((union.anyOf ?? union.oneOf) as AnyObject[] | undefined)?.map((c) => (c.$ref ? (resolve(doc, c.$ref) as AnyObject) : c)) ?? [union];
+        const forms = formsOf(spec.body!.schema);
+        expect(components.length, `${method} ${path}: one documented schema per form`).toBe(forms.length);
+        forms.forEach((form, i) => {
+          const component = components[i]!;
+          const shape = (form as { shape: Record<string, unknown> }).shape;
+          expect(Object.keys(component.properties).sort(), `${method} ${path}`).toEqual(Object.keys(shape).sort());
+          // Our own bodies refuse unknown fields. A body someone else defines (Clerk's webhook
+          // events) must not: a field Clerk adds would make signed deliveries fail.
+          if (objectIsStrict(form)) expect(component.additionalProperties, `${method} ${path} refuses unknown fields`).toBe(false);
+          else expect(component.additionalProperties, `${method} ${path} accepts unknown fields`).not.toBe(false);
+        });
       }
     }
   });
@@ -263,17 +277,26 @@ describe("the document uses the handlers' own schemas", () => {
           expect(spec!.body!.schema.safeParse({ ...example, unexpected: true }).success).toBe(!isStrict(spec!.body!.schema));
           checked++;
         }
-        if (op.parameters?.length) {
+        const queryParameters = (op.parameters ?? []).filter((p: AnyObject) => p.in === "query");
+        if (queryParameters.length) {
           const queryExample = spec.query!.example;
           expect(queryExample, `${method} ${route.path} has an example query`).toBeDefined();
           expect(spec.query!.schema.safeParse(queryExample).success).toBe(true);
-          expect(Object.keys(queryExample).every((k) => op.parameters.some((p: AnyObject) => p.name === k))).toBe(true);
-          for (const parameter of op.parameters) if (parameter.required) expect(queryExample).toHaveProperty(parameter.name);
+          expect(Object.keys(queryExample).every((k) => queryParameters.some((p: AnyObject) => p.name === k))).toBe(true);
+          for (const parameter of queryParameters) if (parameter.required) expect(queryExample).toHaveProperty(parameter.name);
+          checked++;
+        }
+        const pathParameters = (op.parameters ?? []).filter((p: AnyObject) => p.in === "path");
+        if (pathParameters.length) {
+          const example = spec.params!.example;
+          expect(spec.params!.schema.safeParse(example).success, `${method} ${route.path} params example`).toBe(true);
+          expect(pathParameters.map((p: AnyObject) => p.name).sort()).toEqual(Object.keys(example).sort());
+          expect(spec.params!.schema.safeParse(Object.fromEntries(Object.keys(example).map((k) => [k, "0"]))).success).toBe(false);
           checked++;
         }
       }
     }
-    expect(checked).toBe(7);
+    expect(checked).toBe(routes.filter((r) => r.body).length + routes.filter((r) => r.query).length + routes.filter((r) => r.params).length);
   });
 
   it("the handlers accept the examples and answer what the document says", async () => {

@@ -15,7 +15,9 @@ export const alwrityFrontendEnv = defineRoute({
     "Development only: production answers 404. Only `REACT_APP_COPILOTKIT_API_KEY`, only a well-formed CopilotKit key, only into FRONTEND_ENV_FILE " +
     "(unset: nothing is written, `written: false`). The value is never echoed.",
   tags: ["alwrity"],
-  auth: true,
+  // No user: it writes the developer's own frontend .env, on their machine only (development
+  // answers only local requests through no proxy, lib/dev/local-only.ts), never a user's data.
+  auth: false,
   developmentOnly: true,
   body: {
     schema: frontendEnvBody,
