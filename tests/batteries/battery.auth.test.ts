@@ -131,6 +131,81 @@ const crossUser: Record<string, CrossUserCheck> = {
     for (const key of Object.values(c.ownerKeys)) expect(ex.text).not.toContain("…" + key.slice(-4));
     expect(ex.text).not.toContain(c.owner);
   },
+  // ALwrity's routes: the intruder sees an empty onboarding of its own, never the owner's keys, steps or progress.
+  "GET /api/onboarding/api-keys/onboarding": async (c) => {
+    const ex = await call(c, intruder());
+    expect(ex.status, describeExchange("prefill", ex)).toBe(200);
+    expect(JSON.parse(ex.text)).toEqual({ api_keys: {}, total_providers: 3, configured_providers: [] });
+  },
+  "GET /api/onboarding/api-keys/validate": async (c) => expectNoKeysValidated(await call(c, intruder()), c.ownerKeys),
+  "POST /api/onboarding/api-keys/validate": async (c) => expectNoKeysValidated(await call(c, intruder()), c.ownerKeys),
+  "GET /api/onboarding/step/:step": async (c) => {
+    const ex = await call(c, intruder());
+    expect(ex.status, describeExchange("step", ex)).toBe(200);
+    expect(JSON.parse(ex.text)).toMatchObject({ step: 1, status: "pending", data: { api_keys: {} } });
+    const other = await readResponse(await send(c.rt.runtime, c.transport, c.endpoint, new Request("http://localhost/api/onboarding/step/2", { headers: { authorization: `Bearer ${c.rt.token(intruder())}` } })));
+    expect(JSON.parse(other.text)).toMatchObject({ step: 2, status: "pending", data: null });
+    for (const key of Object.values(c.ownerKeys)) expect(ex.text + other.text).not.toContain(key.slice(-4));
+    expect(other.text).not.toContain(OWNER_SITE);
+  },
+  "POST /api/onboarding/step/:step/complete": async (c) => {
+    const who = intruder();
+    const mine = sampleKeys(8_000 + Math.floor(Math.random() * 1_000));
+    const ex = await call(c, who, { body: { json: { data: { api_keys: mine } } } });
+    expect(ex.status, describeExchange("complete step", ex)).toBe(200);
+    expect(JSON.parse(ex.text)).toMatchObject({ step: 1, current_step: 2, saved: ["gemini", "exa", "copilotkit"] });
+    expect((await userApiKeys(c.rt.runtime, c.owner)).keys).toEqual(c.ownerKeys);
+    expect((await userApiKeys(c.rt.runtime, who)).keys).toEqual(mine);
+    await expectOwnerSession(c);
+  },
+  "GET /api/onboarding/init": async (c) => {
+    const who = intruder();
+    const ex = await call(c, who);
+    expect(ex.status, describeExchange("init", ex)).toBe(200);
+    const body = JSON.parse(ex.text);
+    expect(body.user).toMatchObject({ id: who, clerk_user_id: who });
+    expect(body.onboarding).toMatchObject({ current_step: 1, completion_percentage: 0, is_completed: false });
+    expect(body.onboarding.steps.every((s: { status: string; data: unknown }) => s.status === "pending" && s.data === null)).toBe(true);
+    expect(ex.text).not.toContain(c.owner);
+    expect(ex.text).not.toContain(OWNER_SITE);
+  },
+  "GET /api/onboarding/status": async (c) => {
+    const ex = await call(c, intruder());
+    expect(ex.status, describeExchange("status", ex)).toBe(200);
+    expect(JSON.parse(ex.text)).toMatchObject({ current_step: 1, completion_percentage: 0, is_completed: false });
+    expect(ex.text).not.toContain(OWNER_SITE);
+  },
+  "GET /api/onboarding/progress": async (c) => {
+    const ex = await call(c, intruder());
+    expect(ex.status, describeExchange("progress", ex)).toBe(200);
+    expect(JSON.parse(ex.text)).toEqual({ progress: 0, current_step: 1, total_steps: 6, completion_percentage: 0, is_completed: false });
+  },
+  "POST /api/onboarding/complete": async (c) => {
+    const ex = await call(c, intruder());
+    expect(ex.status, describeExchange("complete", ex)).toBe(200);
+    expect(JSON.parse(ex.text)).toMatchObject({ is_completed: true, completion_percentage: 100 });
+    await expectOwnerSession(c);
+  },
+  "GET /api/onboarding/summary": async (c) => {
+    const ex = await call(c, intruder());
+    expect(ex.status, describeExchange("summary", ex)).toBe(200);
+    expect(JSON.parse(ex.text)).toMatchObject({ api_keys: {}, website_analysis: null, research_preferences: null, website_url: null });
+    for (const key of Object.values(c.ownerKeys)) expect(ex.text).not.toContain(key.slice(-4));
+  },
+  "GET /api/onboarding/website-analysis": async (c) => {
+    const ex = await call(c, intruder());
+    expect(ex.status, describeExchange("website", ex)).toBe(200);
+    expect(JSON.parse(ex.text)).toBeNull();
+    const owners = await call(c, c.owner);
+    expect(JSON.parse(owners.text)).toMatchObject({ website_url: OWNER_SITE });
+  },
+  "GET /api/onboarding/research-preferences": async (c) => {
+    const ex = await call(c, intruder());
+    expect(ex.status, describeExchange("research", ex)).toBe(200);
+    expect(JSON.parse(ex.text)).toBeNull();
+    const owners = await call(c, c.owner);
+    expect(JSON.parse(owners.text)).toMatchObject({ research_depth: "deep" });
+  },
   "POST /api/blog/generate": async (c) => {
     const before = c.gemini.requests.length;
     const ex = await call(c, intruder(), { headers: { accept: "application/json" } });
@@ -139,6 +214,19 @@ const crossUser: Record<string, CrossUserCheck> = {
   },
 };
 const sessionGet = protectedEndpoints.find((e) => e.label === "GET /api/onboarding/session");
+const OWNER_SITE = "https://owner-only.example.com";
+
+function expectNoKeysValidated(ex: Awaited<ReturnType<typeof readResponse>>, ownerKeys: ReturnType<typeof sampleKeys>): void {
+  expect(ex.status, describeExchange("validate", ex)).toBe(200);
+  expect(JSON.parse(ex.text)).toMatchObject({ all_valid: false, missing: ["gemini", "exa", "copilotkit"] });
+  for (const key of Object.values(ownerKeys)) expect(ex.text).not.toContain(key.slice(-4));
+}
+
+/** The owner's session is where the owner left it (step 4, 40 %, not completed). */
+async function expectOwnerSession(c: Parameters<CrossUserCheck>[0]): Promise<void> {
+  const mineNow = await readResponse(await send(c.rt.runtime, c.transport, sessionGet!, endpointRequest(sessionGet!, { token: c.rt.token(c.owner) })));
+  expect(JSON.parse(mineNow.text)).toMatchObject({ userId: c.owner, currentStep: 4, progress: 40, apiKeysComplete: true });
+}
 const budgetGet = protectedEndpoints.find((e) => e.label === "GET /api/usage/budget");
 const OWNER_CAP = 42;
 
@@ -187,6 +275,16 @@ for (const backend of backends) {
         await send(prod.runtime, "function", byLabel("POST /api/onboarding/api-keys"), endpointRequest(byLabel("POST /api/onboarding/api-keys"), { token, body: { json: ownerKeys } })),
         200,
       );
+      // ALwrity's steps 2 and 3 with data only the owner has (before the session is set to step 4, 40 %).
+      const complete = byLabel("POST /api/onboarding/step/:step/complete");
+      for (const [step, data] of [[2, { website_url: OWNER_SITE }], [3, { research_depth: "deep" }]] as const) {
+        const request = new Request(`http://localhost/api/onboarding/step/${step}/complete`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+          body: JSON.stringify({ data, validation_errors: [] }),
+        });
+        await expectStatus(await send(prod.runtime, "app", complete, request), 200);
+      }
       await expectStatus(
         await send(prod.runtime, "function", byLabel("PUT /api/onboarding/session"), endpointRequest(byLabel("PUT /api/onboarding/session"), { token, body: { json: { currentStep: 4, progress: 40 } } })),
         200,
