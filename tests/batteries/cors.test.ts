@@ -158,7 +158,8 @@ describe("CORS", () => {
           expect(ex.headers.get("x-request-id")).toBeTruthy();
           cases++;
         }
-        expect(successes, "a successful response was among those checked").toBeGreaterThan(0);
+        // A development-only route is a 404 in production (this runtime): its errors still carry CORS.
+        if (!endpoint.route.developmentOnly) expect(successes, "a successful response was among those checked").toBeGreaterThan(0);
         const unlisted = await readResponse(await send(wildcard.runtime, transport, endpoint, make("https://app.example.com")));
         expectNoCors(`${endpoint.label} with ALLOWED_ORIGINS=*`, unlisted, endpoint.route);
         cases++;

@@ -1,0 +1,377 @@
+/**
+ * ALwrity's onboarding frontend, replayed unchanged (tests/alwrity/client.ts cites each call's
+ * file and line at AJaySi/ALwrity b1ebe10): its API-key step with the auto-save on every edit,
+ * the parallel saves, prefill, step completion, init/status/progress, the final step and
+ * completion, for two users at once, in both modes, in-process, through the local server and
+ * through the Lambda handler.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { randomBytes } from "node:crypto";
+import { sql } from "drizzle-orm";
+import { userApiKeys } from "../../lib/keys/resolver.js";
+import { backends, backendLabel, type TestDatabase } from "../helpers/db.js";
+import { expectStatus, makeRuntime, request, sampleKeys, type TestRuntime } from "../helpers/runtime.js";
+import { AlwrityApi, ApiKeyStep, AxiosLikeError, openTransport, transportNames } from "./client.js";
+
+const modes = ["production", "development"] as const;
+type Mode = (typeof modes)[number];
+
+const newUser = (label: string) => `user_alwrity_${label}_${randomBytes(4).toString("hex")}`;
+const hint = (key: string) => "…" + key.slice(-4);
+
+/** Waits so the next requests fall in one rate-limit minute (the window is the database's clock minute). */
+async function awayFromWindowEnd(database: TestDatabase): Promise<void> {
+  const [clock] = await database.rows<{ s: number }>(sql`select extract(second from now())::float8 as s`);
+  if (Number(clock!.s) > 45) await new Promise((resolve) => setTimeout(resolve, (61 - Number(clock!.s)) * 1000));
+}
+
+for (const backend of backends) {
+  describe.skipIf(!backend.available)(`ALwrity's frontend, replayed ${backendLabel(backend)}`, () => {
+    let database: TestDatabase;
+    const rts = {} as Record<Mode, TestRuntime>;
+    let frontendEnv: string;
+
+    beforeAll(async () => {
+      database = await backend.open();
+      frontendEnv = join(mkdtempSync(join(tmpdir(), "byok-alwrity-frontend-")), ".env");
+      writeFileSync(frontendEnv, "# ALwrity frontend\nREACT_APP_API_URL=http://localhost:3000\n");
+      rts.production = makeRuntime({ database, mode: "production" });
+      rts.development = makeRuntime({ database, mode: "development", env: { FRONTEND_ENV_FILE: frontendEnv } });
+    });
+    afterAll(async () => {
+      for (const rt of Object.values(rts)) rt.cleanup();
+      await database?.destroy();
+    });
+
+    const events = async (userId: string) =>
+      (await database.rows<{ provider: string; action: string }>(sql`select provider, action from key_events where user_id = ${userId} order by id`)).map(
+        (e) => `${e.provider}:${e.action}`,
+      );
+    const windows = async (userId: string) =>
+      Object.fromEntries(
+        (await database.rows<{ bucket: string; count: number }>(sql`select bucket, count from rate_limits where user_id = ${userId}`)).map((r) => [r.bucket, Number(r.count)]),
+      );
+
+    /** The keys the user's requests would run with (production: the database; development: the list's hints). */
+    async function expectSavedKeys(rt: TestRuntime, userId: string, keys: ReturnType<typeof sampleKeys>): Promise<void> {
+      if (rt.runtime.config.mode === "production") {
+        expect((await userApiKeys(rt.runtime, userId)).keys).toEqual(keys);
+        return;
+      }
+      const list = await expectStatus(await rt.fetch(request("GET", "/api/onboarding/api-keys", { token: rt.token(userId) })), 200);
+      expect(list.keys.map((k: { hint: string }) => k.hint)).toEqual([hint(keys.gemini), hint(keys.exa), hint(keys.copilotkit)]);
+      expect(list.keys[2].value).toBe(keys.copilotkit);
+    }
+
+    for (const mode of modes) {
+      for (const transportName of transportNames) {
+        it(`${mode} via ${transportName}: two users at once go through the whole wizard and each reads back only their own`, async () => {
+          const rt = rts[mode];
+          const transport = await openTransport(transportName, rt);
+          try {
+            const wizard = async (userId: string, seed: number) => {
+              const api = new AlwrityApi(transport, () => rt.token(userId));
+              const keys = sampleKeys(seed);
+
+              // C:112 the app's first call: user never null, step 1, nothing done.
+              const first = await api.init();
+              expect(first.user).toMatchObject({ id: userId, clerk_user_id: userId });
+              expect(first.onboarding).toMatchObject({ current_step: 1, completion_percentage: 0, is_completed: false });
+              expect(first.onboarding.steps).toHaveLength(6);
+
+              // U:25 the step mounts and prefills: nothing saved yet.
+              const step = new ApiKeyStep(api);
+              expect(await step.loadExistingKeys()).toEqual({ gemini: "", exa: "", copilotkit: "" });
+
+              // Paste Gemini and Exa, type CopilotKit key by key: from the first keystroke of the
+              // third field, every edit auto-saves all three at once (U:~255-285).
+              await step.paste("gemini", keys.gemini);
+              await step.paste("exa", keys.exa);
+              await step.type("copilotkit", keys.copilotkit);
+              const answers = step.autoSaves.flat();
+              expect(answers.length).toBe(3 * keys.copilotkit.length);
+              for (const answer of answers) {
+                expect([200, 400], JSON.stringify(answer)).toContain(answer.status);
+                if (answer.status === 400) {
+                  expect(answer.data.code).toBe("invalid-key-format");
+                  expect(typeof answer.data.detail).toBe("string");
+                  expect(answer.provider).toBe("copilotkit");
+                }
+              }
+              expect(step.localStorageCopilotkit).toBe(keys.copilotkit);
+              await expectSavedKeys(rt, userId, keys);
+              // Gemini and Exa saved once; CopilotKit at its first well-formed length, then replaced by each longer one.
+              const validLengths = keys.copilotkit.length - "ck_pub_".length - 20 + 1;
+              expect(await events(userId)).toEqual(["gemini:save", "exa:save", "copilotkit:save", ...Array(validLengths - 1).fill("copilotkit:replace")]);
+              // Counted: the first gemini+exa save and the first copilotkit save; the rest were typing edits.
+              expect(await windows(userId)).toEqual({ "key-writes": 2, "key-edits": validLengths - 1 });
+
+              // U:51 Continue: the same keys again (unchanged: no write, no audit row, not counted), step 1 completed.
+              const auditBefore = await events(userId);
+              expect(await step.handleContinue(), step.error ?? "").toBe(true);
+              expect(await events(userId)).toEqual(auditBefore);
+              expect(await windows(userId)).toEqual({ "key-writes": 2, "key-edits": validLengths - 1 });
+              // After the reload the fields show hints for Gemini and Exa, the CopilotKit key in full.
+              expect([step.gemini, step.exa, step.copilotkit]).toEqual([hint(keys.gemini), hint(keys.exa), keys.copilotkit]);
+
+              // O:45 / O:158 progress: step 2 next, 1/6 done; the service's own session agrees.
+              expect(await api.getCurrentStep()).toEqual({ step: 2 });
+              expect((await api.getProgress()).progress).toBeCloseTo(100 / 6, 3);
+              const session = await expectStatus(await rt.fetch(request("GET", "/api/onboarding/session", { token: rt.token(userId) })), 200);
+              expect(session).toMatchObject({ currentStep: 2, apiKeysComplete: true });
+              expect(session.progress).toBeCloseTo(100 / 6, 3);
+
+              // O:53 the next steps, with their data as ALwrity sends it.
+              const website = { website_url: `https://${userId}.example.com`, writing_style: { tone: "plain" } };
+              const research = { research_depth: "deep", content_types: ["blog"], auto_research: true };
+              await api.setCurrentStep(2, website);
+              await api.setCurrentStep(3, research);
+              await api.setCurrentStep(4, { corePersona: { name: `persona of ${userId}` } });
+              const five = await api.setCurrentStep(5, {});
+              expect(five.response).toMatchObject({ step: 5, current_step: 6, is_completed: false });
+              const before = await api.init();
+              expect(before.onboarding).toMatchObject({ current_step: 6, is_completed: false, can_proceed_to_final: true });
+              expect(before.onboarding.steps.map((s: { status: string }) => s.status)).toEqual(["completed", "completed", "completed", "completed", "completed", "pending"]);
+              expect(before.onboarding.steps[1].data).toEqual(website);
+              expect(before.onboarding.steps[2].data).toEqual(research);
+              expect(before.onboarding.steps[0].data).toBeNull(); // keys are never step data
+
+              // FinalStep: the three reads answer 2xx with this user's data.
+              const summary = await api.getOnboardingSummary();
+              expect(summary).toMatchObject({ api_keys: { gemini: hint(keys.gemini), exa: hint(keys.exa), copilotkit: keys.copilotkit }, website_url: website.website_url });
+              expect(await api.getWebsiteAnalysisData()).toEqual(website);
+              expect(await api.getResearchPreferencesData()).toEqual(research);
+              expect(await api.validateApiKeys("GET")).toMatchObject({ all_valid: true, missing: [] });
+              expect(await api.validateApiKeys("POST")).toMatchObject({ all_valid: true });
+
+              // Completion: step 6, then /complete (idempotent).
+              const six = await api.setCurrentStep(6, {});
+              expect(six.response).toMatchObject({ current_step: 6, completion_percentage: 100, is_completed: true });
+              expect(await api.completeOnboarding()).toMatchObject({ is_completed: true, completion_percentage: 100 });
+              const done = await api.init();
+              expect(done.onboarding).toMatchObject({ is_completed: true, current_step: 6, completion_percentage: 100 });
+              expect(await api.getProgress()).toEqual({ progress: 100 });
+
+              // Nothing this user read came from the other user.
+              return { api, keys, website };
+            };
+
+            const [a, b] = await Promise.all([wizard(newUser(`${mode}_a`), 1101), wizard(newUser(`${mode}_b`), 1102)]);
+            for (const [mine, theirs] of [[a, b], [b, a]] as const) {
+              const everything = JSON.stringify(mine.api.log.map((x) => x.reply.data));
+              for (const key of Object.values(theirs.keys)) expect(everything).not.toContain(key.slice(-4));
+              expect(everything).not.toContain(theirs.website.website_url);
+              // Full Gemini and Exa keys are never read back.
+              const reads = JSON.stringify(mine.api.log.filter((x) => x.method === "GET").map((x) => x.reply.data));
+              expect(reads).not.toContain(mine.keys.gemini);
+              expect(reads).not.toContain(mine.keys.exa);
+            }
+            const logs = rt.logs.join("\n");
+            for (const key of [...Object.values(a.keys), ...Object.values(b.keys)]) expect(logs).not.toContain(key);
+            const stepRows = JSON.stringify(await database.rows(sql`select * from onboarding_steps`));
+            for (const key of [...Object.values(a.keys), ...Object.values(b.keys)]) expect(stepRows).not.toContain(key);
+          } finally {
+            await transport.close();
+          }
+        });
+      }
+    }
+
+    it("typing the longest keys key by key never sees a 429; a script saving key after key does, with retry_after in the body", async () => {
+      await awayFromWindowEnd(database);
+      const rt = rts.production;
+      const transport = await openTransport("app", rt);
+      const typist = newUser("typist");
+      const api = new AlwrityApi(transport, () => rt.token(typist));
+      const step = new ApiKeyStep(api);
+      const longest = {
+        gemini: "AIza" + "g".repeat(96) + "Zz_-",
+        exa: sampleKeys(7).exa,
+        copilotkit: "ck_pub_" + "c".repeat(96) + "Kk_-",
+      };
+      await step.paste("exa", longest.exa);
+      await step.type("copilotkit", longest.copilotkit);
+      await step.type("gemini", longest.gemini);
+      // A correction: delete the last three characters and type them again.
+      for (const cut of [1, 2, 3]) await step.edit("gemini", longest.gemini.slice(0, -cut));
+      for (const cut of [2, 1, 0]) await step.edit("gemini", cut === 0 ? longest.gemini : longest.gemini.slice(0, -cut));
+      const statuses = step.autoSaves.flat().map((a) => a.status);
+      expect(statuses.length).toBeGreaterThan(200);
+      expect(statuses.filter((s) => s === 429)).toEqual([]);
+      expect((await userApiKeys(rt.runtime, typist)).keys).toEqual(longest);
+      const counted = await windows(typist);
+      expect(counted["key-writes"]).toBeLessThanOrEqual(3);
+      expect(counted["key-edits"]).toBeGreaterThan(100);
+
+      // A script: a different well-formed key each call, ALwrity's form. The limit (30 a minute) holds.
+      const script = newUser("script");
+      const scripted = new AlwrityApi(transport, () => rt.token(script));
+      let limited: AxiosLikeError | undefined;
+      let accepted = 0;
+      for (let i = 1; i <= 35 && !limited; i++) {
+        try {
+          await scripted.saveApiKey("gemini", sampleKeys(5000 + i).gemini);
+          accepted++;
+        } catch (error) {
+          limited = error as AxiosLikeError;
+        }
+      }
+      expect(accepted).toBe(30);
+      expect(limited?.response.status).toBe(429);
+      const body = limited!.response.data;
+      expect(body.code).toBe("rate-limited");
+      expect(typeof body.detail).toBe("string");
+      expect(body.retry_after).toBe(Number(limited!.response.headers.get("retry-after")));
+      expect(body.retry_after).toBeGreaterThanOrEqual(1);
+      // The refused key was not saved.
+      expect((await userApiKeys(rt.runtime, script)).keys.gemini).toBe(sampleKeys(5030).gemini);
+      // Saving the stored key again is still free while limited.
+      expect(await scripted.saveApiKey("gemini", sampleKeys(5030).gemini)).toMatchObject({ saved: [], unchanged: ["gemini"] });
+      await transport.close();
+    });
+
+    it("nothing ALwrity sends can break a saved key: half-typed keys, foreign hints and bad step data are 400 and change nothing", async () => {
+      const rt = rts.production;
+      const transport = await openTransport("app", rt);
+      const userId = newUser("guard");
+      const api = new AlwrityApi(transport, () => rt.token(userId));
+      const keys = sampleKeys(2201);
+      await Promise.all([api.saveApiKey("gemini", keys.gemini), api.saveApiKey("exa", keys.exa), api.saveApiKey("copilotkit", keys.copilotkit)]);
+      await api.setCurrentStep(1, { api_keys: keys });
+      const audit = await events(userId);
+      const status = await api.getCurrentStep();
+      const refuse = async (provider: string, value: string) => {
+        const error = await api.saveApiKey(provider, value).then(
+          () => undefined,
+          (e: AxiosLikeError) => e,
+        );
+        expect(error?.response.status, `${provider}=${value.length} chars`).toBe(400);
+        expect(error!.response.data.code).toBe("invalid-key-format");
+        expect(typeof error!.response.data.detail).toBe("string");
+        expect(JSON.stringify(error!.response.data)).not.toContain(value.length > 5 ? value : "\u0000");
+      };
+      for (let i = 1; i < 34; i += 4) await refuse("gemini", keys.gemini.slice(0, i)); // half-typed
+      for (let i = 1; i < keys.exa.length; i += 5) await refuse("exa", keys.exa.slice(0, i));
+      await refuse("exa", "…0000"); // a hint that is not the saved key's
+      await refuse("gemini", "…"); // an empty hint
+      await refuse("copilotkit", `${keys.copilotkit}\n`.replace("\n", " x"));
+      // The saved key's own hint is "unchanged".
+      expect(await api.saveApiKey("exa", hint(keys.exa))).toMatchObject({ saved: [], unchanged: ["exa"] });
+      // A step completion carrying a half-typed key: 400, no step recorded, no key changed.
+      const stepError = await api.setCurrentStep(2, { api_keys: { gemini: keys.gemini.slice(0, 20) }, website_url: "https://x.example" }).then(
+        () => undefined,
+        (e: AxiosLikeError) => e,
+      );
+      expect(stepError?.response.status).toBe(400);
+      expect(stepError!.response.data.code).toBe("invalid-key-format");
+      expect(typeof stepError!.response.data.detail).toBe("string");
+      // Step data over 8 KiB: 400, nothing kept.
+      const big = await api.setCurrentStep(3, { notes: "n".repeat(9 * 1024) }).then(
+        () => undefined,
+        (e: AxiosLikeError) => e,
+      );
+      expect(big?.response.status).toBe(400);
+      expect(await api.getCurrentStep()).toEqual(status);
+      expect(await api.getWebsiteAnalysisData()).toBeNull();
+      expect(await api.getResearchPreferencesData()).toBeNull();
+      expect((await userApiKeys(rt.runtime, userId)).keys).toEqual(keys);
+      expect(await events(userId)).toEqual(audit);
+      // Keys inside another step's data go to the key service, never into the step's data.
+      const next = sampleKeys(2202);
+      const res = await api.setCurrentStep(3, { research_depth: "light", api_keys: { exa: next.exa } });
+      expect(res.response).toMatchObject({ saved: ["exa"], data: { research_depth: "light" } });
+      expect(await api.getResearchPreferencesData()).toEqual({ research_depth: "light" });
+      expect((await userApiKeys(rt.runtime, userId)).keys.exa).toBe(next.exa);
+      await transport.close();
+    });
+
+    it("revisiting the key step: hints for Gemini and Exa, the CopilotKit key in full; the auto-save of what is shown changes nothing", async () => {
+      const rt = rts.production;
+      const transport = await openTransport("local server", rt);
+      const userId = newUser("revisit");
+      const api = new AlwrityApi(transport, () => rt.token(userId));
+      const keys = sampleKeys(3301);
+      const first = new ApiKeyStep(api);
+      await first.paste("gemini", keys.gemini);
+      await first.paste("exa", keys.exa);
+      await first.paste("copilotkit", keys.copilotkit);
+      expect(await first.handleContinue()).toBe(true);
+      const audit = await events(userId);
+      const counted = await windows(userId);
+
+      const again = new ApiKeyStep(api);
+      expect(await again.loadExistingKeys()).toEqual({ gemini: hint(keys.gemini), exa: hint(keys.exa), copilotkit: keys.copilotkit });
+      expect((await api.getStepData(1)).data.api_keys).toEqual({ gemini: hint(keys.gemini), exa: hint(keys.exa), copilotkit: keys.copilotkit });
+      // Any edit auto-saves the three shown values: all 200, all unchanged.
+      await again.edit("copilotkit", keys.copilotkit);
+      expect(again.autoSaves.flat().map((a) => [a.status, a.data.unchanged])).toEqual([
+        [200, ["gemini"]],
+        [200, ["exa"]],
+        [200, ["copilotkit"]],
+      ]);
+      // What differs from ALwrity's own backend: its Continue checks the Exa field as a UUID, so a
+      // returning user re-enters the Exa key (README "Use it with ALwrity's frontend").
+      expect(await again.handleContinue()).toBe(false);
+      expect(again.error).toMatch(/Exa API key must be a valid UUID/);
+      // Completing step 1 with the shown hints is "unchanged".
+      expect((await api.setCurrentStep(1, { api_keys: { gemini: hint(keys.gemini), exa: hint(keys.exa), copilotkit: keys.copilotkit } })).response).toMatchObject({
+        saved: [],
+        unchanged: ["gemini", "exa", "copilotkit"],
+      });
+      expect(await events(userId)).toEqual(audit);
+      expect(await windows(userId)).toEqual(counted);
+      expect((await userApiKeys(rt.runtime, userId)).keys).toEqual(keys);
+      await transport.close();
+    });
+
+    it("one progress: PUT /api/onboarding/session and ALwrity's routes read and move the same session", async () => {
+      const rt = rts.production;
+      const userId = newUser("session");
+      const api = new AlwrityApi(await openTransport("app", rt), () => rt.token(userId));
+      await expectStatus(await rt.fetch(request("PUT", "/api/onboarding/session", { token: rt.token(userId), body: { currentStep: 3, progress: 50 } })), 200);
+      expect(await api.getCurrentStep()).toEqual({ step: 3 });
+      expect(await api.getProgress()).toEqual({ progress: 50 });
+      await api.setCurrentStep(3, { research_depth: "deep" });
+      const session = await expectStatus(await rt.fetch(request("GET", "/api/onboarding/session", { token: rt.token(userId) })), 200);
+      expect(session.currentStep).toBe(4);
+      expect(session.progress).toBeCloseTo(50, 3);
+      // Completing an earlier step again never moves it back.
+      await api.setCurrentStep(1, {});
+      expect(await api.getCurrentStep()).toEqual({ step: 4 });
+      await expectStatus(await rt.fetch(request("PUT", "/api/onboarding/session", { token: rt.token(userId), body: { currentStep: 6, progress: 100 } })), 200);
+      expect((await api.init()).onboarding).toMatchObject({ is_completed: true, current_step: 6 });
+    });
+
+    it("the frontend .env update: development writes only REACT_APP_COPILOTKIT_API_KEY into FRONTEND_ENV_FILE; production answers 404 and writes nothing", async () => {
+      const key = sampleKeys(4401).copilotkit;
+      for (const transportName of transportNames) {
+        const dev = new AlwrityApi(await openTransport(transportName, rts.development), () => rts.development.token("user_alwrity_env"));
+        const written = await dev.updateFrontendEnv(key);
+        expect(written.data).toMatchObject({ success: true, written: true });
+        expect(JSON.stringify(written.data)).not.toContain(key);
+        const file = readFileSync(frontendEnv, "utf8");
+        expect(file).toContain("REACT_APP_API_URL=http://localhost:3000");
+        expect(file).toContain(`REACT_APP_COPILOTKIT_API_KEY=${key}`);
+        const other = await dev.post("/api/frontend-env/update", { key: "REACT_APP_API_URL", value: key }).then(
+          () => undefined,
+          (e: AxiosLikeError) => e,
+        );
+        expect(other?.response.status).toBe(400);
+        expect(readFileSync(frontendEnv, "utf8")).toBe(file);
+
+        const prodFile = readFileSync(frontendEnv, "utf8");
+        const prod = new AlwrityApi(await openTransport(transportName, rts.production), () => rts.production.token("user_alwrity_env"));
+        const refused = await prod.updateFrontendEnv(sampleKeys(4402).copilotkit).then(
+          () => undefined,
+          (e: AxiosLikeError) => e,
+        );
+        expect(refused?.response.status, transportName).toBe(404);
+        expect(refused!.response.data.code).toBe("not-found");
+        expect(readFileSync(frontendEnv, "utf8")).toBe(prodFile);
+      }
+    });
+  });
+}
