@@ -43,6 +43,8 @@ const functionsDir = join(outputDir, "functions");
 /** The SDKs only blog generation may load; key endpoints must not pay for them. */
 const generationSdks = ["@google/generative-ai", "exa-js"] as const;
 const generationFunctions = new Set(["api/blog/generate"]);
+/** Functions whose routes are development-only (production answers 404). */
+const developmentOnlyFunctions = new Set(["api/frontend-env/update"]);
 
 // ---- reporting ------------------------------------------------------------------------------
 
@@ -408,6 +410,11 @@ async function smokeOthers(pass: Pass, covered: Set<string>): Promise<void> {
   for (const fn of pass.functions.filter((f) => !covered.has(f.name))) {
     await withFunction(pass, fn.name, async (running) => {
       const reply = await running.call("OPTIONS", `/${fn.name}`);
+      if (developmentOnlyFunctions.has(fn.name) && pass.name !== "development") {
+        // A development-only route does not exist in production: 404, even to a preflight.
+        check(`${fn.name}: OPTIONS -> 404 in ${pass.name}`, reply.status === 404, () => show(reply));
+        return;
+      }
       check(`${fn.name}: OPTIONS -> 204 with an Allow header`, reply.status === 204 && Boolean(reply.headers.get("allow")), () => show(reply));
       if (fn.name === "api/openapi") {
         // What /api/openapi.json rewrites to (config.json above): no auth in either mode.
