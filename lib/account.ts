@@ -8,6 +8,7 @@
  * and nothing else. A webhook delivery's id is recorded in the same statement; a replay of
  * that id finds it and changes nothing.
  */
+import { getOnboardingState } from "./onboarding.js";
 import { sql } from "drizzle-orm";
 import type { Database } from "../db/client.js";
 import type { Deps } from "./runtime.js";
@@ -135,6 +136,7 @@ export async function exportAccountData(deps: Deps, userId: string): Promise<Acc
   ]);
   const keys = await listKeys(database, userId, () => deps.keyring(), { withValues: false });
   const budget = await budgetStatus(database, deps.config, userId);
+  const { steps } = await getOnboardingState(database, userId);
   const session = sessions[0];
   return {
     userId,
@@ -162,5 +164,6 @@ export async function exportAccountData(deps: Deps, userId: string): Promise<Acc
       createdAt: iso(e.created_at),
     })),
     rateLimits: limits.map((l) => ({ bucket: l.bucket, windowStart: isoOrNull(l.window_start) ?? "", count: Number(l.count) })),
+    onboardingSteps: steps,
   };
 }

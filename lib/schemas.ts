@@ -243,6 +243,8 @@ export const accountExport = z.object({
     }),
   ),
   rateLimits: z.array(z.object({ bucket: z.string(), windowStart: z.string(), count: z.number().int() })),
+  /** What a frontend sent with each completed onboarding step (ALwrity's wizard); never keys. */
+  onboardingSteps: z.array(z.object({ step: z.number().int(), data: z.record(z.string(), z.unknown()), completedAt: z.iso.datetime() })),
 });
 export type AccountExport = z.output<typeof accountExport>;
 

@@ -45,6 +45,11 @@ for (const backend of backends) {
       for (const key of Object.values(keys)) allKeys.add(key);
       const token = rt.token(userId);
       await expectStatus(await rt.fetch(request("POST", "/api/onboarding/api-keys", { token, body: keys })), 200);
+      // ALwrity's step 2 with its data (onboarding_steps), before the session is set to 3 / 40 %.
+      await expectStatus(
+        await rt.fetch(request("POST", "/api/onboarding/step/2/complete", { token, body: { data: { website_url: `https://${userId}.example` }, validation_errors: [] } })),
+        200,
+      );
       await expectStatus(await rt.fetch(request("PUT", "/api/onboarding/session", { token, body: { currentStep: 3, progress: 40 } })), 200);
       await expectStatus(await rt.fetch(request("PUT", "/api/usage/budget", { token, body: { monthlyUsd: 12 } })), 200);
       await expectStatus(
@@ -65,6 +70,7 @@ for (const backend of backends) {
         out[table_name] = await database.rows(sql`select * from ${sql.identifier(table_name)} where user_id = ${userId} order by 1`);
       }
       out.api_keys = await database.rows(sql`select k.* from api_keys k join onboarding_sessions s on s.id = k.session_id where s.user_id = ${userId} order by k.id`);
+      out.onboarding_steps = await database.rows(sql`select o.* from onboarding_steps o join onboarding_sessions s on s.id = o.session_id where s.user_id = ${userId} order by o.step`);
       return out;
     }
 
@@ -100,7 +106,7 @@ for (const backend of backends) {
       const victim = await userWithEverything();
       const other = await userWithEverything();
       const before = await holdings(victim.userId);
-      for (const table of ["onboarding_sessions", "api_keys", "usage_events", "rate_limits", "budgets", "key_events"]) {
+      for (const table of ["onboarding_sessions", "api_keys", "onboarding_steps", "usage_events", "rate_limits", "budgets", "key_events"]) {
         expect(before[table]!.length, `${table} before`).toBeGreaterThan(0);
       }
       const othersBefore = JSON.stringify(await holdings(other.userId));
@@ -260,6 +266,11 @@ for (const backend of backends) {
       expect(data.budget.spentUsd).toBeCloseTo(Number(usage!.total), 8);
       expect(data.auditEvents.map((e) => `${e.provider}:${e.action}`).sort()).toEqual(["copilotkit:save", "exa:save", "gemini:save"]);
       expect(data.rateLimits.map((r) => r.bucket).sort()).toEqual(["generate", "key-writes"]);
+      expect(data.onboardingSteps).toEqual([{ step: 2, data: { website_url: `https://${userId}.example` }, completedAt: expect.any(String) }]);
+      // Nor a key's fingerprint.
+      const fingerprints = (await database.rows<{ f: string }>(sql`select key_fingerprint as f from api_keys where key_fingerprint is not null`)).map((r) => r.f);
+      expect(fingerprints.length).toBeGreaterThan(3);
+      for (const f of fingerprints) expect(text).not.toContain(f.split(":")[1]);
 
       // No secret: every plaintext key of the test, every stored ciphertext and its sealed part.
       const ciphertexts = (await database.rows<{ key_ciphertext: string }>(sql`select key_ciphertext from api_keys`)).map((r) => r.key_ciphertext);

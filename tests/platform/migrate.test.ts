@@ -47,7 +47,7 @@ describe("db:migrate", () => {
       await client.connect();
       const { rows } = await client.query("select table_name from information_schema.tables where table_schema = 'public' order by 1");
       await client.end();
-      expect(rows.map((r) => r.table_name)).toEqual(["api_keys", "budgets", "key_events", "onboarding_sessions", "rate_limits", "usage_events", "webhook_deliveries"]);
+      expect(rows.map((r) => r.table_name)).toEqual(["api_keys", "budgets", "key_events", "onboarding_sessions", "onboarding_steps", "rate_limits", "usage_events", "webhook_deliveries"]);
     } finally {
       await drop();
     }
