@@ -69,6 +69,30 @@ for (const backend of backends) {
       expect(Number(row!.count)).toBeLessThanOrEqual(10);
     });
 
+    it.skipIf(backend.name !== "postgres")("saves of one new key that wait on the same row write it once (the upsert re-checks the fingerprint)", async () => {
+      const userId = "user_fp_locked";
+      const old = sampleKeys(21).exa;
+      const next = sampleKeys(22).exa;
+      await expectStatus(await save(userId, { exa: old }), 200);
+      const { default: pg } = await import("pg");
+      const holder = new pg.Client({ connectionString: database.url });
+      await holder.connect();
+      try {
+        // Hold the row: every save below reads the old fingerprint (so each thinks the key changed)
+        // and then waits for the row in its upsert.
+        await holder.query("begin");
+        await holder.query("select 1 from api_keys k join onboarding_sessions s on s.id = k.session_id where s.user_id = $1 for update of k", [userId]);
+        const pending = Array.from({ length: 5 }, () => save(userId, { provider: "exa", api_key: next }));
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        await holder.query("commit");
+        const bodies = await Promise.all((await Promise.all(pending)).map((a) => expectStatus(a, 200)));
+        expect(bodies.filter((b) => b.saved.length === 1)).toHaveLength(1);
+        expect(await audit(userId)).toBe(2); // the first save and one replace
+      } finally {
+        await holder.end();
+      }
+    });
+
     it("stores a fingerprint per key, never the key; a row saved before fingerprints existed is rewritten once", async () => {
       const userId = "user_fp_old";
       const keys = sampleKeys(12);
