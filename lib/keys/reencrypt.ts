@@ -13,7 +13,7 @@
 import { randomBytes } from "node:crypto";
 import { sql } from "drizzle-orm";
 import type { Database } from "../../db/client.js";
-import { decryptKey, encryptKey, keyAad, type Keyring } from "../crypto.js";
+import { decryptKey, encryptKey, keyAad, keyFingerprint, type Keyring } from "../crypto.js";
 import type { Logger } from "../log.js";
 
 export interface ReencryptOptions {
@@ -78,9 +78,13 @@ export async function reencryptAll(
         continue;
       }
       const ciphertext = encryptKey(keyring, plain.value, aad);
+      // The fingerprints move to the current key too, so an unchanged save stays a no-op after rotation.
+      const fingerprint = keyFingerprint(keyring, row.user_id, row.provider, plain.value);
+      const prefixFingerprint = keyFingerprint(keyring, row.user_id, row.provider, plain.value.slice(0, -1));
       const updated = await database.rows<{ id: number }>(sql`
         with up as (
-          update api_keys set key_ciphertext = ${ciphertext}, key_version = ${current}
+          update api_keys set key_ciphertext = ${ciphertext}, key_version = ${current},
+            key_fingerprint = ${fingerprint}, key_prefix_fingerprint = ${prefixFingerprint}
           where id = ${id} and key_ciphertext = ${row.key_ciphertext}
           returning id, provider, key_version
         ),

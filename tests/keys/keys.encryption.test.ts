@@ -252,6 +252,13 @@ for (const backend of backends) {
           expect(new Set(events.map((e) => e.request_id)).size).toBe(1);
           expect(events.some((e) => e.user_id === "user_rot_bad")).toBe(false);
 
+          // Fingerprints moved to the new key: saving an unchanged key after the rotation is still a no-op.
+          const unchanged = await expectStatus(
+            await after.fetch(request("POST", "/api/onboarding/api-keys", { token: after.token(users[0]!), body: { provider: "exa", api_key: saved.get(users[0]!)!.exa } })),
+            200,
+          );
+          expect(unchanged).toMatchObject({ saved: [], unchanged: ["exa"] });
+
           // Every key still resolves with the rotated keyring, then with the new key alone...
           for (const runtime of [during, after]) {
             for (const [user, keys] of saved) {
