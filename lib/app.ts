@@ -236,8 +236,9 @@ export function createApp(routes: readonly AnyRoute[], options: AppOptions = {})
     for (const path of [route.path, ...(route.aliases ?? [])]) app.on(route.method, path, serve(route));
   }
   // A development-only path is no path at all in production (no 405, no Allow, no preflight).
+  const servedAt = (path: string) => routes.filter((r) => r.path === path || (r.aliases ?? []).includes(path));
   const developmentOnlyPaths = new Set(
-    [...methodsByPath.keys()].filter((path) => routes.filter((r) => r.path === path).every((r) => r.developmentOnly)),
+    [...methodsByPath.keys()].filter((path) => servedAt(path).length > 0 && servedAt(path).every((r) => r.developmentOnly)),
   );
   const hiddenHere = (c: Context<AppEnv>, path: string) =>
     developmentOnlyPaths.has(path) && c.get("runtime").config.mode !== "development";

@@ -385,3 +385,23 @@ for (const backend of backends) {
     });
   });
 }
+
+describe("development-only routes in production", () => {
+  it("hide only themselves: a path served under an alias (/api/openapi) still answers its preflight", async () => {
+    const database = await backends[0]!.open();
+    const rt = makeRuntime({ database, mode: "production" });
+    try {
+      for (const path of ["/api/openapi", "/api/openapi.json", "/api/onboarding/api-keys", "/api/onboarding/step/3/complete"]) {
+        const response = await rt.fetch(new Request(`http://localhost${path}`, { method: "OPTIONS" }));
+        expect(response.status, path).toBe(204);
+      }
+      for (const method of ["OPTIONS", "GET", "POST"]) {
+        const response = await rt.fetch(new Request("http://localhost/api/frontend-env/update", { method }));
+        expect(response.status, method).toBe(404);
+      }
+    } finally {
+      rt.cleanup();
+      await database.destroy();
+    }
+  });
+});
