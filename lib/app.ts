@@ -118,8 +118,9 @@ function serve(route: AnyRoute) {
     if (route.developmentOnly && deps.config.mode !== "development") {
       throw new AppError("not-found", { detail: `no endpoint at ${redact(c.req.path.slice(0, 200))}` });
     }
-    const params = route.params ? readParams(c.req.param() as Record<string, string>, route.params.schema, c.req.path) : undefined;
+    // Who is asking comes first: an unauthenticated caller learns nothing about the path either.
     const userId = route.auth ? (await (await loadAuth()).requireUser(deps, request)).userId : undefined;
+    const params = route.params ? readParams(c.req.param() as Record<string, string>, route.params.schema, c.req.path) : undefined;
     const query = route.query ? readQuery(request, route.query.schema) : undefined;
     const verify = route.body?.verify;
     const body = route.body
