@@ -612,7 +612,10 @@ describe("the Lambda bundle (scripts/build-lambda.ts) in a child process", () =>
   it("is one ESM file holding every route file, without PGlite", async () => {
     expect(readdirSync(leanDir)).toEqual(["index.mjs"]);
     const inputs = Object.keys(lean.metafile.inputs);
-    const routeFiles = readdirSync(join(import.meta.dirname, "../../lib/routes")).map((f) => `lib/routes/${f}`);
+    // Route files in subfolders too (lib/routes/alwrity/).
+    const routeFiles = (readdirSync(join(import.meta.dirname, "../../lib/routes"), { recursive: true }) as string[])
+      .filter((f) => f.endsWith(".ts"))
+      .map((f) => `lib/routes/${f.split("\\").join("/")}`);
     expect(routeFiles.length).toBeGreaterThanOrEqual(6);
     for (const file of routeFiles) expect(inputs, `${file} is not in the bundle`).toContain(file);
     expect(inputs.some((f) => f.startsWith("node_modules/@electric-sql/pglite/"))).toBe(false);
