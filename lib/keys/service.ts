@@ -107,7 +107,8 @@ export async function saveUserKeys(
       saved: outcome.saved.map((s) => s.provider),
       unchanged,
       storage,
-      keys: await listKeys(database, userId, () => deps.keyring()),
+      // From the saving statement itself (one round trip); nothing saved: the list as it is.
+      keys: Object.keys(keys).length > 0 ? outcome.keys : await listKeys(database, userId, () => deps.keyring()),
     },
     rateLimit,
   };

@@ -54,6 +54,8 @@ export interface SaveKeysOutcome {
   window: KeyWriteWindow | null;
   /** True when the limit refused the save: nothing was written. */
   limited: boolean;
+  /** The user's keys after the save, as the list shows them (from the same statement). */
+  keys: KeyView[];
 }
 
 const toIso = (value: unknown): string => new Date(value as string | Date).toISOString();
@@ -84,7 +86,7 @@ export async function saveKeys(
   },
 ): Promise<SaveKeysOutcome> {
   const entries = providers.filter((p) => input.keys[p] !== undefined);
-  if (entries.length === 0) return { saved: [], unchanged: [], window: null, limited: false };
+  if (entries.length === 0) return { saved: [], unchanged: [], window: null, limited: false, keys: [] };
   const now = new Date().toISOString();
   const { userId, keyring } = input;
   const values = entries.map((provider) => {
@@ -102,19 +104,22 @@ export async function saveKeys(
   const window = sql.raw(String(WINDOW_SECONDS));
 
   const rows = await database.rows<{
-    kind: "saved" | "unchanged" | "window" | "peek";
+    kind: "saved" | "unchanged" | "window" | "peek" | "list";
     provider: Provider | null;
     inserted: unknown;
     count: number | string | null;
     reset: number | string | null;
     bucket: string | null;
     ok: unknown;
+    keys: unknown;
   }>(sql`
     with input (provider, key_ciphertext, key_version, key_hint, validated_at, status, fp, fp_prefix) as (
       values ${sql.join(values, sql`, `)}
     ),
     cur as (
-      select k.provider, k.key_fingerprint, k.key_prefix_fingerprint from api_keys k
+      select k.provider, k.key_fingerprint, k.key_prefix_fingerprint,
+        k.key_hint, k.updated_at, k.validated_at, k.status, k.last_used_at, k.last_error_code, k.last_error_at, k.key_ciphertext
+      from api_keys k
       where k.session_id = (select id from onboarding_sessions where user_id = ${userId})
     ),
     changed as (
@@ -162,22 +167,37 @@ export async function saveKeys(
         updated_at = now()
       -- A concurrent save of the same key (ALwrity sends each key three ways at once) is no change either.
       where api_keys.key_fingerprint is distinct from excluded.key_fingerprint
-      returning provider, key_version, (xmax = 0) as inserted
+      returning provider, key_version, (xmax = 0) as inserted,
+        key_hint, updated_at, validated_at, status, last_used_at, last_error_code, last_error_at, key_ciphertext
+    ),
+    -- The list after the save: what this statement wrote, and the other stored keys as they were.
+    after as (
+      select provider, key_hint, updated_at, validated_at, status, last_used_at, last_error_code, last_error_at, key_ciphertext from up
+      union all
+      select provider, key_hint, updated_at, validated_at, status, last_used_at, last_error_code, last_error_at, key_ciphertext
+      from cur where cur.provider not in (select provider from up)
     ),
     audit as (
       insert into key_events (user_id, provider, action, key_version, request_id)
       select ${userId}, up.provider, case when up.inserted then 'save' else 'replace' end, up.key_version, ${input.requestId}
       from up
     )
-    select 'saved' as kind, up.provider, up.inserted, null::int as count, null::int as reset, null::text as bucket, null::boolean as ok from up
+    select 'saved' as kind, up.provider, up.inserted, null::int as count, null::int as reset, null::text as bucket, null::boolean as ok, null::json as keys from up
     union all
-    select 'unchanged', i.provider, null, null, null, null, null from input i where i.provider not in (select provider from changed)
+    select 'unchanged', i.provider, null, null, null, null, null, null from input i where i.provider not in (select provider from changed)
     union all
-    select 'window', null, null, rl.count, rl.reset, rl.bucket, (select ok from allowed) from rl
+    select 'window', null, null, rl.count, rl.reset, rl.bucket, (select ok from allowed), null from rl
     union all
-    select 'peek', null, null, r.count, ceil(extract(epoch from (r.window_start + interval '${window} seconds' - now())))::int, r.bucket, null
+    select 'peek', null, null, r.count, ceil(extract(epoch from (r.window_start + interval '${window} seconds' - now())))::int, r.bucket, null, null
     from rate_limits r
     where ${counting} and r.user_id = ${userId} and r.bucket = 'key-writes' and r.window_start = date_trunc('minute', now())
+    union all
+    select 'list', null, null, null, null, null, null, coalesce((
+      select json_agg(json_build_object(
+        'provider', a.provider, 'hint', a.key_hint, 'updatedAt', a.updated_at, 'validatedAt', a.validated_at, 'status', a.status,
+        'lastUsedAt', a.last_used_at, 'lastErrorCode', a.last_error_code, 'lastErrorAt', a.last_error_at, 'ciphertext', a.key_ciphertext))
+      from after a
+    ), '[]'::json)
   `);
 
   const order = (a: { provider: Provider }, b: { provider: Provider }) => providers.indexOf(a.provider) - providers.indexOf(b.provider);
@@ -197,7 +217,9 @@ export async function saveKeys(
     windowState = { bucket: "key-writes", count: peek ? Number(peek.count) : 0, resetSeconds: Math.max(1, reset), counted: false };
   }
   const limited = counted !== undefined && !truthy(counted.ok);
-  return { saved: limited ? [] : saved, unchanged: limited ? [] : unchanged, window: windowState, limited };
+  const listed = rows.find((r) => r.kind === "list")?.keys;
+  const keyRows = (typeof listed === "string" ? JSON.parse(listed) : (listed ?? [])) as KeyRow[];
+  return { saved: limited ? [] : saved, unchanged: limited ? [] : unchanged, window: windowState, limited, keys: keyViews(keyRows, userId, keyring) };
 }
 
 /**
@@ -212,11 +234,28 @@ export async function listKeys(
   options: { withValues?: boolean } = {},
 ): Promise<KeyView[]> {
   const rows = await keyQueries(database).list.execute({ userId });
+  return keyViews(rows, userId, rows.length > 0 ? await keyring() : undefined, options);
+}
 
+/** A stored key row as the list reads it. */
+interface KeyRow {
+  provider: string;
+  hint: string;
+  updatedAt: unknown;
+  validatedAt: unknown;
+  status: string | null;
+  lastUsedAt: unknown;
+  lastErrorCode: string | null;
+  lastErrorAt: unknown;
+  ciphertext: string;
+}
+
+/** Rows as views, each key test-decrypted (one that no longer decrypts is `unreadable`). */
+function keyViews(rows: readonly KeyRow[], userId: string, keyring: Keyring | undefined, options: { withValues?: boolean } = {}): KeyView[] {
   const views: KeyView[] = [];
   for (const row of rows) {
     const provider = row.provider as Provider;
-    const decrypted = decryptKey(await keyring(), row.ciphertext, keyAad(userId, provider));
+    const decrypted = decryptKey(keyring!, row.ciphertext, keyAad(userId, provider));
     const view: KeyView = {
       provider,
       hint: row.hint,

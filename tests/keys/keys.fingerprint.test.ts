@@ -93,6 +93,35 @@ for (const backend of backends) {
       }
     });
 
+    it.skipIf(backend.name !== "postgres")("a save is one round trip: the upsert, the rate limit and the list that answers it", async () => {
+      const { default: pg } = await import("pg");
+      const userId = "user_fp_round_trips";
+      await expectStatus(await save(userId, sampleKeys(31)), 200); // warm: keyring, prepared statements
+      const original = pg.Client.prototype.query;
+      let queries = 0;
+      // Counting, not changing: every statement still runs as sent.
+      pg.Client.prototype.query = function (this: unknown, ...args: unknown[]) {
+        queries++;
+        return (original as (...a: unknown[]) => unknown).apply(this, args);
+      } as typeof original;
+      try {
+        for (const body of [sampleKeys(32), sampleKeys(32), { provider: "exa", api_key: sampleKeys(33).exa }]) {
+          const before = queries;
+          const answer = await expectStatus(await save(userId, body), 200);
+          expect(queries - before, JSON.stringify(answer.saved)).toBe(1);
+        }
+      } finally {
+        pg.Client.prototype.query = original;
+      }
+      // ...and the list it answered is the list as stored.
+      const listed = await expectStatus(await rt.fetch(request("GET", "/api/onboarding/api-keys", { token: rt.token(userId) })), 200);
+      const last = await expectStatus(await save(userId, { provider: "gemini", api_key: sampleKeys(34).gemini }), 200);
+      expect(last.keys.map((k: { hint: string }) => k.hint)).toEqual(["…" + sampleKeys(34).gemini.slice(-4), listed.keys[1].hint, listed.keys[2].hint]);
+      expect(last.keys[2].value).toBe(sampleKeys(32).copilotkit);
+      const after = await expectStatus(await rt.fetch(request("GET", "/api/onboarding/api-keys", { token: rt.token(userId) })), 200);
+      expect(last.keys).toEqual(after.keys);
+    });
+
     it("stores a fingerprint per key, never the key; a row saved before fingerprints existed is rewritten once", async () => {
       const userId = "user_fp_old";
       const keys = sampleKeys(12);
