@@ -22,6 +22,12 @@ export function limitFor(rateLimits: { generatePerMinute: number; keyWritesPerMi
   return bucket === "generate" ? rateLimits.generatePerMinute : rateLimits.keyWritesPerMinute;
 }
 
+/** `response` with the RateLimit headers of `state` (for handlers that count their own limit; null: limits off). */
+export function withRateLimit(response: Response, state: RateLimitState | null): Response {
+  if (state) for (const [name, value] of Object.entries(rateLimitHeaders(state))) response.headers.set(name, value);
+  return response;
+}
+
 /** The 429 for a window past its limit (Retry-After and RateLimit headers; the body gets retry_after). */
 export function rateLimitedError(bucket: RateLimitBucket | "key-edits", state: RateLimitState): AppError {
   const what = bucket === "generate" ? "generations" : bucket === "key-edits" ? "edits of a saved key" : "key changes";

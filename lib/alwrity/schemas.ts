@@ -4,7 +4,7 @@
  * in backend/api/onboarding_utils/ for the answers). snake_case because that client reads it so.
  */
 import { z } from "zod";
-import { isHintShaped, providerInfo, providerKeySchemas, providers, validateProviderKey, type Provider } from "../keys/providers.js";
+import { isHintShaped, providerInfo, providerKeySchemas, validateProviderKey, type Provider } from "../keys/providers.js";
 import { providerSchema } from "../schemas.js";
 
 /** Most a step's data may hold (as JSON), so a frontend's step data stays a small record. */
@@ -161,4 +161,3 @@ export const frontendEnvResponse = z.object({
   message: z.string(),
 });
 
-export { providers };

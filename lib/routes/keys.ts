@@ -3,7 +3,7 @@ import type { FieldError } from "../http/errors.js";
 import { defineRoute, json, noContent } from "../http/route.js";
 import { isHintShaped, providerInfo, providers, type Provider } from "../keys/providers.js";
 import { deleteUserKey, listUserKeys, saveUserKeys } from "../keys/service.js";
-import { rateLimitHeaders, type RateLimitState } from "../rate-limit.js";
+import { withRateLimit } from "../rate-limit.js";
 import { deleteKeyQuery, listKeysResponse, saveKeysForm, saveKeysRequest, saveKeysResponse, type OneKeyBody, type SaveKeysBody } from "../schemas.js";
 
 const path = "/api/onboarding/api-keys";
@@ -18,12 +18,6 @@ export function keysOf(body: SaveKeysBody | OneKeyBody): { keys: SaveKeysBody; h
   return isHintShaped(body.api_key)
     ? { keys: {}, hints: { [body.provider]: body.api_key } }
     : { keys: { [body.provider]: body.api_key }, hints: {} };
-}
-
-/** `response` with the RateLimit headers of `state` (when limits are on). */
-export function withRateLimit(response: Response, state: RateLimitState | null): Response {
-  if (state) for (const [name, value] of Object.entries(rateLimitHeaders(state))) response.headers.set(name, value);
-  return response;
 }
 
 export const saveApiKeys = defineRoute({

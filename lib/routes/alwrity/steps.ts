@@ -4,7 +4,7 @@ import type { FieldError } from "../../http/errors.js";
 import { completeOnboardingStep, stepData } from "../../alwrity/onboarding.js";
 import { stepCompleteBody, stepCompleteResponse, stepDataResponse, stepParams } from "../../alwrity/schemas.js";
 import { providerInfo } from "../../keys/providers.js";
-import { withRateLimit } from "../keys.js";
+import { withRateLimit } from "../../rate-limit.js";
 
 const params = { schema: stepParams, example: { step: "1" } };
 
