@@ -6,6 +6,8 @@
  *
  * Line references: frontend/src/api/onboarding.ts (O:), frontend/src/components/OnboardingWizard/
  * ApiKeyStep/utils/useApiKeyStep.ts (U:), frontend/src/contexts/OnboardingContext.tsx (C:),
+ * counted in the copies the look-up index holds (onboarding.ts at 1db10cc, whose calls are those
+ * of b1ebe10; useApiKeyStep.ts unchanged since b1ebe10); "~" marks a line counted less surely.
  * frontend/src/api/client.ts (axios `apiClient`: baseURL REACT_APP_API_URL, `Authorization:
  * Bearer <Clerk getToken()>` on every call, JSON bodies, no cookies).
  */
@@ -135,42 +137,42 @@ export class AlwrityApi {
     return reply;
   }
 
-  // O:45-51 getCurrentStep: GET /api/onboarding/status, reads current_step.
+  // O:45-51 getCurrentStep: GET /api/onboarding/status (O:48), reads current_step (O:50).
   async getCurrentStep() {
     const res = await this.call("GET", "/api/onboarding/status");
     return { step: res.data.current_step || 1 };
   }
 
-  // O:53-60 setCurrentStep: POST /api/onboarding/step/{step}/complete {data: stepData || {}, validation_errors: []}.
+  // O:53-74 setCurrentStep: POST /api/onboarding/step/{step}/complete {data: stepData || {}, validation_errors: []} (O:57-60); shows errorData.detail (O:68).
   async setCurrentStep(step: number, stepData?: unknown) {
     const res = await this.call("POST", `/api/onboarding/step/${step}/complete`, { data: stepData || {}, validation_errors: [] });
     return { step, response: res.data };
   }
 
-  // O:~113-147 getApiKeysForOnboarding: GET /api/onboarding/api-keys/onboarding, returns data.api_keys || {}.
+  // O:113-149 getApiKeysForOnboarding: GET /api/onboarding/api-keys/onboarding (O:122), returns data.api_keys || {} (O:124); on 429 reads data.retry_after (O:131).
   async getApiKeysForOnboarding(): Promise<Record<string, string>> {
     const res = await this.call("GET", "/api/onboarding/api-keys/onboarding");
     return res.data.api_keys || {};
   }
 
-  // O:~149-156 saveApiKey: POST /api/onboarding/api-keys {provider, api_key, description} (description undefined: dropped by JSON).
+  // O:151-158 saveApiKey: POST /api/onboarding/api-keys {provider, api_key, description} (O:152-156; description undefined: dropped by JSON).
   async saveApiKey(provider: string, api_key: string, description?: string) {
     const res = await this.call("POST", "/api/onboarding/api-keys", { provider, api_key, description });
     return res.data;
   }
 
-  // O:~158-161 getProgress: GET /api/onboarding/progress, reads completion_percentage.
+  // O:160-163 getProgress: GET /api/onboarding/progress (O:161), reads completion_percentage (O:162).
   async getProgress() {
     const res = await this.call("GET", "/api/onboarding/progress");
     return { progress: res.data.completion_percentage || 0 };
   }
 
-  // O:~175-178 getStepData: GET /api/onboarding/step/{n}.
+  // O:177-180 getStepData: GET /api/onboarding/step/{n} (O:178).
   async getStepData(stepNumber: number) {
     return (await this.call("GET", `/api/onboarding/step/${stepNumber}`)).data;
   }
 
-  // O:~180-192 getStep1ApiKeysFromProgress: step.data.api_keys, errors swallowed.
+  // O:182-194 getStep1ApiKeysFromProgress: step.data.api_keys (O:185), errors swallowed (O:191).
   async getStep1ApiKeysFromProgress(): Promise<{ gemini?: string; exa?: string; copilotkit?: string }> {
     try {
       const step = await this.getStepData(1);
@@ -181,17 +183,17 @@ export class AlwrityApi {
     }
   }
 
-  // O:~199-202 validateApiKeys (posts in onboarding.ts; the issue names GET too: both are served).
+  // O:201-204 validateApiKeys (posts, O:202; the issue names GET too: both are served).
   async validateApiKeys(method: "GET" | "POST" = "POST") {
     return (await this.call(method, "/api/onboarding/api-keys/validate")).data;
   }
 
-  // O:~204-207 completeOnboarding: POST /api/onboarding/complete.
+  // O:206-209 completeOnboarding: POST /api/onboarding/complete (O:207).
   async completeOnboarding() {
     return (await this.call("POST", "/api/onboarding/complete")).data;
   }
 
-  // O:~215-228 FinalStep's loaders: summary, website analysis, research preferences.
+  // O:216-230 FinalStep's loaders: summary (O:218), website analysis (O:223), research preferences (O:228).
   async getOnboardingSummary() {
     return (await this.call("GET", "/api/onboarding/summary")).data;
   }
