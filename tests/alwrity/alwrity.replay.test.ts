@@ -386,6 +386,51 @@ for (const backend of backends) {
   });
 }
 
+describe("ALwrity's browser preflights", () => {
+  it("every ALwrity call from its origin passes CORS: authorization and content-type allowed, the request id exposed", async () => {
+    const database = await backends[0]!.open();
+    const origin = "https://app.alwrity.example";
+    const rt = makeRuntime({ database, mode: "production", env: { ALLOWED_ORIGINS: origin } });
+    try {
+      const calls: [string, string][] = [
+        ["POST", "/api/onboarding/api-keys"],
+        ["GET", "/api/onboarding/api-keys/onboarding"],
+        ["GET", "/api/onboarding/step/1"],
+        ["POST", "/api/onboarding/step/1/complete"],
+        ["POST", "/api/onboarding/step/6/complete"],
+        ["GET", "/api/onboarding/init"],
+        ["GET", "/api/onboarding/status"],
+        ["GET", "/api/onboarding/progress"],
+        ["POST", "/api/onboarding/complete"],
+        ["GET", "/api/onboarding/summary"],
+        ["GET", "/api/onboarding/website-analysis"],
+        ["GET", "/api/onboarding/research-preferences"],
+        ["GET", "/api/onboarding/api-keys/validate"],
+        ["POST", "/api/onboarding/api-keys/validate"],
+      ];
+      for (const [method, path] of calls) {
+        const preflight = await rt.fetch(
+          new Request(`http://localhost${path}`, {
+            method: "OPTIONS",
+            headers: { origin, "access-control-request-method": method, "access-control-request-headers": "authorization,content-type" },
+          }),
+        );
+        expect(preflight.status, `${method} ${path}`).toBe(204);
+        expect(preflight.headers.get("access-control-allow-origin"), path).toBe(origin);
+        expect(preflight.headers.get("access-control-allow-methods"), path).toContain(method);
+        expect((preflight.headers.get("access-control-allow-headers") ?? "").toLowerCase(), path).toContain("authorization");
+        const actual = await rt.fetch(new Request(`http://localhost${path}`, { method, headers: { origin } }));
+        expect(actual.headers.get("access-control-allow-origin"), `${method} ${path}`).toBe(origin);
+        expect(actual.headers.get("access-control-expose-headers") ?? "", path).toContain("x-request-id");
+        expect(actual.status, `${method} ${path} without a token`).toBe(401);
+      }
+    } finally {
+      rt.cleanup();
+      await database.destroy();
+    }
+  });
+});
+
 describe("development-only routes in production", () => {
   it("hide only themselves: a path served under an alias (/api/openapi) still answers its preflight", async () => {
     const database = await backends[0]!.open();
