@@ -265,7 +265,10 @@ async function startFunction(fn: BuiltFunction, stagedDir: string, env: Record<s
     loadedModules: readLog,
     output: () => output,
     async call(method, path, init = {}) {
-      const headers: Record<string, string> = { "x-forwarded-host": "byok-functions.vercel.app", ...init.headers };
+      // Production runs behind Vercel's edge (its host name); development is `vercel dev` on the
+      // developer's machine, addressed as localhost.
+      const host = env.VERCEL ? "byok-functions.vercel.app" : "localhost:3000";
+      const headers: Record<string, string> = { "x-forwarded-host": host, host, ...init.headers };
       let body: string | undefined;
       if (init.body !== undefined) {
         body = JSON.stringify(init.body);
@@ -438,6 +441,9 @@ async function developmentPass(pass: Pass): Promise<void> {
     );
     check("responses carry x-request-id", /^req_/.test(reply.headers.get("x-request-id") ?? ""), () => [...reply.headers].join("\n"));
     expectStatus("POST /api/health (not exported: the platform's 405)", await fn.call("POST", "/api/health"), 405);
+    // Development serves the developer's keys without sign-in: a request for another host name is refused.
+    const foreign = { host: "byok-functions.vercel.app", "x-forwarded-host": "byok-functions.vercel.app" };
+    expectProblem("GET /api/health for a foreign host in development", await fn.call("GET", "/api/health", { headers: foreign }), 421, "misdirected-request");
   });
 
   await withFunction(pass, "api/onboarding/api-keys", async (fn) => {
