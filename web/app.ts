@@ -160,7 +160,7 @@ async function readProblem(response: Response): Promise<Problem> {
   } catch {
     /* not JSON: a proxy's page */
   }
-  const retry = Number(response.headers.get("retry-after"));
+  const retry = Number(response.headers.get("retry-after") ?? body.retryAfter);
   return {
     status: response.status,
     code: typeof body.code === "string" ? body.code : "http-" + response.status,
@@ -295,7 +295,7 @@ function buildKeyFields(): void {
       "aria-describedby": `${id}-help ${id}-saved ${id}-error`,
     });
     const help = el("p", { id: `${id}-help`, class: "help" }, `${p.purpose} Format: ${p.format}. `);
-    help.append(el("a", { href: p.whereToGet, target: "_blank", rel: "noopener noreferrer" }, `Where to get a ${p.label}`));
+    help.append(el("a", { href: p.whereToGet, target: "_blank", rel: "noopener noreferrer" }, `Get your ${p.label}`));
     const saved = el("p", { id: `${id}-saved`, class: "saved" });
     const error = el("p", { id: `${id}-error`, class: "error field-error", hidden: "" });
     field.append(label, help, input, saved, error);
@@ -528,8 +528,10 @@ async function generate(event: SubmitEvent): Promise<void> {
           await advance(3, 67);
           break;
         }
-        case "error":
-          throw problemError((data as { problem: Problem }).problem);
+        case "error": {
+          const problem = (data as { problem: Problem }).problem;
+          throw problemError({ ...problem, retryAfter: typeof problem.retryAfter === "number" && problem.retryAfter > 0 ? problem.retryAfter : undefined });
+        }
       }
     }
   } catch (error) {
@@ -573,7 +575,8 @@ function renderChart(daily: DailyUsage[]): void {
   const max = Math.max(...dates.map((d) => byDate.get(d)!), 0.0001);
   const width = 320;
   const height = 120;
-  const bar = width / dates.length;
+  // Slots of at most 40 units: a single day is one slim bar, not the whole chart.
+  const bar = Math.min(40, width / dates.length);
   const svg = document.createElementNS(ns, "svg");
   svg.setAttribute("viewBox", `0 0 ${width} ${height + 16}`);
   svg.setAttribute("role", "img");

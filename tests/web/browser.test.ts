@@ -196,6 +196,15 @@ describeBrowser("web app in Chromium, development (npm start, fake Gemini and Ex
     await shot(page, "3-generated");
   });
 
+  it("usage: a table row per day and provider, and a chart", async () => {
+    await page.getByRole("button", { name: "Refresh usage" }).click();
+    await expect.poll(() => page.locator("#usage-rows tr").count()).toBeGreaterThanOrEqual(2);
+    const providersShown = await page.locator("#usage-rows tr td:nth-child(2)").allTextContents();
+    expect(providersShown).toEqual(expect.arrayContaining(["Gemini", "Exa"]));
+    expect(await page.locator("#usage-chart svg rect").count()).toBeGreaterThanOrEqual(1);
+    await shot(page, "4-usage");
+  });
+
   it("Cancel aborts mid-stream: the page says so and the fake Gemini sees its call closed", async () => {
     gemini.reset();
     gemini.setMode({ hangAfterChunks: 2 });
@@ -209,15 +218,6 @@ describeBrowser("web app in Chromium, development (npm start, fake Gemini and Ex
     expect(gemini.inFlight()).toBe(0);
     expect(gemini.requests.filter((r) => r.path.includes("streamGenerateContent"))).toHaveLength(1);
     gemini.setMode({});
-  });
-
-  it("usage: a table row per day and provider, and a chart", async () => {
-    await page.getByRole("button", { name: "Refresh usage" }).click();
-    await expect.poll(() => page.locator("#usage-rows tr").count()).toBeGreaterThanOrEqual(2);
-    const providersShown = await page.locator("#usage-rows tr td:nth-child(2)").allTextContents();
-    expect(providersShown).toEqual(expect.arrayContaining(["Gemini", "Exa"]));
-    expect(await page.locator("#usage-chart svg rect").count()).toBeGreaterThanOrEqual(1);
-    await shot(page, "4-usage");
   });
 
   it("deleting the Gemini key: the next generation says the key is missing, with a link to step 1", async () => {
@@ -403,6 +403,53 @@ describeBrowser("web app in Chromium, production (stand-in ClerkJS, two users)",
     await expect.poll(() => page.locator("#signin").isVisible()).toBe(true);
     expect(calls).toEqual(["/api/config"]);
     await context.close();
+  });
+
+  it("failures as sentences: rate limited with a countdown, provider down, key rejected, database down", async () => {
+    const dave = await signedIn("user_dave_fail");
+    const keys = sampleKeys(7401);
+    await dave.page.getByLabel("Gemini API key").fill(keys.gemini);
+    await dave.page.getByRole("button", { name: "Save keys" }).click();
+    await expect.poll(() => dave.page.locator("#keys-status").textContent()).toContain("Saved");
+    await dave.page.getByLabel("Topic").fill("Failures, one by one");
+    const generateAndRead = async () => {
+      await dave.page.getByRole("button", { name: "Generate" }).click();
+      await expect.poll(() => dave.page.locator("#generate-error").isVisible(), { timeout: 20_000 }).toBe(true);
+      expect(await dave.page.evaluate(() => document.activeElement?.id)).toBe("generate-error");
+      return (await dave.page.locator("#generate-error").textContent()) ?? "";
+    };
+
+    gemini.setMode({ fail: 429, retryAfterSeconds: 7 }, keys.gemini);
+    const limited = await generateAndRead();
+    expect(limited).toContain("Too many requests right now.");
+    const first = Number(/Try again in (\d+) seconds?/.exec(limited)?.[1]);
+    expect(first).toBeGreaterThanOrEqual(5);
+    expect(first).toBeLessThanOrEqual(7);
+    await expect.poll(async () => Number(/Try again in (\d+)/.exec((await dave.page.locator("#generate-error .countdown").textContent()) ?? "")?.[1])).toBeLessThan(first);
+    await shot(dave.page, "10-rate-limited");
+
+    gemini.setMode({ fail: 503 }, keys.gemini);
+    expect(await generateAndRead()).toContain("Gemini is not answering right now");
+
+    gemini.setMode({ fail: "invalid-key" }, keys.gemini);
+    const rejected = await generateAndRead();
+    expect(rejected).toContain("Gemini rejected your API key");
+    expect(await dave.page.locator("#generate-error a").getAttribute("href")).toBe("#keys");
+    gemini.setMode({}, keys.gemini);
+
+    // The database's outage, as the API reports it (the page's rendering of it is what is tested here).
+    await dave.page.route("**/api/usage", (route) =>
+      route.fulfill({
+        status: 503,
+        headers: { "content-type": "application/problem+json", "retry-after": "5" },
+        body: JSON.stringify({ type: "about:blank", title: "Database unavailable", status: 503, code: "database-unavailable", detail: "the database could not be reached", requestId: "req_x" }),
+      }),
+    );
+    await dave.page.getByRole("button", { name: "Refresh usage" }).click();
+    await expect.poll(() => dave.page.locator("#usage-error").textContent()).toContain("Our database cannot be reached right now");
+    expect(await dave.page.locator("#usage-error .countdown").textContent()).toMatch(/Try again in [1-5] seconds?/);
+    expect(dave.problems).toEqual([]);
+    await dave.context.close();
   });
 
   it("untrusted text shows as text: an HTML source title and HTML in the model's output create no element", async () => {
