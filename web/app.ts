@@ -717,4 +717,9 @@ async function main(): Promise<void> {
   } else showSignIn("Sign in to save your keys and generate posts billed to your own accounts.");
 }
 
-void main();
+main().catch((error: unknown) => {
+  if (error instanceof SignedOut) return;
+  // Clerk failing to load or any unexpected failure: a sentence, never a blank page.
+  console.error(error);
+  showProblem($("notice"), { status: 0, code: "network", detail: String(error) });
+});

@@ -162,10 +162,22 @@ function checkBuildOutput(functions: BuiltFunction[]): void {
 
   const staticDir = join(outputDir, "static");
   const staticFiles = existsSync(staticDir) ? readdirSync(staticDir, { recursive: true }).map(String) : [];
+  // public/ is the web app web/build.ts wrote (vercel.json buildCommand) plus robots.txt.
+  const publicFiles = new Set(readdirSync(join(root, "public"), { recursive: true }).map(String));
   check(
     "static output holds only public/ (no source, no .env, no .data)",
-    staticFiles.every((f) => f === "robots.txt"),
+    staticFiles.every((f) => publicFiles.has(f) && !f.split(/[\\/]/).some((part) => part.startsWith("."))),
     () => `static files: ${staticFiles.join(", ")}`,
+  );
+  check(
+    "the web app was built into the static output (index.html, docs/index.html, hashed assets)",
+    ["index.html", "docs/index.html", "robots.txt"].every((f) => staticFiles.includes(f)) && staticFiles.some((f) => /^assets\/app-[0-9A-F]{8}\.js$/.test(f)),
+    () => `static files: ${staticFiles.join(", ")}`,
+  );
+  check(
+    "vercel.json's security headers for the web app are in config.json",
+    (routing.routes as { headers?: Record<string, string> }[]).some((r) => r.headers?.["Content-Security-Policy"]?.startsWith("default-src 'self'")),
+    () => JSON.stringify(routing.routes, null, 2),
   );
 }
 
