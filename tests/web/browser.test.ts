@@ -140,13 +140,17 @@ describeBrowser("web app in Chromium, development (npm start, fake Gemini and Ex
     expect(await page.locator("#key-gemini-help a").getAttribute("href")).toBe("https://aistudio.google.com/app/apikey");
   });
 
-  it("a malformed key: the problem's detail beside the Gemini field, focus on it, nothing saved", async () => {
-    await page.getByLabel("Gemini API key").fill("AIza-too-short");
-    await page.getByRole("button", { name: "Save keys" }).click();
+  it("a malformed key, by keyboard: the problem's detail beside the Gemini field, focus on it, nothing saved", async () => {
+    // Keyboard only: type into the field and press Enter to submit.
+    await page.getByLabel("Gemini API key").focus();
+    await page.keyboard.type("AIza-too-short");
+    await page.keyboard.press("Enter");
     await expect.poll(() => page.locator("#key-gemini-error").isVisible()).toBe(true);
     expect(await page.locator("#key-gemini-error").textContent()).toMatch(/Gemini key/);
     expect(await page.evaluate(() => document.activeElement?.id)).toBe("key-gemini");
     expect(await page.locator("#key-gemini").getAttribute("aria-invalid")).toBe("true");
+    const session = (await (await fetch(`${server.url}/api/onboarding/api-keys`)).json()) as { keys: unknown[] };
+    expect(session.keys).toEqual([]);
     await shot(page, "1-keys-error");
   });
 
