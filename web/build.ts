@@ -14,7 +14,6 @@ import { createRequire } from "node:module";
 import { basename, dirname, extname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { brotliCompressSync, constants, gzipSync } from "node:zlib";
-import { build } from "esbuild";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const web = join(root, "web");
@@ -42,6 +41,8 @@ export async function buildWeb(): Promise<{ files: string[]; ms: number }> {
   const names: Record<string, string> = {};
   const keep = new Set<string>();
 
+  // Loaded here, so a server installed without devDependencies can say what is missing (below).
+  const { build } = await import("esbuild");
   const result = await build({
     entryPoints: { app: join(web, "app.ts"), "app-style": join(web, "styles.css"), docs: join(web, "docs", "docs.ts") },
     bundle: true,
@@ -97,6 +98,11 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   buildWeb().then(
     ({ files, ms }) => process.stdout.write(`web: built ${files.length} files into public/ in ${ms} ms\n`),
     (error: unknown) => {
+      // Installed without devDependencies (npm ci --omit=dev): the API still starts, without the web app.
+      if ((error as { code?: unknown }).code === "ERR_MODULE_NOT_FOUND" || (error as { code?: unknown }).code === "MODULE_NOT_FOUND") {
+        process.stderr.write("web: not built: esbuild or swagger-ui-dist is missing (devDependencies; run npm ci without --omit=dev); the API runs without the web app\n");
+        return;
+      }
       process.stderr.write(`web: build failed: ${error instanceof Error ? error.message : String(error)}\n`);
       process.exit(1);
     },

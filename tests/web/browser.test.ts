@@ -236,6 +236,13 @@ describeBrowser("web app in Chromium, development (npm start, fake Gemini and Ex
     expect(await page.locator("#generate-error a").getAttribute("href")).toBe("#keys");
     expect(await page.evaluate(() => document.activeElement?.id)).toBe("generate-error");
     await shot(page, "5-missing-key");
+    // The link leads back to step 1, where a new key replaces nothing and shows its own hint.
+    await page.locator("#generate-error a").click();
+    const replacement = `AIzaSy${"R".repeat(30)}N3WK`;
+    await page.getByLabel("Gemini API key").fill(replacement);
+    await page.getByRole("button", { name: "Save keys" }).click();
+    await expect.poll(() => page.locator("#key-gemini-saved .hint").textContent()).toBe("…N3WK");
+    expect(readFileSync(envFile, "utf8")).toContain(`GEMINI_API_KEY=${replacement}`);
   });
 
   it("works at 360 px wide: nothing scrolls sideways", async () => {
