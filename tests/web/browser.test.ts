@@ -416,6 +416,33 @@ describeBrowser("web app in Chromium, production (stand-in ClerkJS, two users)",
     await context.close();
   });
 
+  it("without a stand-in, ClerkJS is loaded from the publishable key's Frontend API (as Clerk documents), allowed by the CSP", async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    const problems = watch(page);
+    const served: string[] = [];
+    // What the instance's Frontend API would serve, answered here: a ClerkJS with nobody signed in.
+    await page.route("https://clerk.test.local/**", (route) => {
+      served.push(route.request().url());
+      return route.fulfill({
+        status: 200,
+        contentType: "text/javascript",
+        headers: { "access-control-allow-origin": "*" },
+        body: `window.Clerk = { load: async () => {}, user: null, session: null,
+          mountSignIn: (el) => { el.textContent = "ClerkJS sign-in"; el.dataset.standIn = "clerkjs"; }, addListener: () => {} };`,
+      });
+    });
+    await page.goto(origin + "/");
+    await expect.poll(() => page.locator("#signin").isVisible()).toBe(true);
+    expect(served).toEqual(["https://clerk.test.local/npm/@clerk/clerk-js@5/dist/clerk.browser.js"]);
+    const script = page.locator('script[src^="https://clerk.test.local/"]');
+    expect(await script.getAttribute("data-clerk-publishable-key")).toBe(publishableKeyFor("clerk.test.local"));
+    expect(await script.getAttribute("crossorigin")).toBe("anonymous");
+    expect(await page.locator("#clerk-signin").getAttribute("data-stand-in")).toBe("clerkjs");
+    expect(problems).toEqual([]);
+    await context.close();
+  });
+
   it("failures as sentences: rate limited with a countdown, provider down, key rejected, database down", async () => {
     const dave = await signedIn("user_dave_fail");
     const keys = sampleKeys(7401);
