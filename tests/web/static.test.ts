@@ -31,6 +31,9 @@ describe("static site (lib/server/static.ts over the built public/)", () => {
       expect(response.headers.get("content-type")).toBe("text/html; charset=utf-8");
       expect(response.headers.get("cache-control")).toBe("no-cache");
       for (const [name, value] of Object.entries(securityHeaders(null))) expect(response.headers.get(name), `${path} ${name}`).toBe(value);
+      expect(response.headers.get("x-content-type-options")).toBe("nosniff");
+      expect(response.headers.get("referrer-policy")).toBe("strict-origin-when-cross-origin");
+      expect(response.headers.get("content-security-policy")).toMatch(/^default-src 'self'; script-src 'self';/);
     }
     expect(await site.handle(get("/"))!.text()).toContain("Bring your own keys");
   });
