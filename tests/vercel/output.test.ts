@@ -162,10 +162,27 @@ function checkBuildOutput(functions: BuiltFunction[]): void {
 
   const staticDir = join(outputDir, "static");
   const staticFiles = existsSync(staticDir) ? readdirSync(staticDir, { recursive: true }).map(String) : [];
+  // public/ is robots.txt plus what web/build.ts wrote (vercel.json buildCommand): the pages and
+  // content-hashed assets, each with .br/.gz twins. Nothing else may be served.
+  const webAppFile = /^(robots\.txt|index\.html|docs|assets|docs\/index\.html|assets\/[a-z-]+-[0-9A-F]{8}\.(js|css))(\.br|\.gz)?$/;
   check(
     "static output holds only public/ (no source, no .env, no .data)",
-    staticFiles.every((f) => f === "robots.txt"),
+    staticFiles.every((f) => webAppFile.test(f.replace(/\\/g, "/"))),
     () => `static files: ${staticFiles.join(", ")}`,
+  );
+  check(
+    "the web app was built into the static output (index.html, docs/index.html, hashed assets)",
+    ["index.html", "docs/index.html", "robots.txt"].every((f) => staticFiles.includes(f)) && staticFiles.some((f) => /^assets\/app-[0-9A-F]{8}\.js$/.test(f)),
+    () => `static files: ${staticFiles.join(", ")}`,
+  );
+  const tracedWebApp = [...built].filter((name) =>
+    readdirSync(join(functionsDir, `${name}.func`), { recursive: true }).map(String).some((f) => f.startsWith("public/") || f.startsWith("web/")),
+  );
+  check("no function carries the web app (public/ or web/)", tracedWebApp.length === 0, () => `functions with it: ${tracedWebApp.join(", ")}`);
+  check(
+    "vercel.json's security headers for the web app are in config.json",
+    (routing.routes as { headers?: Record<string, string> }[]).some((r) => r.headers?.["Content-Security-Policy"]?.startsWith("default-src 'self'")),
+    () => JSON.stringify(routing.routes, null, 2),
   );
 }
 
