@@ -127,8 +127,12 @@ export const problemSchema = z.object({
   requestId: z.string(),
   action: z.string().optional(),
   errors: z.array(z.object({ pointer: z.string(), message: z.string() })).optional(),
-  /** Seconds to wait, beside the Retry-After header (429, 503). */
-  retry_after: z.number().int().min(0).optional(),
+  retryAfter: z
+    .number()
+    .int()
+    .optional()
+    .describe("Seconds to wait before trying again, as in the Retry-After header; also in a stream's error event, which has no header"),
+  retry_after: z.number().int().optional().describe("`retryAfter` again, in the snake_case ALwrity's frontend reads"),
 });
 
 /** `YYYY-MM-DD` (a whole UTC day) or an ISO 8601 instant. */

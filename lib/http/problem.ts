@@ -12,24 +12,19 @@ export interface ProblemBody {
   requestId: string;
   action?: string;
   errors?: { pointer: string; message: string }[];
+  /** The Retry-After seconds, in the body too: a stream's `error` event has no header to carry them. */
+  retryAfter?: number;
+  /** `retryAfter` again, in the snake_case ALwrity's frontend reads. */
+  retry_after?: number;
   [extra: string]: unknown;
 }
 
-/**
- * `retry_after` (seconds) beside the Retry-After header, for clients that read it from the body
- * (ALwrity's frontend reads `response.data.retry_after` on a 429).
- */
-function retryAfterSeconds(error: AppError): number | undefined {
-  const header = Object.entries(error.headers).find(([name]) => name.toLowerCase() === "retry-after")?.[1];
-  const seconds = header === undefined ? NaN : Number(header);
-  return Number.isFinite(seconds) && seconds >= 0 ? seconds : undefined;
-}
-
 export function problemBody(error: AppError, requestId: string): ProblemBody {
-  const retryAfter = retryAfterSeconds(error);
+  const retryHeader = Object.entries(error.headers).find(([name]) => name.toLowerCase() === "retry-after")?.[1];
+  const seconds = retryHeader === undefined || retryHeader.trim() === "" ? NaN : Number(retryHeader);
+  const retryAfter = Number.isSafeInteger(seconds) && seconds >= 0 ? seconds : undefined;
   return {
     ...error.extra,
-    ...(retryAfter !== undefined ? { retry_after: retryAfter } : {}),
     type: PROBLEM_TYPE_BASE + error.code,
     title: titles[error.code],
     status: errorCodes[error.code],
@@ -38,6 +33,8 @@ export function problemBody(error: AppError, requestId: string): ProblemBody {
     requestId,
     ...(error.action ? { action: error.action } : {}),
     ...(error.errors ? { errors: error.errors } : {}),
+    // The same seconds as `retry_after` too: ALwrity's frontend reads `response.data.retry_after` on a 429.
+    ...(retryAfter !== undefined ? { retryAfter, retry_after: retryAfter } : {}),
   };
 }
 

@@ -11,9 +11,10 @@ import usage from "./usage.js";
 import budget from "./budget.js";
 import me from "./me.js";
 import webhooks from "./webhooks.js";
+import config from "./config.js";
 import { alwrityRoutes } from "./alwrity/index.js";
 import { openApiRoute } from "./openapi.js";
 
 export const openApi = openApiRoute(() => routes);
 
-export const routes: readonly AnyRoute[] = [...health, ...keys, ...session, ...generate, ...usage, ...budget, ...me, ...webhooks, ...alwrityRoutes, openApi];
+export const routes: readonly AnyRoute[] = [...health, ...keys, ...session, ...generate, ...usage, ...budget, ...me, ...webhooks, ...config, ...alwrityRoutes, openApi];
