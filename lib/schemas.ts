@@ -127,12 +127,13 @@ export const problemSchema = z.object({
   requestId: z.string(),
   action: z.string().optional(),
   errors: z.array(z.object({ pointer: z.string(), message: z.string() })).optional(),
-  retryAfter: z
+  retry_after: z
     .number()
     .int()
     .optional()
-    .describe("Seconds to wait before trying again, as in the Retry-After header; also in a stream's error event, which has no header"),
-  retry_after: z.number().int().optional().describe("`retryAfter` again, in the snake_case ALwrity's frontend reads"),
+    .describe(
+      "Seconds to wait before trying again, as in the Retry-After header; also in a stream's error event, which has no header (snake_case: ALwrity's frontend reads it)",
+    ),
 });
 
 /** `YYYY-MM-DD` (a whole UTC day) or an ISO 8601 instant. */

@@ -39,7 +39,7 @@ interface Problem {
   title?: string;
   provider?: string;
   errors?: { pointer: string; message: string }[];
-  retryAfter?: number;
+  retry_after?: number;
 }
 interface Source {
   title: string;
@@ -160,14 +160,14 @@ async function readProblem(response: Response): Promise<Problem> {
   } catch {
     /* not JSON: a proxy's page */
   }
-  const retry = Number(response.headers.get("retry-after") ?? body.retryAfter);
+  const retry = Number(response.headers.get("retry-after") ?? body.retry_after);
   return {
     status: response.status,
     code: typeof body.code === "string" ? body.code : "http-" + response.status,
     detail: typeof body.detail === "string" ? body.detail : response.statusText,
     provider: typeof body.provider === "string" ? body.provider : undefined,
     errors: Array.isArray(body.errors) ? body.errors : undefined,
-    retryAfter: Number.isFinite(retry) && retry > 0 ? retry : undefined,
+    retry_after: Number.isFinite(retry) && retry > 0 ? retry : undefined,
   };
 }
 
@@ -197,12 +197,12 @@ export function sentenceFor(problem: Problem): Sentence {
     case "provider-rejected-key":
       return { text: `${who} rejected your API key: it may be mistyped, revoked or out of quota. Replace it in step 1.`, link: { href: "#keys", text: "Go to step 1" } };
     case "rate-limited":
-      return { text: "Too many requests right now.", retryAfter: problem.retryAfter ?? 30 };
+      return { text: "Too many requests right now.", retryAfter: problem.retry_after ?? 30 };
     case "upstream-unavailable":
     case "upstream-timeout":
       return { text: `${who === "The provider" ? "The AI provider" : who} is not answering right now. Nothing was charged for the part that failed; try again in a minute.` };
     case "database-unavailable":
-      return { text: "Our database cannot be reached right now. Your saved keys are safe; try again in a few seconds.", retryAfter: problem.retryAfter };
+      return { text: "Our database cannot be reached right now. Your saved keys are safe; try again in a few seconds.", retryAfter: problem.retry_after };
     case "budget-exceeded":
       return { text: "This month's spending cap is reached, so generation is paused until it resets or you raise it." };
     case "invalid-key-format":
@@ -530,7 +530,7 @@ async function generate(event: SubmitEvent): Promise<void> {
         }
         case "error": {
           const problem = (data as { problem: Problem }).problem;
-          throw problemError({ ...problem, retryAfter: typeof problem.retryAfter === "number" && problem.retryAfter > 0 ? problem.retryAfter : undefined });
+          throw problemError({ ...problem, retry_after: typeof problem.retry_after === "number" && problem.retry_after > 0 ? problem.retry_after : undefined });
         }
       }
     }

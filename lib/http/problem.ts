@@ -12,9 +12,10 @@ export interface ProblemBody {
   requestId: string;
   action?: string;
   errors?: { pointer: string; message: string }[];
-  /** The Retry-After seconds, in the body too: a stream's `error` event has no header to carry them. */
-  retryAfter?: number;
-  /** `retryAfter` again, in the snake_case ALwrity's frontend reads. */
+  /**
+   * The Retry-After seconds, in the body too: a stream's `error` event has no header to carry
+   * them, and ALwrity's frontend reads `response.data.retry_after` on a 429 (hence snake_case).
+   */
   retry_after?: number;
   [extra: string]: unknown;
 }
@@ -33,8 +34,7 @@ export function problemBody(error: AppError, requestId: string): ProblemBody {
     requestId,
     ...(error.action ? { action: error.action } : {}),
     ...(error.errors ? { errors: error.errors } : {}),
-    // The same seconds as `retry_after` too: ALwrity's frontend reads `response.data.retry_after` on a 429.
-    ...(retryAfter !== undefined ? { retryAfter, retry_after: retryAfter } : {}),
+    ...(retryAfter !== undefined ? { retry_after: retryAfter } : {}),
   };
 }
 

@@ -200,13 +200,13 @@ describe("GET /api/config", () => {
   }
 });
 
-describe("problem bodies carry retryAfter (the web app's countdown inside a stream)", () => {
+describe("problem bodies carry retry_after (the web app's countdown inside a stream)", () => {
   it("the Retry-After seconds, whatever the header's case; none without one or for a date", async () => {
     const { AppError } = await import("../../lib/http/errors.js");
     const { problemBody } = await import("../../lib/http/problem.js");
-    expect(problemBody(new AppError("rate-limited", { detail: "x", headers: { "Retry-After": "7" } }), "req_1").retryAfter).toBe(7);
-    expect(problemBody(new AppError("database-unavailable", { detail: "x", headers: { "retry-after": "5" } }), "req_1").retryAfter).toBe(5);
-    expect(problemBody(new AppError("rate-limited", { detail: "x" }), "req_1")).not.toHaveProperty("retryAfter");
-    expect(problemBody(new AppError("rate-limited", { detail: "x", headers: { "retry-after": "Wed, 21 Oct 2026 07:28:00 GMT" } }), "req_1")).not.toHaveProperty("retryAfter");
+    expect(problemBody(new AppError("rate-limited", { detail: "x", headers: { "Retry-After": "7" } }), "req_1").retry_after).toBe(7);
+    expect(problemBody(new AppError("database-unavailable", { detail: "x", headers: { "retry-after": "5" } }), "req_1").retry_after).toBe(5);
+    expect(problemBody(new AppError("rate-limited", { detail: "x" }), "req_1")).not.toHaveProperty("retry_after");
+    expect(problemBody(new AppError("rate-limited", { detail: "x", headers: { "retry-after": "Wed, 21 Oct 2026 07:28:00 GMT" } }), "req_1")).not.toHaveProperty("retry_after");
   });
 });
