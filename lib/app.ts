@@ -124,7 +124,7 @@ function serve(route: AnyRoute) {
           ...(verify ? { verify: (text: string) => verify({ text, request, deps }) } : {}),
         })
       : undefined;
-    const limit = route.rateLimit && userId !== undefined ? await enforceRateLimit(deps, userId, route.rateLimit) : null;
+    const limit = route.rateLimit && !route.rateLimitInHandler && userId !== undefined ? await enforceRateLimit(deps, userId, route.rateLimit) : null;
     const response = await route.handler({ request, deps, userId, body, query });
     if (limit) for (const [name, value] of Object.entries(rateLimitHeaders(limit))) response.headers.set(name, value);
     return response;

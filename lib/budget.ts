@@ -57,7 +57,7 @@ const MONTH = sql`(date_trunc('month', now() at time zone 'UTC'))::date`;
 const MONTH_START = sql`(date_trunc('month', now() at time zone 'UTC') at time zone 'UTC')`;
 
 /** USD as a numeric literal parameter (8 decimals, the columns' scale), or null. */
-const usd = (n: number | null) => (n === null ? null : n.toFixed(8));
+export const usd = (n: number | null) => (n === null ? null : n.toFixed(8));
 
 /** The reservations of a row that still count (not expired), as jsonb. */
 const liveReservations = (column: SQL) =>
@@ -134,6 +134,42 @@ export interface Reservation {
 }
 
 /**
+ * The conditional upsert that reserves `amount` (a numeric SQL expression) against the
+ * caller's cap (see the file comment), returning one row when it fits and none when it does
+ * not. A statement alone, or a CTE of a bigger one: the generation's first statement
+ * (lib/blog/start.ts) reserves in the same round trip as its rate limit and key read, and
+ * `when` (SQL, boolean) lets it reserve only when those passed.
+ */
+export function reservationSql(
+  config: BudgetConfig,
+  input: { userId: string; id: string; amount: SQL; ttlSeconds?: number; when?: SQL },
+): SQL {
+  const ttl = input.ttlSeconds ?? RESERVATION_TTL_SECONDS;
+  const defaultCap = sql`least(${usd(config.budget.defaultMonthlyUsd)}::numeric, ${usd(config.budget.maxMonthlyUsd)}::numeric)`;
+  // On conflict the amount is read back from the proposed row (`excluded`): it is stated once.
+  const proposed = sql`(excluded.reservations->0->>'usd')::numeric`;
+  return sql`
+    insert into budgets as b (user_id, user_set, monthly_usd, period_start, spent_usd, reservations)
+    select ${input.userId}, false, null, ${MONTH}, m.spent,
+           jsonb_build_array(jsonb_build_object('id', ${input.id}::text, 'usd', m.amount, 'exp', now() + make_interval(secs => ${ttl}::int)))
+    from (select ${usageThisMonth(input.userId)} as spent, (${input.amount})::numeric as amount) m
+    -- A user without a row (as this statement sees the table) gets one only if the amount fits
+    -- the default cap; with a row, ON CONFLICT below decides on its latest version.
+    where ${input.when ?? sql`true`}
+      and (exists (select 1 from budgets where user_id = ${input.userId})
+        or ${defaultCap} is null
+        or m.spent + m.amount <= ${defaultCap})
+    on conflict (user_id) do update set
+      period_start = ${MONTH},
+      spent_usd = ${spentThisMonth},
+      reservations = ${liveReservations(sql`b.reservations`)} || excluded.reservations,
+      updated_at = now()
+    where ${capOf(config)} is null
+       or ${spentThisMonth} + ${liveReservedUsd(sql`b.reservations`)} + ${proposed} <= ${capOf(config)}
+    returning 1 as reserved`;
+}
+
+/**
  * Reserves `amountUsd` against the caller's cap in ONE statement (see the file comment).
  * Returns the reservation, or the budget as it is when the amount does not fit. Without a
  * cap the reservation is still recorded (it shows as `reservedUsd`) and always fits.
@@ -144,28 +180,9 @@ export async function reserveBudget(
   input: { userId: string; amountUsd: number; ttlSeconds?: number },
 ): Promise<{ ok: true; reservation: Reservation } | { ok: false; status: BudgetStatus }> {
   const id = randomUUID();
-  const amount = usd(input.amountUsd);
-  const ttl = input.ttlSeconds ?? RESERVATION_TTL_SECONDS;
-  const defaultCap = sql`least(${usd(config.budget.defaultMonthlyUsd)}::numeric, ${usd(config.budget.maxMonthlyUsd)}::numeric)`;
-  const rows = await database.rows<{ reserved: number }>(sql`
-    insert into budgets as b (user_id, user_set, monthly_usd, period_start, spent_usd, reservations)
-    select ${input.userId}, false, null, ${MONTH}, m.spent,
-           jsonb_build_array(jsonb_build_object('id', ${id}::text, 'usd', ${amount}::numeric, 'exp', now() + make_interval(secs => ${ttl}::int)))
-    from (select ${usageThisMonth(input.userId)} as spent) m
-    -- A user without a row (as this statement sees the table) gets one only if the amount fits
-    -- the default cap; with a row, ON CONFLICT below decides on its latest version.
-    where exists (select 1 from budgets where user_id = ${input.userId})
-       or ${defaultCap} is null
-       or m.spent + ${amount}::numeric <= ${defaultCap}
-    on conflict (user_id) do update set
-      period_start = ${MONTH},
-      spent_usd = ${spentThisMonth},
-      reservations = ${liveReservations(sql`b.reservations`)} || excluded.reservations,
-      updated_at = now()
-    where ${capOf(config)} is null
-       or ${spentThisMonth} + ${liveReservedUsd(sql`b.reservations`)} + ${amount}::numeric <= ${capOf(config)}
-    returning 1 as reserved
-  `);
+  const rows = await database.rows<{ reserved: number }>(
+    reservationSql(config, { userId: input.userId, id, amount: sql`${usd(input.amountUsd)}::numeric`, ttlSeconds: input.ttlSeconds }),
+  );
   if (rows.length > 0) return { ok: true, reservation: { id, amountUsd: input.amountUsd } };
   return { ok: false, status: await budgetStatus(database, config, input.userId) };
 }

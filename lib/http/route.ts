@@ -61,6 +61,11 @@ export interface RouteSpec<Auth extends boolean = boolean, B extends Schema = Sc
   auth: Auth;
   /** Counted (after auth and validation) against this per-user limit; 2xx answers carry RateLimit headers. */
   rateLimit?: RateLimitBucket;
+  /**
+   * The handler counts the rate limit itself, inside its first statement (one round trip
+   * instead of two; lib/blog/start.ts), and sets the RateLimit headers on its answer.
+   */
+  rateLimitInHandler?: boolean;
   body?: {
     schema: NonNullable<B>;
     description: string;

@@ -5,7 +5,7 @@
  * upsert, keys and audit rows land together or not at all), which also holds on the Neon
  * HTTP driver that has no interactive transactions.
  */
-import { eq, sql } from "drizzle-orm";
+import { eq, sql, type SQL } from "drizzle-orm";
 import type { Database } from "../../db/client.js";
 import { apiKeys, onboardingSessions } from "../../db/schema.js";
 import { decryptKey, encryptKey, keyAad, type Keyring } from "../crypto.js";
@@ -199,6 +199,16 @@ function keyQueries(database: Database): ReturnType<typeof buildKeyQueries> {
     builtKeyQueries.set(database.db, queries);
   }
   return queries;
+}
+
+/**
+ * The stored ciphertexts of one user as SQL (`provider`, `ciphertext`, `version`): a CTE of
+ * the generation's first statement (lib/blog/start.ts), which reads the keys in the same
+ * round trip as its rate limit and budget reservation.
+ */
+export function userCiphertextsSql(userId: string): SQL {
+  return sql`select k.provider, k.key_ciphertext as ciphertext, k.updated_at::text as version from api_keys k
+    where k.session_id = (select s.id from onboarding_sessions s where s.user_id = ${userId})`;
 }
 
 /** The stored ciphertexts of one user, with their versions, in ONE query (the production key path). */
