@@ -1,7 +1,7 @@
 /**
  * The key store and resolver through the Neon serverless driver (@neondatabase/serverless
  * 1.x), both transports, against the local PostgreSQL: the WebSocket driver through a local
- * ws-to-TCP proxy (helpers/neon-ws-proxy.ts), the HTTP driver through a local endpoint that
+ * ws-to-TCP proxy (testkit/neon-ws-proxy.ts), the HTTP driver through a local endpoint that
  * speaks Neon's /sql protocol (helpers/neon-http-endpoint.ts). Each driver gets a fresh
  * database, migrated through that same driver. Needs TEST_DATABASE_URL (skipped otherwise).
  */
