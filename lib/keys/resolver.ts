@@ -26,17 +26,21 @@ export interface UserKeys {
   versions: Partial<Record<Provider, string>>;
 }
 
-/** The keys `userId`'s requests run with (see above); `deps.logger` should carry the request id. */
+/**
+ * The keys `userId`'s requests run with (see above); `deps.logger` should carry the request id.
+ * `wanted` limits decryption (production) to the providers the caller will use.
+ */
 export async function userApiKeys(
   deps: Pick<Deps, "config" | "logger" | "database" | "keyring" | "once">,
   userId: string,
+  wanted?: ReadonlySet<Provider>,
 ): Promise<UserKeys> {
   const { config, logger } = deps;
   if (config.mode === "development") return developmentKeys(deps);
 
   logger.info(`[PROD MODE] Using database for user ${userId}`, { userId });
   const database = await deps.database();
-  return decryptUserKeys(deps, userId, await loadCiphertexts(database, userId));
+  return decryptUserKeys(deps, userId, await loadCiphertexts(database, userId), wanted);
 }
 
 /**
