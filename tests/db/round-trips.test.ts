@@ -37,7 +37,7 @@ const expected: Record<string, Expectation> = {
   "POST /api/onboarding/api-keys": { roundTrips: 3, why: "rate limit, save, list (issue 11 owns the 1-round-trip design)" },
   "DELETE /api/onboarding/api-keys": { roundTrips: 2, why: "rate limit, then the delete with its audit row", status: 204 },
   "GET /api/onboarding/session": { roundTrips: 1, why: "one query" },
-  "PUT /api/onboarding/session": { roundTrips: 2, why: "the upsert, then the session read with the key count (a rare write)" },
+  "PUT /api/onboarding/session": { roundTrips: 1, why: "one statement: the upsert and the key count of the session it returns" },
   "POST /api/blog/generate": { roundTrips: 2, why: "one before the first upstream call (rate limit + keys + budget), one settlement after" },
   "GET /api/usage": { roundTrips: 2, why: "usage and budget, sent at once on two connections (one RTT of latency)" },
   "GET /api/usage/budget": { roundTrips: 1, why: "one query" },
