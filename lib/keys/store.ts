@@ -133,24 +133,36 @@ export function keysNeedingReplacement(views: readonly KeyView[]): Provider[] {
   return views.filter((v) => v.status === "rejected" || v.status === "unreadable").map((v) => v.provider);
 }
 
-/** Deletes one of the caller's keys, with its audit row, in one statement. False when none. */
+/**
+ * Deletes one of the caller's keys, with its audit row, in one statement. `deleted` is false
+ * when there was none. With `countRateLimit` (SQL from lib/rate-limit.ts, returning `count` and
+ * `reset`) the same statement counts the request and deletes only while `count <= limit`: one
+ * round trip for the rate limit and the delete.
+ */
 export async function deleteKey(
   database: Database,
-  input: { userId: string; provider: Provider; requestId: string },
-): Promise<boolean> {
-  const rows = await database.rows<{ provider: string }>(sql`
-    with gone as (
+  input: { userId: string; provider: Provider; requestId: string; rateLimit?: { countSql: SQL; limit: number } },
+): Promise<{ deleted: boolean; rateLimitRow?: { count: unknown; reset: unknown } }> {
+  const limited = input.rateLimit;
+  const [row] = await database.rows<{ deleted: number | string; rl_count: unknown; rl_reset: unknown }>(sql`
+    with ${limited ? sql`rl as (${limited.countSql}),` : sql``}
+    gone as (
       delete from api_keys k using onboarding_sessions s
       where k.session_id = s.id and s.user_id = ${input.userId} and k.provider = ${input.provider}
+        ${limited ? sql`and (select count from rl) <= ${limited.limit}` : sql``}
       returning k.provider, k.key_version
     ),
     audit as (
       insert into key_events (user_id, provider, action, key_version, request_id)
       select ${input.userId}, gone.provider, 'delete', gone.key_version, ${input.requestId} from gone
     )
-    select provider from gone
+    select (select count(*) from gone)::int as deleted,
+           ${limited ? sql`(select count from rl) as rl_count, (select reset from rl) as rl_reset` : sql`null::int as rl_count, null::int as rl_reset`}
   `);
-  return rows.length > 0;
+  return {
+    deleted: Number(row?.deleted ?? 0) > 0,
+    ...(limited ? { rateLimitRow: { count: row?.rl_count, reset: row?.rl_reset } } : {}),
+  };
 }
 
 /**

@@ -3,6 +3,7 @@ import type { FieldError } from "../http/errors.js";
 import { defineRoute, json, noContent } from "../http/route.js";
 import { providerInfo, providers } from "../keys/providers.js";
 import { deleteUserKey, listUserKeys, saveUserKeys } from "../keys/service.js";
+import { rateLimitHeaders } from "../rate-limit.js";
 import { deleteKeyQuery, listKeysResponse, saveKeysBody, saveKeysResponse } from "../schemas.js";
 
 const path = "/api/onboarding/api-keys";
@@ -61,12 +62,16 @@ export const deleteApiKey = defineRoute({
   tags: ["keys"],
   auth: true,
   rateLimit: "key-writes",
+  // Counted in the delete's own statement (one round trip).
+  rateLimitInHandler: true,
   query: { schema: deleteKeyQuery, example: { provider: "exa" } },
   responses: { 204: { description: "Deleted.", headers: ["Cache-Control"] } },
   problems: ["invalid-request", "key-not-found"],
   handler: async ({ deps, userId, query }) => {
-    await deleteUserKey(deps, userId, query.provider);
-    return noContent();
+    const limit = await deleteUserKey(deps, userId, query.provider);
+    const response = noContent();
+    if (limit) for (const [name, value] of Object.entries(rateLimitHeaders(limit))) response.headers.set(name, value);
+    return response;
   },
 });
 

@@ -35,7 +35,7 @@ const expected: Record<string, Expectation> = {
   "GET /api/onboarding/api-keys": { roundTrips: 1, why: "one query: the user's keys by session subquery" },
   // Owned by issue 11 (its one-round-trip save path): the count recorded here is today's.
   "POST /api/onboarding/api-keys": { roundTrips: 3, why: "rate limit, save, list (issue 11 owns the 1-round-trip design)" },
-  "DELETE /api/onboarding/api-keys": { roundTrips: 2, why: "rate limit, then the delete with its audit row", status: 204 },
+  "DELETE /api/onboarding/api-keys": { roundTrips: 1, why: "one statement: rate limit, the delete and its audit row", status: 204 },
   "GET /api/onboarding/session": { roundTrips: 1, why: "one query" },
   "PUT /api/onboarding/session": { roundTrips: 1, why: "one statement: the upsert and the key count of the session it returns" },
   "POST /api/blog/generate": { roundTrips: 2, why: "one before the first upstream call (rate limit + keys + budget), one settlement after" },
