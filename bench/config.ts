@@ -21,6 +21,7 @@
  *   BENCH_RTT_SAMPLES      sequential requests per route and RTT (60)
  *   BENCH_ONLY             sections: floor,scale,generation,rtt,coldstart,pglite,profile (all)
  *   BENCH_OUT              the report (BENCHMARKS.md)
+ *   BENCH_RENDER_ONLY      1: write the report again from the last run's bench/.build/results.json (no measuring)
  */
 
 export interface BenchConfig {
@@ -53,6 +54,7 @@ export interface BenchConfig {
   outFile: string;
   rtts: number[];
   rttSamples: number;
+  renderOnly: boolean;
 }
 
 export const sections = ["floor", "scale", "generation", "rtt", "coldstart", "pglite", "profile"] as const;
@@ -100,5 +102,6 @@ export function loadBenchConfig(): BenchConfig {
     outFile: env.BENCH_OUT || "BENCHMARKS.md",
     rtts: (env.BENCH_RTTS ?? "0,5,20").split(",").map((s) => Number(s.trim())).filter((n) => Number.isFinite(n) && n >= 0),
     rttSamples: Math.max(4, Math.round(num("BENCH_RTT_SAMPLES", 60))),
+    renderOnly: env.BENCH_RENDER_ONLY === "1",
   };
 }

@@ -702,6 +702,15 @@ function printConsole(report: BenchReport): void {
 
 async function main(): Promise<void> {
   const cfg = loadBenchConfig();
+  if (cfg.renderOnly) {
+    // Re-render the last run's report (bench/.build/results.json), e.g. after editing
+    // bench/closing-note.md: nothing is measured again.
+    const last = JSON.parse(readFileSync(join(buildDir, "results.json"), "utf8")) as BenchReport;
+    const outFile = resolve(repoRoot, cfg.outFile);
+    writeFileSync(outFile, renderMarkdown(last));
+    log(`re-rendered ${relative(repoRoot, outFile)} from the run of ${last.date}`);
+    return;
+  }
   const report: BenchReport = {
     date: new Date().toISOString(),
     machine: {
