@@ -74,21 +74,30 @@ const spentThisMonth = sql`(case when b.period_start = ${MONTH} then b.spent_usd
 const usageThisMonth = (userId: string) =>
   sql`(select coalesce(sum(cost_usd), 0) from usage_events where user_id = ${userId} and created_at >= ${MONTH_START})`;
 
-/** What the caller's budget looks like now. One query. */
-export async function budgetStatus(database: Database, config: BudgetConfig, userId: string): Promise<BudgetStatus> {
-  const [row] = await database.rows<{
-    user_set: boolean | null;
-    cap: string | number | null;
-    spent: string | number;
-    reserved: string | number;
-    resets_on: string;
-  }>(sql`
+/** One row of `budgetStatusSql`, as drivers return it. */
+export interface BudgetStatusRow {
+  user_set: boolean | null;
+  cap: string | number | null;
+  spent: string | number;
+  reserved: string | number;
+  resets_on: string;
+}
+
+/**
+ * The select behind `budgetStatus`: one row (user_set, cap, spent, reserved, resets_on). Also
+ * a subquery of GET /api/usage's one statement.
+ */
+export function budgetStatusSql(config: BudgetConfig, userId: string): SQL {
+  return sql`
     select b.user_set, ${capOf(config)} as cap,
            case when b.user_id is null then ${usageThisMonth(userId)} else ${spentThisMonth} end as spent,
            case when b.user_id is null then 0 else ${liveReservedUsd(sql`b.reservations`)} end as reserved,
            to_char(${MONTH} + interval '1 month', 'YYYY-MM-DD') as resets_on
-    from (select 1) as one left join budgets b on b.user_id = ${userId}
-  `);
+    from (select 1) as one left join budgets b on b.user_id = ${userId}`;
+}
+
+/** A `budgetStatusSql` row as the caller's BudgetStatus. */
+export function toBudgetStatus(config: BudgetConfig, userId: string, row: BudgetStatusRow | undefined): BudgetStatus {
   if (!row) throw new Error("budget status query returned no row");
   const monthlyUsd = row.cap === null ? null : roundUsd(Number(row.cap));
   const spentUsd = roundUsd(Number(row.spent));
@@ -103,6 +112,12 @@ export async function budgetStatus(database: Database, config: BudgetConfig, use
     remainingUsd: monthlyUsd === null ? null : Math.max(0, roundUsd(monthlyUsd - spentUsd - reservedUsd)),
     resetsAt: `${row.resets_on}T00:00:00.000Z`,
   };
+}
+
+/** What the caller's budget looks like now. One query. */
+export async function budgetStatus(database: Database, config: BudgetConfig, userId: string): Promise<BudgetStatus> {
+  const [row] = await database.rows<BudgetStatusRow>(budgetStatusSql(config, userId));
+  return toBudgetStatus(config, userId, row);
 }
 
 /**

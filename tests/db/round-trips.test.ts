@@ -39,7 +39,7 @@ const expected: Record<string, Expectation> = {
   "GET /api/onboarding/session": { roundTrips: 1, why: "one query" },
   "PUT /api/onboarding/session": { roundTrips: 1, why: "one statement: the upsert and the key count of the session it returns" },
   "POST /api/blog/generate": { roundTrips: 2, why: "one before the first upstream call (rate limit + keys + budget), one settlement after" },
-  "GET /api/usage": { roundTrips: 2, why: "usage and budget, sent at once on two connections (one RTT of latency)" },
+  "GET /api/usage": { roundTrips: 1, why: "one statement: the budget row with the usage rows as JSON" },
   "GET /api/usage/budget": { roundTrips: 1, why: "one query" },
   "PUT /api/usage/budget": { roundTrips: 2, why: "the upsert, then the status read (a rare write)" },
   "DELETE /api/me": { roundTrips: 1, why: "one statement deletes everything", status: 204 },
