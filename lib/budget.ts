@@ -87,13 +87,13 @@ export interface BudgetStatusRow {
  * The select behind `budgetStatus`: one row (user_set, cap, spent, reserved, resets_on). Also
  * a subquery of GET /api/usage's one statement.
  */
-export function budgetStatusSql(config: BudgetConfig, userId: string): SQL {
+export function budgetStatusSql(config: BudgetConfig, userId: string, source: SQL = sql`budgets`): SQL {
   return sql`
     select b.user_set, ${capOf(config)} as cap,
            case when b.user_id is null then ${usageThisMonth(userId)} else ${spentThisMonth} end as spent,
            case when b.user_id is null then 0 else ${liveReservedUsd(sql`b.reservations`)} end as reserved,
            to_char(${MONTH} + interval '1 month', 'YYYY-MM-DD') as resets_on
-    from (select 1) as one left join budgets b on b.user_id = ${userId}`;
+    from (select 1) as one left join ${source} b on b.user_id = ${userId}`;
 }
 
 /** A `budgetStatusSql` row as the caller's BudgetStatus. */
@@ -135,12 +135,18 @@ export async function setMonthlyCap(database: Database, config: BudgetConfig, us
       errors: [{ pointer: "/monthlyUsd", message: monthlyUsd === null ? `a cap is required (at most ${max})` : `must be at most ${max}` }],
     });
   }
-  await database.rows(sql`
-    insert into budgets as b (user_id, user_set, monthly_usd, period_start, spent_usd)
-    values (${userId}, true, ${usd(monthlyUsd)}::numeric, ${MONTH}, ${usageThisMonth(userId)})
-    on conflict (user_id) do update set user_set = true, monthly_usd = excluded.monthly_usd, updated_at = now()
+  // One statement: the upsert, and the status computed from the row it returns (a CTE's
+  // changes are invisible to the rest of its statement except through RETURNING).
+  const [row] = await database.rows<BudgetStatusRow>(sql`
+    with up as (
+      insert into budgets as b (user_id, user_set, monthly_usd, period_start, spent_usd)
+      values (${userId}, true, ${usd(monthlyUsd)}::numeric, ${MONTH}, ${usageThisMonth(userId)})
+      on conflict (user_id) do update set user_set = true, monthly_usd = excluded.monthly_usd, updated_at = now()
+      returning b.user_id, b.user_set, b.monthly_usd, b.period_start, b.spent_usd, b.reservations
+    )
+    ${budgetStatusSql(config, userId, sql`up`)}
   `);
-  return budgetStatus(database, config, userId);
+  return toBudgetStatus(config, userId, row);
 }
 
 export interface Reservation {

@@ -41,7 +41,7 @@ const expected: Record<string, Expectation> = {
   "POST /api/blog/generate": { roundTrips: 2, why: "one before the first upstream call (rate limit + keys + budget), one settlement after" },
   "GET /api/usage": { roundTrips: 1, why: "one statement: the budget row with the usage rows as JSON" },
   "GET /api/usage/budget": { roundTrips: 1, why: "one query" },
-  "PUT /api/usage/budget": { roundTrips: 2, why: "the upsert, then the status read (a rare write)" },
+  "PUT /api/usage/budget": { roundTrips: 1, why: "one statement: the upsert and the status from the row it returns" },
   "DELETE /api/me": { roundTrips: 1, why: "one statement deletes everything", status: 204 },
   "GET /api/me/export": { roundTrips: 6, why: "a rare export: 4 table reads at once, then the key list and the budget" },
   "POST /api/webhooks/clerk": { roundTrips: 1, why: "one statement: idempotency record and the deletion" },
