@@ -15,6 +15,7 @@ import type { Config } from "./env.js";
 import type { Logger } from "./log.js";
 import { parseKeyring } from "./crypto.js";
 import { jwkFromPem } from "./auth/pem.js";
+import { parsePublishableKey } from "./auth/publishable-key.js";
 
 export interface ConfigProblem {
   /** An error stops the service from working as configured (health 503); a warning does not. */
@@ -65,6 +66,17 @@ export function configProblems(config: Readonly<Config>): ConfigProblem[] {
       ["CLERK_WEBHOOK_SIGNING_SECRET"],
       "is not set: POST /api/webhooks/clerk answers 500, so users deleted in Clerk keep their data here",
     );
+  }
+
+  const publishableKey = config.clerk.publishableKey;
+  if (publishableKey !== undefined && parsePublishableKey(publishableKey) === null) {
+    error(
+      ["CLERK_PUBLISHABLE_KEY"],
+      "is not a Clerk publishable key (pk_test_… or pk_live_…); copy it from the Clerk dashboard (API keys > Publishable key)",
+    );
+  }
+  if (production && publishableKey === undefined) {
+    warning(["CLERK_PUBLISHABLE_KEY"], "is not set: the web app at / cannot sign anyone in (the API itself works)");
   }
 
   // ---- budgets ----

@@ -96,6 +96,7 @@ const rawSchema = z.object({
   CLERK_API_URL: optionalString,
   CLERK_AUTHORIZED_PARTIES: list,
   CLERK_WEBHOOK_SIGNING_SECRET: webhookSecret,
+  CLERK_PUBLISHABLE_KEY: optionalString,
   KEY_ENCRYPTION_KEYS: optionalString,
   DEV_USER_ID: optionalString,
   ENV_FILE: optionalString,
@@ -147,6 +148,8 @@ export interface Config {
     authorizedParties: string[];
     /** Verifies POST /api/webhooks/clerk (`whsec_…`); unset: that endpoint answers 500. */
     webhookSigningSecret?: string;
+    /** `pk_…`, handed to the web app by GET /api/config (public by nature; lib/auth/publishable-key.ts). */
+    publishableKey?: string;
   };
   /** Raw KEY_ENCRYPTION_KEYS spec (`id:base64,...`); parsed by lib/crypto.ts. */
   keyEncryptionKeys: string | undefined;
@@ -302,6 +305,7 @@ export function loadConfig(env: RawEnv = process.env, options: LoadOptions = {})
       apiUrl: e.CLERK_API_URL,
       authorizedParties: e.CLERK_AUTHORIZED_PARTIES,
       webhookSigningSecret: e.CLERK_WEBHOOK_SIGNING_SECRET,
+      publishableKey: e.CLERK_PUBLISHABLE_KEY,
     },
     keyEncryptionKeys: e.KEY_ENCRYPTION_KEYS,
     devUserId: e.DEV_USER_ID ?? "local-dev",

@@ -99,6 +99,11 @@ export const problemSchema = z.object({
   requestId: z.string(),
   action: z.string().optional(),
   errors: z.array(z.object({ pointer: z.string(), message: z.string() })).optional(),
+  retryAfter: z
+    .number()
+    .int()
+    .optional()
+    .describe("Seconds to wait before trying again, as in the Retry-After header; also in a stream's error event, which has no header"),
 });
 
 /** `YYYY-MM-DD` (a whole UTC day) or an ISO 8601 instant. */

@@ -1,5 +1,13 @@
-/** Says up front which databases the suite runs on, so a skipped PostgreSQL suite is never silent. */
-export default function setup(): void {
+import { existsSync } from "node:fs";
+import { buildWeb } from "../web/build.js";
+import { chromiumPath } from "../testkit/browser.js";
+
+/**
+ * Says up front which databases the suite runs on, so a skipped PostgreSQL suite is never
+ * silent; builds the web app (public/) the static and browser tests serve, and says whether
+ * the browser tests run.
+ */
+export default async function setup(): Promise<void> {
   if (process.env.TEST_DATABASE_URL) {
     process.stdout.write("database suites: PGlite and PostgreSQL (TEST_DATABASE_URL is set)\n");
   } else {
@@ -8,4 +16,12 @@ export default function setup(): void {
         "(e.g. TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres npm test)\n",
     );
   }
+  const { files, ms } = await buildWeb();
+  process.stdout.write(`web app: built ${files.length} files into public/ in ${ms} ms\n`);
+  const chromium = chromiumPath();
+  process.stdout.write(
+    chromium && existsSync(chromium)
+      ? `browser tests: Chromium at ${chromium}\n`
+      : "browser tests: SKIPPED, no Chromium found (apt-get install chromium, or set CHROMIUM_PATH)\n",
+  );
 }

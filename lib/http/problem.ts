@@ -12,10 +12,15 @@ export interface ProblemBody {
   requestId: string;
   action?: string;
   errors?: { pointer: string; message: string }[];
+  /** The Retry-After seconds, in the body too: a stream's `error` event has no header to carry them. */
+  retryAfter?: number;
   [extra: string]: unknown;
 }
 
 export function problemBody(error: AppError, requestId: string): ProblemBody {
+  const retryHeader = Object.entries(error.headers).find(([name]) => name.toLowerCase() === "retry-after")?.[1];
+  const seconds = retryHeader === undefined || retryHeader.trim() === "" ? NaN : Number(retryHeader);
+  const retryAfter = Number.isSafeInteger(seconds) && seconds >= 0 ? seconds : undefined;
   return {
     ...error.extra,
     type: PROBLEM_TYPE_BASE + error.code,
@@ -26,6 +31,7 @@ export function problemBody(error: AppError, requestId: string): ProblemBody {
     requestId,
     ...(error.action ? { action: error.action } : {}),
     ...(error.errors ? { errors: error.errors } : {}),
+    ...(retryAfter !== undefined ? { retryAfter } : {}),
   };
 }
 

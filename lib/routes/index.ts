@@ -11,8 +11,9 @@ import usage from "./usage.js";
 import budget from "./budget.js";
 import me from "./me.js";
 import webhooks from "./webhooks.js";
+import config from "./config.js";
 import { openApiRoute } from "./openapi.js";
 
 export const openApi = openApiRoute(() => routes);
 
-export const routes: readonly AnyRoute[] = [...health, ...keys, ...session, ...generate, ...usage, ...budget, ...me, ...webhooks, openApi];
+export const routes: readonly AnyRoute[] = [...health, ...keys, ...session, ...generate, ...usage, ...budget, ...me, ...webhooks, ...config, openApi];

@@ -23,6 +23,11 @@ import { createApp } from "../app.js";
 import { routes } from "../routes/index.js";
 import { databaseUrlProblem, migrateDatabase, openDatabase, type Database } from "../../db/client.js";
 import { migratingDatabase, type MigratingDatabase } from "./migrating-database.js";
+import { staticSite, withStaticSite } from "./static.js";
+import { parsePublishableKey } from "../auth/publishable-key.js";
+
+/** The web app, built by web/build.ts (`prestart`). */
+const publicDir = new URL("../../public", import.meta.url).pathname;
 
 /** Ends the process with one line on stderr: what is wrong and what to do. */
 function fail(message: string): never {
@@ -83,7 +88,10 @@ async function main() {
   const runtime = createRuntime(config, { logger, database: migrating ? () => migrating.ready() : database, configProblems: problems });
   const app = createApp(routes, { runtime });
   if (config.mode === "development") await app.fetch(new Request("http://localhost/api/health")); // warm up
-  const server = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, (info) => {
+  const publishable = config.clerk.publishableKey ? parsePublishableKey(config.clerk.publishableKey) : null;
+  const site = staticSite(publicDir, { clerkFrontendApi: config.mode === "production" ? (publishable?.frontendApi ?? null) : null });
+  if (!site.handle(new Request("http://localhost/"))) logger.warn("the web app is not built (public/index.html is missing): run npm run build:web");
+  const server = serve({ fetch: withStaticSite(site, app.fetch), port: config.port, hostname: config.host }, (info) => {
     const shown = info.family === "IPv6" ? `[${info.address}]` : info.address;
     logger.info(`listening on http://${shown}:${info.port}`, { port: info.port });
   }) as Server;

@@ -228,6 +228,8 @@ describe("npm run check-config", () => {
     KEY_ENCRYPTION_KEYS: generateKeyringEntry("k1"),
     DATABASE_URL: "postgres://app@db.example:5432/app",
     CLERK_WEBHOOK_SIGNING_SECRET: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+    // pk_live_ + base64("clerk.app.example$"): the web app's sign-in (GET /api/config).
+    CLERK_PUBLISHABLE_KEY: "pk_live_Y2xlcmsuYXBwLmV4YW1wbGUk",
   };
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 

@@ -10,6 +10,7 @@ import { generateKeyringEntry, lowEntropyReason, parseKeyring } from "../../lib/
 import { ConfigError, loadConfig, type RawEnv } from "../../lib/env.js";
 import { configProblems, misconfiguredVariables, type ConfigProblem } from "../../lib/config-check.js";
 import { createTestSigner } from "../../testkit/clerk.js";
+import { publishableKeyFor } from "../../lib/auth/publishable-key.js";
 
 const b64 = (bytes: Uint8Array | number[]) => Buffer.from(bytes).toString("base64");
 const repeat = (pattern: number[], length = 32) => Array.from({ length }, (_, i) => pattern[i % pattern.length]!);
@@ -163,6 +164,7 @@ describe("configProblems (lib/config-check.ts)", () => {
     KEY_ENCRYPTION_KEYS: generateKeyringEntry("k1"),
     DATABASE_URL: "postgres://u@db.example:5432/app",
     CLERK_WEBHOOK_SIGNING_SECRET: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+    CLERK_PUBLISHABLE_KEY: publishableKeyFor("clerk.app.example", "live"),
   };
   const zeroKey = `k0:${b64(repeat([0]))}`;
   const textKey = `k0:${b64([...Buffer.from("correct horse battery staple 123")])}`;
@@ -192,7 +194,11 @@ describe("configProblems (lib/config-check.ts)", () => {
     ["production, CLERK_AUTHORIZED_PARTIES empty", { ...production, ...good, CLERK_AUTHORIZED_PARTIES: "" }, [], ["CLERK_AUTHORIZED_PARTIES"]],
     ["production on PGlite", { ...production, ...good, DATABASE_URL: undefined }, [], ["DATABASE_URL"]],
     ["production with DEBUG=true", { ...production, ...good, DEBUG: "true" }, [], ["DEBUG"]],
-    ["production with nothing at all", production, ["CLERK_JWT_KEY", "CLERK_SECRET_KEY", "KEY_ENCRYPTION_KEYS"], ["DATABASE_URL"]],
+    ["production without CLERK_PUBLISHABLE_KEY", { ...production, ...good, CLERK_PUBLISHABLE_KEY: undefined }, [], ["CLERK_PUBLISHABLE_KEY"]],
+    ["development without CLERK_PUBLISHABLE_KEY", { ...good, CLERK_PUBLISHABLE_KEY: undefined }, [], []],
+    ["production, CLERK_PUBLISHABLE_KEY not a publishable key", { ...production, ...good, CLERK_PUBLISHABLE_KEY: "sk_live_abc" }, ["CLERK_PUBLISHABLE_KEY"], []],
+    ["production, CLERK_PUBLISHABLE_KEY naming no host", { ...production, ...good, CLERK_PUBLISHABLE_KEY: `pk_live_${Buffer.from("not a host$").toString("base64")}` }, ["CLERK_PUBLISHABLE_KEY"], []],
+    ["production with nothing at all", production, ["CLERK_JWT_KEY", "CLERK_SECRET_KEY", "KEY_ENCRYPTION_KEYS"], ["CLERK_PUBLISHABLE_KEY", "DATABASE_URL"]],
   ];
 
   const variablesOf = (problems: ConfigProblem[], severity: ConfigProblem["severity"]) =>

@@ -173,10 +173,27 @@ function checkBuildOutput(functions: BuiltFunction[]): void {
 
   const staticDir = join(outputDir, "static");
   const staticFiles = existsSync(staticDir) ? readdirSync(staticDir, { recursive: true }).map(String) : [];
+  // public/ is robots.txt plus what web/build.ts wrote (vercel.json buildCommand): the pages and
+  // content-hashed assets, each with .br/.gz twins. Nothing else may be served.
+  const webAppFile = /^(robots\.txt|index\.html|docs|assets|docs\/index\.html|assets\/[a-z-]+-[0-9A-F]{8}\.(js|css))(\.br|\.gz)?$/;
   check(
     "static output holds only public/ (no source, no .env, no .data)",
-    staticFiles.every((f) => f === "robots.txt"),
+    staticFiles.every((f) => webAppFile.test(f.replace(/\\/g, "/"))),
     () => `static files: ${staticFiles.join(", ")}`,
+  );
+  check(
+    "the web app was built into the static output (index.html, docs/index.html, hashed assets)",
+    ["index.html", "docs/index.html", "robots.txt"].every((f) => staticFiles.includes(f)) && staticFiles.some((f) => /^assets\/app-[0-9A-F]{8}\.js$/.test(f)),
+    () => `static files: ${staticFiles.join(", ")}`,
+  );
+  const tracedWebApp = [...built].filter((name) =>
+    readdirSync(join(functionsDir, `${name}.func`), { recursive: true }).map(String).some((f) => f.startsWith("public/") || f.startsWith("web/")),
+  );
+  check("no function carries the web app (public/ or web/)", tracedWebApp.length === 0, () => `functions with it: ${tracedWebApp.join(", ")}`);
+  check(
+    "vercel.json's security headers for the web app are in config.json",
+    (routing.routes as { headers?: Record<string, string> }[]).some((r) => r.headers?.["Content-Security-Policy"]?.startsWith("default-src 'self'")),
+    () => JSON.stringify(routing.routes, null, 2),
   );
 }
 
@@ -276,7 +293,10 @@ async function startFunction(fn: BuiltFunction, stagedDir: string, env: Record<s
     loadedModules: readLog,
     output: () => output,
     async call(method, path, init = {}) {
-      const headers: Record<string, string> = { "x-forwarded-host": "byok-functions.vercel.app", ...init.headers };
+      // Production runs behind Vercel's edge (its host name); development is `vercel dev` on the
+      // developer's machine, addressed as localhost.
+      const host = env.VERCEL ? "byok-functions.vercel.app" : "localhost:3000";
+      const headers: Record<string, string> = { "x-forwarded-host": host, host, ...init.headers };
       let body: string | undefined;
       if (init.body !== undefined) {
         body = JSON.stringify(init.body);
@@ -457,6 +477,9 @@ async function developmentPass(pass: Pass): Promise<void> {
     );
     check("responses carry x-request-id", /^req_/.test(reply.headers.get("x-request-id") ?? ""), () => [...reply.headers].join("\n"));
     expectStatus("POST /api/health (not exported: the platform's 405)", await fn.call("POST", "/api/health"), 405);
+    // Development serves the developer's keys without sign-in: a request for another host name is refused.
+    const foreign = { host: "byok-functions.vercel.app", "x-forwarded-host": "byok-functions.vercel.app" };
+    expectProblem("GET /api/health for a foreign host in development", await fn.call("GET", "/api/health", { headers: foreign }), 421, "misdirected-request");
   });
 
   await withFunction(pass, "api/onboarding/api-keys", async (fn) => {

@@ -1,0 +1,515 @@
+/**
+ * The web app in a real browser: playwright-core driving Debian's Chromium.
+ *
+ * - Development: the real local server (`lib/server/start.ts`, as `npm start` runs it) with
+ *   Gemini and Exa pointed at the fakes. Keys entered in the page show as hints and land in
+ *   the .env file; a post streams in with its sources; Cancel aborts the upstream call (the
+ *   fake sees its connection close); deleting the Gemini key makes the next generation say so.
+ * - Production: the app served in-process with the static site (as `npm start` in production
+ *   serves it) and a stand-in `window.Clerk` (testkit/browser.ts) whose tokens come from the
+ *   test key pair. Two users in two browser contexts never see each other's hints or usage;
+ *   an expired token brings back the sign-in; every API call carries the bearer token.
+ * - Untrusted text (a source title and model output carrying HTML) shows as text: no element
+ *   is created from it.
+ *
+ * Skipped, and said so, without a Chromium (CI installs it: .ci/run). Screenshots of each
+ * step go to tests/web/screenshots/ (git-ignored).
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { AddressInfo } from "node:net";
+import type { Server } from "node:http";
+import { serve } from "@hono/node-server";
+import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
+import { chromiumArgs, chromiumPath, clerkStandIn } from "../../testkit/browser.js";
+import { startFakeGemini, FAKE_GEMINI_CHUNKS, type FakeGemini } from "../../testkit/fakes/gemini.js";
+import { startFakeExa, type FakeExa } from "../../testkit/fakes/exa.js";
+import { expiredToken } from "../../testkit/clerk.js";
+import { makeRuntime, sampleKeys, type TestRuntime } from "../helpers/runtime.js";
+import { backends } from "../helpers/db.js";
+import { staticSite, withStaticSite } from "../../lib/server/static.js";
+import { publishableKeyFor } from "../../lib/auth/publishable-key.js";
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+const screenshots = join(root, "tests", "web", "screenshots");
+const executablePath = chromiumPath();
+if (!executablePath) {
+  process.stdout.write("tests/web/browser.test.ts: SKIPPED, no Chromium (apt-get install chromium, or set CHROMIUM_PATH)\n");
+  if (process.env.CI) throw new Error("CI must run the browser tests: install chromium (.ci/run does)");
+}
+const describeBrowser = executablePath ? describe : describe.skip;
+
+let browser: Browser;
+beforeAll(async () => {
+  if (!executablePath) return;
+  mkdirSync(screenshots, { recursive: true });
+  browser = await chromium.launch({ executablePath, args: chromiumArgs });
+});
+afterAll(async () => {
+  await browser?.close();
+});
+
+/** Page errors and CSP violations fail the test that caused them. */
+function watch(page: Page): string[] {
+  const problems: string[] = [];
+  page.on("pageerror", (error) => problems.push(`pageerror: ${error.message}`));
+  page.on("console", (message) => {
+    if (message.type() === "error" && !message.text().includes("Failed to load resource")) problems.push(`console: ${message.text()}`);
+  });
+  return problems;
+}
+
+async function shot(page: Page, name: string): Promise<void> {
+  await page.screenshot({ path: join(screenshots, `${name}.png`), fullPage: true });
+}
+
+// ---- development: the real local server ----------------------------------------------------
+
+function startLocalServer(env: Record<string, string>): Promise<{ child: ChildProcess; url: string; output: () => string }> {
+  const child = spawn(process.execPath, ["--import", "tsx", "lib/server/start.ts"], {
+    cwd: root,
+    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  return new Promise((resolvePromise, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start:\n${output}`)), 60_000);
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString();
+      const match = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(output);
+      if (match) {
+        clearTimeout(timer);
+        resolvePromise({ child, url: match[1]!, output: () => output });
+      }
+    };
+    child.stdout!.on("data", onData);
+    child.stderr!.on("data", onData);
+    child.on("exit", (code) => reject(new Error(`server exited with ${code}:\n${output}`)));
+  });
+}
+
+describeBrowser("web app in Chromium, development (npm start, fake Gemini and Exa)", () => {
+  const dir = mkdtempSync(join(tmpdir(), "byok-web-dev-"));
+  const envFile = join(dir, ".env");
+  const keys = sampleKeys(7101);
+  let gemini: FakeGemini;
+  let exa: FakeExa;
+  let server: Awaited<ReturnType<typeof startLocalServer>>;
+  let context: BrowserContext;
+  let page: Page;
+  let problems: string[];
+
+  beforeAll(async () => {
+    gemini = await startFakeGemini();
+    exa = await startFakeExa();
+    server = await startLocalServer({
+      PORT: "0",
+      PGLITE_DIR: join(dir, "pglite"),
+      ENV_FILE: envFile,
+      GEMINI_BASE_URL: gemini.url,
+      EXA_BASE_URL: exa.url,
+    });
+    context = await browser.newContext({ viewport: { width: 1000, height: 900 } });
+    page = await context.newPage();
+    problems = watch(page);
+    await page.goto(server.url + "/");
+  });
+  afterAll(async () => {
+    await context?.close();
+    server?.child.kill("SIGKILL");
+    await gemini?.close();
+    await exa?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("shows the development banner and the three labelled key fields, no sign-in", async () => {
+    await expect.poll(() => page.locator("#dev-banner").isVisible()).toBe(true);
+    const banner = await page.locator("#dev-banner").textContent();
+    expect(banner).toContain(".env file");
+    expect(banner).toContain("every request runs as the developer (local-dev)");
+    expect(await page.locator("#signin").isVisible()).toBe(false);
+    for (const label of ["Gemini API key", "Exa API key", "CopilotKit public key"]) {
+      await expect.poll(() => page.getByLabel(label, { exact: false }).count()).toBe(1);
+    }
+    const help = await page.locator("#key-gemini-help").textContent();
+    expect(help).toContain('"AIza"');
+    expect(await page.locator("#key-gemini-help a").getAttribute("href")).toBe("https://aistudio.google.com/app/apikey");
+  });
+
+  it("a malformed key, by keyboard: the problem's detail beside the Gemini field, focus on it, nothing saved", async () => {
+    // Keyboard only: type into the field and press Enter to submit.
+    await page.getByLabel("Gemini API key").focus();
+    await page.keyboard.type("AIza-too-short");
+    await page.keyboard.press("Enter");
+    await expect.poll(() => page.locator("#key-gemini-error").isVisible()).toBe(true);
+    expect(await page.locator("#key-gemini-error").textContent()).toMatch(/Gemini key/);
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe("key-gemini");
+    expect(await page.locator("#key-gemini").getAttribute("aria-invalid")).toBe("true");
+    const session = (await (await fetch(`${server.url}/api/onboarding/api-keys`)).json()) as { keys: unknown[] };
+    expect(session.keys).toEqual([]);
+    await shot(page, "1-keys-error");
+  });
+
+  it("enters the three keys: hints shown (never the full key), the .env file written, onboarding advanced", async () => {
+    await page.getByLabel("Gemini API key").fill(keys.gemini);
+    await page.getByLabel("Exa API key").fill(keys.exa);
+    await page.getByLabel("CopilotKit public key").fill(keys.copilotkit);
+    await page.getByRole("button", { name: "Save keys" }).click();
+    await expect.poll(() => page.locator("#keys-status").textContent()).toContain("in the .env file");
+    for (const [provider, key] of Object.entries(keys)) {
+      expect(await page.locator(`#key-${provider}-saved .hint`).textContent()).toBe(`…${key.slice(-4)}`);
+      expect(await page.locator(`#key-${provider}`).inputValue()).toBe("");
+    }
+    const html = await page.content();
+    expect(html).not.toContain(keys.gemini);
+    expect(html).not.toContain(keys.exa);
+    const env = readFileSync(envFile, "utf8");
+    expect(env).toContain(`GEMINI_API_KEY=${keys.gemini}`);
+    expect(env).toContain(`EXA_API_KEY=${keys.exa}`);
+    expect(env).toContain(`COPILOTKIT_API_KEY=${keys.copilotkit}`);
+    await expect.poll(() => page.locator("#progress").evaluate((p) => (p as HTMLProgressElement).value)).toBeGreaterThanOrEqual(33);
+    const session = (await (await fetch(`${server.url}/api/onboarding/session`)).json()) as { currentStep: number; progress: number };
+    expect(session.currentStep).toBe(2);
+    await shot(page, "2-keys-saved");
+  });
+
+  it("generates: status, sources, streamed text with linked citations, usage and which key paid", async () => {
+    gemini.reset();
+    exa.reset();
+    await page.getByLabel("Topic").fill("Heat pumps in old houses");
+    await page.getByLabel("Keywords", { exact: false }).fill("insulation, cost");
+    await page.getByRole("button", { name: "Generate" }).click();
+    await expect.poll(() => page.locator("#generate-status").textContent(), { timeout: 20_000 }).toBe("Done.");
+    const post = await page.locator("#post").textContent();
+    expect(post).toContain("Research on the topic shows steady progress");
+    expect(await page.locator("#post h2").first().textContent()).toBe("Deterministic Test Article");
+    expect(await page.locator("#sources li").count()).toBeGreaterThan(0);
+    expect(await page.locator("#sources li a").first().textContent()).toContain("Heat pumps in old houses");
+    const cite = page.locator("#post a.cite").first();
+    expect(await cite.textContent()).toBe("[1]");
+    expect(await cite.getAttribute("href")).toBe("#source-1");
+    const usage = await page.locator("#generate-usage").textContent();
+    expect(usage).toMatch(/input \+ \d+ output tokens/);
+    expect(usage).toContain("Paid with the keys in this machine's .env file");
+    expect(gemini.requests.some((r) => r.apiKey === keys.gemini)).toBe(true);
+    expect(exa.requests.some((r) => r.apiKey === keys.exa)).toBe(true);
+    await shot(page, "3-generated");
+  });
+
+  it("usage: a table row per day and provider, and a chart", async () => {
+    await page.getByRole("button", { name: "Refresh usage" }).click();
+    await expect.poll(() => page.locator("#usage-rows tr").count()).toBeGreaterThanOrEqual(2);
+    const providersShown = await page.locator("#usage-rows tr td:nth-child(2)").allTextContents();
+    expect(providersShown).toEqual(expect.arrayContaining(["Gemini", "Exa"]));
+    expect(await page.locator("#usage-chart svg rect").count()).toBeGreaterThanOrEqual(1);
+    await shot(page, "4-usage");
+  });
+
+  it("Cancel aborts mid-stream: the page says so and the fake Gemini sees its call closed", async () => {
+    gemini.reset();
+    gemini.setMode({ hangAfterChunks: 2 });
+    await page.getByLabel("Topic").fill("A post that never finishes");
+    await page.getByRole("button", { name: "Generate" }).click();
+    await expect.poll(() => page.locator("#post").textContent(), { timeout: 20_000 }).toContain("steady progress");
+    await expect.poll(() => gemini.inFlight()).toBe(1);
+    await page.getByRole("button", { name: "Cancel" }).click();
+    await expect.poll(() => page.locator("#generate-status").textContent()).toContain("Cancelled");
+    await gemini.waitForIdle(10_000);
+    expect(gemini.inFlight()).toBe(0);
+    expect(gemini.requests.filter((r) => r.path.includes("streamGenerateContent"))).toHaveLength(1);
+    gemini.setMode({});
+  });
+
+  it("deleting the Gemini key: the next generation says the key is missing, with a link to step 1", async () => {
+    await page.getByRole("button", { name: "Delete the saved Gemini API key" }).click();
+    await expect.poll(() => page.locator("#key-gemini-saved").textContent()).toContain("Not saved yet");
+    expect(readFileSync(envFile, "utf8")).not.toContain("GEMINI_API_KEY=AIza");
+    await page.getByLabel("Topic").fill("Heat pumps again");
+    await page.getByRole("button", { name: "Generate" }).click();
+    await expect.poll(() => page.locator("#generate-error").isVisible()).toBe(true);
+    const sentence = await page.locator("#generate-error").textContent();
+    expect(sentence).toContain("You have not saved a Gemini API key yet");
+    expect(await page.locator("#generate-error a").getAttribute("href")).toBe("#keys");
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe("generate-error");
+    await shot(page, "5-missing-key");
+    // The link leads back to step 1, where a new key replaces nothing and shows its own hint.
+    await page.locator("#generate-error a").click();
+    const replacement = `AIzaSy${"R".repeat(30)}N3WK`;
+    await page.getByLabel("Gemini API key").fill(replacement);
+    await page.getByRole("button", { name: "Save keys" }).click();
+    await expect.poll(() => page.locator("#key-gemini-saved .hint").textContent()).toBe("…N3WK");
+    expect(readFileSync(envFile, "utf8")).toContain(`GEMINI_API_KEY=${replacement}`);
+  });
+
+  it("works at 360 px wide: nothing scrolls sideways", async () => {
+    await page.setViewportSize({ width: 360, height: 800 });
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(360);
+    await shot(page, "6-narrow");
+    expect(problems).toEqual([]);
+  });
+
+  it("/docs renders the OpenAPI reference from self-hosted Swagger UI", async () => {
+    const docs = await context.newPage();
+    const docProblems = watch(docs);
+    const external: string[] = [];
+    docs.on("request", (request) => {
+      if (!request.url().startsWith(server.url) && !request.url().startsWith("data:")) external.push(request.url());
+    });
+    await docs.goto(server.url + "/docs");
+    await expect.poll(() => docs.locator(".opblock").count(), { timeout: 20_000 }).toBeGreaterThan(10);
+    expect(await docs.locator(".info .title").first().textContent({ timeout: 5_000 })).toContain("byok-functions");
+    expect(external).toEqual([]);
+    expect(docProblems).toEqual([]);
+    await shot(docs, "7-docs");
+    await docs.close();
+  });
+});
+
+// ---- production: stand-in Clerk, two users -----------------------------------------------
+
+describeBrowser("web app in Chromium, production (stand-in ClerkJS, two users)", () => {
+  let gemini: FakeGemini;
+  let exa: FakeExa;
+  let test: TestRuntime;
+  let database: Awaited<ReturnType<(typeof backends)[number]["open"]>>;
+  let server: Server;
+  let origin: string;
+  const xssTitle = "<img src=x onerror=window.__xss=1>";
+
+  beforeAll(async () => {
+    gemini = await startFakeGemini({
+      chunks: [...FAKE_GEMINI_CHUNKS, "<script>window.__xss=2</script> and <b onclick=alert(1)>bold</b>\n"],
+    });
+    exa = await startFakeExa();
+    database = await backends[0]!.open();
+    // The origin (and so the tokens' azp) is known once the server listens; the app comes after.
+    let fetchApp: (request: Request) => Response | Promise<Response> = () => new Response(null, { status: 503 });
+    server = serve({ fetch: (request) => fetchApp(request), port: 0, hostname: "127.0.0.1" }) as Server;
+    await new Promise((r) => server.once("listening", r));
+    origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    test = makeRuntime({
+      database,
+      mode: "production",
+      env: {
+        CLERK_PUBLISHABLE_KEY: publishableKeyFor("clerk.test.local"),
+        CLERK_AUTHORIZED_PARTIES: origin,
+        GEMINI_BASE_URL: gemini.url,
+        EXA_BASE_URL: exa.url,
+      },
+    });
+    const site = staticSite(join(root, "public"), { clerkFrontendApi: "clerk.test.local" });
+    fetchApp = withStaticSite(site, (request) => test.app.fetch(request));
+  });
+  afterAll(async () => {
+    await new Promise((r) => server?.close(r));
+    await database?.destroy();
+    await gemini?.close();
+    await exa?.close();
+  });
+
+  const tokenFor = (userId: string) => test.signer.sign({ sub: userId, azp: origin });
+
+  /** A browser context signed in as `userId` through the stand-in ClerkJS; records the API requests' Authorization. */
+  async function signedIn(userId: string) {
+    const context = await browser.newContext({ viewport: { width: 1000, height: 900 } });
+    const token = tokenFor(userId);
+    await context.addInitScript(clerkStandIn, { token, userId });
+    const page = await context.newPage();
+    const problems = watch(page);
+    const authorizations: { path: string; authorization: string | undefined }[] = [];
+    page.on("request", (request) => {
+      const url = new URL(request.url());
+      if (url.pathname.startsWith("/api/") && url.pathname !== "/api/config") {
+        authorizations.push({ path: url.pathname, authorization: request.headers()["authorization"] });
+      }
+    });
+    await page.goto(origin + "/");
+    await expect.poll(() => page.locator("#app").isVisible()).toBe(true);
+    return { context, page, problems, authorizations, token };
+  }
+
+  it("no banner, the user's name, and every API request carries the user's bearer token", async () => {
+    const alice = await signedIn("user_alice_web");
+    expect(await alice.page.locator("#dev-banner").isVisible()).toBe(false);
+    expect(await alice.page.locator("#who").textContent()).toContain("user_alice_web@example.test");
+    await expect.poll(() => alice.authorizations.length).toBeGreaterThanOrEqual(3);
+    for (const request of alice.authorizations) expect(request.authorization, request.path).toBe(`Bearer ${alice.token}`);
+    const response = await alice.page.request.get(origin + "/");
+    const csp = response.headers()["content-security-policy"]!;
+    expect(csp).toContain("script-src 'self' https://clerk.test.local https://challenges.cloudflare.com;");
+    expect(csp).not.toContain("unsafe-eval");
+    expect(alice.problems).toEqual([]);
+    await alice.context.close();
+  });
+
+  it("two users in two contexts never see each other's hints or usage", async () => {
+    const alice = await signedIn("user_alice_iso");
+    const bob = await signedIn("user_bob_iso");
+    const aliceKeys = sampleKeys(7201);
+    const bobKeys = sampleKeys(7202);
+    for (const [user, userKeys] of [
+      [alice, aliceKeys],
+      [bob, bobKeys],
+    ] as const) {
+      await user.page.getByLabel("Gemini API key").fill(userKeys.gemini);
+      await user.page.getByLabel("Exa API key").fill(userKeys.exa);
+      await user.page.getByRole("button", { name: "Save keys" }).click();
+      await expect.poll(() => user.page.locator("#keys-status").textContent()).toContain("encrypted in the database");
+    }
+    await alice.page.getByLabel("Topic").fill("Alice's topic");
+    await alice.page.getByRole("button", { name: "Generate" }).click();
+    await expect.poll(() => alice.page.locator("#generate-status").textContent(), { timeout: 20_000 }).toBe("Done.");
+    expect(await alice.page.locator("#generate-usage").textContent()).toContain("Paid with your own saved keys.");
+    await alice.page.getByRole("button", { name: "Refresh usage" }).click();
+    await expect.poll(() => alice.page.locator("#usage-rows tr").count()).toBeGreaterThanOrEqual(1);
+
+    await bob.page.reload();
+    // sampleKeys' Exa keys end in the seed, so their hints differ between the two users.
+    await expect.poll(() => bob.page.locator("#key-exa-saved .hint").textContent()).toBe(`…${bobKeys.exa.slice(-4)}`);
+    const bobHtml = await bob.page.content();
+    expect(bobHtml).not.toContain(`…${aliceKeys.exa.slice(-4)}`);
+    expect(bobHtml).not.toContain("Alice's topic");
+    expect(await bob.page.locator("#usage-rows tr").count()).toBe(0);
+    expect(await bob.page.locator("#usage-empty").isVisible()).toBe(true);
+    const aliceHtml = await alice.page.content();
+    expect(aliceHtml).not.toContain(`…${bobKeys.exa.slice(-4)}`);
+    expect(await alice.page.locator("#key-exa-saved .hint").textContent()).toBe(`…${aliceKeys.exa.slice(-4)}`);
+    expect(gemini.requests.every((r) => r.apiKey !== bobKeys.gemini)).toBe(true);
+    await shot(alice.page, "8-production-alice");
+    await alice.context.close();
+    await bob.context.close();
+  });
+
+  it("an expired token brings back the sign-in", async () => {
+    const carol = await signedIn("user_carol_exp");
+    await carol.page.evaluate((token) => {
+      (window as unknown as { __testToken: string }).__testToken = token;
+    }, expiredToken(test.signer, { sub: "user_carol_exp", azp: origin }));
+    await carol.page.getByRole("button", { name: "Refresh usage" }).click();
+    await expect.poll(() => carol.page.locator("#signin").isVisible()).toBe(true);
+    expect(await carol.page.locator("#app").isVisible()).toBe(false);
+    expect(await carol.page.locator("#signin-reason").textContent()).toContain("expired or you are signed out");
+    expect(await carol.page.locator("#clerk-signin").getAttribute("data-stand-in")).toBe("mounted");
+    await shot(carol.page, "9-signed-out");
+    await carol.context.close();
+  });
+
+  it("no session at all: the sign-in, and no API call but the config", async () => {
+    const context = await browser.newContext();
+    await context.addInitScript(clerkStandIn, { token: "", userId: "nobody" });
+    await context.addInitScript(() => {
+      (window as unknown as { Clerk: { user: null; session: null } }).Clerk.user = null;
+      (window as unknown as { Clerk: { session: null } }).Clerk.session = null;
+    });
+    const page = await context.newPage();
+    const calls: string[] = [];
+    page.on("request", (r) => {
+      if (new URL(r.url()).pathname.startsWith("/api/")) calls.push(new URL(r.url()).pathname);
+    });
+    await page.goto(origin + "/");
+    await expect.poll(() => page.locator("#signin").isVisible()).toBe(true);
+    expect(calls).toEqual(["/api/config"]);
+    await context.close();
+  });
+
+  it("without a stand-in, ClerkJS is loaded from the publishable key's Frontend API (as Clerk documents), allowed by the CSP", async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    const problems = watch(page);
+    const served: string[] = [];
+    // What the instance's Frontend API would serve, answered here: a ClerkJS with nobody signed in.
+    await page.route("https://clerk.test.local/**", (route) => {
+      served.push(route.request().url());
+      return route.fulfill({
+        status: 200,
+        contentType: "text/javascript",
+        headers: { "access-control-allow-origin": "*" },
+        body: `window.Clerk = { load: async () => {}, user: null, session: null,
+          mountSignIn: (el) => { el.textContent = "ClerkJS sign-in"; el.dataset.standIn = "clerkjs"; }, addListener: () => {} };`,
+      });
+    });
+    await page.goto(origin + "/");
+    await expect.poll(() => page.locator("#signin").isVisible()).toBe(true);
+    expect(served).toEqual(["https://clerk.test.local/npm/@clerk/clerk-js@5/dist/clerk.browser.js"]);
+    const script = page.locator('script[src^="https://clerk.test.local/"]');
+    expect(await script.getAttribute("data-clerk-publishable-key")).toBe(publishableKeyFor("clerk.test.local"));
+    expect(await script.getAttribute("crossorigin")).toBe("anonymous");
+    expect(await page.locator("#clerk-signin").getAttribute("data-stand-in")).toBe("clerkjs");
+    expect(problems).toEqual([]);
+    await context.close();
+  });
+
+  it("failures as sentences: rate limited with a countdown, provider down, key rejected, database down", async () => {
+    const dave = await signedIn("user_dave_fail");
+    const keys = sampleKeys(7401);
+    await dave.page.getByLabel("Gemini API key").fill(keys.gemini);
+    await dave.page.getByRole("button", { name: "Save keys" }).click();
+    await expect.poll(() => dave.page.locator("#keys-status").textContent()).toContain("Saved");
+    await dave.page.getByLabel("Topic").fill("Failures, one by one");
+    const generateAndRead = async () => {
+      await dave.page.getByRole("button", { name: "Generate" }).click();
+      await expect.poll(() => dave.page.locator("#generate-error").isVisible(), { timeout: 20_000 }).toBe(true);
+      expect(await dave.page.evaluate(() => document.activeElement?.id)).toBe("generate-error");
+      return (await dave.page.locator("#generate-error").textContent()) ?? "";
+    };
+
+    gemini.setMode({ fail: 429, retryAfterSeconds: 7 }, keys.gemini);
+    const limited = await generateAndRead();
+    expect(limited).toContain("Too many requests right now.");
+    const first = Number(/Try again in (\d+) seconds?/.exec(limited)?.[1]);
+    expect(first).toBeGreaterThanOrEqual(5);
+    expect(first).toBeLessThanOrEqual(7);
+    await expect.poll(async () => Number(/Try again in (\d+)/.exec((await dave.page.locator("#generate-error .countdown").textContent()) ?? "")?.[1])).toBeLessThan(first);
+    await shot(dave.page, "10-rate-limited");
+
+    gemini.setMode({ fail: 503 }, keys.gemini);
+    expect(await generateAndRead()).toContain("Gemini is not answering right now");
+
+    gemini.setMode({ fail: "invalid-key" }, keys.gemini);
+    const rejected = await generateAndRead();
+    expect(rejected).toContain("Gemini rejected your API key");
+    expect(await dave.page.locator("#generate-error a").getAttribute("href")).toBe("#keys");
+    gemini.setMode({}, keys.gemini);
+
+    // The database's outage, as the API reports it (the page's rendering of it is what is tested here).
+    await dave.page.route("**/api/usage", (route) =>
+      route.fulfill({
+        status: 503,
+        headers: { "content-type": "application/problem+json", "retry-after": "5" },
+        body: JSON.stringify({ type: "about:blank", title: "Database unavailable", status: 503, code: "database-unavailable", detail: "the database could not be reached", requestId: "req_x" }),
+      }),
+    );
+    await dave.page.getByRole("button", { name: "Refresh usage" }).click();
+    await expect.poll(() => dave.page.locator("#usage-error").textContent()).toContain("Our database cannot be reached right now");
+    expect(await dave.page.locator("#usage-error .countdown").textContent()).toMatch(/Try again in [1-5] seconds?/);
+    expect(dave.problems).toEqual([]);
+    await dave.context.close();
+  });
+
+  it("untrusted text shows as text: an HTML source title and HTML in the model's output create no element", async () => {
+    const mallory = await signedIn("user_mallory_xss");
+    const keys = sampleKeys(7301);
+    await mallory.page.getByLabel("Gemini API key").fill(keys.gemini);
+    await mallory.page.getByLabel("Exa API key").fill(keys.exa);
+    await mallory.page.getByRole("button", { name: "Save keys" }).click();
+    await expect.poll(() => mallory.page.locator("#keys-status").textContent()).toContain("Saved");
+    // The fake Exa titles its results after the query, which is the topic.
+    await mallory.page.getByLabel("Topic").fill(xssTitle);
+    await mallory.page.getByRole("button", { name: "Generate" }).click();
+    await expect.poll(() => mallory.page.locator("#generate-status").textContent(), { timeout: 20_000 }).toBe("Done.");
+    expect(await mallory.page.locator("#sources li").first().textContent()).toContain(xssTitle);
+    expect(await mallory.page.locator("#post").textContent()).toContain("<script>window.__xss=2</script>");
+    expect(await mallory.page.locator("#sources img, #post img, #post script, #post b, #sources script").count()).toBe(0);
+    expect(await mallory.page.locator("img").count()).toBe(0);
+    // Only the renderer's fixed set of elements inside the post.
+    const tags = await mallory.page.locator("#post *").evaluateAll((nodes) => [...new Set(nodes.map((n) => n.tagName.toLowerCase()))]);
+    for (const tag of tags) expect(["h2", "h3", "h4", "p", "ul", "ol", "li", "strong", "em", "a"]).toContain(tag);
+    expect(await mallory.page.evaluate(() => (window as unknown as { __xss?: number }).__xss)).toBeUndefined();
+    expect(mallory.problems).toEqual([]);
+    await mallory.context.close();
+  });
+});
