@@ -17,8 +17,11 @@
  *   BENCH_GEN_RUNS, BENCH_GEN_CHUNKS, BENCH_EXA_LATENCY_MS, BENCH_GEMINI_LATENCY_MS   generation (8, 10, 100, 20)
  *   BENCH_PROFILE          auto (CPU profiles when a target is missed) | always | never
  *   BENCH_LOG_LEVEL        the server's LOG_LEVEL (info, as in production)
- *   BENCH_ONLY             sections: floor,scale,generation,coldstart,pglite,profile (all)
+ *   BENCH_RTTS             injected database round-trip times, ms, for the rtt section (0,5,20)
+ *   BENCH_RTT_SAMPLES      sequential requests per route and RTT (60)
+ *   BENCH_ONLY             sections: floor,scale,generation,rtt,coldstart,pglite,profile (all)
  *   BENCH_OUT              the report (BENCHMARKS.md)
+ *   BENCH_RENDER_ONLY      1: write the report again from the last run's bench/.build/results.json (no measuring)
  */
 
 export interface BenchConfig {
@@ -49,9 +52,12 @@ export interface BenchConfig {
   /** Sections to run. */
   only: Set<Section>;
   outFile: string;
+  rtts: number[];
+  rttSamples: number;
+  renderOnly: boolean;
 }
 
-export const sections = ["floor", "scale", "generation", "coldstart", "pglite", "profile"] as const;
+export const sections = ["floor", "scale", "generation", "rtt", "coldstart", "pglite", "profile"] as const;
 export type Section = (typeof sections)[number];
 
 function num(name: string, fallback: number): number {
@@ -94,5 +100,8 @@ export function loadBenchConfig(): BenchConfig {
     logLevel: logLevel as BenchConfig["logLevel"],
     only,
     outFile: env.BENCH_OUT || "BENCHMARKS.md",
+    rtts: (env.BENCH_RTTS ?? "0,5,20").split(",").map((s) => Number(s.trim())).filter((n) => Number.isFinite(n) && n >= 0),
+    rttSamples: Math.max(4, Math.round(num("BENCH_RTT_SAMPLES", 60))),
+    renderOnly: env.BENCH_RENDER_ONLY === "1",
   };
 }

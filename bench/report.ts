@@ -1,6 +1,7 @@
 /**
  * The results as Markdown tables (BENCHMARKS.md) and as the same tables on the console.
  */
+import type { RttReport } from "./rtt.js";
 import type { ColdStartResult } from "./coldstart.js";
 import { heavyPackages } from "./coldstart.js";
 import type { GenerationSummary } from "./generation.js";
@@ -74,6 +75,12 @@ export interface BenchReport {
   large?: PhaseResult;
   pglite?: PhaseResult;
   coldStarts?: ColdStartResult[];
+  /** Issue 13: database round trips under injected latency, and connection set-up per driver. */
+  rtt?: RttReport;
+  /** Issue 13's goals, met or missed. */
+  costGoals?: TargetCheck[];
+  /** Bytes of each built Vercel function (.vercel/output), when a build is there. */
+  vercelFunctions?: { name: string; bytes: number; pglite: boolean }[];
   generation?: GenerationSummary[];
   generationUsedCallerKeys?: boolean;
   /** Median time of one fetch of the floor route by the same client, ms. */
@@ -163,6 +170,31 @@ export function scaleTable(small: PhaseResult, large: PhaseResult): string {
 }
 
 const stateLabel: Record<string, string> = { import: "**at import**", request: "on request", lazy: "lazy, not loaded", absent: "—" };
+
+export function rttTable(report: RttReport): string {
+  const rows = report.rows.map((r) => [
+    String(r.rttMs),
+    ms(r.floorP50),
+    ms(r.listP50),
+    signed(r.listP50 - r.floorP50),
+    ms(r.generateFirstByteP50),
+    signed(r.generateFirstByteP50 - r.floorP50),
+    String(r.floorRoundTrips),
+    String(r.listRoundTrips),
+    String(r.generateRoundTrips),
+  ]);
+  return table(
+    ["RTT ms", "floor p50 ms", "GET api-keys p50 ms", "Δ ms", "generate first byte p50 ms", "Δ ms", "round trips: floor", "GET api-keys", "generation (whole)"],
+    rows,
+  );
+}
+
+export function coldConnectTable(report: RttReport): string {
+  return table(
+    ["driver", "set-up round trips (measured here)", "first query, set-up included", "on Vercel with Neon"],
+    report.cold.map((c) => [c.driver, String(c.setupRoundTrips ?? "n/a"), String(c.firstQueryRoundTrips ?? "n/a"), c.note]),
+  );
+}
 
 export function coldStartTable(results: ColdStartResult[]): string {
   const rows = results.map((r) => [

@@ -14,7 +14,7 @@
  * (a key endpoint loading the Gemini or Exa SDK, failed requests), not for a missed target.
  */
 import { execFileSync } from "node:child_process";
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { join, relative, resolve } from "node:path";
 import { sql } from "drizzle-orm";
@@ -28,6 +28,9 @@ import { buildColdstartChild, buildDir, buildServer, repoRoot } from "./build.js
 import { renderChart, type Panel } from "./chart.js";
 import { startServer, type ServerChild } from "./child.js";
 import { measureColdStarts } from "./coldstart.js";
+import { measureRtt } from "./rtt.js";
+import { buildLambda } from "../scripts/build-lambda.js";
+import { deflateRawSync } from "node:zlib";
 import { loadBenchConfig, type BenchConfig, type Section } from "./config.js";
 import { summarizeGeneration, timeGeneration, type GenerationSummary, type GenerationTimings } from "./generation.js";
 import { quantile, runLoad, type LoadResult } from "./load.js";
@@ -37,7 +40,9 @@ import { cpuPerRequest, cpuSnapshot, foreignShare, loadAverage } from "./machine
 import {
   breakdownTable,
   checksTable,
+  coldConnectTable,
   cpuTable,
+  rttTable,
   coldStartTable,
   findStat,
   floorTable,
@@ -128,8 +133,9 @@ async function sanityCheck(server: ServerChild, token: string): Promise<void> {
     throw new Error("sanity check: GET /api/onboarding/api-keys did not list the user's 3 keys in production mode");
   }
   const resolved = await expectJson(server, targetPaths.userKeys, token, 200);
-  if (resolved.source !== "database" || !Array.isArray(resolved.providers) || resolved.providers.length !== 3 || (resolved.unreadable as unknown[]).length !== 0) {
-    throw new Error("sanity check: userApiKeys() did not decrypt the user's 3 keys from the database");
+  // Generation's providers only (bench/server.ts): gemini and exa, never the third key.
+  if (resolved.source !== "database" || !Array.isArray(resolved.providers) || resolved.providers.join(",") !== "gemini,exa" || (resolved.unreadable as unknown[]).length !== 0) {
+    throw new Error("sanity check: userApiKeys() did not decrypt the user's gemini and exa keys (and only those) from the database");
   }
   await expectJson(server, targetPaths.listKeys, undefined, 401);
   await expectJson(server, targetPaths.userKeys, undefined, 401);
@@ -345,6 +351,90 @@ function evaluateTargets(report: BenchReport): TargetCheck[] {
   return checks;
 }
 
+const COLD_FLOOR_FILE = "bench/floor-function.ts";
+/** Functions whose cold start issue 13 compares with the floor's. */
+const coldKeyFunctions = ["api/onboarding/api-keys.ts"];
+const MAX_FUNCTION_BYTES = 4 * 1048576;
+const MAX_LAMBDA_ZIP_BYTES = 1_500_000;
+
+/** Bytes of each built Vercel function, when `bash scripts/vercel-build.sh` left an output here. */
+function vercelFunctionSizes(): BenchReport["vercelFunctions"] {
+  const root = join(repoRoot, ".vercel", "output", "functions");
+  if (!existsSync(root)) return undefined;
+  const sizeOf = (dir: string): number =>
+    readdirSync(dir, { withFileTypes: true }).reduce((sum, e) => sum + (e.isDirectory() ? sizeOf(join(dir, e.name)) : statSync(join(dir, e.name)).size), 0);
+  const found: { name: string; bytes: number; pglite: boolean }[] = [];
+  const walk = (dir: string) => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      if (!e.isDirectory()) continue;
+      const path = join(dir, e.name);
+      if (e.name.endsWith(".func")) found.push({ name: relative(root, path), bytes: sizeOf(path), pglite: existsSync(join(path, "node_modules", "@electric-sql")) });
+      else walk(path);
+    }
+  };
+  walk(root);
+  return found.sort((a, b) => a.name.localeCompare(b.name));
+}
+
+/** Issue 13's goals, each met or missed, from this run's numbers. */
+async function evaluateCostGoals(report: BenchReport): Promise<TargetCheck[]> {
+  const goals: TargetCheck[] = [];
+  for (const r of report.rtt?.rows ?? []) {
+    goals.push({ name: `1. GET /api/onboarding/api-keys at RTT ${r.rttMs} ms: round trips`, target: "exactly 1", measured: String(r.listRoundTrips), pass: r.listRoundTrips === 1 });
+    goals.push({ name: `1. GET /api/onboarding/api-keys at RTT ${r.rttMs} ms: p50`, target: "≤ floor + 1 ms", measured: `${r.listP50.toFixed(2)} vs ${r.floorP50.toFixed(2)} ms (${signedMs(r.listP50 - r.floorP50)})`, pass: r.listP50 - r.floorP50 <= 1 });
+  }
+  const rows = [...(report.rtt?.rows ?? [])].sort((a, b) => a.rttMs - b.rttMs);
+  const low = rows[0];
+  const top = rows.at(-1);
+  if (low && top && top.rttMs > low.rttMs) {
+    // The floor pays one round trip; what the generation's first byte pays beyond the floor
+    // should not grow with the RTT (a second round trip before it would add one RTT).
+    const growth = top.generateFirstByteP50 - top.floorP50 - (low.generateFirstByteP50 - low.floorP50);
+    const added = top.rttMs - low.rttMs;
+    goals.push({
+      name: "1. POST /api/blog/generate: 1 round trip before the first upstream call",
+      target: `(first byte − floor) grows < ${added / 2} ms from RTT ${low.rttMs} to ${top.rttMs} ms (one more round trip: +${added} ms); counted exactly by tests/db/round-trips.test.ts`,
+      measured: `${signedMs(low.generateFirstByteP50 - low.floorP50)} → ${signedMs(top.generateFirstByteP50 - top.floorP50)} (grew ${signedMs(growth)}); ${top.generateRoundTrips} for the whole generation (settlement after the stream)`,
+      pass: growth < added / 2,
+    });
+  }
+  goals.push({ name: "1. POST /api/onboarding/api-keys: 1 round trip", target: "owned by issue 11", measured: "3 today (rate limit, save, list): tests/db/round-trips.test.ts", pass: false });
+  const funcs = report.vercelFunctions;
+  if (funcs?.length) {
+    const largest = funcs.reduce((a, b) => (b.bytes > a.bytes ? b : a));
+    goals.push({ name: "2. Vercel functions: no PGlite", target: "none", measured: funcs.filter((f) => f.pglite).map((f) => f.name).join(", ") || "none", pass: funcs.every((f) => !f.pglite) });
+    goals.push({ name: "2. Vercel functions: size", target: "each ≤ 4 MiB", measured: `largest ${largest.name} ${(largest.bytes / 1048576).toFixed(2)} MiB`, pass: largest.bytes <= MAX_FUNCTION_BYTES });
+  } else {
+    goals.push({ name: "2. Vercel functions", target: "each ≤ 4 MiB, no PGlite", measured: "no .vercel/output here: run `bash scripts/vercel-build.sh` before the bench", pass: false });
+  }
+  const lambdaDir = join(buildDir, "lambda");
+  const lambda = await buildLambda({ outdir: lambdaDir });
+  const zipBytes = deflateRawSync(readFileSync(lambda.outfile), { level: 9 }).length + 200;
+  const lambdaPglite = Object.keys(lambda.metafile.inputs).some((f) => f.includes("@electric-sql/pglite/"));
+  goals.push({ name: "2. Lambda bundle: zip size, no PGlite", target: "≤ 1.5 MB, none", measured: `${(zipBytes / 1e6).toFixed(2)} MB zipped (${(lambda.bytes / 1e6).toFixed(2)} MB unzipped), PGlite ${lambdaPglite ? "inside" : "absent"}`, pass: zipBytes <= MAX_LAMBDA_ZIP_BYTES && !lambdaPglite });
+  const phase = report.small;
+  const levels = phase?.stats.map((s) => s.connections) ?? [];
+  const c = levels.includes(32) ? 32 : Math.max(0, ...levels);
+  const floor = findStat(phase, "floor", c);
+  for (const target of ["listKeys", "userKeys"] as TargetId[]) {
+    const s = findStat(phase, target, c);
+    if (!s || !floor) continue;
+    goals.push({ name: `3. ${targetLabels[target]}: throughput at ${c} connections`, target: "≥ 70% of floor", measured: `${((100 * s.rps) / floor.rps).toFixed(0)}%`, pass: s.rps / floor.rps >= 0.7 });
+    goals.push({ name: `3. ${targetLabels[target]}: server CPU per request`, target: "≤ 1.4 × floor", measured: `${s.serverCpuUs.toFixed(0)} vs ${floor.serverCpuUs.toFixed(0)} µs (${(s.serverCpuUs / floor.serverCpuUs).toFixed(2)} ×)`, pass: s.serverCpuUs / floor.serverCpuUs <= 1.4 });
+  }
+  const coldFloor = report.coldStarts?.find((r) => r.file === COLD_FLOOR_FILE);
+  for (const file of coldKeyFunctions) {
+    const r = report.coldStarts?.find((x) => x.file === file);
+    if (!r || !coldFloor || r.error || coldFloor.error) continue;
+    const mine = r.importMs + r.firstRequestMs;
+    const base = coldFloor.importMs + coldFloor.firstRequestMs;
+    goals.push({ name: `4. cold start of ${file}: import + first request`, target: "≤ 1.3 × the driver-only floor", measured: `${mine.toFixed(1)} vs ${base.toFixed(1)} ms (${(mine / base).toFixed(2)} ×)`, pass: mine / base <= 1.3 });
+  }
+  return goals;
+}
+
+const signedMs = (v: number) => `${v >= 0 ? "+" : ""}${v.toFixed(2)} ms`;
+
 function chartPanels(report: BenchReport): Panel[] {
   const colors: Record<TargetId, string> = { floor: "#9aa5b1", listKeys: "#3b82f6", userKeys: "#f59e0b" };
   const short: Record<TargetId, string> = { floor: "floor (SELECT 1)", listKeys: "GET api-keys", userKeys: "userApiKeys()" };
@@ -410,6 +500,50 @@ function renderMarkdown(report: BenchReport): string {
   lines.push("");
   for (const note of cpuNotes(report)) lines.push(note);
   lines.push("");
+  if (report.costGoals) {
+    lines.push("## Serverless cost (issue 13)");
+    lines.push("");
+    lines.push("Each goal of issue 13, met or missed in this run. Round trips are also enforced, as counts, by");
+    lines.push("`tests/db/round-trips.test.ts` (every route has its expected count there).");
+    lines.push("");
+    lines.push(checksTable(report.costGoals));
+    lines.push("");
+    if (report.rtt) {
+      lines.push("### Round trips under injected latency");
+      lines.push("");
+      lines.push("The server child reaches PostgreSQL through `testkit/pg-latency-proxy.ts`, which holds every packet RTT/2 each way");
+      lines.push("and counts client turns (a batch of messages sent before any answer is one round trip). Sequential requests,");
+      lines.push(`warm instance and cached tokens, ${report.rtt.rows[0]?.samples ?? "?"} samples per route and RTT, alternating. "generate first byte" is`);
+      lines.push("`POST /api/blog/generate` (research off) to its response headers: the stream starts right after the one statement");
+      lines.push("that counts the rate limit, reads the keys and reserves the budget. Its usage and key-health settlement is one");
+      lines.push("statement after the last event (the second round trip of the whole generation), never before the first byte.");
+      lines.push("");
+      lines.push(rttTable(report.rtt));
+      lines.push("");
+      lines.push("### Connection set-up on a cold instance, per driver");
+      lines.push("");
+      lines.push(coldConnectTable(report.rtt));
+      lines.push("");
+      lines.push("A cold request on Vercel with Neon pays the set-up once, then its statements: `neon-http` needs no PostgreSQL");
+      lines.push("session (2 round trips to an HTTPS connection, then 1 per statement), `neon-ws` 4 before its first statement,");
+      lines.push("node-postgres with TLS and SCRAM about 6. So a Neon host defaults to `neon-http` (README, \"Choosing a driver\");");
+      lines.push("on a warm instance every driver pays one round trip per statement, and the hot paths have one statement each.");
+      lines.push("");
+    }
+    if (report.vercelFunctions?.length) {
+      lines.push("### Vercel function sizes (`.vercel/output`, sum of file sizes)");
+      lines.push("");
+      lines.push(["| function | MiB | PGlite |", "| --- | --- | --- |", ...report.vercelFunctions.map((f) => `| \`${f.name}\` | ${(f.bytes / 1048576).toFixed(2)} | ${f.pglite ? "**inside**" : "no"} |`)].join("\n"));
+      lines.push("");
+    }
+    const notePath = join(repoRoot, "bench", "closing-note.md");
+    if (existsSync(notePath)) {
+      lines.push("### Closing note");
+      lines.push("");
+      lines.push(readFileSync(notePath, "utf8").trim());
+      lines.push("");
+    }
+  }
   if (report.anomalies.length) {
     lines.push("## Anomalies");
     lines.push("");
@@ -423,7 +557,7 @@ function renderMarkdown(report: BenchReport): string {
     lines.push("Δ = key path − floor. The key path checks a Clerk session token (RS256, `CLERK_JWT_KEY`, networkless; verified");
     lines.push("tokens are cached until their `exp`, and each user's token is reused as a browser reuses it, so after its first");
     lines.push("request every token is a cache hit) and runs one query; `GET /api/onboarding/api-keys` also decrypts the CopilotKit");
-    lines.push("key it returns, `userApiKeys()` decrypts all three. A cache miss costs one full verification (see Cost per step).");
+    lines.push("key it returns, `userApiKeys()` decrypts the two generation uses (gemini, exa). A cache miss costs one full verification (see Cost per step).");
     lines.push("");
     lines.push(floorTable(report.small));
     lines.push("");
@@ -553,6 +687,8 @@ function printConsole(report: BenchReport): void {
   log("\n================ RESULTS ================");
   log(`${report.machine.cores} cores, Node ${report.machine.node}, ${report.machine.postgres}, ${report.date}`);
   log("\nTargets:\n" + checksTable(report.checks));
+  if (report.costGoals) log("\nServerless cost (issue 13):\n" + checksTable(report.costGoals));
+  if (report.rtt) log("\nRound trips:\n" + rttTable(report.rtt) + "\n\n" + coldConnectTable(report.rtt));
   if (report.small) log(`\nFloor vs key path (${report.small.users} users):\n` + floorTable(report.small) + "\n\n" + cpuTable(report.small));
   if (report.small && report.large) log("\nScale:\n" + scaleTable(report.small, report.large));
   if (report.coldStarts) log("\nCold start:\n" + coldStartTable(report.coldStarts) + "\n\n" + heavyTable(report.coldStarts));
@@ -566,6 +702,15 @@ function printConsole(report: BenchReport): void {
 
 async function main(): Promise<void> {
   const cfg = loadBenchConfig();
+  if (cfg.renderOnly) {
+    // Re-render the last run's report (bench/.build/results.json), e.g. after editing
+    // bench/closing-note.md: nothing is measured again.
+    const last = JSON.parse(readFileSync(join(buildDir, "results.json"), "utf8")) as BenchReport;
+    const outFile = resolve(repoRoot, cfg.outFile);
+    writeFileSync(outFile, renderMarkdown(last));
+    log(`re-rendered ${relative(repoRoot, outFile)} from the run of ${last.date}`);
+    return;
+  }
   const report: BenchReport = {
     date: new Date().toISOString(),
     machine: {
@@ -629,7 +774,7 @@ async function main(): Promise<void> {
     RATE_LIMIT_GENERATE_PER_MINUTE: "1000000",
   };
   const env = serverEnv(baseEnv);
-  const needsPostgres = ["floor", "scale", "generation", "coldstart", "profile"].some((s) => cfg.only.has(s as Section));
+  const needsPostgres = ["floor", "scale", "generation", "rtt", "coldstart", "profile"].some((s) => cfg.only.has(s as Section));
   let server: ServerChild | undefined;
   let database: Database | undefined;
   let exitCode = 0;
@@ -706,6 +851,13 @@ async function main(): Promise<void> {
         fakeGemini.setMode({});
       }
 
+      if (cfg.only.has("rtt")) {
+        section(`round trips under injected database latency (RTT ${cfg.rtts.join(", ")} ms)`);
+        fakeExa.reset();
+        fakeGemini.reset();
+        report.rtt = await measureRtt({ serverEntry, env, databaseUrl: url, token: smallTokens[0]!, rtts: cfg.rtts, samples: cfg.rttSamples, log });
+      }
+
       let largeTokens: string[] = smallTokens;
       if (cfg.only.has("scale") || cfg.only.has("profile")) {
         section(`2. scale: seeding up to ${cfg.largeUsers.toLocaleString("en-US")} users`);
@@ -745,7 +897,13 @@ async function main(): Promise<void> {
 
       if (cfg.only.has("coldstart")) {
         section("3. cold start");
-        report.coldStarts = await measureColdStarts({ childScript, env, token: smallTokens[0]!, runs: cfg.coldRuns, log });
+        const apiFiles = readdirSync(join(repoRoot, "api"), { recursive: true })
+          .map(String)
+          .filter((f) => f.endsWith(".ts"))
+          .map((f) => `api/${f.split("\\").join("/")}`)
+          .sort();
+        // The floor: a function that only imports the driver and answers SELECT 1 (issue 13).
+        report.coldStarts = await measureColdStarts({ childScript, env, token: smallTokens[0]!, runs: cfg.coldRuns, log, files: [...apiFiles, COLD_FLOOR_FILE] });
         for (const r of report.coldStarts) {
           for (const v of r.violations) {
             log(`\n  !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n  !!! VIOLATION: ${v}\n  !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n`);
@@ -807,6 +965,8 @@ async function main(): Promise<void> {
     }
   }
   report.checks = evaluateTargets(report);
+  report.vercelFunctions = vercelFunctionSizes();
+  report.costGoals = await evaluateCostGoals(report);
   report.durationSeconds = (performance.now() - started) / 1000;
   report.load.end = loadAverage();
   const foreignAll = [report.small, report.large].flatMap((p) => p?.stats.flatMap((s) => s.roundForeign) ?? []).filter(Number.isFinite);

@@ -7,7 +7,8 @@
  *   (request id, CORS, body limit, dependencies, error handler) and the same JSON response
  *   helper. The physical floor every endpoint pays.
  * - `GET /bench/user-keys`: requireUser + userApiKeys(), the key path of blog generation
- *   (production: one query + AES-GCM decrypt). Answers which providers resolved, never a key.
+ *   (production: one query + AES-GCM decrypt of the Gemini and Exa keys, the ones generation
+ *   uses). Answers which providers resolved, never a key.
  *
  * Neither route is in lib/routes/: they exist only in this process.
  *
@@ -22,8 +23,11 @@ import { createApp } from "../lib/app.js";
 import { loadConfig } from "../lib/env.js";
 import { defineRoute, json, type AnyRoute } from "../lib/http/route.js";
 import { userApiKeys } from "../lib/keys/resolver.js";
+import type { Provider } from "../lib/keys/providers.js";
 import { routes } from "../lib/routes/index.js";
 import { createRuntime } from "../lib/runtime.js";
+
+const generationProviders: ReadonlySet<Provider> = new Set(["gemini", "exa"]);
 
 const floor = defineRoute({
   method: "GET",
@@ -50,7 +54,8 @@ const userKeys = defineRoute({
   responses: { 200: { description: "Which providers resolved (never a key)." } },
   problems: [],
   handler: async ({ deps, userId }) => {
-    const resolved = await userApiKeys(deps, userId);
+    // As generation does (lib/blog/start.ts): only the keys it uses are decrypted.
+    const resolved = await userApiKeys(deps, userId, generationProviders);
     // Provider names only: the decrypted keys never leave this function.
     return json({ userId, source: resolved.source, providers: Object.keys(resolved.keys), unreadable: resolved.unreadable });
   },

@@ -50,8 +50,12 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
 
   switch (driver) {
     case "pglite": {
-      const { PGlite } = await import("@electric-sql/pglite");
-      const { drizzle } = await import("drizzle-orm/pglite");
+      // Deployed functions do not carry PGlite (vercel.json excludeFiles, the Lambda bundle's
+      // stub): say what to do instead of "module not found".
+      const loaded = await Promise.all([import("@electric-sql/pglite"), import("drizzle-orm/pglite")]).catch((error: unknown) => {
+        throw new Error("embedded PGlite is not part of this deployment: set DATABASE_URL to a PostgreSQL or Neon database", { cause: error });
+      });
+      const [{ PGlite }, { drizzle }] = loaded;
       const dir = options.pgliteDir ?? "./.data/pglite";
       const client = dir === "memory://" ? new PGlite() : new PGlite(dir);
       db = drizzle({ client, schema }) as unknown as AppDb;

@@ -217,14 +217,16 @@ export function createApp(routes: readonly AnyRoute[], options: AppOptions = {})
     if (c.req.method === "OPTIONS") c.header("allow", allowFor(c.req.path));
     return corsMiddleware(c, next);
   });
-  app.use(
-    bodyLimit({
-      maxSize: MAX_BODY_BYTES,
-      onError: () => {
-        throw new AppError("payload-too-large", { detail: `the body is larger than ${MAX_BODY_BYTES} bytes` });
-      },
-    }),
-  );
+  const limitBody = bodyLimit({
+    maxSize: MAX_BODY_BYTES,
+    onError: () => {
+      throw new AppError("payload-too-large", { detail: `the body is larger than ${MAX_BODY_BYTES} bytes` });
+    },
+  });
+  // GET and HEAD never read a body. hono's bodyLimit looks at `request.body`, which makes
+  // @hono/node-server build a full undici Request (with two AbortControllers) for every
+  // request: a measurable share of a GET's CPU (issue 13's profile), for nothing.
+  app.use((c, next) => (c.req.method === "GET" || c.req.method === "HEAD" ? next() : limitBody(c, next)));
   app.use(async (c, next) => {
     const current = c.get("runtime");
     // Checked (and each problem logged) on the instance's first request, then cached.

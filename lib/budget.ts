@@ -57,7 +57,7 @@ const MONTH = sql`(date_trunc('month', now() at time zone 'UTC'))::date`;
 const MONTH_START = sql`(date_trunc('month', now() at time zone 'UTC') at time zone 'UTC')`;
 
 /** USD as a numeric literal parameter (8 decimals, the columns' scale), or null. */
-const usd = (n: number | null) => (n === null ? null : n.toFixed(8));
+export const usd = (n: number | null) => (n === null ? null : n.toFixed(8));
 
 /** The reservations of a row that still count (not expired), as jsonb. */
 const liveReservations = (column: SQL) =>
@@ -74,21 +74,30 @@ const spentThisMonth = sql`(case when b.period_start = ${MONTH} then b.spent_usd
 const usageThisMonth = (userId: string) =>
   sql`(select coalesce(sum(cost_usd), 0) from usage_events where user_id = ${userId} and created_at >= ${MONTH_START})`;
 
-/** What the caller's budget looks like now. One query. */
-export async function budgetStatus(database: Database, config: BudgetConfig, userId: string): Promise<BudgetStatus> {
-  const [row] = await database.rows<{
-    user_set: boolean | null;
-    cap: string | number | null;
-    spent: string | number;
-    reserved: string | number;
-    resets_on: string;
-  }>(sql`
+/** One row of `budgetStatusSql`, as drivers return it. */
+export interface BudgetStatusRow {
+  user_set: boolean | null;
+  cap: string | number | null;
+  spent: string | number;
+  reserved: string | number;
+  resets_on: string;
+}
+
+/**
+ * The select behind `budgetStatus`: one row (user_set, cap, spent, reserved, resets_on). Also
+ * a subquery of GET /api/usage's one statement.
+ */
+export function budgetStatusSql(config: BudgetConfig, userId: string, source: SQL = sql`budgets`): SQL {
+  return sql`
     select b.user_set, ${capOf(config)} as cap,
            case when b.user_id is null then ${usageThisMonth(userId)} else ${spentThisMonth} end as spent,
            case when b.user_id is null then 0 else ${liveReservedUsd(sql`b.reservations`)} end as reserved,
            to_char(${MONTH} + interval '1 month', 'YYYY-MM-DD') as resets_on
-    from (select 1) as one left join budgets b on b.user_id = ${userId}
-  `);
+    from (select 1) as one left join ${source} b on b.user_id = ${userId}`;
+}
+
+/** A `budgetStatusSql` row as the caller's BudgetStatus. */
+export function toBudgetStatus(config: BudgetConfig, userId: string, row: BudgetStatusRow | undefined): BudgetStatus {
   if (!row) throw new Error("budget status query returned no row");
   const monthlyUsd = row.cap === null ? null : roundUsd(Number(row.cap));
   const spentUsd = roundUsd(Number(row.spent));
@@ -103,6 +112,12 @@ export async function budgetStatus(database: Database, config: BudgetConfig, use
     remainingUsd: monthlyUsd === null ? null : Math.max(0, roundUsd(monthlyUsd - spentUsd - reservedUsd)),
     resetsAt: `${row.resets_on}T00:00:00.000Z`,
   };
+}
+
+/** What the caller's budget looks like now. One query. */
+export async function budgetStatus(database: Database, config: BudgetConfig, userId: string): Promise<BudgetStatus> {
+  const [row] = await database.rows<BudgetStatusRow>(budgetStatusSql(config, userId));
+  return toBudgetStatus(config, userId, row);
 }
 
 /**
@@ -120,17 +135,59 @@ export async function setMonthlyCap(database: Database, config: BudgetConfig, us
       errors: [{ pointer: "/monthlyUsd", message: monthlyUsd === null ? `a cap is required (at most ${max})` : `must be at most ${max}` }],
     });
   }
-  await database.rows(sql`
-    insert into budgets as b (user_id, user_set, monthly_usd, period_start, spent_usd)
-    values (${userId}, true, ${usd(monthlyUsd)}::numeric, ${MONTH}, ${usageThisMonth(userId)})
-    on conflict (user_id) do update set user_set = true, monthly_usd = excluded.monthly_usd, updated_at = now()
+  // One statement: the upsert, and the status computed from the row it returns (a CTE's
+  // changes are invisible to the rest of its statement except through RETURNING).
+  const [row] = await database.rows<BudgetStatusRow>(sql`
+    with up as (
+      insert into budgets as b (user_id, user_set, monthly_usd, period_start, spent_usd)
+      values (${userId}, true, ${usd(monthlyUsd)}::numeric, ${MONTH}, ${usageThisMonth(userId)})
+      on conflict (user_id) do update set user_set = true, monthly_usd = excluded.monthly_usd, updated_at = now()
+      returning b.user_id, b.user_set, b.monthly_usd, b.period_start, b.spent_usd, b.reservations
+    )
+    ${budgetStatusSql(config, userId, sql`up`)}
   `);
-  return budgetStatus(database, config, userId);
+  return toBudgetStatus(config, userId, row);
 }
 
 export interface Reservation {
   id: string;
   amountUsd: number;
+}
+
+/**
+ * The conditional upsert that reserves `amount` (a numeric SQL expression) against the
+ * caller's cap (see the file comment), returning one row when it fits and none when it does
+ * not. A statement alone, or a CTE of a bigger one: the generation's first statement
+ * (lib/blog/start.ts) reserves in the same round trip as its rate limit and key read, and
+ * `when` (SQL, boolean) lets it reserve only when those passed.
+ */
+export function reservationSql(
+  config: BudgetConfig,
+  input: { userId: string; id: string; amount: SQL; ttlSeconds?: number; when?: SQL },
+): SQL {
+  const ttl = input.ttlSeconds ?? RESERVATION_TTL_SECONDS;
+  const defaultCap = sql`least(${usd(config.budget.defaultMonthlyUsd)}::numeric, ${usd(config.budget.maxMonthlyUsd)}::numeric)`;
+  // On conflict the amount is read back from the proposed row (`excluded`): it is stated once.
+  const proposed = sql`(excluded.reservations->0->>'usd')::numeric`;
+  return sql`
+    insert into budgets as b (user_id, user_set, monthly_usd, period_start, spent_usd, reservations)
+    select ${input.userId}, false, null, ${MONTH}, m.spent,
+           jsonb_build_array(jsonb_build_object('id', ${input.id}::text, 'usd', m.amount, 'exp', now() + make_interval(secs => ${ttl}::int)))
+    from (select ${usageThisMonth(input.userId)} as spent, (${input.amount})::numeric as amount) m
+    -- A user without a row (as this statement sees the table) gets one only if the amount fits
+    -- the default cap; with a row, ON CONFLICT below decides on its latest version.
+    where ${input.when ?? sql`true`}
+      and (exists (select 1 from budgets where user_id = ${input.userId})
+        or ${defaultCap} is null
+        or m.spent + m.amount <= ${defaultCap})
+    on conflict (user_id) do update set
+      period_start = ${MONTH},
+      spent_usd = ${spentThisMonth},
+      reservations = ${liveReservations(sql`b.reservations`)} || excluded.reservations,
+      updated_at = now()
+    where ${capOf(config)} is null
+       or ${spentThisMonth} + ${liveReservedUsd(sql`b.reservations`)} + ${proposed} <= ${capOf(config)}
+    returning 1 as reserved`;
 }
 
 /**
@@ -144,28 +201,9 @@ export async function reserveBudget(
   input: { userId: string; amountUsd: number; ttlSeconds?: number },
 ): Promise<{ ok: true; reservation: Reservation } | { ok: false; status: BudgetStatus }> {
   const id = randomUUID();
-  const amount = usd(input.amountUsd);
-  const ttl = input.ttlSeconds ?? RESERVATION_TTL_SECONDS;
-  const defaultCap = sql`least(${usd(config.budget.defaultMonthlyUsd)}::numeric, ${usd(config.budget.maxMonthlyUsd)}::numeric)`;
-  const rows = await database.rows<{ reserved: number }>(sql`
-    insert into budgets as b (user_id, user_set, monthly_usd, period_start, spent_usd, reservations)
-    select ${input.userId}, false, null, ${MONTH}, m.spent,
-           jsonb_build_array(jsonb_build_object('id', ${id}::text, 'usd', ${amount}::numeric, 'exp', now() + make_interval(secs => ${ttl}::int)))
-    from (select ${usageThisMonth(input.userId)} as spent) m
-    -- A user without a row (as this statement sees the table) gets one only if the amount fits
-    -- the default cap; with a row, ON CONFLICT below decides on its latest version.
-    where exists (select 1 from budgets where user_id = ${input.userId})
-       or ${defaultCap} is null
-       or m.spent + ${amount}::numeric <= ${defaultCap}
-    on conflict (user_id) do update set
-      period_start = ${MONTH},
-      spent_usd = ${spentThisMonth},
-      reservations = ${liveReservations(sql`b.reservations`)} || excluded.reservations,
-      updated_at = now()
-    where ${capOf(config)} is null
-       or ${spentThisMonth} + ${liveReservedUsd(sql`b.reservations`)} + ${amount}::numeric <= ${capOf(config)}
-    returning 1 as reserved
-  `);
+  const rows = await database.rows<{ reserved: number }>(
+    reservationSql(config, { userId: input.userId, id, amount: sql`${usd(input.amountUsd)}::numeric`, ttlSeconds: input.ttlSeconds }),
+  );
   if (rows.length > 0) return { ok: true, reservation: { id, amountUsd: input.amountUsd } };
   return { ok: false, status: await budgetStatus(database, config, input.userId) };
 }

@@ -29,14 +29,22 @@ export async function updateSession(database: Database, userId: string, body: Se
   // `progress` is a `real` column: PostgreSQL refuses a value that underflows float4 (such as
   // 1e-300, which the schema accepts) with an error, so store what float4 would hold.
   const progress = Math.fround(body.progress);
-  await database.db
-    .insert(onboardingSessions)
-    .values({ userId, currentStep: body.currentStep, progress })
-    .onConflictDoUpdate({
-      target: onboardingSessions.userId,
-      set: { currentStep: body.currentStep, progress, updatedAt: sql`now()` },
-    });
-  return getSession(database, userId);
+  // One statement (one round trip): the upsert, and the key count of the session it returns.
+  const [row] = await database.rows<{ current_step: number; progress: number | string; key_count: number | string }>(sql`
+    with s as (
+      insert into onboarding_sessions (user_id, current_step, progress)
+      values (${userId}, ${body.currentStep}::int, ${progress}::real)
+      on conflict (user_id) do update set current_step = excluded.current_step, progress = excluded.progress, updated_at = now()
+      returning id, current_step, progress
+    )
+    select s.current_step, s.progress, (select count(*) from api_keys k where k.session_id = s.id)::int as key_count from s
+  `);
+  return {
+    userId,
+    currentStep: Number(row?.current_step ?? body.currentStep),
+    progress: Number(row?.progress ?? progress),
+    apiKeysComplete: Number(row?.key_count ?? 0) >= providers.length,
+  };
 }
 
 /** The wizard's steps (ALwrity's onboarding has six; progress is step ÷ 6). */

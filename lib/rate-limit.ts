@@ -3,7 +3,7 @@
  * fixed one-minute window per (user, bucket), counted by a single upsert on the database's
  * clock (instances' clocks may disagree; the database's is one).
  */
-import { sql } from "drizzle-orm";
+import { sql, type SQL } from "drizzle-orm";
 import { AppError } from "./http/errors.js";
 import type { Deps } from "./runtime.js";
 
@@ -51,24 +51,30 @@ export function rateLimitHeaders(state: RateLimitState): Record<string, string> 
   };
 }
 
-/** Counts one request; throws 429 rate-limited (with Retry-After and RateLimit headers) past the limit. */
-export async function enforceRateLimit(
-  deps: Pick<Deps, "config" | "logger" | "database">,
-  userId: string,
-  bucket: RateLimitBucket,
-): Promise<RateLimitState | null> {
-  const { rateLimits } = deps.config;
-  const limit = limitFor(rateLimits, bucket);
-  if (limit === 0) return null; // 0 disables the limit
-  const database = await deps.database();
-  const [row] = await database.rows<{ count: number | string; reset: number | string }>(sql`
+/**
+ * The upsert that counts one request of `userId` in `bucket`, returning `count` and `reset`
+ * (seconds): a statement alone, or a CTE of a bigger one (the generation's first statement,
+ * lib/blog/start.ts, counts it in the same round trip as the key read and the budget).
+ */
+export function rateLimitCountSql(userId: string, bucket: RateLimitBucket): SQL {
+  return sql`
     insert into rate_limits as r (user_id, bucket, window_start, count)
     values (${userId}, ${bucket}, date_trunc('minute', now()), 1)
     on conflict (user_id, bucket) do update set
       count = case when r.window_start = excluded.window_start then r.count + 1 else 1 end,
       window_start = excluded.window_start
-    returning count, ceil(extract(epoch from (window_start + interval '${sql.raw(String(WINDOW_SECONDS))} seconds' - now())))::int as reset
-  `);
+    returning count, ceil(extract(epoch from (window_start + interval '${sql.raw(String(WINDOW_SECONDS))} seconds' - now())))::int as reset`;
+}
+
+/**
+ * The state after counting (`row` from `rateLimitCountSql`); throws 429 rate-limited (with
+ * Retry-After and RateLimit headers) past the limit.
+ */
+export function rateLimitState(
+  deps: Pick<Deps, "logger">,
+  input: { userId: string; bucket: RateLimitBucket; limit: number; row: { count: unknown; reset: unknown } | undefined },
+): RateLimitState {
+  const { limit, row, bucket } = input;
   const used = Number(row?.count ?? 1);
   const state: RateLimitState = {
     limit,
@@ -76,8 +82,21 @@ export async function enforceRateLimit(
     resetSeconds: Math.max(1, Number(row?.reset ?? WINDOW_SECONDS)),
   };
   if (used > limit) {
-    deps.logger.info("rate limited", { userId, bucket, limit });
+    deps.logger.info("rate limited", { userId: input.userId, bucket, limit });
     throw rateLimitedError(bucket, state);
   }
   return state;
+}
+
+/** Counts one request (one statement); throws 429 rate-limited past the limit. Null when the bucket has no limit. */
+export async function enforceRateLimit(
+  deps: Pick<Deps, "config" | "logger" | "database">,
+  userId: string,
+  bucket: RateLimitBucket,
+): Promise<RateLimitState | null> {
+  const limit = limitFor(deps.config.rateLimits, bucket);
+  if (limit === 0) return null; // 0 disables the limit
+  const database = await deps.database();
+  const [row] = await database.rows<{ count: number | string; reset: number | string }>(rateLimitCountSql(userId, bucket));
+  return rateLimitState(deps, { userId, bucket, limit, row });
 }

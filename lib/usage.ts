@@ -2,7 +2,7 @@
  * Usage metering: one `usage_events` row per upstream call made with a user's key, so each
  * user can see exactly what their keys paid for ("who pays for what" in the seed).
  */
-import { sql } from "drizzle-orm";
+import { sql, type SQL } from "drizzle-orm";
 import type { Database } from "../db/client.js";
 import { usageEvents } from "../db/schema.js";
 
@@ -126,17 +126,20 @@ export function roundUsd(n: number): number {
   return Math.round(n * 1e8) / 1e8;
 }
 
-/** The caller's usage between two instants [from, to), per provider and per UTC day. One query. */
-export async function usageSummary(database: Database, userId: string, range: { from: Date; to: Date }): Promise<UsageSummary> {
-  const rows = await database.rows<{
-    day: string;
-    provider: string;
-    requests: string | number;
-    input_tokens: string | number;
-    output_tokens: string | number;
-    cost_usd: string | number;
-    partial_requests: string | number;
-  }>(sql`
+/** One row of `usageSummarySql` (one provider on one UTC day), as drivers return it. */
+export interface UsageSummaryRow {
+  day: string;
+  provider: string;
+  requests: string | number;
+  input_tokens: string | number;
+  output_tokens: string | number;
+  cost_usd: string | number;
+  partial_requests: string | number;
+}
+
+/** The select behind `usageSummary`: rows per UTC day and provider, ordered. */
+export function usageSummarySql(userId: string, range: { from: Date; to: Date }): SQL {
+  return sql`
     select to_char(created_at at time zone 'UTC', 'YYYY-MM-DD') as day, provider,
            count(*) as requests, coalesce(sum(input_tokens), 0) as input_tokens,
            coalesce(sum(output_tokens), 0) as output_tokens, coalesce(sum(cost_usd), 0) as cost_usd,
@@ -144,8 +147,16 @@ export async function usageSummary(database: Database, userId: string, range: { 
     from usage_events
     where user_id = ${userId} and created_at >= ${range.from.toISOString()}::timestamptz and created_at < ${range.to.toISOString()}::timestamptz
     group by 1, 2
-    order by 1, 2
-  `);
+    order by 1, 2`;
+}
+
+/** The caller's usage between two instants [from, to), per provider and per UTC day. One query. */
+export async function usageSummary(database: Database, userId: string, range: { from: Date; to: Date }): Promise<UsageSummary> {
+  return toUsageSummary(userId, range, await database.rows<UsageSummaryRow>(usageSummarySql(userId, range)));
+}
+
+/** `usageSummarySql` rows (in its order) as totals and days. */
+export function toUsageSummary(userId: string, range: { from: Date; to: Date }, rows: readonly UsageSummaryRow[]): UsageSummary {
   const totals: Record<string, UsageTotals> = {};
   const daily: UsageSummary["daily"] = [];
   for (const row of rows) {

@@ -8,12 +8,14 @@
  */
 import { AppError } from "../http/errors.js";
 import type { Deps } from "../runtime.js";
-import { userApiKeys, type KeySource } from "../keys/resolver.js";
+import type { KeySource } from "../keys/resolver.js";
+import type { RateLimitState } from "../rate-limit.js";
+import { startGeneration } from "./start.js";
 import { abortError, isAbortError } from "../providers/abort.js";
 import { createGemini, type GeminiStreamProgress } from "../providers/gemini.js";
 import { searchExa, type ExaSource } from "../providers/exa.js";
 import { budgetPrice, estimateTokens, EXA_SEARCH_PRICE_USD, geminiCostUsd, roundUsd, type UsageRecord } from "../usage.js";
-import { budgetExceeded, reserveBudget, settleGeneration, type Reservation } from "../budget.js";
+import { budgetExceeded, settleGeneration, type Reservation } from "../budget.js";
 import { combineVerdicts, verdictOf, type KeyHealthUpdate, type KeyVerdict } from "../keys/health.js";
 import type { GenerateBody, GenerateResult, GenerationUsage, GenerationEventName, generationEvents } from "../schemas.js";
 import type { z } from "zod";
@@ -44,18 +46,26 @@ export interface Generation {
   keySource: KeySource;
   /** The worst-case cost reserved against the caller's monthly cap. */
   reservation: Reservation;
+  /** The caller's rate-limit state after this request was counted (null: no limit), for the RateLimit headers. */
+  rateLimit: RateLimitState | null;
   /** The events in contract order; throws AppError (mapped upstream failures) or an AbortError. */
   events(signal: AbortSignal): AsyncGenerator<GenerationEvent, void, undefined>;
 }
 
 /**
- * Resolves the caller's keys before anything is streamed: without a Gemini key the answer
- * is 409 missing-provider-key and no upstream is called (never the operator's key).
+ * Before anything is streamed, ONE database round trip (lib/blog/start.ts) counts the request
+ * against the rate limit (429), reads the caller's keys and reserves the worst case against
+ * their monthly cap (402). Without a Gemini key the answer is 409 missing-provider-key and no
+ * upstream is called (never the operator's key).
  */
 export async function prepareGeneration(deps: GenerationDeps, userId: string, input: GenerateBody): Promise<Generation> {
-  const resolved = await userApiKeys(deps, userId);
-  const gemini = resolved.keys.gemini;
-  if (!gemini) {
+  const started = await startGeneration(deps, {
+    userId,
+    researchRequested: input.research !== false,
+    estimate: (research) => generationWorstCaseUsd(deps.config.gemini.model, input, research),
+  });
+  const resolved = started.keys;
+  if (!started.ok && started.reason === "missing-gemini") {
     const unreadable = resolved.unreadable.includes("gemini");
     throw new AppError("missing-provider-key", {
       detail:
@@ -68,18 +78,16 @@ export async function prepareGeneration(deps: GenerationDeps, userId: string, in
       extra: { provider: "gemini" },
     });
   }
-  // Reserve the worst case before any upstream call; 402 when it does not fit the cap.
-  const research = input.research !== false && Boolean(resolved.keys.exa);
-  const estimateUsd = generationWorstCaseUsd(deps.config.gemini.model, input, research);
-  const reserved = await reserveBudget(await deps.database(), deps.config, { userId, amountUsd: estimateUsd });
-  if (!reserved.ok) {
-    deps.logger.info("generation refused: monthly budget", { userId, estimateUsd, remainingUsd: reserved.status.remainingUsd });
-    throw budgetExceeded(reserved.status, estimateUsd);
+  if (!started.ok) {
+    deps.logger.info("generation refused: monthly budget", { userId, estimateUsd: started.amountUsd, remainingUsd: started.status.remainingUsd });
+    throw budgetExceeded(started.status, started.amountUsd);
   }
-  const reservation = reserved.reservation;
+  const gemini = resolved.keys.gemini!;
+  const reservation = started.reservation;
   return {
     keySource: resolved.source,
     reservation,
+    rateLimit: started.rateLimit,
     events: (signal) =>
       run(deps, { userId, input, gemini, exa: resolved.keys.exa, keySource: resolved.source, versions: resolved.versions, reservation, signal }),
   };

@@ -26,42 +26,66 @@ export interface UserKeys {
   versions: Partial<Record<Provider, string>>;
 }
 
-/** The keys `userId`'s requests run with (see above); `deps.logger` should carry the request id. */
+/**
+ * The keys `userId`'s requests run with (see above); `deps.logger` should carry the request id.
+ * `wanted` limits decryption (production) to the providers the caller will use.
+ */
 export async function userApiKeys(
   deps: Pick<Deps, "config" | "logger" | "database" | "keyring" | "once">,
   userId: string,
+  wanted?: ReadonlySet<Provider>,
 ): Promise<UserKeys> {
   const { config, logger } = deps;
-  if (config.mode === "development") {
-    if (!deps.once.has("dev-mode-log")) {
-      deps.once.add("dev-mode-log");
-      logger.info("[DEV MODE] Using .env file", { envFile: config.envFile });
-    }
-    const file = await readEnvFile(config.envFile);
-    const keys: Partial<Record<Provider, string>> = {};
-    for (const provider of providers) {
-      const value = file[providerInfo[provider].envVar] || config.processEnvKeys[provider];
-      if (value) keys[provider] = value;
-    }
-    return { source: "env", keys, unreadable: [], versions: {} };
-  }
+  if (config.mode === "development") return developmentKeys(deps);
 
   logger.info(`[PROD MODE] Using database for user ${userId}`, { userId });
   const database = await deps.database();
-  const rows = await loadCiphertexts(database, userId);
+  return decryptUserKeys(deps, userId, await loadCiphertexts(database, userId), wanted);
+}
+
+/**
+ * The development keys: the .env file, read fresh (falling back to the process environment),
+ * whoever asks. Logs "[DEV MODE] Using .env file" once per instance.
+ */
+export async function developmentKeys(deps: Pick<Deps, "config" | "logger" | "once">): Promise<UserKeys> {
+  const { config, logger } = deps;
+  if (!deps.once.has("dev-mode-log")) {
+    deps.once.add("dev-mode-log");
+    logger.info("[DEV MODE] Using .env file", { envFile: config.envFile });
+  }
+  const file = await readEnvFile(config.envFile);
+  const keys: Partial<Record<Provider, string>> = {};
+  for (const provider of providers) {
+    const value = file[providerInfo[provider].envVar] || config.processEnvKeys[provider];
+    if (value) keys[provider] = value;
+  }
+  return { source: "env", keys, unreadable: [], versions: {} };
+}
+
+/**
+ * A user's stored keys, decrypted with the AAD `user_id|provider`. Only `wanted` providers
+ * are decrypted (default: all): a request never pays for keys it does not use.
+ */
+export async function decryptUserKeys(
+  deps: Pick<Deps, "logger" | "keyring">,
+  userId: string,
+  rows: readonly { provider: Provider; ciphertext: string; version: string }[],
+  wanted?: ReadonlySet<Provider>,
+): Promise<UserKeys> {
   const keys: Partial<Record<Provider, string>> = {};
   const unreadable: Provider[] = [];
   const versions: Partial<Record<Provider, string>> = {};
   if (rows.length > 0) {
     const keyring = await deps.keyring();
     for (const row of rows) {
+      if (wanted && !wanted.has(row.provider)) continue;
       const result = decryptKey(keyring, row.ciphertext, keyAad(userId, row.provider));
       if (result.ok) {
         keys[row.provider] = result.value;
         versions[row.provider] = row.version;
       } else {
         unreadable.push(row.provider);
-        logger.warn("stored key could not be decrypted", { userId, provider: row.provider, reason: result.error });
+        deps.logger.warn("stored key could not be decrypted", { userId, provider: row.provider, reason: result.error });
       }
     }
   }

@@ -8,7 +8,7 @@ import type { SaveKeysBody, SaveKeysResponse, ListKeysResponse } from "../schema
 import { providerInfo, providers, type Provider } from "./providers.js";
 export { isHintShaped } from "./providers.js";
 import { deleteKey, keysNeedingReplacement, listKeys, saveKeys } from "./store.js";
-import { KEY_EDITS_PER_MINUTE, limitFor, rateLimitedError, type RateLimitState } from "../rate-limit.js";
+import { KEY_EDITS_PER_MINUTE, limitFor, rateLimitCountSql, rateLimitedError, rateLimitState, type RateLimitState } from "../rate-limit.js";
 
 /** What a save answers, and the rate-limit window it left (for the RateLimit headers). */
 export interface SaveOutcome {
@@ -127,10 +127,22 @@ export async function listUserKeys(deps: Deps, userId: string): Promise<ListKeys
   };
 }
 
-export async function deleteUserKey(deps: Deps, userId: string, provider: Provider): Promise<void> {
+/**
+ * Deletes one key, counting the request against the key-writes limit in the same statement
+ * (one round trip). Throws 429 rate-limited (nothing deleted) or 404 key-not-found; returns
+ * the rate-limit state for the RateLimit headers (null: no limit).
+ */
+export async function deleteUserKey(deps: Deps, userId: string, provider: Provider): Promise<RateLimitState | null> {
   const database = await deps.database();
-  const deleted = await deleteKey(database, { userId, provider, requestId: deps.requestId });
-  if (!deleted) {
+  const limit = limitFor(deps.config.rateLimits, "key-writes");
+  const result = await deleteKey(database, {
+    userId,
+    provider,
+    requestId: deps.requestId,
+    ...(limit > 0 ? { rateLimit: { countSql: rateLimitCountSql(userId, "key-writes"), limit } } : {}),
+  });
+  const state = limit > 0 ? rateLimitState(deps, { userId, bucket: "key-writes", limit, row: result.rateLimitRow }) : null;
+  if (!result.deleted) {
     throw new AppError("key-not-found", { detail: `no ${provider} key is saved for this user` });
   }
   if (deps.config.mode === "development") {
@@ -139,4 +151,5 @@ export async function deleteUserKey(deps: Deps, userId: string, provider: Provid
     if (deps.config.frontendEnvFile && frontendVar) await deps.envWriter.unset(deps.config.frontendEnvFile, [frontendVar]);
   }
   deps.logger.info("key deleted", { userId, provider });
+  return state;
 }

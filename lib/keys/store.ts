@@ -5,7 +5,7 @@
  * upsert, keys and audit rows land together or not at all), which also holds on the Neon
  * HTTP driver that has no interactive transactions.
  */
-import { eq, sql } from "drizzle-orm";
+import { eq, sql, type SQL } from "drizzle-orm";
 import type { Database } from "../../db/client.js";
 import { apiKeys, onboardingSessions } from "../../db/schema.js";
 import { decryptKey, encryptKey, keyAad, keyFingerprint, type Keyring } from "../crypto.js";
@@ -276,24 +276,36 @@ export function keysNeedingReplacement(views: readonly KeyView[]): Provider[] {
   return views.filter((v) => v.status === "rejected" || v.status === "unreadable").map((v) => v.provider);
 }
 
-/** Deletes one of the caller's keys, with its audit row, in one statement. False when none. */
+/**
+ * Deletes one of the caller's keys, with its audit row, in one statement. `deleted` is false
+ * when there was none. With `countRateLimit` (SQL from lib/rate-limit.ts, returning `count` and
+ * `reset`) the same statement counts the request and deletes only while `count <= limit`: one
+ * round trip for the rate limit and the delete.
+ */
 export async function deleteKey(
   database: Database,
-  input: { userId: string; provider: Provider; requestId: string },
-): Promise<boolean> {
-  const rows = await database.rows<{ provider: string }>(sql`
-    with gone as (
+  input: { userId: string; provider: Provider; requestId: string; rateLimit?: { countSql: SQL; limit: number } },
+): Promise<{ deleted: boolean; rateLimitRow?: { count: unknown; reset: unknown } }> {
+  const limited = input.rateLimit;
+  const [row] = await database.rows<{ deleted: number | string; rl_count: unknown; rl_reset: unknown }>(sql`
+    with ${limited ? sql`rl as (${limited.countSql}),` : sql``}
+    gone as (
       delete from api_keys k using onboarding_sessions s
       where k.session_id = s.id and s.user_id = ${input.userId} and k.provider = ${input.provider}
+        ${limited ? sql`and (select count from rl) <= ${limited.limit}` : sql``}
       returning k.provider, k.key_version
     ),
     audit as (
       insert into key_events (user_id, provider, action, key_version, request_id)
       select ${input.userId}, gone.provider, 'delete', gone.key_version, ${input.requestId} from gone
     )
-    select provider from gone
+    select (select count(*) from gone)::int as deleted,
+           ${limited ? sql`(select count from rl) as rl_count, (select reset from rl) as rl_reset` : sql`null::int as rl_count, null::int as rl_reset`}
   `);
-  return rows.length > 0;
+  return {
+    deleted: Number(row?.deleted ?? 0) > 0,
+    ...(limited ? { rateLimitRow: { count: row?.rl_count, reset: row?.rl_reset } } : {}),
+  };
 }
 
 /**
@@ -342,6 +354,16 @@ function keyQueries(database: Database): ReturnType<typeof buildKeyQueries> {
     builtKeyQueries.set(database.db, queries);
   }
   return queries;
+}
+
+/**
+ * The stored ciphertexts of one user as SQL (`provider`, `ciphertext`, `version`): a CTE of
+ * the generation's first statement (lib/blog/start.ts), which reads the keys in the same
+ * round trip as its rate limit and budget reservation.
+ */
+export function userCiphertextsSql(userId: string): SQL {
+  return sql`select k.provider, k.key_ciphertext as ciphertext, k.updated_at::text as version from api_keys k
+    where k.session_id = (select s.id from onboarding_sessions s where s.user_id = ${userId})`;
 }
 
 /** The stored ciphertexts of one user, with their versions, in ONE query (the production key path). */

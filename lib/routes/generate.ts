@@ -7,6 +7,7 @@
 import { z } from "zod";
 import { defineRoute, json } from "../http/route.js";
 import { sseResponse } from "../http/sse.js";
+import { rateLimitHeaders } from "../rate-limit.js";
 import { generateBody, generateResult, generationEvents } from "../schemas.js";
 
 /** JSON only when the client asks for it and not for an event stream. */
@@ -42,6 +43,8 @@ export const generateBlogPost = defineRoute({
   tags: ["generation"],
   auth: true,
   rateLimit: "generate",
+  // Counted in the generation's one statement with its key read and budget reservation.
+  rateLimitCountedBy: "handler",
   streaming: true,
   body: {
     schema: generateBody,
@@ -62,9 +65,10 @@ export const generateBlogPost = defineRoute({
   handler: async ({ request, deps, userId, body }) => {
     const { prepareGeneration, collectGeneration, isAbortError } = await import("../blog/generate.js");
     const generation = await prepareGeneration(deps, userId, body);
+    const headers = generation.rateLimit ? rateLimitHeaders(generation.rateLimit) : {};
     if (wantsJson(request)) {
       try {
-        return json(await collectGeneration(generation, request.signal));
+        return json(await collectGeneration(generation, request.signal), { headers });
       } catch (error) {
         // The client left (its upstream calls are already aborted): not a server error.
         if (!(request.signal.aborted && isAbortError(error))) throw error;
@@ -72,7 +76,9 @@ export const generateBlogPost = defineRoute({
         return new Response(null, { status: 499 });
       }
     }
-    return sseResponse(generation.events, { requestSignal: request.signal, requestId: deps.requestId, logger: deps.logger });
+    const response = sseResponse(generation.events, { requestSignal: request.signal, requestId: deps.requestId, logger: deps.logger });
+    for (const [name, value] of Object.entries(headers)) response.headers.set(name, value);
+    return response;
   },
 });
 

@@ -79,12 +79,13 @@ export const deleteApiKey = defineRoute({
   tags: ["keys"],
   auth: true,
   rateLimit: "key-writes",
+  // Counted in the delete's own statement (one round trip).
+  rateLimitCountedBy: "handler",
   query: { schema: deleteKeyQuery, example: { provider: "exa" } },
   responses: { 204: { description: "Deleted.", headers: ["Cache-Control"] } },
   problems: ["invalid-request", "key-not-found"],
   handler: async ({ deps, userId, query }) => {
-    await deleteUserKey(deps, userId, query.provider);
-    return noContent();
+    return withRateLimit(noContent(), await deleteUserKey(deps, userId, query.provider));
   },
 });
 

@@ -1,8 +1,9 @@
 /** GET /api/usage?from=&to= — what the caller's own keys paid for, per provider and per day. */
 import { defineRoute, json } from "../http/route.js";
 import { usageQuery, usageResponse } from "../schemas.js";
-import { usageSummary } from "../usage.js";
-import { budgetStatus } from "../budget.js";
+import { sql } from "drizzle-orm";
+import { toUsageSummary, usageSummarySql, type UsageSummaryRow } from "../usage.js";
+import { budgetStatusSql, toBudgetStatus, type BudgetStatusRow } from "../budget.js";
 
 export const getUsage = defineRoute({
   method: "GET",
@@ -20,8 +21,13 @@ export const getUsage = defineRoute({
   problems: ["invalid-request"],
   handler: async ({ deps, userId, query }) => {
     const database = await deps.database();
-    const [summary, budget] = await Promise.all([usageSummary(database, userId, query), budgetStatus(database, deps.config, userId)]);
-    return json({ ...summary, budget });
+    // One statement (one round trip): the budget row with the usage rows as JSON beside it.
+    const [row] = await database.rows<BudgetStatusRow & { usage_rows: UsageSummaryRow[] | string | null }>(sql`
+      select bs.*, (select coalesce(json_agg(u order by u.day, u.provider), '[]'::json) from (${usageSummarySql(userId, query)}) u) as usage_rows
+      from (${budgetStatusSql(deps.config, userId)}) bs
+    `);
+    const usageRows = typeof row?.usage_rows === "string" ? (JSON.parse(row.usage_rows) as UsageSummaryRow[]) : (row?.usage_rows ?? []);
+    return json({ ...toUsageSummary(userId, query, usageRows), budget: toBudgetStatus(deps.config, userId, row) });
   },
 });
 

@@ -27,6 +27,17 @@ for (const backend of backends) {
       expect(body).toMatchObject({ status: "ok", mode: "production", database: "ok" });
     });
 
+    it("PUT session answers what was stored and whether the keys are complete (one statement), as GET does", async () => {
+      const user = "user_session_put";
+      const token = prod.token(user);
+      const put = (body: unknown) => prod.fetch(request("PUT", "/api/onboarding/session", { token, body }));
+      expect(await expectStatus(await put({ currentStep: 2, progress: 33.3 }), 200)).toEqual({ userId: user, currentStep: 2, progress: 33.3, apiKeysComplete: false });
+      await expectStatus(await prod.fetch(request("POST", "/api/onboarding/api-keys", { token, body: sampleKeys(77) })), 200);
+      const after = await expectStatus(await put({ currentStep: 5, progress: 1e-300 }), 200);
+      expect(after).toEqual({ userId: user, currentStep: 5, progress: 0, apiKeysComplete: true });
+      expect(await expectStatus(await prod.fetch(request("GET", "/api/onboarding/session", { token })), 200)).toEqual(after);
+    });
+
     it("two users save at the same time and each sees only their own keys", async () => {
       const [a, b] = ["user_iso_a", "user_iso_b"];
       const [ka, kb] = [sampleKeys(1), sampleKeys(2)];

@@ -50,6 +50,27 @@ for (const backend of backends) {
       await expectStatus(other, 200);
     });
 
+    it("a rate-limited delete deletes nothing (counted in the delete's own statement), and a 204 carries RateLimit", async () => {
+      const user = `user_rl_delete_${backend.name}`;
+      const [clock] = await database.rows<{ s: number }>(sql`select extract(second from now())::float8 as s`);
+      if (Number(clock!.s) > 50) await new Promise((resolve) => setTimeout(resolve, (61 - Number(clock!.s)) * 1000));
+      const token = one.token(user);
+      await expectStatus(await one.fetch(request("POST", "/api/onboarding/api-keys", { token, body: { gemini: sampleKeys(8).gemini, exa: sampleKeys(8).exa } })), 200);
+      const del = (rt: TestRuntime, provider: string) => rt.fetch(request("DELETE", `/api/onboarding/api-keys?provider=${provider}`, { token: rt.token(user) }));
+      const first = await del(two, "gemini");
+      await expectStatus(first, 204);
+      expect(first.headers.get("ratelimit")).toMatch(/^limit=3, remaining=1, reset=\d+$/);
+      expect(first.headers.get("ratelimit-policy")).toBe("3;w=60");
+      expect((await expectStatus(await del(one, "gemini"), 404)).code).toBe("key-not-found"); // counted too: 3 of 3
+      const limited = await del(two, "exa");
+      expect((await expectStatus(limited, 429)).code).toBe("rate-limited");
+      expect(limited.headers.get("ratelimit")).toMatch(/^limit=3, remaining=0, reset=\d+$/);
+      const left = await database.rows<{ provider: string }>(sql`select k.provider from api_keys k join onboarding_sessions s on s.id = k.session_id where s.user_id = ${user}`);
+      expect(left.map((r) => r.provider)).toEqual(["exa"]);
+      const audit = await database.rows<{ action: string }>(sql`select action from key_events where user_id = ${user} and action = 'delete'`);
+      expect(audit).toHaveLength(1);
+    });
+
     it("starts a fresh budget in the next window", async () => {
       const user = `user_rl_window_${backend.name}`;
       await database.rows(sql`insert into rate_limits (user_id, bucket, window_start, count) values (${user}, 'key-writes', now() - interval '2 minutes', 99)`);

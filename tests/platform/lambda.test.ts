@@ -11,6 +11,7 @@ import { mkdtempSync, readdirSync, rmSync, writeFileSync, readFileSync } from "n
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
+import { deflateRawSync } from "node:zlib";
 import type { LambdaContext, LambdaEvent } from "hono/aws-lambda";
 import { ConfigError } from "../../lib/env.js";
 import { createLambdaHandler, createLambdaStreamingHandler, type AwsLambdaGlobal, type LambdaStreamingHandler } from "../../lib/server/lambda.js";
@@ -620,6 +621,12 @@ describe("the Lambda bundle (scripts/build-lambda.ts) in a child process", () =>
     for (const file of routeFiles) expect(inputs, `${file} is not in the bundle`).toContain(file);
     expect(inputs.some((f) => f.startsWith("node_modules/@electric-sql/pglite/"))).toBe(false);
     expect(lean.bytes).toBeGreaterThan(0);
+  });
+
+  it("zips to at most 1.5 MB (issue 13): one file, deflated as a zip stores it", () => {
+    // A one-file zip is the deflated file plus ~100 bytes of headers; no zip tool needed.
+    const zipBytes = deflateRawSync(readFileSync(join(leanDir, "index.mjs")), { level: 9 }).length + 200;
+    expect(zipBytes, `${zipBytes} bytes`).toBeLessThanOrEqual(1_500_000);
   });
 
   it("without DATABASE_URL: production (on Lambda), health 503 as well-formed JSON, protected routes refuse without Clerk", async () => {

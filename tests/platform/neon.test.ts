@@ -1,7 +1,7 @@
 /**
  * The key store and resolver through the Neon serverless driver (@neondatabase/serverless
  * 1.x), both transports, against the local PostgreSQL: the WebSocket driver through a local
- * ws-to-TCP proxy (helpers/neon-ws-proxy.ts), the HTTP driver through a local endpoint that
+ * ws-to-TCP proxy (testkit/neon-ws-proxy.ts), the HTTP driver through a local endpoint that
  * speaks Neon's /sql protocol (helpers/neon-http-endpoint.ts). Each driver gets a fresh
  * database, migrated through that same driver. Needs TEST_DATABASE_URL (skipped otherwise).
  */
@@ -12,6 +12,7 @@ import { userApiKeys } from "../../lib/keys/resolver.js";
 import { isDatabaseUnavailable, migrateDatabase, openDatabase, type Database, type DatabaseOptions } from "../../db/client.js";
 import { createPostgresDatabase, testDatabaseUrl } from "../helpers/db.js";
 import { expectStatus, makeRuntime, request, sampleKeys, type TestRuntime } from "../helpers/runtime.js";
+import { startGeneration } from "../../lib/blog/start.js";
 import { startNeonWsProxy, type NeonWsProxy } from "../helpers/neon-ws-proxy.js";
 import { startNeonHttpEndpoint, type NeonHttpEndpoint } from "../helpers/neon-http-endpoint.js";
 
@@ -149,6 +150,26 @@ for (const driver of ["neon-ws", "neon-http"] as const satisfies readonly NeonDr
       }
       // Another user's save goes through the same statement untouched by the trigger.
       await expectStatus(await prod.fetch(request("POST", "/api/onboarding/api-keys", { token: prod.token("user_neon_ok"), body: sampleKeys(104) })), 200);
+    });
+
+    it("a generation's first statement (rate limit, keys, budget) runs through the driver; a refused one reserves nothing", async () => {
+      const userId = "user_neon_gen";
+      await expectStatus(await prod.fetch(request("POST", "/api/onboarding/api-keys", { token: prod.token(userId), body: sampleKeys(105) })), 200);
+      const deps = { ...prod.runtime, requestId: "req_neon_gen" };
+      const before = endpoint?.requests.length ?? 0;
+      const started = await startGeneration(deps, { userId, researchRequested: true, estimate: (research) => (research ? 0.06 : 0.05) });
+      if (driver === "neon-http") expect(endpoint!.requests.length - before, "one HTTP request").toBe(1);
+      expect(started.ok).toBe(true);
+      if (!started.ok) return;
+      expect(started.keys.keys).toEqual({ gemini: sampleKeys(105).gemini, exa: sampleKeys(105).exa });
+      expect(started.reservation.amountUsd).toBe(0.06);
+      expect(started.rateLimit).toMatchObject({ remaining: expect.any(Number) });
+      const [row] = await database.rows<{ n: number }>(sql`select jsonb_array_length(reservations)::int as n from budgets where user_id = ${userId}`);
+      expect(Number(row?.n)).toBe(1);
+      // Without a Gemini key: nothing reserved.
+      const missing = await startGeneration(deps, { userId: "user_neon_gen_nokey", researchRequested: true, estimate: () => 0.05 });
+      expect(missing).toMatchObject({ ok: false, reason: "missing-gemini" });
+      expect(await database.rows(sql`select 1 from budgets where user_id = 'user_neon_gen_nokey'`)).toEqual([]);
     });
 
     if (driver === "neon-http") {

@@ -15,8 +15,10 @@
  *   @vercel/node's own bridge for Web-standard handlers (`dist/dev-server.mjs`: it imports
  *   the handler module, finds the exported GET/POST/… functions, and serves them over
  *   HTTP, answering 405 for a method the module does not export).
+ * - No function carries PGlite (it is `npm start`'s embedded default only) and each is at most
+ *   4 MiB (vercel.json's excludeFiles).
  * - Development pass (no VERCEL, no DEPLOY_ENV): saves, lists and deletes keys on a migrated
- *   temporary PGlite and a temporary ENV_FILE. Production pass (VERCEL=1, DEBUG=true to
+ *   fresh PostgreSQL database (TEST_DATABASE_URL's server, else 127.0.0.1:5432) and a temporary ENV_FILE. Production pass (VERCEL=1, DEBUG=true to
  *   prove it changes nothing, CLERK_JWT_KEY from a fresh 2048-bit key, KEY_ENCRYPTION_KEYS):
  *   no token is 401, a signed token saves and lists keys, another user sees nothing and gets
  *   404, and no .env file is written.
@@ -36,6 +38,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { migrateDatabase, openDatabase } from "../../db/client.js";
 import { generateKeyringEntry } from "../../lib/crypto.js";
 import { createTestSigner, TEST_AZP, type TestSigner } from "../../testkit/clerk.js";
+import { createPostgresDatabase } from "../helpers/db.js";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const outputDir = join(root, ".vercel", "output");
@@ -45,6 +48,8 @@ const generationSdks = ["@google/generative-ai", "exa-js"] as const;
 const generationFunctions = new Set(["api/blog/generate"]);
 /** Functions whose routes are development-only (production answers 404). */
 const developmentOnlyFunctions = new Set(["api/frontend-env/update"]);
+/** Each function's files, in bytes (issue 13: was 19–21 MiB with PGlite inside). */
+const MAX_FUNCTION_BYTES = 4 * 1048576;
 
 // ---- reporting ------------------------------------------------------------------------------
 
@@ -149,6 +154,12 @@ function checkBuildOutput(functions: BuiltFunction[]): void {
         launcherType === "Nodejs",
       () => JSON.stringify(fn.config, null, 2),
     );
+    // Issue 13: embedded PGlite (16 MiB of WASM and data) is for `npm start` only; no deployed
+    // function can use it, so none carries it, and each stays small (vercel.json excludeFiles).
+    const pglite = fn.packages.filter((p) => p.startsWith("@electric-sql/"));
+    check(`${fn.name}: no PGlite in the function`, pglite.length === 0, () => `packages: ${pglite.join(", ")}`);
+    const bytes = dirSizeBytes(fn.builtDir);
+    check(`${fn.name}: at most ${MAX_FUNCTION_BYTES / 1048576} MiB on disk`, bytes <= MAX_FUNCTION_BYTES, () => `${(bytes / 1048576).toFixed(2)} MiB`);
     const wantDuration = generationFunctions.has(fn.name) ? 300 : 30;
     check(`${fn.name}: maxDuration ${wantDuration} from vercel.json`, fn.config.maxDuration === wantDuration, () =>
       `maxDuration is ${String(fn.config.maxDuration)}`,
@@ -359,12 +370,20 @@ function envFileValue(file: string, name: string): string | undefined {
   return undefined;
 }
 
-async function migratedPglite(dir: string): Promise<void> {
-  mkdirSync(dir, { recursive: true });
-  const database = await openDatabase({ driver: "pglite", pgliteDir: dir });
+/**
+ * A fresh, migrated PostgreSQL database for one pass (deployed functions carry no PGlite):
+ * TEST_DATABASE_URL's server, or the local one. Dropped after the file.
+ */
+async function migratedPostgres(): Promise<string> {
+  const { url, drop } = await createPostgresDatabase(postgresBaseUrl);
+  drops.push(drop);
+  const database = await openDatabase({ driver: "pg", url });
   await migrateDatabase(database);
   await database.close();
+  return url;
 }
+const postgresBaseUrl = process.env.TEST_DATABASE_URL || "postgres://postgres@127.0.0.1:5432/postgres";
+const drops: Array<() => Promise<void>> = [];
 
 interface Pass {
   name: string;
@@ -459,8 +478,8 @@ async function developmentPass(pass: Pass): Promise<void> {
     const reply = await fn.call("GET", "/api/health");
     const body = reply.json as { mode?: string; database?: string; driver?: string } | undefined;
     check(
-      "GET /api/health -> 200 development, database ok, pglite",
-      reply.status === 200 && body?.mode === "development" && body.database === "ok" && body.driver === "pglite",
+      "GET /api/health -> 200 development, database ok, pg",
+      reply.status === 200 && body?.mode === "development" && body.database === "ok" && body.driver === "pg",
       () => show(reply),
     );
     check("responses carry x-request-id", /^req_/.test(reply.headers.get("x-request-id") ?? ""), () => [...reply.headers].join("\n"));
@@ -620,7 +639,8 @@ describe.skipIf(!haveOutput && !process.env.CI)("the built Vercel functions (.ve
       staged.set(fn.name, dest);
     }
   });
-  afterAll(() => {
+  afterAll(async () => {
+    for (const drop of drops) await drop();
     if (work) rmSync(work, { recursive: true, force: true });
     if (importReport.length > 0) console.info(["Generation SDKs per function:", ...importReport, ...notes.map((n) => `note: ${n}`)].join("\n  "));
   });
@@ -629,13 +649,13 @@ describe.skipIf(!haveOutput && !process.env.CI)("the built Vercel functions (.ve
     checkBuildOutput(functions);
   });
 
-  it("development pass: no VERCEL, no DEPLOY_ENV, PGlite, .env writes", async () => {
+  it("development pass: no VERCEL, no DEPLOY_ENV, PostgreSQL, .env writes", async () => {
     const devDir = join(work, "development");
-    await migratedPglite(join(devDir, "pglite"));
+    mkdirSync(devDir, { recursive: true });
     const devEnvFile = join(devDir, ".env");
     await developmentPass({
       name: "development",
-      env: { PGLITE_DIR: join(devDir, "pglite"), ENV_FILE: devEnvFile, LOG_LEVEL: "info" },
+      env: { DATABASE_URL: await migratedPostgres(), ENV_FILE: devEnvFile, LOG_LEVEL: "info" },
       envFile: devEnvFile,
       functions,
       staged,
@@ -645,7 +665,8 @@ describe.skipIf(!haveOutput && !process.env.CI)("the built Vercel functions (.ve
 
   it("production pass: VERCEL=1 (and DEBUG=true), Clerk RS256 tokens, database only", async () => {
     const prodDir = join(work, "production");
-    await migratedPglite(join(prodDir, "pglite"));
+    mkdirSync(prodDir, { recursive: true });
+    const databaseUrl = await migratedPostgres();
     const signer = createTestSigner();
     const keyEncryptionKeys = generateKeyringEntry("ci1");
     secrets.push(keyEncryptionKeys.split(":")[1] ?? keyEncryptionKeys);
@@ -656,7 +677,7 @@ describe.skipIf(!haveOutput && !process.env.CI)("the built Vercel functions (.ve
         env: {
           VERCEL: "1",
           DEBUG: "true",
-          PGLITE_DIR: join(prodDir, "pglite"),
+          DATABASE_URL: databaseUrl,
           ENV_FILE: prodEnvFile,
           // As pasted into a dashboard that keeps newlines as the two characters `\n`.
           CLERK_JWT_KEY: signer.publicPem.trim().replace(/\n/g, "\\n"),
