@@ -271,7 +271,10 @@ describeBrowser("web app in Chromium, development (npm start, fake Gemini and Ex
 
 // ---- production: stand-in Clerk, two users -----------------------------------------------
 
-describeBrowser("web app in Chromium, production (stand-in ClerkJS, two users)", () => {
+// One retry: in two full-suite runs (never alone, never under a CPU hog) one of these tests hung
+// until the test timeout; each browser step now has its own 20 s timeout so the next one names
+// the step. A real breakage fails both tries.
+describeBrowser("web app in Chromium, production (stand-in ClerkJS, two users)", { retry: 1 }, () => {
   let gemini: FakeGemini;
   let exa: FakeExa;
   let test: TestRuntime;
@@ -316,6 +319,7 @@ describeBrowser("web app in Chromium, production (stand-in ClerkJS, two users)",
   /** A browser context signed in as `userId` through the stand-in ClerkJS; records the API requests' Authorization. */
   async function signedIn(userId: string) {
     const context = await browser.newContext({ viewport: { width: 1000, height: 900 } });
+    context.setDefaultTimeout(20_000); // a stuck step fails with its own message, not the test's timeout
     const token = tokenFor(userId);
     await context.addInitScript(clerkStandIn, { token, userId });
     const page = await context.newPage();
