@@ -182,9 +182,10 @@ export function rttTable(report: RttReport): string {
     String(r.floorRoundTrips),
     String(r.listRoundTrips),
     String(r.generateRoundTrips),
+    r.saveRoundTrips === undefined ? "—" : String(r.saveRoundTrips),
   ]);
   return table(
-    ["RTT ms", "floor p50 ms", "GET api-keys p50 ms", "Δ ms", "generate first byte p50 ms", "Δ ms", "round trips: floor", "GET api-keys", "generation (whole)"],
+    ["RTT ms", "floor p50 ms", "GET api-keys p50 ms", "Δ ms", "generate first byte p50 ms", "Δ ms", "round trips: floor", "GET api-keys", "generation (whole)", "POST api-keys (save)"],
     rows,
   );
 }

@@ -14,6 +14,7 @@
  * the proxy, and the Neon WebSocket driver through a ws-to-TCP proxy in front of it. The HTTP
  * driver holds no PostgreSQL connection (each query is one HTTPS request to Neon's proxy).
  */
+import { randomBytes } from "node:crypto";
 import { sql } from "drizzle-orm";
 import { openDatabase } from "../db/client.js";
 import { startPgLatencyProxy, type PgLatencyProxy } from "../testkit/pg-latency-proxy.js";
@@ -30,6 +31,8 @@ export interface RttRow {
   floorRoundTrips: number;
   listRoundTrips: number;
   generateRoundTrips: number;
+  /** POST /api/onboarding/api-keys saving a new Gemini key (a real change, so the write and the count happen). */
+  saveRoundTrips?: number;
   samples: number;
 }
 
@@ -86,6 +89,13 @@ export async function measureRtt(options: {
     body: JSON.stringify({ topic: "Round trips before the first byte", research: false }),
   });
 
+  // A new well-formed Gemini key per save, so every save changes the stored key.
+  const saveInit = (): RequestInit => ({
+    method: "POST",
+    headers: { ...auth, "content-type": "application/json" },
+    body: JSON.stringify({ gemini: "AIza" + randomBytes(27).toString("base64url").slice(0, 35) }),
+  });
+
   for (const rttMs of options.rtts) {
     const proxy = await startPgLatencyProxy({ target: { host: target.hostname, port: Number(target.port || 5432) }, rttMs });
     let server: ServerChild | undefined;
@@ -130,12 +140,13 @@ export async function measureRtt(options: {
         listRoundTrips: await perRequestTurns(proxy, 5, () => timed(listUrl, { headers: auth }), 0),
         // Whole generation: the statement before the first upstream call, and the settlement after.
         generateRoundTrips: await perRequestTurns(proxy, 3, () => timed(generateUrl, generateInit()), settle),
+        saveRoundTrips: await perRequestTurns(proxy, 3, () => timed(listUrl, saveInit()), 0),
         samples: options.samples,
       };
       rows.push(row);
       options.log(
         `  RTT ${rttMs} ms: floor p50 ${row.floorP50.toFixed(2)} ms, GET api-keys p50 ${row.listP50.toFixed(2)} ms (+${(row.listP50 - row.floorP50).toFixed(2)}), ` +
-          `generate first byte p50 ${row.generateFirstByteP50.toFixed(2)} ms; round trips floor ${row.floorRoundTrips}, list ${row.listRoundTrips}, generation ${row.generateRoundTrips}`,
+          `generate first byte p50 ${row.generateFirstByteP50.toFixed(2)} ms; round trips floor ${row.floorRoundTrips}, list ${row.listRoundTrips}, generation ${row.generateRoundTrips}, key save ${row.saveRoundTrips}`,
       );
     } finally {
       await server?.stop();
