@@ -6,7 +6,7 @@
  * - `npm start`, before it listens (production with an error does not start);
  * - `npm run check-config`, before deploying (one line per problem, exit 1; or "configuration OK").
  */
-import { execFile, spawn } from "node:child_process";
+import { execFile } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -17,6 +17,7 @@ import type { RawEnv } from "../../lib/env.js";
 import { healthResponse } from "../../lib/schemas.js";
 import { backends, type TestDatabase } from "../helpers/db.js";
 import { expectStatus, makeRuntime, request, sampleKeys, testSigner } from "../helpers/runtime.js";
+import { startLocalServer } from "../helpers/local-server.js";
 
 const zeroKey = (id = "k0") => `${id}:${Buffer.alloc(32).toString("base64")}`;
 const brokenPem = "-----BEGIN PUBLIC KEY-----\\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAbrokenbrokenbroken\\n-----END PUBLIC KEY-----";
@@ -355,52 +356,24 @@ describe("npm start checks the configuration before it listens", () => {
   const dir = mkdtempSync(join(tmpdir(), "byok-start-config-"));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  /** Starts lib/server/start.ts; resolves when it listens (with the URL) or exits (with the code). */
-  function start(env: Record<string, string>) {
-    const child = spawn(process.execPath, ["--import", "tsx", "lib/server/start.ts"], {
-      cwd: root,
-      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", PORT: "0", ...env },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let output = "";
-    const outcome = new Promise<{ url?: string; code?: number | null }>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`neither listening nor exiting:\n${output}`)), 120_000);
-      const onData = (chunk: Buffer) => {
-        output += chunk.toString();
-        const match = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(output);
-        if (match) {
-          clearTimeout(timer);
-          resolve({ url: match[1]! });
-        }
-      };
-      child.stdout.on("data", onData);
-      child.stderr.on("data", onData);
-      child.on("exit", (code) => {
-        clearTimeout(timer);
-        resolve({ code });
-      });
-    });
-    return { child, outcome, output: () => output };
-  }
+  const start = (env: Record<string, string>) => startLocalServer({ PORT: "0", ...env }, 120_000);
 
   it("production with configuration errors does not start: exit 1, each problem named", async () => {
-    const server = start({ DEPLOY_ENV: "production", PGLITE_DIR: join(dir, "prod-pglite"), ENV_FILE: join(dir, ".env") });
-    const outcome = await server.outcome;
-    expect(outcome, server.output()).toEqual({ code: 1 });
+    const server = await start({ DEPLOY_ENV: "production", PGLITE_DIR: join(dir, "prod-pglite"), ENV_FILE: join(dir, ".env") });
+    expect({ url: server.url, code: server.exitCode }, server.output()).toEqual({ url: undefined, code: 1 });
     expect(server.output()).toMatch(/configuration error CLERK_JWT_KEY \/ CLERK_SECRET_KEY/);
     expect(server.output()).toMatch(/configuration error KEY_ENCRYPTION_KEYS/);
     expect(server.output()).toMatch(/not starting in production with 2 configuration error/);
   }, 150_000);
 
   it("development starts anyway, logs the problem once and health says misconfigured", async () => {
-    const server = start({ CLERK_JWT_KEY: brokenPem, PGLITE_DIR: join(dir, "dev-pglite"), ENV_FILE: join(dir, ".env") });
+    const server = await start({ CLERK_JWT_KEY: brokenPem, PGLITE_DIR: join(dir, "dev-pglite"), ENV_FILE: join(dir, ".env") });
     try {
-      const outcome = await server.outcome;
-      expect(outcome.url, server.output()).toBeDefined();
-      const response = await fetch(`${outcome.url}/api/health`);
+      expect(server.url, server.output()).toBeDefined();
+      const response = await fetch(`${server.url}/api/health`);
       expect(response.status).toBe(503);
       expect(await response.json()).toMatchObject({ status: "misconfigured", mode: "development", misconfigured: ["CLERK_JWT_KEY"] });
-      await fetch(`${outcome.url}/api/health`);
+      await fetch(`${server.url}/api/health`);
       expect(server.output().match(/configuration error CLERK_JWT_KEY/g)).toHaveLength(1);
     } finally {
       server.child.kill("SIGKILL");

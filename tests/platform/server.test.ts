@@ -3,41 +3,20 @@
  * database, development mode, a curl-like round trip over real HTTP, graceful shutdown.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { spawn, type ChildProcess } from "node:child_process";
 import { request as httpRequest } from "node:http";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { sampleKeys } from "../helpers/runtime.js";
+import { startListeningServer } from "../helpers/local-server.js";
 
-function startServer(env: Record<string, string>): Promise<{ child: ChildProcess; url: string; output: () => string }> {
-  const child = spawn(process.execPath, ["--import", "tsx", "lib/server/start.ts"], {
-    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let output = "";
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start:\n${output}`)), 60_000);
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      const match = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(output);
-      if (match) {
-        clearTimeout(timer);
-        resolve({ child, url: match[1]!, output: () => output });
-      }
-    };
-    child.stdout!.on("data", onData);
-    child.stderr!.on("data", onData);
-    child.on("exit", (code) => reject(new Error(`server exited with ${code}:\n${output}`)));
-  });
-}
 
 describe("local server (npm start)", () => {
   const dir = mkdtempSync(join(tmpdir(), "byok-server-"));
-  let server: Awaited<ReturnType<typeof startServer>>;
+  let server: Awaited<ReturnType<typeof startListeningServer>>;
 
   beforeAll(async () => {
-    server = await startServer({ PORT: "0", PGLITE_DIR: join(dir, "pglite"), ENV_FILE: join(dir, ".env") });
+    server = await startListeningServer({ PORT: "0", PGLITE_DIR: join(dir, "pglite"), ENV_FILE: join(dir, ".env") });
   });
   afterAll(() => {
     server?.child.kill("SIGKILL");
@@ -118,7 +97,7 @@ describe("local server (npm start)", () => {
   });
 
   it("does not announce the set-up again once the embedded database exists", async () => {
-    const again = await startServer({ PORT: "0", PGLITE_DIR: join(dir, "pglite"), ENV_FILE: join(dir, ".env") });
+    const again = await startListeningServer({ PORT: "0", PGLITE_DIR: join(dir, "pglite"), ENV_FILE: join(dir, ".env") });
     try {
       expect(again.output()).not.toContain("setting up the embedded database");
     } finally {

@@ -5,7 +5,6 @@
  * not stop the server: it answers 503 and migrates by itself when the database comes back.
  */
 import { afterAll, describe, expect, it } from "vitest";
-import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -13,51 +12,16 @@ import { join } from "node:path";
 import { closedPort, startTcpProxy } from "../helpers/battery.js";
 import { createPostgresDatabase, testDatabaseUrl } from "../helpers/db.js";
 import { sampleKeys } from "../helpers/runtime.js";
+import { startLocalServer, type LocalServer } from "../helpers/local-server.js";
 
 const password = "s3cretPassw0rd";
 const dir = mkdtempSync(join(tmpdir(), "byok-startup-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-interface Started {
-  child: ChildProcess;
-  stdout: () => string;
-  stderr: () => string;
-  /** The base URL once listening, or undefined when the process exited first. */
-  url: string | undefined;
-  exitCode: number | null;
-}
+/** Starts the local server as `npm start` does, with the test's own .env file. */
+const start = (env: Record<string, string>) => startLocalServer({ ENV_FILE: join(dir, ".env"), ...env });
 
-/** Starts `lib/server/start.ts` as `npm start` does; resolves once it listens or exits. */
-function start(env: Record<string, string>): Promise<Started> {
-  const child = spawn(process.execPath, ["--import", "tsx", "lib/server/start.ts"], {
-    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ENV_FILE: join(dir, ".env"), ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let stdout = "";
-  let stderr = "";
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`neither listening nor exited:\n${stdout}\n${stderr}`)), 90_000);
-    const result: Started = { child, stdout: () => stdout, stderr: () => stderr, url: undefined, exitCode: null };
-    const check = () => {
-      const match = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(stdout);
-      if (match) {
-        clearTimeout(timer);
-        resolve({ ...result, url: match[1] });
-      }
-    };
-    child.stdout!.on("data", (chunk: Buffer) => {
-      stdout += chunk.toString();
-      check();
-    });
-    child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on("exit", (code) => {
-      clearTimeout(timer);
-      resolve({ ...result, exitCode: code });
-    });
-  });
-}
-
-function stopped(server: Started): Promise<void> {
+function stopped(server: LocalServer): Promise<void> {
   return new Promise((resolve) => {
     if (server.child.exitCode !== null) return resolve();
     server.child.once("exit", () => resolve());

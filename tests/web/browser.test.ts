@@ -16,7 +16,6 @@
  * step go to tests/web/screenshots/ (git-ignored).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -31,6 +30,7 @@ import { startFakeExa, type FakeExa } from "../../testkit/fakes/exa.js";
 import { expiredToken } from "../../testkit/clerk.js";
 import { makeRuntime, sampleKeys, type TestRuntime } from "../helpers/runtime.js";
 import { backends } from "../helpers/db.js";
+import { startListeningServer } from "../helpers/local-server.js";
 import { staticSite, withStaticSite } from "../../lib/server/static.js";
 import { publishableKeyFor } from "../../lib/auth/publishable-key.js";
 
@@ -69,28 +69,6 @@ async function shot(page: Page, name: string): Promise<void> {
 
 // ---- development: the real local server ----------------------------------------------------
 
-function startLocalServer(env: Record<string, string>): Promise<{ child: ChildProcess; url: string; output: () => string }> {
-  const child = spawn(process.execPath, ["--import", "tsx", "lib/server/start.ts"], {
-    cwd: root,
-    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let output = "";
-  return new Promise((resolvePromise, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start:\n${output}`)), 60_000);
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      const match = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(output);
-      if (match) {
-        clearTimeout(timer);
-        resolvePromise({ child, url: match[1]!, output: () => output });
-      }
-    };
-    child.stdout!.on("data", onData);
-    child.stderr!.on("data", onData);
-    child.on("exit", (code) => reject(new Error(`server exited with ${code}:\n${output}`)));
-  });
-}
 
 describeBrowser("web app in Chromium, development (npm start, fake Gemini and Exa)", () => {
   const dir = mkdtempSync(join(tmpdir(), "byok-web-dev-"));
@@ -98,7 +76,7 @@ describeBrowser("web app in Chromium, development (npm start, fake Gemini and Ex
   const keys = sampleKeys(7101);
   let gemini: FakeGemini;
   let exa: FakeExa;
-  let server: Awaited<ReturnType<typeof startLocalServer>>;
+  let server: Awaited<ReturnType<typeof startListeningServer>>;
   let context: BrowserContext;
   let page: Page;
   let problems: string[];
@@ -106,7 +84,7 @@ describeBrowser("web app in Chromium, development (npm start, fake Gemini and Ex
   beforeAll(async () => {
     gemini = await startFakeGemini();
     exa = await startFakeExa();
-    server = await startLocalServer({
+    server = await startListeningServer({
       PORT: "0",
       PGLITE_DIR: join(dir, "pglite"),
       ENV_FILE: envFile,
