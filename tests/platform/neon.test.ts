@@ -13,7 +13,7 @@ import { isDatabaseUnavailable, migrateDatabase, openDatabase, type Database, ty
 import { createPostgresDatabase, testDatabaseUrl } from "../helpers/db.js";
 import { expectStatus, makeRuntime, request, sampleKeys, type TestRuntime } from "../helpers/runtime.js";
 import { startGeneration } from "../../lib/blog/start.js";
-import { startNeonWsProxy, type NeonWsProxy } from "../helpers/neon-ws-proxy.js";
+import { startNeonWsProxy, type NeonWsProxy } from "../../testkit/neon-ws-proxy.js";
 import { startNeonHttpEndpoint, type NeonHttpEndpoint } from "../helpers/neon-http-endpoint.js";
 
 type NeonDriver = "neon-ws" | "neon-http";
