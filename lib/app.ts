@@ -3,7 +3,7 @@
  * and tests call it in-process with `app.request(...)`. One pipeline for every route:
  *
  *   request id → local only (development) → CORS → body limit → dependencies → [auth →
- *   query → body → rate limit → handler] → one error handler / one not-found handler, both
+ *   query → body → handler (which counts its rate limit in its own statement)] → one error handler / one not-found handler, both
  *   rendering problem+json.
  *
  * Routes are the definitions in lib/routes/ (lib/http/route.ts); the same objects produce
@@ -22,7 +22,6 @@ import { ConfigError } from "./env.js";
 import { createLogger, redact, truncate, type Logger } from "./log.js";
 import { notLocalReason } from "./dev/local-only.js";
 import { bindRequest, processRuntime, type Deps, type Runtime } from "./runtime.js";
-import { enforceRateLimit, rateLimitHeaders } from "./rate-limit.js";
 import { isDatabaseUnavailable } from "../db/client.js";
 
 export type AppEnv = { Variables: { requestId: string; runtime: Runtime; deps: Deps } };
@@ -130,11 +129,7 @@ function serve(route: AnyRoute) {
           ...(verify ? { verify: (text: string) => verify({ text, request, deps }) } : {}),
         })
       : undefined;
-    const countHere = route.rateLimit && route.rateLimitCountedBy !== "handler" && userId !== undefined;
-    const limit = countHere ? await enforceRateLimit(deps, userId, route.rateLimit!) : null;
-    const response = await route.handler({ request, deps, userId, body, query, params });
-    if (limit) for (const [name, value] of Object.entries(rateLimitHeaders(limit))) response.headers.set(name, value);
-    return response;
+    return route.handler({ request, deps, userId, body, query, params });
   };
 }
 

@@ -87,16 +87,3 @@ export function rateLimitState(
   }
   return state;
 }
-
-/** Counts one request (one statement); throws 429 rate-limited past the limit. Null when the bucket has no limit. */
-export async function enforceRateLimit(
-  deps: Pick<Deps, "config" | "logger" | "database">,
-  userId: string,
-  bucket: RateLimitBucket,
-): Promise<RateLimitState | null> {
-  const limit = limitFor(deps.config.rateLimits, bucket);
-  if (limit === 0) return null; // 0 disables the limit
-  const database = await deps.database();
-  const [row] = await database.rows<{ count: number | string; reset: number | string }>(rateLimitCountSql(userId, bucket));
-  return rateLimitState(deps, { userId, bucket, limit, row });
-}

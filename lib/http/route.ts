@@ -61,13 +61,13 @@ export interface RouteSpec<Auth extends boolean = boolean, B extends Schema = Sc
   tags: string[];
   /** A Clerk session is required in production (development runs as DEV_USER_ID without one). */
   auth: Auth;
-  /** Counted (after auth and validation) against this per-user limit; 2xx answers carry RateLimit headers. */
-  rateLimit?: RateLimitBucket;
   /**
-   * `handler`: the handler counts the limit itself, only for requests that change something
-   * (a save equal to the stored key is free), and sets the RateLimit headers.
+   * The per-user limit this route's handler counts, inside its own first statement (one round
+   * trip: `rateLimitCountSql`), after auth and validation; it sets the RateLimit headers on its
+   * 2xx answers (`withRateLimit`). Documents the 429 and those headers; the contract test checks
+   * that the headers are really sent.
    */
-  rateLimitCountedBy?: "app" | "handler";
+  rateLimit?: RateLimitBucket;
   /** Served in development only: production answers 404 before anything else (auth included). */
   developmentOnly?: boolean;
   body?: {

@@ -6,7 +6,6 @@ import { AppError } from "../http/errors.js";
 import type { Deps } from "../runtime.js";
 import type { SaveKeysBody, SaveKeysResponse, ListKeysResponse } from "../schemas.js";
 import { providerInfo, providers, type Provider } from "./providers.js";
-export { isHintShaped } from "./providers.js";
 import { deleteKey, keysNeedingReplacement, listKeys, saveKeys } from "./store.js";
 import { KEY_EDITS_PER_MINUTE, limitFor, rateLimitCountSql, rateLimitedError, rateLimitState, type RateLimitState } from "../rate-limit.js";
 

@@ -44,7 +44,6 @@ export const generateBlogPost = defineRoute({
   auth: true,
   rateLimit: "generate",
   // Counted in the generation's one statement with its key read and budget reservation.
-  rateLimitCountedBy: "handler",
   streaming: true,
   body: {
     schema: generateBody,

@@ -34,7 +34,6 @@ export const saveApiKeys = defineRoute({
   tags: ["keys", "alwrity"],
   auth: true,
   rateLimit: "key-writes",
-  rateLimitCountedBy: "handler",
   body: {
     schema: saveKeysRequest,
     formFor: saveKeysForm,
@@ -80,7 +79,6 @@ export const deleteApiKey = defineRoute({
   auth: true,
   rateLimit: "key-writes",
   // Counted in the delete's own statement (one round trip).
-  rateLimitCountedBy: "handler",
   query: { schema: deleteKeyQuery, example: { provider: "exa" } },
   responses: { 204: { description: "Deleted.", headers: ["Cache-Control"] } },
   problems: ["invalid-request", "key-not-found"],
