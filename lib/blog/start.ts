@@ -21,7 +21,7 @@ import { randomUUID } from "node:crypto";
 import { sql, type SQL } from "drizzle-orm";
 import type { Deps } from "../runtime.js";
 import { limitFor, rateLimitCountSql, rateLimitState, type RateLimitState } from "../rate-limit.js";
-import { budgetStatus, reservationSql, usd, type BudgetStatus, type Reservation } from "../budget.js";
+import { budgetStatus, reservationSql, settleGeneration, usd, type BudgetStatus, type Reservation } from "../budget.js";
 import { userCiphertextsSql } from "../keys/store.js";
 import { decryptUserKeys, developmentKeys, type UserKeys } from "../keys/resolver.js";
 import type { Provider } from "../keys/providers.js";
@@ -113,8 +113,7 @@ export async function startGeneration(
     const storedExa = stored.some((r) => r.provider === "exa");
     if (reserved && !keys.keys.gemini) {
       // The stored Gemini key no longer decrypts: give the reservation back (error path only).
-      await database.rows(sql`update budgets b set reservations = (select coalesce(jsonb_agg(r), '[]'::jsonb)
-        from jsonb_array_elements(b.reservations) r where r->>'id' <> ${id}) where b.user_id = ${userId}`);
+      await settleGeneration(database, { userId, reservationId: id, chargeUsd: 0, usage: [], health: [] });
       return { ok: false, reason: "missing-gemini", keys, rateLimit };
     }
     if (!keys.keys.gemini) return { ok: false, reason: "missing-gemini", keys, rateLimit };
