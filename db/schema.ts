@@ -73,6 +73,8 @@ export const apiKeys = pgTable(
     lastUsedAt: timestamp("last_used_at", { withTimezone: true, mode: "date" }),
     lastErrorCode: text("last_error_code"),
     lastErrorAt: timestamp("last_error_at", { withTimezone: true, mode: "date" }),
+    /** Why the provider refused the key, as a code of lib/keys/rejections.ts (never upstream text). */
+    lastErrorReason: text("last_error_reason"),
     /**
      * `keyId:HMAC-SHA256` of the key, keyed by a key derived from that encryption key and bound to
      * `user_id|provider` (lib/crypto.ts keyFingerprint): lets one statement tell a save equal to

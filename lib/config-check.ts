@@ -16,6 +16,10 @@ import type { Logger } from "./log.js";
 import { parseKeyring } from "./crypto.js";
 import { jwkFromPem } from "./auth/pem.js";
 import { parsePublishableKey } from "./auth/publishable-key.js";
+import { GEMINI_PRICES_READ, isPriced, modelKey, retiredGeminiModels } from "./prices.js";
+
+/** How old the price table may get before check-config asks for a fresh read of Google's page. */
+export const PRICE_TABLE_MAX_AGE_DAYS = 180;
 
 export interface ConfigProblem {
   /** An error stops the service from working as configured (health 503); a warning does not. */
@@ -30,8 +34,8 @@ export interface ConfigProblem {
 
 const makeKey = "node -e \"console.log('k1:' + require('crypto').randomBytes(32).toString('base64'))\"";
 
-/** Every problem of `config`, errors first. Pure: no I/O, no logging. */
-export function configProblems(config: Readonly<Config>): ConfigProblem[] {
+/** Every problem of `config`, errors first. Pure but for `now` (the price table's age): no I/O, no logging. */
+export function configProblems(config: Readonly<Config>, now: Date = new Date()): ConfigProblem[] {
   const production = config.mode === "production";
   const problems: ConfigProblem[] = [];
   const error = (variables: string[], message: string) => problems.push({ severity: "error", variables, message, public: false });
@@ -115,6 +119,29 @@ export function configProblems(config: Readonly<Config>): ConfigProblem[] {
         else warning(["KEY_ENCRYPTION_KEYS"], message);
       }
     }
+  }
+
+  // ---- the Gemini model and its price ----
+  const model = config.gemini.model;
+  const retiredOn = retiredGeminiModels[modelKey(model)];
+  if (retiredOn !== undefined) {
+    const message = `names ${modelKey(model)}, which Google shut down on ${retiredOn} (ai.google.dev/gemini-api/docs/deprecations): every generation fails with 503 model-unavailable; unset it for the default model`;
+    if (production) error(["GEMINI_MODEL"], message);
+    else warning(["GEMINI_MODEL"], message);
+  } else if (!isPriced(model, config.gemini.price)) {
+    const message =
+      `${modelKey(model)} has no price in the table (lib/usage.ts, docs/provider-facts.md): set GEMINI_PRICE_INPUT_PER_MILLION and ` +
+      "GEMINI_PRICE_OUTPUT_PER_MILLION (USD per million tokens, from ai.google.dev/gemini-api/docs/pricing) so usage and caps are metered";
+    if (production) error(["GEMINI_MODEL", "GEMINI_PRICE_INPUT_PER_MILLION", "GEMINI_PRICE_OUTPUT_PER_MILLION"], message);
+    else warning(["GEMINI_MODEL", "GEMINI_PRICE_INPUT_PER_MILLION", "GEMINI_PRICE_OUTPUT_PER_MILLION"], `${message}; until then development charges the dearest known price`);
+  }
+  const tableAgeDays = Math.floor((now.getTime() - Date.parse(`${GEMINI_PRICES_READ}T00:00:00Z`)) / 86_400_000);
+  if (tableAgeDays > PRICE_TABLE_MAX_AGE_DAYS && config.gemini.price === undefined) {
+    warning(
+      ["GEMINI_MODEL"],
+      `the Gemini price table was read from ai.google.dev/gemini-api/docs/pricing on ${GEMINI_PRICES_READ}, ${tableAgeDays} days ago: ` +
+        "check the prices (docs/provider-facts.md), or set GEMINI_PRICE_INPUT_PER_MILLION and GEMINI_PRICE_OUTPUT_PER_MILLION",
+    );
   }
 
   // ---- mode and database ----

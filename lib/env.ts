@@ -102,6 +102,8 @@ const rawSchema = z.object({
   ENV_FILE: optionalString,
   FRONTEND_ENV_FILE: optionalString,
   GEMINI_MODEL: optionalString,
+  GEMINI_PRICE_INPUT_PER_MILLION: usdAmount,
+  GEMINI_PRICE_OUTPUT_PER_MILLION: usdAmount,
   GEMINI_BASE_URL: upstreamUrl,
   EXA_BASE_URL: upstreamUrl,
   ALLOWED_ORIGINS: list,
@@ -156,7 +158,12 @@ export interface Config {
   devUserId: string;
   envFile: string;
   frontendEnvFile: string | undefined;
-  gemini: { model: string; baseUrl: string | undefined };
+  /**
+   * `price`: the operator's prices for the model (GEMINI_PRICE_INPUT_PER_MILLION and
+   * GEMINI_PRICE_OUTPUT_PER_MILLION, USD per million tokens), for a model lib/usage.ts has no
+   * row for; they replace the row when both are set.
+   */
+  gemini: { model: string; baseUrl: string | undefined; price: { inputPerMillion: number; outputPerMillion: number } | undefined };
   exa: { baseUrl: string | undefined };
   allowedOrigins: string[];
   port: number;
@@ -176,7 +183,12 @@ export interface Config {
   processEnvKeys: { gemini?: string; exa?: string; copilotkit?: string };
 }
 
-export const DEFAULT_GEMINI_MODEL = "gemini-2.5-flash";
+/**
+ * Gemini 3.5 Flash: GA since 2026-05-19, $1.50 / $9.00 per million input / output tokens
+ * (ai.google.dev/gemini-api/docs/pricing and /deprecations, read 2026-12-07; the 2.5 models
+ * it replaces are shut down). docs/provider-facts.md has the table.
+ */
+export const DEFAULT_GEMINI_MODEL = "gemini-3.5-flash";
 
 export class ConfigError extends Error {
   constructor(readonly issues: string[]) {
@@ -264,6 +276,9 @@ export function loadConfig(env: RawEnv = process.env, options: LoadOptions = {})
   if (driver !== "pglite" && e.DATABASE_URL === undefined) {
     throw new ConfigError([`DATABASE_DRIVER=${driver} needs DATABASE_URL`]);
   }
+  if ((e.GEMINI_PRICE_INPUT_PER_MILLION === undefined) !== (e.GEMINI_PRICE_OUTPUT_PER_MILLION === undefined)) {
+    throw new ConfigError(["GEMINI_PRICE_INPUT_PER_MILLION and GEMINI_PRICE_OUTPUT_PER_MILLION go together: set both or neither"]);
+  }
   if (production) {
     // Users' provider keys travel to these URLs: in clear only to this machine.
     const plain = (["GEMINI_BASE_URL", "EXA_BASE_URL"] as const).filter((name) => {
@@ -311,7 +326,14 @@ export function loadConfig(env: RawEnv = process.env, options: LoadOptions = {})
     devUserId: e.DEV_USER_ID ?? "local-dev",
     envFile: e.ENV_FILE ?? "./.env",
     frontendEnvFile: e.FRONTEND_ENV_FILE,
-    gemini: { model: e.GEMINI_MODEL ?? DEFAULT_GEMINI_MODEL, baseUrl: e.GEMINI_BASE_URL },
+    gemini: {
+      model: e.GEMINI_MODEL ?? DEFAULT_GEMINI_MODEL,
+      baseUrl: e.GEMINI_BASE_URL,
+      price:
+        e.GEMINI_PRICE_INPUT_PER_MILLION !== undefined && e.GEMINI_PRICE_OUTPUT_PER_MILLION !== undefined
+          ? { inputPerMillion: e.GEMINI_PRICE_INPUT_PER_MILLION, outputPerMillion: e.GEMINI_PRICE_OUTPUT_PER_MILLION }
+          : undefined,
+    },
     exa: { baseUrl: e.EXA_BASE_URL },
     allowedOrigins: e.ALLOWED_ORIGINS,
     port: e.PORT,

@@ -1,7 +1,8 @@
 /**
  * Structured logging: one JSON object per line, carrying the request id. Callers pass only
  * safe fields (ids, providers, counts). As a second line of defence every line is scrubbed
- * of anything shaped like a provider key, a bearer token/JWT or a stored ciphertext.
+ * of anything shaped like a provider key, a bearer token/JWT or a stored ciphertext, and of
+ * the exact keys the request handles (`redactAlso`), whatever their shape.
  */
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
@@ -18,6 +19,14 @@ export interface Logger {
   warn(msg: string, fields?: LogFields): void;
   error(msg: string, fields?: LogFields): void;
   child(fields: LogFields): Logger;
+  /** A child for one request: it and its own children share a fresh set of `redactAlso` values. */
+  scope(fields: LogFields): Logger;
+  /**
+   * Scrubs these exact values from every later line of this logger and of the loggers it
+   * shares a scope with (see `scope`: a request): the keys a request handles are redacted
+   * even when no pattern knows their shape. Values under 8 characters are ignored.
+   */
+  redactAlso(...secrets: readonly (string | undefined)[]): void;
 }
 
 /**
@@ -29,7 +38,10 @@ export interface Logger {
  * (quadratic: 64 KiB of "eyJ" took 2 s).
  */
 const secretPatterns: RegExp[] = [
-  /AIza[0-9A-Za-z_-]{10,}/g, // Gemini / Google API keys
+  /AIza[0-9A-Za-z_-]{10,}/g, // Gemini standard keys (and other Google API keys)
+  // Gemini authorization keys: "AQ." + about 50 base64url characters; "IQ." has been seen too,
+  // so any two capitals and a dot before 16 or more key characters (docs/provider-facts.md).
+  /\b[A-Z]{2}\.[0-9A-Za-z_-]{16,}/g,
   /ck_pub_[0-9A-Za-z_-]{6,}/g, // CopilotKit publishable keys
   /\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b/gi, // Exa keys are UUIDs
   /\b[A-Za-z0-9_-]{1,32}:[A-Za-z0-9+/_-]{16}:[A-Za-z0-9+/=_-]{20,}/g, // keyId:nonce:ciphertext
@@ -102,21 +114,43 @@ const defaultSink: LogSink = (level, line) => {
   else process.stdout.write(line + "\n");
 };
 
-export function createLogger(options: { level?: LogLevel; sink?: LogSink; fields?: LogFields } = {}): Logger {
+/** The shortest value `redactAlso` takes: shorter ones would scrub ordinary words. */
+const MIN_SECRET_CHARS = 8;
+
+/** `line` without any of `secrets`, raw or as JSON escapes them. Linear in `line` per secret. */
+function redactExact(line: string, secrets: ReadonlySet<string>): string {
+  let out = line;
+  for (const secret of secrets) {
+    out = out.split(secret).join(REDACTED);
+    const escaped = JSON.stringify(secret).slice(1, -1);
+    if (escaped !== secret) out = out.split(escaped).join(REDACTED);
+  }
+  return out;
+}
+
+export function createLogger(
+  options: { level?: LogLevel; sink?: LogSink; fields?: LogFields; secrets?: Set<string> } = {},
+): Logger {
   const min = order[options.level ?? "info"];
   const sink = options.sink ?? defaultSink;
   const base = boundedFields(options.fields) ?? {};
+  // Shared with children: a key registered anywhere in a request is scrubbed everywhere in it.
+  const secrets = options.secrets ?? new Set<string>();
   const write = (level: LogLevel, msg: string, fields?: LogFields) => {
     if (order[level] < min) return;
     const line = JSON.stringify({ time: new Date().toISOString(), level, msg: truncate(msg, MAX_LOG_FIELD_CHARS), ...base, ...boundedFields(fields) });
-    sink(level, redact(line));
+    sink(level, redact(secrets.size > 0 ? redactExact(line, secrets) : line));
   };
   return {
     debug: (msg, fields) => write("debug", msg, fields),
     info: (msg, fields) => write("info", msg, fields),
     warn: (msg, fields) => write("warn", msg, fields),
     error: (msg, fields) => write("error", msg, fields),
-    child: (fields) => createLogger({ level: options.level, sink, fields: { ...base, ...fields } }),
+    child: (fields) => createLogger({ level: options.level, sink, fields: { ...base, ...fields }, secrets }),
+    scope: (fields) => createLogger({ level: options.level, sink, fields: { ...base, ...fields } }),
+    redactAlso: (...values) => {
+      for (const value of values) if (value !== undefined && value.length >= MIN_SECRET_CHARS) secrets.add(value);
+    },
   };
 }
 

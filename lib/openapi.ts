@@ -117,7 +117,10 @@ const problemDetails: Partial<Record<ErrorCode, string>> = {
   "missing-provider-key": "no gemini key saved for this user",
   "payload-too-large": `the body is larger than ${MAX_BODY_BYTES} bytes`,
   "unsupported-media-type": "send the body as JSON with content-type: application/json",
-  "provider-rejected-key": "Gemini rejected the key",
+  "provider-rejected-key":
+    "gemini rejected the saved API key (HTTP 401 ACCESS_TOKEN_TYPE_UNSUPPORTED): Google no longer accepts standard Gemini keys (AIza…): create a new key in Google AI Studio (aistudio.google.com/apikey) and save it here",
+  "model-unavailable":
+    'gemini does not serve the model "gemini-2.5-flash" (HTTP 404: retired or unknown); the operator must set GEMINI_MODEL to a current model',
   "budget-exceeded":
     "this generation could cost up to 0.0650 USD, and 0.0210 USD of the 5.00 USD monthly cap is left until 2026-07-01T00:00:00.000Z (UTC)",
   "invalid-webhook-signature": "the webhook could not be verified: no svix-signature matches this body",

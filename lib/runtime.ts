@@ -38,7 +38,7 @@ export interface Deps extends Runtime {
 export function bindRequest(runtime: Runtime, requestId: string): Deps {
   return {
     config: runtime.config,
-    logger: runtime.logger.child({ requestId }),
+    logger: runtime.logger.scope({ requestId }),
     database: runtime.database,
     keyring: runtime.keyring,
     configProblems: runtime.configProblems,

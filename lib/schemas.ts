@@ -5,6 +5,7 @@
 import { z } from "zod";
 import { isHintShaped, providerKeySchemas, providers, validateProviderKey } from "./keys/providers.js";
 import { keyStatuses } from "./keys/key-status.js";
+import { keyRejectionReasons, type KeyRejectionReason } from "./keys/rejections.js";
 
 export const providerSchema = z.enum(providers);
 
@@ -58,7 +59,18 @@ export const keyView = z.object({
   validated: z.boolean().optional(),
   status: keyStatusSchema,
   lastUsedAt: z.iso.datetime().optional(),
-  lastError: z.object({ code: z.string(), at: z.iso.datetime() }).optional(),
+  lastError: z
+    .object({
+      code: z.string(),
+      at: z.iso.datetime(),
+      reason: z.enum(Object.keys(keyRejectionReasons) as [KeyRejectionReason, ...KeyRejectionReason[]]).optional().describe("why the provider refused the key"),
+      action: z.string().optional().describe("what to do about it"),
+    })
+    .optional(),
+  notices: z
+    .array(z.object({ code: z.enum(["gemini-standard-key-retiring"]), message: z.string(), action: z.string() }))
+    .optional()
+    .describe("what to know about the key before it fails, e.g. Google retiring standard (AIza…) keys; shown until it is replaced"),
   value: z.string().optional(),
 });
 

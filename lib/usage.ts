@@ -6,33 +6,6 @@ import { sql, type SQL } from "drizzle-orm";
 import type { Database } from "../db/client.js";
 import { usageEvents } from "../db/schema.js";
 
-export interface ModelPrice {
-  inputPerMillion: number;
-  outputPerMillion: number;
-  /** Where the price was read, and when. */
-  source: string;
-}
-
-const GOOGLE_PRICING = "ai.google.dev/gemini-api/docs/pricing, paid tier, text, prompts up to 200k tokens";
-
-/**
- * Gemini list prices in USD per million tokens, from Google's price list (paid "Standard"
- * tier, text input, prompts up to 200k tokens: our prompts stay far below that, see
- * `generationWorstCase`). Thinking tokens are billed at the output rate. Each entry says
- * where and when it was read; copies of that page (morphllm.com/gemini-api-pricing,
- * futureagi.com's calculator "verified May 12, 2026") agree. An unknown model is recorded
- * with cost 0 and a warning in the log, never guessed; budgets charge it at the most
- * expensive known price instead (`budgetPrice`).
- */
-export const geminiPrices: Readonly<Record<string, ModelPrice>> = {
-  "gemini-2.5-pro": { inputPerMillion: 1.25, outputPerMillion: 10, source: `${GOOGLE_PRICING}, read 2026-05` },
-  "gemini-2.5-flash": { inputPerMillion: 0.3, outputPerMillion: 2.5, source: `${GOOGLE_PRICING}, read 2026-05` },
-  "gemini-2.5-flash-lite": { inputPerMillion: 0.1, outputPerMillion: 0.4, source: `${GOOGLE_PRICING}, read 2026-05` },
-  // Deprecated by Google (shut down 2026-06-01); kept so older deployments still meter.
-  "gemini-2.0-flash": { inputPerMillion: 0.1, outputPerMillion: 0.4, source: `${GOOGLE_PRICING}, read 2026-05` },
-  "gemini-2.0-flash-lite": { inputPerMillion: 0.075, outputPerMillion: 0.3, source: `${GOOGLE_PRICING}, read 2026-05` },
-};
-
 /**
  * Exa `/search` with contents: USD 7 per 1,000 requests of up to 10 results, text and
  * highlights included (exa.ai/docs/reference/pricing; "Exa Pricing Update", 2026-03-03,
@@ -41,27 +14,6 @@ export const geminiPrices: Readonly<Record<string, ModelPrice>> = {
  */
 export const EXA_SEARCH_PRICE_USD = 0.007;
 export const EXA_PRICE_SOURCE = "exa.ai/docs/reference/pricing (pricing update of 2026-03-03): $7 per 1,000 searches of up to 10 results, contents included";
-
-/** The price a model is looked up under: without "models/", "-latest", a version or preview suffix. */
-function priceOf(model: string): ModelPrice | undefined {
-  const name = model.replace(/^models\//, "");
-  return geminiPrices[name] ?? geminiPrices[name.replace(/-(latest|\d{3}|preview.*)$/, "")];
-}
-
-/**
- * The price a budget uses for `model`: its own, or (unknown model) the most expensive known
- * one, so a cap still holds when the operator configures a model this table lacks.
- */
-export function budgetPrice(model: string): ModelPrice {
-  return priceOf(model) ?? Object.values(geminiPrices).reduce((a, b) => (b.outputPerMillion > a.outputPerMillion ? b : a));
-}
-
-/** USD cost of one Gemini call, or null when the model has no known price. */
-export function geminiCostUsd(model: string, inputTokens: number, outputTokens: number): number | null {
-  const price = priceOf(model);
-  if (!price) return null;
-  return (inputTokens * price.inputPerMillion + outputTokens * price.outputPerMillion) / 1_000_000;
-}
 
 export interface UsageRecord {
   userId: string;

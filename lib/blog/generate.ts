@@ -14,9 +14,11 @@ import { startGeneration } from "./start.js";
 import { abortError, isAbortError } from "../providers/abort.js";
 import { createGemini, type GeminiStreamProgress } from "../providers/gemini.js";
 import { searchExa, type ExaSource } from "../providers/exa.js";
-import { budgetPrice, estimateTokens, EXA_SEARCH_PRICE_USD, geminiCostUsd, roundUsd, type UsageRecord } from "../usage.js";
+import { estimateTokens, EXA_SEARCH_PRICE_USD, roundUsd, type UsageRecord } from "../usage.js";
+import { geminiCostUsd, isPriced, type PriceOverride } from "../prices.js";
 import { budgetExceeded, settleGeneration, type Reservation } from "../budget.js";
-import { combineVerdicts, verdictOf, type KeyHealthUpdate, type KeyVerdict } from "../keys/health.js";
+import { combineVerdicts, rejectionReasonOf, verdictOf, type KeyHealthUpdate, type KeyVerdict } from "../keys/health.js";
+import type { KeyRejectionReason } from "../keys/rejections.js";
 import type { GenerateBody, GenerateResult, GenerationUsage, GenerationEventName, generationEvents } from "../schemas.js";
 import type { z } from "zod";
 
@@ -62,9 +64,10 @@ export async function prepareGeneration(deps: GenerationDeps, userId: string, in
   const started = await startGeneration(deps, {
     userId,
     researchRequested: input.research !== false,
-    estimate: (research) => generationWorstCaseUsd(deps.config.gemini.model, input, research),
+    estimate: (research) => generationWorstCaseUsd(deps.config.gemini.model, input, research, deps.config.gemini.price),
   });
   const resolved = started.keys;
+  deps.logger.redactAlso(resolved.keys.gemini, resolved.keys.exa);
   if (!started.ok && started.reason === "missing-gemini") {
     const unreadable = resolved.unreadable.includes("gemini");
     throw new AppError("missing-provider-key", {
@@ -116,12 +119,11 @@ export function worstCaseInputTokens(input: GenerateBody, research: boolean): nu
 
 /**
  * The worst-case USD cost of one generation: the writing call at its input bound and
- * `MAX_OUTPUT_TOKENS`, priced with the model's row of the price table (lib/usage.ts; the
- * most expensive row for a model it lacks), plus every research search at Exa's list price.
+ * `MAX_OUTPUT_TOKENS`, priced as lib/usage.ts `geminiPrice` prices the model (the operator's
+ * prices, its row, or the dearest row), plus every research search at Exa's list price.
  */
-export function generationWorstCaseUsd(model: string, input: GenerateBody, research: boolean): number {
-  const price = budgetPrice(model);
-  const gemini = (worstCaseInputTokens(input, research) * price.inputPerMillion + MAX_OUTPUT_TOKENS * price.outputPerMillion) / 1_000_000;
+export function generationWorstCaseUsd(model: string, input: GenerateBody, research: boolean, override?: PriceOverride): number {
+  const gemini = geminiCostUsd(model, worstCaseInputTokens(input, research), MAX_OUTPUT_TOKENS, override);
   const exa = research ? researchQueries(input).length * EXA_SEARCH_PRICE_USD : 0;
   return roundUsd(gemini + exa);
 }
@@ -238,6 +240,7 @@ async function* run(
   /** What the budget is charged: the real cost of the calls that completed. */
   let chargeUsd = 0;
   const verdicts: Partial<Record<"gemini" | "exa", KeyVerdict>> = {};
+  const reasons: Partial<Record<"gemini" | "exa", KeyRejectionReason>> = {};
   const usage: GenerationUsage = {
     gemini: { model: config.gemini.model, inputTokens: 0, outputTokens: 0, costUsd: 0 },
     exa: { requests: 0, costUsd: 0 },
@@ -275,6 +278,7 @@ async function* run(
         }
       }
       verdicts.exa = combineVerdicts(settled.map((o) => (o.status === "fulfilled" ? "ok" : verdictOf(o.reason))));
+      reasons.exa = settled.map((o) => (o.status === "rejected" ? rejectionReasonOf(o.reason) : undefined)).find(Boolean);
       if (job.signal.aborted) throw abortError();
       sources = dedupeSources(batches);
       if (batches.length === 0) {
@@ -310,12 +314,21 @@ async function* run(
       streamed = true;
     } catch (error) {
       verdicts.gemini = verdictOf(error);
+      reasons.gemini = rejectionReasonOf(error);
+      if (error instanceof AppError && error.code === "model-unavailable" && !deps.once.has(`model-unavailable:${client.model}`)) {
+        // The operator's to fix, said once per instance at error level (each request's
+        // problem is still logged by the error handler).
+        deps.once.add(`model-unavailable:${client.model}`);
+        logger.error("GEMINI_MODEL is not served by Gemini (retired or unknown): every generation fails until it is changed", {
+          model: client.model,
+        });
+      }
       throw error;
     } finally {
       // Cut short (the client left, the stream failed or stalled): Gemini bills what it
       // processed, so the tokens up to here are recorded, marked partial.
       if (!streamed && stream.progress.accepted) {
-        const record = cutShortGeminiUsage(job.userId, requestId, client.model, `${instruction}\n${prompt}`, stream.progress);
+        const record = cutShortGeminiUsage(job.userId, requestId, client.model, `${instruction}\n${prompt}`, stream.progress, config.gemini.price);
         usageRecords.push(record);
         chargeUsd += record.costUsd; // billed by Gemini, so counted against the user's cap too
         logger.info("gemini stream cut short; usage recorded as partial", {
@@ -329,16 +342,17 @@ async function* run(
     const final = stream.final;
     const inputTokens = final?.usage?.promptTokenCount ?? 0;
     const outputTokens = (final?.usage?.candidatesTokenCount ?? 0) + (final?.usage?.thoughtsTokenCount ?? 0);
-    const geminiCost = geminiCostUsd(client.model, inputTokens, outputTokens);
-    if (geminiCost === null) logger.warn("no price known for gemini model; cost recorded as 0", { model: client.model });
-    // The budget is charged even when the usage row cannot be priced (the table's dearest
-    // price), and the worst case when Gemini reported no token counts at all.
-    const price = budgetPrice(client.model);
+    const override = config.gemini.price;
+    if (!isPriced(client.model, override)) {
+      logger.warn("no price known for the gemini model; charged at the dearest known price", { model: client.model });
+    }
+    const geminiCost = geminiCostUsd(client.model, inputTokens, outputTokens, override);
+    // Without token counts from Gemini, the budget is charged the worst case.
     chargeUsd += final?.usage
-      ? (inputTokens * price.inputPerMillion + outputTokens * price.outputPerMillion) / 1_000_000
-      : (worstCaseInputTokens(job.input, sources.length > 0) * price.inputPerMillion + MAX_OUTPUT_TOKENS * price.outputPerMillion) / 1_000_000;
-    usage.gemini = { model: client.model, inputTokens, outputTokens, costUsd: roundUsd(geminiCost ?? 0) };
-    usageRecords.push({ userId: job.userId, provider: "gemini", operation: "generate", model: client.model, inputTokens, outputTokens, costUsd: geminiCost ?? 0, requestId });
+      ? geminiCost
+      : geminiCostUsd(client.model, worstCaseInputTokens(job.input, sources.length > 0), MAX_OUTPUT_TOKENS, override);
+    usage.gemini = { model: client.model, inputTokens, outputTokens, costUsd: roundUsd(geminiCost) };
+    usageRecords.push({ userId: job.userId, provider: "gemini", operation: "generate", model: client.model, inputTokens, outputTokens, costUsd: geminiCost, requestId });
     if (!markdown.trim()) {
       throw new AppError("upstream-unavailable", {
         detail: `gemini returned no text (${final?.blockReason ?? final?.finishReason ?? "empty answer"})`,
@@ -362,7 +376,8 @@ async function* run(
     for (const provider of ["gemini", "exa"] as const) {
       const verdict = verdicts[provider];
       const version = job.versions[provider];
-      if (verdict && version) health.push({ provider, version, verdict });
+      const reason = reasons[provider];
+      if (verdict && version) health.push({ provider, version, verdict, ...(verdict === "rejected" && reason ? { reason } : {}) });
     }
     try {
       await settleGeneration(await deps.database(), {
@@ -390,6 +405,7 @@ export function cutShortGeminiUsage(
   model: string,
   promptText: string,
   progress: GeminiStreamProgress,
+  override?: PriceOverride,
 ): UsageRecord {
   const reported = progress.lastUsage ?? {};
   const inputReported = typeof reported.promptTokenCount === "number";
@@ -405,7 +421,7 @@ export function cutShortGeminiUsage(
     model,
     inputTokens,
     outputTokens,
-    costUsd: geminiCostUsd(model, inputTokens, outputTokens) ?? 0,
+    costUsd: geminiCostUsd(model, inputTokens, outputTokens, override),
     requestId,
     partial: true,
     tokensEstimated: !inputReported || !outputReported,

@@ -25,6 +25,7 @@ export const errorCodes = {
   "server-misconfigured": 500,
   "upstream-unavailable": 502,
   "database-unavailable": 503,
+  "model-unavailable": 503,
   "upstream-timeout": 504,
 } as const satisfies Record<string, number>;
 
@@ -51,6 +52,7 @@ export const titles: Record<ErrorCode, string> = {
   "server-misconfigured": "Server misconfigured",
   "upstream-unavailable": "Upstream unavailable",
   "database-unavailable": "Database unavailable",
+  "model-unavailable": "Configured model unavailable",
   "upstream-timeout": "Upstream timed out",
 };
 

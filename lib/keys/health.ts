@@ -10,6 +10,7 @@
 import { sql, type SQL } from "drizzle-orm";
 import { AppError, type ErrorCode } from "../http/errors.js";
 import type { Provider } from "./providers.js";
+import { isKeyRejectionReason, type KeyRejectionReason } from "./rejections.js";
 
 /**
  * What one upstream call said about the key:
@@ -32,6 +33,8 @@ export interface KeyHealthUpdate {
    */
   version: string;
   verdict: KeyVerdict;
+  /** With a `rejected` verdict: why (lib/keys/rejections.ts), shown with what to do. */
+  reason?: KeyRejectionReason;
 }
 
 /** The verdict an upstream failure carries about the key, if any. */
@@ -40,6 +43,13 @@ export function verdictOf(error: unknown): KeyVerdict | undefined {
   if (error.code === "provider-rejected-key") return "rejected";
   if (error.code === "rate-limited") return "rate-limited";
   return undefined;
+}
+
+/** Why the provider refused the key, when `error` says so (a `provider-rejected-key` with a reason). */
+export function rejectionReasonOf(error: unknown): KeyRejectionReason | undefined {
+  if (!(error instanceof AppError) || error.code !== "provider-rejected-key") return undefined;
+  const reason = error.extra.reason;
+  return isKeyRejectionReason(reason) ? reason : "key-rejected";
 }
 
 /** One verdict from several calls with the same key (Exa's concurrent searches): the worst one. */
@@ -58,15 +68,17 @@ const statusOf: Record<KeyVerdict, "ok" | "rejected" | null> = { ok: "ok", rejec
 export function keyHealthUpdateSql(userId: string, updates: readonly KeyHealthUpdate[]): SQL | undefined {
   if (updates.length === 0) return undefined;
   const rows = updates.map(
-    (u) => sql`(${u.provider}::text, ${statusOf[u.verdict]}::text, ${errorCodeOf[u.verdict]}::text, ${u.version}::timestamptz)`,
+    (u) =>
+      sql`(${u.provider}::text, ${statusOf[u.verdict]}::text, ${errorCodeOf[u.verdict]}::text, ${u.reason ?? null}::text, ${u.version}::timestamptz)`,
   );
   return sql`
     update api_keys k set
       status = coalesce(v.status, k.status),
       last_used_at = now(),
       last_error_code = coalesce(v.error_code, k.last_error_code),
-      last_error_at = case when v.error_code is null then k.last_error_at else now() end
-    from (values ${sql.join(rows, sql`, `)}) as v (provider, status, error_code, version)
+      last_error_at = case when v.error_code is null then k.last_error_at else now() end,
+      last_error_reason = case when v.error_code is null then k.last_error_reason else v.reason end
+    from (values ${sql.join(rows, sql`, `)}) as v (provider, status, error_code, reason, version)
     where k.session_id = (select id from onboarding_sessions where user_id = ${userId})
       and k.provider = v.provider and k.updated_at = v.version`;
 }

@@ -36,9 +36,12 @@ export const providerInfo: Readonly<Record<Provider, ProviderInfo>> = Object.fre
     envVar: "GEMINI_API_KEY",
     frontendEnvVar: undefined,
     returnsValue: false,
-    format: '"AIza" followed by 30-100 letters, digits, "_" or "-"',
-    pattern: /^AIza[0-9A-Za-z_-]{30,100}$/,
-    example: "AIzaSyExampleExampleExampleExample0000",
+    format:
+      'the key from Google AI Studio (aistudio.google.com/apikey): an authorization key such as "AQ.Ab8R…" (about 53 characters) ' +
+      'or an older standard key "AIza…" (39); 30-128 letters, digits, ".", "_" or "-"',
+    // No fixed prefix: Google changed it once (AIza → AQ.; IQ. has been seen too) and may again.
+    pattern: /^[0-9A-Za-z][0-9A-Za-z._-]{29,127}$/,
+    example: "AQ.Ab8RN6ExampleExampleExampleExampleExampleExample00",
   }),
   exa: Object.freeze({
     id: "exa",
@@ -56,11 +59,24 @@ export const providerInfo: Readonly<Record<Provider, ProviderInfo>> = Object.fre
     envVar: "COPILOTKIT_API_KEY",
     frontendEnvVar: "REACT_APP_COPILOTKIT_API_KEY",
     returnsValue: true,
-    format: '"ck_pub_" followed by 20-100 letters, digits, "_" or "-"',
+    format: 'the public key from cloud.copilotkit.ai: "ck_pub_" followed by 20-100 letters, digits, "_" or "-"',
     pattern: /^ck_pub_[0-9A-Za-z_-]{20,100}$/,
     example: "ck_pub_exampleexampleexample0000",
   }),
 });
+
+/**
+ * The two kinds of Gemini key Google issues (ai.google.dev/gemini-api/docs/api-key, read
+ * 2026-12-07): `standard` keys ("AIza…", tied to a Cloud project; rejected when unrestricted
+ * since 2026-06-19 and all of them from September 2026) and `authorization` keys ("AQ.…",
+ * bound to a service account; the only kind AI Studio creates since 2026). Anything that is
+ * not "AIza…" counts as an authorization key: Google chose the prefix and may add others.
+ */
+export type GeminiKeyKind = "standard" | "authorization";
+
+export function geminiKeyKind(key: string): GeminiKeyKind {
+  return key.startsWith("AIza") ? "standard" : "authorization";
+}
 
 export function isProvider(value: unknown): value is Provider {
   return typeof value === "string" && (providers as readonly string[]).includes(value);
@@ -79,8 +95,52 @@ function keyProblem(info: ProviderInfo, key: string): string | undefined {
   if (/\s/u.test(key)) return `${name} contains whitespace; paste only the key`;
   if (/["'`]/.test(key)) return `${name} contains a quote character; paste the key without quotes`;
   if (/[=#]/.test(key)) return `${name} contains "=" or "#"; paste only the key, not a KEY=value line or a comment`;
+  const lookalike = otherProviderShape(info.id, key);
+  if (lookalike) {
+    const other = providerInfo[lookalike].label;
+    return `${name} looks like ${/^[AEIOU]/.test(other) ? "an" : "a"} ${other} key; paste it in the ${other} field`;
+  }
+  if (info.id === "gemini") {
+    const foreign = foreignKeyShapes.find((shape) => key.startsWith(shape.prefix));
+    if (foreign) return `${name} looks like ${foreign.what}, not a Gemini API key; ${GEMINI_KEY_SOURCE}`;
+    if (/^aiza/i.test(key) && !key.startsWith("AIza")) return `${name} starts with "${key.slice(0, 4)}": standard Gemini keys start with "AIza" (case matters)`;
+    if (key.startsWith("AIza") && key.length !== STANDARD_GEMINI_KEY_CHARS) {
+      return `${name} starts like a standard Gemini key ("AIza…"), which is exactly ${STANDARD_GEMINI_KEY_CHARS} characters; copy the whole key`;
+    }
+  }
   if (!info.pattern.test(key)) return `${name} must be ${info.format}`;
   return undefined;
+}
+
+const GEMINI_KEY_SOURCE = "create one in Google AI Studio (aistudio.google.com/apikey)";
+
+/** Google's standard API keys ("AIza" and 35 more) are always 39 characters long. */
+const STANDARD_GEMINI_KEY_CHARS = 39;
+
+/**
+ * Secrets of other services that pass Gemini's charset-and-length check but are not Gemini
+ * keys: pasting one is the usual mistake, and the message can say which it looks like.
+ */
+const foreignKeyShapes: readonly { prefix: string; what: string }[] = [
+  { prefix: "sk-", what: "an OpenAI or Anthropic secret key" },
+  { prefix: "sk_", what: "a Clerk or Stripe secret key" },
+  { prefix: "pk_", what: "a publishable key (Clerk, Stripe)" },
+  { prefix: "ghp_", what: "a GitHub token" },
+  { prefix: "github_pat_", what: "a GitHub token" },
+  { prefix: "xox", what: "a Slack token" },
+  { prefix: "ya29.", what: "a Google OAuth access token" },
+  { prefix: "GOCSPX-", what: "a Google OAuth client secret" },
+  { prefix: "eyJ", what: "a JSON Web Token" },
+  { prefix: "AKIA", what: "an AWS access key" },
+];
+
+/**
+ * The provider whose key `key` is shaped like, when that is not `provider`: Gemini's check is
+ * a charset and length (no fixed prefix), which an Exa UUID or a CopilotKit key also passes.
+ */
+function otherProviderShape(provider: Provider, key: string): Provider | undefined {
+  if (provider !== "gemini") return undefined;
+  return (["exa", "copilotkit"] as const).find((other) => providerInfo[other].pattern.test(key));
 }
 
 function keySchema(info: ProviderInfo): z.ZodType<string> {

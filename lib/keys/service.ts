@@ -33,6 +33,8 @@ export async function saveUserKeys(
   const { logger, config } = deps;
   const keys: Partial<Record<Provider, string>> = {};
   for (const provider of providers) if (body[provider] !== undefined) keys[provider] = body[provider];
+  // Whatever their shape, the keys this request carries never reach a log line.
+  logger.redactAlso(...Object.values(keys));
 
   const database = await deps.database();
   const hinted = providers.filter((p) => hints[p] !== undefined);

@@ -12,6 +12,8 @@ import { decryptKey, encryptKey, keyAad, keyFingerprint, type Keyring } from "..
 import { WINDOW_SECONDS } from "../rate-limit.js";
 import { keyHint, providers, providerInfo, type Provider } from "./providers.js";
 import type { KeyStatus } from "./key-status.js";
+import { keyNotices, type KeyNotice } from "./notices.js";
+import { isKeyRejectionReason, keyRejectionReasons, type KeyRejectionReason } from "./rejections.js";
 
 export interface KeyView {
   provider: Provider;
@@ -26,7 +28,9 @@ export interface KeyView {
   /** When an upstream call last used it. */
   lastUsedAt?: string;
   /** The last failure attributable to the key, as a problem code and time (never upstream text). */
-  lastError?: { code: string; at: string };
+  lastError?: { code: string; at: string; reason?: KeyRejectionReason; action?: string };
+  /** What the user should know about this key before it fails (lib/keys/notices.ts). */
+  notices?: KeyNotice[];
   /** Only for providers whose key is public by nature (CopilotKit's publishable key). */
   value?: string;
 }
@@ -118,7 +122,7 @@ export async function saveKeys(
     ),
     cur as (
       select k.provider, k.key_fingerprint, k.key_prefix_fingerprint,
-        k.key_hint, k.updated_at, k.validated_at, k.status, k.last_used_at, k.last_error_code, k.last_error_at, k.key_ciphertext
+        k.key_hint, k.updated_at, k.validated_at, k.status, k.last_used_at, k.last_error_code, k.last_error_at, k.last_error_reason, k.key_ciphertext
       from api_keys k
       where k.session_id = (select id from onboarding_sessions where user_id = ${userId})
     ),
@@ -162,19 +166,20 @@ export async function saveKeys(
         last_used_at = excluded.last_used_at,
         last_error_code = null,
         last_error_at = null,
+        last_error_reason = null,
         key_fingerprint = excluded.key_fingerprint,
         key_prefix_fingerprint = excluded.key_prefix_fingerprint,
         updated_at = now()
       -- A concurrent save of the same key (ALwrity sends each key three ways at once) is no change either.
       where api_keys.key_fingerprint is distinct from excluded.key_fingerprint
       returning provider, key_version, (xmax = 0) as inserted,
-        key_hint, updated_at, validated_at, status, last_used_at, last_error_code, last_error_at, key_ciphertext
+        key_hint, updated_at, validated_at, status, last_used_at, last_error_code, last_error_at, last_error_reason, key_ciphertext
     ),
     -- The list after the save: what this statement wrote, and the other stored keys as they were.
     after as (
-      select provider, key_hint, updated_at, validated_at, status, last_used_at, last_error_code, last_error_at, key_ciphertext from up
+      select provider, key_hint, updated_at, validated_at, status, last_used_at, last_error_code, last_error_at, last_error_reason, key_ciphertext from up
       union all
-      select provider, key_hint, updated_at, validated_at, status, last_used_at, last_error_code, last_error_at, key_ciphertext
+      select provider, key_hint, updated_at, validated_at, status, last_used_at, last_error_code, last_error_at, last_error_reason, key_ciphertext
       from cur where cur.provider not in (select provider from up)
     ),
     audit as (
@@ -195,7 +200,8 @@ export async function saveKeys(
     select 'list', null, null, null, null, null, null, coalesce((
       select json_agg(json_build_object(
         'provider', a.provider, 'hint', a.key_hint, 'updatedAt', a.updated_at, 'validatedAt', a.validated_at, 'status', a.status,
-        'lastUsedAt', a.last_used_at, 'lastErrorCode', a.last_error_code, 'lastErrorAt', a.last_error_at, 'ciphertext', a.key_ciphertext))
+        'lastUsedAt', a.last_used_at, 'lastErrorCode', a.last_error_code, 'lastErrorAt', a.last_error_at, 'lastErrorReason', a.last_error_reason,
+        'ciphertext', a.key_ciphertext))
       from after a
     ), '[]'::json)
   `);
@@ -247,6 +253,7 @@ interface KeyRow {
   lastUsedAt: unknown;
   lastErrorCode: string | null;
   lastErrorAt: unknown;
+  lastErrorReason: string | null;
   ciphertext: string;
 }
 
@@ -264,7 +271,15 @@ function keyViews(rows: readonly KeyRow[], userId: string, keyring: Keyring | un
     };
     if (row.validatedAt) view.validated = true;
     if (row.lastUsedAt) view.lastUsedAt = toIso(row.lastUsedAt);
-    if (row.lastErrorCode && row.lastErrorAt) view.lastError = { code: row.lastErrorCode, at: toIso(row.lastErrorAt) };
+    if (row.lastErrorCode && row.lastErrorAt) {
+      view.lastError = { code: row.lastErrorCode, at: toIso(row.lastErrorAt) };
+      if (isKeyRejectionReason(row.lastErrorReason)) {
+        view.lastError.reason = row.lastErrorReason;
+        view.lastError.action = keyRejectionReasons[row.lastErrorReason];
+      }
+    }
+    const notices = decrypted.ok ? keyNotices(provider, decrypted.value) : [];
+    if (notices.length > 0) view.notices = notices;
     if (providerInfo[provider].returnsValue && decrypted.ok && options.withValues !== false) view.value = decrypted.value;
     views.push(view);
   }
@@ -331,6 +346,7 @@ function buildKeyQueries({ db, namedStatements }: Database) {
         lastUsedAt: apiKeys.lastUsedAt,
         lastErrorCode: apiKeys.lastErrorCode,
         lastErrorAt: apiKeys.lastErrorAt,
+        lastErrorReason: apiKeys.lastErrorReason,
         ciphertext: apiKeys.keyCiphertext,
       })
       .from(apiKeys)

@@ -190,7 +190,7 @@ export function mapExaFailure(
     return new AppError("provider-rejected-key", {
       detail: `exa rejected the saved API key (HTTP ${status}); save a working key`,
       action: "POST /api/onboarding/api-keys",
-      extra,
+      extra: { ...extra, reason: status === 401 ? "key-invalid" : "key-rejected" },
       cause,
     });
   }
@@ -198,7 +198,7 @@ export function mapExaFailure(
     return new AppError("provider-rejected-key", {
       detail: "exa refused the saved API key: its account is out of credits (HTTP 402); top it up or save another key",
       action: "POST /api/onboarding/api-keys",
-      extra,
+      extra: { ...extra, reason: "out-of-credits" },
       cause,
     });
   }

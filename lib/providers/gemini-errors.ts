@@ -8,6 +8,8 @@
  * to `geminiHttpError`.
  */
 import { AppError } from "../http/errors.js";
+import { geminiKeyKind } from "../keys/providers.js";
+import { keyRejectionReasons, type KeyRejectionReason } from "../keys/rejections.js";
 import { abortFailure, type AbortCause } from "./abort.js";
 import { DEFAULT_RETRY_AFTER_SECONDS, parseRetryAfter, scrub } from "./upstream.js";
 
@@ -48,18 +50,18 @@ export interface GeminiHttpFailure {
 export function geminiHttpError(failure: GeminiHttpFailure): AppError {
   const { status, details } = failure;
   const cause = new Error(scrub(`gemini answered HTTP ${status}: ${failure.upstreamMessage}`, failure.apiKey));
-  const extra = { provider: "gemini", upstreamStatus: status };
-  const keyReason = errorInfoReasons(details).find((reason) => reason.startsWith("API_KEY_"));
-  // Google answers an unknown or malformed key with 400 API_KEY_INVALID, a suspended or
-  // restricted one with 403, and 401 for bad credentials in general.
-  if (status === 401 || status === 403 || (status === 400 && keyReason !== undefined)) {
+  const upstreamReasons = errorInfoReasons(details);
+  const reason = geminiRejectionReason(status, upstreamReasons, failure.upstreamMessage, failure.apiKey);
+  if (reason !== undefined) {
+    const upstreamReason = upstreamReasons.find((r) => /^[A-Z_]{3,64}$/.test(r));
     return new AppError("provider-rejected-key", {
-      detail: `gemini rejected the saved API key (HTTP ${status}${keyReason ? ` ${keyReason}` : ""}); save a working key`,
+      detail: `gemini rejected the saved API key (HTTP ${status}${upstreamReason ? ` ${upstreamReason}` : ""}): ${keyRejectionReasons[reason]}`,
       action: "POST /api/onboarding/api-keys",
-      extra,
+      extra: { provider: "gemini", upstreamStatus: status, reason },
       cause,
     });
   }
+  const extra = { provider: "gemini", upstreamStatus: status };
   if (status === 429) {
     const seconds = retryDelaySeconds(details) ?? parseRetryAfter(failure.retryAfterHeader) ?? DEFAULT_RETRY_AFTER_SECONDS;
     return new AppError("rate-limited", {
@@ -73,9 +75,11 @@ export function geminiHttpError(failure: GeminiHttpFailure): AppError {
     return new AppError("upstream-timeout", { detail: "gemini timed out (HTTP 504); try again", extra, cause });
   }
   if (status === 404) {
-    return new AppError("upstream-unavailable", {
-      detail: `gemini does not know the model ${failure.model ? `"${failure.model}"` : "requested"} (HTTP 404); the operator must fix GEMINI_MODEL`,
-      extra,
+    // The model is retired or unknown (ai.google.dev/gemini-api/docs/deprecations): the
+    // operator's configuration, never the user's key.
+    return new AppError("model-unavailable", {
+      detail: `gemini does not serve the model ${failure.model ? `"${failure.model}"` : "requested"} (HTTP 404: retired or unknown); the operator must set GEMINI_MODEL to a current model`,
+      extra: { ...extra, ...(failure.model ? { model: failure.model } : {}) },
       cause,
     });
   }
@@ -84,6 +88,31 @@ export function geminiHttpError(failure: GeminiHttpFailure): AppError {
     extra,
     cause,
   });
+}
+
+/**
+ * Why Gemini refused the key, or undefined when the answer says nothing about the key. From
+ * Google's documented answers (docs/provider-facts.md, read 2026-12-07):
+ * - 400 `API_KEY_INVALID`: an unknown or malformed key;
+ * - 401 `ACCESS_TOKEN_TYPE_UNSUPPORTED` ("Expected OAuth 2 access token…"): the answer to
+ *   standard keys Google no longer takes, and to keys of a type a method does not accept;
+ * - 403 `API_KEY_SERVICE_BLOCKED` (restricted to other APIs), `CONSUMER_SUSPENDED` (suspended,
+ *   often leaked), and a bare 403 for an unrestricted standard key.
+ */
+function geminiRejectionReason(status: number, reasons: readonly string[], message: string, apiKey: string): KeyRejectionReason | undefined {
+  const standard = geminiKeyKind(apiKey) === "standard";
+  if (reasons.includes("API_KEY_INVALID") || (status === 400 && reasons.some((r) => r.startsWith("API_KEY_")))) return "key-invalid";
+  if (status === 401) {
+    const typeRefused = reasons.includes("ACCESS_TOKEN_TYPE_UNSUPPORTED") || message.includes("Expected OAuth 2 access token");
+    if (standard) return "standard-key-retired";
+    return typeRefused ? "key-type-unsupported" : "key-rejected";
+  }
+  if (status === 403) {
+    if (reasons.includes("API_KEY_SERVICE_BLOCKED")) return "key-service-blocked";
+    if (reasons.includes("CONSUMER_SUSPENDED") || reasons.includes("API_KEY_SUSPENDED")) return "key-suspended";
+    return standard ? "key-unrestricted" : "key-rejected";
+  }
+  return undefined;
 }
 
 /** `reason` of every google.rpc.ErrorInfo in an error's details. */

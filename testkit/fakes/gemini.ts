@@ -6,6 +6,15 @@
  *   `data: {GenerateContentResponse}\r\n\r\n` per chunk, usageMetadata with running totals
  * - `GET /v1beta/models?pageSize=N` → `{models: [...], nextPageToken}`
  * The key travels in `x-goog-api-key`; errors use Google's `{error: {code, message, status, details}}`.
+ *
+ * It behaves like the API of today (docs/provider-facts.md has each fact with its source and
+ * the date read, 2026-12-07):
+ * - authorization keys ("AQ.…", what AI Studio issues) work; standard keys ("AIza…") answer
+ *   401 ACCESS_TOKEN_TYPE_UNSUPPORTED, as Google answers them since its standard-key cutoff
+ *   (ai.google.dev/gemini-api/docs/api-key), unless `acceptStandardKeys`;
+ * - retired models answer 404 NOT_FOUND (ai.google.dev/gemini-api/docs/deprecations);
+ * - usageMetadata reports `thoughtsTokenCount` as Gemini 3.x models do (thinking is on by
+ *   default and billed as output, ai.google.dev/gemini-api/docs/thinking), from the first chunk on.
  */
 import { startFakeUpstream, type FakeExchange, type FakeUpstream } from "./index.js";
 
@@ -20,11 +29,22 @@ export const FAKE_GEMINI_CHUNKS: readonly string[] = [
   "Readers can rely on the cited work [1][2] for details.\n",
 ];
 
-export const FAKE_GEMINI_MODELS = ["models/gemini-2.5-flash", "models/gemini-2.5-pro", "models/gemini-2.0-flash"];
+/** What `GET /v1beta/models` lists: current models (the default first). */
+export const FAKE_GEMINI_MODELS = ["models/gemini-3.5-flash", "models/gemini-3.5-flash-lite", "models/gemini-3.1-pro-preview"];
+
+/** Models past their shutdown date: generation answers 404 for them, as Gemini does. */
+export const FAKE_RETIRED_GEMINI_MODELS = ["gemini-2.5-flash", "gemini-2.5-pro", "gemini-2.0-flash", "gemini-2.0-flash-lite"];
+
+/** Thinking tokens the fake reports per generation by default (billed as output). */
+export const FAKE_THOUGHTS_TOKENS = 24;
 
 export interface FakeGeminiOptions {
   /** Text pieces streamed (one SSE event each) and joined for generateContent. */
   chunks?: readonly string[];
+  /** Answer standard "AIza…" keys as before Google's cutoff (tests of the older keys' own paths). */
+  acceptStandardKeys?: boolean;
+  /** `thoughtsTokenCount` reported per generation (default FAKE_THOUGHTS_TOKENS; 0: none reported). */
+  thoughtsTokens?: number;
 }
 
 export interface FakeGemini extends FakeUpstream {
@@ -38,12 +58,23 @@ export function fakeTokenCount(text: string): number {
 }
 
 export async function startFakeGemini(options: FakeGeminiOptions = {}): Promise<FakeGemini> {
-  const chunks = options.chunks ?? FAKE_GEMINI_CHUNKS;
-  const upstream = await startFakeUpstream({ keyHeader: "x-goog-api-key", handle: (exchange) => handle(exchange, chunks) });
-  return Object.assign(upstream, { expectedText: chunks.join("") });
+  const settings: Settings = {
+    chunks: options.chunks ?? FAKE_GEMINI_CHUNKS,
+    acceptStandardKeys: options.acceptStandardKeys ?? false,
+    thoughtsTokens: options.thoughtsTokens ?? FAKE_THOUGHTS_TOKENS,
+  };
+  const upstream = await startFakeUpstream({ keyHeader: "x-goog-api-key", handle: (exchange) => handle(exchange, settings) });
+  return Object.assign(upstream, { expectedText: settings.chunks.join("") });
 }
 
-async function handle(exchange: FakeExchange, chunks: readonly string[]): Promise<void> {
+interface Settings {
+  chunks: readonly string[];
+  acceptStandardKeys: boolean;
+  thoughtsTokens: number;
+}
+
+async function handle(exchange: FakeExchange, settings: Settings): Promise<void> {
+  const { chunks, thoughtsTokens } = settings;
   const { request, mode } = exchange;
   if (mode.holdUntil) await mode.holdUntil.catch(() => undefined);
   if (mode.hang) return; // never answer; the connection stays open until the client leaves
@@ -58,6 +89,7 @@ async function handle(exchange: FakeExchange, chunks: readonly string[]): Promis
     );
   }
   if (mode.fail !== undefined) return sendFailure(exchange);
+  if (!settings.acceptStandardKeys && request.apiKey.startsWith("AIza")) return sendTokenTypeUnsupported(exchange);
 
   if (request.method === "GET" && request.path === "/v1beta/models") {
     const pageSize = Math.max(1, Math.min(Number(request.query.pageSize ?? 50) || 50, FAKE_GEMINI_MODELS.length));
@@ -76,6 +108,7 @@ async function handle(exchange: FakeExchange, chunks: readonly string[]): Promis
     return sendGoogleError(exchange, 404, "NOT_FOUND", `Method not found: ${request.method} ${request.path}`);
   }
   const model = match[1] ?? "";
+  if (FAKE_RETIRED_GEMINI_MODELS.includes(model)) return sendModelNotFound(exchange, model);
   const promptTokens = Math.max(1, fakeTokenCount(promptText(request.body)));
 
   if (match[2] === "generateContent") {
@@ -83,7 +116,7 @@ async function handle(exchange: FakeExchange, chunks: readonly string[]): Promis
     const outputTokens = fakeTokenCount(text);
     return exchange.json(200, {
       candidates: [{ content: { parts: [{ text }], role: "model" }, finishReason: "STOP", index: 0 }],
-      usageMetadata: usage(promptTokens, outputTokens),
+      usageMetadata: usage(promptTokens, outputTokens, thoughtsTokens),
       modelVersion: model,
       responseId: "fake-response-id",
     });
@@ -106,7 +139,10 @@ async function handle(exchange: FakeExchange, chunks: readonly string[]): Promis
       candidates: [
         { content: { parts: [{ text }], role: "model" }, index: 0, ...(last ? { finishReason: "STOP" } : {}) },
       ],
-      usageMetadata: last ? usage(promptTokens, sentTokens) : { promptTokenCount: promptTokens, totalTokenCount: promptTokens },
+      // Thinking happens before the first visible text: its count arrives with every chunk.
+      usageMetadata: last
+        ? usage(promptTokens, sentTokens, thoughtsTokens)
+        : { promptTokenCount: promptTokens, ...thoughts(thoughtsTokens), totalTokenCount: promptTokens + thoughtsTokens },
       modelVersion: model,
       responseId: "fake-response-id",
     };
@@ -115,8 +151,49 @@ async function handle(exchange: FakeExchange, chunks: readonly string[]): Promis
   res.end();
 }
 
-function usage(promptTokenCount: number, candidatesTokenCount: number) {
-  return { promptTokenCount, candidatesTokenCount, totalTokenCount: promptTokenCount + candidatesTokenCount };
+function thoughts(thoughtsTokenCount: number) {
+  return thoughtsTokenCount > 0 ? { thoughtsTokenCount } : {};
+}
+
+function usage(promptTokenCount: number, candidatesTokenCount: number, thoughtsTokenCount: number) {
+  return {
+    promptTokenCount,
+    candidatesTokenCount,
+    ...thoughts(thoughtsTokenCount),
+    totalTokenCount: promptTokenCount + candidatesTokenCount + thoughtsTokenCount,
+  };
+}
+
+/**
+ * Google's answer to a key of a type it does not take for the call: what standard keys get
+ * since the cutoff (seen verbatim in google-gemini/gemini-cli#29275 and the fixes of
+ * Kilo-Org/kilocode#12162 and NousResearch/hermes-agent#68285, 2026-07 to 2026-09).
+ */
+function sendTokenTypeUnsupported(exchange: FakeExchange): void {
+  const method = exchange.request.path.endsWith(":streamGenerateContent") ? "StreamGenerateContent" : "GenerateContent";
+  sendGoogleError(
+    exchange,
+    401,
+    "UNAUTHENTICATED",
+    "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential. See https://developers.google.com/identity/sign-in/web/devconsole-project.",
+    [
+      {
+        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+        reason: "ACCESS_TOKEN_TYPE_UNSUPPORTED",
+        metadata: { service: "generativelanguage.googleapis.com", method: `google.ai.generativelanguage.v1beta.GenerativeService.${method}` },
+      },
+    ],
+  );
+}
+
+/** Gemini's 404 for a model it does not serve (retired or never existed). */
+function sendModelNotFound(exchange: FakeExchange, model: string): void {
+  sendGoogleError(
+    exchange,
+    404,
+    "NOT_FOUND",
+    `models/${model} is not found for API version v1beta, or is not supported for generateContent. Call ListModels to see the list of available models and their supported methods.`,
+  );
 }
 
 /** systemInstruction and every user text part, as sent by the SDK. */
@@ -148,6 +225,24 @@ function sendFailure(exchange: FakeExchange): void {
       ]);
     case 401:
       return sendGoogleError(exchange, 401, "UNAUTHENTICATED", "Request had invalid authentication credentials.");
+    case "key-type-unsupported":
+      return sendTokenTypeUnsupported(exchange);
+    case "service-blocked": {
+      // A key restricted to other APIs (as in continuedev/continue#12781, 2026-06).
+      const message = "Requests to this API generativelanguage.googleapis.com method google.ai.generativelanguage.v1beta.GenerativeService.StreamGenerateContent are blocked.";
+      return sendGoogleError(exchange, 403, "PERMISSION_DENIED", message, [
+        {
+          "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+          reason: "API_KEY_SERVICE_BLOCKED",
+          domain: "googleapis.com",
+          metadata: { consumer: "projects/000000000000", service: "generativelanguage.googleapis.com" },
+        },
+        { "@type": "type.googleapis.com/google.rpc.LocalizedMessage", locale: "en-US", message },
+      ]);
+    }
+    case "unrestricted-key":
+      // What an unrestricted standard key gets: a bare 403 (google-gemini/gemini-cli#25607).
+      return sendGoogleError(exchange, 403, "PERMISSION_DENIED", "The caller does not have permission");
     case 403:
       // Google really does quote the key here ("Consumer 'api_key:…'"): callers must not echo it.
       return sendGoogleError(
@@ -181,7 +276,7 @@ function sendFailure(exchange: FakeExchange): void {
     case 400:
       return sendGoogleError(exchange, 400, "INVALID_ARGUMENT", "Request contains an invalid argument.");
     case 404:
-      return sendGoogleError(exchange, 404, "NOT_FOUND", "models/unknown is not found for API version v1beta.");
+      return sendModelNotFound(exchange, "unknown");
     default: {
       const status = typeof mode.fail === "number" ? mode.fail : 500;
       return sendGoogleError(exchange, status, "UNKNOWN", `fake failure ${status}`);

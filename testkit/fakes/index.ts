@@ -9,8 +9,12 @@ import type { AddressInfo } from "node:net";
 
 /** How the fake answers. Per-key modes override the global one. */
 export interface FakeMode {
-  /** Answer with this HTTP status and the provider's error body; "invalid-key" is Gemini's 400 API_KEY_INVALID. */
-  fail?: number | "invalid-key";
+  /**
+   * Answer with this HTTP status and the provider's error body. Gemini's named answers:
+   * "invalid-key" (400 API_KEY_INVALID), "key-type-unsupported" (401 ACCESS_TOKEN_TYPE_UNSUPPORTED),
+   * "service-blocked" (403 API_KEY_SERVICE_BLOCKED), "unrestricted-key" (a bare 403).
+   */
+  fail?: number | "invalid-key" | "key-type-unsupported" | "service-blocked" | "unrestricted-key";
   /** With `fail: 429`: seconds advertised (Gemini: RetryInfo.retryDelay; Exa: Retry-After). Omitted: none advertised. */
   retryAfterSeconds?: number;
   /** Delay before the response starts and before each streamed chunk. */

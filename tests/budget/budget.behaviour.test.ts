@@ -12,7 +12,8 @@ import { DEFAULT_GEMINI_MODEL, type RawEnv } from "../../lib/env.js";
 import { budgetResponse, generateBody, problemSchema, usageResponse } from "../../lib/schemas.js";
 import { generationWorstCaseUsd, MAX_OUTPUT_TOKENS, researchQueries, worstCaseInputTokens } from "../../lib/blog/generate.js";
 import { reserveBudget } from "../../lib/budget.js";
-import { EXA_SEARCH_PRICE_USD, geminiPrices, budgetPrice } from "../../lib/usage.js";
+import { EXA_SEARCH_PRICE_USD } from "../../lib/usage.js";
+import { geminiPrices, geminiPrice } from "../../lib/prices.js";
 import { startFakeGemini, type FakeGemini } from "../../testkit/fakes/gemini.js";
 import { startFakeExa, type FakeExa } from "../../testkit/fakes/exa.js";
 import { backends, backendLabel, type TestDatabase } from "../helpers/db.js";
@@ -72,8 +73,8 @@ describe("the worst-case estimate", () => {
   it("every price says where it comes from and when; an unknown model is reserved at the dearest price", () => {
     for (const [model, price] of Object.entries(geminiPrices)) expect(price.source, model).toMatch(/ai\.google\.dev.*\d{4}-\d{2}/);
     const dearest = Math.max(...Object.values(geminiPrices).map((p) => p.outputPerMillion));
-    expect(budgetPrice("gemini-9-unknown").outputPerMillion).toBe(dearest);
-    expect(generationWorstCaseUsd("gemini-9-unknown", body, false)).toBeGreaterThan(generationWorstCaseUsd("gemini-2.5-flash-lite", body, false));
+    expect(geminiPrice("gemini-9-unknown").outputPerMillion).toBe(dearest);
+    expect(generationWorstCaseUsd("gemini-9-unknown", body, false)).toBeGreaterThan(generationWorstCaseUsd("gemini-3.5-flash-lite", body, false));
   });
 });
 

@@ -6,7 +6,8 @@
  */
 import { describe, expect, it } from "vitest";
 import { cutShortGeminiUsage } from "../../lib/blog/generate.js";
-import { estimateTokens, geminiCostUsd } from "../../lib/usage.js";
+import { estimateTokens } from "../../lib/usage.js";
+import { geminiCostUsd } from "../../lib/prices.js";
 
 const model = "gemini-2.5-flash";
 const prompt = "Write about streaming. ".repeat(20);

@@ -110,7 +110,8 @@ export async function expectStatus(response: Response, status: number): Promise<
 export function sampleKeys(seed: number) {
   const hex = seed.toString(16).padStart(8, "0");
   return {
-    gemini: `AIzaSy${"A".repeat(20)}${hex}${"x".repeat(5)}`,
+    // Shaped like the authorization keys AI Studio issues today: "AQ." and 50 more (docs/provider-facts.md).
+    gemini: `AQ.Ab8R${"A".repeat(33)}${hex}${"x".repeat(5)}`,
     exa: `${hex}-1111-4222-8333-${seed.toString(16).padStart(12, "0")}`,
     copilotkit: `ck_pub_${"k".repeat(16)}${hex}`,
   };

@@ -38,7 +38,7 @@ const MAX = 16 * 1024;
  */
 let markerSeq = 0;
 const marker = () => `Qz${(markerSeq++).toString().padStart(3, "0")}Lk`;
-const gemini = (m: string, tail = "") => `AIza${m}${"g".repeat(26)}${tail}`;
+const gemini = (m: string, tail = "") => `AQ.Ab${m}${"g".repeat(41)}${tail}`;
 const copilot = (m: string, tail = "") => `ck_pub_${m}${"c".repeat(16)}${tail}`;
 const valid = sampleKeys(77);
 
@@ -155,9 +155,12 @@ function keyCases(): BadCase[] {
   // Wrong format per provider.
   const formats: [string, string, (m: string) => string][] = [
     ["gemini", "an OpenAI key", (m) => `sk-proj-${m}abcdefghijklmnopqrstuvwxyz`],
-    ["gemini", "too short", (m) => `AIza${m}${"g".repeat(20)}`],
-    ["gemini", "too long", (m) => `AIza${m}${"g".repeat(100)}`],
-    ["gemini", "wrong prefix case", (m) => `aiza${m}${"g".repeat(26)}`],
+    ["gemini", "too short", (m) => `AQ.${m}${"g".repeat(10)}`],
+    ["gemini", "too long", (m) => `AQ.${m}${"g".repeat(120)}`],
+    ["gemini", "a standard key cut short", (m) => `AIza${m}${"g".repeat(20)}`],
+    ["gemini", "a standard key too long", (m) => `AIza${m}${"g".repeat(100)}`],
+    ["gemini", "wrong prefix case", (m) => `aiza${m}${"g".repeat(28)}`],
+    ["gemini", "an exa key", () => valid.exa],
     ["gemini", "a copilotkit key", (m) => copilot(m)],
     ["exa", "not a UUID", (m) => `exa_${m}_0123456789`],
     ["exa", "a UUID without dashes", () => valid.exa.replaceAll("-", "")],

@@ -11,7 +11,8 @@ import {
 } from "../../lib/keys/providers.js";
 
 const valid: Record<Provider, string> = {
-  gemini: "AIzaSyA1b2C3d4E5f6G7h8I9j0K_l-MnOpQrStU",
+  // An AI Studio authorization key's shape: "AQ." and 50 more (docs/provider-facts.md).
+  gemini: "AQ.Ab8RN6Jx1b2C3d4E5f6G7h8I9j0K_l-MnOpQrStUvWxYz01234",
   exa: "3f2504e0-4f89-41d3-9a0c-0305e82c3301",
   copilotkit: "ck_pub_0123456789abcdefABCDEF_-xyz",
 };
@@ -20,7 +21,7 @@ const valid: Record<Provider, string> = {
 function expectNoEcho(text: string, input: string) {
   expect(text).not.toContain(input.trim());
   // Nor a recognisable piece of it (the part after the fixed prefix).
-  const core = input.trim().replace(/^(AIza|ck_pub_)/, "");
+  const core = input.trim().replace(/^(AIza|AQ\.|ck_pub_)/, "");
   for (let i = 0; i + 8 <= core.length; i++) {
     expect(text.includes(core.slice(i, i + 8)), `${text} echoes the input`).toBe(false);
   }
@@ -62,10 +63,15 @@ describe("validateProviderKey", () => {
 
   it("enforces the length bounds", () => {
     const ok = (p: Provider, key: string) => validateProviderKey(p, key).ok;
-    expect(ok("gemini", "AIza" + "a".repeat(30))).toBe(true);
-    expect(ok("gemini", "AIza" + "a".repeat(100))).toBe(true);
-    expect(ok("gemini", "AIza" + "a".repeat(29))).toBe(false);
-    expect(ok("gemini", "AIza" + "a".repeat(101))).toBe(false);
+    // Authorization keys: charset and 30-128 characters, any prefix Google picks.
+    expect(ok("gemini", "AQ." + "a".repeat(27))).toBe(true);
+    expect(ok("gemini", "AQ." + "a".repeat(26))).toBe(false);
+    expect(ok("gemini", "AQ." + "a".repeat(125))).toBe(true);
+    expect(ok("gemini", "AQ." + "a".repeat(126))).toBe(false);
+    // Standard keys are exactly 39 characters.
+    expect(ok("gemini", "AIza" + "a".repeat(35))).toBe(true);
+    expect(ok("gemini", "AIza" + "a".repeat(34))).toBe(false);
+    expect(ok("gemini", "AIza" + "a".repeat(36))).toBe(false);
     expect(ok("copilotkit", "ck_pub_" + "a".repeat(20))).toBe(true);
     expect(ok("copilotkit", "ck_pub_" + "a".repeat(100))).toBe(true);
     expect(ok("copilotkit", "ck_pub_" + "a".repeat(19))).toBe(false);
@@ -74,11 +80,20 @@ describe("validateProviderKey", () => {
 
   it("checks prefixes and shapes", () => {
     const ok = (p: Provider, key: string) => validateProviderKey(p, key).ok;
+    // Every key shape Google issues today, and the older one (docs/provider-facts.md).
+    expect(ok("gemini", "AQ.Ab8RN6" + "x".repeat(44))).toBe(true);
+    expect(ok("gemini", "IQ.Ab8RN6" + "x".repeat(44))).toBe(true);
+    expect(ok("gemini", "AIzaSyA1b2C3d4E5f6G7h8I9j0K_l-MnOpQrStU")).toBe(true);
     expect(ok("gemini", "aiza" + "a".repeat(35))).toBe(false);
-    expect(ok("gemini", "BIza" + "a".repeat(35))).toBe(false);
-    expect(ok("gemini", "AIza" + "a".repeat(34) + "!")).toBe(false);
-    expect(ok("gemini", "AIza" + "a".repeat(34) + "é")).toBe(false);
+    expect(ok("gemini", "AIZA" + "a".repeat(35))).toBe(false);
+    expect(ok("gemini", "AQ." + "a".repeat(40) + "!")).toBe(false);
+    expect(ok("gemini", "AQ." + "a".repeat(40) + "é")).toBe(false);
+    expect(ok("gemini", ".AQ" + "a".repeat(40))).toBe(false);
     expect(ok("gemini", valid.exa)).toBe(false);
+    expect(ok("gemini", valid.copilotkit)).toBe(false);
+    for (const foreign of ["sk-proj-", "sk-ant-api03-", "sk_live_", "pk_test_", "ghp_", "ya29.", "eyJhbGciOi", "GOCSPX-", "AKIA"]) {
+      expect(ok("gemini", foreign + "a1B2c3D4".repeat(5)), foreign).toBe(false);
+    }
     expect(ok("exa", valid.exa.toUpperCase())).toBe(true);
     expect(ok("exa", valid.exa.replaceAll("-", ""))).toBe(false);
     expect(ok("exa", valid.exa.replace(/^3/, "g"))).toBe(false);
@@ -154,10 +169,20 @@ describe("validateProviderKey", () => {
     });
   });
 
-  it("gives a format message without the input for a wrong-shaped key", () => {
-    const wrong = "AIza" + "Zq9".repeat(5);
+  it("gives a format message without the input for a wrong-shaped key, saying what a Gemini key looks like today", () => {
+    const wrong = "AQ." + "Zq9".repeat(5);
     const result = validateProviderKey("gemini", wrong);
-    expect(result).toEqual({ ok: false, error: 'Gemini key must be "AIza" followed by 30-100 letters, digits, "_" or "-"' });
+    expect(result).toEqual({ ok: false, error: `Gemini key must be ${providerInfo.gemini.format}` });
+    expect(providerInfo.gemini.format).toContain("AQ.");
+    expect(providerInfo.gemini.format).toContain("aistudio.google.com/apikey");
+    expectNoEcho(JSON.stringify(result), wrong);
+  });
+
+  it("names the mistake: another provider's key, another service's secret, a standard key cut short", () => {
+    expect(validateProviderKey("gemini", valid.exa)).toEqual({ ok: false, error: "Gemini key looks like an Exa key; paste it in the Exa field" });
+    expect(validateProviderKey("gemini", valid.copilotkit)).toEqual({ ok: false, error: "Gemini key looks like a CopilotKit key; paste it in the CopilotKit field" });
+    expect(validateProviderKey("gemini", "sk-proj-" + "a1B2c3D4".repeat(5))).toMatchObject({ ok: false, error: expect.stringMatching(/OpenAI or Anthropic secret key, not a Gemini API key; create one in Google AI Studio/) });
+    expect(validateProviderKey("gemini", "AIza" + "a".repeat(30))).toMatchObject({ ok: false, error: expect.stringMatching(/exactly 39 characters/) });
   });
 });
 
@@ -188,7 +213,7 @@ describe("providerKeySchemas in a strict object", () => {
 
 describe("keyHint", () => {
   it("shows only the last 4 characters", () => {
-    expect(keyHint(valid.gemini)).toBe("…rStU");
+    expect(keyHint(valid.gemini)).toBe("…1234");
     expect(keyHint(valid.exa)).toBe("…3301");
     expect(keyHint(valid.copilotkit)).toBe("…-xyz");
   });
