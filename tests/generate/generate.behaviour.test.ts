@@ -13,7 +13,7 @@ import { estimateTokens } from "../../lib/usage.js";
 import { geminiCostUsd } from "../../lib/prices.js";
 import { generateResult, problemSchema } from "../../lib/schemas.js";
 import { DEFAULT_GEMINI_MODEL, type RawEnv } from "../../lib/env.js";
-import { FAKE_GEMINI_CHUNKS, fakeTokenCount, startFakeGemini, type FakeGemini } from "../../testkit/fakes/gemini.js";
+import { FAKE_GEMINI_CHUNKS, FAKE_THOUGHTS_TOKENS, fakeTokenCount, startFakeGemini, type FakeGemini } from "../../testkit/fakes/gemini.js";
 import { FAKE_EXA_SEARCH_COST, startFakeExa, type FakeExa } from "../../testkit/fakes/exa.js";
 import type { FakeMode } from "../../testkit/fakes/index.js";
 import { backends, backendLabel, type TestDatabase } from "../helpers/db.js";
@@ -202,9 +202,13 @@ for (const backend of backends) {
       const usage = events.find((e) => e.event === "usage")!.data;
       expect(done.usage).toEqual(usage);
       expect(usage.gemini.model).toBe(DEFAULT_GEMINI_MODEL);
-      expect(usage.gemini.outputTokens).toBe(fakeTokenCount(gemini.expectedText));
+      // Thinking tokens are output tokens: Google bills them at the output rate.
+      expect(usage.gemini.outputTokens).toBe(fakeTokenCount(gemini.expectedText) + FAKE_THOUGHTS_TOKENS);
       expect(usage.gemini.inputTokens).toBeGreaterThan(0);
-      expect(usage.gemini.costUsd).toBeCloseTo(geminiCostUsd(DEFAULT_GEMINI_MODEL, usage.gemini.inputTokens, usage.gemini.outputTokens)!, 8);
+      expect(usage.gemini.costUsd).toBeCloseTo(geminiCostUsd(DEFAULT_GEMINI_MODEL, usage.gemini.inputTokens, usage.gemini.outputTokens), 8);
+      // The default model is priced from the table (today's Flash: $1.50 / $9.00 per million), never 0.
+      expect(usage.gemini.costUsd).toBeCloseTo((usage.gemini.inputTokens * 1.5 + usage.gemini.outputTokens * 9) / 1e6, 8);
+      expect(usage.gemini.costUsd).toBeGreaterThan(0);
       expect(usage.exa).toEqual({ requests: 3, costUsd: 3 * FAKE_EXA_SEARCH_COST });
       expect(usage.totalCostUsd).toBeCloseTo(usage.gemini.costUsd + usage.exa.costUsd, 8);
 
@@ -509,7 +513,7 @@ for (const backend of backends) {
       expect(row).toMatchObject({ provider: "gemini", operation: "generate", partial: true, tokens_estimated: true });
       expect(row!.input_tokens).toBe(promptWords);
       expect(row!.output_tokens).toBe(estimateTokens(FAKE_GEMINI_CHUNKS.slice(0, 2).join("")));
-      expect(Number(row!.cost_usd)).toBeCloseTo(geminiCostUsd(DEFAULT_GEMINI_MODEL, row!.input_tokens, row!.output_tokens)!, 8);
+      expect(Number(row!.cost_usd)).toBeCloseTo(geminiCostUsd(DEFAULT_GEMINI_MODEL, row!.input_tokens, row!.output_tokens), 8);
       expect(rt.logs.some((l) => l.includes("usage recorded as partial") && l.includes('"tokensEstimated":true'))).toBe(true);
 
       const summary = await expectStatus(await rt.fetch(request("GET", "/api/usage", { token: user.token })), 200);

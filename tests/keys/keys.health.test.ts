@@ -7,6 +7,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { randomBytes } from "node:crypto";
 import { generateKeyringEntry } from "../../lib/crypto.js";
 import { listKeysResponse } from "../../lib/schemas.js";
+import { keyRejectionReasons } from "../../lib/keys/rejections.js";
 import { startFakeGemini, type FakeGemini } from "../../testkit/fakes/gemini.js";
 import { startFakeExa, type FakeExa } from "../../testkit/fakes/exa.js";
 import { backends, backendLabel, type TestDatabase } from "../helpers/db.js";
@@ -95,18 +96,25 @@ for (const backend of backends) {
       expect(gem).toMatchObject({ status: "ok", validated: true, lastUsedAt: expect.any(String) });
     });
 
+    // `text`: what Google said (never shown); `reason`: our code for it, shown with what to do.
     const rejections = [
-      { name: "400 API_KEY_INVALID", mode: { fail: "invalid-key" as const }, text: "API key not valid" },
-      { name: "401", mode: { fail: 401 }, text: "invalid authentication credentials" },
-      { name: "403 (quoting the key)", mode: { fail: 403 }, text: "suspended" },
-    ];
+      { name: "400 API_KEY_INVALID", mode: { fail: "invalid-key" as const }, text: "API key not valid", reason: "key-invalid" },
+      { name: "401", mode: { fail: 401 }, text: "invalid authentication credentials", reason: "key-rejected" },
+      { name: "401 ACCESS_TOKEN_TYPE_UNSUPPORTED", mode: { fail: "key-type-unsupported" as const }, text: "Expected OAuth 2 access token", reason: "key-type-unsupported" },
+      { name: "403 API_KEY_SERVICE_BLOCKED", mode: { fail: "service-blocked" as const }, text: "are blocked", reason: "key-service-blocked" },
+      { name: "403 (quoting the key)", mode: { fail: 403 }, text: "has been suspended", reason: "key-suspended" },
+    ] as const;
     for (const rejection of rejections) {
       it(`Gemini ${rejection.name}: the key shows \`rejected\` with lastError provider-rejected-key and needs replacing; accepted again, it is \`ok\``, async () => {
         const { userId, keys } = await user();
         gemini.setMode(rejection.mode, keys.gemini);
         expect((await expectStatus(await generate(userId), 422)).code).toBe("provider-rejected-key");
         let { body, text, view } = await list(userId);
-        expect(view("gemini")).toMatchObject({ status: "rejected", lastError: { code: "provider-rejected-key" }, lastUsedAt: expect.any(String) });
+        expect(view("gemini")).toMatchObject({
+          status: "rejected",
+          lastError: { code: "provider-rejected-key", reason: rejection.reason, action: keyRejectionReasons[rejection.reason] },
+          lastUsedAt: expect.any(String),
+        });
         expect(view("exa")).toMatchObject({ status: "ok", lastUsedAt: expect.any(String) });
         expect(view("exa").lastError).toBeUndefined();
         expect(view("copilotkit").status).toBe("unknown");
@@ -122,10 +130,45 @@ for (const backend of backends) {
         expect(view("gemini").status).toBe("ok");
         expect(Date.parse(view("gemini").lastUsedAt!)).toBeGreaterThanOrEqual(Date.parse(rejectedAt));
         // The last failure stays on record, older than the last use.
-        expect(view("gemini").lastError).toEqual({ code: "provider-rejected-key", at: rejectedAt });
+        expect(view("gemini").lastError).toEqual({ code: "provider-rejected-key", at: rejectedAt, reason: rejection.reason, action: keyRejectionReasons[rejection.reason] });
         expect(body.needsReplacement).toEqual([]);
       });
     }
+
+    it("a stored standard key (AIza…) carries the retiring notice until it is replaced; Google's refusal marks it rejected with what to do", async () => {
+      const { userId, keys } = await user();
+      const standard = `AIzaSy${randomBytes(17).toString("hex").slice(0, 33)}`;
+      await save(userId, { gemini: standard });
+      let { view, text } = await list(userId);
+      expect(view("gemini").notices).toEqual([expect.objectContaining({ code: "gemini-standard-key-retiring", action: expect.stringContaining("aistudio.google.com/apikey") })]);
+      expect(view("exa").notices).toBeUndefined();
+      expect(text).not.toContain(standard);
+      // The fake answers standard keys as Google does since its cutoff: 401 ACCESS_TOKEN_TYPE_UNSUPPORTED.
+      const problem = await expectStatus(await generate(userId), 422);
+      expect(problem).toMatchObject({ code: "provider-rejected-key", reason: "standard-key-retired", action: "POST /api/onboarding/api-keys" });
+      expect(String(problem.detail)).toContain("aistudio.google.com/apikey");
+      ({ view } = await list(userId));
+      expect(view("gemini")).toMatchObject({ status: "rejected", lastError: { reason: "standard-key-retired", action: keyRejectionReasons["standard-key-retired"] } });
+      // Replaced by an authorization key: no notice, fresh health.
+      await save(userId, { gemini: keys.gemini });
+      ({ view } = await list(userId));
+      expect(view("gemini").notices).toBeUndefined();
+      expect(view("gemini").status).toBe("unknown");
+    });
+
+    it("a retired GEMINI_MODEL answers 503 model-unavailable and leaves the user's key health alone", async () => {
+      const { userId } = await user();
+      const retired = runtime({ GEMINI_MODEL: "gemini-2.5-flash" });
+      const problem = await expectStatus(await generate(userId, retired), 503);
+      expect(problem).toMatchObject({ code: "model-unavailable" });
+      expect(String(problem.detail)).toContain("GEMINI_MODEL");
+      const { view } = await list(userId);
+      expect(view("gemini").status).toBe("unknown");
+      expect(view("gemini").lastError).toBeUndefined();
+      // Said once per instance at error level, however many requests fail.
+      await expectStatus(await generate(userId, retired), 503);
+      expect(retired.logs.filter((line) => line.includes("GEMINI_MODEL is not served by Gemini"))).toHaveLength(1);
+    });
 
     for (const status of [401, 403]) {
       it(`Exa ${status}: the Exa key shows \`rejected\` (the post is still written without research)`, async () => {
@@ -133,7 +176,7 @@ for (const backend of backends) {
         exa.setMode({ fail: status }, keys.exa);
         await expectStatus(await generate(userId), 200);
         const { body, view } = await list(userId);
-        expect(view("exa")).toMatchObject({ status: "rejected", lastError: { code: "provider-rejected-key" } });
+        expect(view("exa")).toMatchObject({ status: "rejected", lastError: { code: "provider-rejected-key", reason: status === 401 ? "key-invalid" : "key-rejected" } });
         expect(view("gemini").status).toBe("ok");
         expect(body.needsReplacement).toEqual(["exa"]);
         exa.setMode({}, keys.exa);

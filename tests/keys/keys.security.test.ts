@@ -26,7 +26,7 @@ function keysFor(owner: "a" | "b", round: number): Keys {
   const letters = (n: number) => [...randomBytes(n)].map((b) => String.fromCharCode(65 + (b % 26))).join("");
   const hex = (bytes: number) => randomBytes(bytes).toString("hex").toUpperCase();
   return {
-    gemini: `AIza${letters(30)}${tag}`,
+    gemini: `AQ.${letters(46)}${tag}`,
     exa: `${hex(4)}-${hex(2)}-4${hex(2).slice(1)}-8${hex(2).slice(1)}-${hex(4)}${tag}`,
     copilotkit: `ck_pub_${letters(22)}${tag}`,
   };

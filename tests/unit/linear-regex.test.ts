@@ -83,7 +83,7 @@ const inventory: Record<string, Classification> = {
   "lib/env.ts /^(1|true|yes|on)$/i": inside("the environment"),
   "lib/env.ts /^\\d+$/": inside("the environment"),
   "lib/http/request.ts /^application\\/([\\w.+-]+\\+)?json\\b/i": outside("Content-Type header", (n) => fill(n, "a+", "application/")),
-  "lib/keys/providers.ts /^AIza[0-9A-Za-z_-]{30,100}$/": outside("a Gemini key sent to be saved", (n) => fill(n, "a", "AIza", "!")),
+  "lib/keys/providers.ts /^[0-9A-Za-z][0-9A-Za-z._-]{29,127}$/": outside("a Gemini key sent to be saved", (n) => fill(n, "a", "AQ.", "!")),
   "lib/keys/providers.ts /^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$/": outside(
     "an Exa key sent to be saved",
     (n) => fill(n, "aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaa!"),
@@ -96,6 +96,7 @@ const inventory: Record<string, Classification> = {
   "lib/keys/reencrypt-cli.ts /^--batch-size(?:=(.*))?$/": inside("the operator's command line"),
   "lib/keys/reencrypt-cli.ts /^[1-9]\\d{0,5}$/": inside("the operator's command line"),
   "lib/log.ts /AIza[0-9A-Za-z_-]{10,}/g": outside("log lines and echoed names", (n) => fill(n, "AIzaaaaaaaaaa!")),
+  "lib/log.ts /\\b[A-Z]{2}\\.[0-9A-Za-z_-]{16,}/g": outside("log lines and echoed names", (n) => fill(n, "AQ.aaaaaaaaaaaaa!")),
   "lib/log.ts /ck_pub_[0-9A-Za-z_-]{6,}/g": outside("log lines and echoed names", (n) => fill(n, "ck_pub_aaaaa!")),
   "lib/log.ts /\\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\\b/gi": outside("log lines and echoed names", (n) =>
     fill(n, "aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaa!"),
@@ -106,6 +107,7 @@ const inventory: Record<string, Classification> = {
   "lib/log.ts /(sk|pk)_(live|test)_[0-9A-Za-z]{8,}/g": outside("log lines and echoed names", (n) => fill(n, "sk_live_aaaaaaa!")),
   "lib/log.ts /[0-9A-Za-z_.-]{15,}/g": outside("log lines and echoed names", (n) => fill(n, "eyJaaaaaaa.bbb!")),
   "lib/openapi.ts /[^A-Za-z0-9]+(.)?/g": inside("route paths"),
+  "lib/providers/gemini-errors.ts /^[A-Z_]{3,64}$/": outside("Gemini's ErrorInfo.reason", (n) => fill(n, "A", "", "a")),
   "lib/providers/gemini-errors.ts /^(\\d+(?:\\.\\d+)?)s$/": outside("Gemini's RetryInfo.retryDelay", (n) => fill(n, "1", "1.", "x")),
   "lib/providers/gemini.ts /^models\\//": inside("GEMINI_MODEL"),
   "lib/providers/upstream.ts /^[\\x21-\\x7e]+$/": outside("a user's saved key", (n) => fill(n, "a", "", " ")),
@@ -116,8 +118,8 @@ const inventory: Record<string, Classification> = {
   "lib/schemas.ts /\\p{Cc}/u": outside("topic, keywords and tone of a generation", (n) => fill(n, "a")),
   "lib/schemas.ts /[\\n\\t]/g": outside("topic, keywords and tone of a generation", (n) => fill(n, "a")),
   "lib/server/lambda.ts /^text\\/|[/+](json|xml)\\s*(;|$)/i": inside("content types of the app's own responses"),
-  "lib/usage.ts /^models\\//": inside("GEMINI_MODEL"),
-  "lib/usage.ts /-(latest|\\d{3}|preview.*)$/": inside("GEMINI_MODEL"),
+  "lib/prices.ts /^models\\//": inside("GEMINI_MODEL"),
+  "lib/prices.ts /-(latest|\\d{3})$/": inside("GEMINI_MODEL"),
 };
 
 const root = join(import.meta.dirname, "../..");

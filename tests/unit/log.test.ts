@@ -9,6 +9,7 @@ import { createLogger, MAX_LOG_FIELD_CHARS, memorySink, redact } from "../../lib
 import { encryptKey, generateKeyringEntry, keyAad, parseKeyring } from "../../lib/crypto.js";
 import { createTestSigner } from "../../testkit/clerk.js";
 import { sampleKeys } from "../helpers/runtime.js";
+import { validateProviderKey } from "../../lib/keys/providers.js";
 
 const signer = createTestSigner();
 
@@ -55,6 +56,56 @@ describe("the logger scrubs secrets logged on purpose", () => {
     expect(line.value.length).toBeLessThan(MAX_LOG_FIELD_CHARS + 100);
     expect(line.value).toMatch(/…\[\d+ more characters\]$/);
     expect(line.list[0]!.length).toBeLessThan(MAX_LOG_FIELD_CHARS + 100);
+  });
+});
+
+describe("every Gemini key shape accepted today is scrubbed from upstream errors (docs/provider-facts.md)", () => {
+  // Each shape validateProviderKey accepts: the authorization keys AI Studio issues, another
+  // prefix of the same family, the older standard keys, and a shape no pattern knows.
+  const shapes = {
+    "authorization (AQ.)": "AQ.Ab8RN6LkZ3qv0yTfWm1xPcR7sJdUe9HgBn2aKo4iVt5lYw8QzX",
+    "authorization (IQ.)": "IQ.Cd3kT9pXw2LmQa7ZrV1bNe6HsJu0Yf4GoK8tRi5WcDxMh3nPqA",
+    "standard (AIza)": "AIzaSyD4nQ8rT2vW6xZ0bC3eF7gH1jK5mN9pQrS",
+    "unknown prefix, charset only": "Zk9Ht7Lm_wX7pN9fM3kLj6tRq2bGhA8yE5cZvD4sT",
+  } as const;
+
+  for (const [shape, key] of Object.entries(shapes)) {
+    it(`${shape}: accepted by the key check and absent from every line`, () => {
+      expect(validateProviderKey("gemini", key)).toEqual({ ok: true, value: key });
+      const { sink, lines } = memorySink();
+      const request = createLogger({ level: "debug", sink }).scope({ requestId: "req_shapes" });
+      // What the request handles is registered; the upstream quotes it back in its error.
+      request.redactAlso(key);
+      const upstream = `gemini answered HTTP 403: Permission denied: Consumer 'api_key:${key}' has been suspended.`;
+      const child = request.child({ step: "writing" });
+      child.error("generation failed", { cause: upstream, message: upstream });
+      child.warn(upstream);
+      request.info("done", { list: [upstream, key] });
+      const out = lines.join("\n");
+      expect(lines).toHaveLength(3);
+      expect(out).not.toContain(key);
+      expect(out).not.toContain(key.slice(4, 24));
+      expect(out).toContain("[redacted]");
+    });
+  }
+
+  it("the patterns alone (no redactAlso) catch every shape Google uses: AQ., IQ. and AIza keys", () => {
+    for (const key of [shapes["authorization (AQ.)"], shapes["authorization (IQ.)"], shapes["standard (AIza)"]]) {
+      expect(redact(`x-goog-api-key: ${key}, again ${key}.`)).toBe("x-goog-api-key: [redacted], again [redacted].");
+    }
+  });
+
+  it("a key registered in one request is scrubbed in that request only, and values too short to be keys are ignored", () => {
+    const { sink, lines } = memorySink();
+    const root = createLogger({ sink });
+    const one = root.scope({ requestId: "req_one" });
+    const two = root.scope({ requestId: "req_two" });
+    one.redactAlso(shapes["unknown prefix, charset only"], "short", undefined);
+    one.info(`one ${shapes["unknown prefix, charset only"]} short`);
+    two.info(`two ${shapes["unknown prefix, charset only"]}`);
+    expect(lines[0]).toContain("one [redacted] short");
+    // Registered in request one only: the other request's lines are not its concern (and its set stays its own).
+    expect(lines[1]).toContain(shapes["unknown prefix, charset only"]);
   });
 });
 

@@ -3,11 +3,14 @@ import { AppError } from "../../lib/http/errors.js";
 import { isAbortError } from "../../lib/providers/abort.js";
 import { createGemini, type GeminiConfig, type GeminiTextStream } from "../../lib/providers/gemini.js";
 import { checkGeminiKey } from "../../lib/providers/gemini-check.js";
-import { FAKE_GEMINI_CHUNKS, fakeTokenCount, startFakeGemini, type FakeGemini, type FakeMode } from "../../testkit/fakes/gemini.js";
+import { FAKE_GEMINI_CHUNKS, FAKE_THOUGHTS_TOKENS, fakeTokenCount, startFakeGemini, type FakeGemini, type FakeMode } from "../../testkit/fakes/gemini.js";
+import { keyRejectionReasons } from "../../lib/keys/rejections.js";
 
-const KEY_A = "AIzaSyA_tester_a_000000000000000000000001";
-const KEY_B = "AIzaSyB_tester_b_000000000000000000000002";
-const MODEL = "gemini-2.5-flash";
+const KEY_A = "AQ.Ab8R_tester_a_00000000000000000000000000000000001";
+const KEY_B = "AQ.Ab8R_tester_b_00000000000000000000000000000000002";
+const MODEL = "gemini-3.5-flash";
+/** A standard key: Google rejects these since its cutoff, and the fake does too. */
+const STANDARD_KEY = "AIzaSyA_standard_0000000000000000000001";
 const SYSTEM = "You write blog posts.";
 const PROMPT = "Write about deterministic testing of streaming APIs.";
 
@@ -66,7 +69,9 @@ describe("gemini streamText", () => {
       usage: {
         promptTokenCount: promptTokens,
         candidatesTokenCount: fakeTokenCount(fake.expectedText),
-        totalTokenCount: promptTokens + fakeTokenCount(fake.expectedText),
+        // Gemini 3.x thinks by default and reports it (billed as output).
+        thoughtsTokenCount: FAKE_THOUGHTS_TOKENS,
+        totalTokenCount: promptTokens + fakeTokenCount(fake.expectedText) + FAKE_THOUGHTS_TOKENS,
       },
       finishReason: "STOP",
       blockReason: undefined,
@@ -136,7 +141,10 @@ describe("gemini streamText", () => {
     { name: "500", mode: { fail: 500 }, code: "upstream-unavailable", status: 502 },
     { name: "503", mode: { fail: 503 }, code: "upstream-unavailable", status: 502 },
     { name: "other 400", mode: { fail: 400 }, code: "upstream-unavailable", status: 502 },
-    { name: "404 model", mode: { fail: 404 }, code: "upstream-unavailable", status: 502 },
+    { name: "404 model", mode: { fail: 404 }, code: "model-unavailable", status: 503 },
+    { name: "401 ACCESS_TOKEN_TYPE_UNSUPPORTED", mode: { fail: "key-type-unsupported" }, code: "provider-rejected-key", status: 422 },
+    { name: "403 API_KEY_SERVICE_BLOCKED", mode: { fail: "service-blocked" }, code: "provider-rejected-key", status: 422 },
+    { name: "bare 403", mode: { fail: "unrestricted-key" }, code: "provider-rejected-key", status: 422 },
   ];
 
   for (const mapping of mappings) {
@@ -154,6 +162,41 @@ describe("gemini streamText", () => {
       expect(exposed(error)).not.toContain("AIza");
     });
   }
+
+  // One row per fact in docs/provider-facts.md "Gemini answers": the reason the user sees and what to do.
+  const reasons: Array<{ name: string; key: string; mode?: FakeMode; reason: keyof typeof keyRejectionReasons; says: RegExp }> = [
+    { name: "an authorization key Google does not know (400 API_KEY_INVALID)", key: KEY_A, mode: { fail: "invalid-key" }, reason: "key-invalid", says: /API_KEY_INVALID/ },
+    {
+      name: "a standard key after Google's cutoff (401 ACCESS_TOKEN_TYPE_UNSUPPORTED)",
+      key: STANDARD_KEY,
+      reason: "standard-key-retired",
+      says: /AI Studio \(aistudio\.google\.com\/apikey\)/,
+    },
+    { name: "an authorization key refused for the method (401 ACCESS_TOKEN_TYPE_UNSUPPORTED)", key: KEY_A, mode: { fail: "key-type-unsupported" }, reason: "key-type-unsupported", says: /ACCESS_TOKEN_TYPE_UNSUPPORTED/ },
+    { name: "an unrestricted standard key (bare 403)", key: STANDARD_KEY, mode: { fail: "unrestricted-key" }, reason: "key-unrestricted", says: /restrict/ },
+    { name: "a key restricted to other APIs (403 API_KEY_SERVICE_BLOCKED)", key: KEY_A, mode: { fail: "service-blocked" }, reason: "key-service-blocked", says: /Generative Language API/ },
+    { name: "a suspended key (403 CONSUMER_SUSPENDED, quoting the key)", key: KEY_A, mode: { fail: 403 }, reason: "key-suspended", says: /suspended/ },
+  ];
+  for (const row of reasons) {
+    it(`says why and what to do for ${row.name}: reason ${row.reason}`, async () => {
+      if (row.mode) fake.setMode(row.mode, row.key);
+      const error = await appErrorOf(collect(client({ apiKey: row.key }).streamText({ prompt: PROMPT })));
+      expect(error.code).toBe("provider-rejected-key");
+      expect(error.extra.reason).toBe(row.reason);
+      expect(error.detail).toContain(keyRejectionReasons[row.reason]);
+      expect(error.detail).toMatch(row.says);
+      expect(exposed(error)).not.toContain(row.key);
+    });
+  }
+
+  it("a retired model is the operator's problem: 503 model-unavailable naming GEMINI_MODEL, not the key", async () => {
+    const error = await appErrorOf(collect(client({ model: "gemini-2.5-flash" }).streamText({ prompt: PROMPT })));
+    expect(error.code).toBe("model-unavailable");
+    expect(error.status).toBe(503);
+    expect(error.detail).toContain("GEMINI_MODEL");
+    expect(error.detail).toContain('"gemini-2.5-flash"');
+    expect(error.extra.reason).toBeUndefined();
+  });
 
   it("maps an unreachable upstream to upstream-unavailable", async () => {
     const gone = await startFakeGemini();
@@ -320,7 +363,7 @@ describe("gemini generateText", () => {
 describe("checkGeminiKey", () => {
   it("lists one model with the key in x-goog-api-key and answers ok", async () => {
     const result = await checkGeminiKey(KEY_A, { baseUrl: fake.url });
-    expect(result).toEqual({ ok: true, value: { sampleModel: "models/gemini-2.5-flash" } });
+    expect(result).toEqual({ ok: true, value: { sampleModel: "models/gemini-3.5-flash" } });
     expect(fake.requests).toHaveLength(1);
     expect(fake.requests[0]).toMatchObject({ method: "GET", path: "/v1beta/models", query: { pageSize: "1" }, apiKey: KEY_A });
   });
