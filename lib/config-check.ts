@@ -125,12 +125,12 @@ export function configProblems(config: Readonly<Config>, now: Date = new Date())
   const model = config.gemini.model;
   const retiredOn = retiredGeminiModels[modelKey(model)];
   if (retiredOn !== undefined) {
-    const message = `names ${modelKey(model)}, which Google shut down on ${retiredOn} (ai.google.dev/gemini-api/docs/deprecations): every generation fails with 503 model-unavailable; unset it for the default model`;
+    const message = `names a model Google shut down on ${retiredOn} (ai.google.dev/gemini-api/docs/deprecations): every generation fails with 503 model-unavailable; unset it for the default model`;
     if (production) error(["GEMINI_MODEL"], message);
     else warning(["GEMINI_MODEL"], message);
   } else if (!isPriced(model, config.gemini.price)) {
     const message =
-      `${modelKey(model)} has no price in the table (lib/usage.ts, docs/provider-facts.md): set GEMINI_PRICE_INPUT_PER_MILLION and ` +
+      "names a model without a price in the table (lib/prices.ts, docs/provider-facts.md): set GEMINI_PRICE_INPUT_PER_MILLION and " +
       "GEMINI_PRICE_OUTPUT_PER_MILLION (USD per million tokens, from ai.google.dev/gemini-api/docs/pricing) so usage and caps are metered";
     if (production) error(["GEMINI_MODEL", "GEMINI_PRICE_INPUT_PER_MILLION", "GEMINI_PRICE_OUTPUT_PER_MILLION"], message);
     else warning(["GEMINI_MODEL", "GEMINI_PRICE_INPUT_PER_MILLION", "GEMINI_PRICE_OUTPUT_PER_MILLION"], `${message}; until then development charges the dearest known price`);

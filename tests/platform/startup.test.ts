@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { closedPort, startTcpProxy } from "../helpers/battery.js";
 import { createPostgresDatabase, testDatabaseUrl } from "../helpers/db.js";
 import { sampleKeys } from "../helpers/runtime.js";
+import { generateKeyringEntry } from "../../lib/crypto.js";
 import { startLocalServer, type LocalServer } from "../helpers/local-server.js";
 
 const password = "s3cretPassw0rd";
@@ -139,6 +140,25 @@ describe("npm start with the database down", () => {
     expect(server.stderr()).toContain('unsupported scheme "mysql://"');
     expect(server.stderr().trim().split("\n")).toHaveLength(1);
     expectNoRawFailure(server.stdout() + server.stderr());
+  });
+});
+
+describe("npm start in production with a model that has no price", () => {
+  it("refuses to start, naming GEMINI_MODEL and the price variables; with the operator's prices it gets past the check", { timeout: 120_000 }, async () => {
+    const signerless = { PORT: "0", DEPLOY_ENV: "production", PGLITE_DIR: "memory://", KEY_ENCRYPTION_KEYS: generateKeyringEntry("start"), CLERK_SECRET_KEY: "sk_test_startup" };
+    const server = await start({ ...signerless, GEMINI_MODEL: "gemini-4-flash" });
+    expect(server.exitCode).toBe(1);
+    const output = said(server.stdout() + server.stderr());
+    expect(output).toMatch(/error GEMINI_MODEL \/ GEMINI_PRICE_INPUT_PER_MILLION \/ GEMINI_PRICE_OUTPUT_PER_MILLION: names a model without a price/);
+    expect(output).toContain("not starting in production");
+
+    const priced = await start({ ...signerless, GEMINI_MODEL: "gemini-4-flash", GEMINI_PRICE_INPUT_PER_MILLION: "2", GEMINI_PRICE_OUTPUT_PER_MILLION: "12" });
+    try {
+      expect(said(priced.stdout() + priced.stderr())).not.toContain("names a model without a price");
+      expect(priced.exitCode).toBeNull();
+    } finally {
+      await stopped(priced);
+    }
   });
 });
 

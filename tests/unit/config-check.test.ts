@@ -8,7 +8,8 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { generateKeyringEntry, lowEntropyReason, parseKeyring } from "../../lib/crypto.js";
 import { ConfigError, loadConfig, type RawEnv } from "../../lib/env.js";
-import { configProblems, misconfiguredVariables, type ConfigProblem } from "../../lib/config-check.js";
+import { configProblems, misconfiguredVariables, PRICE_TABLE_MAX_AGE_DAYS, type ConfigProblem } from "../../lib/config-check.js";
+import { GEMINI_PRICES_READ } from "../../lib/prices.js";
 import { createTestSigner } from "../../testkit/clerk.js";
 import { publishableKeyFor } from "../../lib/auth/publishable-key.js";
 
@@ -198,6 +199,13 @@ describe("configProblems (lib/config-check.ts)", () => {
     ["development without CLERK_PUBLISHABLE_KEY", { ...good, CLERK_PUBLISHABLE_KEY: undefined }, [], []],
     ["production, CLERK_PUBLISHABLE_KEY not a publishable key", { ...production, ...good, CLERK_PUBLISHABLE_KEY: "sk_live_abc" }, ["CLERK_PUBLISHABLE_KEY"], []],
     ["production, CLERK_PUBLISHABLE_KEY naming no host", { ...production, ...good, CLERK_PUBLISHABLE_KEY: `pk_live_${Buffer.from("not a host$").toString("base64")}` }, ["CLERK_PUBLISHABLE_KEY"], []],
+    // The Gemini model and its price (lib/prices.ts): never metered at $0.
+    ["production, a current model of the price table", { ...production, ...good, GEMINI_MODEL: "gemini-3.1-flash-lite" }, [], []],
+    ["production, a model without a price", { ...production, ...good, GEMINI_MODEL: "gemini-4-flash" }, ["GEMINI_MODEL", "GEMINI_PRICE_INPUT_PER_MILLION", "GEMINI_PRICE_OUTPUT_PER_MILLION"], []],
+    ["development, a model without a price", { ...good, GEMINI_MODEL: "gemini-4-flash" }, [], ["GEMINI_MODEL", "GEMINI_PRICE_INPUT_PER_MILLION", "GEMINI_PRICE_OUTPUT_PER_MILLION"]],
+    ["production, a model without a price and the operator's prices", { ...production, ...good, GEMINI_MODEL: "gemini-4-flash", GEMINI_PRICE_INPUT_PER_MILLION: "2", GEMINI_PRICE_OUTPUT_PER_MILLION: "12.5" }, [], []],
+    ["production, a retired model", { ...production, ...good, GEMINI_MODEL: "gemini-2.5-flash" }, ["GEMINI_MODEL"], []],
+    ["development, a retired model", { ...good, GEMINI_MODEL: "models/gemini-2.0-flash-001" }, [], ["GEMINI_MODEL"]],
     ["production with nothing at all", production, ["CLERK_JWT_KEY", "CLERK_SECRET_KEY", "KEY_ENCRYPTION_KEYS"], ["CLERK_PUBLISHABLE_KEY", "DATABASE_URL"]],
   ];
 
@@ -220,6 +228,29 @@ describe("configProblems (lib/config-check.ts)", () => {
       expect(text).not.toContain("AAAAAAAAAAAA"); // base64 of the all-zero key
     });
   }
+
+  it("a model without a price names the variables to set; a retired one says when Google shut it down", () => {
+    const [unpriced] = configProblems(loadConfig({ ...production, ...good, GEMINI_MODEL: "gemini-4-flash" }));
+    expect(unpriced?.message).toMatch(/a model without a price.*GEMINI_PRICE_INPUT_PER_MILLION and GEMINI_PRICE_OUTPUT_PER_MILLION/);
+    const [retired] = configProblems(loadConfig({ ...production, ...good, GEMINI_MODEL: "gemini-2.5-flash" }));
+    expect(retired?.message).toMatch(/a model Google shut down on 2026-06-17/);
+  });
+
+  it("the operator's prices go together: one without the other refuses to load, naming both", () => {
+    expect(() => loadConfig({ GEMINI_PRICE_INPUT_PER_MILLION: "2" })).toThrow(/GEMINI_PRICE_INPUT_PER_MILLION and GEMINI_PRICE_OUTPUT_PER_MILLION go together/);
+    expect(() => loadConfig({ GEMINI_PRICE_OUTPUT_PER_MILLION: "abc", GEMINI_PRICE_INPUT_PER_MILLION: "1" })).toThrow(/GEMINI_PRICE_OUTPUT_PER_MILLION/);
+    expect(loadConfig({ GEMINI_PRICE_INPUT_PER_MILLION: "2", GEMINI_PRICE_OUTPUT_PER_MILLION: "12.5" }).gemini.price).toEqual({ inputPerMillion: 2, outputPerMillion: 12.5 });
+  });
+
+  it(`warns when the price table is older than ${PRICE_TABLE_MAX_AGE_DAYS} days (it was read on ${GEMINI_PRICES_READ})`, () => {
+    const read = Date.parse(`${GEMINI_PRICES_READ}T00:00:00Z`);
+    const day = 86_400_000;
+    const stale = (now: number) => configProblems(loadConfig({ ...production, ...good }), new Date(now)).filter((p) => p.message.includes("price table"));
+    expect(stale(read + PRICE_TABLE_MAX_AGE_DAYS * day)).toEqual([]);
+    expect(stale(read + (PRICE_TABLE_MAX_AGE_DAYS + 1) * day)).toEqual([
+      expect.objectContaining({ severity: "warning", variables: ["GEMINI_MODEL"], message: expect.stringContaining(`${PRICE_TABLE_MAX_AGE_DAYS + 1} days ago`) }),
+    ]);
+  });
 
   it("only the DEBUG notice is public: an empty CLERK_AUTHORIZED_PARTIES is the operator's business", () => {
     const problems = configProblems(loadConfig({ ...production, ...good, DEBUG: "true", CLERK_AUTHORIZED_PARTIES: "", DATABASE_URL: undefined }));
