@@ -13,6 +13,7 @@ interface ProviderConfig {
   id: Provider;
   label: string;
   format: string;
+  placeholder: string;
   whereToGet: string;
   purpose: string;
   required: boolean;
@@ -30,6 +31,8 @@ interface KeyView {
   provider: Provider;
   hint: string;
   status?: string;
+  lastError?: { code: string; at: string; reason?: string; action?: string };
+  notices?: { code: string; message: string; action: string }[];
   value?: string;
 }
 interface Problem {
@@ -292,6 +295,7 @@ function buildKeyFields(): void {
       type: p.returnsValue ? "text" : "password",
       autocomplete: "off",
       spellcheck: "false",
+      placeholder: p.placeholder,
       "aria-describedby": `${id}-help ${id}-saved ${id}-error`,
     });
     const help = el("p", { id: `${id}-help`, class: "help" }, `${p.purpose} Format: ${p.format}. `);
@@ -315,11 +319,18 @@ function renderKeys(keys: KeyView[]): void {
     }
     saved.dataset.state = key.status ?? "ok";
     saved.append("Saved: ", el("code", { class: "hint" }, key.hint));
-    if (key.status === "rejected") saved.append(` — ${providerLabel(p.id)} rejected this key; replace it.`);
+    if (key.status === "rejected") {
+      // The reason's action says what to do (make a new key in AI Studio, restrict it, top up…).
+      const action = key.lastError?.action;
+      saved.append(action ? ` — ${providerLabel(p.id)} rejected this key: ${action}.` : ` — ${providerLabel(p.id)} rejected this key; replace it.`);
+    }
     if (key.status === "unreadable") saved.append(" — this key can no longer be read; enter it again.");
     const button = el("button", { type: "button", class: "link-button", "data-delete": p.id, "aria-label": `Delete the saved ${p.label}` }, "Delete");
     button.addEventListener("click", () => void deleteKey(p.id));
     saved.append(" ", button);
+    for (const notice of key.notices ?? []) {
+      saved.append(el("span", { class: "key-notice", "data-code": notice.code }, ` ${notice.message} ${notice.action}`));
+    }
   }
 }
 

@@ -27,6 +27,8 @@ export interface ProviderInfo {
   readonly pattern: RegExp;
   /** A well-formed made-up key for documentation (never a real one). */
   readonly example: string;
+  /** What an empty input shows: the start of a key of today's shape. */
+  readonly placeholder: string;
 }
 
 export const providerInfo: Readonly<Record<Provider, ProviderInfo>> = Object.freeze({
@@ -42,6 +44,7 @@ export const providerInfo: Readonly<Record<Provider, ProviderInfo>> = Object.fre
     // No fixed prefix: Google changed it once (AIza → AQ.; IQ. has been seen too) and may again.
     pattern: /^[0-9A-Za-z][0-9A-Za-z._-]{29,127}$/,
     example: "AQ.Ab8RN6ExampleExampleExampleExampleExampleExample00",
+    placeholder: "AQ.Ab8R… (from AI Studio)",
   }),
   exa: Object.freeze({
     id: "exa",
@@ -52,6 +55,7 @@ export const providerInfo: Readonly<Record<Provider, ProviderInfo>> = Object.fre
     format: "a UUID (8-4-4-4-12 hexadecimal digits)",
     pattern: /^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$/,
     example: "3f2b8c1e-7d4a-4b9e-9c21-0a5e6f7d8c90",
+    placeholder: "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx",
   }),
   copilotkit: Object.freeze({
     id: "copilotkit",
@@ -62,6 +66,7 @@ export const providerInfo: Readonly<Record<Provider, ProviderInfo>> = Object.fre
     format: 'the public key from cloud.copilotkit.ai: "ck_pub_" followed by 20-100 letters, digits, "_" or "-"',
     pattern: /^ck_pub_[0-9A-Za-z_-]{20,100}$/,
     example: "ck_pub_exampleexampleexample0000",
+    placeholder: "ck_pub_…",
   }),
 });
 

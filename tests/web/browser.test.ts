@@ -114,14 +114,17 @@ describeBrowser("web app in Chromium, development (npm start, fake Gemini and Ex
       await expect.poll(() => page.getByLabel(label, { exact: false }).count()).toBe(1);
     }
     const help = await page.locator("#key-gemini-help").textContent();
-    expect(help).toContain('"AIza"');
+    // Today's keys first: AI Studio issues "AQ." authorization keys; "AIza" is the older kind.
+    expect(help).toContain('"AQ.Ab8R…"');
+    expect(help).toContain("AI Studio");
+    expect(await page.locator("#key-gemini").getAttribute("placeholder")).toMatch(/^AQ\./);
     expect(await page.locator("#key-gemini-help a").getAttribute("href")).toBe("https://aistudio.google.com/app/apikey");
   });
 
   it("a malformed key, by keyboard: the problem's detail beside the Gemini field, focus on it, nothing saved", async () => {
     // Keyboard only: type into the field and press Enter to submit.
     await page.getByLabel("Gemini API key").focus();
-    await page.keyboard.type("AIza-too-short");
+    await page.keyboard.type("AQ.too-short");
     await page.keyboard.press("Enter");
     await expect.poll(() => page.locator("#key-gemini-error").isVisible()).toBe(true);
     expect(await page.locator("#key-gemini-error").textContent()).toMatch(/Gemini key/);
@@ -205,7 +208,7 @@ describeBrowser("web app in Chromium, development (npm start, fake Gemini and Ex
   it("deleting the Gemini key: the next generation says the key is missing, with a link to step 1", async () => {
     await page.getByRole("button", { name: "Delete the saved Gemini API key" }).click();
     await expect.poll(() => page.locator("#key-gemini-saved").textContent()).toContain("Not saved yet");
-    expect(readFileSync(envFile, "utf8")).not.toContain("GEMINI_API_KEY=AIza");
+    expect(readFileSync(envFile, "utf8")).not.toMatch(/GEMINI_API_KEY=./);
     await page.getByLabel("Topic").fill("Heat pumps again");
     await page.getByRole("button", { name: "Generate" }).click();
     await expect.poll(() => page.locator("#generate-error").isVisible()).toBe(true);
@@ -216,11 +219,29 @@ describeBrowser("web app in Chromium, development (npm start, fake Gemini and Ex
     await shot(page, "5-missing-key");
     // The link leads back to step 1, where a new key replaces nothing and shows its own hint.
     await page.locator("#generate-error a").click();
-    const replacement = `AIzaSy${"R".repeat(30)}N3WK`;
+    // A key of today's shape (an AI Studio authorization key) through the form.
+    const replacement = `AQ.Ab8R${"R".repeat(42)}N3WK`;
     await page.getByLabel("Gemini API key").fill(replacement);
     await page.getByRole("button", { name: "Save keys" }).click();
     await expect.poll(() => page.locator("#key-gemini-saved .hint").textContent()).toBe("…N3WK");
     expect(readFileSync(envFile, "utf8")).toContain(`GEMINI_API_KEY=${replacement}`);
+    expect(await page.locator("#key-gemini-saved .key-notice").count()).toBe(0);
+  });
+
+  it("an older standard key (AIza…) saves with a notice that Google is retiring it, until an AI Studio key replaces it", async () => {
+    const standard = `AIzaSy${"S".repeat(29)}STD4`;
+    await page.locator("#key-gemini").fill(standard);
+    await page.getByRole("button", { name: "Save keys" }).click();
+    await expect.poll(() => page.locator("#key-gemini-saved .hint").textContent()).toBe("…STD4");
+    const notice = page.locator('#key-gemini-saved .key-notice[data-code="gemini-standard-key-retiring"]');
+    await expect.poll(() => notice.textContent()).toContain("Google is retiring standard Gemini API keys");
+    expect(await notice.textContent()).toContain("aistudio.google.com/apikey");
+    await shot(page, "5b-standard-key-notice");
+    const today = `AQ.Ab8R${"T".repeat(42)}TDAY`;
+    await page.locator("#key-gemini").fill(today);
+    await page.getByRole("button", { name: "Save keys" }).click();
+    await expect.poll(() => page.locator("#key-gemini-saved .hint").textContent()).toBe("…TDAY");
+    expect(await notice.count()).toBe(0);
   });
 
   it("works at 360 px wide: nothing scrolls sideways", async () => {
