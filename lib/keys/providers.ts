@@ -39,7 +39,7 @@ export const providerInfo: Readonly<Record<Provider, ProviderInfo>> = Object.fre
     frontendEnvVar: undefined,
     returnsValue: false,
     format:
-      'the key from Google AI Studio (aistudio.google.com/apikey): an authorization key such as "AQ.Ab8R…" (about 53 characters) ' +
+      'the key from Google AI Studio (aistudio.google.com/apikey): an authorization key such as "AQ.Ab8R…" (53 characters) ' +
       'or an older standard key "AIza…" (39); 30-128 letters, digits, ".", "_" or "-"',
     // No fixed prefix: Google changed it once (AIza → AQ.; IQ. has been seen too) and may again.
     pattern: /^[0-9A-Za-z][0-9A-Za-z._-]{29,127}$/,
@@ -112,6 +112,9 @@ function keyProblem(info: ProviderInfo, key: string): string | undefined {
     if (key.startsWith("AIza") && key.length !== STANDARD_GEMINI_KEY_CHARS) {
       return `${name} starts like a standard Gemini key ("AIza…"), which is exactly ${STANDARD_GEMINI_KEY_CHARS} characters; copy the whole key`;
     }
+    if (isAuthorizationKeyShaped(key) && key.length < AUTHORIZATION_GEMINI_KEY_CHARS) {
+      return `${name} starts like an AI Studio key ("${key.slice(0, 3)}…"), which has ${AUTHORIZATION_GEMINI_KEY_CHARS} characters; copy the whole key`;
+    }
   }
   if (!info.pattern.test(key)) return `${name} must be ${info.format}`;
   return undefined;
@@ -121,6 +124,20 @@ const GEMINI_KEY_SOURCE = "create one in Google AI Studio (aistudio.google.com/a
 
 /** Google's standard API keys ("AIza" and 35 more) are always 39 characters long. */
 const STANDARD_GEMINI_KEY_CHARS = 39;
+
+/**
+ * AI Studio's authorization keys ("AQ." and 50 more) are 53 characters (d4rkmen/M5Gemini#15,
+ * 2026-09-06; docs/provider-facts.md). Shorter ones of that family are refused (a half-typed
+ * key saved by a form that saves as you type); longer ones are accepted up to the general
+ * bound, in case Google lengthens them.
+ */
+const AUTHORIZATION_GEMINI_KEY_CHARS = 53;
+
+/** Two capital letters and a dot: the prefix family of Google's authorization keys ("AQ.", "IQ."). */
+function isAuthorizationKeyShaped(key: string): boolean {
+  const [a, b, dot] = key;
+  return dot === "." && a !== undefined && b !== undefined && a >= "A" && a <= "Z" && b >= "A" && b <= "Z";
+}
 
 /**
  * Secrets of other services that pass Gemini's charset-and-length check but are not Gemini

@@ -6,8 +6,8 @@ import { checkGeminiKey } from "../../lib/providers/gemini-check.js";
 import { FAKE_GEMINI_CHUNKS, FAKE_THOUGHTS_TOKENS, fakeTokenCount, startFakeGemini, type FakeGemini, type FakeMode } from "../../testkit/fakes/gemini.js";
 import { keyRejectionReasons } from "../../lib/keys/rejections.js";
 
-const KEY_A = "AQ.Ab8R_tester_a_00000000000000000000000000000000001";
-const KEY_B = "AQ.Ab8R_tester_b_00000000000000000000000000000000002";
+const KEY_A = "AQ.Ab8R_tester_a_000000000000000000000000000000000001";
+const KEY_B = "AQ.Ab8R_tester_b_000000000000000000000000000000000002";
 const MODEL = "gemini-3.5-flash";
 /** A standard key: Google rejects these since its cutoff, and the fake does too. */
 const STANDARD_KEY = "AIzaSyA_standard_0000000000000000000001";

@@ -63,11 +63,15 @@ describe("validateProviderKey", () => {
 
   it("enforces the length bounds", () => {
     const ok = (p: Provider, key: string) => validateProviderKey(p, key).ok;
-    // Authorization keys: charset and 30-128 characters, any prefix Google picks.
-    expect(ok("gemini", "AQ." + "a".repeat(27))).toBe(true);
-    expect(ok("gemini", "AQ." + "a".repeat(26))).toBe(false);
+    // Authorization keys ("AQ.", "IQ."): 53 characters, longer accepted up to 128.
+    expect(ok("gemini", "AQ." + "a".repeat(50))).toBe(true);
+    expect(ok("gemini", "AQ." + "a".repeat(49))).toBe(false);
+    expect(ok("gemini", "IQ." + "a".repeat(49))).toBe(false);
     expect(ok("gemini", "AQ." + "a".repeat(125))).toBe(true);
     expect(ok("gemini", "AQ." + "a".repeat(126))).toBe(false);
+    // A prefix Google has not used yet: charset and 30-128 characters.
+    expect(ok("gemini", "Zk9" + "a".repeat(27))).toBe(true);
+    expect(ok("gemini", "Zk9" + "a".repeat(26))).toBe(false);
     // Standard keys are exactly 39 characters.
     expect(ok("gemini", "AIza" + "a".repeat(35))).toBe(true);
     expect(ok("gemini", "AIza" + "a".repeat(34))).toBe(false);
@@ -86,9 +90,9 @@ describe("validateProviderKey", () => {
     expect(ok("gemini", "AIzaSyA1b2C3d4E5f6G7h8I9j0K_l-MnOpQrStU")).toBe(true);
     expect(ok("gemini", "aiza" + "a".repeat(35))).toBe(false);
     expect(ok("gemini", "AIZA" + "a".repeat(35))).toBe(false);
-    expect(ok("gemini", "AQ." + "a".repeat(40) + "!")).toBe(false);
-    expect(ok("gemini", "AQ." + "a".repeat(40) + "é")).toBe(false);
-    expect(ok("gemini", ".AQ" + "a".repeat(40))).toBe(false);
+    expect(ok("gemini", "AQ." + "a".repeat(49) + "!")).toBe(false);
+    expect(ok("gemini", "AQ." + "a".repeat(49) + "é")).toBe(false);
+    expect(ok("gemini", ".AQ" + "a".repeat(50))).toBe(false);
     expect(ok("gemini", valid.exa)).toBe(false);
     expect(ok("gemini", valid.copilotkit)).toBe(false);
     for (const foreign of ["sk-proj-", "sk-ant-api03-", "sk_live_", "pk_test_", "ghp_", "ya29.", "eyJhbGciOi", "GOCSPX-", "AKIA"]) {
@@ -170,7 +174,7 @@ describe("validateProviderKey", () => {
   });
 
   it("gives a format message without the input for a wrong-shaped key, saying what a Gemini key looks like today", () => {
-    const wrong = "AQ." + "Zq9".repeat(5);
+    const wrong = "Zq9".repeat(5);
     const result = validateProviderKey("gemini", wrong);
     expect(result).toEqual({ ok: false, error: `Gemini key must be ${providerInfo.gemini.format}` });
     expect(providerInfo.gemini.format).toContain("AQ.");
@@ -183,6 +187,7 @@ describe("validateProviderKey", () => {
     expect(validateProviderKey("gemini", valid.copilotkit)).toEqual({ ok: false, error: "Gemini key looks like a CopilotKit key; paste it in the CopilotKit field" });
     expect(validateProviderKey("gemini", "sk-proj-" + "a1B2c3D4".repeat(5))).toMatchObject({ ok: false, error: expect.stringMatching(/OpenAI or Anthropic secret key, not a Gemini API key; create one in Google AI Studio/) });
     expect(validateProviderKey("gemini", "AIza" + "a".repeat(30))).toMatchObject({ ok: false, error: expect.stringMatching(/exactly 39 characters/) });
+    expect(validateProviderKey("gemini", "AQ.Ab8R" + "a".repeat(30))).toMatchObject({ ok: false, error: expect.stringMatching(/AI Studio key \("AQ\.…"\), which has 53 characters/) });
   });
 });
 
