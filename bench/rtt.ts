@@ -93,7 +93,7 @@ export async function measureRtt(options: {
   const saveInit = (): RequestInit => ({
     method: "POST",
     headers: { ...auth, "content-type": "application/json" },
-    body: JSON.stringify({ gemini: "AIza" + randomBytes(27).toString("base64url").slice(0, 35) }),
+    body: JSON.stringify({ gemini: "AQ." + randomBytes(38).toString("base64url").slice(0, 50) }),
   });
 
   for (const rttMs of options.rtts) {

@@ -23,7 +23,7 @@ export function benchUserId(n: number): string {
 export function benchProviderKeys(n: number): Record<Provider, string> {
   const hex = n.toString(16).padStart(12, "0");
   return {
-    gemini: `AIzaSyBench${hex}${"x".repeat(20)}`,
+    gemini: `AQ.Bench${hex}${"x".repeat(33)}`, // an AI Studio key's shape: 53 characters
     exa: `0000bead-${hex.slice(0, 4)}-4000-8000-${hex}`,
     copilotkit: `ck_pub_bench${hex}${"k".repeat(10)}`,
   };

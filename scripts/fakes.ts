@@ -133,7 +133,7 @@ async function main() {
       "Point the service at them with:",
       `  GEMINI_BASE_URL=http://127.0.0.1:${geminiPort} EXA_BASE_URL=http://127.0.0.1:${exaPort}`,
       "",
-      "Any well-formed key works (gemini: AIza + 30-100 of [0-9A-Za-z_-]; exa: a UUID). Ctrl-C stops.",
+      "Any well-formed key works (gemini: an AI Studio key, AQ. + 50 of [0-9A-Za-z_-]; standard AIza keys are refused as Google refuses them; exa: a UUID). Ctrl-C stops.",
       "",
     ].join("\n"),
   );
