@@ -495,9 +495,9 @@ for (const backend of backends) {
         expect(dev.runtime.config.mode).toBe("development");
         writeFileSync(envFile, "# local backend settings\nDEBUG=true\n\nexport GEMINI_API_KEY=AIzaOldOldOldOldOldOldOldOldOldOld0000\nPORT=3000\n");
         writeFileSync(frontendFile, "# frontend\nREACT_APP_API_URL=http://localhost:3000\n");
-        // Keys using every character class a key may have: letters, digits, "-" and "_".
+        // Keys using every character class a key may have: letters, digits, "-", "_" and "." (AI Studio's keys).
         const keys = {
-          gemini: "AIzaSy-Dev_Key-0123456789abcdefghijklmnop_-Z",
+          gemini: "AQ.Dev-Key_0123456789abcdefghijklmnop_-Z.ABCDEFGHIJKL",
           exa: "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9",
           copilotkit: "ck_pub_dev-Key_0123456789ABCDEF-xyz",
         };
@@ -531,7 +531,7 @@ for (const backend of backends) {
         expect(row?.key_version).toBe(generated.slice(0, generated.indexOf(":")));
 
         // A second save replaces in place; the generated key stays.
-        const next = { gemini: "AIzaSy-Second_Key-0123456789abcdefghijklm-_Q", copilotkit: "ck_pub_second-Key_0123456789ABCD" };
+        const next = { gemini: "AQ.Second_Key-0123456789abcdefghijklm-_Q.ABCDEFGHIJKL", copilotkit: "ck_pub_second-Key_0123456789ABCD" };
         await expectStatus(await dev.fetch(request("POST", "/api/onboarding/api-keys", { body: next })), 200);
         expectParsesAs(envFile, {
           DEBUG: "true",
