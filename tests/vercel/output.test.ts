@@ -329,7 +329,7 @@ async function startFunction(fn: BuiltFunction, stagedDir: string, env: Record<s
 
 function fakeKeys() {
   const keys = {
-    gemini: "AIza" + randomBytes(30).toString("base64url").slice(0, 35),
+    gemini: "AQ." + randomBytes(40).toString("base64url").slice(0, 50), // an AI Studio key's shape
     exa: randomUUID(),
     copilotkit: "ck_pub_" + randomBytes(24).toString("base64url").slice(0, 28),
   };
