@@ -1,7 +1,7 @@
 import { defineConfig } from "drizzle-kit";
-import { loadConfig } from "./lib/env.js";
+import { loadConfig } from "./lib/platform/env.js";
 
-// Generation needs no database; `npm run db:migrate` (db/migrate.ts) applies migrations.
+// Generation needs no database; `npm run db:migrate` (scripts/db-migrate.ts) applies migrations.
 const config = loadConfig();
 
 export default defineConfig({

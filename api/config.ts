@@ -1,4 +1,4 @@
 import { vercelFunction } from "../lib/server/vercel.js";
-import routes from "../lib/routes/config.js";
+import routes from "../lib/system/routes/config.js";
 
 export const { GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS } = vercelFunction(routes);

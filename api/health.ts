@@ -1,4 +1,4 @@
 import { vercelFunction } from "../lib/server/vercel.js";
-import routes from "../lib/routes/health.js";
+import routes from "../lib/system/routes/health.js";
 
 export const { GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS } = vercelFunction(routes);

@@ -48,7 +48,7 @@ export async function buildServer(): Promise<string> {
     supported: { "import-attributes": true },
     logLevel: "error",
   });
-  // lib/version.ts imports ../package.json (a JSON module the transpiled files still import).
+  // lib/platform/version.ts imports ../package.json (a JSON module the transpiled files still import).
   cpSync(join(repoRoot, "package.json"), join(outdir, "package.json"));
   return join(outdir, "bench", "server.js");
 }

@@ -1,6 +1,6 @@
 /**
  * Benchmark settings, from BENCH_* variables (the bench is a harness like the tests, so it
- * reads its own knobs here; the app under test still reads only lib/env.ts). Defaults keep
+ * reads its own knobs here; the app under test still reads only lib/platform/env.ts). Defaults keep
  * `npm run bench` around 5 minutes on a 2-core machine.
  *
  *   BENCH_DATABASE_URL     admin URL of the local PostgreSQL (postgres://postgres@127.0.0.1:5432/postgres)

@@ -6,7 +6,7 @@
  */
 import pg from "pg";
 
-// The bench harness reads its own environment (the app reads only lib/env.ts).
+// The bench harness reads its own environment (the app reads only lib/platform/env.ts).
 const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: 1 });
 
 export async function GET(): Promise<Response> {

@@ -20,7 +20,7 @@ import { join, relative, resolve } from "node:path";
 import { sql } from "drizzle-orm";
 import pg from "pg";
 import { migrateDatabase, openDatabase, type Database } from "../db/client.js";
-import { generateKeyringEntry, parseKeyring, type Keyring } from "../lib/crypto.js";
+import { generateKeyringEntry, parseKeyring, type Keyring } from "../lib/platform/crypto.js";
 import { createTestSigner, TEST_AZP, type TestSigner } from "../testkit/clerk.js";
 import { startFakeExa } from "../testkit/fakes/exa.js";
 import { startFakeGemini } from "../testkit/fakes/gemini.js";

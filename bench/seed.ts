@@ -7,8 +7,8 @@
  * The keys are well-formed fakes, derived from the user number; they never leave this
  * process except encrypted.
  */
-import { encryptKey, keyAad, type Keyring } from "../lib/crypto.js";
-import { keyHint, providers, type Provider } from "../lib/keys/providers.js";
+import { encryptKey, keyAad, type Keyring } from "../lib/platform/crypto.js";
+import { keyHint, providers, type Provider } from "../lib/providers/registry.js";
 
 /** What both pg (Client/Pool) and PGlite offer: parameterized text queries. */
 export interface Queryable {
@@ -19,7 +19,7 @@ export function benchUserId(n: number): string {
   return `user_bench_${n.toString().padStart(7, "0")}`;
 }
 
-/** Well-formed (per lib/keys/providers.ts) but fake provider keys for user number n. */
+/** Well-formed (per lib/providers/registry.ts) but fake provider keys for user number n. */
 export function benchProviderKeys(n: number): Record<Provider, string> {
   const hex = n.toString(16).padStart(12, "0");
   return {

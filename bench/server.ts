@@ -13,19 +13,19 @@
  * Neither route is in lib/routes/: they exist only in this process.
  *
  * Run by bench/run.ts as a bundle (bench/.build/server.mjs), with the configuration in the
- * environment (read by lib/env.ts like any deployment) and `--pool N` for the pool size.
+ * environment (read by lib/platform/env.ts like any deployment) and `--pool N` for the pool size.
  * Sends `{type: "listening", port}` over IPC; stops on `{type: "stop"}`, SIGTERM or SIGINT.
  */
 import { serve } from "@hono/node-server";
 import { sql } from "drizzle-orm";
 import { openDatabase } from "../db/client.js";
 import { createApp } from "../lib/app.js";
-import { loadConfig } from "../lib/env.js";
+import { loadConfig } from "../lib/platform/env.js";
 import { defineRoute, json, type AnyRoute } from "../lib/http/route.js";
 import { userApiKeys } from "../lib/keys/resolver.js";
-import type { Provider } from "../lib/keys/providers.js";
-import { routes } from "../lib/routes/index.js";
-import { createRuntime } from "../lib/runtime.js";
+import type { Provider } from "../lib/providers/registry.js";
+import { routes } from "../lib/routes.js";
+import { createRuntime } from "../lib/platform/runtime.js";
 
 const generationProviders: ReadonlySet<Provider> = new Set(["gemini", "exa"]);
 
@@ -54,7 +54,7 @@ const userKeys = defineRoute({
   responses: { 200: { description: "Which providers resolved (never a key)." } },
   problems: [],
   handler: async ({ deps, userId }) => {
-    // As generation does (lib/blog/start.ts): only the keys it uses are decrypted.
+    // As generation does (lib/generation/start.ts): only the keys it uses are decrypted.
     const resolved = await userApiKeys(deps, userId, generationProviders);
     // Provider names only: the decrypted keys never leave this function.
     return json({ userId, source: resolved.source, providers: Object.keys(resolved.keys), unreadable: resolved.unreadable });

@@ -7,7 +7,7 @@
 import { fileURLToPath } from "node:url";
 import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
 import type { SQL } from "drizzle-orm";
-import type { DatabaseDriver } from "../lib/env.js";
+import type { DatabaseDriver } from "../lib/platform/env.js";
 import * as schema from "./schema.js";
 
 export type Schema = typeof schema;

@@ -1,7 +1,7 @@
 /**
  * Drizzle schema. camelCase in TypeScript, snake_case columns, explicit constraint names.
  * Key material lives only in `api_keys.key_ciphertext`, encrypted with AES-256-GCM and bound
- * to `user_id|provider` (lib/crypto.ts); the audit and usage tables never hold any.
+ * to `user_id|provider` (lib/platform/crypto.ts); the audit and usage tables never hold any.
  */
 import { sql } from "drizzle-orm";
 import {
@@ -22,7 +22,7 @@ import {
   timestamp,
   unique,
 } from "drizzle-orm/pg-core";
-import { providers } from "../lib/keys/provider-ids.js";
+import { providers } from "../lib/providers/ids.js";
 
 /**
  * `'a', 'b'` for an `in (...)` list inside DDL, where bind parameters are not allowed. Only
@@ -73,11 +73,11 @@ export const apiKeys = pgTable(
     lastUsedAt: timestamp("last_used_at", { withTimezone: true, mode: "date" }),
     lastErrorCode: text("last_error_code"),
     lastErrorAt: timestamp("last_error_at", { withTimezone: true, mode: "date" }),
-    /** Why the provider refused the key, as a code of lib/keys/rejections.ts (never upstream text). */
+    /** Why the provider refused the key, as a code of lib/providers/rejections.ts (never upstream text). */
     lastErrorReason: text("last_error_reason"),
     /**
      * `keyId:HMAC-SHA256` of the key, keyed by a key derived from that encryption key and bound to
-     * `user_id|provider` (lib/crypto.ts keyFingerprint): lets one statement tell a save equal to
+     * `user_id|provider` (lib/platform/crypto.ts keyFingerprint): lets one statement tell a save equal to
      * the stored key (a no-op) from a change without decrypting. Never the key; null in rows saved
      * before it existed (their next save is a change).
      */
@@ -158,7 +158,7 @@ export const usageEvents = pgTable(
   (t) => [index("usage_events_user_created_idx").on(t.userId, t.createdAt)],
 );
 
-/** Fixed-window counters shared by every serverless instance (lib/rate-limit.ts). */
+/** Fixed-window counters shared by every serverless instance (lib/platform/rate-limit.ts). */
 export const rateLimits = pgTable(
   "rate_limits",
   {
@@ -171,7 +171,7 @@ export const rateLimits = pgTable(
 );
 
 /**
- * One row per user with spending state (lib/budget.ts). Everything the atomic reservation
+ * One row per user with spending state (lib/generation/budget.ts). Everything the atomic reservation
  * checks lives in this one row, so one conditional upsert decides: the cap the user chose,
  * the spend settled in `period_start`'s UTC month, and the open reservations (worst-case
  * costs of generations in flight, each `{id, usd, exp}`; expired ones no longer count).

@@ -18,10 +18,10 @@ import { AppError } from "./http/errors.js";
 import { problemResponse } from "./http/problem.js";
 import { MAX_BODY_BYTES, readJsonBody, readParams, readQuery } from "./http/request.js";
 import type { AnyRoute, Method } from "./http/route.js";
-import { ConfigError } from "./env.js";
-import { createLogger, redact, truncate, type Logger } from "./log.js";
-import { notLocalReason } from "./dev/local-only.js";
-import { bindRequest, processRuntime, type Deps, type Runtime } from "./runtime.js";
+import { ConfigError } from "./platform/env.js";
+import { createLogger, redact, truncate, type Logger } from "./platform/log.js";
+import { notLocalReason } from "./platform/dev/local-only.js";
+import { bindRequest, processRuntime, type Deps, type Runtime } from "./platform/runtime.js";
 import { isDatabaseUnavailable } from "../db/client.js";
 
 export type AppEnv = { Variables: { requestId: string; runtime: Runtime; deps: Deps } };
@@ -106,8 +106,8 @@ function safeMessage(error: unknown): string | undefined {
 }
 
 /** Clerk verification, loaded by the first request that needs a user: public-only functions (health) never load it. */
-let auth: Promise<typeof import("./auth/user.js")> | undefined;
-const loadAuth = () => (auth ??= import("./auth/user.js"));
+let auth: Promise<typeof import("./platform/auth/user.js")> | undefined;
+const loadAuth = () => (auth ??= import("./platform/auth/user.js"));
 
 /** Runs one route's definition: auth, input, rate limit, handler; documented headers added. */
 function serve(route: AnyRoute) {

@@ -14,7 +14,7 @@ import { OpenAPIRegistry, OpenApiGeneratorV31, zodToOpenAPIRegistry, type Respon
 import { errorCodes, titles, type ErrorCode } from "./http/errors.js";
 import { MAX_BODY_BYTES } from "./http/request.js";
 import { PROBLEM_TYPE_BASE } from "./http/problem.js";
-import { providerInfo, providerKeySchemas, providers } from "./keys/providers.js";
+import { providerInfo, providerKeySchemas, providers } from "./providers/registry.js";
 import {
   accountExport,
   budgetBody,
@@ -38,8 +38,8 @@ import {
   usageResponse,
 } from "./schemas.js";
 import { openApiPath, type AnyRoute, type DocumentedHeader } from "./http/route.js";
-import { generationEvent } from "./routes/generate.js";
-import { VERSION } from "./version.js";
+import { generationEvent } from "./generation/routes/generate.js";
+import { VERSION } from "./platform/version.js";
 
 export type OpenApiDocument = ReturnType<OpenApiGeneratorV31["generateDocument"]>;
 

@@ -3,9 +3,9 @@
  * with them and the OpenAPI document is generated from them, so the two cannot drift.
  */
 import { z } from "zod";
-import { isHintShaped, providerKeySchemas, providers, validateProviderKey } from "./keys/providers.js";
+import { isHintShaped, providerKeySchemas, providers, validateProviderKey } from "./providers/registry.js";
 import { keyStatuses } from "./keys/key-status.js";
-import { keyRejectionReasons, type KeyRejectionReason } from "./keys/rejections.js";
+import { keyRejectionReasons, type KeyRejectionReason } from "./providers/rejections.js";
 
 export const providerSchema = z.enum(providers);
 

@@ -1,5 +1,5 @@
 import { existsSync } from "node:fs";
-import { buildWeb } from "../web/build.js";
+import { buildWeb } from "../scripts/build-web.js";
 import { chromiumPath } from "../testkit/browser.js";
 
 /**

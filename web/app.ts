@@ -1,6 +1,6 @@
 /**
  * The onboarding web app: sign-in (Clerk, production), step 1 keys, step 2 generate (SSE),
- * step 3 usage. Vanilla TypeScript, bundled by web/build.ts into public/assets. Everything
+ * step 3 usage. Vanilla TypeScript, bundled by scripts/build-web.ts into public/assets. Everything
  * shown from the API or a model goes through textContent or web/markdown.ts: no innerHTML.
  */
 import { renderMarkdown } from "./markdown.js";

@@ -1,4 +1,4 @@
 import { vercelFunction } from "../../lib/server/vercel.js";
-import { alwrityFrontendEnv } from "../../lib/routes/alwrity/frontend-env.js";
+import { alwrityFrontendEnv } from "../../lib/compat/alwrity/routes/frontend-env.js";
 
 export const { GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS } = vercelFunction([alwrityFrontendEnv]);

@@ -1,4 +1,4 @@
 import { vercelFunction } from "../../lib/server/vercel.js";
-import { exportRoutes } from "../../lib/routes/me.js";
+import { exportRoutes } from "../../lib/account/routes/me.js";
 
 export const { GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS } = vercelFunction(exportRoutes);

@@ -1,4 +1,4 @@
 import { vercelFunction } from "../../lib/server/vercel.js";
-import { alwrityComplete } from "../../lib/routes/alwrity/progress.js";
+import { alwrityComplete } from "../../lib/compat/alwrity/routes/progress.js";
 
 export const { GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS } = vercelFunction([alwrityComplete]);

@@ -1,4 +1,4 @@
 import { vercelFunction } from "../../lib/server/vercel.js";
-import { alwrityStatus } from "../../lib/routes/alwrity/progress.js";
+import { alwrityStatus } from "../../lib/compat/alwrity/routes/progress.js";
 
 export const { GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS } = vercelFunction([alwrityStatus]);

@@ -1,4 +1,4 @@
 import { vercelFunction } from "../../lib/server/vercel.js";
-import routes from "../../lib/routes/webhooks.js";
+import routes from "../../lib/account/routes/webhooks.js";
 
 export const { GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS } = vercelFunction(routes);

@@ -1,7 +1,7 @@
 /** Reading and validating request input: one place turns every failure into a 4xx problem. */
 import type { z } from "zod";
 import { AppError, type ErrorCode, type FieldError } from "./errors.js";
-import { redact, truncate } from "../log.js";
+import { redact, truncate } from "../platform/log.js";
 
 export const MAX_BODY_BYTES = 16 * 1024;
 

@@ -10,8 +10,8 @@
  */
 import type { z } from "zod";
 import type { ErrorCode, FieldError } from "./errors.js";
-import type { Deps } from "../runtime.js";
-import type { RateLimitBucket } from "../rate-limit.js";
+import type { Deps } from "../platform/runtime.js";
+import type { RateLimitBucket } from "../platform/rate-limit.js";
 
 export type Method = "GET" | "POST" | "PUT" | "DELETE";
 export const methods: readonly Method[] = ["GET", "POST", "PUT", "DELETE"];

@@ -6,7 +6,7 @@
  */
 import { AppError } from "./errors.js";
 import { problemBody } from "./problem.js";
-import type { Logger } from "../log.js";
+import type { Logger } from "../platform/log.js";
 
 export interface SseEvent {
   event: string;

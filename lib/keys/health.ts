@@ -1,7 +1,7 @@
 /**
  * Key health: what the last upstream calls said about each stored key, so a user sees which
  * key is broken and why. Written after the upstream call, in the same statement as the usage
- * rows (lib/budget.ts `settleGeneration`), so the key path (the read before the call) costs
+ * rows (lib/generation/budget.ts `settleGeneration`), so the key path (the read before the call) costs
  * nothing more.
  *
  * Only a verdict and a problem code are kept, never upstream text: Google's errors can quote
@@ -9,8 +9,8 @@
  */
 import { sql, type SQL } from "drizzle-orm";
 import { AppError, type ErrorCode } from "../http/errors.js";
-import type { Provider } from "./providers.js";
-import { isKeyRejectionReason, type KeyRejectionReason } from "./rejections.js";
+import type { Provider } from "../providers/registry.js";
+import { isKeyRejectionReason, type KeyRejectionReason } from "../providers/rejections.js";
 
 /**
  * What one upstream call said about the key:
@@ -33,7 +33,7 @@ export interface KeyHealthUpdate {
    */
   version: string;
   verdict: KeyVerdict;
-  /** With a `rejected` verdict: why (lib/keys/rejections.ts), shown with what to do. */
+  /** With a `rejected` verdict: why (lib/providers/rejections.ts), shown with what to do. */
   reason?: KeyRejectionReason;
 }
 

@@ -3,7 +3,7 @@
  * key list (GET /api/onboarding/api-keys) and the web app until the key is replaced. Derived
  * from the key itself when the list decrypts it, so nothing more is stored.
  */
-import { geminiKeyKind, type Provider } from "./providers.js";
+import { geminiKeyKind, type Provider } from "../providers/registry.js";
 
 export interface KeyNotice {
   /** Stable, kebab-case: clients may key translations or UI on it. */

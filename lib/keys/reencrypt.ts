@@ -13,8 +13,8 @@
 import { randomBytes } from "node:crypto";
 import { sql } from "drizzle-orm";
 import type { Database } from "../../db/client.js";
-import { decryptKey, encryptKey, keyAad, keyFingerprint, type Keyring } from "../crypto.js";
-import type { Logger } from "../log.js";
+import { decryptKey, encryptKey, keyAad, keyFingerprint, type Keyring } from "../platform/crypto.js";
+import type { Logger } from "../platform/log.js";
 
 export interface ReencryptOptions {
   /** Rows read per query (default 100). */

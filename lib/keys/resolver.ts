@@ -5,11 +5,11 @@
  * - production: that user's keys from the database in one query, decrypted with the AAD
  *   `user_id|provider`; never a file, never the operator's keys.
  */
-import { decryptKey, keyAad } from "../crypto.js";
-import { readEnvFile } from "../dev/env-file.js";
-import { providerInfo, providers, type Provider } from "./providers.js";
+import { decryptKey, keyAad } from "../platform/crypto.js";
+import { readEnvFile } from "../platform/dev/env-file.js";
+import { providerInfo, providers, type Provider } from "../providers/registry.js";
 import { loadCiphertexts } from "./store.js";
-import type { Deps } from "../runtime.js";
+import type { Deps } from "../platform/runtime.js";
 
 export type KeySource = "env" | "database";
 

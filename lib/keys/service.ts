@@ -3,11 +3,11 @@
  * file in development only), list (hints), delete.
  */
 import { AppError } from "../http/errors.js";
-import type { Deps } from "../runtime.js";
+import type { Deps } from "../platform/runtime.js";
 import type { SaveKeysBody, SaveKeysResponse, ListKeysResponse } from "../schemas.js";
-import { providerInfo, providers, type Provider } from "./providers.js";
+import { providerInfo, providers, type Provider } from "../providers/registry.js";
 import { deleteKey, keysNeedingReplacement, listKeys, saveKeys } from "./store.js";
-import { KEY_EDITS_PER_MINUTE, limitFor, rateLimitCountSql, rateLimitedError, rateLimitState, type RateLimitState } from "../rate-limit.js";
+import { KEY_EDITS_PER_MINUTE, limitFor, rateLimitCountSql, rateLimitedError, rateLimitState, type RateLimitState } from "../platform/rate-limit.js";
 
 /** What a save answers, and the rate-limit window it left (for the RateLimit headers). */
 export interface SaveOutcome {

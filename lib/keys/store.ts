@@ -8,12 +8,12 @@
 import { eq, sql, type SQL } from "drizzle-orm";
 import type { Database } from "../../db/client.js";
 import { apiKeys, onboardingSessions } from "../../db/schema.js";
-import { decryptKey, encryptKey, keyAad, keyFingerprint, type Keyring } from "../crypto.js";
-import { WINDOW_SECONDS } from "../rate-limit.js";
-import { keyHint, providers, providerInfo, type Provider } from "./providers.js";
+import { decryptKey, encryptKey, keyAad, keyFingerprint, type Keyring } from "../platform/crypto.js";
+import { WINDOW_SECONDS } from "../platform/rate-limit.js";
+import { keyHint, providers, providerInfo, type Provider } from "../providers/registry.js";
 import type { KeyStatus } from "./key-status.js";
 import { keyNotices, type KeyNotice } from "./notices.js";
-import { isKeyRejectionReason, keyRejectionReasons, type KeyRejectionReason } from "./rejections.js";
+import { isKeyRejectionReason, keyRejectionReasons, type KeyRejectionReason } from "../providers/rejections.js";
 
 export interface KeyView {
   provider: Provider;
@@ -69,7 +69,7 @@ const truthy = (value: unknown) => value === true || value === "t" || value === 
  * Encrypts and stores the given keys for one user in a single atomic statement that also
  * decides what changed and counts the rate limit:
  *
- * - a key whose fingerprint (lib/crypto.ts keyFingerprint) equals the stored one is
+ * - a key whose fingerprint (lib/platform/crypto.ts keyFingerprint) equals the stored one is
  *   unchanged: no write, no audit row, not counted;
  * - a change counts one request in `key-writes`, or in `key-edits` when every changed key is a
  *   one-character typing edit of the stored one (its fingerprint equals the stored key's
@@ -293,7 +293,7 @@ export function keysNeedingReplacement(views: readonly KeyView[]): Provider[] {
 
 /**
  * Deletes one of the caller's keys, with its audit row, in one statement. `deleted` is false
- * when there was none. With `countRateLimit` (SQL from lib/rate-limit.ts, returning `count` and
+ * when there was none. With `countRateLimit` (SQL from lib/platform/rate-limit.ts, returning `count` and
  * `reset`) the same statement counts the request and deletes only while `count <= limit`: one
  * round trip for the rate limit and the delete.
  */
@@ -328,7 +328,7 @@ export async function deleteKey(
  * scalar subquery, `session_id = (select id from onboarding_sessions where user_id = $1)`: one
  * statement, which PostgreSQL plans in about half the CPU time of the equivalent two-table
  * join. Building a query with Drizzle costs more CPU than running it, so the SQL is kept
- * (`.prepare(...)`). With `namedStatements` (node-postgres' default, see lib/env.ts) PostgreSQL
+ * (`.prepare(...)`). With `namedStatements` (node-postgres' default, see lib/platform/env.ts) PostgreSQL
  * also keeps their plans per connection; unnamed statements work behind any pooler. bench/breakdown.ts measures each choice.
  */
 function buildKeyQueries({ db, namedStatements }: Database) {
@@ -374,7 +374,7 @@ function keyQueries(database: Database): ReturnType<typeof buildKeyQueries> {
 
 /**
  * The stored ciphertexts of one user as SQL (`provider`, `ciphertext`, `version`): a CTE of
- * the generation's first statement (lib/blog/start.ts), which reads the keys in the same
+ * the generation's first statement (lib/generation/start.ts), which reads the keys in the same
  * round trip as its rate limit and budget reservation.
  */
 export function userCiphertextsSql(userId: string): SQL {

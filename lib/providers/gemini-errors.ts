@@ -8,8 +8,8 @@
  * to `geminiHttpError`.
  */
 import { AppError } from "../http/errors.js";
-import { geminiKeyKind } from "../keys/providers.js";
-import { keyRejectionReasons, type KeyRejectionReason } from "../keys/rejections.js";
+import { geminiKeyKind } from "./registry.js";
+import { keyRejectionReasons, type KeyRejectionReason } from "./rejections.js";
 import { abortFailure, type AbortCause } from "./abort.js";
 import { DEFAULT_RETRY_AFTER_SECONDS, parseRetryAfter, scrub } from "./upstream.js";
 

@@ -3,7 +3,7 @@
  * Aborts and timeouts are in abort.ts.
  */
 import { AppError } from "../http/errors.js";
-import { redact, truncate } from "../log.js";
+import { redact, truncate } from "../platform/log.js";
 
 /** Seconds advertised in Retry-After when the upstream says nothing. */
 export const DEFAULT_RETRY_AFTER_SECONDS = 30;

@@ -26,7 +26,7 @@ import type { Writable } from "node:stream";
 import { handle, streamHandle, type APIGatewayProxyResult, type LambdaContext, type LambdaEvent } from "hono/aws-lambda";
 import { createApp, type RuntimeSource } from "../app.js";
 import type { AnyRoute } from "../http/route.js";
-import { routes as allRoutes } from "../routes/index.js";
+import { routes as allRoutes } from "../routes.js";
 
 /** A buffered Lambda handler: an API Gateway / ALB / Function URL event in, a proxy result out. */
 export type LambdaHandler = (event: LambdaEvent, context?: LambdaContext) => Promise<APIGatewayProxyResult>;

@@ -6,7 +6,7 @@
  * server catches up by itself when the database comes back.
  */
 import { AppError } from "../http/errors.js";
-import type { Logger } from "../log.js";
+import type { Logger } from "../platform/log.js";
 import { describeDatabaseError, migrateDatabase, type Database, type DatabaseProblem } from "../../db/client.js";
 
 export interface MigratingDatabaseOptions {

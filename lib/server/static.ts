@@ -1,14 +1,14 @@
 /**
- * The web app's static files (public/, built from web/ by web/build.ts) for `npm start`
+ * The web app's static files (public/, built from web/ by scripts/build-web.ts) for `npm start`
  * (Vercel serves public/ itself). `/` is index.html and `/docs` the API reference;
  * content-hashed assets (`/assets/name-HASH.ext`) are cached for a year, pages revalidated;
  * a precompressed `.br` or `.gz` twin is sent when the client accepts it. Every answer
- * carries the web app's security headers (lib/web/security-headers.ts). Only files listed at
+ * carries the web app's security headers (lib/http/security-headers.ts). Only files listed at
  * startup are served (a map lookup: no path ever reaches the file system), never `/api/*`.
  */
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { extname, join, relative, sep } from "node:path";
-import { securityHeaders } from "../web/security-headers.js";
+import { securityHeaders } from "../http/security-headers.js";
 
 const contentTypes: Record<string, string> = {
   ".html": "text/html; charset=utf-8",
@@ -31,7 +31,7 @@ interface StaticFile {
   etag: string;
 }
 
-/** `name-HASH.ext` as web/build.ts names assets (esbuild's `[name]-[hash]`: 8 base32 characters). */
+/** `name-HASH.ext` as scripts/build-web.ts names assets (esbuild's `[name]-[hash]`: 8 base32 characters). */
 function isHashed(name: string): boolean {
   const dot = name.lastIndexOf(".");
   const dash = name.lastIndexOf("-", dot);

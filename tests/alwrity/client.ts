@@ -58,7 +58,7 @@ export async function openTransport(name: TransportName, rt: TestRuntime): Promi
     };
   }
   if (name === "local server") {
-    // What lib/server/start.ts does: the one app under @hono/node-server.
+    // What scripts/start.ts does: the one app under @hono/node-server.
     const server: ServerType = await new Promise((resolve) => {
       const s = serve({ fetch: rt.app.fetch, port: 0, hostname: "127.0.0.1" }, () => resolve(s));
     });

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Database } from "../../db/client.js";
 import { userApiKeys } from "../../lib/keys/resolver.js";
 import type { App } from "../../lib/app.js";
-import { routes } from "../../lib/routes/index.js";
+import { routes } from "../../lib/routes.js";
 import {
   algNoneToken,
   createTestSigner,

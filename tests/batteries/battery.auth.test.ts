@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { randomBytes } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { userApiKeys } from "../../lib/keys/resolver.js";
-import { recordUsage } from "../../lib/usage.js";
+import { recordUsage } from "../../lib/generation/usage.js";
 import { backends, backendLabel, type TestDatabase } from "../helpers/db.js";
 import { expectStatus, makeRuntime, sampleKeys, testSigner, type TestRuntime } from "../helpers/runtime.js";
 import { startJwksServer, type JwksServer } from "../../testkit/clerk.js";

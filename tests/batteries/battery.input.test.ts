@@ -14,7 +14,7 @@ import fc from "fast-check";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { routes } from "../../lib/routes/index.js";
+import { routes } from "../../lib/routes.js";
 import { backends, backendLabel, type TestDatabase } from "../helpers/db.js";
 import { expectStatus, makeRuntime, sampleKeys, testSigner, type TestRuntime } from "../helpers/runtime.js";
 import { startFakeGemini, type FakeGemini } from "../../testkit/fakes/gemini.js";

@@ -18,7 +18,7 @@ import { join } from "node:path";
 import { sql } from "drizzle-orm";
 import { DrizzleQueryError } from "drizzle-orm/errors";
 import { saveKeys as storeSaveKeys } from "../../lib/keys/store.js";
-import { parseKeyring } from "../../lib/crypto.js";
+import { parseKeyring } from "../../lib/platform/crypto.js";
 import { backends, backendLabel, type TestDatabase } from "../helpers/db.js";
 import { makeRuntime, sampleKeys, testSigner, type TestRuntime } from "../helpers/runtime.js";
 import { startJwksServer, type JwksServer } from "../../testkit/clerk.js";

@@ -9,7 +9,7 @@
 import { openApiPath } from "../../lib/http/route.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openApiDocument } from "../../lib/openapi.js";
-import { routes } from "../../lib/routes/index.js";
+import { routes } from "../../lib/routes.js";
 import type { AnyRoute } from "../../lib/http/route.js";
 import { openDatabase, type Database } from "../../db/client.js";
 import { backends, type TestDatabase } from "../helpers/db.js";

@@ -8,7 +8,7 @@
  *   carry allow-origin, credentials and expose x-request-id; from any other origin, none.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { routes } from "../../lib/routes/index.js";
+import { routes } from "../../lib/routes.js";
 import type { AnyRoute as Route } from "../../lib/http/route.js";
 import { backends, type TestDatabase } from "../helpers/db.js";
 import { expectStatus, makeRuntime, sampleKeys, type TestRuntime } from "../helpers/runtime.js";

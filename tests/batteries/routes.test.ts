@@ -1,5 +1,5 @@
 /**
- * The app's route list (lib/routes/index.ts) and the api/ folder agree: Vercel serves the
+ * The app's route list (lib/routes.ts) and the api/ folder agree: Vercel serves the
  * files, the local server and Lambda serve the list, so a route no api/ file serves (or an
  * api/ file serving a path Vercel never routes to it) exists on one platform only. Also the
  * layout rules: nothing under lib/ imports api/, and scripts/ and bench/ never import tests/.
@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readdirSync, readFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { pathToFileURL } from "node:url";
-import { routes } from "../../lib/routes/index.js";
+import { routes } from "../../lib/routes.js";
 import { examplePath } from "../../lib/http/route.js";
 import { backends, type TestDatabase } from "../helpers/db.js";
 import { makeRuntime, type TestRuntime } from "../helpers/runtime.js";

@@ -7,13 +7,13 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { randomBytes } from "node:crypto";
 import { sql } from "drizzle-orm";
-import { generateKeyringEntry } from "../../lib/crypto.js";
-import { DEFAULT_GEMINI_MODEL, type RawEnv } from "../../lib/env.js";
+import { generateKeyringEntry } from "../../lib/platform/crypto.js";
+import { DEFAULT_GEMINI_MODEL, type RawEnv } from "../../lib/platform/env.js";
 import { budgetResponse, generateBody, problemSchema, usageResponse } from "../../lib/schemas.js";
-import { generationWorstCaseUsd, MAX_OUTPUT_TOKENS, researchQueries, worstCaseInputTokens } from "../../lib/blog/generate.js";
-import { reserveBudget } from "../../lib/budget.js";
-import { EXA_SEARCH_PRICE_USD } from "../../lib/usage.js";
-import { geminiPrices, geminiPrice } from "../../lib/prices.js";
+import { generationWorstCaseUsd, MAX_OUTPUT_TOKENS, researchQueries, worstCaseInputTokens } from "../../lib/generation/generate.js";
+import { reserveBudget } from "../../lib/generation/budget.js";
+import { EXA_SEARCH_PRICE_USD } from "../../lib/generation/usage.js";
+import { geminiPrices, geminiPrice } from "../../lib/generation/prices.js";
 import { startFakeGemini, type FakeGemini } from "../../testkit/fakes/gemini.js";
 import { startFakeExa, type FakeExa } from "../../testkit/fakes/exa.js";
 import { backends, backendLabel, type TestDatabase } from "../helpers/db.js";
@@ -63,7 +63,7 @@ describe("the worst-case estimate", () => {
   });
 
   it("bounds the real prompt: the largest possible sources fit under the input bound", async () => {
-    const { systemInstruction, writingPrompt, MAX_SOURCES } = await import("../../lib/blog/generate.js");
+    const { systemInstruction, writingPrompt, MAX_SOURCES } = await import("../../lib/generation/generate.js");
     const huge = "é".repeat(20_000);
     const sources = Array.from({ length: MAX_SOURCES }, () => ({ title: huge, url: `https://x.example/${huge}`, text: huge, highlights: [huge] }));
     const prompt = systemInstruction(body, MAX_SOURCES) + writingPrompt(body, sources);

@@ -8,11 +8,11 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { randomBytes } from "node:crypto";
 import { sql } from "drizzle-orm";
-import { generateKeyringEntry } from "../../lib/crypto.js";
-import { DEFAULT_GEMINI_MODEL } from "../../lib/env.js";
+import { generateKeyringEntry } from "../../lib/platform/crypto.js";
+import { DEFAULT_GEMINI_MODEL } from "../../lib/platform/env.js";
 import { budgetResponse, generateBody } from "../../lib/schemas.js";
-import { generationWorstCaseUsd } from "../../lib/blog/generate.js";
-import { budgetStatus, reserveBudget } from "../../lib/budget.js";
+import { generationWorstCaseUsd } from "../../lib/generation/generate.js";
+import { budgetStatus, reserveBudget } from "../../lib/generation/budget.js";
 import { openDatabase, type Database } from "../../db/client.js";
 import { startFakeGemini, type FakeGemini } from "../../testkit/fakes/gemini.js";
 import { startFakeExa, type FakeExa } from "../../testkit/fakes/exa.js";

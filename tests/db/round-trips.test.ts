@@ -10,8 +10,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { randomBytes } from "node:crypto";
 import { migrateDatabase, openDatabase, type Database } from "../../db/client.js";
-import { generateKeyringEntry } from "../../lib/crypto.js";
-import { routes } from "../../lib/routes/index.js";
+import { generateKeyringEntry } from "../../lib/platform/crypto.js";
+import { routes } from "../../lib/routes.js";
 import { startPgLatencyProxy, type PgLatencyProxy } from "../../testkit/pg-latency-proxy.js";
 import { startFakeGemini, type FakeGemini } from "../../testkit/fakes/gemini.js";
 import { startFakeExa, type FakeExa } from "../../testkit/fakes/exa.js";

@@ -7,12 +7,12 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { randomBytes } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { sql } from "drizzle-orm";
-import { generateKeyringEntry } from "../../lib/crypto.js";
+import { generateKeyringEntry } from "../../lib/platform/crypto.js";
 import { EXA_CONTENTS } from "../../lib/providers/exa.js";
-import { estimateTokens } from "../../lib/usage.js";
-import { geminiCostUsd } from "../../lib/prices.js";
+import { estimateTokens } from "../../lib/generation/usage.js";
+import { geminiCostUsd } from "../../lib/generation/prices.js";
 import { generateResult, problemSchema } from "../../lib/schemas.js";
-import { DEFAULT_GEMINI_MODEL, type RawEnv } from "../../lib/env.js";
+import { DEFAULT_GEMINI_MODEL, type RawEnv } from "../../lib/platform/env.js";
 import { FAKE_GEMINI_CHUNKS, FAKE_THOUGHTS_TOKENS, fakeTokenCount, startFakeGemini, type FakeGemini } from "../../testkit/fakes/gemini.js";
 import { FAKE_EXA_SEARCH_COST, startFakeExa, type FakeExa } from "../../testkit/fakes/exa.js";
 import type { FakeMode } from "../../testkit/fakes/index.js";

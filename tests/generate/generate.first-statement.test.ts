@@ -1,5 +1,5 @@
 /**
- * The generation's one statement before any upstream call (lib/blog/start.ts): rate limit,
+ * The generation's one statement before any upstream call (lib/generation/start.ts): rate limit,
  * key read and budget reservation together. What it must never do: reserve for a request it
  * refuses (429, 409), leave a reservation behind when the stored Gemini key does not decrypt,
  * or reserve the research amount for a request that turned research off.
@@ -7,10 +7,10 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { randomBytes } from "node:crypto";
 import { sql } from "drizzle-orm";
-import { generateKeyringEntry } from "../../lib/crypto.js";
-import { generationWorstCaseUsd } from "../../lib/blog/generate.js";
+import { generateKeyringEntry } from "../../lib/platform/crypto.js";
+import { generationWorstCaseUsd } from "../../lib/generation/generate.js";
 import { generateBody } from "../../lib/schemas.js";
-import { DEFAULT_GEMINI_MODEL } from "../../lib/env.js";
+import { DEFAULT_GEMINI_MODEL } from "../../lib/platform/env.js";
 import { startFakeGemini, type FakeGemini } from "../../testkit/fakes/gemini.js";
 import { startFakeExa, type FakeExa } from "../../testkit/fakes/exa.js";
 import { backends, backendLabel, type TestDatabase } from "../helpers/db.js";

@@ -1,13 +1,13 @@
 /**
- * The usage row of a Gemini stream cut short (lib/blog/generate.ts `cutShortGeminiUsage`):
+ * The usage row of a Gemini stream cut short (lib/generation/generate.ts `cutShortGeminiUsage`):
  * each count is Gemini's when its last usageMetadata held one, our estimate otherwise, and the
  * row says whether any count is estimated. The end-to-end cases (client abort, stall) are in
  * generate.behaviour.test.ts.
  */
 import { describe, expect, it } from "vitest";
-import { cutShortGeminiUsage } from "../../lib/blog/generate.js";
-import { estimateTokens } from "../../lib/usage.js";
-import { geminiCostUsd } from "../../lib/prices.js";
+import { cutShortGeminiUsage } from "../../lib/generation/generate.js";
+import { estimateTokens } from "../../lib/generation/usage.js";
+import { geminiCostUsd } from "../../lib/generation/prices.js";
 
 const model = "gemini-2.5-flash";
 const prompt = "Write about streaming. ".repeat(20);

@@ -10,7 +10,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sql } from "drizzle-orm";
-import { generateKeyringEntry } from "../../lib/crypto.js";
+import { generateKeyringEntry } from "../../lib/platform/crypto.js";
 import { startFakeGemini, type FakeGemini } from "../../testkit/fakes/gemini.js";
 import { startFakeExa, type FakeExa } from "../../testkit/fakes/exa.js";
 import { backends, backendLabel, type TestDatabase } from "../helpers/db.js";

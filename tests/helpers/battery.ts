@@ -1,6 +1,6 @@
 /**
  * Shared machinery of the batteries (tests/batteries/battery.*.test.ts, tests/batteries/cors.test.ts):
- * - the app's own route list (lib/routes/index.ts) as endpoints, so a new route is covered by
+ * - the app's own route list (lib/routes.ts) as endpoints, so a new route is covered by
  *   every battery without editing it;
  * - a valid request for every endpoint (bodies and queries checked against lib/schemas.ts);
  * - the two apps a request can reach: the app over every route (local server and Lambda) and
@@ -13,14 +13,14 @@ import { createServer, connect, type AddressInfo, type Server, type Socket } fro
 import { readFileSync } from "node:fs";
 import { sql } from "drizzle-orm";
 import type { z } from "zod";
-import { routes } from "../../lib/routes/index.js";
+import { routes } from "../../lib/routes.js";
 import { createApp, type App } from "../../lib/app.js";
-import type { Runtime } from "../../lib/runtime.js";
+import type { Runtime } from "../../lib/platform/runtime.js";
 import { examplePath, type AnyRoute, type Method } from "../../lib/http/route.js";
 import { errorCodes } from "../../lib/http/errors.js";
 import { PROBLEM_TYPE_BASE } from "../../lib/http/problem.js";
 import { budgetBody, clerkWebhookEvent, deleteKeyQuery, generateBody, problemSchema, saveKeysRequest, sessionBody, usageQuery } from "../../lib/schemas.js";
-import { frontendEnvBody, stepCompleteBody } from "../../lib/alwrity/schemas.js";
+import { frontendEnvBody, stepCompleteBody } from "../../lib/compat/alwrity/schemas.js";
 import type { Database } from "../../db/client.js";
 import {
   algNoneToken,

@@ -19,7 +19,7 @@ export interface TestDatabase extends Database {
   destroy(): Promise<void>;
 }
 
-// Read here, in the test harness only: lib/ never reads process.env outside lib/env.ts.
+// Read here, in the test harness only: lib/ never reads process.env outside lib/platform/env.ts.
 export const testDatabaseUrl = process.env.TEST_DATABASE_URL || undefined;
 
 export async function createPostgresDatabase(baseUrl: string): Promise<{ url: string; drop: () => Promise<void> }> {

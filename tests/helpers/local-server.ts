@@ -1,5 +1,5 @@
 /**
- * `npm start` as a user runs it (`tsx lib/server/start.ts` in the repository root), for the
+ * `npm start` as a user runs it (`tsx scripts/start.ts` in the repository root), for the
  * tests that need the real local server: its startup messages, exit codes and HTTP.
  */
 import { spawn, type ChildProcess } from "node:child_process";
@@ -21,7 +21,7 @@ export interface LocalServer {
 
 /** Starts the local server with only PATH, HOME and `env`; resolves once it listens or exits. */
 export function startLocalServer(env: Record<string, string>, timeoutMs = 90_000): Promise<LocalServer> {
-  const child = spawn(process.execPath, ["--import", "tsx", "lib/server/start.ts"], {
+  const child = spawn(process.execPath, ["--import", "tsx", "scripts/start.ts"], {
     cwd: root,
     env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...env },
     stdio: ["ignore", "pipe", "pipe"],

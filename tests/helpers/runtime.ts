@@ -5,12 +5,12 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { loadConfig, type RawEnv } from "../../lib/env.js";
-import { memorySink } from "../../lib/log.js";
-import { createRuntime, type Runtime } from "../../lib/runtime.js";
+import { loadConfig, type RawEnv } from "../../lib/platform/env.js";
+import { memorySink } from "../../lib/platform/log.js";
+import { createRuntime, type Runtime } from "../../lib/platform/runtime.js";
 import { createApp, type App } from "../../lib/app.js";
-import { routes } from "../../lib/routes/index.js";
-import { generateKeyringEntry } from "../../lib/crypto.js";
+import { routes } from "../../lib/routes.js";
+import { generateKeyringEntry } from "../../lib/platform/crypto.js";
 import { createTestSigner, TEST_AZP, type TestSigner } from "../../testkit/clerk.js";
 import { TEST_WEBHOOK_SECRET } from "../../testkit/webhooks.js";
 import type { Database } from "../../db/client.js";

@@ -11,10 +11,10 @@ import { fileURLToPath } from "node:url";
 import { sql, type SQL } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { migrateDatabase, openDatabase, type Database } from "../../db/client.js";
-import { generateKeyringEntry } from "../../lib/crypto.js";
+import { generateKeyringEntry } from "../../lib/platform/crypto.js";
 import { userApiKeys } from "../../lib/keys/resolver.js";
 import { reencryptAll } from "../../lib/keys/reencrypt.js";
-import { createLogger, memorySink } from "../../lib/log.js";
+import { createLogger, memorySink } from "../../lib/platform/log.js";
 import { backends, backendLabel, type Backend, type TestDatabase } from "../helpers/db.js";
 import { expectStatus, makeRuntime, request, sampleKeys, type TestRuntime } from "../helpers/runtime.js";
 
@@ -65,12 +65,12 @@ async function save(rt: TestRuntime, userId: string, body: Record<string, unknow
   return expectStatus(await rt.fetch(request("POST", "/api/onboarding/api-keys", { token: rt.token(userId), body })), 200);
 }
 
-/** Runs the CLI as an operator would (`npx tsx lib/keys/reencrypt-cli.ts`), with only the given environment. */
+/** Runs the CLI as an operator would (`npx tsx scripts/keys-reencrypt.ts`), with only the given environment. */
 function runCli(env: Record<string, string>, args: string[] = []): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     execFile(
       process.execPath,
-      [tsxCli, "lib/keys/reencrypt-cli.ts", ...args],
+      [tsxCli, "scripts/keys-reencrypt.ts", ...args],
       { cwd: repoRoot, env, encoding: "utf8", timeout: 120_000 },
       (error, stdout, stderr) => {
         const code = error ? (typeof error.code === "number" ? error.code : -1) : 0;

@@ -1,11 +1,11 @@
 /**
- * "Unchanged" without decrypting: each key is stored with a fingerprint (lib/crypto.ts
+ * "Unchanged" without decrypting: each key is stored with a fingerprint (lib/platform/crypto.ts
  * keyFingerprint) that the saving statement compares. Bound to user, provider and encryption
  * key; never the key; saves equal to the stored key write nothing, even when they race.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sql } from "drizzle-orm";
-import { generateKeyringEntry, keyFingerprint, parseKeyring, type Keyring } from "../../lib/crypto.js";
+import { generateKeyringEntry, keyFingerprint, parseKeyring, type Keyring } from "../../lib/platform/crypto.js";
 import { backends, backendLabel, type TestDatabase } from "../helpers/db.js";
 import { expectStatus, makeRuntime, request, sampleKeys, type TestRuntime } from "../helpers/runtime.js";
 

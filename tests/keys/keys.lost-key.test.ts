@@ -1,5 +1,5 @@
 /**
- * Losing the development encryption key is loud (lib/dev/keyring.ts). Following the README
+ * Losing the development encryption key is loud (lib/platform/dev/keyring.ts). Following the README
  * after a first run (`cp .env.example .env`) wipes the generated KEY_ENCRYPTION_KEYS line;
  * the next save used to generate a new key silently, and every stored key became unreadable.
  * Now generation is refused while stored keys are sealed with an id we do not have, naming

@@ -1,7 +1,7 @@
 /** Per-user limits live in the database, so two serverless instances share one budget. */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sql } from "drizzle-orm";
-import { generateKeyringEntry } from "../../lib/crypto.js";
+import { generateKeyringEntry } from "../../lib/platform/crypto.js";
 import { backends, backendLabel, type TestDatabase } from "../helpers/db.js";
 import { expectStatus, makeRuntime, request, sampleKeys, type TestRuntime } from "../helpers/runtime.js";
 

@@ -8,7 +8,7 @@ import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Database } from "../../db/client.js";
 import { userApiKeys } from "../../lib/keys/resolver.js";
-import { providers, type Provider } from "../../lib/keys/providers.js";
+import { providers, type Provider } from "../../lib/providers/registry.js";
 import { backends, backendLabel, type TestDatabase } from "../helpers/db.js";
 import { expectStatus, makeRuntime, request, type TestRuntime } from "../helpers/runtime.js";
 

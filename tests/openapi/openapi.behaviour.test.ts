@@ -11,12 +11,12 @@ import { build } from "esbuild";
 import { buildOpenApiDocument, openApiDocument, type OpenApiDocument } from "../../lib/openapi.js";
 import { defineRoute, json, type AnyRoute } from "../../lib/http/route.js";
 import { readdirSync } from "node:fs";
-import { routes } from "../../lib/routes/index.js";
+import { routes } from "../../lib/routes.js";
 import { errorCodes, type ErrorCode } from "../../lib/http/errors.js";
 import { PROBLEM_TYPE_BASE } from "../../lib/http/problem.js";
 import { budgetBody, clerkWebhookEvent, deleteKeyQuery, generateBody, oneKeyBody, problemSchema, saveKeysBody, saveKeysRequest, sessionBody, usageQuery } from "../../lib/schemas.js";
 import * as schemas from "../../lib/schemas.js";
-import { VERSION } from "../../lib/version.js";
+import { VERSION } from "../../lib/platform/version.js";
 import { backends, type TestDatabase } from "../helpers/db.js";
 import { expectStatus, makeRuntime, request, type TestRuntime } from "../helpers/runtime.js";
 

@@ -1,6 +1,6 @@
 /**
  * Health tells the truth (issue 9, item 8) and a broken key ring stays the operator's business
- * (item 6). The configuration is checked in three places, all through lib/config-check.ts:
+ * (item 6). The configuration is checked in three places, all through lib/platform/config-check.ts:
  * - every runtime on its first request (logged once; `/api/health` answers 503
  *   `misconfigured` naming the variables, never their values, and no operator warnings);
  * - `npm start`, before it listens (production with an error does not start);
@@ -12,8 +12,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { generateKeyringEntry } from "../../lib/crypto.js";
-import type { RawEnv } from "../../lib/env.js";
+import { generateKeyringEntry } from "../../lib/platform/crypto.js";
+import type { RawEnv } from "../../lib/platform/env.js";
 import { healthResponse } from "../../lib/schemas.js";
 import { backends, type TestDatabase } from "../helpers/db.js";
 import { expectStatus, makeRuntime, request, sampleKeys, testSigner } from "../helpers/runtime.js";
@@ -212,7 +212,7 @@ function checkConfig(env: Record<string, string>, args: string[] = []): Promise<
   return new Promise((resolve) => {
     execFile(
       process.execPath,
-      ["--import", "tsx", "lib/config-check-cli.ts", ...args],
+      ["--import", "tsx", "scripts/check-config.ts", ...args],
       { cwd: root, env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...env }, encoding: "utf8" },
       (error, stdout, stderr) => resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
@@ -326,7 +326,7 @@ describe("npm run keys:reencrypt refuses to re-encrypt under a weak key", () => 
       new Promise<Run>((resolve) => {
         execFile(
           process.execPath,
-          ["--import", "tsx", "lib/keys/reencrypt-cli.ts"],
+          ["--import", "tsx", "scripts/keys-reencrypt.ts"],
           {
             cwd: root,
             // A database URL nothing listens on: the refusal must come before any connection.

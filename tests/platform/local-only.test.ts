@@ -7,7 +7,7 @@
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { isLoopbackAddress, isLoopbackHost } from "../../lib/dev/local-only.js";
+import { isLoopbackAddress, isLoopbackHost } from "../../lib/platform/dev/local-only.js";
 import { startFakeGemini, type FakeGemini } from "../../testkit/fakes/gemini.js";
 import { startFakeExa, type FakeExa } from "../../testkit/fakes/exa.js";
 import type { Database } from "../../db/client.js";

@@ -9,7 +9,7 @@ import { closedPort } from "../helpers/battery.js";
 import { createPostgresDatabase, testDatabaseUrl } from "../helpers/db.js";
 
 const run = (env: Record<string, string>) =>
-  execFileSync(process.execPath, ["--import", "tsx", "db/migrate.ts"], {
+  execFileSync(process.execPath, ["--import", "tsx", "scripts/db-migrate.ts"], {
     env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...env },
     encoding: "utf8",
   });
@@ -28,7 +28,7 @@ describe("db:migrate", () => {
 
   it("says why it failed (connection refused at host:port), with the password masked", async () => {
     const port = await closedPort();
-    const result = spawnSync(process.execPath, ["--import", "tsx", "db/migrate.ts"], {
+    const result = spawnSync(process.execPath, ["--import", "tsx", "scripts/db-migrate.ts"], {
       env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", DATABASE_URL: `postgres://app:hunter2secret@127.0.0.1:${port}/app`, DEPLOY_ENV: "production" },
       encoding: "utf8",
     });

@@ -14,13 +14,13 @@ import { join } from "node:path";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Database } from "../../db/client.js";
-import { generateKeyringEntry, parseKeyring } from "../../lib/crypto.js";
-import { ConfigError, hostingPlatforms, loadConfig, type Config, type RawEnv } from "../../lib/env.js";
-import { configProblems } from "../../lib/config-check.js";
+import { generateKeyringEntry, parseKeyring } from "../../lib/platform/crypto.js";
+import { ConfigError, hostingPlatforms, loadConfig, type Config, type RawEnv } from "../../lib/platform/env.js";
+import { configProblems } from "../../lib/platform/config-check.js";
 import { userApiKeys } from "../../lib/keys/resolver.js";
-import { providers } from "../../lib/keys/providers.js";
-import { loadDevelopmentEnv } from "../../lib/dev/dotenv.js";
-import { routes } from "../../lib/routes/index.js";
+import { providers } from "../../lib/providers/registry.js";
+import { loadDevelopmentEnv } from "../../lib/platform/dev/dotenv.js";
+import { routes } from "../../lib/routes.js";
 import { backends, backendLabel, type TestDatabase } from "../helpers/db.js";
 import { expectStatus, makeRuntime, request, sampleKeys, type TestRuntime } from "../helpers/runtime.js";
 import { parseWithDotenv, parseWithNode, parseWithPython, pythonDotenvMissing } from "../helpers/dotenv-parsers.js";
@@ -42,7 +42,7 @@ const DEBUG_WARNING = "DEBUG=true is ignored in production";
 
 // ---- the mode table -------------------------------------------------------------------------
 
-/** Does config's warnings list (lib/config-check.ts) hold the DEBUG-ignored notice? */
+/** Does config's warnings list (lib/platform/config-check.ts) hold the DEBUG-ignored notice? */
 const warnsDebugIgnored = (config: Readonly<Config>) =>
   configProblems(config).some((p) => p.severity === "warning" && p.message.includes(DEBUG_WARNING));
 
@@ -50,7 +50,7 @@ const warnsDebugIgnored = (config: Readonly<Config>) =>
 const SECRETISH = "s3cr3t-Value_9f2c";
 
 /**
- * Hosting platforms, written out here (not read from lib/env.ts) so that dropping one from the
+ * Hosting platforms, written out here (not read from lib/platform/env.ts) so that dropping one from the
  * code fails this table: variable → platform id.
  */
 const platforms: [string, string][] = [

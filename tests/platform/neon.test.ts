@@ -12,7 +12,7 @@ import { userApiKeys } from "../../lib/keys/resolver.js";
 import { isDatabaseUnavailable, migrateDatabase, openDatabase, type Database, type DatabaseOptions } from "../../db/client.js";
 import { createPostgresDatabase, testDatabaseUrl } from "../helpers/db.js";
 import { expectStatus, makeRuntime, request, sampleKeys, type TestRuntime } from "../helpers/runtime.js";
-import { startGeneration } from "../../lib/blog/start.js";
+import { startGeneration } from "../../lib/generation/start.js";
 import { startNeonWsProxy, type NeonWsProxy } from "../../testkit/neon-ws-proxy.js";
 import { startNeonHttpEndpoint, type NeonHttpEndpoint } from "../helpers/neon-http-endpoint.js";
 

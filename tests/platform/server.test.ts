@@ -1,5 +1,5 @@
 /**
- * The local server as a user runs it (`npm start` = tsx lib/server/start.ts): embedded
+ * The local server as a user runs it (`npm start` = tsx scripts/start.ts): embedded
  * database, development mode, a curl-like round trip over real HTTP, graceful shutdown.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";

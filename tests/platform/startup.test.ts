@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { closedPort, startTcpProxy } from "../helpers/battery.js";
 import { createPostgresDatabase, testDatabaseUrl } from "../helpers/db.js";
 import { sampleKeys } from "../helpers/runtime.js";
-import { generateKeyringEntry } from "../../lib/crypto.js";
+import { generateKeyringEntry } from "../../lib/platform/crypto.js";
 import { startLocalServer, type LocalServer } from "../helpers/local-server.js";
 
 const password = "s3cretPassw0rd";

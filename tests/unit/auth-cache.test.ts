@@ -7,8 +7,8 @@
  */
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { err } from "../../lib/http/errors.js";
-import { verifyCached, VerifiedTokenCache, type SessionVerifier } from "../../lib/auth/cache.js";
-import { verifySessionToken, type ClerkSettings } from "../../lib/auth/verify.js";
+import { verifyCached, VerifiedTokenCache, type SessionVerifier } from "../../lib/platform/auth/cache.js";
+import { verifySessionToken, type ClerkSettings } from "../../lib/platform/auth/verify.js";
 import { createTestSigner, expiredToken, TEST_AZP, wrongKeyToken } from "../../testkit/clerk.js";
 
 const signer = createTestSigner();

@@ -1,9 +1,9 @@
 import { randomBytes } from "node:crypto";
 import { verifyToken as clerkVerifyToken } from "@clerk/backend";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
-import { normalizePem } from "../../lib/auth/pem.js";
-import { extractSessionToken } from "../../lib/auth/token.js";
-import { CLOCK_SKEW_MS, isServerSideReason, verifySessionToken, type ClerkSettings } from "../../lib/auth/verify.js";
+import { normalizePem } from "../../lib/platform/auth/pem.js";
+import { extractSessionToken } from "../../lib/platform/auth/token.js";
+import { CLOCK_SKEW_MS, isServerSideReason, verifySessionToken, type ClerkSettings } from "../../lib/platform/auth/verify.js";
 import {
   TEST_AZP,
   algNoneToken,

@@ -1,17 +1,17 @@
 /**
  * Configuration that should not pass (issue 9, item 6) and the one list of configuration
- * problems (lib/config-check.ts) that `npm start`, `/api/health` and `npm run check-config`
+ * problems (lib/platform/config-check.ts) that `npm start`, `/api/health` and `npm run check-config`
  * share. Health and the CLI are exercised in tests/platform/health-config.test.ts.
  */
 import { generateKeyPairSync, randomBytes } from "node:crypto";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { generateKeyringEntry, lowEntropyReason, parseKeyring } from "../../lib/crypto.js";
-import { ConfigError, loadConfig, type RawEnv } from "../../lib/env.js";
-import { configProblems, misconfiguredVariables, PRICE_TABLE_MAX_AGE_DAYS, type ConfigProblem } from "../../lib/config-check.js";
-import { GEMINI_PRICES_READ } from "../../lib/prices.js";
+import { generateKeyringEntry, lowEntropyReason, parseKeyring } from "../../lib/platform/crypto.js";
+import { ConfigError, loadConfig, type RawEnv } from "../../lib/platform/env.js";
+import { configProblems, misconfiguredVariables, PRICE_TABLE_MAX_AGE_DAYS, type ConfigProblem } from "../../lib/platform/config-check.js";
+import { GEMINI_PRICES_READ } from "../../lib/generation/prices.js";
 import { createTestSigner } from "../../testkit/clerk.js";
-import { publishableKeyFor } from "../../lib/auth/publishable-key.js";
+import { publishableKeyFor } from "../../lib/platform/auth/publishable-key.js";
 
 const b64 = (bytes: Uint8Array | number[]) => Buffer.from(bytes).toString("base64");
 const repeat = (pattern: number[], length = 32) => Array.from({ length }, (_, i) => pattern[i % pattern.length]!);
@@ -33,7 +33,7 @@ const weakKeys: [string, number[]][] = [
   ["32 base64 characters", [...Buffer.from(randomBytes(24).toString("base64"))]],
 ];
 
-describe("lowEntropyReason (lib/crypto.ts)", () => {
+describe("lowEntropyReason (lib/platform/crypto.ts)", () => {
   for (const [label, bytes] of weakKeys) {
     it(`recognises ${label}`, () => {
       expect(bytes).toHaveLength(32);
@@ -157,7 +157,7 @@ describe("GEMINI_BASE_URL and EXA_BASE_URL", () => {
 
 // ---- configProblems ------------------------------------------------------------------------------
 
-describe("configProblems (lib/config-check.ts)", () => {
+describe("configProblems (lib/platform/config-check.ts)", () => {
   const signer = createTestSigner();
   const good = {
     CLERK_JWT_KEY: signer.publicPem,
@@ -199,7 +199,7 @@ describe("configProblems (lib/config-check.ts)", () => {
     ["development without CLERK_PUBLISHABLE_KEY", { ...good, CLERK_PUBLISHABLE_KEY: undefined }, [], []],
     ["production, CLERK_PUBLISHABLE_KEY not a publishable key", { ...production, ...good, CLERK_PUBLISHABLE_KEY: "sk_live_abc" }, ["CLERK_PUBLISHABLE_KEY"], []],
     ["production, CLERK_PUBLISHABLE_KEY naming no host", { ...production, ...good, CLERK_PUBLISHABLE_KEY: `pk_live_${Buffer.from("not a host$").toString("base64")}` }, ["CLERK_PUBLISHABLE_KEY"], []],
-    // The Gemini model and its price (lib/prices.ts): never metered at $0.
+    // The Gemini model and its price (lib/generation/prices.ts): never metered at $0.
     ["production, a current model of the price table", { ...production, ...good, GEMINI_MODEL: "gemini-3.1-flash-lite" }, [], []],
     ["production, a model without a price", { ...production, ...good, GEMINI_MODEL: "gemini-4-flash" }, ["GEMINI_MODEL", "GEMINI_PRICE_INPUT_PER_MILLION", "GEMINI_PRICE_OUTPUT_PER_MILLION"], []],
     ["development, a model without a price", { ...good, GEMINI_MODEL: "gemini-4-flash" }, [], ["GEMINI_MODEL", "GEMINI_PRICE_INPUT_PER_MILLION", "GEMINI_PRICE_OUTPUT_PER_MILLION"]],

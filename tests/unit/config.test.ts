@@ -1,7 +1,7 @@
 /** Configuration details beyond the mode table (tests/platform/modes.test.ts). */
 import { describe, expect, it } from "vitest";
-import { configProblems, formatConfigProblem } from "../../lib/config-check.js";
-import { ConfigError, loadConfig } from "../../lib/env.js";
+import { configProblems, formatConfigProblem } from "../../lib/platform/config-check.js";
+import { ConfigError, loadConfig } from "../../lib/platform/env.js";
 
 describe("database configuration", () => {
   it("guesses the driver from DATABASE_URL and names statements only where it is safe by default", () => {

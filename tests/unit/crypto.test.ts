@@ -9,8 +9,8 @@ import {
   parseKeyring,
   storedKeyId,
   type Keyring,
-} from "../../lib/crypto.js";
-import { redact } from "../../lib/log.js";
+} from "../../lib/platform/crypto.js";
+import { redact } from "../../lib/platform/log.js";
 
 function keyring(spec: string): Keyring {
   const parsed = parseKeyring(spec);

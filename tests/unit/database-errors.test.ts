@@ -8,7 +8,7 @@ import { createServer, type AddressInfo } from "node:net";
 import { describe, expect, it } from "vitest";
 import { databaseUrlProblem, describeDatabaseError, maskDatabaseUrl, migrateDatabase, openDatabase } from "../../db/client.js";
 import { isAppError } from "../../lib/http/errors.js";
-import { createLogger, memorySink } from "../../lib/log.js";
+import { createLogger, memorySink } from "../../lib/platform/log.js";
 import { migratingDatabase } from "../../lib/server/migrating-database.js";
 import { closedPort, startTcpProxy } from "../helpers/battery.js";
 import { createPostgresDatabase, testDatabaseUrl } from "../helpers/db.js";

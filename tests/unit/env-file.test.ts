@@ -4,7 +4,7 @@ import { dirname, join } from "node:path";
 import dotenv from "dotenv";
 import fc from "fast-check";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { generateKeyringEntry } from "../../lib/crypto.js";
+import { generateKeyringEntry } from "../../lib/platform/crypto.js";
 import { isAppError } from "../../lib/http/errors.js";
 import {
   EnvFileWriter,
@@ -14,7 +14,7 @@ import {
   scanEnvText,
   updateEnvText,
   type RenameFile,
-} from "../../lib/dev/env-file.js";
+} from "../../lib/platform/dev/env-file.js";
 import { parseWithDotenv, parseWithNode, parseWithPython, pythonDotenvMissing } from "../helpers/dotenv-parsers.js";
 
 if (pythonDotenvMissing) console.warn(`[env-file.test] python-dotenv check ${pythonDotenvMissing}`);

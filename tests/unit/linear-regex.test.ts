@@ -14,15 +14,15 @@ import { join, relative } from "node:path";
 import ts from "typescript";
 import { z } from "zod";
 import { describe, expect, it } from "vitest";
-import { createLogger, redact } from "../../lib/log.js";
-import { extractTitle } from "../../lib/blog/generate.js";
+import { createLogger, redact } from "../../lib/platform/log.js";
+import { extractTitle } from "../../lib/generation/generate.js";
 import { issuesToErrors, readQuery } from "../../lib/http/request.js";
 import { createApp } from "../../lib/app.js";
-import { routes } from "../../lib/routes/index.js";
-import { loadConfig } from "../../lib/env.js";
-import { createRuntime } from "../../lib/runtime.js";
-import { extractSessionToken } from "../../lib/auth/token.js";
-import { notLocalReason } from "../../lib/dev/local-only.js";
+import { routes } from "../../lib/routes.js";
+import { loadConfig } from "../../lib/platform/env.js";
+import { createRuntime } from "../../lib/platform/runtime.js";
+import { extractSessionToken } from "../../lib/platform/auth/token.js";
+import { notLocalReason } from "../../lib/platform/dev/local-only.js";
 
 const SMALL = 16 * 1024;
 const LARGE = 64 * 1024;
@@ -43,69 +43,69 @@ const inside = (what: string): Classification => ({ sees: "no outside input", wh
 
 /** Keyed by file and pattern as written in the source. */
 const inventory: Record<string, Classification> = {
-  "lib/webhooks/clerk.ts /Missing required webhook headers/i": inside("the webhook verifier's own error messages (no regex sees the request)"),
-  "lib/webhooks/clerk.ts /timestamp too (old|new)/i": inside("the webhook verifier's own error messages (no regex sees the request)"),
-  "lib/webhooks/clerk.ts /Invalid Signature Headers/i": inside("the webhook verifier's own error messages (no regex sees the request)"),
-  "lib/webhooks/clerk.ts /No matching signature/i": inside("the webhook verifier's own error messages (no regex sees the request)"),
-  "lib/env.ts /^https?$/": inside("URL schemes of the environment's base URLs"),
-  "lib/env.ts /^\\d{1,6}(\\.\\d{1,8})?$/": inside("the environment"),
-  "lib/env.ts /^whsec_[A-Za-z0-9+/]{16,}={0,2}$/": inside("the environment"),
-  "lib/env.ts /^127\\.\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}$/": inside("host names of the environment's base URLs"),
-  "lib/dev/env-file.ts /^(\\s*)((?:export\\s+)?)([\\w.-]+)(\\s*=\\s*?|:\\s+?)(\\s*'(?:\\\\'|[^'])*'|\\s*\"(?:\\\\\"|[^\"])*\"|\\s*`(?:\\\\`|[^`])*`|[^#\\r\\n]+)?\\s*(?:#.*)?$/dgm": inside("the developer's own .env file (dotenv's line grammar); values the API writes into it are checked first and hold no blank, quote or newline"),
-  "lib/dev/env-file.ts /\\s/": inside("the developer's .env file"),
-  "lib/dev/env-file.ts /^\\s*(?:export\\s+)?$/": inside("the developer's .env file"),
-  "lib/dev/env-file.ts /[\\u2028\\u2029]/": inside("the developer's .env file"),
-  "lib/dev/env-file.ts /^[ \\t]*(?:export[ \\t]+)?$/": inside("the developer's .env file"),
-  "lib/dev/env-file.ts /^\\s*export\\s/": inside("the developer's .env file"),
-  "lib/dev/env-file.ts /\\r\\n|\\r|\\n/": inside("the developer's .env file"),
-  "lib/dev/env-file.ts /[\\r\\n]$/": inside("the developer's .env file"),
+  "lib/account/clerk-webhook.ts /Missing required webhook headers/i": inside("the webhook verifier's own error messages (no regex sees the request)"),
+  "lib/account/clerk-webhook.ts /timestamp too (old|new)/i": inside("the webhook verifier's own error messages (no regex sees the request)"),
+  "lib/account/clerk-webhook.ts /Invalid Signature Headers/i": inside("the webhook verifier's own error messages (no regex sees the request)"),
+  "lib/account/clerk-webhook.ts /No matching signature/i": inside("the webhook verifier's own error messages (no regex sees the request)"),
+  "lib/platform/env.ts /^https?$/": inside("URL schemes of the environment's base URLs"),
+  "lib/platform/env.ts /^\\d{1,6}(\\.\\d{1,8})?$/": inside("the environment"),
+  "lib/platform/env.ts /^whsec_[A-Za-z0-9+/]{16,}={0,2}$/": inside("the environment"),
+  "lib/platform/env.ts /^127\\.\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}$/": inside("host names of the environment's base URLs"),
+  "lib/platform/dev/env-file.ts /^(\\s*)((?:export\\s+)?)([\\w.-]+)(\\s*=\\s*?|:\\s+?)(\\s*'(?:\\\\'|[^'])*'|\\s*\"(?:\\\\\"|[^\"])*\"|\\s*`(?:\\\\`|[^`])*`|[^#\\r\\n]+)?\\s*(?:#.*)?$/dgm": inside("the developer's own .env file (dotenv's line grammar); values the API writes into it are checked first and hold no blank, quote or newline"),
+  "lib/platform/dev/env-file.ts /\\s/": inside("the developer's .env file"),
+  "lib/platform/dev/env-file.ts /^\\s*(?:export\\s+)?$/": inside("the developer's .env file"),
+  "lib/platform/dev/env-file.ts /[\\u2028\\u2029]/": inside("the developer's .env file"),
+  "lib/platform/dev/env-file.ts /^[ \\t]*(?:export[ \\t]+)?$/": inside("the developer's .env file"),
+  "lib/platform/dev/env-file.ts /^\\s*export\\s/": inside("the developer's .env file"),
+  "lib/platform/dev/env-file.ts /\\r\\n|\\r|\\n/": inside("the developer's .env file"),
+  "lib/platform/dev/env-file.ts /[\\r\\n]$/": inside("the developer's .env file"),
   "lib/app.ts /-/g": inside("randomUUID()"),
   "lib/app.ts /^[A-Za-z0-9._:-]{8,128}$/": outside("x-request-id header", (n) => fill(n, "a", "", "!")),
-  "lib/auth/jwks.ts /\\/+$/": inside("CLERK_API_URL"),
-  "lib/auth/pem.ts /-----BEGIN ([A-Z0-9 ]+)-----([\\s\\S]*?)-----END \\1-----/": inside("CLERK_JWT_KEY"),
-  "lib/auth/pem.ts /\\\\r\\\\n|\\\\n|\\\\r/g": inside("CLERK_JWT_KEY"),
-  "lib/auth/pem.ts /\\r\\n?/g": inside("CLERK_JWT_KEY"),
-  "lib/auth/pem.ts /\\s+/g": inside("CLERK_JWT_KEY"),
-  "lib/auth/pem.ts /.{1,64}/g": inside("CLERK_JWT_KEY"),
-  "lib/auth/token.ts /^Bearer[ \\t]+(\\S+)[ \\t]*$/i": outside("Authorization header", (n) => fill(n, "a ", "Bearer ")),
-  "lib/auth/token.ts /^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]*$/": outside("session token (cut at 16 KiB first)", (n) => fill(n, "a.")),
-  "lib/blog/generate.ts /^(utm_|fbclid$|gclid$)/i": outside("query names of Exa's result URLs", (n) => fill(n, "x", "gclid")),
-  "lib/blog/generate.ts /^www\\./": outside("host names of Exa's result URLs", (n) => fill(n, "w")),
-  "lib/blog/generate.ts /\\/$/": outside("Exa's result URLs", (n) => fill(n, "/", "", "a")),
-  "lib/crypto.ts /^[A-Za-z0-9_][A-Za-z0-9_-]{0,31}$/": inside("key ids of KEY_ENCRYPTION_KEYS and of stored values (the database)"),
-  "lib/crypto.ts /^(?:[A-Za-z0-9+/]{43}=?|[A-Za-z0-9_-]{43}=?)$/": inside("KEY_ENCRYPTION_KEYS"),
-  "lib/crypto.ts /^[A-Za-z0-9_-]+$/": inside("stored values (the database)"),
-  "lib/dev/env-file.ts /^[A-Za-z_][A-Za-z0-9_]*$/": inside("variable names the service writes"),
-  "lib/dev/env-file.ts /[\\x00-\\x1F\\x7F]/": outside("key values written to .env", (n) => fill(n, "a")),
-  "lib/dev/env-file.ts /\\s/u": outside("key values written to .env", (n) => fill(n, "a")),
-  "lib/dev/env-file.ts /[^\\x21-\\x7E]/": outside("key values written to .env", (n) => fill(n, "a")),
-  "lib/dev/env-file.ts /[\"'`]/": outside("key values written to .env", (n) => fill(n, "a")),
-  "lib/env.ts /^(1|true|yes|on)$/i": inside("the environment"),
-  "lib/env.ts /^\\d+$/": inside("the environment"),
+  "lib/platform/auth/jwks.ts /\\/+$/": inside("CLERK_API_URL"),
+  "lib/platform/auth/pem.ts /-----BEGIN ([A-Z0-9 ]+)-----([\\s\\S]*?)-----END \\1-----/": inside("CLERK_JWT_KEY"),
+  "lib/platform/auth/pem.ts /\\\\r\\\\n|\\\\n|\\\\r/g": inside("CLERK_JWT_KEY"),
+  "lib/platform/auth/pem.ts /\\r\\n?/g": inside("CLERK_JWT_KEY"),
+  "lib/platform/auth/pem.ts /\\s+/g": inside("CLERK_JWT_KEY"),
+  "lib/platform/auth/pem.ts /.{1,64}/g": inside("CLERK_JWT_KEY"),
+  "lib/platform/auth/token.ts /^Bearer[ \\t]+(\\S+)[ \\t]*$/i": outside("Authorization header", (n) => fill(n, "a ", "Bearer ")),
+  "lib/platform/auth/token.ts /^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]*$/": outside("session token (cut at 16 KiB first)", (n) => fill(n, "a.")),
+  "lib/generation/generate.ts /^(utm_|fbclid$|gclid$)/i": outside("query names of Exa's result URLs", (n) => fill(n, "x", "gclid")),
+  "lib/generation/generate.ts /^www\\./": outside("host names of Exa's result URLs", (n) => fill(n, "w")),
+  "lib/generation/generate.ts /\\/$/": outside("Exa's result URLs", (n) => fill(n, "/", "", "a")),
+  "lib/platform/crypto.ts /^[A-Za-z0-9_][A-Za-z0-9_-]{0,31}$/": inside("key ids of KEY_ENCRYPTION_KEYS and of stored values (the database)"),
+  "lib/platform/crypto.ts /^(?:[A-Za-z0-9+/]{43}=?|[A-Za-z0-9_-]{43}=?)$/": inside("KEY_ENCRYPTION_KEYS"),
+  "lib/platform/crypto.ts /^[A-Za-z0-9_-]+$/": inside("stored values (the database)"),
+  "lib/platform/dev/env-file.ts /^[A-Za-z_][A-Za-z0-9_]*$/": inside("variable names the service writes"),
+  "lib/platform/dev/env-file.ts /[\\x00-\\x1F\\x7F]/": outside("key values written to .env", (n) => fill(n, "a")),
+  "lib/platform/dev/env-file.ts /\\s/u": outside("key values written to .env", (n) => fill(n, "a")),
+  "lib/platform/dev/env-file.ts /[^\\x21-\\x7E]/": outside("key values written to .env", (n) => fill(n, "a")),
+  "lib/platform/dev/env-file.ts /[\"'`]/": outside("key values written to .env", (n) => fill(n, "a")),
+  "lib/platform/env.ts /^(1|true|yes|on)$/i": inside("the environment"),
+  "lib/platform/env.ts /^\\d+$/": inside("the environment"),
   "lib/http/request.ts /^application\\/([\\w.+-]+\\+)?json\\b/i": outside("Content-Type header", (n) => fill(n, "a+", "application/")),
-  "lib/keys/providers.ts /^[0-9A-Za-z][0-9A-Za-z._-]{29,127}$/": outside("a Gemini key sent to be saved", (n) => fill(n, "a", "AQ.", "!")),
-  "lib/keys/providers.ts /^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$/": outside(
+  "lib/providers/registry.ts /^[0-9A-Za-z][0-9A-Za-z._-]{29,127}$/": outside("a Gemini key sent to be saved", (n) => fill(n, "a", "AQ.", "!")),
+  "lib/providers/registry.ts /^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$/": outside(
     "an Exa key sent to be saved",
     (n) => fill(n, "aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaa!"),
   ),
-  "lib/keys/providers.ts /^ck_pub_[0-9A-Za-z_-]{20,100}$/": outside("a CopilotKit key sent to be saved", (n) => fill(n, "a", "ck_pub_", "!")),
-  "lib/keys/providers.ts /\\p{Cc}/u": outside("keys sent to be saved", (n) => fill(n, "a")),
-  "lib/keys/providers.ts /\\s/u": outside("keys sent to be saved", (n) => fill(n, "a")),
-  "lib/keys/providers.ts /[\"'`]/": outside("keys sent to be saved", (n) => fill(n, "a")),
-  "lib/keys/providers.ts /[=#]/": outside("keys sent to be saved", (n) => fill(n, "a")),
-  "lib/keys/reencrypt-cli.ts /^--batch-size(?:=(.*))?$/": inside("the operator's command line"),
-  "lib/keys/reencrypt-cli.ts /^[1-9]\\d{0,5}$/": inside("the operator's command line"),
-  "lib/log.ts /AIza[0-9A-Za-z_-]{10,}/g": outside("log lines and echoed names", (n) => fill(n, "AIzaaaaaaaaaa!")),
-  "lib/log.ts /\\b[A-Z]{2}\\.[0-9A-Za-z_-]{16,}/g": outside("log lines and echoed names", (n) => fill(n, "AQ.aaaaaaaaaaaaa!")),
-  "lib/log.ts /ck_pub_[0-9A-Za-z_-]{6,}/g": outside("log lines and echoed names", (n) => fill(n, "ck_pub_aaaaa!")),
-  "lib/log.ts /\\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\\b/gi": outside("log lines and echoed names", (n) =>
+  "lib/providers/registry.ts /^ck_pub_[0-9A-Za-z_-]{20,100}$/": outside("a CopilotKit key sent to be saved", (n) => fill(n, "a", "ck_pub_", "!")),
+  "lib/providers/registry.ts /\\p{Cc}/u": outside("keys sent to be saved", (n) => fill(n, "a")),
+  "lib/providers/registry.ts /\\s/u": outside("keys sent to be saved", (n) => fill(n, "a")),
+  "lib/providers/registry.ts /[\"'`]/": outside("keys sent to be saved", (n) => fill(n, "a")),
+  "lib/providers/registry.ts /[=#]/": outside("keys sent to be saved", (n) => fill(n, "a")),
+  "scripts/keys-reencrypt.ts /^--batch-size(?:=(.*))?$/": inside("the operator's command line"),
+  "scripts/keys-reencrypt.ts /^[1-9]\\d{0,5}$/": inside("the operator's command line"),
+  "lib/platform/log.ts /AIza[0-9A-Za-z_-]{10,}/g": outside("log lines and echoed names", (n) => fill(n, "AIzaaaaaaaaaa!")),
+  "lib/platform/log.ts /\\b[A-Z]{2}\\.[0-9A-Za-z_-]{16,}/g": outside("log lines and echoed names", (n) => fill(n, "AQ.aaaaaaaaaaaaa!")),
+  "lib/platform/log.ts /ck_pub_[0-9A-Za-z_-]{6,}/g": outside("log lines and echoed names", (n) => fill(n, "ck_pub_aaaaa!")),
+  "lib/platform/log.ts /\\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\\b/gi": outside("log lines and echoed names", (n) =>
     fill(n, "aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaa!"),
   ),
-  "lib/log.ts /\\b[A-Za-z0-9_-]{1,32}:[A-Za-z0-9+/_-]{16}:[A-Za-z0-9+/=_-]{20,}/g": outside("log lines and echoed names", (n) =>
+  "lib/platform/log.ts /\\b[A-Za-z0-9_-]{1,32}:[A-Za-z0-9+/_-]{16}:[A-Za-z0-9+/=_-]{20,}/g": outside("log lines and echoed names", (n) =>
     fill(n, `${"a".repeat(32)}:${"b".repeat(16)}:${"c".repeat(19)}!`),
   ),
-  "lib/log.ts /(sk|pk)_(live|test)_[0-9A-Za-z]{8,}/g": outside("log lines and echoed names", (n) => fill(n, "sk_live_aaaaaaa!")),
-  "lib/log.ts /[0-9A-Za-z_.-]{15,}/g": outside("log lines and echoed names", (n) => fill(n, "eyJaaaaaaa.bbb!")),
+  "lib/platform/log.ts /(sk|pk)_(live|test)_[0-9A-Za-z]{8,}/g": outside("log lines and echoed names", (n) => fill(n, "sk_live_aaaaaaa!")),
+  "lib/platform/log.ts /[0-9A-Za-z_.-]{15,}/g": outside("log lines and echoed names", (n) => fill(n, "eyJaaaaaaa.bbb!")),
   "lib/openapi.ts /[^A-Za-z0-9]+(.)?/g": inside("route paths"),
   "lib/providers/gemini-errors.ts /^[A-Z_]{3,64}$/": outside("Gemini's ErrorInfo.reason", (n) => fill(n, "A", "", "a")),
   "lib/providers/gemini-errors.ts /^(\\d+(?:\\.\\d+)?)s$/": outside("Gemini's RetryInfo.retryDelay", (n) => fill(n, "1", "1.", "x")),
@@ -113,13 +113,13 @@ const inventory: Record<string, Classification> = {
   "lib/providers/upstream.ts /^[\\x21-\\x7e]+$/": outside("a user's saved key", (n) => fill(n, "a", "", " ")),
   "lib/providers/upstream.ts /^\\d+$/": outside("an upstream's Retry-After header", (n) => fill(n, "1", "", "x")),
   "lib/providers/upstream.ts /\\/+$/": inside("GEMINI_BASE_URL / EXA_BASE_URL"),
-  "lib/routes/generate.ts /application\\/json/i": outside("Accept header", (n) => fill(n, "application/jso")),
-  "lib/routes/generate.ts /text\\/event-stream/i": outside("Accept header", (n) => fill(n, "text/event-strea")),
+  "lib/generation/routes/generate.ts /application\\/json/i": outside("Accept header", (n) => fill(n, "application/jso")),
+  "lib/generation/routes/generate.ts /text\\/event-stream/i": outside("Accept header", (n) => fill(n, "text/event-strea")),
   "lib/schemas.ts /\\p{Cc}/u": outside("topic, keywords and tone of a generation", (n) => fill(n, "a")),
   "lib/schemas.ts /[\\n\\t]/g": outside("topic, keywords and tone of a generation", (n) => fill(n, "a")),
   "lib/server/lambda.ts /^text\\/|[/+](json|xml)\\s*(;|$)/i": inside("content types of the app's own responses"),
-  "lib/prices.ts /^models\\//": inside("GEMINI_MODEL"),
-  "lib/prices.ts /-(latest|\\d{3})$/": inside("GEMINI_MODEL"),
+  "lib/generation/prices.ts /^models\\//": inside("GEMINI_MODEL"),
+  "lib/generation/prices.ts /-(latest|\\d{3})$/": inside("GEMINI_MODEL"),
 };
 
 const root = join(import.meta.dirname, "../..");

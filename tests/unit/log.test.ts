@@ -1,15 +1,15 @@
 /**
  * The logger's second line of defence: a secret logged on purpose comes out as "[redacted]".
  * Real secrets, not look-alikes: a Gemini-shaped key, a Clerk session token from the test
- * signer and a ciphertext as lib/crypto.ts stores it.
+ * signer and a ciphertext as lib/platform/crypto.ts stores it.
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { createLogger, MAX_LOG_FIELD_CHARS, memorySink, redact } from "../../lib/log.js";
-import { encryptKey, generateKeyringEntry, keyAad, parseKeyring } from "../../lib/crypto.js";
+import { createLogger, MAX_LOG_FIELD_CHARS, memorySink, redact } from "../../lib/platform/log.js";
+import { encryptKey, generateKeyringEntry, keyAad, parseKeyring } from "../../lib/platform/crypto.js";
 import { createTestSigner } from "../../testkit/clerk.js";
 import { sampleKeys } from "../helpers/runtime.js";
-import { validateProviderKey } from "../../lib/keys/providers.js";
+import { validateProviderKey } from "../../lib/providers/registry.js";
 
 const signer = createTestSigner();
 

@@ -4,7 +4,7 @@ import { isAbortError } from "../../lib/providers/abort.js";
 import { createGemini, type GeminiConfig, type GeminiTextStream } from "../../lib/providers/gemini.js";
 import { checkGeminiKey } from "../../lib/providers/gemini-check.js";
 import { FAKE_GEMINI_CHUNKS, FAKE_THOUGHTS_TOKENS, fakeTokenCount, startFakeGemini, type FakeGemini, type FakeMode } from "../../testkit/fakes/gemini.js";
-import { keyRejectionReasons } from "../../lib/keys/rejections.js";
+import { keyRejectionReasons } from "../../lib/providers/rejections.js";
 
 const KEY_A = "AQ.Ab8R_tester_a_000000000000000000000000000000000001";
 const KEY_B = "AQ.Ab8R_tester_b_000000000000000000000000000000000002";

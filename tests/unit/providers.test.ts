@@ -8,7 +8,7 @@ import {
   providers,
   validateProviderKey,
   type Provider,
-} from "../../lib/keys/providers.js";
+} from "../../lib/providers/registry.js";
 
 const valid: Record<Provider, string> = {
   // An AI Studio authorization key's shape: "AQ." and 50 more (docs/provider-facts.md).

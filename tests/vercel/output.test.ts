@@ -36,7 +36,7 @@ import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { migrateDatabase, openDatabase } from "../../db/client.js";
-import { generateKeyringEntry } from "../../lib/crypto.js";
+import { generateKeyringEntry } from "../../lib/platform/crypto.js";
 import { createTestSigner, TEST_AZP, type TestSigner } from "../../testkit/clerk.js";
 import { createPostgresDatabase } from "../helpers/db.js";
 
@@ -175,7 +175,7 @@ function checkBuildOutput(functions: BuiltFunction[]): void {
 
   const staticDir = join(outputDir, "static");
   const staticFiles = existsSync(staticDir) ? readdirSync(staticDir, { recursive: true }).map(String) : [];
-  // public/ is robots.txt plus what web/build.ts wrote (vercel.json buildCommand): the pages and
+  // public/ is robots.txt plus what scripts/build-web.ts wrote (vercel.json buildCommand): the pages and
   // content-hashed assets, each with .br/.gz twins. Nothing else may be served.
   const webAppFile = /^(robots\.txt|index\.html|docs|assets|docs\/index\.html|assets\/[a-z-]+-[0-9A-F]{8}\.(js|css))(\.br|\.gz)?$/;
   check(

@@ -1,7 +1,7 @@
 /**
  * The web app in a real browser: playwright-core driving Debian's Chromium.
  *
- * - Development: the real local server (`lib/server/start.ts`, as `npm start` runs it) with
+ * - Development: the real local server (`scripts/start.ts`, as `npm start` runs it) with
  *   Gemini and Exa pointed at the fakes. Keys entered in the page show as hints and land in
  *   the .env file; a post streams in with its sources; Cancel aborts the upstream call (the
  *   fake sees its connection close); deleting the Gemini key makes the next generation say so.
@@ -32,7 +32,7 @@ import { makeRuntime, sampleKeys, type TestRuntime } from "../helpers/runtime.js
 import { backends } from "../helpers/db.js";
 import { startListeningServer } from "../helpers/local-server.js";
 import { staticSite, withStaticSite } from "../../lib/server/static.js";
-import { publishableKeyFor } from "../../lib/auth/publishable-key.js";
+import { publishableKeyFor } from "../../lib/platform/auth/publishable-key.js";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const screenshots = join(root, "tests", "web", "screenshots");

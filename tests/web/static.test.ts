@@ -10,8 +10,8 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { brotliDecompressSync, gunzipSync } from "node:zlib";
 import { staticSite, withStaticSite } from "../../lib/server/static.js";
-import { contentSecurityPolicy, securityHeaders } from "../../lib/web/security-headers.js";
-import { clerkJsUrl, parsePublishableKey, publishableKeyFor } from "../../lib/auth/publishable-key.js";
+import { contentSecurityPolicy, securityHeaders } from "../../lib/http/security-headers.js";
+import { clerkJsUrl, parsePublishableKey, publishableKeyFor } from "../../lib/platform/auth/publishable-key.js";
 import { backends } from "../helpers/db.js";
 import { expectStatus, makeRuntime, request } from "../helpers/runtime.js";
 
@@ -136,7 +136,7 @@ describe("Content-Security-Policy", () => {
   });
 });
 
-describe("Clerk publishable keys (lib/auth/publishable-key.ts)", () => {
+describe("Clerk publishable keys (lib/platform/auth/publishable-key.ts)", () => {
   it("decodes the Frontend API host of test and live keys", () => {
     expect(parsePublishableKey(publishableKeyFor("happy-hippo-1.clerk.accounts.dev"))).toEqual({
       instance: "test",

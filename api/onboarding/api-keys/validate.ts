@@ -1,4 +1,4 @@
 import { vercelFunction } from "../../../lib/server/vercel.js";
-import { alwrityValidateKeys, alwrityValidateKeysPost } from "../../../lib/routes/alwrity/keys.js";
+import { alwrityValidateKeys, alwrityValidateKeysPost } from "../../../lib/compat/alwrity/routes/keys.js";
 
 export const { GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS } = vercelFunction([alwrityValidateKeys, alwrityValidateKeysPost]);

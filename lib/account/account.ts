@@ -1,0 +1,169 @@
+/**
+ * A user's whole account here: deleting everything held about them (DELETE /api/me, and
+ * Clerk's `user.deleted` webhook) and exporting it (GET /api/me/export).
+ *
+ * Deletion is ONE statement: keys, onboarding session, usage, rate-limit and budget rows and
+ * the key audit rows go together, and one `account-delete` audit event (no key material:
+ * user id, request id, time) is left in their place, so the trail says the deletion happened
+ * and nothing else. A webhook delivery's id is recorded in the same statement; a replay of
+ * that id finds it and changes nothing.
+ */
+import { getOnboardingState } from "../onboarding/session.js";
+import { sql } from "drizzle-orm";
+import type { Database } from "../../db/client.js";
+import type { Deps } from "../platform/runtime.js";
+import { budgetStatus } from "../generation/budget.js";
+import { listKeys } from "../keys/store.js";
+import { providerInfo, providers } from "../providers/registry.js";
+import { roundUsd } from "../generation/usage.js";
+import type { AccountExport } from "../schemas.js";
+
+/** How long processed webhook ids are kept (Clerk/Svix retries a delivery for about 3 days). */
+export const WEBHOOK_ID_RETENTION_DAYS = 30;
+
+export interface AccountDeletion {
+  /** False when `delivery` was already processed: nothing was changed. */
+  processed: boolean;
+  /** Rows removed, per kind (counts only). */
+  removed: { keys: number; sessions: number; usageEvents: number; rateLimits: number; budgets: number; auditEvents: number };
+}
+
+/**
+ * Deletes every row held about `userId` (see the file comment). With `delivery` (a Clerk
+ * webhook), only if that delivery id was never processed.
+ */
+export async function deleteAccountData(
+  database: Database,
+  input: { userId: string; requestId: string; delivery?: { id: string; type: string } },
+): Promise<AccountDeletion> {
+  const { userId, delivery } = input;
+  const gate = delivery
+    ? sql`
+      delivery as (
+        insert into webhook_deliveries (id, event_type) values (${delivery.id}, ${delivery.type})
+        on conflict (id) do nothing
+        returning id
+      ),
+      pruned as (
+        delete from webhook_deliveries where received_at < now() - make_interval(days => ${WEBHOOK_ID_RETENTION_DAYS}::int)
+      ),
+      gate as (select exists (select 1 from delivery) as go),`
+    : sql`gate as (select true as go),`;
+  const [row] = await database.rows<Record<"processed" | "keys" | "sessions" | "usage_events" | "rate_limits" | "budgets" | "audit_events", unknown>>(sql`
+    with ${gate}
+    keys as (
+      delete from api_keys k using onboarding_sessions s, gate
+      where gate.go and k.session_id = s.id and s.user_id = ${userId}
+      returning k.id
+    ),
+    sessions as (delete from onboarding_sessions s using gate where gate.go and s.user_id = ${userId} returning s.id),
+    usage as (delete from usage_events u using gate where gate.go and u.user_id = ${userId} returning u.id),
+    limits as (delete from rate_limits r using gate where gate.go and r.user_id = ${userId} returning r.bucket),
+    budget as (delete from budgets b using gate where gate.go and b.user_id = ${userId} returning b.user_id),
+    audit as (delete from key_events e using gate where gate.go and e.user_id = ${userId} returning e.id),
+    tombstone as (
+      insert into key_events (user_id, provider, action, key_version, request_id)
+      select ${userId}, null, 'account-delete', null, ${input.requestId} from gate where gate.go
+    )
+    select (select go from gate) as processed,
+           (select count(*)::int from keys) as keys, (select count(*)::int from sessions) as sessions,
+           (select count(*)::int from usage) as usage_events, (select count(*)::int from limits) as rate_limits,
+           (select count(*)::int from budget) as budgets, (select count(*)::int from audit) as audit_events
+  `);
+  const processed = row?.processed === true || row?.processed === "t";
+  return {
+    processed,
+    removed: {
+      keys: Number(row?.keys ?? 0),
+      sessions: Number(row?.sessions ?? 0),
+      usageEvents: Number(row?.usage_events ?? 0),
+      rateLimits: Number(row?.rate_limits ?? 0),
+      budgets: Number(row?.budgets ?? 0),
+      auditEvents: Number(row?.audit_events ?? 0),
+    },
+  };
+}
+
+/**
+ * DELETE /api/me: the caller's data, and in development the keys in the .env files too (they
+ * are the caller's copies there, as when deleting one key).
+ */
+export async function deleteOwnAccount(deps: Deps, userId: string): Promise<AccountDeletion> {
+  const result = await deleteAccountData(await deps.database(), { userId, requestId: deps.requestId });
+  if (deps.config.mode === "development") {
+    await deps.envWriter.unset(
+      deps.config.envFile,
+      providers.map((p) => providerInfo[p].envVar),
+    );
+    const frontendVars = providers.map((p) => providerInfo[p].frontendEnvVar).filter((v): v is string => v !== undefined);
+    if (deps.config.frontendEnvFile && frontendVars.length > 0) await deps.envWriter.unset(deps.config.frontendEnvFile, frontendVars);
+  }
+  deps.logger.info("account data deleted", { userId, via: "api", ...result.removed });
+  return result;
+}
+
+const iso = (value: unknown): string => new Date(value as string | Date).toISOString();
+const isoOrNull = (value: unknown): string | null => (value === null || value === undefined ? null : iso(value));
+
+/**
+ * Everything held about `userId`, as JSON: onboarding session, key hints and health, budget,
+ * every usage row, every audit event, rate-limit windows. Never a key or a ciphertext (not
+ * even the publishable CopilotKit key the key list returns).
+ */
+export async function exportAccountData(deps: Deps, userId: string): Promise<AccountExport> {
+  const database = await deps.database();
+  const [sessions, usage, audit, limits] = await Promise.all([
+    database.rows<{ current_step: number; progress: number; created_at: unknown; updated_at: unknown }>(
+      sql`select current_step, progress, created_at, updated_at from onboarding_sessions where user_id = ${userId}`,
+    ),
+    database.rows<{
+      provider: string;
+      operation: string;
+      model: string | null;
+      input_tokens: number;
+      output_tokens: number;
+      cost_usd: string | number;
+      request_id: string | null;
+      created_at: unknown;
+    }>(sql`
+      select provider, operation, model, input_tokens, output_tokens, cost_usd, request_id, created_at
+      from usage_events where user_id = ${userId} order by created_at, id`),
+    database.rows<{ provider: string | null; action: string; key_version: string | null; request_id: string | null; created_at: unknown }>(sql`
+      select provider, action, key_version, request_id, created_at from key_events where user_id = ${userId} order by created_at, id`),
+    database.rows<{ bucket: string; window_start: unknown; count: number }>(
+      sql`select bucket, window_start, count from rate_limits where user_id = ${userId} order by bucket`,
+    ),
+  ]);
+  const keys = await listKeys(database, userId, () => deps.keyring(), { withValues: false });
+  const budget = await budgetStatus(database, deps.config, userId);
+  const { steps } = await getOnboardingState(database, userId);
+  const session = sessions[0];
+  return {
+    userId,
+    exportedAt: new Date().toISOString(),
+    session: session
+      ? { currentStep: Number(session.current_step), progress: Number(session.progress), createdAt: iso(session.created_at), updatedAt: iso(session.updated_at) }
+      : null,
+    keys,
+    budget,
+    usage: usage.map((u) => ({
+      provider: u.provider,
+      operation: u.operation,
+      model: u.model,
+      inputTokens: Number(u.input_tokens),
+      outputTokens: Number(u.output_tokens),
+      costUsd: roundUsd(Number(u.cost_usd)),
+      requestId: u.request_id,
+      createdAt: iso(u.created_at),
+    })),
+    auditEvents: audit.map((e) => ({
+      provider: e.provider,
+      action: e.action,
+      keyVersion: e.key_version,
+      requestId: e.request_id,
+      createdAt: iso(e.created_at),
+    })),
+    rateLimits: limits.map((l) => ({ bucket: l.bucket, windowStart: isoOrNull(l.window_start) ?? "", count: Number(l.count) })),
+    onboardingSteps: steps,
+  };
+}

@@ -1,0 +1,9 @@
+/** ALwrity's onboarding routes, together (the ALwrity issue; README "Use it with ALwrity's frontend"). */
+import type { AnyRoute } from "../../../http/route.js";
+import keys from "./keys.js";
+import steps from "./steps.js";
+import progress from "./progress.js";
+import final from "./final.js";
+import frontendEnv from "./frontend-env.js";
+
+export const alwrityRoutes: readonly AnyRoute[] = [...keys, ...steps, ...progress, ...final, ...frontendEnv];

@@ -1,0 +1,163 @@
+/**
+ * The shapes ALwrity's onboarding wizard sends and reads (AJaySi/ALwrity, frontend/src/api/onboarding.ts,
+ * ApiKeyStep/utils/useApiKeyStep.ts, contexts/OnboardingContext.tsx, FinalStep; the FastAPI handlers
+ * in backend/api/onboarding_utils/ for the answers). snake_case because that client reads it so.
+ */
+import { z } from "zod";
+import { isHintShaped, providerInfo, providerKeySchemas, validateProviderKey, type Provider } from "../../providers/registry.js";
+import { providerSchema } from "../../schemas.js";
+
+/** Most a step's data may hold (as JSON), so a frontend's step data stays a small record. */
+export const MAX_STEP_DATA_CHARS = 8 * 1024;
+
+export const alwrityKeys = z
+  .object({ gemini: z.string().optional(), exa: z.string().optional(), copilotkit: z.string().optional() })
+  .describe("The caller's saved keys as the form shows them: a hint (… + last 4) for gemini and exa, the copilotkit key in full");
+
+/** `{api_keys}` of GET /api/onboarding/api-keys/onboarding (read by `getApiKeysForOnboarding`). */
+export const onboardingKeysResponse = z.object({
+  api_keys: alwrityKeys,
+  total_providers: z.number().int(),
+  configured_providers: z.array(providerSchema),
+});
+
+export const stepParams = z.strictObject({
+  step: z.enum(["1", "2", "3", "4", "5", "6"], { error: "a step from 1 to 6" }).transform(Number),
+});
+
+export const stepView = z.object({
+  step_number: z.number().int(),
+  title: z.string(),
+  description: z.string(),
+  status: z.enum(["completed", "pending"]),
+  completed_at: z.string().nullable(),
+  has_data: z.boolean(),
+  data: z.record(z.string(), z.unknown()).nullable(),
+});
+
+export const onboardingStatus = z.object({
+  is_completed: z.boolean(),
+  /** The step to show next (1 to 6). */
+  current_step: z.number().int(),
+  completion_percentage: z.number(),
+  next_step: z.number().int().nullable(),
+  started_at: z.string().nullable(),
+  last_updated: z.string().nullable(),
+  completed_at: z.string().nullable(),
+  can_proceed_to_final: z.boolean(),
+  steps: z.array(stepView),
+});
+
+export const initResponse = z.object({
+  user: z.object({
+    id: z.string(),
+    email: z.string().nullable(),
+    first_name: z.string().nullable(),
+    last_name: z.string().nullable(),
+    clerk_user_id: z.string(),
+  }),
+  onboarding: onboardingStatus,
+  session: z.object({ session_id: z.string(), initialized_at: z.string().nullable(), last_activity: z.string().nullable() }),
+});
+
+export const progressResponse = z.object({
+  progress: z.number(),
+  current_step: z.number().int(),
+  total_steps: z.number().int(),
+  completion_percentage: z.number(),
+  is_completed: z.boolean(),
+});
+
+export const stepDataResponse = z.object({
+  step: z.number().int(),
+  status: z.enum(["completed", "pending"]),
+  completed_at: z.string().nullable(),
+  /** Step 1: `{api_keys}` as the form shows them; other steps: what the frontend sent, or null. */
+  data: z.record(z.string(), z.unknown()).nullable(),
+});
+
+/** One key inside a step's `data.api_keys`: empty (not sent), the shown hint (unchanged) or a whole key. */
+function stepKey(provider: Provider) {
+  return z
+    .string()
+    .trim()
+    .max(200)
+    .superRefine((value, ctx) => {
+      if (value === "" || isHintShaped(value)) return;
+      const checked = validateProviderKey(provider, value);
+      if (!checked.ok) ctx.addIssue({ code: "custom", message: checked.error });
+    })
+    .describe(`${providerInfo[provider].label} key, the hint shown for the saved one (unchanged), or empty`);
+}
+
+export const stepApiKeys = z.strictObject({ gemini: stepKey("gemini").optional(), exa: stepKey("exa").optional(), copilotkit: stepKey("copilotkit").optional() });
+
+/** `POST /api/onboarding/step/{step}/complete`: `{data, validation_errors}` (`setCurrentStep`), or `{data}` (useApiKeyStep). */
+export const stepCompleteBody = z.strictObject({
+  data: z
+    .looseObject({ api_keys: stepApiKeys.optional() })
+    .refine((data) => JSON.stringify(data).length <= MAX_STEP_DATA_CHARS, `the step's data may be at most ${MAX_STEP_DATA_CHARS} characters of JSON`)
+    .optional(),
+  validation_errors: z.array(z.string().max(500)).max(50).optional(),
+});
+export type StepCompleteBody = z.output<typeof stepCompleteBody>;
+
+export const stepCompleteResponse = z.object({
+  message: z.string(),
+  step: z.number().int(),
+  /** What was kept of the step's data (keys are never kept here). */
+  data: z.record(z.string(), z.unknown()),
+  validation_errors: z.array(z.string()),
+  warnings: z.array(z.string()),
+  current_step: z.number().int(),
+  completion_percentage: z.number(),
+  is_completed: z.boolean(),
+  /** Keys in `data.api_keys` saved (changed) and unchanged. */
+  saved: z.array(providerSchema),
+  unchanged: z.array(providerSchema),
+});
+
+export const completeResponse = z.object({
+  message: z.string(),
+  is_completed: z.literal(true),
+  current_step: z.number().int(),
+  completion_percentage: z.number(),
+  completed_at: z.string().nullable(),
+});
+
+export const summaryResponse = z.object({
+  api_keys: alwrityKeys,
+  website_analysis: z.record(z.string(), z.unknown()).nullable(),
+  research_preferences: z.record(z.string(), z.unknown()).nullable(),
+  persona_data: z.record(z.string(), z.unknown()).nullable(),
+  website_url: z.string().nullable(),
+  completion_percentage: z.number(),
+  is_completed: z.boolean(),
+});
+
+/** A step's data as the frontend sent it, or null when it sent none (FinalStep accepts null). */
+export const storedStepData = z.record(z.string(), z.unknown()).nullable();
+
+export const validateKeysResponse = z.object({
+  all_valid: z.boolean(),
+  validation_results: z.record(
+    z.string(),
+    z.object({ valid: z.boolean(), status: z.string(), hint: z.string().nullable(), message: z.string() }),
+  ),
+  missing: z.array(providerSchema),
+});
+
+export const frontendEnvBody = z.strictObject({
+  key: z.literal(providerInfo.copilotkit.frontendEnvVar ?? "REACT_APP_COPILOTKIT_API_KEY", { error: "only REACT_APP_COPILOTKIT_API_KEY can be written" }),
+  value: providerKeySchemas.copilotkit,
+  description: z.string().max(500).optional(),
+});
+
+export const frontendEnvResponse = z.object({
+  success: z.boolean(),
+  key: z.string(),
+  /** False when FRONTEND_ENV_FILE is not set (nothing to write to). */
+  written: z.boolean(),
+  message: z.string(),
+});
+

@@ -1,0 +1,134 @@
+/**
+ * `npm start`: the local server. Development mode and the embedded database by default;
+ * migrates the embedded or local database itself; stops cleanly on SIGINT/SIGTERM.
+ * The configuration is checked first (lib/platform/config-check.ts) and each problem logged:
+ * development starts anyway, production with an error does not.
+ *
+ * Startup problems are said in one line each, never as a stack trace: an invalid
+ * configuration, a DATABASE_URL that is not PostgreSQL, a port already in use. A PostgreSQL
+ * database that cannot be reached (refused, unknown host, missing database, failed
+ * authentication: lib/server/migrating-database.ts says which) does not stop the server: it
+ * starts, answers 503 where the database is needed, and migrates when the database is back.
+ */
+import { existsSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import type { Server } from "node:http";
+import { serve } from "@hono/node-server";
+import { loadDevelopmentEnv } from "../lib/platform/dev/dotenv.js";
+import { ConfigError } from "../lib/platform/env.js";
+import { configProblems, logConfigProblems } from "../lib/platform/config-check.js";
+import { createRuntime } from "../lib/platform/runtime.js";
+import { createLogger, redact } from "../lib/platform/log.js";
+import { createApp } from "../lib/app.js";
+import { routes } from "../lib/routes.js";
+import { databaseUrlProblem, migrateDatabase, openDatabase, type Database } from "../db/client.js";
+import { migratingDatabase, type MigratingDatabase } from "../lib/server/migrating-database.js";
+import { staticSite, withStaticSite } from "../lib/server/static.js";
+import { parsePublishableKey } from "../lib/platform/auth/publishable-key.js";
+
+/** The web app, built by scripts/build-web.ts (`prestart`). */
+const publicDir = new URL("../../public", import.meta.url).pathname;
+
+/** Ends the process with one line on stderr: what is wrong and what to do. */
+function fail(message: string): never {
+  process.stderr.write(`byok-functions: ${message}\n`);
+  process.exit(1);
+}
+
+async function main() {
+  let config;
+  try {
+    config = loadDevelopmentEnv();
+  } catch (error) {
+    if (error instanceof ConfigError) fail(error.message);
+    throw error;
+  }
+  const { driver, url, pgliteDir } = config.database;
+  const urlProblem = driver === "pglite" || url === undefined ? undefined : databaseUrlProblem(url);
+  if (urlProblem !== undefined) fail(urlProblem);
+
+  const logger = createLogger({ level: config.logLevel });
+  logger.info("starting", { mode: config.mode, modeReason: config.modeReason, driver: config.database.driver });
+  const problems = configProblems(config);
+  logConfigProblems(problems, logger);
+  const errors = problems.filter((p) => p.severity === "error").length;
+  if (errors > 0 && config.mode === "production") {
+    process.stderr.write(`byok-functions: not starting in production with ${errors} configuration error(s) (above); npm run check-config lists them\n`);
+    process.exit(1);
+  }
+
+  let database: Database;
+  let gate: MigratingDatabase | undefined;
+  if (driver === "pglite") {
+    if (pgliteDir !== "memory://") {
+      // Creating and migrating a new PGlite data directory takes seconds with no other output.
+      if (!existsSync(join(pgliteDir, "PG_VERSION"))) {
+        logger.info(`setting up the embedded database in ${pgliteDir} (first run only, a few seconds)…`);
+      }
+      mkdirSync(pgliteDir, { recursive: true });
+    }
+    database = await openDatabase(config.database);
+    await migrateDatabase(database); // embedded: nothing to wait for, so a failure is fatal
+    logger.info("database migrated", { driver });
+  } else {
+    database = await openDatabase(config.database);
+    if (driver === "pg") {
+      gate = migratingDatabase({ database, url, logger });
+      const problem = await gate.start();
+      if (problem) {
+        logger.warn(
+          "starting anyway: /api/health and requests that need the database answer 503 until it is reachable; the migrations are retried in the background",
+          { kind: problem.kind },
+        );
+      }
+    }
+  }
+
+  const migrating = gate;
+  const runtime = createRuntime(config, { logger, database: migrating ? () => migrating.ready() : database, configProblems: problems });
+  const app = createApp(routes, { runtime });
+  if (config.mode === "development") await app.fetch(new Request("http://localhost/api/health")); // warm up
+  const publishable = config.clerk.publishableKey ? parsePublishableKey(config.clerk.publishableKey) : null;
+  const site = staticSite(publicDir, { clerkFrontendApi: config.mode === "production" ? (publishable?.frontendApi ?? null) : null });
+  if (!site.handle(new Request("http://localhost/"))) logger.warn("the web app is not built (public/index.html is missing): run npm run build:web");
+  const server = serve({ fetch: withStaticSite(site, app.fetch), port: config.port, hostname: config.host }, (info) => {
+    const shown = info.family === "IPv6" ? `[${info.address}]` : info.address;
+    logger.info(`listening on http://${shown}:${info.port}`, { port: info.port });
+  }) as Server;
+  server.on("error", (error: NodeJS.ErrnoException) => fail(listenProblem(error, config.host, config.port)));
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info("shutting down", { signal });
+    migrating?.stop();
+    const force = setTimeout(() => process.exit(1), 10_000);
+    force.unref();
+    server.close(async () => {
+      await database.close().catch(() => {});
+      logger.info("stopped");
+      process.exit(0);
+    });
+  };
+  process.on("SIGINT", () => stop("SIGINT"));
+  process.on("SIGTERM", () => stop("SIGTERM"));
+}
+
+/** One line for a failed `listen`: which port or address, and how to choose another. */
+function listenProblem(error: NodeJS.ErrnoException, host: string, port: number): string {
+  switch (error.code) {
+    case "EADDRINUSE":
+      return `port ${port} is already in use on ${host} (another \`npm start\`?); stop that process or pick another port: PORT=${port === 3000 ? 3001 : port + 1} npm start`;
+    case "EACCES":
+      return `not allowed to listen on port ${port} (ports below 1024 need privileges); pick another: PORT=3000 npm start`;
+    case "EADDRNOTAVAIL":
+      return `cannot listen on ${host}: no such address on this machine; unset HOST (default 127.0.0.1)`;
+    default:
+      return `cannot listen on ${host}:${port}: ${error.code ?? error.message}`;
+  }
+}
+
+main().catch((error) => {
+  fail(`failed to start: ${redact(error instanceof Error ? error.message : String(error))}`);
+});
