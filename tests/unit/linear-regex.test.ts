@@ -95,6 +95,11 @@ const inventory: Record<string, Classification> = {
   "lib/providers/registry.ts /[=#]/": outside("keys sent to be saved", (n) => fill(n, "a")),
   "scripts/keys-reencrypt.ts /^--batch-size(?:=(.*))?$/": inside("the operator's command line"),
   "scripts/keys-reencrypt.ts /^[1-9]\\d{0,5}$/": inside("the operator's command line"),
+  "scripts/build-lambda.ts /^(@electric-sql\\/pglite|drizzle-orm\\/pglite)(\\/.*)?$/": inside("module paths esbuild resolves"),
+  "scripts/build-lambda.ts /.*/": inside("module paths esbuild resolves"),
+  "scripts/build-web.ts /\\.(js|css)$/": inside("the web app's own file names"),
+  "scripts/build-web.ts /\\.(br|gz)$/": inside("the web app's own file names"),
+  "scripts/build-web.ts /\\{\\{([a-z.-]+)\\}\\}/g": inside("the web app's own HTML template"),
   "lib/platform/log.ts /AIza[0-9A-Za-z_-]{10,}/g": outside("log lines and echoed names", (n) => fill(n, "AIzaaaaaaaaaa!")),
   "lib/platform/log.ts /\\b[A-Z]{2}\\.[0-9A-Za-z_-]{16,}/g": outside("log lines and echoed names", (n) => fill(n, "AQ.aaaaaaaaaaaaa!")),
   "lib/platform/log.ts /ck_pub_[0-9A-Za-z_-]{6,}/g": outside("log lines and echoed names", (n) => fill(n, "ck_pub_aaaaa!")),
@@ -128,9 +133,12 @@ const root = join(import.meta.dirname, "../..");
 function regexesInLib(): Map<string, number> {
   const found = new Map<string, number>();
   const add = (key: string) => found.set(key, (found.get(key) ?? 0) + 1);
-  const files = (readdirSync(join(root, "lib"), { recursive: true }) as string[]).filter((f) => f.endsWith(".ts"));
+  // lib/ and the command-line entry points in scripts/ (they read the operator's arguments).
+  const files = ["lib", "scripts"].flatMap((dir) =>
+    (readdirSync(join(root, dir), { recursive: true }) as string[]).filter((f) => f.endsWith(".ts")).map((f) => join(dir, f)),
+  );
   for (const file of files) {
-    const path = join(root, "lib", file);
+    const path = join(root, file);
     const name = relative(root, path).split("\\").join("/");
     const source = ts.createSourceFile(path, readFileSync(path, "utf8"), ts.ScriptTarget.Latest, true);
     const visit = (node: ts.Node): void => {
