@@ -15,30 +15,14 @@ import { errorCodes, titles, type ErrorCode } from "./http/errors.js";
 import { MAX_BODY_BYTES } from "./http/request.js";
 import { PROBLEM_TYPE_BASE } from "./http/problem.js";
 import { providerInfo, providerKeySchemas, providers } from "./providers/registry.js";
-import {
-  accountExport,
-  budgetBody,
-  budgetResponse,
-  clerkWebhookEvent,
-  webhookResponse,
-  generateBody,
-  generateResult,
-  generationUsage,
-  healthResponse,
-  keyView,
-  listKeysResponse,
-  modeSchema,
-  problemSchema,
-  providerSchema,
-  saveKeysBody,
-  saveKeysResponse,
-  sessionBody,
-  sessionResponse,
-  sourceSchema,
-  usageResponse,
-} from "./schemas.js";
+import { accountExport, clerkWebhookEvent, webhookResponse } from "./account/schemas.js";
+import { budgetBody, budgetResponse, generateBody, generateResult, generationUsage, sourceSchema, usageResponse } from "./generation/schemas.js";
+import { modeSchema, problemSchema, providerSchema } from "./http/schemas.js";
+import { keyView, listKeysResponse, saveKeysBody, saveKeysResponse } from "./keys/schemas.js";
+import { sessionBody, sessionResponse } from "./onboarding/schemas.js";
+import { healthResponse } from "./system/schemas.js";
 import { openApiPath, type AnyRoute, type DocumentedHeader } from "./http/route.js";
-import { generationEvent } from "./generation/routes/generate.js";
+import { generationEvent } from "./generation/schemas.js";
 import { VERSION } from "./platform/version.js";
 
 export type OpenApiDocument = ReturnType<OpenApiGeneratorV31["generateDocument"]>;

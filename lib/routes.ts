@@ -15,6 +15,7 @@ import config from "./system/routes/config.js";
 import { alwrityRoutes } from "./compat/alwrity/routes/index.js";
 import { openApiRoute } from "./system/routes/openapi.js";
 
-export const openApi = openApiRoute(() => routes);
+// The builder is loaded on the first document request only (it is the heaviest module of all).
+export const openApi = openApiRoute(async () => (await import("./openapi.js")).openApiJson(routes));
 
 export const routes: readonly AnyRoute[] = [...health, ...keys, ...session, ...generate, ...usage, ...budget, ...me, ...webhooks, ...config, ...alwrityRoutes, openApi];

@@ -16,7 +16,7 @@ import { budgetStatus } from "../generation/budget.js";
 import { listKeys } from "../keys/store.js";
 import { providerInfo, providers } from "../providers/registry.js";
 import { roundUsd } from "../generation/usage.js";
-import type { AccountExport } from "../schemas.js";
+import type { AccountExport } from "./schemas.js";
 
 /** How long processed webhook ids are kept (Clerk/Svix retries a delivery for about 3 days). */
 export const WEBHOOK_ID_RETENTION_DAYS = 30;

@@ -15,11 +15,11 @@ import { abortError, isAbortError } from "../providers/abort.js";
 import { createGemini, type GeminiStreamProgress } from "../providers/gemini.js";
 import { searchExa, type ExaSource } from "../providers/exa.js";
 import { estimateTokens, EXA_SEARCH_PRICE_USD, roundUsd, type UsageRecord } from "./usage.js";
-import { geminiCostUsd, isPriced, type PriceOverride } from "./prices.js";
+import { geminiCostUsd, isPriced, type PriceOverride } from "../providers/prices.js";
 import { budgetExceeded, settleGeneration, type Reservation } from "./budget.js";
 import { combineVerdicts, rejectionReasonOf, verdictOf, type KeyHealthUpdate, type KeyVerdict } from "../keys/health.js";
 import type { KeyRejectionReason } from "../providers/rejections.js";
-import type { GenerateBody, GenerateResult, GenerationUsage, GenerationEventName, generationEvents } from "../schemas.js";
+import type { GenerateBody, GenerateResult, GenerationUsage, GenerationEventName, generationEvents } from "./schemas.js";
 import type { z } from "zod";
 
 export type GenerationEvent = {

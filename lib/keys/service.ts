@@ -4,7 +4,7 @@
  */
 import { AppError } from "../http/errors.js";
 import type { Deps } from "../platform/runtime.js";
-import type { SaveKeysBody, SaveKeysResponse, ListKeysResponse } from "../schemas.js";
+import type { SaveKeysBody, SaveKeysResponse, ListKeysResponse } from "./schemas.js";
 import { providerInfo, providers, type Provider } from "../providers/registry.js";
 import { deleteKey, keysNeedingReplacement, listKeys, saveKeys } from "./store.js";
 import { KEY_EDITS_PER_MINUTE, limitFor, rateLimitCountSql, rateLimitedError, rateLimitState, type RateLimitState } from "../platform/rate-limit.js";

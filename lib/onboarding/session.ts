@@ -3,7 +3,7 @@ import { count, eq, sql } from "drizzle-orm";
 import type { Database } from "../../db/client.js";
 import { apiKeys, onboardingSessions } from "../../db/schema.js";
 import { providers } from "../providers/registry.js";
-import type { SessionBody, SessionResponse } from "../schemas.js";
+import type { SessionBody, SessionResponse } from "./schemas.js";
 
 /** Reads the session (a user who never saved anything is at step 1, progress 0). One query. */
 export async function getSession(database: Database, userId: string): Promise<SessionResponse> {

@@ -16,7 +16,7 @@ import type { Logger } from "./log.js";
 import { parseKeyring } from "./crypto.js";
 import { jwkFromPem } from "./auth/pem.js";
 import { parsePublishableKey } from "./auth/publishable-key.js";
-import { GEMINI_PRICES_READ, isPriced, modelKey, retiredGeminiModels } from "../generation/prices.js";
+import { GEMINI_PRICES_READ, isPriced, modelKey, retiredGeminiModels } from "../providers/prices.js";
 
 /** How old the price table may get before check-config asks for a fresh read of Google's page. */
 export const PRICE_TABLE_MAX_AGE_DAYS = 180;
@@ -130,7 +130,7 @@ export function configProblems(config: Readonly<Config>, now: Date = new Date())
     else warning(["GEMINI_MODEL"], message);
   } else if (!isPriced(model, config.gemini.price)) {
     const message =
-      "names a model without a price in the table (lib/generation/prices.ts, docs/provider-facts.md): set GEMINI_PRICE_INPUT_PER_MILLION and " +
+      "names a model without a price in the table (lib/providers/prices.ts, docs/provider-facts.md): set GEMINI_PRICE_INPUT_PER_MILLION and " +
       "GEMINI_PRICE_OUTPUT_PER_MILLION (USD per million tokens, from ai.google.dev/gemini-api/docs/pricing) so usage and caps are metered";
     if (production) error(["GEMINI_MODEL", "GEMINI_PRICE_INPUT_PER_MILLION", "GEMINI_PRICE_OUTPUT_PER_MILLION"], message);
     else warning(["GEMINI_MODEL", "GEMINI_PRICE_INPUT_PER_MILLION", "GEMINI_PRICE_OUTPUT_PER_MILLION"], `${message}; until then development charges the dearest known price`);

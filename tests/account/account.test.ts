@@ -9,7 +9,7 @@ import { randomBytes } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
 import { sql } from "drizzle-orm";
 import { generateKeyringEntry } from "../../lib/platform/crypto.js";
-import { accountExport, webhookResponse } from "../../lib/schemas.js";
+import { accountExport, webhookResponse } from "../../lib/account/schemas.js";
 import { routes } from "../../lib/routes.js";
 import { createApp } from "../../lib/app.js";
 import { startFakeGemini, type FakeGemini } from "../../testkit/fakes/gemini.js";

@@ -10,7 +10,7 @@ import { randomBytes } from "node:crypto";
 import { sql } from "drizzle-orm";
 import { generateKeyringEntry } from "../../lib/platform/crypto.js";
 import { DEFAULT_GEMINI_MODEL } from "../../lib/platform/env.js";
-import { budgetResponse, generateBody } from "../../lib/schemas.js";
+import { budgetResponse, generateBody } from "../../lib/generation/schemas.js";
 import { generationWorstCaseUsd } from "../../lib/generation/generate.js";
 import { budgetStatus, reserveBudget } from "../../lib/generation/budget.js";
 import { openDatabase, type Database } from "../../db/client.js";

@@ -9,7 +9,7 @@ import { randomBytes } from "node:crypto";
 import { sql } from "drizzle-orm";
 import { generateKeyringEntry } from "../../lib/platform/crypto.js";
 import { generationWorstCaseUsd } from "../../lib/generation/generate.js";
-import { generateBody } from "../../lib/schemas.js";
+import { generateBody } from "../../lib/generation/schemas.js";
 import { DEFAULT_GEMINI_MODEL } from "../../lib/platform/env.js";
 import { startFakeGemini, type FakeGemini } from "../../testkit/fakes/gemini.js";
 import { startFakeExa, type FakeExa } from "../../testkit/fakes/exa.js";

@@ -7,7 +7,7 @@
 import { describe, expect, it } from "vitest";
 import { cutShortGeminiUsage } from "../../lib/generation/generate.js";
 import { estimateTokens } from "../../lib/generation/usage.js";
-import { geminiCostUsd } from "../../lib/generation/prices.js";
+import { geminiCostUsd } from "../../lib/providers/prices.js";
 
 const model = "gemini-2.5-flash";
 const prompt = "Write about streaming. ".repeat(20);

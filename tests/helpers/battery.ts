@@ -19,7 +19,11 @@ import type { Runtime } from "../../lib/platform/runtime.js";
 import { examplePath, type AnyRoute, type Method } from "../../lib/http/route.js";
 import { errorCodes } from "../../lib/http/errors.js";
 import { PROBLEM_TYPE_BASE } from "../../lib/http/problem.js";
-import { budgetBody, clerkWebhookEvent, deleteKeyQuery, generateBody, problemSchema, saveKeysRequest, sessionBody, usageQuery } from "../../lib/schemas.js";
+import { clerkWebhookEvent } from "../../lib/account/schemas.js";
+import { budgetBody, generateBody, usageQuery } from "../../lib/generation/schemas.js";
+import { problemSchema } from "../../lib/http/schemas.js";
+import { deleteKeyQuery, saveKeysRequest } from "../../lib/keys/schemas.js";
+import { sessionBody } from "../../lib/onboarding/schemas.js";
 import { frontendEnvBody, stepCompleteBody } from "../../lib/compat/alwrity/schemas.js";
 import type { Database } from "../../db/client.js";
 import {

@@ -4,7 +4,7 @@
  * that goes away would.
  */
 import { createParser, type EventSourceMessage } from "eventsource-parser";
-import { generationEvents, type GenerationEventName } from "../../lib/schemas.js";
+import { generationEvents, type GenerationEventName } from "../../lib/generation/schemas.js";
 
 export interface ParsedEvent {
   event: string;

@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { randomBytes } from "node:crypto";
 import { generateKeyringEntry } from "../../lib/platform/crypto.js";
-import { listKeysResponse } from "../../lib/schemas.js";
+import { listKeysResponse } from "../../lib/keys/schemas.js";
 import { keyRejectionReasons } from "../../lib/providers/rejections.js";
 import { startFakeGemini, type FakeGemini } from "../../testkit/fakes/gemini.js";
 import { startFakeExa, type FakeExa } from "../../testkit/fakes/exa.js";

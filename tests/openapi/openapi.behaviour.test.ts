@@ -14,8 +14,14 @@ import { readdirSync } from "node:fs";
 import { routes } from "../../lib/routes.js";
 import { errorCodes, type ErrorCode } from "../../lib/http/errors.js";
 import { PROBLEM_TYPE_BASE } from "../../lib/http/problem.js";
-import { budgetBody, clerkWebhookEvent, deleteKeyQuery, generateBody, oneKeyBody, problemSchema, saveKeysBody, saveKeysRequest, sessionBody, usageQuery } from "../../lib/schemas.js";
-import * as schemas from "../../lib/schemas.js";
+import { clerkWebhookEvent } from "../../lib/account/schemas.js";
+import { budgetBody, generateBody, usageQuery } from "../../lib/generation/schemas.js";
+import { problemSchema } from "../../lib/http/schemas.js";
+import { deleteKeyQuery, oneKeyBody, saveKeysBody, saveKeysRequest } from "../../lib/keys/schemas.js";
+import { sessionBody } from "../../lib/onboarding/schemas.js";
+import * as generationSchemas from "../../lib/generation/schemas.js";
+import * as keySchemas from "../../lib/keys/schemas.js";
+import * as onboardingSchemas from "../../lib/onboarding/schemas.js";
 import { VERSION } from "../../lib/platform/version.js";
 import { backends, type TestDatabase } from "../helpers/db.js";
 import { expectStatus, makeRuntime, request, type TestRuntime } from "../helpers/runtime.js";
@@ -305,15 +311,15 @@ describe("the document uses the handlers' own schemas", () => {
     const example = (path: string, method: "POST" | "PUT") => routeOf(path, method).body!.example;
 
     const saved = await expectStatus(await call("POST", "/api/onboarding/api-keys", example("/api/onboarding/api-keys", "POST")), 200);
-    expect(schemas.saveKeysResponse.parse(saved).saved).toEqual(["gemini", "exa"]);
-    expect(schemas.sessionResponse.parse(await expectStatus(await call("PUT", "/api/onboarding/session", example("/api/onboarding/session", "PUT")), 200))).toMatchObject({
+    expect(keySchemas.saveKeysResponse.parse(saved).saved).toEqual(["gemini", "exa"]);
+    expect(onboardingSchemas.sessionResponse.parse(await expectStatus(await call("PUT", "/api/onboarding/session", example("/api/onboarding/session", "PUT")), 200))).toMatchObject({
       currentStep: 3,
     });
     const deleteQuery = new URLSearchParams(byId("deleteApiKey").query!.example).toString();
     expect((await call("DELETE", `/api/onboarding/api-keys?${deleteQuery}`)).status).toBe(204);
     const usageQueryString = new URLSearchParams(byId("getUsage").query!.example).toString();
-    schemas.usageResponse.parse(await expectStatus(await call("GET", `/api/usage?${usageQueryString}`), 200));
-    expect(schemas.budgetResponse.parse(await expectStatus(await call("PUT", "/api/usage/budget", example("/api/usage/budget", "PUT")), 200))).toMatchObject({
+    generationSchemas.usageResponse.parse(await expectStatus(await call("GET", `/api/usage?${usageQueryString}`), 200));
+    expect(generationSchemas.budgetResponse.parse(await expectStatus(await call("PUT", "/api/usage/budget", example("/api/usage/budget", "PUT")), 200))).toMatchObject({
       monthlyUsd: 5,
     });
     // A user without keys: the body passes validation and the answer is about the missing key

@@ -14,7 +14,7 @@ import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateKeyringEntry } from "../../lib/platform/crypto.js";
 import type { RawEnv } from "../../lib/platform/env.js";
-import { healthResponse } from "../../lib/schemas.js";
+import { healthResponse } from "../../lib/system/schemas.js";
 import { backends, type TestDatabase } from "../helpers/db.js";
 import { expectStatus, makeRuntime, request, sampleKeys, testSigner } from "../helpers/runtime.js";
 import { startLocalServer } from "../helpers/local-server.js";

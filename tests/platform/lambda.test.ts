@@ -25,7 +25,7 @@ import { TEST_AZP } from "../../testkit/clerk.js";
 import { readEvents, validateGenerationEvents } from "../helpers/sse.js";
 import { startFakeGemini, type FakeGemini } from "../../testkit/fakes/gemini.js";
 import { startFakeExa, type FakeExa } from "../../testkit/fakes/exa.js";
-import { generateResult } from "../../lib/schemas.js";
+import { generateResult } from "../../lib/generation/schemas.js";
 
 // ---- event shapes, as API Gateway and Lambda Function URLs deliver them --------------------
 

@@ -9,7 +9,7 @@ import { describe, expect, it } from "vitest";
 import { generateKeyringEntry, lowEntropyReason, parseKeyring } from "../../lib/platform/crypto.js";
 import { ConfigError, loadConfig, type RawEnv } from "../../lib/platform/env.js";
 import { configProblems, misconfiguredVariables, PRICE_TABLE_MAX_AGE_DAYS, type ConfigProblem } from "../../lib/platform/config-check.js";
-import { GEMINI_PRICES_READ } from "../../lib/generation/prices.js";
+import { GEMINI_PRICES_READ } from "../../lib/providers/prices.js";
 import { createTestSigner } from "../../testkit/clerk.js";
 import { publishableKeyFor } from "../../lib/platform/auth/publishable-key.js";
 
@@ -199,7 +199,7 @@ describe("configProblems (lib/platform/config-check.ts)", () => {
     ["development without CLERK_PUBLISHABLE_KEY", { ...good, CLERK_PUBLISHABLE_KEY: undefined }, [], []],
     ["production, CLERK_PUBLISHABLE_KEY not a publishable key", { ...production, ...good, CLERK_PUBLISHABLE_KEY: "sk_live_abc" }, ["CLERK_PUBLISHABLE_KEY"], []],
     ["production, CLERK_PUBLISHABLE_KEY naming no host", { ...production, ...good, CLERK_PUBLISHABLE_KEY: `pk_live_${Buffer.from("not a host$").toString("base64")}` }, ["CLERK_PUBLISHABLE_KEY"], []],
-    // The Gemini model and its price (lib/generation/prices.ts): never metered at $0.
+    // The Gemini model and its price (lib/providers/prices.ts): never metered at $0.
     ["production, a current model of the price table", { ...production, ...good, GEMINI_MODEL: "gemini-3.1-flash-lite" }, [], []],
     ["production, a model without a price", { ...production, ...good, GEMINI_MODEL: "gemini-4-flash" }, ["GEMINI_MODEL", "GEMINI_PRICE_INPUT_PER_MILLION", "GEMINI_PRICE_OUTPUT_PER_MILLION"], []],
     ["development, a model without a price", { ...good, GEMINI_MODEL: "gemini-4-flash" }, [], ["GEMINI_MODEL", "GEMINI_PRICE_INPUT_PER_MILLION", "GEMINI_PRICE_OUTPUT_PER_MILLION"]],

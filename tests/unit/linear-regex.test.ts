@@ -123,8 +123,8 @@ const inventory: Record<string, Classification> = {
   "lib/schemas.ts /\\p{Cc}/u": outside("topic, keywords and tone of a generation", (n) => fill(n, "a")),
   "lib/schemas.ts /[\\n\\t]/g": outside("topic, keywords and tone of a generation", (n) => fill(n, "a")),
   "lib/server/lambda.ts /^text\\/|[/+](json|xml)\\s*(;|$)/i": inside("content types of the app's own responses"),
-  "lib/generation/prices.ts /^models\\//": inside("GEMINI_MODEL"),
-  "lib/generation/prices.ts /-(latest|\\d{3})$/": inside("GEMINI_MODEL"),
+  "lib/providers/prices.ts /^models\\//": inside("GEMINI_MODEL"),
+  "lib/providers/prices.ts /-(latest|\\d{3})$/": inside("GEMINI_MODEL"),
 };
 
 const root = join(import.meta.dirname, "../..");

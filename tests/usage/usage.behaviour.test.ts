@@ -4,7 +4,7 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { sql } from "drizzle-orm";
-import { usageResponse } from "../../lib/schemas.js";
+import { usageResponse } from "../../lib/generation/schemas.js";
 import { backends, backendLabel, type TestDatabase } from "../helpers/db.js";
 import { expectStatus, makeRuntime, request, type TestRuntime } from "../helpers/runtime.js";
 

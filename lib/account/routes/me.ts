@@ -1,6 +1,6 @@
 /** /api/me and /api/me/export — the caller's whole account: delete it all, or export it all. */
 import { defineRoute, json, noContent } from "../../http/route.js";
-import { accountExport } from "../../schemas.js";
+import { accountExport } from "../schemas.js";
 import { deleteOwnAccount, exportAccountData } from "../account.js";
 
 export const deleteMe = defineRoute({

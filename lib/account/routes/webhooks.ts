@@ -6,7 +6,7 @@
  */
 import { AppError } from "../../http/errors.js";
 import { defineRoute, json } from "../../http/route.js";
-import { clerkWebhookEvent, webhookResponse, type WebhookResponse } from "../../schemas.js";
+import { clerkWebhookEvent, webhookResponse, type WebhookResponse } from "../schemas.js";
 import { verifyClerkWebhook } from "../clerk-webhook.js";
 import { deleteAccountData } from "../account.js";
 

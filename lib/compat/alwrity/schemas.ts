@@ -5,7 +5,7 @@
  */
 import { z } from "zod";
 import { isHintShaped, providerInfo, providerKeySchemas, validateProviderKey, type Provider } from "../../providers/registry.js";
-import { providerSchema } from "../../schemas.js";
+import { providerSchema } from "../../http/schemas.js";
 
 /** Most a step's data may hold (as JSON), so a frontend's step data stays a small record. */
 export const MAX_STEP_DATA_CHARS = 8 * 1024;

@@ -1,7 +1,7 @@
 /** /api/usage/budget — the caller's monthly spending cap: what it is, what is spent and left, and setting it. */
 import { defineRoute, json } from "../../http/route.js";
 import { budgetStatus, setMonthlyCap } from "../budget.js";
-import { budgetBody, budgetResponse } from "../../schemas.js";
+import { budgetBody, budgetResponse } from "../schemas.js";
 
 const path = "/api/usage/budget";
 const budgetJson = { "application/json": { schema: budgetResponse } };

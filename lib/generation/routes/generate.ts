@@ -4,29 +4,16 @@
  * `Accept: application/json`. The Gemini and Exa SDKs load on the first generation, never
  * when this file is imported.
  */
-import { z } from "zod";
 import { defineRoute, json } from "../../http/route.js";
 import { sseResponse } from "../../http/sse.js";
 import { rateLimitHeaders } from "../../platform/rate-limit.js";
-import { generateBody, generateResult, generationEvents } from "../../schemas.js";
+import { generateBody, generateResult, generationEvent } from "../schemas.js";
 
 /** JSON only when the client asks for it and not for an event stream. */
 function wantsJson(request: Request): boolean {
   const accept = request.headers.get("accept") ?? "";
   return /application\/json/i.test(accept) && !/text\/event-stream/i.test(accept);
 }
-
-/**
- * The wire form of one generation event, `{event, data}`, around the data schemas the
- * generator is typed with (documentation: the endpoint writes these, nobody parses them).
- */
-export const generationEvent = z.discriminatedUnion(
-  "event",
-  Object.entries(generationEvents).map(([event, data]) => z.object({ event: z.literal(event), data: data as z.ZodType })) as unknown as [
-    z.ZodObject<{ event: z.ZodLiteral<string>; data: z.ZodType }>,
-    ...z.ZodObject<{ event: z.ZodLiteral<string>; data: z.ZodType }>[],
-  ],
-);
 
 export const generateBlogPost = defineRoute({
   method: "POST",

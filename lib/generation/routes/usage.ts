@@ -1,6 +1,6 @@
 /** GET /api/usage?from=&to= — what the caller's own keys paid for, per provider and per day. */
 import { defineRoute, json } from "../../http/route.js";
-import { usageQuery, usageResponse } from "../../schemas.js";
+import { usageQuery, usageResponse } from "../schemas.js";
 import { sql } from "drizzle-orm";
 import { toUsageSummary, usageSummarySql, type UsageSummaryRow } from "../usage.js";
 import { budgetStatusSql, toBudgetStatus, type BudgetStatusRow } from "../budget.js";

@@ -4,7 +4,7 @@ import { defineRoute, json, noContent } from "../../http/route.js";
 import { isHintShaped, providerInfo, providers, type Provider } from "../../providers/registry.js";
 import { deleteUserKey, listUserKeys, saveUserKeys } from "../service.js";
 import { withRateLimit } from "../../platform/rate-limit.js";
-import { deleteKeyQuery, listKeysResponse, saveKeysForm, saveKeysRequest, saveKeysResponse, type OneKeyBody, type SaveKeysBody } from "../../schemas.js";
+import { deleteKeyQuery, listKeysResponse, saveKeysForm, saveKeysRequest, saveKeysResponse, type OneKeyBody, type SaveKeysBody } from "../schemas.js";
 
 const path = "/api/onboarding/api-keys";
 

@@ -1,7 +1,7 @@
 /** /api/onboarding/session — the caller's onboarding step and progress. */
 import { defineRoute, json } from "../../http/route.js";
 import { getSession, updateSession } from "../session.js";
-import { sessionBody, sessionResponse } from "../../schemas.js";
+import { sessionBody, sessionResponse } from "../schemas.js";
 
 const path = "/api/onboarding/session";
 const sessionJson = { "application/json": { schema: sessionResponse } };

@@ -13,7 +13,7 @@
  * that is the operator's configuration, not an outage.
  */
 import { err, ok, type Result } from "../../http/errors.js";
-import type { TokenRejection } from "./verify.js";
+import type { TokenRejection } from "./token.js";
 
 const JWKS_TTL_MS = 5 * 60_000;
 const JWKS_MIN_REFETCH_MS = 10_000;

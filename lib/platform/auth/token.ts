@@ -77,3 +77,31 @@ export function tokenExpiryMs(token: string): number {
   const exp = decodeSegment(token.split(".")[1] ?? "")?.exp;
   return typeof exp === "number" ? exp * 1000 : 0;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Why a token was refused (shared by verify.ts and jwks.ts)
+
+/** Why a token was refused. Short, stable and safe to log: never contains the token. */
+export type TokenRejectionReason =
+  | "malformed"
+  | "unsupported-algorithm"
+  | "unsupported-token-type"
+  | "unknown-key"
+  | "invalid-signature"
+  | "expired"
+  | "not-yet-valid"
+  | "issued-in-future"
+  | "unauthorized-party"
+  | "missing-subject"
+  | "invalid-claims"
+  | "session-pending"
+  | "inactive-session"
+  // The rest are the server's fault, not the caller's (see `isServerSideReason`).
+  | "not-configured"
+  | "invalid-jwt-key"
+  | "jwks-unavailable"
+  | "secret-key-rejected";
+
+export interface TokenRejection {
+  reason: TokenRejectionReason;
+}

@@ -14,7 +14,9 @@ import { verifyJwt } from "@clerk/backend/jwt";
 import { err, ok, type Result } from "../../http/errors.js";
 import { jwkFromRemote } from "./jwks.js";
 import { jwkFromPem } from "./pem.js";
-import { decodeUnverified } from "./token.js";
+import { decodeUnverified, type TokenRejection, type TokenRejectionReason } from "./token.js";
+
+export type { TokenRejection, TokenRejectionReason };
 
 export interface ClerkSettings {
   /** PEM public key (CLERK_JWT_KEY). When set, verification never touches the network. */
@@ -32,30 +34,6 @@ export interface VerifiedSession {
   sessionId?: string;
 }
 
-/** Why a token was refused. Short, stable and safe to log: never contains the token. */
-export type TokenRejectionReason =
-  | "malformed"
-  | "unsupported-algorithm"
-  | "unsupported-token-type"
-  | "unknown-key"
-  | "invalid-signature"
-  | "expired"
-  | "not-yet-valid"
-  | "issued-in-future"
-  | "unauthorized-party"
-  | "missing-subject"
-  | "invalid-claims"
-  | "session-pending"
-  | "inactive-session"
-  // The rest are the server's fault, not the caller's (see `isServerSideReason`).
-  | "not-configured"
-  | "invalid-jwt-key"
-  | "jwks-unavailable"
-  | "secret-key-rejected";
-
-export interface TokenRejection {
-  reason: TokenRejectionReason;
-}
 
 const serverSideReasons: ReadonlySet<string> = new Set<TokenRejectionReason>([
   "not-configured",

@@ -9,7 +9,7 @@ import { defineRoute, json } from "../../http/route.js";
 import { MAX_BODY_BYTES } from "../../http/request.js";
 import { providerInfo, providers } from "../../providers/registry.js";
 import { parsePublishableKey } from "../../platform/auth/publishable-key.js";
-import { modeSchema, providerSchema } from "../../schemas.js";
+import { modeSchema, providerSchema } from "../../http/schemas.js";
 
 /** Where a person gets each key (the provider's own key page). */
 const whereToGet: Record<(typeof providers)[number], string> = {

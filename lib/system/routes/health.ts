@@ -4,7 +4,7 @@
  */
 import { sql } from "drizzle-orm";
 import { defineRoute, json } from "../../http/route.js";
-import { healthResponse, type HealthResponse } from "../../schemas.js";
+import { healthResponse, type HealthResponse } from "../schemas.js";
 import { misconfiguredVariables } from "../../platform/config-check.js";
 import { VERSION } from "../../platform/version.js";
 

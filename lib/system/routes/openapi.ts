@@ -1,8 +1,12 @@
 /** GET /api/openapi.json — the OpenAPI 3.1 document of every route; no auth. Built once per instance. */
-import { defineRoute, type AnyRoute } from "../../http/route.js";
+import { defineRoute } from "../../http/route.js";
 
-/** The document route over `routes()` (a function: the list includes this route). */
-export function openApiRoute(routes: () => readonly AnyRoute[]) {
+/**
+ * The document route. `document` builds the JSON (the composition passes the OpenAPI builder
+ * over the route list, which includes this route; loaded on the first call only, so the
+ * generator stays out of every other function's cold start).
+ */
+export function openApiRoute(document: () => Promise<string>) {
   return defineRoute({
     method: "GET",
     path: "/api/openapi.json",
@@ -22,9 +26,7 @@ export function openApiRoute(routes: () => readonly AnyRoute[]) {
     },
     problems: [],
     handler: async () => {
-      // Loaded here only: the generator stays out of every other function's cold start.
-      const { openApiJson } = await import("../../openapi.js");
-      return new Response(openApiJson(routes()), {
+      return new Response(await document(), {
         headers: {
           "content-type": "application/json; charset=utf-8",
           // Public and the same for everyone: any origin may read it (no credentials involved).
