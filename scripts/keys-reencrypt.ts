@@ -8,7 +8,7 @@
  * user and provider), 2 when it could not run (configuration, database).
  */
 import { ConfigError } from "../lib/platform/env.js";
-import { parseKeyring } from "../lib/platform/crypto.js";
+import { refusedEntries } from "../lib/platform/crypto.js";
 import { createLogger, redact } from "../lib/platform/log.js";
 import { loadDevelopmentEnv } from "../lib/platform/dev/dotenv.js";
 import { openDatabase, type Database } from "../db/client.js";
@@ -48,11 +48,10 @@ async function main(): Promise<void> {
     throw error;
   }
   const logger = createLogger({ level: config.logLevel });
-  if (!config.keyEncryptionKeys) fail("KEY_ENCRYPTION_KEYS is not set; put the new key first and keep the old ones after it");
-  const keyring = parseKeyring(config.keyEncryptionKeys);
+  const keyring = config.keyring;
+  if (!keyring) fail("KEY_ENCRYPTION_KEYS is not set; put the new key first and keep the old ones after it");
   if (!keyring.ok) fail(`KEY_ENCRYPTION_KEYS is invalid: ${keyring.error}`);
-  // Older entries may be weak (that is why they are being rotated out); the new one may not.
-  const weakCurrent = keyring.value.lowEntropy.find((weak) => weak.position === 1);
+  const [weakCurrent] = refusedEntries(keyring.value, "reencrypt");
   if (weakCurrent) {
     fail(
       `KEY_ENCRYPTION_KEYS entry 1 (the key rows would be re-encrypted under) is not 32 random bytes (${weakCurrent.reason}); ` +

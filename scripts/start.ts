@@ -27,7 +27,7 @@ import { staticSite, withStaticSite } from "../lib/server/static.js";
 import { parsePublishableKey } from "../lib/platform/auth/publishable-key.js";
 
 /** The web app, built by scripts/build-web.ts (`prestart`). */
-const publicDir = new URL("../../public", import.meta.url).pathname;
+const publicDir = new URL("../public", import.meta.url).pathname;
 
 /** Ends the process with one line on stderr: what is wrong and what to do. */
 function fail(message: string): never {

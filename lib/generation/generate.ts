@@ -19,7 +19,7 @@ import { geminiCostUsd, isPriced, type PriceOverride } from "../providers/prices
 import { budgetExceeded, settleGeneration, type Reservation } from "./budget.js";
 import { combineVerdicts, rejectionReasonOf, verdictOf, type KeyHealthUpdate, type KeyVerdict } from "../keys/health.js";
 import type { KeyRejectionReason } from "../providers/rejections.js";
-import type { GenerateBody, GenerateResult, GenerationUsage, GenerationEventName, generationEvents } from "./schemas.js";
+import { generationLimits, type GenerateBody, type GenerateResult, type GenerationUsage, type GenerationEventName, type generationEvents } from "./schemas.js";
 import type { z } from "zod";
 
 export type GenerationEvent = {
@@ -30,7 +30,6 @@ type GenerationDeps = Pick<Deps, "config" | "logger" | "requestId" | "database" 
 
 export const MAX_SOURCES = 8;
 const RESULTS_PER_SEARCH = 5;
-const DEFAULT_WORD_COUNT = 800;
 /**
  * Gemini's output limit for a post. Gemini 2.5 counts thinking tokens against it (and bills
  * them as output), so it is not lowered for short posts: the worst case reserved for a
@@ -169,7 +168,7 @@ export function dedupeSources(batches: ExaSource[][], max = MAX_SOURCES): ExaSou
 }
 
 export function systemInstruction(input: GenerateBody, sourceCount: number): string {
-  const words = input.wordCount ?? DEFAULT_WORD_COUNT;
+  const words = input.wordCount ?? generationLimits.wordCount.default;
   return [
     "You are an expert blog writer.",
     `Write one blog post in Markdown of about ${words} words, in a ${input.tone ?? "clear, friendly and informative"} tone.`,

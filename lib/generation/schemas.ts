@@ -64,6 +64,17 @@ export const usageResponse = z.object({
 });
 export type UsageResponse = z.output<typeof usageResponse>;
 
+/**
+ * The input limits of a generation: the schema enforces them, /api/config hands them to the
+ * web app, the prompt's worst case (generate.ts) is bounded by them. Defined here only.
+ */
+export const generationLimits = {
+  topic: { min: 3, max: 300 },
+  keywords: { max: 10, maxLength: 60 },
+  tone: { maxLength: 60 },
+  wordCount: { min: 200, max: 3000, default: 800 },
+} as const;
+
 const trimmedText = (min: number, max: number) =>
   z
     .string()
@@ -73,10 +84,10 @@ const trimmedText = (min: number, max: number) =>
     .refine((s) => !/\p{Cc}/u.test(s.replace(/[\n\t]/g, "")), "must not contain control characters");
 
 export const generateBody = z.strictObject({
-  topic: trimmedText(3, 300),
-  keywords: z.array(trimmedText(1, 60)).max(10).optional(),
-  tone: trimmedText(1, 60).optional(),
-  wordCount: z.number().int().min(200).max(3000).optional(),
+  topic: trimmedText(generationLimits.topic.min, generationLimits.topic.max),
+  keywords: z.array(trimmedText(1, generationLimits.keywords.maxLength)).max(generationLimits.keywords.max).optional(),
+  tone: trimmedText(1, generationLimits.tone.maxLength).optional(),
+  wordCount: z.number().int().min(generationLimits.wordCount.min).max(generationLimits.wordCount.max).optional(),
   research: z.boolean().optional(),
 });
 export type GenerateBody = z.output<typeof generateBody>;

@@ -13,7 +13,7 @@
  */
 import type { Config } from "./env.js";
 import type { Logger } from "./log.js";
-import { parseKeyring } from "./crypto.js";
+import { refusedEntries } from "./crypto.js";
 import { jwkFromPem } from "./auth/pem.js";
 import { parsePublishableKey } from "./auth/publishable-key.js";
 import { GEMINI_PRICES_READ, isPriced, modelKey, retiredGeminiModels } from "../providers/prices.js";
@@ -95,8 +95,8 @@ export function configProblems(config: Readonly<Config>, now: Date = new Date())
   }
 
   // ---- key encryption ----
-  const spec = config.keyEncryptionKeys;
-  if (spec === undefined) {
+  const keyring = config.keyring;
+  if (keyring === undefined) {
     if (production) {
       error(
         ["KEY_ENCRYPTION_KEYS"],
@@ -105,17 +105,18 @@ export function configProblems(config: Readonly<Config>, now: Date = new Date())
       );
     }
   } else {
-    const keyring = parseKeyring(spec);
     if (!keyring.ok) {
       // parseKeyring names entries by position only, never by id or content.
       error(["KEY_ENCRYPTION_KEYS"], `does not parse: ${keyring.error}`);
     } else {
-      for (const { position, reason } of keyring.value.lowEntropy) {
+      const refused = refusedEntries(keyring.value, config.mode);
+      for (const weak of keyring.value.lowEntropy) {
+        const isRefused = refused.includes(weak);
         const message =
-          `entry ${position} is not 32 random bytes (${reason}); ` +
-          (production ? "production refuses it" : "production would refuse it") +
+          `entry ${weak.position} is not 32 random bytes (${weak.reason}); ` +
+          (isRefused ? "production refuses it" : "production would refuse it") +
           `. Make a key with ${makeKey}; to replace a key already in use, put the new one first and run npm run keys:reencrypt`;
-        if (production) error(["KEY_ENCRYPTION_KEYS"], message);
+        if (isRefused) error(["KEY_ENCRYPTION_KEYS"], message);
         else warning(["KEY_ENCRYPTION_KEYS"], message);
       }
     }

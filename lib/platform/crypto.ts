@@ -44,13 +44,29 @@ export interface Keyring {
   readonly keys: ReadonlyMap<string, KeyringKey>;
   /**
    * Entries whose 32 bytes do not look random (see {@link lowEntropyReason}), by position
-   * (1-based) and reason, never by id or content. Production refuses such a keyring
-   * (lib/platform/runtime.ts, lib/platform/config-check.ts); development only warns.
+   * (1-based) and reason, never by id or content. Whether a use refuses them:
+   * {@link refusedEntries}.
    */
   readonly lowEntropy: readonly { readonly position: number; readonly reason: string }[];
 }
 
 export type DecryptError = "unknown-key-id" | "malformed" | "auth-failed";
+
+/** What a key ring is about to be used for. */
+export type KeyringUse = "production" | "development" | "reencrypt";
+
+/**
+ * The one strength rule for key rings: the entries `use` refuses. Production refuses every
+ * entry that is not 32 random bytes; re-encryption refuses a weak first entry (the one rows
+ * get sealed under; older entries may be weak, which is why they are being rotated out);
+ * development refuses none (configProblems warns). Runtime, check-config and the
+ * re-encryption command all ask this.
+ */
+export function refusedEntries(keyring: Keyring, use: KeyringUse): Keyring["lowEntropy"] {
+  if (use === "production") return keyring.lowEntropy;
+  if (use === "reencrypt") return keyring.lowEntropy.filter((weak) => weak.position === 1);
+  return [];
+}
 
 /**
  * Parses `KEY_ENCRYPTION_KEYS`: comma-separated `id:base64(32 bytes)` entries, ids unique;

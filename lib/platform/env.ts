@@ -12,9 +12,13 @@
  * question; here only values that must never be used are refused (ConfigError).
  */
 import { z } from "zod";
+import { parseKeyring, type Keyring } from "./crypto.js";
+import type { Result } from "../http/errors.js";
 
 export type Mode = "development" | "production";
-export type DatabaseDriver = "pglite" | "pg" | "neon-http" | "neon-ws";
+/** The database drivers (db/client.ts): embedded PGlite, node-postgres, Neon over HTTP or WebSocket. */
+export const databaseDrivers = ["pglite", "pg", "neon-http", "neon-ws"] as const;
+export type DatabaseDriver = (typeof databaseDrivers)[number];
 
 /** Empty strings count as unset, as in create-t3-app. */
 const optionalString = z
@@ -88,7 +92,7 @@ const rawSchema = z.object({
   NODE_ENV: optionalString,
   VERCEL_ENV: optionalString,
   DATABASE_URL: optionalString,
-  DATABASE_DRIVER: optionalString.pipe(z.enum(["pglite", "pg", "neon-http", "neon-ws"]).optional()),
+  DATABASE_DRIVER: optionalString.pipe(z.enum(databaseDrivers).optional()),
   PGLITE_DIR: optionalString,
   DATABASE_PREPARED_STATEMENTS: optionalString.pipe(z.enum(["named", "unnamed"]).optional()),
   CLERK_JWT_KEY: optionalString,
@@ -155,6 +159,8 @@ export interface Config {
   };
   /** Raw KEY_ENCRYPTION_KEYS spec (`id:base64,...`); parsed by lib/platform/crypto.ts. */
   keyEncryptionKeys: string | undefined;
+  /** KEY_ENCRYPTION_KEYS parsed once (lib/platform/crypto.ts parseKeyring); undefined when unset. */
+  keyring: Result<Keyring, string> | undefined;
   devUserId: string;
   envFile: string;
   frontendEnvFile: string | undefined;
@@ -323,6 +329,7 @@ export function loadConfig(env: RawEnv = process.env, options: LoadOptions = {})
       publishableKey: e.CLERK_PUBLISHABLE_KEY,
     },
     keyEncryptionKeys: e.KEY_ENCRYPTION_KEYS,
+    keyring: e.KEY_ENCRYPTION_KEYS === undefined ? undefined : parseKeyring(e.KEY_ENCRYPTION_KEYS),
     devUserId: e.DEV_USER_ID ?? "local-dev",
     envFile: e.ENV_FILE ?? "./.env",
     frontendEnvFile: e.FRONTEND_ENV_FILE,

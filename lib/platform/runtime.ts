@@ -8,7 +8,7 @@
 import { loadConfig, type Config } from "./env.js";
 import { createLogger, type Logger, type LogSink } from "./log.js";
 import { AppError } from "../http/errors.js";
-import { parseKeyring, type Keyring } from "./crypto.js";
+import { parseKeyring, refusedEntries, type Keyring } from "./crypto.js";
 import { EnvFileWriter } from "./dev/env-file.js";
 import { configProblems, logConfigProblems, type ConfigProblem } from "./config-check.js";
 import type { Database } from "../../db/client.js";
@@ -124,24 +124,24 @@ async function loadKeyring(
   logger: Logger,
   database: () => Promise<Database>,
 ): Promise<Keyring> {
-  let spec = config.keyEncryptionKeys;
-  if (!spec && config.mode === "development") {
+  let parsed = config.keyring;
+  if (!parsed && config.mode === "development") {
     const { developmentKeyringSpec } = await import("./dev/keyring.js");
-    spec = await developmentKeyringSpec(config.envFile, envWriter, logger, database);
+    parsed = parseKeyring(await developmentKeyringSpec(config.envFile, envWriter, logger, database));
   }
-  if (!spec) {
+  if (!parsed) {
     logger.error("KEY_ENCRYPTION_KEYS is not set: production cannot store or read keys without it");
     throw keyringMisconfigured();
   }
-  const parsed = parseKeyring(spec);
   if (!parsed.ok) {
     // The detail names entries by position, never by id or content; still, it is the operator's to read.
     logger.error("KEY_ENCRYPTION_KEYS is invalid", { problem: parsed.error });
     throw keyringMisconfigured();
   }
-  if (config.mode === "production" && parsed.value.lowEntropy.length > 0) {
+  const refused = refusedEntries(parsed.value, config.mode);
+  if (refused.length > 0) {
     logger.error("KEY_ENCRYPTION_KEYS refused: an entry is not 32 random bytes", {
-      entries: parsed.value.lowEntropy.map((weak) => `entry ${weak.position}: ${weak.reason}`),
+      entries: refused.map((weak) => `entry ${weak.position}: ${weak.reason}`),
     });
     throw keyringMisconfigured();
   }

@@ -3,6 +3,7 @@
  * generated from them, so the two cannot drift.
  */
 import { z } from "zod";
+import { databaseDrivers } from "../platform/env.js";
 import { modeSchema } from "../http/schemas.js";
 
 /**
@@ -17,7 +18,7 @@ export const healthResponse = z.object({
   /** Which signal decided the mode, by variable name. */
   modeReason: z.string(),
   database: z.enum(["ok", "unavailable"]),
-  driver: z.enum(["pglite", "pg", "neon-http", "neon-ws"]),
+  driver: z.enum(databaseDrivers),
   misconfigured: z.array(z.string()),
   warnings: z.array(z.string()),
   version: z.string(),

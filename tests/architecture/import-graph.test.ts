@@ -24,7 +24,7 @@ type Layer = "base" | (typeof features)[number] | "compat" | "composition";
 export const featureEdges: Readonly<Record<(typeof features)[number], readonly string[]>> = {
   keys: [],
   onboarding: [],
-  system: [],
+  system: ["generation"], // /api/config hands the web app the generation limits
   generation: ["keys"],
   account: ["keys", "generation", "onboarding"],
 };

@@ -10,6 +10,7 @@ import { MAX_BODY_BYTES } from "../../http/request.js";
 import { providerInfo, providers } from "../../providers/registry.js";
 import { parsePublishableKey } from "../../platform/auth/publishable-key.js";
 import { modeSchema, providerSchema } from "../../http/schemas.js";
+import { generationLimits } from "../../generation/schemas.js";
 
 /** Where a person gets each key (the provider's own key page). */
 const whereToGet: Record<(typeof providers)[number], string> = {
@@ -87,9 +88,9 @@ export const getConfig = defineRoute({
         returnsValue: providerInfo[id].returnsValue,
       })),
       limits: {
-        topic: { min: 3, max: 300 },
-        keywords: { max: 10, maxLength: 60 },
-        wordCount: { min: 200, max: 3000, default: 800 },
+        topic: generationLimits.topic,
+        keywords: generationLimits.keywords,
+        wordCount: generationLimits.wordCount,
         bodyBytes: MAX_BODY_BYTES,
         generatePerMinute: config.rateLimits.generatePerMinute,
         keyWritesPerMinute: config.rateLimits.keyWritesPerMinute,
