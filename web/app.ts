@@ -3,56 +3,25 @@
  * step 3 usage. Vanilla TypeScript, bundled by scripts/build-web.ts into public/assets. Everything
  * shown from the API or a model goes through textContent or web/markdown.ts: no innerHTML.
  */
+import type { z } from "zod";
+import type { GenerateResult, GenerationUsage } from "../lib/generation/schemas.js";
+import type { problemSchema } from "../lib/http/schemas.js";
+import type { keyView } from "../lib/keys/schemas.js";
+import type { ConfigResponse } from "../lib/system/schemas.js";
 import { renderMarkdown } from "./markdown.js";
 import { readSse } from "./sse.js";
 
 // ---- types of the API (the parts the page reads) ----------------------------------------
 
-type Provider = "gemini" | "exa" | "copilotkit";
-interface ProviderConfig {
-  id: Provider;
-  label: string;
-  format: string;
-  placeholder: string;
-  whereToGet: string;
-  purpose: string;
-  required: boolean;
-  returnsValue: boolean;
-}
-interface AppConfig {
-  mode: "development" | "production";
-  clerkPublishableKey: string | null;
-  clerkFrontendApi: string | null;
-  devUserId: string | null;
-  providers: ProviderConfig[];
-  limits: { wordCount: { min: number; max: number; default: number }; topic: { min: number; max: number }; keywords: { max: number } };
-}
-interface KeyView {
-  provider: Provider;
-  hint: string;
-  status?: string;
-  lastError?: { code: string; at: string; reason?: string; action?: string };
-  notices?: { code: string; message: string; action: string }[];
-  value?: string;
-}
-interface Problem {
-  status: number;
-  code: string;
-  detail: string;
-  title?: string;
-  provider?: string;
-  errors?: { pointer: string; message: string }[];
-  retry_after?: number;
-}
-interface Source {
-  title: string;
-  url: string;
-}
-interface Usage {
-  gemini: { model: string; inputTokens: number; outputTokens: number; costUsd: number };
-  exa: { requests: number; costUsd: number };
-  totalCostUsd: number;
-}
+// The API's own types (import type: erased by esbuild, so none of lib/ reaches the bundle).
+type AppConfig = ConfigResponse;
+type ProviderConfig = ConfigResponse["providers"][number];
+type Provider = ProviderConfig["id"];
+type KeyView = z.output<typeof keyView>;
+/** A problem as the page handles it: the API's, or one the page makes up (status 0: network). */
+type Problem = Pick<z.output<typeof problemSchema>, "status" | "code" | "detail" | "errors" | "retry_after"> & { title?: string; provider?: string };
+type Source = GenerateResult["sources"][number];
+type Usage = GenerationUsage;
 
 interface ClerkLike {
   load(options?: unknown): Promise<void>;

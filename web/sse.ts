@@ -1,37 +1,29 @@
-/** A minimal Server-Sent Events reader over a fetch body: `event:` and `data:` lines, blank-line separated. */
+/**
+ * Server-Sent Events over a fetch body, parsed by `eventsource-parser` (the spec's rules for
+ * fields, comments, CRLF and multi-line data; the same parser the tests read streams with).
+ */
+import { EventSourceParserStream } from "eventsource-parser/stream";
+
 export interface SseMessage {
   event: string;
   data: string;
 }
 
 export async function* readSse(body: ReadableStream<Uint8Array>): AsyncGenerator<SseMessage> {
-  const reader = body.getReader();
-  const decoder = new TextDecoder();
-  let buffer = "";
+  const text = body.pipeThrough(new TextDecoderStream() as ReadableWritablePair<string, Uint8Array>);
+  const reader = text.pipeThrough(new EventSourceParserStream()).getReader();
+  let done = false;
   try {
     for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      buffer += decoder.decode(value, { stream: true }).split("\r\n").join("\n");
-      let end: number;
-      while ((end = buffer.indexOf("\n\n")) >= 0) {
-        const block = buffer.slice(0, end);
-        buffer = buffer.slice(end + 2);
-        let event = "message";
-        const data: string[] = [];
-        for (const line of block.split("\n")) {
-          if (line.startsWith(":")) continue;
-          const colon = line.indexOf(":");
-          const field = colon < 0 ? line : line.slice(0, colon);
-          let value = colon < 0 ? "" : line.slice(colon + 1);
-          if (value.startsWith(" ")) value = value.slice(1);
-          if (field === "event") event = value;
-          else if (field === "data") data.push(value);
-        }
-        if (data.length > 0) yield { event, data: data.join("\n") };
+      const next = await reader.read();
+      if (next.done) {
+        done = true;
+        return;
       }
+      yield { event: next.value.event ?? "message", data: next.value.data };
     }
   } finally {
-    reader.releaseLock();
+    // Left early (the page cancelled, or an error event ended the stream): stop reading the body.
+    if (!done) await reader.cancel().catch(() => undefined);
   }
 }

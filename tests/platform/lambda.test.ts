@@ -613,17 +613,17 @@ describe("the Lambda bundle (scripts/build-lambda.ts) in a child process", () =>
   it("is one ESM file holding every route file, without PGlite", async () => {
     expect(readdirSync(leanDir)).toEqual(["index.mjs"]);
     const inputs = Object.keys(lean.metafile.inputs);
-    // Route files in subfolders too (lib/routes/alwrity/).
-    const routeFiles = (readdirSync(join(import.meta.dirname, "../../lib/routes"), { recursive: true }) as string[])
-      .filter((f) => f.endsWith(".ts"))
-      .map((f) => `lib/routes/${f.split("\\").join("/")}`);
+    // Every feature's route files (lib/<feature>/routes/, lib/compat/alwrity/routes/).
+    const routeFiles = (readdirSync(join(import.meta.dirname, "../../lib"), { recursive: true }) as string[])
+      .map((f) => `lib/${f.split("\\").join("/")}`)
+      .filter((f) => f.endsWith(".ts") && f.includes("/routes/"));
     expect(routeFiles.length).toBeGreaterThanOrEqual(6);
     for (const file of routeFiles) expect(inputs, `${file} is not in the bundle`).toContain(file);
     expect(inputs.some((f) => f.startsWith("node_modules/@electric-sql/pglite/"))).toBe(false);
     expect(lean.bytes).toBeGreaterThan(0);
   });
 
-  it("zips to at most 1.5 MB (issue 13): one file, deflated as a zip stores it", () => {
+  it("zips to at most 1.5 MB: one file, deflated as a zip stores it", () => {
     // A one-file zip is the deflated file plus ~100 bytes of headers; no zip tool needed.
     const zipBytes = deflateRawSync(readFileSync(join(leanDir, "index.mjs")), { level: 9 }).length + 200;
     expect(zipBytes, `${zipBytes} bytes`).toBeLessThanOrEqual(1_500_000);

@@ -4,13 +4,12 @@
  * key for (label, format, where to get one) and the input limits. Nothing secret: every value
  * here is public by nature (a publishable key is on every page that signs users in).
  */
-import { z } from "zod";
 import { defineRoute, json } from "../../http/route.js";
 import { MAX_BODY_BYTES } from "../../http/request.js";
 import { providerInfo, providers } from "../../providers/registry.js";
 import { parsePublishableKey } from "../../platform/auth/publishable-key.js";
-import { modeSchema, providerSchema } from "../../http/schemas.js";
 import { generationLimits } from "../../generation/schemas.js";
+import { configResponse, type ConfigResponse } from "../schemas.js";
 
 /** Where a person gets each key (the provider's own key page). */
 const whereToGet: Record<(typeof providers)[number], string> = {
@@ -26,33 +25,6 @@ const purpose: Record<(typeof providers)[number], string> = {
   copilotkit: "A publishable key for CopilotKit frontends. Optional.",
 };
 
-export const configResponse = z.object({
-  mode: modeSchema,
-  clerkPublishableKey: z.string().nullable().describe("Clerk's publishable key (pk_…); null when sign-in is not configured"),
-  clerkFrontendApi: z.string().nullable().describe("The Clerk instance's Frontend API host, decoded from the publishable key"),
-  devUserId: z.string().nullable().describe("Development only: the user every request runs as; null in production"),
-  providers: z.array(
-    z.object({
-      id: providerSchema,
-      label: z.string().describe('e.g. "Gemini API key"'),
-      format: z.string().describe("What a valid key looks like, in words"),
-      placeholder: z.string().describe('What an empty key field shows, e.g. "AQ.Ab8R… (from AI Studio)"'),
-      whereToGet: z.string().describe("The provider's page where a key is created"),
-      purpose: z.string(),
-      required: z.boolean().describe("Generation needs it"),
-      returnsValue: z.boolean().describe("The saved key is shown back to its owner (publishable keys only)"),
-    }),
-  ),
-  limits: z.object({
-    topic: z.object({ min: z.number().int(), max: z.number().int() }),
-    keywords: z.object({ max: z.number().int(), maxLength: z.number().int() }),
-    wordCount: z.object({ min: z.number().int(), max: z.number().int(), default: z.number().int() }),
-    bodyBytes: z.number().int(),
-    generatePerMinute: z.number().int(),
-    keyWritesPerMinute: z.number().int(),
-  }),
-});
-export type ConfigResponse = z.output<typeof configResponse>;
 
 export const getConfig = defineRoute({
   method: "GET",
