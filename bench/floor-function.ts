@@ -1,5 +1,5 @@
 /**
- * The cold-start floor (issue 13): a function that only imports the database driver and
+ * The cold-start floor: a function that only imports the database driver and
  * answers `SELECT 1`, bundled and started exactly like the api/ functions (bench/coldstart.ts).
  * A key function's import + first request is compared with this one's: what it costs beyond
  * Node, the driver and one connection.

@@ -75,9 +75,9 @@ export interface BenchReport {
   large?: PhaseResult;
   pglite?: PhaseResult;
   coldStarts?: ColdStartResult[];
-  /** Issue 13: database round trips under injected latency, and connection set-up per driver. */
+  /** Database round trips under injected latency, and connection set-up per driver. */
   rtt?: RttReport;
-  /** Issue 13's goals, met or missed. */
+  /** The serverless-cost goals, met or missed. */
   costGoals?: TargetCheck[];
   /** Bytes of each built Vercel function (.vercel/output), when a build is there. */
   vercelFunctions?: { name: string; bytes: number; pglite: boolean }[];

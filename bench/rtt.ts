@@ -1,5 +1,5 @@
 /**
- * Round trips to the database, made visible (issue 13). The local PostgreSQL answers in
+ * Round trips to the database, made visible (docs/http-contract.md "Round trips"). The local PostgreSQL answers in
  * ~0.1 ms, so the other sections cannot see what a request pays on Neon (a few ms away; tens
  * across regions). Here the server child reaches PostgreSQL through a latency-injecting,
  * turn-counting TCP proxy (testkit/pg-latency-proxy.ts), and at each RTT:

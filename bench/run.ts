@@ -352,7 +352,7 @@ function evaluateTargets(report: BenchReport): TargetCheck[] {
 }
 
 const COLD_FLOOR_FILE = "bench/floor-function.ts";
-/** Functions whose cold start issue 13 compares with the floor's. */
+/** Functions whose cold start is compared with the floor's. */
 const coldKeyFunctions = ["api/onboarding/api-keys.ts"];
 const MAX_FUNCTION_BYTES = 4 * 1048576;
 const MAX_LAMBDA_ZIP_BYTES = 1_500_000;
@@ -376,7 +376,7 @@ function vercelFunctionSizes(): BenchReport["vercelFunctions"] {
   return found.sort((a, b) => a.name.localeCompare(b.name));
 }
 
-/** Issue 13's goals, each met or missed, from this run's numbers. */
+/** The serverless-cost goals (docs/testing.md), each met or missed, from this run's numbers. */
 async function evaluateCostGoals(report: BenchReport): Promise<TargetCheck[]> {
   const goals: TargetCheck[] = [];
   for (const r of report.rtt?.rows ?? []) {
@@ -489,7 +489,7 @@ function renderMarkdown(report: BenchReport): string {
   lines.push("# Benchmarks");
   lines.push("");
   lines.push("Written by `npm run bench` (`tsx bench/run.ts`); do not edit by hand. Is the key path nearly free next to");
-  lines.push("one PostgreSQL round trip? See issue 5 for the targets and `bench/` for the code.");
+  lines.push("one PostgreSQL round trip? See docs/testing.md for the targets and `bench/` for the code.");
   lines.push("");
   lines.push(`- **Date**: ${report.date}; whole run ${report.durationSeconds.toFixed(0)} s`);
   lines.push(`- **Machine**: ${m.cores} cores (\`os.cpus().length\`), ${m.cpuModel}, ${m.memGiB.toFixed(1)} GiB RAM, ${m.platform}`);
@@ -509,9 +509,9 @@ function renderMarkdown(report: BenchReport): string {
   for (const note of cpuNotes(report)) lines.push(note);
   lines.push("");
   if (report.costGoals) {
-    lines.push("## Serverless cost (issue 13)");
+    lines.push("## Serverless cost");
     lines.push("");
-    lines.push("Each goal of issue 13, met or missed in this run. Round trips are also enforced, as counts, by");
+    lines.push("Each serverless-cost goal, met or missed in this run. Round trips are also enforced, as counts, by");
     lines.push("`tests/db/round-trips.test.ts` (every route has its expected count there).");
     lines.push("");
     lines.push(checksTable(report.costGoals));
@@ -695,7 +695,7 @@ function printConsole(report: BenchReport): void {
   log("\n================ RESULTS ================");
   log(`${report.machine.cores} cores, Node ${report.machine.node}, ${report.machine.postgres}, ${report.date}`);
   log("\nTargets:\n" + checksTable(report.checks));
-  if (report.costGoals) log("\nServerless cost (issue 13):\n" + checksTable(report.costGoals));
+  if (report.costGoals) log("\nServerless cost:\n" + checksTable(report.costGoals));
   if (report.rtt) log("\nRound trips:\n" + rttTable(report.rtt) + "\n\n" + coldConnectTable(report.rtt));
   if (report.small) log(`\nFloor vs key path (${report.small.users} users):\n` + floorTable(report.small) + "\n\n" + cpuTable(report.small));
   if (report.small && report.large) log("\nScale:\n" + scaleTable(report.small, report.large));
@@ -910,7 +910,7 @@ async function main(): Promise<void> {
           .filter((f) => f.endsWith(".ts"))
           .map((f) => `api/${f.split("\\").join("/")}`)
           .sort();
-        // The floor: a function that only imports the driver and answers SELECT 1 (issue 13).
+        // The floor: a function that only imports the driver and answers SELECT 1.
         report.coldStarts = await measureColdStarts({ childScript, env, token: smallTokens[0]!, runs: cfg.coldRuns, log, files: [...apiFiles, COLD_FLOOR_FILE] });
         for (const r of report.coldStarts) {
           for (const v of r.violations) {

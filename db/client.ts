@@ -1,5 +1,5 @@
 /**
- * Driver choice (DESIGN.md "Configuration"): embedded PGlite without DATABASE_URL,
+ * Driver choice (docs/configuration.md, docs/neon.md): embedded PGlite without DATABASE_URL,
  * node-postgres for `postgres://…`, the Neon serverless driver (HTTP or WebSocket) for Neon.
  * Each driver is imported only when chosen, so a function never pays for the others at
  * cold start (PGlite's WASM alone is megabytes).

@@ -1,5 +1,5 @@
 /**
- * `npx tsx scripts/fakes.ts`: the fake Gemini and Exa of the tests (tests/fakes) on fixed local
+ * `npx tsx scripts/fakes.ts`: the fake Gemini and Exa of the tests (testkit/fakes) on fixed local
  * ports, for running `npm start` (or a frontend) end to end without real keys or the internet.
  *
  *   npx tsx scripts/fakes.ts [--gemini-port 8787] [--exa-port 8788]

@@ -2,7 +2,7 @@
  * The one place that reads `process.env`. It is parsed once with zod into a frozen,
  * typed config; tests build their own with `loadConfig({...})` instead of mutating globals.
  *
- * Mode detection is the seed's, made fail-closed (DESIGN.md "Modes"): any recognisable
+ * Mode detection (docs/configuration.md "Modes") follows docs/api-key-flows.md, made fail-closed: any recognisable
  * hosting platform, `NODE_ENV=production`, or a DEPLOY_ENV other than `local`/`development`
  * means production, and DEBUG=true cannot undo that. The one exception is `vercel dev` on a
  * developer's machine (`VERCEL=1` with `VERCEL_ENV=development`, as `vercel env pull` writes
@@ -166,7 +166,7 @@ export interface Config {
   frontendEnvFile: string | undefined;
   /**
    * `price`: the operator's prices for the model (GEMINI_PRICE_INPUT_PER_MILLION and
-   * GEMINI_PRICE_OUTPUT_PER_MILLION, USD per million tokens), for a model lib/generation/usage.ts has no
+   * GEMINI_PRICE_OUTPUT_PER_MILLION, USD per million tokens), for a model lib/providers/prices.ts has no
    * row for; they replace the row when both are set.
    */
   gemini: { model: string; baseUrl: string | undefined; price: { inputPerMillion: number; outputPerMillion: number } | undefined };
@@ -222,7 +222,7 @@ interface ModeDecision {
   platform: Platform | null;
 }
 
-/** The mode table of DESIGN.md; reasons name variables (and values only when they are fixed words). */
+/** The mode table (docs/configuration.md); reasons name variables (and values only when they are fixed words). */
 function decideMode(
   env: RawEnv,
   e: { DEBUG: boolean; DEPLOY_ENV?: string; NODE_ENV?: string; VERCEL_ENV?: string },

@@ -1,6 +1,6 @@
 /**
  * Entry points (local server, CLIs) load the `.env` file in development only, like the
- * seed's backend. Production never reads it: the mode is decided from the real environment
+ * the reference (ALwrity's) backend, docs/api-key-flows.md. Production never reads it: the mode is decided from the real environment
  * first, and a `.env` that would switch to production is refused rather than obeyed.
  */
 import { existsSync } from "node:fs";
