@@ -23,7 +23,8 @@ import { sql, type SQL } from "drizzle-orm";
 import type { Database } from "../../db/client.js";
 import type { Config } from "../platform/env.js";
 import { AppError } from "../http/errors.js";
-import { keyHealthUpdateSql, type KeyHealthUpdate } from "../keys/health.js";
+import type { KeyHealthUpdate } from "../keys/health.js";
+import { keyHealthUpdateSql } from "../keys/store.js";
 import { roundUsd, type UsageRecord } from "./usage.js";
 
 /**
