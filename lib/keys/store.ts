@@ -326,12 +326,12 @@ export async function deleteKey(
 }
 
 /**
- * The two per-request key queries, built once per database. Both find the user's session as a
- * scalar subquery, `session_id = (select id from onboarding_sessions where user_id = $1)`: one
+ * The key list query, built once per database. It finds the user's session as a scalar
+ * subquery, `session_id = (select id from onboarding_sessions where user_id = $1)`: one
  * statement, which PostgreSQL plans in about half the CPU time of the equivalent two-table
  * join. Building a query with Drizzle costs more CPU than running it, so the SQL is kept
  * (`.prepare(...)`). With `namedStatements` (node-postgres' default, see lib/platform/env.ts) PostgreSQL
- * also keeps their plans per connection; unnamed statements work behind any pooler. bench/breakdown.ts measures each choice.
+ * also keeps its plan per connection; unnamed statements work behind any pooler. bench/breakdown.ts measures each choice.
  */
 function buildKeyQueries({ db, namedStatements }: Database) {
   const name = (n: string) => (namedStatements ? n : "");
@@ -354,12 +354,6 @@ function buildKeyQueries({ db, namedStatements }: Database) {
       .from(apiKeys)
       .where(eq(apiKeys.sessionId, sessionId()))
       .prepare(name("byok_list_keys")),
-    ciphertexts: db
-      // `version` identifies this save of the key, for its health (lib/keys/health.ts).
-      .select({ provider: apiKeys.provider, ciphertext: apiKeys.keyCiphertext, version: sql<string>`${apiKeys.updatedAt}::text` })
-      .from(apiKeys)
-      .where(eq(apiKeys.sessionId, sessionId()))
-      .prepare(name("byok_user_ciphertexts")),
   };
 }
 
@@ -375,22 +369,26 @@ function keyQueries(database: Database): ReturnType<typeof buildKeyQueries> {
 }
 
 /**
- * The stored ciphertexts of one user as SQL (`provider`, `ciphertext`, `version`): a CTE of
- * the generation's first statement (lib/generation/start.ts), which reads the keys in the same
- * round trip as its rate limit and budget reservation.
+ * A row of `userCiphertextsSql`. The columns are null when the statement composing it joins
+ * it (`left join k on true`) and the user has no key.
+ */
+export interface CiphertextRow {
+  provider: string | null;
+  ciphertext: string | null;
+  /** `updated_at` as text: identifies this save of the key, for its health (lib/keys/health.ts). */
+  version: string | null;
+}
+
+/**
+ * The ONE read of a user's stored keys, as SQL (`provider`, `ciphertext`, `version`): one
+ * statement, the session found by a scalar subquery. The generation's first statement
+ * (lib/generation/start.ts) composes it as a CTE, in the same round trip as its rate limit
+ * and budget reservation; `userApiKeys` (lib/keys/resolver.ts) runs it alone. Both decode its
+ * rows with lib/keys/resolver.ts `decodeKeyRows`.
  */
 export function userCiphertextsSql(userId: string): SQL {
   return sql`select k.provider, k.key_ciphertext as ciphertext, k.updated_at::text as version from api_keys k
     where k.session_id = (select s.id from onboarding_sessions s where s.user_id = ${userId})`;
-}
-
-/** The stored ciphertexts of one user, with their versions, in ONE query (the production key path). */
-export async function loadCiphertexts(
-  database: Database,
-  userId: string,
-): Promise<{ provider: Provider; ciphertext: string; version: string }[]> {
-  const rows = await keyQueries(database).ciphertexts.execute({ userId });
-  return rows.map((r) => ({ provider: r.provider as Provider, ciphertext: r.ciphertext, version: String(r.version) }));
 }
 
 // Fragments and statements the rest of the code base uses: every statement that touches
