@@ -14,7 +14,8 @@ import type { Database } from "../../db/client.js";
 import type { Deps } from "../platform/runtime.js";
 import { budgetStatus } from "../generation/budget.js";
 import { accountKeyDeletionSql, listKeyEvents, listKeys } from "../keys/store.js";
-import { providerInfo, providers } from "../providers/registry.js";
+import { providers } from "../providers/registry.js";
+import { envMirror } from "../keys/env-mirror.js";
 import { roundUsd } from "../generation/usage.js";
 import type { AccountExport } from "./schemas.js";
 
@@ -84,14 +85,7 @@ export async function deleteAccountData(
  */
 export async function deleteOwnAccount(deps: Deps, userId: string): Promise<AccountDeletion> {
   const result = await deleteAccountData(await deps.database(), { userId, requestId: deps.requestId });
-  if (deps.config.mode === "development") {
-    await deps.envWriter.unset(
-      deps.config.envFile,
-      providers.map((p) => providerInfo[p].envVar),
-    );
-    const frontendVars = providers.map((p) => providerInfo[p].frontendEnvVar).filter((v): v is string => v !== undefined);
-    if (deps.config.frontendEnvFile && frontendVars.length > 0) await deps.envWriter.unset(deps.config.frontendEnvFile, frontendVars);
-  }
+  await envMirror(deps).remove(providers);
   deps.logger.info("account data deleted", { userId, via: "api", ...result.removed });
   return result;
 }
