@@ -13,8 +13,9 @@ import { sql } from "drizzle-orm";
 import type { Database } from "../../db/client.js";
 import type { Deps } from "../platform/runtime.js";
 import { budgetStatus } from "../generation/budget.js";
-import { listKeys } from "../keys/store.js";
-import { providerInfo, providers } from "../providers/registry.js";
+import { accountKeyDeletionSql, listKeyEvents, listKeys } from "../keys/store.js";
+import { providers } from "../providers/registry.js";
+import { envMirror } from "../keys/env-mirror.js";
 import { roundUsd } from "../generation/usage.js";
 import type { AccountExport } from "./schemas.js";
 
@@ -49,22 +50,16 @@ export async function deleteAccountData(
       ),
       gate as (select exists (select 1 from delivery) as go),`
     : sql`gate as (select true as go),`;
+  const keyRows = accountKeyDeletionSql({ userId, requestId: input.requestId, when: sql`(select go from gate)` });
   const [row] = await database.rows<Record<"processed" | "keys" | "sessions" | "usage_events" | "rate_limits" | "budgets" | "audit_events", unknown>>(sql`
     with ${gate}
-    keys as (
-      delete from api_keys k using onboarding_sessions s, gate
-      where gate.go and k.session_id = s.id and s.user_id = ${userId}
-      returning k.id
-    ),
+    keys as (${keyRows.keys}),
     sessions as (delete from onboarding_sessions s using gate where gate.go and s.user_id = ${userId} returning s.id),
     usage as (delete from usage_events u using gate where gate.go and u.user_id = ${userId} returning u.id),
     limits as (delete from rate_limits r using gate where gate.go and r.user_id = ${userId} returning r.bucket),
     budget as (delete from budgets b using gate where gate.go and b.user_id = ${userId} returning b.user_id),
-    audit as (delete from key_events e using gate where gate.go and e.user_id = ${userId} returning e.id),
-    tombstone as (
-      insert into key_events (user_id, provider, action, key_version, request_id)
-      select ${userId}, null, 'account-delete', null, ${input.requestId} from gate where gate.go
-    )
+    audit as (${keyRows.audit}),
+    tombstone as (${keyRows.tombstone})
     select (select go from gate) as processed,
            (select count(*)::int from keys) as keys, (select count(*)::int from sessions) as sessions,
            (select count(*)::int from usage) as usage_events, (select count(*)::int from limits) as rate_limits,
@@ -90,14 +85,7 @@ export async function deleteAccountData(
  */
 export async function deleteOwnAccount(deps: Deps, userId: string): Promise<AccountDeletion> {
   const result = await deleteAccountData(await deps.database(), { userId, requestId: deps.requestId });
-  if (deps.config.mode === "development") {
-    await deps.envWriter.unset(
-      deps.config.envFile,
-      providers.map((p) => providerInfo[p].envVar),
-    );
-    const frontendVars = providers.map((p) => providerInfo[p].frontendEnvVar).filter((v): v is string => v !== undefined);
-    if (deps.config.frontendEnvFile && frontendVars.length > 0) await deps.envWriter.unset(deps.config.frontendEnvFile, frontendVars);
-  }
+  await envMirror(deps).remove(providers);
   deps.logger.info("account data deleted", { userId, via: "api", ...result.removed });
   return result;
 }
@@ -112,7 +100,7 @@ const isoOrNull = (value: unknown): string | null => (value === null || value ==
  */
 export async function exportAccountData(deps: Deps, userId: string): Promise<AccountExport> {
   const database = await deps.database();
-  const [sessions, usage, audit, limits] = await Promise.all([
+  const [sessions, usage, auditEvents, limits] = await Promise.all([
     database.rows<{ current_step: number; progress: number; created_at: unknown; updated_at: unknown }>(
       sql`select current_step, progress, created_at, updated_at from onboarding_sessions where user_id = ${userId}`,
     ),
@@ -128,8 +116,7 @@ export async function exportAccountData(deps: Deps, userId: string): Promise<Acc
     }>(sql`
       select provider, operation, model, input_tokens, output_tokens, cost_usd, request_id, created_at
       from usage_events where user_id = ${userId} order by created_at, id`),
-    database.rows<{ provider: string | null; action: string; key_version: string | null; request_id: string | null; created_at: unknown }>(sql`
-      select provider, action, key_version, request_id, created_at from key_events where user_id = ${userId} order by created_at, id`),
+    listKeyEvents(database, userId),
     database.rows<{ bucket: string; window_start: unknown; count: number }>(
       sql`select bucket, window_start, count from rate_limits where user_id = ${userId} order by bucket`,
     ),
@@ -156,13 +143,7 @@ export async function exportAccountData(deps: Deps, userId: string): Promise<Acc
       requestId: u.request_id,
       createdAt: iso(u.created_at),
     })),
-    auditEvents: audit.map((e) => ({
-      provider: e.provider,
-      action: e.action,
-      keyVersion: e.key_version,
-      requestId: e.request_id,
-      createdAt: iso(e.created_at),
-    })),
+    auditEvents,
     rateLimits: limits.map((l) => ({ bucket: l.bucket, windowStart: isoOrNull(l.window_start) ?? "", count: Number(l.count) })),
     onboardingSteps: steps,
   };

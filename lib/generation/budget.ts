@@ -18,12 +18,12 @@
  *
  * Months are UTC months on the database's clock (instances' clocks may disagree).
  */
-import { randomUUID } from "node:crypto";
 import { sql, type SQL } from "drizzle-orm";
 import type { Database } from "../../db/client.js";
 import type { Config } from "../platform/env.js";
 import { AppError } from "../http/errors.js";
-import { keyHealthUpdateSql, type KeyHealthUpdate } from "../keys/health.js";
+import type { KeyHealthUpdate } from "../keys/health.js";
+import { keyHealthUpdateSql } from "../keys/store.js";
 import { roundUsd, type UsageRecord } from "./usage.js";
 
 /**
@@ -188,24 +188,6 @@ export function reservationSql(
     where ${capOf(config)} is null
        or ${spentThisMonth} + ${liveReservedUsd(sql`b.reservations`)} + ${proposed} <= ${capOf(config)}
     returning 1 as reserved`;
-}
-
-/**
- * Reserves `amountUsd` against the caller's cap in ONE statement (see the file comment).
- * Returns the reservation, or the budget as it is when the amount does not fit. Without a
- * cap the reservation is still recorded (it shows as `reservedUsd`) and always fits.
- */
-export async function reserveBudget(
-  database: Database,
-  config: BudgetConfig,
-  input: { userId: string; amountUsd: number; ttlSeconds?: number },
-): Promise<{ ok: true; reservation: Reservation } | { ok: false; status: BudgetStatus }> {
-  const id = randomUUID();
-  const rows = await database.rows<{ reserved: number }>(
-    reservationSql(config, { userId: input.userId, id, amount: sql`${usd(input.amountUsd)}::numeric`, ttlSeconds: input.ttlSeconds }),
-  );
-  if (rows.length > 0) return { ok: true, reservation: { id, amountUsd: input.amountUsd } };
-  return { ok: false, status: await budgetStatus(database, config, input.userId) };
 }
 
 /** The 402 a generation gets when its worst case does not fit. */

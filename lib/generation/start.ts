@@ -22,8 +22,8 @@ import { sql, type SQL } from "drizzle-orm";
 import type { Deps } from "../platform/runtime.js";
 import { limitFor, rateLimitCountSql, rateLimitState, type RateLimitState } from "../platform/rate-limit.js";
 import { budgetStatus, reservationSql, settleGeneration, usd, type BudgetStatus, type Reservation } from "./budget.js";
-import { userCiphertextsSql } from "../keys/store.js";
-import { decryptUserKeys, developmentKeys, type UserKeys } from "../keys/resolver.js";
+import { userCiphertextsSql, type CiphertextRow } from "../keys/store.js";
+import { decodeKeyRows, developmentKeys, type UserKeys } from "../keys/resolver.js";
 import type { Provider } from "../providers/registry.js";
 
 type StartDeps = Pick<Deps, "config" | "logger" | "database" | "keyring" | "once">;
@@ -36,13 +36,11 @@ export type GenerationStart =
 /** The providers a generation uses: only their keys are decrypted. */
 const GENERATION_PROVIDERS: ReadonlySet<Provider> = new Set(["gemini", "exa"]);
 
-interface StartRow {
+/** One row per stored key (the key columns of `userCiphertextsSql`, null without any), with the counts repeated. */
+interface StartRow extends CiphertextRow {
   rl_count: number | string | null;
   rl_reset: number | string | null;
   reserved: number | string;
-  provider: Provider | null;
-  ciphertext: string | null;
-  version: string | null;
 }
 
 /**
@@ -105,12 +103,9 @@ export async function startGeneration(
   if (dev) {
     keys = dev;
   } else {
-    deps.logger.info(`[PROD MODE] Using database for user ${userId}`, { userId });
-    const stored = rows
-      .filter((r): r is StartRow & { provider: Provider; ciphertext: string; version: string } => r.provider !== null && r.ciphertext !== null)
-      .map((r) => ({ provider: r.provider, ciphertext: r.ciphertext, version: String(r.version) }));
-    keys = await decryptUserKeys(deps, userId, stored, GENERATION_PROVIDERS);
-    const storedExa = stored.some((r) => r.provider === "exa");
+    // The key columns are decoded where every read of stored keys is (lib/keys/resolver.ts).
+    keys = await decodeKeyRows(deps, userId, rows, GENERATION_PROVIDERS);
+    const storedExa = rows.some((r) => r.provider === "exa" && r.ciphertext !== null);
     if (reserved && !keys.keys.gemini) {
       // The stored Gemini key no longer decrypts: give the reservation back (error path only).
       await settleGeneration(database, { userId, reservationId: id, chargeUsd: 0, usage: [], health: [] });

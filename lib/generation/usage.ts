@@ -3,8 +3,6 @@
  * user can see exactly what their keys paid for ("who pays for what" in the seed).
  */
 import { sql, type SQL } from "drizzle-orm";
-import type { Database } from "../../db/client.js";
-import { usageEvents } from "../../db/schema.js";
 
 /**
  * Exa `/search` with contents: USD 7 per 1,000 requests of up to 10 results, text and
@@ -13,7 +11,6 @@ import { usageEvents } from "../../db/schema.js";
  * one search is billed exactly this; what is recorded is Exa's own `costDollars.total`.
  */
 export const EXA_SEARCH_PRICE_USD = 0.007;
-export const EXA_PRICE_SOURCE = "exa.ai/docs/reference/pricing (pricing update of 2026-03-03): $7 per 1,000 searches of up to 10 results, contents included";
 
 export interface UsageRecord {
   userId: string;
@@ -36,24 +33,6 @@ export interface UsageRecord {
  */
 export function estimateTokens(text: string): number {
   return Math.ceil(text.length / 4);
-}
-
-export async function recordUsage(database: Database, records: UsageRecord[]): Promise<void> {
-  if (records.length === 0) return;
-  await database.db.insert(usageEvents).values(
-    records.map((r) => ({
-      userId: r.userId,
-      provider: r.provider,
-      operation: r.operation,
-      model: r.model ?? null,
-      inputTokens: r.inputTokens ?? 0,
-      outputTokens: r.outputTokens ?? 0,
-      costUsd: r.costUsd.toFixed(8),
-      requestId: r.requestId,
-      partial: r.partial ?? false,
-      tokensEstimated: r.tokensEstimated ?? false,
-    })),
-  );
 }
 
 export interface UsageTotals {
@@ -89,7 +68,7 @@ export interface UsageSummaryRow {
   partial_requests: string | number;
 }
 
-/** The select behind `usageSummary`: rows per UTC day and provider, ordered. */
+/** The caller's usage between two instants [from, to), as rows per UTC day and provider, ordered (`toUsageSummary` sums them). */
 export function usageSummarySql(userId: string, range: { from: Date; to: Date }): SQL {
   return sql`
     select to_char(created_at at time zone 'UTC', 'YYYY-MM-DD') as day, provider,
@@ -100,11 +79,6 @@ export function usageSummarySql(userId: string, range: { from: Date; to: Date })
     where user_id = ${userId} and created_at >= ${range.from.toISOString()}::timestamptz and created_at < ${range.to.toISOString()}::timestamptz
     group by 1, 2
     order by 1, 2`;
-}
-
-/** The caller's usage between two instants [from, to), per provider and per UTC day. One query. */
-export async function usageSummary(database: Database, userId: string, range: { from: Date; to: Date }): Promise<UsageSummary> {
-  return toUsageSummary(userId, range, await database.rows<UsageSummaryRow>(usageSummarySql(userId, range)));
 }
 
 /** `usageSummarySql` rows (in its order) as totals and days. */

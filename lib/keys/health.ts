@@ -1,13 +1,12 @@
 /**
  * Key health: what the last upstream calls said about each stored key, so a user sees which
  * key is broken and why. Written after the upstream call, in the same statement as the usage
- * rows (lib/generation/budget.ts `settleGeneration`), so the key path (the read before the call) costs
- * nothing more.
+ * rows (lib/generation/budget.ts `settleGeneration` composes lib/keys/store.ts
+ * `keyHealthUpdateSql`), so the key path (the read before the call) costs nothing more.
  *
  * Only a verdict and a problem code are kept, never upstream text: Google's errors can quote
  * the key itself ("Consumer 'api_key:AIza…' has been suspended").
  */
-import { sql, type SQL } from "drizzle-orm";
 import { AppError, type ErrorCode } from "../http/errors.js";
 import type { Provider } from "../providers/registry.js";
 import { isKeyRejectionReason, type KeyRejectionReason } from "../providers/rejections.js";
@@ -62,23 +61,10 @@ const errorCodeOf: Record<KeyVerdict, ErrorCode | null> = { ok: null, rejected: 
 const statusOf: Record<KeyVerdict, "ok" | "rejected" | null> = { ok: "ok", rejected: "rejected", "rate-limited": null };
 
 /**
- * The UPDATE that records `updates` for `userId`'s keys, usable on its own or as a CTE of a
- * larger statement. Rows are matched by user (through the session), provider and version.
+ * What `update` changes on the stored key: its status (null: unchanged) and, for a failure
+ * attributable to the key, the problem code and rejection reason. The key store writes it
+ * (lib/keys/store.ts `keyHealthUpdateSql`).
  */
-export function keyHealthUpdateSql(userId: string, updates: readonly KeyHealthUpdate[]): SQL | undefined {
-  if (updates.length === 0) return undefined;
-  const rows = updates.map(
-    (u) =>
-      sql`(${u.provider}::text, ${statusOf[u.verdict]}::text, ${errorCodeOf[u.verdict]}::text, ${u.reason ?? null}::text, ${u.version}::timestamptz)`,
-  );
-  return sql`
-    update api_keys k set
-      status = coalesce(v.status, k.status),
-      last_used_at = now(),
-      last_error_code = coalesce(v.error_code, k.last_error_code),
-      last_error_at = case when v.error_code is null then k.last_error_at else now() end,
-      last_error_reason = case when v.error_code is null then k.last_error_reason else v.reason end
-    from (values ${sql.join(rows, sql`, `)}) as v (provider, status, error_code, reason, version)
-    where k.session_id = (select id from onboarding_sessions where user_id = ${userId})
-      and k.provider = v.provider and k.updated_at = v.version`;
+export function healthChange(update: KeyHealthUpdate): { status: "ok" | "rejected" | null; errorCode: ErrorCode | null; reason: KeyRejectionReason | null } {
+  return { status: statusOf[update.verdict], errorCode: errorCodeOf[update.verdict], reason: update.reason ?? null };
 }

@@ -11,10 +11,10 @@
  * provider, reason), never changed or deleted: its owner can save the key again.
  */
 import { randomBytes } from "node:crypto";
-import { sql } from "drizzle-orm";
 import type { Database } from "../../db/client.js";
 import { decryptKey, encryptKey, keyAad, keyFingerprint, type Keyring } from "../platform/crypto.js";
 import type { Logger } from "../platform/log.js";
+import { keysSealedWithOtherThan, resealKey } from "./store.js";
 
 export interface ReencryptOptions {
   /** Rows read per query (default 100). */
@@ -35,13 +35,6 @@ export interface ReencryptSummary {
   skipped: number;
 }
 
-interface Row {
-  id: number | string;
-  user_id: string;
-  provider: string;
-  key_ciphertext: string;
-}
-
 /** Re-encrypts every `api_keys` row whose `key_version` is not `keyring.current.id`. */
 export async function reencryptAll(
   database: Database,
@@ -57,47 +50,28 @@ export async function reencryptAll(
 
   let lastId = 0;
   for (;;) {
-    const rows = await database.rows<Row>(sql`
-      select k.id, s.user_id, k.provider, k.key_ciphertext
-      from api_keys k join onboarding_sessions s on s.id = k.session_id
-      where k.key_version <> ${current} and k.id > ${lastId}
-      order by k.id
-      limit ${batchSize}
-    `);
+    const rows = await keysSealedWithOtherThan(database, { current, afterId: lastId, limit: batchSize });
     if (rows.length === 0) break;
 
     for (const row of rows) {
-      const id = Number(row.id);
-      lastId = Math.max(lastId, id);
+      lastId = Math.max(lastId, row.id);
       summary.scanned++;
-      const aad = keyAad(row.user_id, row.provider);
-      const plain = decryptKey(keyring, row.key_ciphertext, aad);
+      const aad = keyAad(row.userId, row.provider);
+      const plain = decryptKey(keyring, row.ciphertext, aad);
       if (!plain.ok) {
         summary.failed++;
-        logger?.warn("stored key could not be re-encrypted", { userId: row.user_id, provider: row.provider, reason: plain.error });
+        logger?.warn("stored key could not be re-encrypted", { userId: row.userId, provider: row.provider, reason: plain.error });
         continue;
       }
       const ciphertext = encryptKey(keyring, plain.value, aad);
       // The fingerprints move to the current key too, so an unchanged save stays a no-op after rotation.
-      const fingerprint = keyFingerprint(keyring, row.user_id, row.provider, plain.value);
-      const prefixFingerprint = keyFingerprint(keyring, row.user_id, row.provider, plain.value.slice(0, -1));
-      const updated = await database.rows<{ id: number }>(sql`
-        with up as (
-          update api_keys set key_ciphertext = ${ciphertext}, key_version = ${current},
-            key_fingerprint = ${fingerprint}, key_prefix_fingerprint = ${prefixFingerprint}
-          where id = ${id} and key_ciphertext = ${row.key_ciphertext}
-          returning id, provider, key_version
-        ),
-        audit as (
-          insert into key_events (user_id, provider, action, key_version, request_id)
-          select ${row.user_id}, up.provider, 'reencrypt', up.key_version, ${runId} from up
-        )
-        select id from up
-      `);
-      if (updated.length === 1) summary.reencrypted++;
+      const fingerprint = keyFingerprint(keyring, row.userId, row.provider, plain.value);
+      const prefixFingerprint = keyFingerprint(keyring, row.userId, row.provider, plain.value.slice(0, -1));
+      const replaced = await resealKey(database, row, { ciphertext, keyVersion: current, fingerprint, prefixFingerprint, runId });
+      if (replaced) summary.reencrypted++;
       else {
         summary.skipped++;
-        logger?.info("stored key changed while re-encrypting; left to the newer write", { userId: row.user_id, provider: row.provider });
+        logger?.info("stored key changed while re-encrypting; left to the newer write", { userId: row.userId, provider: row.provider });
       }
     }
     if (rows.length < batchSize) break;

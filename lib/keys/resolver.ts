@@ -4,11 +4,16 @@
  *   process environment), whoever asks: a single developer pays for everything.
  * - production: that user's keys from the database in one query, decrypted with the AAD
  *   `user_id|provider`; never a file, never the operator's keys.
+ *
+ * There is one read path for stored keys: the query is lib/keys/store.ts `userCiphertextsSql`
+ * and its rows are decoded here, by `decodeKeyRows`, only. Generation (lib/generation/start.ts)
+ * composes that query into its first statement and decodes what it returns with
+ * `decodeKeyRows`; `userApiKeys` runs the query alone and decodes the same way.
  */
 import { decryptKey, keyAad } from "../platform/crypto.js";
 import { readEnvFile } from "../platform/dev/env-file.js";
 import { providerInfo, providers, type Provider } from "../providers/registry.js";
-import { loadCiphertexts } from "./store.js";
+import { userCiphertextsSql, type CiphertextRow } from "./store.js";
 import type { Deps } from "../platform/runtime.js";
 
 export type KeySource = "env" | "database";
@@ -35,12 +40,9 @@ export async function userApiKeys(
   userId: string,
   wanted?: ReadonlySet<Provider>,
 ): Promise<UserKeys> {
-  const { config, logger } = deps;
-  if (config.mode === "development") return developmentKeys(deps);
-
-  logger.info(`[PROD MODE] Using database for user ${userId}`, { userId });
+  if (deps.config.mode === "development") return developmentKeys(deps);
   const database = await deps.database();
-  return decryptUserKeys(deps, userId, await loadCiphertexts(database, userId), wanted);
+  return decodeKeyRows(deps, userId, await database.rows<CiphertextRow>(userCiphertextsSql(userId)), wanted);
 }
 
 /**
@@ -63,26 +65,30 @@ export async function developmentKeys(deps: Pick<Deps, "config" | "logger" | "on
 }
 
 /**
- * A user's stored keys, decrypted with the AAD `user_id|provider`. Only `wanted` providers
- * are decrypted (default: all): a request never pays for keys it does not use.
+ * Rows of `userCiphertextsSql` (from the query alone or from a statement that composes it) as
+ * the user's keys, each decrypted with the AAD `user_id|provider`; rows without a key (null
+ * columns of a left join) are skipped. Only `wanted` providers are decrypted (default: all):
+ * a request never pays for keys it does not use. Logs "[PROD MODE] Using database for user <id>".
  */
-export async function decryptUserKeys(
+export async function decodeKeyRows(
   deps: Pick<Deps, "logger" | "keyring">,
   userId: string,
-  rows: readonly { provider: Provider; ciphertext: string; version: string }[],
+  rows: readonly CiphertextRow[],
   wanted?: ReadonlySet<Provider>,
 ): Promise<UserKeys> {
+  deps.logger.info(`[PROD MODE] Using database for user ${userId}`, { userId });
   const keys: Partial<Record<Provider, string>> = {};
   const unreadable: Provider[] = [];
   const versions: Partial<Record<Provider, string>> = {};
-  if (rows.length > 0) {
+  const stored = rows.filter((r): r is CiphertextRow & { provider: Provider; ciphertext: string } => r.provider !== null && r.ciphertext !== null);
+  if (stored.length > 0) {
     const keyring = await deps.keyring();
-    for (const row of rows) {
+    for (const row of stored) {
       if (wanted && !wanted.has(row.provider)) continue;
       const result = decryptKey(keyring, row.ciphertext, keyAad(userId, row.provider));
       if (result.ok) {
         keys[row.provider] = result.value;
-        versions[row.provider] = row.version;
+        versions[row.provider] = String(row.version);
       } else {
         unreadable.push(row.provider);
         deps.logger.warn("stored key could not be decrypted", { userId, provider: row.provider, reason: result.error });

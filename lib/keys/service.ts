@@ -1,12 +1,13 @@
 /**
  * The onboarding key flows behind /api/onboarding/api-keys: save (database, plus the .env
- * file in development only), list (hints), delete.
+ * file in development only: lib/keys/env-mirror.ts), list (hints), delete.
  */
 import { AppError } from "../http/errors.js";
 import type { Deps } from "../platform/runtime.js";
 import type { SaveKeysBody, SaveKeysResponse, ListKeysResponse } from "./schemas.js";
 import { providerInfo, providers, type Provider } from "../providers/registry.js";
 import { deleteKey, keysNeedingReplacement, listKeys, saveKeys } from "./store.js";
+import { envMirror } from "./env-mirror.js";
 import { KEY_EDITS_PER_MINUTE, limitFor, rateLimitCountSql, rateLimitedError, rateLimitState, type RateLimitState } from "../platform/rate-limit.js";
 
 /** What a save answers, and the rate-limit window it left (for the RateLimit headers). */
@@ -86,16 +87,10 @@ export async function saveUserKeys(
   const changed = new Set(outcome.saved.map((s) => s.provider));
   const storage: SaveKeysResponse["storage"] = ["database"];
 
-  if (config.mode === "development") {
+  const mirror = envMirror(deps);
+  if (mirror.active) {
     // Only what changed: an unchanged save writes nothing anywhere.
-    const envValues: Record<string, string> = {};
-    for (const provider of providers) if (keys[provider] && changed.has(provider)) envValues[providerInfo[provider].envVar] = keys[provider];
-    if (Object.keys(envValues).length > 0) await deps.envWriter.set(config.envFile, envValues);
-    const frontendFile = config.frontendEnvFile;
-    const frontendVar = providerInfo.copilotkit.frontendEnvVar;
-    if (frontendFile && frontendVar && keys.copilotkit && changed.has("copilotkit")) {
-      await deps.envWriter.set(frontendFile, { [frontendVar]: keys.copilotkit });
-    }
+    await mirror.write(Object.fromEntries(providers.filter((p) => changed.has(p) && keys[p]).map((p) => [p, keys[p]!])));
     storage.push("env");
   }
   const unchanged = [...outcome.unchanged, ...hinted].sort((a, b) => providers.indexOf(a) - providers.indexOf(b));
@@ -146,11 +141,7 @@ export async function deleteUserKey(deps: Deps, userId: string, provider: Provid
   if (!result.deleted) {
     throw new AppError("key-not-found", { detail: `no ${provider} key is saved for this user` });
   }
-  if (deps.config.mode === "development") {
-    await deps.envWriter.unset(deps.config.envFile, [providerInfo[provider].envVar]);
-    const frontendVar = providerInfo[provider].frontendEnvVar;
-    if (deps.config.frontendEnvFile && frontendVar) await deps.envWriter.unset(deps.config.frontendEnvFile, [frontendVar]);
-  }
+  await envMirror(deps).remove([provider]);
   deps.logger.info("key deleted", { userId, provider });
   return state;
 }

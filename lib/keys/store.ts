@@ -8,11 +8,13 @@
 import { eq, sql, type SQL } from "drizzle-orm";
 import type { Database } from "../../db/client.js";
 import { apiKeys, onboardingSessions } from "../../db/schema.js";
-import { decryptKey, encryptKey, keyAad, keyFingerprint, type Keyring } from "../platform/crypto.js";
+import { decryptKey, encryptKey, keyAad, keyFingerprint, keyIdPattern, type Keyring } from "../platform/crypto.js";
+import { provideSealedKeyCensus } from "../platform/dev/keyring.js";
 import { WINDOW_SECONDS } from "../platform/rate-limit.js";
 import { keyHint, providers, providerInfo, type Provider } from "../providers/registry.js";
 import type { KeyStatus } from "./key-status.js";
 import { keyNotices, type KeyNotice } from "./notices.js";
+import { healthChange, type KeyHealthUpdate } from "./health.js";
 import { isKeyRejectionReason, keyRejectionReasons, type KeyRejectionReason } from "../providers/rejections.js";
 
 export interface KeyView {
@@ -324,12 +326,12 @@ export async function deleteKey(
 }
 
 /**
- * The two per-request key queries, built once per database. Both find the user's session as a
- * scalar subquery, `session_id = (select id from onboarding_sessions where user_id = $1)`: one
+ * The key list query, built once per database. It finds the user's session as a scalar
+ * subquery, `session_id = (select id from onboarding_sessions where user_id = $1)`: one
  * statement, which PostgreSQL plans in about half the CPU time of the equivalent two-table
  * join. Building a query with Drizzle costs more CPU than running it, so the SQL is kept
  * (`.prepare(...)`). With `namedStatements` (node-postgres' default, see lib/platform/env.ts) PostgreSQL
- * also keeps their plans per connection; unnamed statements work behind any pooler. bench/breakdown.ts measures each choice.
+ * also keeps its plan per connection; unnamed statements work behind any pooler. bench/breakdown.ts measures each choice.
  */
 function buildKeyQueries({ db, namedStatements }: Database) {
   const name = (n: string) => (namedStatements ? n : "");
@@ -352,12 +354,6 @@ function buildKeyQueries({ db, namedStatements }: Database) {
       .from(apiKeys)
       .where(eq(apiKeys.sessionId, sessionId()))
       .prepare(name("byok_list_keys")),
-    ciphertexts: db
-      // `version` identifies this save of the key, for its health (lib/keys/health.ts).
-      .select({ provider: apiKeys.provider, ciphertext: apiKeys.keyCiphertext, version: sql<string>`${apiKeys.updatedAt}::text` })
-      .from(apiKeys)
-      .where(eq(apiKeys.sessionId, sessionId()))
-      .prepare(name("byok_user_ciphertexts")),
   };
 }
 
@@ -373,20 +369,176 @@ function keyQueries(database: Database): ReturnType<typeof buildKeyQueries> {
 }
 
 /**
- * The stored ciphertexts of one user as SQL (`provider`, `ciphertext`, `version`): a CTE of
- * the generation's first statement (lib/generation/start.ts), which reads the keys in the same
- * round trip as its rate limit and budget reservation.
+ * A row of `userCiphertextsSql`. The columns are null when the statement composing it joins
+ * it (`left join k on true`) and the user has no key.
+ */
+export interface CiphertextRow {
+  provider: string | null;
+  ciphertext: string | null;
+  /** `updated_at` as text: identifies this save of the key, for its health (lib/keys/health.ts). */
+  version: string | null;
+}
+
+/**
+ * The ONE read of a user's stored keys, as SQL (`provider`, `ciphertext`, `version`): one
+ * statement, the session found by a scalar subquery. The generation's first statement
+ * (lib/generation/start.ts) composes it as a CTE, in the same round trip as its rate limit
+ * and budget reservation; `userApiKeys` (lib/keys/resolver.ts) runs it alone. Both decode its
+ * rows with lib/keys/resolver.ts `decodeKeyRows`.
  */
 export function userCiphertextsSql(userId: string): SQL {
   return sql`select k.provider, k.key_ciphertext as ciphertext, k.updated_at::text as version from api_keys k
     where k.session_id = (select s.id from onboarding_sessions s where s.user_id = ${userId})`;
 }
 
-/** The stored ciphertexts of one user, with their versions, in ONE query (the production key path). */
-export async function loadCiphertexts(
-  database: Database,
-  userId: string,
-): Promise<{ provider: Provider; ciphertext: string; version: string }[]> {
-  const rows = await keyQueries(database).ciphertexts.execute({ userId });
-  return rows.map((r) => ({ provider: r.provider as Provider, ciphertext: r.ciphertext, version: String(r.version) }));
+// Fragments and statements the rest of the code base uses: every statement that touches
+// `api_keys` or `key_events` is written in this file. Where another statement must do its key
+// work in the same round trip (generation's first statement, the settlement, the account
+// deletion, the onboarding session), it composes one of the fragments below.
+
+/**
+ * The number of stored keys of the session `sessionId` (SQL naming the session's id, e.g.
+ * `s.id`), as a scalar subquery of type bigint: onboarding's session statements read it in
+ * their own round trip (lib/onboarding/session.ts).
+ */
+export function keyCountSql(sessionId: SQL): SQL {
+  return sql`(select count(*) from api_keys k where k.session_id = ${sessionId})`;
 }
+
+/**
+ * The UPDATE that records what upstream calls said about `userId`'s keys (lib/keys/health.ts
+ * `healthChange`), usable on its own or as a CTE of a larger statement: the settlement
+ * (lib/generation/budget.ts `settleGeneration`). Rows are matched by user (through the
+ * session), provider and version, so a key replaced while the call ran keeps its fresh health.
+ * Only a verdict and a problem code are written, never upstream text.
+ */
+export function keyHealthUpdateSql(userId: string, updates: readonly KeyHealthUpdate[]): SQL | undefined {
+  if (updates.length === 0) return undefined;
+  const rows = updates.map((u) => {
+    const change = healthChange(u);
+    return sql`(${u.provider}::text, ${change.status}::text, ${change.errorCode}::text, ${change.reason}::text, ${u.version}::timestamptz)`;
+  });
+  return sql`
+    update api_keys k set
+      status = coalesce(v.status, k.status),
+      last_used_at = now(),
+      last_error_code = coalesce(v.error_code, k.last_error_code),
+      last_error_at = case when v.error_code is null then k.last_error_at else now() end,
+      last_error_reason = case when v.error_code is null then k.last_error_reason else v.reason end
+    from (values ${sql.join(rows, sql`, `)}) as v (provider, status, error_code, reason, version)
+    where k.session_id = (select id from onboarding_sessions where user_id = ${userId})
+      and k.provider = v.provider and k.updated_at = v.version`;
+}
+
+/**
+ * The key side of deleting an account (lib/account/account.ts `deleteAccountData`), as the
+ * bodies of CTEs of its one statement, each acting only when `when` (SQL, boolean) holds:
+ * - `keys`: deletes the user's keys, returning one row per key;
+ * - `audit`: deletes the user's audit rows, returning one row per row;
+ * - `tombstone`: leaves one `account-delete` audit row in their place (user id, request id,
+ *   time: no key material).
+ */
+export function accountKeyDeletionSql(input: { userId: string; requestId: string; when: SQL }): { keys: SQL; audit: SQL; tombstone: SQL } {
+  const { userId, when } = input;
+  return {
+    keys: sql`delete from api_keys k using onboarding_sessions s
+      where ${when} and k.session_id = s.id and s.user_id = ${userId}
+      returning k.id`,
+    audit: sql`delete from key_events e where ${when} and e.user_id = ${userId} returning e.id`,
+    tombstone: sql`insert into key_events (user_id, provider, action, key_version, request_id)
+      select ${userId}, null, 'account-delete', null, ${input.requestId} where ${when}`,
+  };
+}
+
+/** One audit row as the data export shows it (no key material is ever in one). */
+export interface KeyEventView {
+  provider: string | null;
+  action: string;
+  keyVersion: string | null;
+  requestId: string | null;
+  createdAt: string;
+}
+
+/** The audit trail of `userId`'s keys, oldest first (GET /api/me/export). One query. */
+export async function listKeyEvents(database: Database, userId: string): Promise<KeyEventView[]> {
+  const rows = await database.rows<{ provider: string | null; action: string; key_version: string | null; request_id: string | null; created_at: unknown }>(sql`
+      select provider, action, key_version, request_id, created_at from key_events where user_id = ${userId} order by created_at, id`);
+  return rows.map((e) => ({ provider: e.provider, action: e.action, keyVersion: e.key_version, requestId: e.request_id, createdAt: toIso(e.created_at) }));
+}
+
+/** A stored key as key rotation reads it (lib/keys/reencrypt.ts). */
+export interface SealedKeyRow {
+  id: number;
+  userId: string;
+  provider: string;
+  ciphertext: string;
+}
+
+/**
+ * Up to `limit` stored keys (of every user) not sealed with the key id `current`, with ids
+ * above `afterId`, in id order: key rotation's keyset pagination.
+ */
+export async function keysSealedWithOtherThan(
+  database: Database,
+  input: { current: string; afterId: number; limit: number },
+): Promise<SealedKeyRow[]> {
+  const rows = await database.rows<{ id: number | string; user_id: string; provider: string; key_ciphertext: string }>(sql`
+      select k.id, s.user_id, k.provider, k.key_ciphertext
+      from api_keys k join onboarding_sessions s on s.id = k.session_id
+      where k.key_version <> ${input.current} and k.id > ${input.afterId}
+      order by k.id
+      limit ${input.limit}
+    `);
+  return rows.map((r) => ({ id: Number(r.id), userId: r.user_id, provider: r.provider, ciphertext: r.key_ciphertext }));
+}
+
+/**
+ * Replaces the ciphertext (and fingerprints) of the stored key `row` by one sealed with key id
+ * `keyVersion`, only if it still holds the ciphertext that was read (a key saved or deleted
+ * meanwhile is left to the newer write), with its `reencrypt` audit row, in one statement.
+ * True when replaced.
+ */
+export async function resealKey(
+  database: Database,
+  row: SealedKeyRow,
+  sealed: { ciphertext: string; keyVersion: string; fingerprint: string; prefixFingerprint: string; runId: string },
+): Promise<boolean> {
+  const updated = await database.rows<{ id: number }>(sql`
+        with up as (
+          update api_keys set key_ciphertext = ${sealed.ciphertext}, key_version = ${sealed.keyVersion},
+            key_fingerprint = ${sealed.fingerprint}, key_prefix_fingerprint = ${sealed.prefixFingerprint}
+          where id = ${row.id} and key_ciphertext = ${row.ciphertext}
+          returning id, provider, key_version
+        ),
+        audit as (
+          insert into key_events (user_id, provider, action, key_version, request_id)
+          select ${row.userId}, up.provider, 'reencrypt', up.key_version, ${sealed.runId} from up
+        )
+        select id from up
+      `);
+  return updated.length === 1;
+}
+
+/**
+ * Key ids that sealed stored keys (of every user), with how many keys each sealed: the
+ * development key ring refuses to generate a new key while any is sealed with an id it does
+ * not have (lib/platform/dev/keyring.ts). The id is the stored value's prefix
+ * (lib/platform/crypto.ts `storedKeyId`); only the id leaves the database, and an id that is
+ * not in the key id format is not shown (it could be part of a key).
+ */
+export async function sealingKeyIds(database: Database): Promise<Map<string, number>> {
+  const rows = await database.rows<{ key_id: string; keys: number | string }>(sql`
+    select split_part(key_ciphertext, ':', 1) as key_id, count(*) as keys
+    from api_keys
+    where key_ciphertext like '%:%:%'
+    group by 1
+    order by 1
+  `);
+  const ids = new Map<string, number>();
+  for (const row of rows) ids.set(keyIdPattern.test(row.key_id) ? row.key_id : "(malformed)", Number(row.keys));
+  return ids;
+}
+
+// The development key ring (a base module, which may not import this feature) asks the key
+// store through this census; see lib/platform/dev/keyring.ts.
+provideSealedKeyCensus(sealingKeyIds);

@@ -1,27 +1,21 @@
 /** The onboarding session of one user (step and progress) and whether their keys are complete. */
-import { count, eq, sql } from "drizzle-orm";
+import { sql } from "drizzle-orm";
 import type { Database } from "../../db/client.js";
-import { apiKeys, onboardingSessions } from "../../db/schema.js";
 import { providers } from "../providers/registry.js";
+import { keyCountSql } from "../keys/store.js";
 import type { SessionBody, SessionResponse } from "./schemas.js";
 
 /** Reads the session (a user who never saved anything is at step 1, progress 0). One query. */
 export async function getSession(database: Database, userId: string): Promise<SessionResponse> {
-  const [row] = await database.db
-    .select({
-      currentStep: onboardingSessions.currentStep,
-      progress: onboardingSessions.progress,
-      keyCount: count(apiKeys.id),
-    })
-    .from(onboardingSessions)
-    .leftJoin(apiKeys, eq(apiKeys.sessionId, onboardingSessions.id))
-    .where(eq(onboardingSessions.userId, userId))
-    .groupBy(onboardingSessions.id);
+  const [row] = await database.rows<{ current_step: number; progress: number | string; key_count: number | string }>(sql`
+    select s.current_step, s.progress, ${keyCountSql(sql`s.id`)}::int as key_count
+    from onboarding_sessions s where s.user_id = ${userId}
+  `);
   return {
     userId,
-    currentStep: row?.currentStep ?? 1,
-    progress: row?.progress ?? 0,
-    apiKeysComplete: Number(row?.keyCount ?? 0) >= providers.length,
+    currentStep: row ? Number(row.current_step) : 1,
+    progress: row ? Number(row.progress) : 0,
+    apiKeysComplete: Number(row?.key_count ?? 0) >= providers.length,
   };
 }
 
@@ -37,7 +31,7 @@ export async function updateSession(database: Database, userId: string, body: Se
       on conflict (user_id) do update set current_step = excluded.current_step, progress = excluded.progress, updated_at = now()
       returning id, current_step, progress
     )
-    select s.current_step, s.progress, (select count(*) from api_keys k where k.session_id = s.id)::int as key_count from s
+    select s.current_step, s.progress, ${keyCountSql(sql`s.id`)}::int as key_count from s
   `);
   return {
     userId,
@@ -85,7 +79,7 @@ export async function getOnboardingState(database: Database, userId: string): Pr
     steps: unknown;
   }>(sql`
     select s.current_step, s.progress, s.created_at, s.updated_at,
-      (select count(*) from api_keys k where k.session_id = s.id) as key_count,
+      ${keyCountSql(sql`s.id`)} as key_count,
       coalesce((
         select json_agg(json_build_object('step', o.step, 'data', o.data, 'completedAt', o.completed_at) order by o.step)
         from onboarding_steps o where o.session_id = s.id

@@ -23,7 +23,8 @@ type Layer = "base" | (typeof features)[number] | "compat" | "composition";
 /** Which features a feature may import: the key vault under everything, the account over all. */
 export const featureEdges: Readonly<Record<(typeof features)[number], readonly string[]>> = {
   keys: [],
-  onboarding: [],
+  // The session's "keys complete" is a count the key store writes (lib/keys/store.ts keyCountSql).
+  onboarding: ["keys"],
   system: ["generation"], // /api/config hands the web app the generation limits
   generation: ["keys"],
   account: ["keys", "generation", "onboarding"],

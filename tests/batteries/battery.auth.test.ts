@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { randomBytes } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { userApiKeys } from "../../lib/keys/resolver.js";
-import { recordUsage } from "../../lib/generation/usage.js";
+import { settleGeneration } from "../../lib/generation/budget.js";
 import { backends, backendLabel, type TestDatabase } from "../helpers/db.js";
 import { expectStatus, makeRuntime, sampleKeys, testSigner, type TestRuntime } from "../helpers/runtime.js";
 import { startJwksServer, type JwksServer } from "../../testkit/clerk.js";
@@ -293,9 +293,14 @@ for (const backend of backends) {
         await send(prod.runtime, "function", byLabel("PUT /api/usage/budget"), endpointRequest(byLabel("PUT /api/usage/budget"), { token, body: { json: { monthlyUsd: OWNER_CAP } } })),
         200,
       );
-      await recordUsage(database, [
-        { userId: owner, provider: "gemini", operation: "generate", model: "gemini-2.5-flash", inputTokens: 10, outputTokens: 20, costUsd: 0.001, requestId: "req_owner_usage" },
-      ]);
+      // The usage row as a generation's settlement writes it (the budget row exists: the PUT above made it).
+      await settleGeneration(database, {
+        userId: owner,
+        reservationId: "none",
+        chargeUsd: 0,
+        usage: [{ userId: owner, provider: "gemini", operation: "generate", model: "gemini-2.5-flash", inputTokens: 10, outputTokens: 20, costUsd: 0.001, requestId: "req_owner_usage" }],
+        health: [],
+      });
       await database.rows((await import("drizzle-orm")).sql`update usage_events set created_at = '2020-06-01T00:00:00Z' where user_id = ${owner}`);
     });
     afterAll(async () => {

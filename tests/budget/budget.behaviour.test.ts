@@ -5,14 +5,14 @@
  * estimate, and the database round trips of a generation. Concurrency: budget.concurrency.test.ts.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { randomBytes } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import { sql } from "drizzle-orm";
 import { generateKeyringEntry } from "../../lib/platform/crypto.js";
 import { DEFAULT_GEMINI_MODEL, type RawEnv } from "../../lib/platform/env.js";
 import { budgetResponse, generateBody, usageResponse } from "../../lib/generation/schemas.js";
 import { problemSchema } from "../../lib/http/schemas.js";
 import { generationWorstCaseUsd, MAX_OUTPUT_TOKENS, researchQueries, worstCaseInputTokens } from "../../lib/generation/generate.js";
-import { reserveBudget } from "../../lib/generation/budget.js";
+import { reservationSql, usd } from "../../lib/generation/budget.js";
 import { EXA_SEARCH_PRICE_USD } from "../../lib/generation/usage.js";
 import { geminiPrices, geminiPrice } from "../../lib/providers/prices.js";
 import { startFakeGemini, type FakeGemini } from "../../testkit/fakes/gemini.js";
@@ -279,8 +279,8 @@ for (const backend of backends) {
       const estimate = estimateFor(body, false);
       await expectStatus(await putBudget(prod, userId, 2 * estimate), 200);
       // Another instance reserved most of the cap, then died: it never settles.
-      const crashed = await reserveBudget(database, prod.runtime.config, { userId, amountUsd: 1.5 * estimate });
-      expect(crashed.ok).toBe(true);
+      const crashed = await database.rows(reservationSql(prod.runtime.config, { userId, id: randomUUID(), amount: sql`${usd(1.5 * estimate)}::numeric` }));
+      expect(crashed).toHaveLength(1);
       expect((await expectStatus(await generate(prod, userId, body), 402)).code).toBe("budget-exceeded");
       expect((await getBudget(prod, userId)).reservedUsd).toBeCloseTo(1.5 * estimate, 7);
       // Its time passes (the database clock cannot be pinned: the reservation is aged instead).

@@ -6,13 +6,13 @@
  * statement itself, raced from two pools many times over.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { randomBytes } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import { sql } from "drizzle-orm";
 import { generateKeyringEntry } from "../../lib/platform/crypto.js";
 import { DEFAULT_GEMINI_MODEL } from "../../lib/platform/env.js";
 import { budgetResponse, generateBody } from "../../lib/generation/schemas.js";
 import { generationWorstCaseUsd } from "../../lib/generation/generate.js";
-import { budgetStatus, reserveBudget } from "../../lib/generation/budget.js";
+import { budgetStatus, reservationSql, usd } from "../../lib/generation/budget.js";
 import { openDatabase, type Database } from "../../db/client.js";
 import { startFakeGemini, type FakeGemini } from "../../testkit/fakes/gemini.js";
 import { startFakeExa, type FakeExa } from "../../testkit/fakes/exa.js";
@@ -121,7 +121,11 @@ for (const backend of backends) {
       for (const user of users.slice(0, 4)) await database.rows(sql`insert into budgets (user_id, period_start) values (${user}, (date_trunc('month', now() at time zone 'UTC'))::date)`);
       const outcomes = await Promise.all(
         users.flatMap((userId) =>
-          Array.from({ length: CONCURRENT }, (_, i) => reserveBudget(i % 2 === 0 ? database : second, config, { userId, amountUsd: 1 }).then((r) => ({ userId, ok: r.ok }))),
+          Array.from({ length: CONCURRENT }, (_, i) =>
+            (i % 2 === 0 ? database : second)
+              .rows(reservationSql(config, { userId, id: randomUUID(), amount: sql`${usd(1)}::numeric` }))
+              .then((rows) => ({ userId, ok: rows.length > 0 })),
+          ),
         ),
       );
       for (const userId of users) {

@@ -8,27 +8,25 @@
  * never open them, and saving new keys over them would hide the loss. The error says which
  * id is missing and how to recover.
  */
-import { sql } from "drizzle-orm";
-import { generateKeyringEntry, keyIdPattern } from "../crypto.js";
+import { generateKeyringEntry } from "../crypto.js";
 import { AppError } from "../../http/errors.js";
 import type { Logger } from "../log.js";
 import type { Database } from "../../../db/client.js";
 import { readEnvFile, type EnvFileWriter } from "./env-file.js";
 
-/** Key ids that sealed stored keys, with how many keys each sealed (from `keyId:nonce:ciphertext`). */
-export async function sealingKeyIds(database: Database): Promise<Map<string, number>> {
-  // The id is the stored value's prefix (lib/platform/crypto.ts `storedKeyId`); only the id leaves the database.
-  const rows = await database.rows<{ key_id: string; keys: number | string }>(sql`
-    select split_part(key_ciphertext, ':', 1) as key_id, count(*) as keys
-    from api_keys
-    where key_ciphertext like '%:%:%'
-    group by 1
-    order by 1
-  `);
-  const ids = new Map<string, number>();
-  // An id that is not in the key id format is not printed (it could be part of a key).
-  for (const row of rows) ids.set(keyIdPattern.test(row.key_id) ? row.key_id : "(malformed)", Number(row.keys));
-  return ids;
+/**
+ * Key ids that sealed stored keys, with how many keys each sealed. The key store owns that
+ * query (lib/keys/store.ts `sealingKeyIds`, like every statement on the key tables) and hands
+ * it over when it loads: this base module may not import a feature. Every path that asks for
+ * a key ring imports the key store, so it is there whenever a key ring is generated.
+ */
+export type SealedKeyCensus = (database: Database) => Promise<Map<string, number>>;
+
+let sealedKeyCensus: SealedKeyCensus | undefined;
+
+/** Called by lib/keys/store.ts as it loads. */
+export function provideSealedKeyCensus(census: SealedKeyCensus): void {
+  sealedKeyCensus = census;
 }
 
 /** The development KEY_ENCRYPTION_KEYS spec: from `.env` (it may have gained one since start), else a new one. */
@@ -40,7 +38,9 @@ export async function developmentKeyringSpec(
 ): Promise<string> {
   const existing = (await readEnvFile(envFile)).KEY_ENCRYPTION_KEYS;
   if (existing) return existing;
-  const orphaned = await sealingKeyIds(await database());
+  // Fail closed: without the census a new key could hide stored keys it can never open.
+  if (!sealedKeyCensus) throw new Error("development key ring: the key store (lib/keys/store.ts) is not loaded, so stored keys cannot be checked");
+  const orphaned = await sealedKeyCensus(await database());
   if (orphaned.size > 0) {
     const total = [...orphaned.values()].reduce((a, b) => a + b, 0);
     const ids = [...orphaned.keys()].map((id) => `"${id}"`).join(", ");
