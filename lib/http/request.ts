@@ -48,7 +48,7 @@ export interface ValidationOptions {
 }
 
 function validationError(issues: readonly z.core.$ZodIssue[], where: string, options: ValidationOptions): AppError {
-  const errors = issuesToErrors(issues, where === "query" ? "" : "");
+  const errors = issuesToErrors(issues);
   const code = options.codeFor?.(errors) ?? "invalid-request";
   const first = errors[0];
   const summary = first ? `${first.pointer}: ${first.message}` : "invalid input";
