@@ -7,6 +7,7 @@
  * headers it carries over), lists HEAD (this service's Allow never did), and cannot serve a
  * CORS preflight, which is answered before routing.
  */
+import { METHOD_NAME_ALL } from "hono/router";
 import { PatternRouter } from "hono/router/pattern-router";
 import type { AnyRoute, Method } from "./route.js";
 
@@ -24,6 +25,6 @@ export function allowTable(routes: readonly AnyRoute[]): AllowFor {
     }
   }
   const router = new PatternRouter<string>();
-  for (const [path, methods] of methodsByPath) router.add("ALL", path, [...methods, "OPTIONS"].join(", "));
-  return (path) => router.match("ALL", path)[0][0]?.[0];
+  for (const [path, methods] of methodsByPath) router.add(METHOD_NAME_ALL, path, [...methods, "OPTIONS"].join(", "));
+  return (path) => router.match(METHOD_NAME_ALL, path)[0][0]?.[0];
 }
