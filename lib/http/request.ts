@@ -60,13 +60,13 @@ function validationError(issues: readonly z.core.$ZodIssue[], where: string, opt
 }
 
 /**
- * Parses and validates a JSON body: `body` is the request's bytes, read within the body limit
- * (middleware/body-limit.ts). Throws AppError 415/400 with the offending fields named; never
- * echoes what was sent.
+ * Reads a JSON body with `readBody` (capped by middleware/body-limit.ts, which answers the 413)
+ * and validates it. Throws AppError 415/400 with the offending fields named; never echoes what
+ * was sent.
  */
 export async function readJsonBody<S extends z.ZodType>(
   request: Request,
-  body: Uint8Array,
+  readBody: () => Promise<Uint8Array>,
   schema: S,
   options: ValidationOptions = {},
 ): Promise<z.output<S>> {
@@ -76,7 +76,7 @@ export async function readJsonBody<S extends z.ZodType>(
       detail: "send the body as JSON with content-type: application/json",
     });
   }
-  const text = utf8(body);
+  const text = utf8(await readBody());
   if (text.trim() === "") {
     throw new AppError("invalid-json", { detail: "the body is empty; send a JSON object", errors: [{ pointer: "/", message: "empty body" }] });
   }

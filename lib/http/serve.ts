@@ -7,6 +7,8 @@ import type { AppContext } from "./context.js";
 let auth: Promise<typeof import("../platform/auth/user.js")> | undefined;
 const loadAuth = () => (auth ??= import("../platform/auth/user.js"));
 
+const noBody = () => Promise.resolve(new Uint8Array(0));
+
 /** `c`: the app's context (its deps, its request, its body reader); `params`: the router's `:name` segments. */
 export async function serve(route: AnyRoute, c: AppContext, params: Record<string, string>): Promise<Response> {
   const deps = c.get("deps");
@@ -17,7 +19,7 @@ export async function serve(route: AnyRoute, c: AppContext, params: Record<strin
   const query = route.query ? readQuery(request, route.query.schema) : undefined;
   const verify = route.body?.verify;
   const body = route.body
-    ? await readJsonBody(request, (await c.get("readBody")?.()) ?? new Uint8Array(0), route.body.schema, {
+    ? await readJsonBody(request, c.get("readBody") ?? noBody, route.body.schema, {
         codeFor: route.body.codeFor,
         formFor: route.body.formFor,
         ...(verify ? { verify: (text: string) => verify({ text, request, deps }) } : {}),
