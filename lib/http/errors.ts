@@ -96,10 +96,6 @@ export class AppError extends Error {
   }
 }
 
-export function isAppError(error: unknown): error is AppError {
-  return error instanceof AppError;
-}
-
 /** Expected failures inside lib/ are returned, not thrown. */
 export type Result<T, E = AppError> = { ok: true; value: T } | { ok: false; error: E };
 

@@ -3,6 +3,7 @@ import type { z } from "zod";
 import { AppError, type ErrorCode, type FieldError } from "./errors.js";
 import { redact, truncate } from "../platform/log.js";
 
+/** The largest request body, enforced before routing by middleware/body-limit.ts. */
 export const MAX_BODY_BYTES = 16 * 1024;
 
 /** Longest field or parameter name echoed back: names are the caller's input, cut before redaction. */
@@ -48,7 +49,7 @@ export interface ValidationOptions {
 }
 
 function validationError(issues: readonly z.core.$ZodIssue[], where: string, options: ValidationOptions): AppError {
-  const errors = issuesToErrors(issues, where === "query" ? "" : "");
+  const errors = issuesToErrors(issues);
   const code = options.codeFor?.(errors) ?? "invalid-request";
   const first = errors[0];
   const summary = first ? `${first.pointer}: ${first.message}` : "invalid input";
@@ -59,11 +60,13 @@ function validationError(issues: readonly z.core.$ZodIssue[], where: string, opt
 }
 
 /**
- * Reads a JSON body of at most 16 KiB and validates it. Throws AppError 413/415/400 with
- * the offending fields named; never echoes what was sent.
+ * Reads a JSON body with `readBody` (capped by middleware/body-limit.ts, which answers the 413)
+ * and validates it. Throws AppError 415/400 with the offending fields named; never echoes what
+ * was sent.
  */
 export async function readJsonBody<S extends z.ZodType>(
   request: Request,
+  readBody: () => Promise<Uint8Array>,
   schema: S,
   options: ValidationOptions = {},
 ): Promise<z.output<S>> {
@@ -73,9 +76,7 @@ export async function readJsonBody<S extends z.ZodType>(
       detail: "send the body as JSON with content-type: application/json",
     });
   }
-  const declared = Number(request.headers.get("content-length") ?? "NaN");
-  if (Number.isFinite(declared) && declared > MAX_BODY_BYTES) throw tooLarge();
-  const text = await readCapped(request);
+  const text = utf8(await readBody());
   if (text.trim() === "") {
     throw new AppError("invalid-json", { detail: "the body is empty; send a JSON object", errors: [{ pointer: "/", message: "empty body" }] });
   }
@@ -126,31 +127,7 @@ export function readQuery<S extends z.ZodType>(request: Request, schema: S): z.o
   return parsed.data;
 }
 
-function tooLarge(): AppError {
-  return new AppError("payload-too-large", { detail: `the body is larger than ${MAX_BODY_BYTES} bytes` });
-}
-
-async function readCapped(request: Request): Promise<string> {
-  if (!request.body) return "";
-  const reader = request.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > MAX_BODY_BYTES) {
-      await reader.cancel().catch(() => {});
-      throw tooLarge();
-    }
-    chunks.push(value);
-  }
-  const bytes = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
+function utf8(bytes: Uint8Array): string {
   try {
     return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
   } catch {

@@ -7,7 +7,7 @@
 import { createServer, type AddressInfo } from "node:net";
 import { describe, expect, it } from "vitest";
 import { databaseUrlProblem, describeDatabaseError, maskDatabaseUrl, migrateDatabase, openDatabase } from "../../db/client.js";
-import { isAppError } from "../../lib/http/errors.js";
+import { AppError } from "../../lib/http/errors.js";
 import { createLogger, memorySink } from "../../lib/platform/log.js";
 import { migratingDatabase } from "../../lib/server/migrating-database.js";
 import { closedPort, startTcpProxy } from "../helpers/battery.js";
@@ -109,8 +109,8 @@ describe("migratingDatabase", () => {
       expect(connections).toBe(1);
       for (let i = 0; i < 3; i++) {
         const error = await gate.ready().catch((e: unknown) => e);
-        expect(isAppError(error) && error.code).toBe("database-unavailable");
-        expect(isAppError(error) && error.status).toBe(503);
+        expect(error instanceof AppError && error.code).toBe("database-unavailable");
+        expect(error instanceof AppError && error.status).toBe(503);
       }
       // The requests inside the interval did not hammer the database.
       expect(connections).toBe(1);

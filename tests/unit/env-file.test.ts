@@ -5,7 +5,7 @@ import dotenv from "dotenv";
 import fc from "fast-check";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { generateKeyringEntry } from "../../lib/platform/crypto.js";
-import { isAppError } from "../../lib/http/errors.js";
+import { AppError } from "../../lib/http/errors.js";
 import {
   EnvFileWriter,
   envValueProblem,
@@ -251,8 +251,8 @@ describe("refusing values that could break out of a line", () => {
             () => undefined,
             (e: unknown) => e,
           );
-          expect(isAppError(error), JSON.stringify(value)).toBe(true);
-          if (!isAppError(error)) continue;
+          expect(error instanceof AppError, JSON.stringify(value)).toBe(true);
+          if (!(error instanceof AppError)) continue;
           expect(error.code).toBe("invalid-key-format");
           expect(error.detail).toMatch(message);
           expect(error.detail).toContain("GEMINI_API_KEY");
@@ -463,8 +463,8 @@ describe("refusing an edit dotenv would read otherwise", () => {
       () => undefined,
       (e: unknown) => e,
     );
-    expect(isAppError(error), String(error)).toBe(true);
-    if (!isAppError(error)) throw error;
+    expect(error instanceof AppError, String(error)).toBe(true);
+    if (!(error instanceof AppError)) throw error;
     expect(error.status).toBe(500);
     expect((await readFile(file)).equals(Buffer.from(original))).toBe(true);
     expect(await tempFiles()).toEqual([]);
@@ -557,7 +557,7 @@ describe("properties", () => {
         try {
           after = updateEnvText(before, values, removeOnly);
         } catch (error) {
-          expect(isAppError(error) && error.status === 500).toBe(true);
+          expect(error instanceof AppError && error.status === 500).toBe(true);
           return;
         }
         const was = dotenv.parse(Buffer.from(before, "latin1"));

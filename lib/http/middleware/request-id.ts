@@ -1,0 +1,26 @@
+/**
+ * The request id: a client's `x-request-id` is kept for tracing unless it looks like a secret
+ * (it is echoed and logged); otherwise a new one. Every answer carries it. Hand-written because
+ * `hono/request-id` accepts any `[\w-=]` id (an Exa key is a UUID) and has no hook to refuse one.
+ */
+import type { MiddlewareHandler } from "hono";
+import { randomUUID } from "node:crypto";
+import { redact } from "../../platform/log.js";
+import type { AppEnv } from "../context.js";
+
+/** `req_` + 24 hex digits (96 bits); no dashes, so an id never looks like an Exa key (a UUID). */
+export function newRequestId(): string {
+  const uuid = randomUUID().replace(/-/g, "");
+  return "req_" + uuid.slice(0, 12) + uuid.slice(13, 25);
+}
+
+const incomingRequestId = /^[A-Za-z0-9._:-]{8,128}$/;
+
+export const requestId: MiddlewareHandler<AppEnv> = async (c, next) => {
+  const incoming = c.req.header("x-request-id");
+  const id = incoming && incomingRequestId.test(incoming) && redact(incoming) === incoming ? incoming : newRequestId();
+  c.set("requestId", id);
+  await next();
+  // After the handler (or the error handler) made the response: every answer carries it.
+  c.header("x-request-id", id);
+};
