@@ -1,7 +1,7 @@
 /**
  * What `npm start` says when it cannot start as asked: which database problem (refused,
  * missing database, failed authentication, wrong scheme) with the password masked, a port in
- * use in one line (the first run's announcement is in server.test.ts). A database that is down does
+ * use in one line (the first run's announcement is in server.happy.test.ts). A database that is down does
  * not stop the server: it answers 503 and migrates by itself when the database comes back.
  */
 import { afterAll, describe, expect, it } from "vitest";

@@ -1,6 +1,6 @@
 /**
  * Bad-input battery (property-based, fast-check): for every endpoint of the route table that
- * takes a body (specs in tests/helpers/battery.ts, schemas from lib/schemas.ts) and for
+ * takes a body (specs in tests/helpers/battery.ts, schemas from lib/<feature>/schemas.ts) and for
  * every endpoint's query string, in development and production mode, through createApp and
  * the api/ exports:
  * - every answer is 2xx or a 4xx RFC 9457 problem, never a 5xx (streams end in `done` or a

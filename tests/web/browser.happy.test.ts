@@ -38,7 +38,7 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const screenshots = join(root, "tests", "web", "screenshots");
 const executablePath = chromiumPath();
 if (!executablePath) {
-  process.stdout.write("tests/web/browser.test.ts: SKIPPED, no Chromium (apt-get install chromium, or set CHROMIUM_PATH)\n");
+  process.stdout.write("tests/web/browser.happy.test.ts: SKIPPED, no Chromium (apt-get install chromium, or set CHROMIUM_PATH)\n");
   if (process.env.CI) throw new Error("CI must run the browser tests: install chromium (.ci/run does)");
 }
 const describeBrowser = executablePath ? describe : describe.skip;

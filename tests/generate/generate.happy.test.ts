@@ -1,6 +1,6 @@
 /**
  * POST /api/blog/generate end to end in-process: the real Gemini and Exa SDKs through our
- * wrappers against the local fakes (tests/fakes), keys saved through the real endpoint and
+ * wrappers against the local fakes (testkit/fakes), keys saved through the real endpoint and
  * read back by the real resolver, usage rows in a real database.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";

@@ -2,7 +2,7 @@
  * Monthly spending caps: GET/PUT /api/usage/budget, the operator's default and maximum, 402
  * `budget-exceeded` before any upstream call, settlement to the real cost, release on failure
  * and abort, expiry of a crashed instance's reservation, the month rollover, the worst-case
- * estimate, and the database round trips of a generation. Concurrency: budget.concurrency.test.ts.
+ * estimate, and the database round trips of a generation. Concurrency: budget-concurrency.happy.test.ts.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { randomBytes } from "node:crypto";
