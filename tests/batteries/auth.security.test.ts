@@ -337,7 +337,7 @@ for (const backend of backends) {
       await database?.destroy();
     });
 
-    describe("the shared bad-token cases × every config × both transports; another user's token; development", () => {
+    describe("every config and transport", () => {
       let jwks: JwksServer;
       const { gemini, exa } = useFakeUpstreams();
       const rts = {} as Record<ConfigName, TestRuntime>;
@@ -475,7 +475,7 @@ for (const backend of backends) {
       });
     });
 
-    describe("production: the credentials the shared cases do not send, the __session cookie, logs and bodies", () => {
+    describe("production: more credentials, the __session cookie, logs and bodies", () => {
       let prod: TestRuntime;
       let app: App;
       const victim = "user_auth_victim";
