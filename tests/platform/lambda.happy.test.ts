@@ -611,10 +611,11 @@ describe("the Lambda bundle (scripts/build-lambda.ts) in a child process", () =>
   it("is one ESM file holding every route file, without PGlite", async () => {
     expect(readdirSync(leanDir)).toEqual(["index.mjs"]);
     const inputs = Object.keys(lean.metafile.inputs);
-    // Route files in subfolders too (lib/routes/alwrity/).
-    const routeFiles = (readdirSync(join(import.meta.dirname, "../../lib/routes"), { recursive: true }) as string[])
-      .filter((f) => f.endsWith(".ts"))
-      .map((f) => `lib/routes/${f.split("\\").join("/")}`);
+    // Every feature's routes/ folder (lib/keys/routes/, lib/compat/alwrity/routes/, ...).
+    const routeFiles = (readdirSync(join(import.meta.dirname, "../../lib"), { recursive: true }) as string[])
+      .map((f) => f.split("\\").join("/"))
+      .filter((f) => f.endsWith(".ts") && f.split("/").includes("routes"))
+      .map((f) => `lib/${f}`);
     expect(routeFiles.length).toBeGreaterThanOrEqual(6);
     for (const file of routeFiles) expect(inputs, `${file} is not in the bundle`).toContain(file);
     expect(inputs.some((f) => f.startsWith("node_modules/@electric-sql/pglite/"))).toBe(false);
