@@ -1,6 +1,6 @@
 /**
  * A TCP proxy in front of PostgreSQL that injects network latency and counts round trips,
- * for tests (tests/db/round-trips.test.ts: counts, never times) and the bench (the RTT
+ * for tests (tests/db/round-trips.happy.test.ts: counts, never times) and the bench (the RTT
  * section of BENCHMARKS.md). Local PostgreSQL answers in ~0.1 ms; Neon is a few ms away
  * (tens across regions), so what a request costs there is mostly its round trips.
  *

@@ -2,12 +2,22 @@ import { existsSync } from "node:fs";
 import { buildWeb } from "../scripts/build-web.js";
 import { chromiumPath } from "../testkit/browser.js";
 
+const once = Symbol.for("byok-functions/tests/global-setup");
+
 /**
  * Says up front which databases the suite runs on, so a skipped PostgreSQL suite is never
  * silent; builds the web app (public/) the static and browser tests serve, and says whether
- * the browser tests run.
+ * the browser tests run. The integration and browser tiers (vitest.config.ts) both name this
+ * file; a run of both does it once.
  */
-export default async function setup(): Promise<void> {
+export default function setup(): Promise<void> {
+  // On globalThis: each vitest project loads its own copy of this module.
+  const shared = globalThis as { [once]?: Promise<void> };
+  shared[once] ??= announceAndBuild();
+  return shared[once];
+}
+
+async function announceAndBuild(): Promise<void> {
   if (process.env.TEST_DATABASE_URL) {
     process.stdout.write("database suites: PGlite and PostgreSQL (TEST_DATABASE_URL is set)\n");
   } else {

@@ -11,11 +11,10 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sql } from "drizzle-orm";
 import { generateKeyringEntry } from "../../lib/platform/crypto.js";
-import { startFakeGemini, type FakeGemini } from "../../testkit/fakes/gemini.js";
-import { startFakeExa, type FakeExa } from "../../testkit/fakes/exa.js";
 import { backends, backendLabel, type TestDatabase } from "../helpers/db.js";
 import { expectStatus, makeRuntime, request, sampleKeys, type TestRuntime } from "../helpers/runtime.js";
 import { readEvents, validateGenerationEvents } from "../helpers/sse.js";
+import { useFakeUpstreams } from "../helpers/upstreams.js";
 
 const USERS = 20;
 const SEARCHES_PER_USER = 3; // topic, topic + keywords, keywords (three keywords)
@@ -41,15 +40,7 @@ function ownerOf(text: string): number {
   return [...tags][0]!;
 }
 
-let gemini: FakeGemini;
-let exa: FakeExa;
-
-beforeAll(async () => {
-  [gemini, exa] = await Promise.all([startFakeGemini(), startFakeExa()]);
-});
-afterAll(async () => {
-  await Promise.all([gemini.close(), exa.close()]);
-});
+const { gemini, exa } = useFakeUpstreams();
 
 for (const backend of backends) {
   describe.skipIf(!backend.available)(`isolation under load ${backendLabel(backend)}`, () => {

@@ -1,8 +1,8 @@
 /**
- * Shared machinery of the batteries (tests/batteries/battery.*.test.ts, tests/batteries/cors.test.ts):
+ * Shared machinery of the batteries (tests/batteries: auth, faults, input, secrets, cors):
  * - the app's own route list (lib/routes.ts) as endpoints, so a new route is covered by
  *   every battery without editing it;
- * - a valid request for every endpoint (bodies and queries checked against lib/schemas.ts);
+ * - a valid request for every endpoint (bodies and queries checked against the features' schemas);
  * - the two apps a request can reach: the app over every route (local server and Lambda) and
  *   an app over one path's routes only (what one Vercel function serves);
  * - the bad-token matrix;

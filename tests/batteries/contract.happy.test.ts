@@ -15,8 +15,7 @@ import { openDatabase, type Database } from "../../db/client.js";
 import { backends, type TestDatabase } from "../helpers/db.js";
 import { closedPort, endpointRequest, endpoints, readResponse, describeExchange, type Endpoint, type Exchange } from "../helpers/battery.js";
 import { expectStatus, makeRuntime, request, sampleKeys, type TestRuntime } from "../helpers/runtime.js";
-import { startFakeExa, type FakeExa } from "../../testkit/fakes/exa.js";
-import { startFakeGemini, type FakeGemini } from "../../testkit/fakes/gemini.js";
+import { useFakeUpstreams } from "../helpers/upstreams.js";
 
 type AnyObject = Record<string, any>;
 
@@ -65,8 +64,7 @@ async function expectDocumented(route: AnyRoute, label: string, response: Respon
 
 describe("documented statuses and headers match real responses", () => {
   let database: TestDatabase;
-  let gemini: FakeGemini;
-  let exa: FakeExa;
+  const { gemini, exa } = useFakeUpstreams();
   let prod: TestRuntime;
   /** For development-only routes (production answers them 404). */
   let dev: TestRuntime;
@@ -79,7 +77,6 @@ describe("documented statuses and headers match real responses", () => {
 
   beforeAll(async () => {
     database = await backends[0]!.open();
-    [gemini, exa] = await Promise.all([startFakeGemini(), startFakeExa()]);
     const upstreams = { GEMINI_BASE_URL: gemini.url, EXA_BASE_URL: exa.url };
     prod = makeRuntime({ database, mode: "production", env: { ...upstreams, RATE_LIMIT_KEY_WRITES_PER_MINUTE: "1000", RATE_LIMIT_GENERATE_PER_MINUTE: "1000" } });
     limited = makeRuntime({ database, mode: "production", env: { ...upstreams, RATE_LIMIT_KEY_WRITES_PER_MINUTE: "1", RATE_LIMIT_GENERATE_PER_MINUTE: "1" } });
@@ -93,7 +90,6 @@ describe("documented statuses and headers match real responses", () => {
   afterAll(async () => {
     for (const rt of [prod, dev, limited, noClerk, down]) rt?.cleanup();
     await downDatabase?.close();
-    await Promise.all([gemini?.close(), exa?.close()]);
     await database?.destroy();
   });
 

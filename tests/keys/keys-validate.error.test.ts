@@ -3,22 +3,20 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sql } from "drizzle-orm";
 import { backends } from "../helpers/db.js";
 import { expectStatus, makeRuntime, request, sampleKeys, type TestRuntime } from "../helpers/runtime.js";
-import { startFakeGemini, type FakeGemini } from "../../testkit/fakes/gemini.js";
 import type { TestDatabase } from "../helpers/db.js";
+import { useFakeGemini } from "../helpers/upstreams.js";
 
 describe("validate: true", () => {
-  let gemini: FakeGemini;
+  const gemini = useFakeGemini();
   let database: TestDatabase;
   let rt: TestRuntime;
 
   beforeAll(async () => {
-    gemini = await startFakeGemini();
     database = await backends[0]!.open();
     rt = makeRuntime({ database, mode: "production", env: { GEMINI_BASE_URL: gemini.url, UPSTREAM_TIMEOUT_MS: "500" } });
   });
   afterAll(async () => {
     rt.cleanup();
-    await gemini.close();
     await database.destroy();
   });
 

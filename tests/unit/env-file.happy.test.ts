@@ -17,7 +17,7 @@ import {
 } from "../../lib/platform/dev/env-file.js";
 import { parseWithDotenv, parseWithNode, parseWithPython, pythonDotenvMissing } from "../helpers/dotenv-parsers.js";
 
-if (pythonDotenvMissing) console.warn(`[env-file.test] python-dotenv check ${pythonDotenvMissing}`);
+if (pythonDotenvMissing) console.warn(`[env-file.happy.test] python-dotenv check ${pythonDotenvMissing}`);
 
 let dir: string;
 let file: string;

@@ -1,23 +1,14 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { AppError } from "../../lib/http/errors.js";
 import { EXA_CONTENTS, searchExa, type ExaSearchParams } from "../../lib/providers/exa.js";
-import { FAKE_EXA_SEARCH_COST, startFakeExa, type FakeExa, type FakeMode } from "../../testkit/fakes/exa.js";
+import { FAKE_EXA_SEARCH_COST, startFakeExa, type FakeMode } from "../../testkit/fakes/exa.js";
+import { useFakeExa } from "../helpers/upstreams.js";
 
 const KEY_A = "0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0";
 const KEY_B = "9a8b7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d";
 const QUERY = "deterministic testing of streaming APIs";
 
-let fake: FakeExa;
-
-beforeAll(async () => {
-  fake = await startFakeExa();
-});
-afterAll(async () => {
-  await fake.close();
-});
-beforeEach(() => {
-  fake.reset();
-});
+const fake = useFakeExa({ resetEach: true });
 
 function search(overrides: Partial<ExaSearchParams> = {}) {
   return searchExa({ apiKey: KEY_A, baseUrl: fake.url, query: QUERY, numResults: 3, timeoutMs: 2_000, ...overrides });

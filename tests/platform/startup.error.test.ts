@@ -1,7 +1,7 @@
 /**
  * What `npm start` says when it cannot start as asked: which database problem (refused,
  * missing database, failed authentication, wrong scheme) with the password masked, a port in
- * use in one line (the first run's announcement is in server.test.ts). A database that is down does
+ * use in one line (the first run's announcement is in server.happy.test.ts). A database that is down does
  * not stop the server: it answers 503 and migrates by itself when the database comes back.
  */
 import { afterAll, describe, expect, it } from "vitest";
@@ -14,6 +14,7 @@ import { createPostgresDatabase, testDatabaseUrl } from "../helpers/db.js";
 import { sampleKeys } from "../helpers/runtime.js";
 import { generateKeyringEntry } from "../../lib/platform/crypto.js";
 import { startLocalServer, type LocalServer } from "../helpers/local-server.js";
+import { waitFor } from "../helpers/wait.js";
 
 const password = "s3cretPassw0rd";
 const dir = mkdtempSync(join(tmpdir(), "byok-startup-"));
@@ -28,15 +29,6 @@ function stopped(server: LocalServer): Promise<void> {
     server.child.once("exit", () => resolve());
     server.child.kill("SIGKILL");
   });
-}
-
-/** Waits (bounded, not timed) until `predicate` holds. */
-async function eventually(predicate: () => boolean | Promise<boolean>, what: string, tries = 600): Promise<void> {
-  for (let i = 0; i < tries; i++) {
-    if (await predicate()) return;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`never happened: ${what}`);
 }
 
 const saveKeys = (url: string) =>
@@ -94,7 +86,7 @@ describe("npm start with the database down", () => {
       // The database comes back on the same port: the server migrates by itself, no request needed.
       const target = new URL(testDatabaseUrl!);
       proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 5432) }, port);
-      await eventually(() => /database reachable again and migrated/.test(server.stdout()), "background migration");
+      await waitFor(() => /database reachable again and migrated/.test(server.stdout()), "background migration", { timeoutMs: 60_000, intervalMs: 100 });
       expect((await fetch(`${url}/api/health`)).status).toBe(200);
       const saved = await saveKeys(url);
       expect(saved.status, await saved.clone().text()).toBe(200);

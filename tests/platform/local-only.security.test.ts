@@ -8,21 +8,18 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isLoopbackAddress, isLoopbackHost } from "../../lib/platform/dev/local-only.js";
-import { startFakeGemini, type FakeGemini } from "../../testkit/fakes/gemini.js";
-import { startFakeExa, type FakeExa } from "../../testkit/fakes/exa.js";
 import type { Database } from "../../db/client.js";
 import { backends, type TestDatabase } from "../helpers/db.js";
 import { expectStatus, makeRuntime, request, sampleKeys, type TestRuntime } from "../helpers/runtime.js";
+import { useFakeUpstreams } from "../helpers/upstreams.js";
 
-let gemini: FakeGemini;
-let exa: FakeExa;
+const { gemini, exa } = useFakeUpstreams();
 let database: TestDatabase;
 /** Every property read of the database (a query, a transaction...) counts as a use. */
 let databaseUses = 0;
 let countedDatabase: Database;
 
 beforeAll(async () => {
-  [gemini, exa] = await Promise.all([startFakeGemini(), startFakeExa()]);
   database = await backends[0]!.open();
   countedDatabase = new Proxy(database, {
     get(target, property, receiver) {
@@ -32,7 +29,6 @@ beforeAll(async () => {
   });
 });
 afterAll(async () => {
-  await Promise.all([gemini.close(), exa.close()]);
   await database.destroy();
 });
 

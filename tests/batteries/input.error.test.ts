@@ -1,6 +1,6 @@
 /**
  * Bad-input battery (property-based, fast-check): for every endpoint of the route table that
- * takes a body (specs in tests/helpers/battery.ts, schemas from lib/schemas.ts) and for
+ * takes a body (specs in tests/helpers/battery.ts, schemas from lib/<feature>/schemas.ts) and for
  * every endpoint's query string, in development and production mode, through createApp and
  * the api/ exports:
  * - every answer is 2xx or a 4xx RFC 9457 problem, never a 5xx (streams end in `done` or a
@@ -17,8 +17,7 @@ import { join } from "node:path";
 import { routes } from "../../lib/routes.js";
 import { backends, backendLabel, type TestDatabase } from "../helpers/db.js";
 import { expectStatus, makeRuntime, sampleKeys, testSigner, type TestRuntime } from "../helpers/runtime.js";
-import { startFakeGemini, type FakeGemini } from "../../testkit/fakes/gemini.js";
-import { startFakeExa, type FakeExa } from "../../testkit/fakes/exa.js";
+import { useFakeUpstreams } from "../helpers/upstreams.js";
 import {
   bodyMethods,
   takesBody,
@@ -255,8 +254,7 @@ describe("input battery: coverage", () => {
 for (const backend of backends) {
   describe.skipIf(!backend.available)(`input battery ${backendLabel(backend)}`, () => {
     let database: TestDatabase;
-    let gemini: FakeGemini;
-    let exa: FakeExa;
+    const { gemini, exa } = useFakeUpstreams();
     let frontendDir: string;
     const rts = {} as Record<Mode, TestRuntime>;
     const token = () => testSigner().sign({ sub: "user_battery_input", exp: Math.floor(Date.now() / 1000) + 3_600 });
@@ -267,7 +265,6 @@ for (const backend of backends) {
 
     beforeAll(async () => {
       database = await backend.open();
-      [gemini, exa] = await Promise.all([startFakeGemini(), startFakeExa()]);
       frontendDir = mkdtempSync(join(tmpdir(), "byok-battery-frontend-"));
       const common = {
         GEMINI_BASE_URL: gemini.url,
@@ -285,7 +282,6 @@ for (const backend of backends) {
     afterAll(async () => {
       for (const rt of Object.values(rts)) rt.cleanup();
       rmSync(frontendDir, { recursive: true, force: true });
-      await Promise.all([gemini?.close(), exa?.close()]);
       await database?.destroy();
       console.info(`input battery ${backend.name}: ${tally.runs} requests (${tally.accepted} accepted, ${tally.rejected} rejected)`);
     });

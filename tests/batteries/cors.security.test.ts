@@ -12,9 +12,8 @@ import { routes } from "../../lib/routes.js";
 import type { AnyRoute as Route } from "../../lib/http/route.js";
 import { backends, type TestDatabase } from "../helpers/db.js";
 import { expectStatus, makeRuntime, sampleKeys, type TestRuntime } from "../helpers/runtime.js";
-import { startFakeGemini, type FakeGemini } from "../../testkit/fakes/gemini.js";
-import { startFakeExa, type FakeExa } from "../../testkit/fakes/exa.js";
 import { describeExchange, endpointRequest, endpoints, readResponse, send, transports, type Endpoint, type Exchange } from "../helpers/battery.js";
+import { useFakeUpstreams } from "../helpers/upstreams.js";
 
 const allEndpoints = await endpoints();
 const ALLOWED = ["https://app.example.com", "http://localhost:5173"];
@@ -63,8 +62,7 @@ function expectNoCors(label: string, ex: Exchange, route: Route): void {
 
 describe("CORS", () => {
   let database: TestDatabase;
-  let gemini: FakeGemini;
-  let exa: FakeExa;
+  const { gemini, exa } = useFakeUpstreams();
   let rt: TestRuntime;
   let closed: TestRuntime;
   let wildcard: TestRuntime;
@@ -72,7 +70,6 @@ describe("CORS", () => {
 
   beforeAll(async () => {
     database = await backends[0]!.open();
-    [gemini, exa] = await Promise.all([startFakeGemini(), startFakeExa()]);
     const env = { GEMINI_BASE_URL: gemini.url, EXA_BASE_URL: exa.url, RATE_LIMIT_GENERATE_PER_MINUTE: "0", RATE_LIMIT_KEY_WRITES_PER_MINUTE: "0" };
     rt = makeRuntime({ database, mode: "production", env: { ...env, ALLOWED_ORIGINS: ` ${ALLOWED.join(" , ")} ` } });
     closed = makeRuntime({ database, mode: "production", env });
@@ -85,7 +82,6 @@ describe("CORS", () => {
   }
   afterAll(async () => {
     for (const r of [rt, closed, wildcard]) r?.cleanup();
-    await Promise.all([gemini?.close(), exa?.close()]);
     await database?.destroy();
     console.info(`CORS: ${cases} cases`);
   });

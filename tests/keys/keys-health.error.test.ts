@@ -3,39 +3,19 @@
  * `lastUsedAt` and `lastError` (a problem code and a time, never upstream text), and
  * `needsReplacement`, after the fake upstreams reject a key and after they accept it again.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { randomBytes } from "node:crypto";
 import { generateKeyringEntry } from "../../lib/platform/crypto.js";
 import { listKeysResponse } from "../../lib/keys/schemas.js";
 import { keyRejectionReasons } from "../../lib/providers/rejections.js";
-import { startFakeGemini, type FakeGemini } from "../../testkit/fakes/gemini.js";
-import { startFakeExa, type FakeExa } from "../../testkit/fakes/exa.js";
 import { backends, backendLabel, type TestDatabase } from "../helpers/db.js";
 import { expectStatus, makeRuntime, request, sampleKeys, type TestRuntime } from "../helpers/runtime.js";
+import { useFakeUpstreams } from "../helpers/upstreams.js";
+import { waitFor } from "../helpers/wait.js";
 
 const KEYRING = generateKeyringEntry("healthtest");
-let gemini: FakeGemini;
-let exa: FakeExa;
+const { gemini, exa } = useFakeUpstreams({ resetEach: true });
 let seed = 50_000;
-
-beforeAll(async () => {
-  [gemini, exa] = await Promise.all([startFakeGemini(), startFakeExa()]);
-});
-afterAll(async () => {
-  await Promise.all([gemini.close(), exa.close()]);
-});
-beforeEach(() => {
-  gemini.reset();
-  exa.reset();
-});
-
-async function waitFor(condition: () => boolean, describe: () => string): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`condition never held: ${describe()}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
 
 for (const backend of backends) {
   describe.skipIf(!backend.available)(`key health ${backendLabel(backend)}`, () => {

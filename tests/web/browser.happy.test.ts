@@ -25,12 +25,12 @@ import type { Server } from "node:http";
 import { serve } from "@hono/node-server";
 import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
 import { chromiumArgs, chromiumPath, clerkStandIn } from "../../testkit/browser.js";
-import { startFakeGemini, FAKE_GEMINI_CHUNKS, type FakeGemini } from "../../testkit/fakes/gemini.js";
-import { startFakeExa, type FakeExa } from "../../testkit/fakes/exa.js";
+import { FAKE_GEMINI_CHUNKS } from "../../testkit/fakes/gemini.js";
 import { expiredToken } from "../../testkit/clerk.js";
 import { makeRuntime, sampleKeys, type TestRuntime } from "../helpers/runtime.js";
 import { backends } from "../helpers/db.js";
 import { startListeningServer } from "../helpers/local-server.js";
+import { useFakeUpstreams } from "../helpers/upstreams.js";
 import { staticSite, withStaticSite } from "../../lib/server/static.js";
 import { publishableKeyFor } from "../../lib/platform/auth/publishable-key.js";
 
@@ -38,7 +38,7 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const screenshots = join(root, "tests", "web", "screenshots");
 const executablePath = chromiumPath();
 if (!executablePath) {
-  process.stdout.write("tests/web/browser.test.ts: SKIPPED, no Chromium (apt-get install chromium, or set CHROMIUM_PATH)\n");
+  process.stdout.write("tests/web/browser.happy.test.ts: SKIPPED, no Chromium (apt-get install chromium, or set CHROMIUM_PATH)\n");
   if (process.env.CI) throw new Error("CI must run the browser tests: install chromium (.ci/run does)");
 }
 const describeBrowser = executablePath ? describe : describe.skip;
@@ -74,16 +74,13 @@ describeBrowser("web app in Chromium, development (npm start, fake Gemini and Ex
   const dir = mkdtempSync(join(tmpdir(), "byok-web-dev-"));
   const envFile = join(dir, ".env");
   const keys = sampleKeys(7101);
-  let gemini: FakeGemini;
-  let exa: FakeExa;
+  const { gemini, exa } = useFakeUpstreams();
   let server: Awaited<ReturnType<typeof startListeningServer>>;
   let context: BrowserContext;
   let page: Page;
   let problems: string[];
 
   beforeAll(async () => {
-    gemini = await startFakeGemini();
-    exa = await startFakeExa();
     server = await startListeningServer({
       PORT: "0",
       PGLITE_DIR: join(dir, "pglite"),
@@ -99,8 +96,6 @@ describeBrowser("web app in Chromium, development (npm start, fake Gemini and Ex
   afterAll(async () => {
     await context?.close();
     server?.child.kill("SIGKILL");
-    await gemini?.close();
-    await exa?.close();
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -274,8 +269,9 @@ describeBrowser("web app in Chromium, development (npm start, fake Gemini and Ex
 // until the test timeout; each browser step now has its own 20 s timeout so the next one names
 // the step. A real breakage fails both tries.
 describeBrowser("web app in Chromium, production (stand-in ClerkJS, two users)", { retry: 1 }, () => {
-  let gemini: FakeGemini;
-  let exa: FakeExa;
+  const { gemini, exa } = useFakeUpstreams({
+    gemini: { chunks: [...FAKE_GEMINI_CHUNKS, "<script>window.__xss=2</script> and <b onclick=alert(1)>bold</b>\n"] },
+  });
   let test: TestRuntime;
   let database: Awaited<ReturnType<(typeof backends)[number]["open"]>>;
   let server: Server;
@@ -283,10 +279,6 @@ describeBrowser("web app in Chromium, production (stand-in ClerkJS, two users)",
   const xssTitle = "<img src=x onerror=window.__xss=1>";
 
   beforeAll(async () => {
-    gemini = await startFakeGemini({
-      chunks: [...FAKE_GEMINI_CHUNKS, "<script>window.__xss=2</script> and <b onclick=alert(1)>bold</b>\n"],
-    });
-    exa = await startFakeExa();
     database = await backends[0]!.open();
     // The origin (and so the tokens' azp) is known once the server listens; the app comes after.
     let fetchApp: (request: Request) => Response | Promise<Response> = () => new Response(null, { status: 503 });
@@ -309,8 +301,6 @@ describeBrowser("web app in Chromium, production (stand-in ClerkJS, two users)",
   afterAll(async () => {
     await new Promise((r) => server?.close(r));
     await database?.destroy();
-    await gemini?.close();
-    await exa?.close();
   });
 
   const tokenFor = (userId: string) => test.signer.sign({ sub: userId, azp: origin });

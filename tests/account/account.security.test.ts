@@ -12,12 +12,11 @@ import { generateKeyringEntry } from "../../lib/platform/crypto.js";
 import { accountExport, webhookResponse } from "../../lib/account/schemas.js";
 import { routes } from "../../lib/routes.js";
 import { createApp } from "../../lib/app.js";
-import { startFakeGemini, type FakeGemini } from "../../testkit/fakes/gemini.js";
-import { startFakeExa, type FakeExa } from "../../testkit/fakes/exa.js";
 import { signWebhook, TEST_WEBHOOK_SECRET, userDeletedEvent } from "../../testkit/webhooks.js";
 import { backends, backendLabel, type TestDatabase } from "../helpers/db.js";
 import { databaseFingerprint } from "../helpers/battery.js";
 import { expectStatus, makeRuntime, request, sampleKeys, type TestRuntime } from "../helpers/runtime.js";
+import { useFakeUpstreams } from "../helpers/upstreams.js";
 
 const KEYRING = generateKeyringEntry("accounttest");
 let seed = 60_000;
@@ -25,8 +24,7 @@ let seed = 60_000;
 for (const backend of backends) {
   describe.skipIf(!backend.available)(`account deletion and export ${backendLabel(backend)}`, () => {
     let database: TestDatabase;
-    let gemini: FakeGemini;
-    let exa: FakeExa;
+    const { gemini, exa } = useFakeUpstreams();
     let prod: TestRuntime;
     const runtimes: TestRuntime[] = [];
     /** Every plaintext key saved in this file. */
@@ -90,7 +88,6 @@ for (const backend of backends) {
 
     beforeAll(async () => {
       database = await backend.open();
-      [gemini, exa] = await Promise.all([startFakeGemini(), startFakeExa()]);
       prod = runtime();
     });
     afterAll(async () => {
@@ -98,7 +95,6 @@ for (const backend of backends) {
       for (const key of allKeys) expect(logs).not.toContain(key);
       expect(logs).not.toContain(TEST_WEBHOOK_SECRET.slice(6));
       for (const rt of runtimes) rt.cleanup();
-      await Promise.all([gemini?.close(), exa?.close()]);
       await database?.destroy();
     });
 

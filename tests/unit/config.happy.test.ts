@@ -1,4 +1,4 @@
-/** Configuration details beyond the mode table (tests/platform/modes.test.ts). */
+/** Configuration details beyond the mode table (tests/platform/modes.security.test.ts). */
 import { describe, expect, it } from "vitest";
 import { configProblems, formatConfigProblem } from "../../lib/platform/config-check.js";
 import { ConfigError, loadConfig } from "../../lib/platform/env.js";

@@ -14,37 +14,27 @@ import { budgetResponse, generateBody } from "../../lib/generation/schemas.js";
 import { generationWorstCaseUsd } from "../../lib/generation/generate.js";
 import { budgetStatus, reservationSql, usd } from "../../lib/generation/budget.js";
 import { openDatabase, type Database } from "../../db/client.js";
-import { startFakeGemini, type FakeGemini } from "../../testkit/fakes/gemini.js";
-import { startFakeExa, type FakeExa } from "../../testkit/fakes/exa.js";
 import { backends, backendLabel, type TestDatabase } from "../helpers/db.js";
 import { expectStatus, makeRuntime, request, sampleKeys, type TestRuntime } from "../helpers/runtime.js";
+import { useFakeUpstreams } from "../helpers/upstreams.js";
+import { waitFor } from "../helpers/wait.js";
 
 const KEYRING = generateKeyringEntry("budgetrace");
 const CONCURRENT = 20;
 const ROOM_FOR = 5;
-
-async function waitFor(condition: () => boolean, describe: () => string): Promise<void> {
-  const deadline = Date.now() + 30_000;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`condition never held: ${describe()}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
 
 for (const backend of backends) {
   describe.skipIf(!backend.available)(`budget under concurrency, two instances ${backendLabel(backend)}`, () => {
     let database: TestDatabase;
     /** The second instance's own connection to the same database (PGlite: the same one). */
     let second: Database;
-    let gemini: FakeGemini;
-    let exa: FakeExa;
+    const { gemini, exa } = useFakeUpstreams();
     let a: TestRuntime;
     let b: TestRuntime;
 
     beforeAll(async () => {
       database = await backend.open();
       second = database.url ? await openDatabase({ driver: "pg", url: database.url, maxConnections: 20, namedStatements: true }) : database;
-      [gemini, exa] = await Promise.all([startFakeGemini(), startFakeExa()]);
       const env = {
         KEY_ENCRYPTION_KEYS: KEYRING,
         GEMINI_BASE_URL: gemini.url,
@@ -59,7 +49,6 @@ for (const backend of backends) {
       a?.cleanup();
       b?.cleanup();
       if (second && second !== database) await second.close();
-      await Promise.all([gemini?.close(), exa?.close()]);
       await database?.destroy();
     });
 
@@ -89,7 +78,7 @@ for (const backend of backends) {
       });
       const reached = () => gemini.requests.filter((r) => r.apiKey === keys.gemini).length;
       // Every request is decided: refused, or waiting at Gemini.
-      await waitFor(() => statuses.length + reached() >= CONCURRENT, () => `${statuses.length} answered, ${reached()} at gemini`);
+      await waitFor(() => statuses.length + reached() >= CONCURRENT, () => `${statuses.length} answered, ${reached()} at gemini`, { timeoutMs: 30_000 });
       expect(reached()).toBe(ROOM_FOR);
       expect(statuses.filter((s) => s === 402)).toHaveLength(CONCURRENT - ROOM_FOR);
       const held = await budgetStatus(database, a.runtime.config, userId);

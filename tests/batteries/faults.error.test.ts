@@ -26,9 +26,9 @@ import { generateKeyringEntry } from "../../lib/platform/crypto.js";
 import { migrateDatabase, openDatabase, type Database } from "../../db/client.js";
 import { backends, backendLabel, type TestDatabase } from "../helpers/db.js";
 import { expectStatus, makeRuntime, sampleKeys, testSigner, type TestRuntime } from "../helpers/runtime.js";
+import { useFakeUpstreams } from "../helpers/upstreams.js";
 import { TEST_AZP, startJwksServer } from "../../testkit/clerk.js";
-import { startFakeGemini, type FakeGemini, type FakeMode } from "../../testkit/fakes/gemini.js";
-import { startFakeExa, type FakeExa } from "../../testkit/fakes/exa.js";
+import type { FakeMode } from "../../testkit/fakes/gemini.js";
 import {
   closedPort,
   databaseFingerprint,
@@ -507,8 +507,7 @@ const validateCases: { name: string; gemini: FakeMode; status: number; code: str
 for (const backend of backends) {
   describe.skipIf(!backend.available)(`fault battery: upstream failures ${backendLabel(backend)}`, () => {
     let database: TestDatabase;
-    let gemini: FakeGemini;
-    let exa: FakeExa;
+    const { gemini, exa } = useFakeUpstreams();
     let rt: TestRuntime;
     let fastRt: TestRuntime;
     let unreachableRt: TestRuntime;
@@ -516,7 +515,6 @@ for (const backend of backends) {
 
     beforeAll(async () => {
       database = await sharedDatabase(backend);
-      [gemini, exa] = await Promise.all([startFakeGemini(), startFakeExa()]);
       const env = {
         KEY_ENCRYPTION_KEYS: generateKeyringEntry("upstream"), // shared: both runtimes read the same rows
         GEMINI_BASE_URL: gemini.url,
@@ -528,7 +526,6 @@ for (const backend of backends) {
     });
     afterAll(async () => {
       for (const r of [rt, fastRt, unreachableRt]) r?.cleanup();
-      await Promise.all([gemini?.close(), exa?.close()]);
       console.info(`fault battery (upstream) ${backend.name}: ${counts[`upstream:${backend.name}`] ?? 0} cases`);
     });
 

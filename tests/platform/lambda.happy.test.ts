@@ -23,8 +23,7 @@ import { backends, backendLabel, createPostgresDatabase, testDatabaseUrl, type T
 import { makeRuntime, sampleKeys, testSigner, type TestRuntime } from "../helpers/runtime.js";
 import { TEST_AZP } from "../../testkit/clerk.js";
 import { readEvents, validateGenerationEvents } from "../helpers/sse.js";
-import { startFakeGemini, type FakeGemini } from "../../testkit/fakes/gemini.js";
-import { startFakeExa, type FakeExa } from "../../testkit/fakes/exa.js";
+import { useFakeUpstreams } from "../helpers/upstreams.js";
 import { generateResult } from "../../lib/generation/schemas.js";
 
 // ---- event shapes, as API Gateway and Lambda Function URLs deliver them --------------------
@@ -460,8 +459,7 @@ describe("Lambda adapter without a database", () => {
 // ---- generation: Server-Sent Events through both handlers -------------------------------------
 
 describe("POST /api/blog/generate through the Lambda adapter (fake Gemini and Exa)", () => {
-  let gemini: FakeGemini;
-  let exa: FakeExa;
+  const { gemini, exa } = useFakeUpstreams();
   let database: TestDatabase;
   let prod: TestRuntime;
   const saved = globalThis.awslambda;
@@ -470,7 +468,7 @@ describe("POST /api/blog/generate through the Lambda adapter (fake Gemini and Ex
 
   beforeAll(async () => {
     globalThis.awslambda = fakeAwsLambda;
-    [gemini, exa, database] = await Promise.all([startFakeGemini(), startFakeExa(), backends[0]!.open()]);
+    database = await backends[0]!.open();
     prod = makeRuntime({
       database,
       mode: "production",
@@ -491,7 +489,7 @@ describe("POST /api/blog/generate through the Lambda adapter (fake Gemini and Ex
     const logs = prod.logs.join("\n");
     for (const key of [keys.gemini, keys.exa]) expect(logs).not.toContain(key);
     prod.cleanup();
-    await Promise.all([gemini.close(), exa.close(), database.destroy()]);
+    await database.destroy();
   });
 
   const generateEvent = (accept: string) =>
@@ -613,10 +611,11 @@ describe("the Lambda bundle (scripts/build-lambda.ts) in a child process", () =>
   it("is one ESM file holding every route file, without PGlite", async () => {
     expect(readdirSync(leanDir)).toEqual(["index.mjs"]);
     const inputs = Object.keys(lean.metafile.inputs);
-    // Every feature's route files (lib/<feature>/routes/, lib/compat/alwrity/routes/).
+    // Every feature's routes/ folder (lib/keys/routes/, lib/compat/alwrity/routes/, ...).
     const routeFiles = (readdirSync(join(import.meta.dirname, "../../lib"), { recursive: true }) as string[])
-      .map((f) => `lib/${f.split("\\").join("/")}`)
-      .filter((f) => f.endsWith(".ts") && f.includes("/routes/"));
+      .map((f) => f.split("\\").join("/"))
+      .filter((f) => f.endsWith(".ts") && f.split("/").includes("routes"))
+      .map((f) => `lib/${f}`);
     expect(routeFiles.length).toBeGreaterThanOrEqual(6);
     for (const file of routeFiles) expect(inputs, `${file} is not in the bundle`).toContain(file);
     expect(inputs.some((f) => f.startsWith("node_modules/@electric-sql/pglite/"))).toBe(false);

@@ -1,9 +1,9 @@
 /**
  * POST /api/blog/generate end to end in-process: the real Gemini and Exa SDKs through our
- * wrappers against the local fakes (tests/fakes), keys saved through the real endpoint and
+ * wrappers against the local fakes (testkit/fakes), keys saved through the real endpoint and
  * read back by the real resolver, usage rows in a real database.
  */
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { randomBytes } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { sql } from "drizzle-orm";
@@ -14,13 +14,15 @@ import { geminiCostUsd } from "../../lib/providers/prices.js";
 import { generateResult } from "../../lib/generation/schemas.js";
 import { problemSchema } from "../../lib/http/schemas.js";
 import { DEFAULT_GEMINI_MODEL, type RawEnv } from "../../lib/platform/env.js";
-import { FAKE_GEMINI_CHUNKS, FAKE_THOUGHTS_TOKENS, fakeTokenCount, startFakeGemini, type FakeGemini } from "../../testkit/fakes/gemini.js";
-import { FAKE_EXA_SEARCH_COST, startFakeExa, type FakeExa } from "../../testkit/fakes/exa.js";
+import { FAKE_GEMINI_CHUNKS, FAKE_THOUGHTS_TOKENS, fakeTokenCount } from "../../testkit/fakes/gemini.js";
+import { FAKE_EXA_SEARCH_COST } from "../../testkit/fakes/exa.js";
 import type { FakeMode } from "../../testkit/fakes/index.js";
 import { backends, backendLabel, type TestDatabase } from "../helpers/db.js";
 import { expectStatus, makeRuntime, request, sampleKeys, type TestRuntime } from "../helpers/runtime.js";
 import { readEvents, SseReader, validateGenerationEvents, type ParsedEvent } from "../helpers/sse.js";
 import { startTimedProxy } from "../helpers/timed-proxy.js";
+import { useFakeUpstreams } from "../helpers/upstreams.js";
+import { waitFor } from "../helpers/wait.js";
 
 /** One key ring for every runtime of this file, so keys saved by one runtime are readable by another. */
 const KEYRING = generateKeyringEntry("blogtest");
@@ -31,23 +33,12 @@ const KEYRING = generateKeyringEntry("blogtest");
 const NO_TIMEOUT = "600000";
 const TOPIC = "How deterministic fakes make streaming tests reliable";
 
-let gemini: FakeGemini;
-let exa: FakeExa;
+const { gemini, exa } = useFakeUpstreams({ resetEach: true });
 let seed = 1_000;
 /** Fresh, distinct keys per call. */
 const freshKeys = () => sampleKeys(++seed);
 const freshUser = (label: string) => `user_${label}_${randomBytes(4).toString("hex")}`;
 
-beforeAll(async () => {
-  [gemini, exa] = await Promise.all([startFakeGemini(), startFakeExa()]);
-});
-afterAll(async () => {
-  await Promise.all([gemini.close(), exa.close()]);
-});
-beforeEach(() => {
-  gemini.reset();
-  exa.reset();
-});
 afterEach(async () => {
   // Whatever a test did, nothing may keep running upstream after it.
   await Promise.all([gemini.waitForIdle(3_000), exa.waitForIdle(3_000)]);
@@ -460,7 +451,7 @@ for (const backend of backends) {
       );
       await reader.until((e) => e.event === "status");
       // All three searches are open upstream.
-      await waitFor(() => exa.inFlight() === 3, () => `${exa.inFlight()} searches open`);
+      await waitFor(() => exa.inFlight() === 3, () => `${exa.inFlight()} searches open`, { timeoutMs: 5_000 });
 
       controller.abort();
       await reader.all();
@@ -477,7 +468,7 @@ for (const backend of backends) {
       gemini.setMode({ hangAfterChunks: 2 }, user.keys.gemini);
       const controller = new AbortController();
       const pending = rt.fetch(generateRequest({ token: user.token, body: { topic: TOPIC }, json: true, signal: controller.signal }));
-      await waitFor(() => gemini.inFlight() === 1, () => `${gemini.inFlight()} gemini requests open`);
+      await waitFor(() => gemini.inFlight() === 1, () => `${gemini.inFlight()} gemini requests open`, { timeoutMs: 5_000 });
       // JSON mode shows the client no chunk: give the two chunks time to reach the server, so the
       // stream was accepted (and is billed) before the client leaves.
       await new Promise((resolve) => setTimeout(resolve, 300));
@@ -582,15 +573,6 @@ for (const backend of backends) {
       await expectStatus(await rt.fetch(generateRequest({ token: other.token, body, json: true })), 200);
     });
   });
-}
-
-/** Polls a condition (state, not time) until it holds; fails with `describe()` after 5 s. */
-async function waitFor(condition: () => boolean, describe: () => string) {
-  const deadline = Date.now() + 5_000;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`condition never held: ${describe()}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
 }
 
 /** The limiter uses fixed one-minute windows on the database clock: stay clear of a window edge. */

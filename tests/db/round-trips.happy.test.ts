@@ -13,12 +13,11 @@ import { migrateDatabase, openDatabase, type Database } from "../../db/client.js
 import { generateKeyringEntry } from "../../lib/platform/crypto.js";
 import { routes } from "../../lib/routes.js";
 import { startPgLatencyProxy, type PgLatencyProxy } from "../../testkit/pg-latency-proxy.js";
-import { startFakeGemini, type FakeGemini } from "../../testkit/fakes/gemini.js";
-import { startFakeExa, type FakeExa } from "../../testkit/fakes/exa.js";
 import { userDeletedEvent } from "../../testkit/webhooks.js";
 import { createPostgresDatabase, testDatabaseUrl } from "../helpers/db.js";
 import { endpointRequest, endpoints, readResponse, describeExchange, type Endpoint } from "../helpers/battery.js";
 import { expectStatus, makeRuntime, request, sampleKeys, type TestRuntime } from "../helpers/runtime.js";
+import { useFakeUpstreams } from "../helpers/upstreams.js";
 
 interface Expectation {
   /** Round trips of one warm request. */
@@ -71,8 +70,7 @@ describe.skipIf(!testDatabaseUrl)("database round trips per endpoint (postgres t
   let drop: () => Promise<void>;
   let database: Database;
   let rt: TestRuntime;
-  let gemini: FakeGemini;
-  let exa: FakeExa;
+  const { gemini, exa } = useFakeUpstreams();
   let seed = 7_000;
 
   beforeAll(async () => {
@@ -83,7 +81,6 @@ describe.skipIf(!testDatabaseUrl)("database round trips per endpoint (postgres t
     await direct.close();
     proxy = await startPgLatencyProxy();
     database = await openDatabase({ driver: "pg", url: proxy.rewrite(created.url), namedStatements: true, maxConnections: 4 });
-    [gemini, exa] = await Promise.all([startFakeGemini(), startFakeExa()]);
     rt = makeRuntime({
       database,
       mode: "production",
@@ -99,7 +96,6 @@ describe.skipIf(!testDatabaseUrl)("database round trips per endpoint (postgres t
     await database?.close();
     await proxy?.close();
     await drop?.();
-    await Promise.all([gemini?.close(), exa?.close()]);
   });
 
   /** A user with all three keys saved (and a session), through the real endpoint. */

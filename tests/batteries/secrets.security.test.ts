@@ -23,9 +23,8 @@ import { backends, backendLabel, type TestDatabase } from "../helpers/db.js";
 import { makeRuntime, sampleKeys, testSigner, type TestRuntime } from "../helpers/runtime.js";
 import { startJwksServer, type JwksServer } from "../../testkit/clerk.js";
 import { TEST_WEBHOOK_SECRET } from "../../testkit/webhooks.js";
-import { startFakeGemini, type FakeGemini } from "../../testkit/fakes/gemini.js";
-import { startFakeExa, type FakeExa } from "../../testkit/fakes/exa.js";
 import { badTokenCases, endpointRequest, endpoints, readResponse, send, withTokenCase, type Endpoint, type RequestParts, type Transport } from "../helpers/battery.js";
+import { useFakeUpstreams } from "../helpers/upstreams.js";
 
 const allEndpoints = await endpoints();
 const ep = (label: string): Endpoint => {
@@ -47,8 +46,7 @@ interface Captured {
 for (const backend of backends) {
   describe.skipIf(!backend.available)(`secrets battery ${backendLabel(backend)}`, () => {
     let database: TestDatabase;
-    let gemini: FakeGemini;
-    let exa: FakeExa;
+    const { gemini, exa } = useFakeUpstreams();
     let jwks: JwksServer;
     let prod: TestRuntime;
     let prodJwks: TestRuntime;
@@ -100,7 +98,6 @@ for (const backend of backends) {
 
     beforeAll(async () => {
       database = await backend.open();
-      [gemini, exa] = await Promise.all([startFakeGemini(), startFakeExa()]);
       jwks = await startJwksServer(signer.jwks, { secretKey: clerkSecretKey });
       frontendDir = mkdtempSync(join(tmpdir(), "byok-secrets-frontend-"));
       const env = { GEMINI_BASE_URL: gemini.url, EXA_BASE_URL: exa.url, RATE_LIMIT_KEY_WRITES_PER_MINUTE: "1000" };
@@ -132,7 +129,7 @@ for (const backend of backends) {
       if (summary) console.info(summary);
       for (const rt of [prod, dev, prodJwks, prodImpatient]) rt?.cleanup();
       rmSync(frontendDir, { recursive: true, force: true });
-      await Promise.all([gemini?.close(), exa?.close(), jwks?.close()]);
+      await jwks?.close();
       await database?.destroy();
     });
 

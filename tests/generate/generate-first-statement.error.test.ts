@@ -11,23 +11,14 @@ import { generateKeyringEntry } from "../../lib/platform/crypto.js";
 import { generationWorstCaseUsd } from "../../lib/generation/generate.js";
 import { generateBody } from "../../lib/generation/schemas.js";
 import { DEFAULT_GEMINI_MODEL } from "../../lib/platform/env.js";
-import { startFakeGemini, type FakeGemini } from "../../testkit/fakes/gemini.js";
-import { startFakeExa, type FakeExa } from "../../testkit/fakes/exa.js";
 import { backends, backendLabel, type TestDatabase } from "../helpers/db.js";
 import { expectStatus, makeRuntime, request, sampleKeys, type TestRuntime } from "../helpers/runtime.js";
+import { useFakeUpstreams } from "../helpers/upstreams.js";
 
 const KEYRING = generateKeyringEntry("firststmt");
 const TOPIC = "One round trip before the first byte";
-let gemini: FakeGemini;
-let exa: FakeExa;
+const { gemini, exa } = useFakeUpstreams();
 let seed = 90_000;
-
-beforeAll(async () => {
-  [gemini, exa] = await Promise.all([startFakeGemini(), startFakeExa()]);
-});
-afterAll(async () => {
-  await Promise.all([gemini.close(), exa.close()]);
-});
 
 for (const backend of backends) {
   describe.skipIf(!backend.available)(`a generation's first statement ${backendLabel(backend)}`, () => {

@@ -1,10 +1,11 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { AppError } from "../../lib/http/errors.js";
 import { isAbortError } from "../../lib/providers/abort.js";
 import { createGemini, type GeminiConfig, type GeminiTextStream } from "../../lib/providers/gemini.js";
 import { checkGeminiKey } from "../../lib/providers/gemini-check.js";
-import { FAKE_GEMINI_CHUNKS, FAKE_THOUGHTS_TOKENS, fakeTokenCount, startFakeGemini, type FakeGemini, type FakeMode } from "../../testkit/fakes/gemini.js";
+import { FAKE_GEMINI_CHUNKS, FAKE_THOUGHTS_TOKENS, fakeTokenCount, startFakeGemini, type FakeMode } from "../../testkit/fakes/gemini.js";
 import { keyRejectionReasons } from "../../lib/providers/rejections.js";
+import { useFakeGemini } from "../helpers/upstreams.js";
 
 const KEY_A = "AQ.Ab8R_tester_a_000000000000000000000000000000000001";
 const KEY_B = "AQ.Ab8R_tester_b_000000000000000000000000000000000002";
@@ -14,17 +15,7 @@ const STANDARD_KEY = "AIzaSyA_standard_0000000000000000000001";
 const SYSTEM = "You write blog posts.";
 const PROMPT = "Write about deterministic testing of streaming APIs.";
 
-let fake: FakeGemini;
-
-beforeAll(async () => {
-  fake = await startFakeGemini();
-});
-afterAll(async () => {
-  await fake.close();
-});
-beforeEach(() => {
-  fake.reset();
-});
+const fake = useFakeGemini({ resetEach: true });
 
 function client(overrides: Partial<GeminiConfig> = {}) {
   return createGemini({ apiKey: KEY_A, model: MODEL, baseUrl: fake.url, timeoutMs: 2_000, ...overrides });

@@ -2,7 +2,7 @@
  * The usage row of a Gemini stream cut short (lib/generation/generate.ts `cutShortGeminiUsage`):
  * each count is Gemini's when its last usageMetadata held one, our estimate otherwise, and the
  * row says whether any count is estimated. The end-to-end cases (client abort, stall) are in
- * generate.behaviour.test.ts.
+ * generate.happy.test.ts.
  */
 import { describe, expect, it } from "vitest";
 import { cutShortGeminiUsage } from "../../lib/generation/generate.js";

@@ -110,7 +110,7 @@ describe("every Gemini key shape accepted today is scrubbed from upstream errors
 });
 
 describe("redact()", () => {
-  it("finds JWTs exactly where the former single regex found them (and in linear time, see linear-regex.test.ts)", () => {
+  it("finds JWTs exactly where the former single regex found them (and in linear time, see linear-regex.security.test.ts)", () => {
     const jwtPattern = /eyJ[0-9A-Za-z_-]{5,}\.[0-9A-Za-z_-]{5,}\.[0-9A-Za-z_-]*/g;
     const text = fc
       .array(fc.constantFrom("eyJ", "a", "Zz", "0", ".", "-", "_", " ", '"', "=", "eyJhbGciOi"), { maxLength: 60 })

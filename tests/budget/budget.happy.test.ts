@@ -2,9 +2,9 @@
  * Monthly spending caps: GET/PUT /api/usage/budget, the operator's default and maximum, 402
  * `budget-exceeded` before any upstream call, settlement to the real cost, release on failure
  * and abort, expiry of a crashed instance's reservation, the month rollover, the worst-case
- * estimate, and the database round trips of a generation. Concurrency: budget.concurrency.test.ts.
+ * estimate, and the database round trips of a generation. Concurrency: budget-concurrency.happy.test.ts.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { randomBytes, randomUUID } from "node:crypto";
 import { sql } from "drizzle-orm";
 import { generateKeyringEntry } from "../../lib/platform/crypto.js";
@@ -15,38 +15,17 @@ import { generationWorstCaseUsd, MAX_OUTPUT_TOKENS, researchQueries, worstCaseIn
 import { reservationSql, usd } from "../../lib/generation/budget.js";
 import { EXA_SEARCH_PRICE_USD } from "../../lib/generation/usage.js";
 import { geminiPrices, geminiPrice } from "../../lib/providers/prices.js";
-import { startFakeGemini, type FakeGemini } from "../../testkit/fakes/gemini.js";
-import { startFakeExa, type FakeExa } from "../../testkit/fakes/exa.js";
 import { backends, backendLabel, type TestDatabase } from "../helpers/db.js";
 import { databaseFingerprint } from "../helpers/battery.js";
 import { expectStatus, makeRuntime, request, sampleKeys, type TestRuntime } from "../helpers/runtime.js";
 import { SseReader } from "../helpers/sse.js";
+import { useFakeUpstreams } from "../helpers/upstreams.js";
+import { waitFor } from "../helpers/wait.js";
 
 const KEYRING = generateKeyringEntry("budgettest");
 const TOPIC = "Spending caps that hold";
-let gemini: FakeGemini;
-let exa: FakeExa;
+const { gemini, exa } = useFakeUpstreams({ resetEach: true });
 let seed = 30_000;
-
-beforeAll(async () => {
-  [gemini, exa] = await Promise.all([startFakeGemini(), startFakeExa()]);
-});
-afterAll(async () => {
-  await Promise.all([gemini.close(), exa.close()]);
-});
-beforeEach(() => {
-  gemini.reset();
-  exa.reset();
-});
-
-/** Polls state (never time) until `condition` holds; fails with `describe()` after 20 s. */
-async function waitFor(condition: () => boolean | Promise<boolean>, describe: () => string): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`condition never held: ${describe()}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
 
 describe("the worst-case estimate", () => {
   const body = generateBody.parse({ topic: TOPIC, keywords: ["a", "b", "c"], wordCount: 3000 });

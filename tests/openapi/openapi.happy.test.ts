@@ -1,6 +1,6 @@
 /**
  * GET /api/openapi.json: an OpenAPI 3.1 document generated from the route definitions
- * (lib/routes/). Checks it against the app's route list in both directions, its
+ * (lib/<feature>/routes/). Checks it against the app's route list in both directions, its
  * problem responses against the error-code map, its examples against the handlers' schemas
  * and the handlers themselves, and that the generator stays out of every other endpoint.
  */

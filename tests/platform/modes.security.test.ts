@@ -26,7 +26,7 @@ import { expectStatus, makeRuntime, request, sampleKeys, type TestRuntime } from
 import { parseWithDotenv, parseWithNode, parseWithPython, pythonDotenvMissing } from "../helpers/dotenv-parsers.js";
 
 
-if (pythonDotenvMissing) console.warn(`[modes.test] python-dotenv check ${pythonDotenvMissing}`);
+if (pythonDotenvMissing) console.warn(`[modes.security.test] python-dotenv check ${pythonDotenvMissing}`);
 
 
 
@@ -480,7 +480,7 @@ for (const backend of backends) {
 
     it("development writes .env and FRONTEND_ENV_FILE so that dotenv, node --env-file and python-dotenv agree", async () => {
       // A fresh checkout: an empty database (keys sealed with another key id would stop the
-      // development key from being generated; tests/keys/keys.lost-key.test.ts).
+      // development key from being generated; tests/keys/keys-lost-key.error.test.ts).
       const database = await backend.open();
       const dir = mkdtempSync(join(tmpdir(), "byok-modes-dev-"));
       const envFile = join(dir, ".env");

@@ -1,7 +1,7 @@
 /**
  * Configuration that should not pass (issue 9, item 6) and the one list of configuration
  * problems (lib/platform/config-check.ts) that `npm start`, `/api/health` and `npm run check-config`
- * share. Health and the CLI are exercised in tests/platform/health-config.test.ts.
+ * share. Health and the CLI are exercised in tests/platform/health-config.error.test.ts.
  */
 import { generateKeyPairSync, randomBytes } from "node:crypto";
 import fc from "fast-check";
