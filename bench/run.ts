@@ -393,7 +393,7 @@ async function evaluateCostGoals(report: BenchReport): Promise<TargetCheck[]> {
     const added = top.rttMs - low.rttMs;
     goals.push({
       name: "1. POST /api/blog/generate: 1 round trip before the first upstream call",
-      target: `(first byte − floor) grows < ${added / 2} ms from RTT ${low.rttMs} to ${top.rttMs} ms (one more round trip: +${added} ms); counted exactly by tests/db/round-trips.test.ts`,
+      target: `(first byte − floor) grows < ${added / 2} ms from RTT ${low.rttMs} to ${top.rttMs} ms (one more round trip: +${added} ms); counted exactly by tests/db/round-trips.happy.test.ts`,
       measured: `${signedMs(low.generateFirstByteP50 - low.floorP50)} → ${signedMs(top.generateFirstByteP50 - top.floorP50)} (grew ${signedMs(growth)}); ${top.generateRoundTrips} for the whole generation (settlement after the stream)`,
       pass: growth < added / 2,
     });
@@ -402,7 +402,7 @@ async function evaluateCostGoals(report: BenchReport): Promise<TargetCheck[]> {
   if (saves.length) {
     goals.push({
       name: "1. POST /api/onboarding/api-keys: 1 round trip (save + list + rate limit)",
-      target: "exactly 1 at every RTT; counted exactly by tests/db/round-trips.test.ts",
+      target: "exactly 1 at every RTT; counted exactly by tests/db/round-trips.happy.test.ts",
       measured: saves.map((r) => `${r.saveRoundTrips} at ${r.rttMs} ms`).join(", "),
       pass: saves.every((r) => r.saveRoundTrips === 1),
     });
@@ -512,7 +512,7 @@ function renderMarkdown(report: BenchReport): string {
     lines.push("## Serverless cost");
     lines.push("");
     lines.push("Each serverless-cost goal, met or missed in this run. Round trips are also enforced, as counts, by");
-    lines.push("`tests/db/round-trips.test.ts` (every route has its expected count there).");
+    lines.push("`tests/db/round-trips.happy.test.ts` (every route has its expected count there).");
     lines.push("");
     lines.push(checksTable(report.costGoals));
     lines.push("");

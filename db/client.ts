@@ -24,7 +24,7 @@ export interface DatabaseOptions {
   /** Pool size for pg / neon-ws. Serverless functions want few connections each. */
   maxConnections?: number;
   /**
-   * Neon only: where the driver connects, for local proxies (tests/platform/neon.test.ts, docs/neon.md).
+   * Neon only: where the driver connects, for local proxies (tests/platform/neon.happy.test.ts, docs/neon.md).
    * `fetchEndpoint` (neon-http) is set on the driver's module-global config; the WebSocket
    * settings (neon-ws) apply to this database's pool only.
    */

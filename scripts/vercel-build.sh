@@ -84,7 +84,7 @@ echo "vercel-build: functions in .vercel/output/functions:"
 find .vercel/output/functions -name .vc-config.json -print | sort | while read -r config; do
   dir=$(dirname "$config")
   handler=$(node -e 'const c=require(process.argv[1]);process.stdout.write(`${c.handler} (${c.runtime}, maxDuration ${c.maxDuration ?? "default"})`)' "$PWD/$config")
-  # Sum of file sizes (what tests/vercel/output.test.ts holds to 4 MiB), not disk blocks.
+  # Sum of file sizes (what tests/vercel/output.happy.test.ts holds to 4 MiB), not disk blocks.
   size=$(find "$dir" -type f -printf '%s\n' | awk '{ s += $1 } END { printf "%.2f MiB", s / 1048576 }')
   echo "  ${dir#.vercel/output/functions/}  ->  $handler  [$size]"
 done

@@ -18,7 +18,7 @@ export const methods: readonly Method[] = ["GET", "POST", "PUT", "DELETE"];
 
 /**
  * Response headers an operation can promise beyond `x-request-id` (sent on every response).
- * Each has a component in the OpenAPI document; tests/batteries/contract.test.ts checks that every
+ * Each has a component in the OpenAPI document; tests/batteries/contract.happy.test.ts checks that every
  * promised header arrives on a real response.
  */
 export type DocumentedHeader = "RateLimit" | "RateLimit-Policy" | "Cache-Control" | "Access-Control-Allow-Origin";

@@ -3,7 +3,7 @@
  * (scripts from this origin only, no inline script, no eval; Clerk's origins only when a
  * publishable key names a Frontend API), no MIME sniffing, no referrer to other origins, no
  * framing. `npm start` sends them (lib/server/static.ts); vercel.json states the same for
- * Vercel's static output (tests/web/static.test.ts keeps the two in step).
+ * Vercel's static output (tests/web/static.security.test.ts keeps the two in step).
  */
 
 /** Cloudflare Turnstile: Clerk's bot protection on sign-up runs in this frame. */

@@ -30,7 +30,7 @@ export interface Logger {
 }
 
 /**
- * Secret shapes. Each runs in linear time over any input (tests/unit/linear-regex.test.ts
+ * Secret shapes. Each runs in linear time over any input (tests/unit/linear-regex.security.test.ts
  * feeds each a 16 KiB and a 64 KiB worst case): every repeat is either bounded, or the last
  * element of its pattern (a greedy class at the end always succeeds, so nothing backtracks
  * into it). JWTs are found by `redactJwtsInRun` instead: `eyJ…\.…\.…` as one regex backtracks

@@ -24,7 +24,7 @@ function withoutTrailingSlashes(path: string): string {
 /**
  * `allowFor`: the whole route table's, whatever the mode. So, as before, a listed origin's
  * preflight of a development-only path is answered 204 in production too, though the request
- * itself is then 404 there (tests/batteries/cors.test.ts expects the 204).
+ * itself is then 404 there (tests/batteries/cors.security.test.ts expects the 204).
  */
 export function allowListCors(allowFor: AllowFor): MiddlewareHandler<AppEnv> {
   const allowAt = (path: string) => allowFor(withoutTrailingSlashes(path));

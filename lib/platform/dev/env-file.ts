@@ -6,7 +6,7 @@
  * Values are written unquoted, so they are restricted to printable ASCII without whitespace,
  * quotes (' " `), `#` (a comment for dotenv even without a space before it), `$`
  * (python-dotenv interpolates `${…}`) and backslash (escapes). `=` is allowed: all three
- * split an assignment at its first `=` and keep the rest verbatim (tests/unit/env-file.test.ts
+ * split an assignment at its first `=` and keep the rest verbatim (tests/unit/env-file.happy.test.ts
  * proves it for every allowed character), and base64 keyring entries need it.
  *
  * Refusal is thrown, not returned: values reach this module already validated by the
@@ -74,7 +74,7 @@ function assertName(name: string): void {
  * whose line breaks are normalised as dotenv does first (`\r\n` and a bare `\r` become `\n`).
  * Like dotenv's, it is not linear on pathological files; it only ever sees the developer's
  * own `.env` (which dotenv parses anyway), never request input.
- * tests/unit/env-file.test.ts checks, on generated files, that it finds what dotenv finds.
+ * tests/unit/env-file.happy.test.ts checks, on generated files, that it finds what dotenv finds.
  */
 const dotenvAssignment =
   /^(\s*)((?:export\s+)?)([\w.-]+)(\s*=\s*?|:\s+?)(\s*'(?:\\'|[^'])*'|\s*"(?:\\"|[^"])*"|\s*`(?:\\`|[^`])*`|[^#\r\n]+)?\s*(?:#.*)?$/dgm;
