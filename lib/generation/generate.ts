@@ -256,6 +256,8 @@ async function* run(
     } else {
       yield { event: "status", data: { phase: "research" } };
       const queries = researchQueries(job.input);
+      // A client already gone sends nothing (fetch rejects before any byte leaves).
+      const sent = !job.signal.aborted;
       const settled = await Promise.allSettled(
         queries.map((query) =>
           searchExa({ apiKey: job.exa!, baseUrl: config.exa.baseUrl, query, numResults: RESULTS_PER_SEARCH, signal: job.signal, timeoutMs: config.upstreamTimeoutMs }),
@@ -274,6 +276,15 @@ async function* run(
           usageRecords.push({ userId: job.userId, provider: "exa", operation: "search", model: null, costUsd: cost, requestId });
         } else {
           firstFailure ??= outcome.reason;
+          // Sent and never answered (cut off, timed out, the client left): Exa may well have
+          // run and billed it, so it is charged at its price (docs/blog-generation.md "What a
+          // call costs"). An error Exa answered with (401, 402, 429, 5xx) is not billed.
+          if (sent && !answeredWithError(outcome.reason)) {
+            usage.exa.requests += 1;
+            usage.exa.costUsd = roundUsd(usage.exa.costUsd + EXA_SEARCH_PRICE_USD);
+            chargeUsd += EXA_SEARCH_PRICE_USD;
+            usageRecords.push({ userId: job.userId, provider: "exa", operation: "search", model: null, costUsd: EXA_SEARCH_PRICE_USD, requestId, partial: true });
+          }
         }
       }
       verdicts.exa = combineVerdicts(settled.map((o) => (o.status === "fulfilled" ? "ok" : verdictOf(o.reason))));
@@ -305,6 +316,7 @@ async function* run(
     const stream = client.streamText({ systemInstruction: instruction, prompt, signal: job.signal, generationConfig: { maxOutputTokens: 8_192 } });
     let markdown = "";
     let streamed = false;
+    let failure: unknown;
     try {
       for await (const text of stream) {
         markdown += text;
@@ -312,6 +324,7 @@ async function* run(
       }
       streamed = true;
     } catch (error) {
+      failure = error;
       verdicts.gemini = verdictOf(error);
       reasons.gemini = rejectionReasonOf(error);
       if (error instanceof AppError && error.code === "model-unavailable" && !deps.once.has(`model-unavailable:${client.model}`)) {
@@ -324,10 +337,12 @@ async function* run(
       }
       throw error;
     } finally {
-      // Cut short (the client left, the stream failed or stalled): Gemini bills what it
-      // processed, so the tokens up to here are recorded, marked partial.
-      if (!streamed && stream.progress.accepted) {
-        const record = cutShortGeminiUsage(job.userId, requestId, client.model, `${instruction}\n${prompt}`, stream.progress, config.gemini.price);
+      // Cut short (the client left, the stream failed or stalled) after the request was sent,
+      // and not refused by an HTTP error: Gemini bills what it processed, which is unknown, so
+      // the call is charged its reserved worst case (the tokens seen are recorded, marked partial).
+      if (!streamed && stream.progress.sent && !answeredWithError(failure)) {
+        const worstCaseUsd = geminiCostUsd(client.model, worstCaseInputTokens(job.input, sources.length > 0), MAX_OUTPUT_TOKENS, config.gemini.price);
+        const record = cutShortGeminiUsage(job.userId, requestId, client.model, `${instruction}\n${prompt}`, stream.progress, worstCaseUsd);
         usageRecords.push(record);
         chargeUsd += record.costUsd; // billed by Gemini, so counted against the user's cap too
         logger.info("gemini stream cut short; usage recorded as partial", {
@@ -394,8 +409,11 @@ async function* run(
 }
 
 /**
- * The usage of a Gemini stream that did not finish: each count from the last usageMetadata
- * Gemini sent when it holds one (the prompt's usually arrives with the first chunk), else
+ * The usage row of a Gemini call that did not finish. Its cost is `worstCaseUsd`, the call's
+ * reserved worst case: what Gemini bills for a call cut short is not known (thinking happens
+ * before any text, output tokens arrive in the last usageMetadata), and over-charging the
+ * user's own ledger by a few cents beats under-counting a real bill. The tokens are each
+ * Gemini's when its last usageMetadata held one (thinking tokens always, when reported), else
  * estimated from the text sent and received; `tokensEstimated` says whether any count is ours.
  */
 export function cutShortGeminiUsage(
@@ -404,15 +422,13 @@ export function cutShortGeminiUsage(
   model: string,
   promptText: string,
   progress: GeminiStreamProgress,
-  override?: PriceOverride,
+  worstCaseUsd: number,
 ): UsageRecord {
   const reported = progress.lastUsage ?? {};
   const inputReported = typeof reported.promptTokenCount === "number";
   const outputReported = typeof reported.candidatesTokenCount === "number";
   const inputTokens = inputReported ? (reported.promptTokenCount as number) : estimateTokens(promptText);
-  const outputTokens = outputReported
-    ? (reported.candidatesTokenCount as number) + (reported.thoughtsTokenCount ?? 0)
-    : estimateTokens(progress.text);
+  const outputTokens = (outputReported ? (reported.candidatesTokenCount as number) : estimateTokens(progress.text)) + (reported.thoughtsTokenCount ?? 0);
   return {
     userId,
     provider: "gemini",
@@ -420,11 +436,16 @@ export function cutShortGeminiUsage(
     model,
     inputTokens,
     outputTokens,
-    costUsd: geminiCostUsd(model, inputTokens, outputTokens, override),
+    costUsd: worstCaseUsd,
     requestId,
     partial: true,
     tokensEstimated: !inputReported || !outputReported,
   };
+}
+
+/** Whether the provider answered the call with an HTTP error (then it did not bill it). */
+function answeredWithError(error: unknown): boolean {
+  return error instanceof AppError && typeof error.extra.upstreamStatus === "number";
 }
 
 /** Re-exported for lib/generation/routes/generate.ts, which loads this module lazily. */

@@ -73,6 +73,8 @@ export interface GeminiOutcome {
 
 /** What a stream had received when it was read last, whether it ended, failed or was aborted. */
 export interface GeminiStreamProgress {
+  /** The request left for Gemini (it may bill a call it answers only after we gave up). */
+  sent: boolean;
   /** Gemini answered 200 and began streaming: from then on it bills the call, finished or not. */
   accepted: boolean;
   /** The visible text received so far. */
@@ -128,6 +130,7 @@ export function createGemini(config: GeminiConfig): GeminiClient {
     streamText(request) {
       let final: GeminiOutcome | undefined;
       let started = false;
+      let sent = false;
       let accepted = false;
       const acc = new OutcomeBuilder(modelName);
       async function* run(): AsyncGenerator<string, void, undefined> {
@@ -135,6 +138,8 @@ export function createGemini(config: GeminiConfig): GeminiClient {
         const call = upstreamCall(request.signal, config.timeoutMs);
         let finished = false;
         try {
+          // An already aborted signal sends nothing: fetch rejects before any byte leaves.
+          sent = !call.signal.aborted;
           const result = await getModel(request).generateContentStream(contents(request), { signal: call.signal });
           // The SDK returns once Gemini answered 200 (it throws on any other status).
           accepted = true;
@@ -165,7 +170,7 @@ export function createGemini(config: GeminiConfig): GeminiClient {
           return final;
         },
         get progress() {
-          return { accepted, text: acc.text(), lastUsage: acc.lastUsage() };
+          return { sent, accepted, text: acc.text(), lastUsage: acc.lastUsage() };
         },
         [Symbol.asyncIterator]() {
           if (started) throw new Error("a GeminiTextStream can be iterated only once");

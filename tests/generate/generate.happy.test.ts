@@ -9,9 +9,10 @@ import { writeFileSync } from "node:fs";
 import { sql } from "drizzle-orm";
 import { generateKeyringEntry } from "../../lib/platform/crypto.js";
 import { EXA_CONTENTS } from "../../lib/providers/exa.js";
-import { estimateTokens } from "../../lib/generation/usage.js";
+import { estimateTokens, EXA_SEARCH_PRICE_USD } from "../../lib/generation/usage.js";
+import { MAX_OUTPUT_TOKENS, worstCaseInputTokens } from "../../lib/generation/generate.js";
 import { geminiCostUsd } from "../../lib/providers/prices.js";
-import { generateResult } from "../../lib/generation/schemas.js";
+import { generateBody, generateResult } from "../../lib/generation/schemas.js";
 import { problemSchema } from "../../lib/http/schemas.js";
 import { DEFAULT_GEMINI_MODEL, type RawEnv } from "../../lib/platform/env.js";
 import { FAKE_GEMINI_CHUNKS, FAKE_THOUGHTS_TOKENS, fakeTokenCount } from "../../testkit/fakes/gemini.js";
@@ -392,12 +393,15 @@ for (const backend of backends) {
         await gemini.waitForIdle(2_000);
         expect(gemini.inFlight()).toBe(0);
         // The searches that completed are billed (one per request); a writing call Gemini
-        // refused is not, one it cut off mid-stream is, for the tokens up to then (partial).
-        const stalled = failure.mode.hangAfterChunks !== undefined;
-        const rows = await eventuallyUsageRows(user.userId, stalled ? 4 : 2);
+        // refused with an HTTP error is not; one sent and never finished (a hang, a stall) is,
+        // at its reserved worst case (partial): Gemini's bill for it is unknown.
+        const unfinished = failure.mode.hangAfterChunks !== undefined || failure.mode.hang === true;
+        const rows = await eventuallyUsageRows(user.userId, unfinished ? 4 : 2);
         expect(rows.map((r) => `${r.provider}${r.partial ? " (partial)" : ""}`)).toEqual(
-          stalled ? ["exa", "exa", "gemini (partial)", "gemini (partial)"] : ["exa", "exa"],
+          unfinished ? ["exa", "exa", "gemini (partial)", "gemini (partial)"] : ["exa", "exa"],
         );
+        const worstCase = geminiCostUsd(DEFAULT_GEMINI_MODEL, worstCaseInputTokens(generateBody.parse({ topic: TOPIC }), true), MAX_OUTPUT_TOKENS);
+        for (const row of rows.filter((r) => r.partial)) expect(Number(row.cost_usd)).toBeCloseTo(worstCase, 8);
       });
     }
 
@@ -458,8 +462,11 @@ for (const backend of backends) {
       await exa.waitForIdle(2_000);
       expect(exa.inFlight()).toBe(0);
       expect(gemini.requests).toHaveLength(0);
-      // The stream closed after the generator finished (its usage write included): nothing to bill.
-      expect(await usageRows(user.userId)).toEqual([]);
+      // The stream closed after the generator finished (its usage write included). The three
+      // searches were sent and cut off: Exa may have billed them, so each is charged its price.
+      const rows = await eventuallyUsageRows(user.userId, 3);
+      expect(rows.map((r) => `${r.provider}${r.partial ? " (partial)" : ""}`)).toEqual(["exa (partial)", "exa (partial)", "exa (partial)"]);
+      for (const row of rows) expect(Number(row.cost_usd)).toBeCloseTo(EXA_SEARCH_PRICE_USD, 8);
     });
 
     it("JSON mode: a client that aborts mid-writing closes the upstream stream; answered 499, not logged as a server error", async () => {
@@ -484,7 +491,7 @@ for (const backend of backends) {
       expect(rt.logs.some((l) => l.includes("client went away"))).toBe(true);
     });
 
-    it("a stream cut short records the tokens so far: the prompt as Gemini reported it, the output estimated, marked partial, shown in GET /api/usage", async () => {
+    it("a stream cut short records the tokens so far (the prompt as Gemini reported it, the output estimated, thinking counted), charged the worst case, marked partial, shown in GET /api/usage", async () => {
       const rt = runtime("production", { UPSTREAM_TIMEOUT_MS: NO_TIMEOUT });
       const user = await userWith(["gemini"], rt);
       gemini.setMode({ hangAfterChunks: 2 }, user.keys.gemini);
@@ -504,8 +511,12 @@ for (const backend of backends) {
       const promptWords = fakeTokenCount([...sent.systemInstruction.parts, ...sent.contents.flatMap((c) => c.parts)].map((p) => p.text).join(" "));
       expect(row).toMatchObject({ provider: "gemini", operation: "generate", partial: true, tokens_estimated: true });
       expect(row!.input_tokens).toBe(promptWords);
-      expect(row!.output_tokens).toBe(estimateTokens(FAKE_GEMINI_CHUNKS.slice(0, 2).join("")));
-      expect(Number(row!.cost_usd)).toBeCloseTo(geminiCostUsd(DEFAULT_GEMINI_MODEL, row!.input_tokens, row!.output_tokens), 8);
+      // The output: our estimate of two chunks plus the thinking tokens Gemini reported up front.
+      expect(row!.output_tokens).toBe(estimateTokens(FAKE_GEMINI_CHUNKS.slice(0, 2).join("")) + FAKE_THOUGHTS_TOKENS);
+      // Charged the call's reserved worst case, never the visible text alone.
+      const worstCase = geminiCostUsd(DEFAULT_GEMINI_MODEL, worstCaseInputTokens(generateBody.parse({ topic: TOPIC }), false), MAX_OUTPUT_TOKENS);
+      expect(Number(row!.cost_usd)).toBeCloseTo(worstCase, 8);
+      expect(Number(row!.cost_usd)).toBeGreaterThan(geminiCostUsd(DEFAULT_GEMINI_MODEL, row!.input_tokens, row!.output_tokens));
       expect(rt.logs.some((l) => l.includes("usage recorded as partial") && l.includes('"tokensEstimated":true'))).toBe(true);
 
       const summary = await expectStatus(await rt.fetch(request("GET", "/api/usage", { token: user.token })), 200);
