@@ -2,10 +2,13 @@
  * A user's whole account here: deleting everything held about them (DELETE /api/me, and
  * Clerk's `user.deleted` webhook) and exporting it (GET /api/me/export).
  *
- * Deletion is ONE statement: keys, onboarding session, usage, rate-limit and budget rows and
- * the key audit rows go together, and one `account-delete` audit event (no key material:
- * user id, request id, time) is left in their place, so the trail says the deletion happened
- * and nothing else. A webhook delivery's id is recorded in the same statement; a replay of
+ * Deletion is ONE statement: keys, onboarding session, usage, rate-limit rows, the budget's
+ * cap choice and the key audit rows go together, and one `account-delete` audit event (no key
+ * material: user id, request id, time) is left in their place, so the trail says the deletion
+ * happened and nothing else. What stays until the month ends is the month's spend (and open
+ * reservations) on the `budgets` row, under the user id: the operator's caps
+ * (BUDGET_DEFAULT_USD, BUDGET_MAX_USD) hold for an account deleted and created again
+ * (docs/security.md "Deleting and exporting an account"). A webhook delivery's id is recorded in the same statement; a replay of
  * that id finds it and changes nothing.
  */
 import { getOnboardingState } from "../onboarding/session.js";
@@ -18,6 +21,9 @@ import { providers } from "../providers/registry.js";
 import { envMirror } from "../keys/env-mirror.js";
 import { roundUsd } from "../generation/usage.js";
 import type { AccountExport } from "./schemas.js";
+
+/** The current UTC month on the database's clock, as budgets.period_start holds it. */
+const THIS_MONTH = sql`(date_trunc('month', now() at time zone 'UTC'))::date`;
 
 /** How long processed webhook ids are kept (Clerk/Svix retries a delivery for about 3 days). */
 export const WEBHOOK_ID_RETENTION_DAYS = 30;
@@ -57,7 +63,26 @@ export async function deleteAccountData(
     sessions as (delete from onboarding_sessions s using gate where gate.go and s.user_id = ${userId} returning s.id),
     usage as (delete from usage_events u using gate where gate.go and u.user_id = ${userId} returning u.id),
     limits as (delete from rate_limits r using gate where gate.go and r.user_id = ${userId} returning r.bucket),
-    budget as (delete from budgets b using gate where gate.go and b.user_id = ${userId} returning b.user_id),
+    -- This month's spend outlives the account (the operator's caps must hold for a re-created
+    -- account): the row keeps only the month, the spend and open reservations; the user's cap
+    -- choice goes. A row with nothing to keep is deleted, as are rows whose month is over and
+    -- that hold no choice and no reservation, whoever they belong to (they carry nothing).
+    kept as (
+      update budgets b set user_set = false, monthly_usd = null, updated_at = now()
+      from gate
+      where gate.go and b.user_id = ${userId} and b.period_start = ${THIS_MONTH}
+        and (b.spent_usd > 0 or b.reservations <> '[]'::jsonb)
+      returning b.user_id
+    ),
+    budget as (
+      delete from budgets b using gate
+      where gate.go and b.user_id = ${userId} and b.user_id not in (select user_id from kept)
+      returning b.user_id
+    ),
+    stale as (
+      delete from budgets b using gate
+      where gate.go and b.user_id <> ${userId} and not b.user_set and b.period_start < ${THIS_MONTH} and b.reservations = '[]'::jsonb
+    ),
     audit as (${keyRows.audit}),
     tombstone as (${keyRows.tombstone})
     select (select go from gate) as processed,

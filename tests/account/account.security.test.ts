@@ -76,8 +76,14 @@ for (const backend of backends) {
     async function expectOnlyTombstone(userId: string): Promise<void> {
       const held = await holdings(userId);
       for (const [table, rows] of Object.entries(held)) {
-        if (table === "key_events") continue;
+        if (table === "key_events" || table === "budgets") continue;
         expect(rows, `${table} still holds rows of ${userId}`).toEqual([]);
+      }
+      // Only this month's spend outlives the account (the operator's caps must hold for a
+      // re-created account): no cap choice, nothing else.
+      for (const row of (held.budgets ?? []) as Record<string, unknown>[]) {
+        expect(row).toMatchObject({ user_id: userId, user_set: false, monthly_usd: null });
+        expect(Number(row.spent_usd) > 0 || JSON.stringify(row.reservations) !== "[]").toBe(true);
       }
       expect(held.key_events).toHaveLength(1);
       expect(held.key_events![0]).toMatchObject({ user_id: userId, action: "account-delete", provider: null, key_version: null });
