@@ -89,9 +89,10 @@ export function renderChart(options: { title: string; subtitle?: string; panels:
   const out: string[] = [];
   out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="Helvetica, Arial, sans-serif">`);
   out.push(`<rect width="100%" height="100%" fill="white"/>`);
+  out.push(`<title>${escapeXml(options.title)}</title>`); // what a screen reader announces
   out.push(`<text x="10" y="20" font-size="15" font-weight="bold">${escapeXml(options.title)}</text>`);
   if (options.subtitle) out.push(`<text x="10" y="38" font-size="11" fill="#555">${escapeXml(options.subtitle)}</text>`);
-  options.panels.forEach((panel, i) => out.push(renderPanel(panel, 10 + i * panelWidth, 44, panelWidth, panelHeight)));
+  for (const [i, panel] of options.panels.entries()) out.push(renderPanel(panel, 10 + i * panelWidth, 44, panelWidth, panelHeight));
   let x = 20;
   const y = 44 + panelHeight + 18;
   for (const [label, color] of legendItems) {

@@ -53,7 +53,6 @@ import {
   scaleTable,
   targetLabels,
   type BenchReport,
-  type MemoryReport,
   type PhaseResult,
   type ProfileReport,
   type Stat,

@@ -9,7 +9,7 @@
  * routes' schema instances: nothing here copies a schema, so the document cannot drift from
  * what the endpoints accept and return.
  */
-import { z } from "zod";
+import type { z } from "zod";
 import { OpenAPIRegistry, OpenApiGeneratorV31, zodToOpenAPIRegistry, type ResponseConfig, type RouteConfig } from "@asteasolutions/zod-to-openapi";
 import { errorCodes, titles, type ErrorCode } from "./http/errors.js";
 import { MAX_BODY_BYTES } from "./http/request.js";

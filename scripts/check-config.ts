@@ -10,7 +10,7 @@
  * exits 1 when any is an error, else prints `configuration OK (mode …)` and exits 0.
  * Exit 2: a usage error.
  */
-import { ConfigError, loadConfig } from "../lib/platform/env.js";
+import { ConfigError, loadConfig, type Config } from "../lib/platform/env.js";
 import { loadDevelopmentEnv } from "../lib/platform/dev/dotenv.js";
 import { configProblems, formatConfigProblem } from "../lib/platform/config-check.js";
 
@@ -29,7 +29,7 @@ function main(argv: readonly string[]): number {
     }
   }
 
-  let config;
+  let config: Readonly<Config>;
   try {
     config = assumeProduction ? loadConfig(undefined, { assumeProduction }) : loadDevelopmentEnv();
   } catch (error) {

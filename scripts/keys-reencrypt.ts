@@ -7,19 +7,15 @@
  * on the current key, 1 when some rows could not be decrypted (see the log lines naming
  * user and provider), 2 when it could not run (configuration, database).
  */
-import { ConfigError } from "../lib/platform/env.js";
 import { refusedEntries } from "../lib/platform/crypto.js";
 import { createLogger, redact } from "../lib/platform/log.js";
-import { loadDevelopmentEnv } from "../lib/platform/dev/dotenv.js";
+import { failer, loadConfigOrFail } from "./cli.js";
 import { openDatabase, type Database } from "../db/client.js";
 import { reencryptAll } from "../lib/keys/reencrypt.js";
 
 const usage = "usage: npm run keys:reencrypt [-- --batch-size=N]";
 
-function fail(message: string): never {
-  process.stderr.write(`keys:reencrypt: ${message}\n`);
-  process.exit(2);
-}
+const fail: (message: string) => never = failer("keys:reencrypt", 2);
 
 function parseArgs(argv: readonly string[]): { batchSize: number } {
   let batchSize = 100;
@@ -40,13 +36,7 @@ function parseArgs(argv: readonly string[]): { batchSize: number } {
 
 async function main(): Promise<void> {
   const { batchSize } = parseArgs(process.argv.slice(2));
-  let config;
-  try {
-    config = loadDevelopmentEnv();
-  } catch (error) {
-    if (error instanceof ConfigError) fail(error.message);
-    throw error;
-  }
+  const config = loadConfigOrFail(fail);
   const logger = createLogger({ level: config.logLevel });
   const keyring = config.keyring;
   if (!keyring) fail("KEY_ENCRYPTION_KEYS is not set; put the new key first and keep the old ones after it");
@@ -65,7 +55,7 @@ async function main(): Promise<void> {
   } catch (error) {
     fail(`could not open the ${config.database.driver} database (${error instanceof Error ? error.name : "error"})`);
   }
-  let summary;
+  let summary: Awaited<ReturnType<typeof reencryptAll>>;
   try {
     summary = await reencryptAll(database, keyring.value, { batchSize, logger });
   } catch (error) {

@@ -14,8 +14,7 @@ import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { Server } from "node:http";
 import { serve } from "@hono/node-server";
-import { loadDevelopmentEnv } from "../lib/platform/dev/dotenv.js";
-import { ConfigError } from "../lib/platform/env.js";
+import { failer, loadConfigOrFail } from "./cli.js";
 import { configProblems, logConfigProblems } from "../lib/platform/config-check.js";
 import { createRuntime } from "../lib/platform/runtime.js";
 import { createLogger, redact } from "../lib/platform/log.js";
@@ -30,19 +29,10 @@ import { parsePublishableKey } from "../lib/platform/auth/publishable-key.js";
 const publicDir = new URL("../public", import.meta.url).pathname;
 
 /** Ends the process with one line on stderr: what is wrong and what to do. */
-function fail(message: string): never {
-  process.stderr.write(`byok-functions: ${message}\n`);
-  process.exit(1);
-}
+const fail: (message: string) => never = failer("byok-functions", 1);
 
 async function main() {
-  let config;
-  try {
-    config = loadDevelopmentEnv();
-  } catch (error) {
-    if (error instanceof ConfigError) fail(error.message);
-    throw error;
-  }
+  const config = loadConfigOrFail(fail);
   const { driver, url, pgliteDir } = config.database;
   const urlProblem = driver === "pglite" || url === undefined ? undefined : databaseUrlProblem(url);
   if (urlProblem !== undefined) fail(urlProblem);

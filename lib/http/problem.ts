@@ -1,5 +1,5 @@
 /** The one place that renders RFC 9457 problem+json. */
-import { AppError, errorCodes, titles, type ErrorCode } from "./errors.js";
+import { type AppError, errorCodes, titles, type ErrorCode } from "./errors.js";
 
 export const PROBLEM_TYPE_BASE = "https://byok-functions.dev/problems/";
 

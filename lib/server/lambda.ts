@@ -41,8 +41,8 @@ export interface AwsLambdaGlobal {
 }
 
 declare global {
-  // Defined by the Lambda Node.js runtime before it loads the handler module.
-  // eslint-disable-next-line no-var
+  // Defined by the Lambda Node.js runtime before it loads the handler module. `var`: only a
+  // var declaration adds a property to globalThis's type (let and const do not).
   var awslambda: AwsLambdaGlobal | undefined;
 }
 

@@ -14,7 +14,7 @@ import { sql } from "drizzle-orm";
 import { userApiKeys } from "../../lib/keys/resolver.js";
 import { backends, backendLabel, type TestDatabase } from "../helpers/db.js";
 import { expectStatus, makeRuntime, request, sampleKeys, type TestRuntime } from "../helpers/runtime.js";
-import { AlwrityApi, ApiKeyStep, AxiosLikeError, openTransport, transportNames } from "./client.js";
+import { AlwrityApi, ApiKeyStep, type AxiosLikeError, openTransport, transportNames } from "./client.js";
 
 const modes = ["production", "development"] as const;
 type Mode = (typeof modes)[number];

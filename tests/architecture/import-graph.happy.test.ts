@@ -21,7 +21,7 @@ const features = ["keys", "generation", "account", "onboarding", "system"] as co
 type Layer = "base" | (typeof features)[number] | "compat" | "composition";
 
 /** Which features a feature may import: the key vault under everything, the account over all. */
-export const featureEdges: Readonly<Record<(typeof features)[number], readonly string[]>> = {
+const featureEdges: Readonly<Record<(typeof features)[number], readonly string[]>> = {
   keys: [],
   // The session's "keys complete" is a count the key store writes (lib/keys/store.ts keyCountSql).
   onboarding: ["keys"],
@@ -30,7 +30,7 @@ export const featureEdges: Readonly<Record<(typeof features)[number], readonly s
   account: ["keys", "generation", "onboarding"],
 };
 
-export function layerOf(file: string): Layer | undefined {
+function layerOf(file: string): Layer | undefined {
   if (/^(lib\/(platform|providers|http)\/|db\/)/.test(file)) return "base";
   for (const feature of features) if (file.startsWith(`lib/${feature}/`)) return feature;
   if (file.startsWith("lib/compat/")) return "compat";
@@ -70,7 +70,7 @@ function sourceFiles(): string[] {
 }
 
 /** The edges the rules forbid, as "from -> to (why)". */
-export function forbiddenEdges(graph: ReadonlyMap<string, readonly string[]>): string[] {
+function forbiddenEdges(graph: ReadonlyMap<string, readonly string[]>): string[] {
   const found: string[] = [];
   for (const [from, targets] of graph) {
     const a = layerOf(from);
@@ -91,7 +91,7 @@ export function forbiddenEdges(graph: ReadonlyMap<string, readonly string[]>): s
 }
 
 /** Every circle of the graph, each as the files it passes through (Tarjan's strongly connected components). */
-export function circles(graph: ReadonlyMap<string, readonly string[]>): string[][] {
+function circles(graph: ReadonlyMap<string, readonly string[]>): string[][] {
   let index = 0;
   const stack: string[] = [];
   const on = new Set<string>();

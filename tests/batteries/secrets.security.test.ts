@@ -80,7 +80,9 @@ for (const backend of backends) {
         }
       }
     };
-    const badInput = (...values: string[]) => values.forEach((v) => plaintext.has(v) || plaintext.set(v, undefined));
+    const badInput = (...values: string[]) => {
+      for (const v of values) if (!plaintext.has(v)) plaintext.set(v, undefined);
+    };
 
     async function captureCiphertexts(): Promise<void> {
       for (const row of await database.rows<{ key_ciphertext: string }>(sql`select key_ciphertext from api_keys`)) ciphertexts.add(row.key_ciphertext);

@@ -230,7 +230,7 @@ for (const backend of backends) {
       expect(generateResult.parse(result)).toEqual(result);
       expect(result).toEqual(done.data);
       // Tone and length reached the system instruction.
-      const instruction = JSON.stringify((gemini.requests[1]?.body as { systemInstruction?: unknown }).systemInstruction);
+      const instruction = JSON.stringify((gemini.requests[1]?.body as { systemInstruction?: unknown } | undefined)?.systemInstruction);
       expect(instruction).toContain("playful");
       expect(instruction).toContain("400 words");
     });

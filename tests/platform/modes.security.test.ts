@@ -22,7 +22,7 @@ import { providers } from "../../lib/providers/registry.js";
 import { loadDevelopmentEnv } from "../../lib/platform/dev/dotenv.js";
 import { routes } from "../../lib/routes.js";
 import { backends, backendLabel, type TestDatabase } from "../helpers/db.js";
-import { expectStatus, makeRuntime, request, sampleKeys, type TestRuntime } from "../helpers/runtime.js";
+import { expectStatus, makeRuntime, request, sampleKeys, } from "../helpers/runtime.js";
 import { parseWithDotenv, parseWithNode, parseWithPython, pythonDotenvMissing } from "../helpers/dotenv-parsers.js";
 
 
