@@ -8,7 +8,16 @@ import type { SaveKeysBody, SaveKeysResponse, ListKeysResponse } from "./schemas
 import { providerInfo, providers, type Provider } from "../providers/registry.js";
 import { deleteKey, keysNeedingReplacement, listKeys, saveKeys } from "./store.js";
 import { envMirror } from "./env-mirror.js";
-import { KEY_EDITS_PER_MINUTE, limitFor, rateLimitCountSql, rateLimitedError, rateLimitState, type RateLimitState } from "../platform/rate-limit.js";
+import {
+  errorWithRateLimit,
+  KEY_EDITS_PER_MINUTE,
+  limitFor,
+  rateLimitCountSql,
+  rateLimitedError,
+  rateLimitState,
+  tighterRateLimit,
+  type RateLimitState,
+} from "../platform/rate-limit.js";
 
 /** What a save answers, and the rate-limit window it left (for the RateLimit headers). */
 export interface SaveOutcome {
@@ -22,7 +31,9 @@ export interface SaveOutcome {
  * audit row, not counted against the key-write limit (counted here, by the statement that
  * saves: lib/keys/store.ts). `hints` are values a client sent back as it was shown them
  * ("…abcd"): equal to the stored key's hint they mean "unchanged"; any other hint is a 400
- * and replaces nothing. `signal` aborts the optional upstream key check.
+ * and replaces nothing. `signal` aborts the optional upstream key check (`validate: true`),
+ * which first counts one request in `key-checks` (its own statement, before the upstream call,
+ * whatever the check answers; past the limit 429 with no upstream call and nothing saved).
  */
 export async function saveUserKeys(
   deps: Deps,
@@ -53,15 +64,25 @@ export async function saveUserKeys(
   }
 
   const validated = new Set<Provider>();
+  let keyChecks: RateLimitState | null = null;
   if (body.validate && keys.gemini) {
-    // Loaded only here: key endpoints must not pay for the Gemini SDK at cold start.
-    const { checkGeminiKey } = await import("../providers/gemini-check.js");
-    const check = await checkGeminiKey(keys.gemini, {
-      baseUrl: config.gemini.baseUrl,
-      timeoutMs: config.upstreamTimeoutMs,
-      signal,
-    });
-    if (!check.ok) throw check.error;
+    // Counted before the upstream call, whatever it answers (accepted, refused, upstream down):
+    // a refused key is never saved, so the key-writes limit alone would let anyone signed in
+    // test leaked keys through this service for free. Past the limit: 429, no upstream call.
+    keyChecks = await countKeyCheck(deps, userId);
+    try {
+      // Loaded only here: key endpoints must not pay for the Gemini SDK at cold start.
+      const { checkGeminiKey } = await import("../providers/gemini-check.js");
+      const check = await checkGeminiKey(keys.gemini, {
+        baseUrl: config.gemini.baseUrl,
+        timeoutMs: config.upstreamTimeoutMs,
+        signal,
+      });
+      if (!check.ok) throw check.error;
+    } catch (error) {
+      // The refusal shows what is left of the caller's key-check window.
+      throw errorWithRateLimit(error, keyChecks);
+    }
     validated.add("gemini");
   }
 
@@ -84,6 +105,8 @@ export async function saveUserKeys(
     logger.info("rate limited", { userId, bucket: outcome.window.bucket, limit: rateLimit.limit });
     throw rateLimitedError(outcome.window.bucket, rateLimit);
   }
+  // Checked and saved: the headers show the tighter of the two windows this request counted in.
+  rateLimit = tighterRateLimit(rateLimit, keyChecks);
   const changed = new Set(outcome.saved.map((s) => s.provider));
   const storage: SaveKeysResponse["storage"] = ["database"];
 
@@ -108,6 +131,18 @@ export async function saveUserKeys(
     },
     rateLimit,
   };
+}
+
+/**
+ * Counts one upstream key check of `userId` in `key-checks` (one small statement, only for
+ * `validate: true`); throws 429 rate-limited past the limit. Null: the limit is off.
+ */
+async function countKeyCheck(deps: Deps, userId: string): Promise<RateLimitState | null> {
+  const limit = limitFor(deps.config.rateLimits, "key-checks");
+  if (limit === 0) return null;
+  const database = await deps.database();
+  const [row] = await database.rows<{ count: unknown; reset: unknown }>(rateLimitCountSql(userId, "key-checks"));
+  return rateLimitState(deps, { userId, bucket: "key-checks", limit, row });
 }
 
 export async function listUserKeys(deps: Deps, userId: string): Promise<ListKeysResponse> {

@@ -117,6 +117,7 @@ const rawSchema = z.object({
   UPSTREAM_TIMEOUT_MS: positiveInt(30_000),
   RATE_LIMIT_GENERATE_PER_MINUTE: positiveInt(10),
   RATE_LIMIT_KEY_WRITES_PER_MINUTE: positiveInt(30),
+  RATE_LIMIT_KEY_CHECKS_PER_MINUTE: positiveInt(10),
   BUDGET_DEFAULT_USD: usdAmount,
   BUDGET_MAX_USD: usdAmount,
   // Development-mode fallbacks for userApiKeys() when the .env file lacks a key.
@@ -178,7 +179,8 @@ export interface Config {
   logLevel: "debug" | "info" | "warn" | "error";
   /** Longest wait for an upstream (Gemini, Exa) to answer or send its next chunk. */
   upstreamTimeoutMs: number;
-  rateLimits: { generatePerMinute: number; keyWritesPerMinute: number };
+  /** Per user and minute (0: no limit); `keyChecksPerMinute`: saves with `validate: true` (an upstream key check each). */
+  rateLimits: { generatePerMinute: number; keyWritesPerMinute: number; keyChecksPerMinute: number };
   /**
    * Monthly spending caps per user (lib/generation/budget.ts). `defaultMonthlyUsd`: the cap of a user who
    * never chose one (null: none). `maxMonthlyUsd`: no user's cap may exceed it, and a user may
@@ -350,6 +352,7 @@ export function loadConfig(env: RawEnv = process.env, options: LoadOptions = {})
     rateLimits: {
       generatePerMinute: e.RATE_LIMIT_GENERATE_PER_MINUTE,
       keyWritesPerMinute: e.RATE_LIMIT_KEY_WRITES_PER_MINUTE,
+      keyChecksPerMinute: e.RATE_LIMIT_KEY_CHECKS_PER_MINUTE,
     },
     budget: { defaultMonthlyUsd: budgetDefault, maxMonthlyUsd: budgetMax },
     processEnvKeys: production

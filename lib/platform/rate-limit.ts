@@ -7,7 +7,11 @@ import { sql, type SQL } from "drizzle-orm";
 import { AppError } from "../http/errors.js";
 import type { Deps } from "./runtime.js";
 
-export type RateLimitBucket = "generate" | "key-writes";
+/**
+ * `key-checks`: `validate: true` key saves, counted before the upstream key check whatever it
+ * answers (lib/keys/service.ts), so the service is no free oracle for keys found elsewhere.
+ */
+export type RateLimitBucket = "generate" | "key-writes" | "key-checks";
 export const WINDOW_SECONDS = 60;
 
 /**
@@ -17,9 +21,36 @@ export const WINDOW_SECONDS = 60;
  */
 export const KEY_EDITS_PER_MINUTE = 600;
 
+/** The per-minute limits as configured (lib/platform/env.ts `Config.rateLimits`). */
+export interface RateLimits {
+  generatePerMinute: number;
+  keyWritesPerMinute: number;
+  keyChecksPerMinute: number;
+}
+
 /** The per-minute limit of `bucket` (0: no limit). */
-export function limitFor(rateLimits: { generatePerMinute: number; keyWritesPerMinute: number }, bucket: RateLimitBucket): number {
-  return bucket === "generate" ? rateLimits.generatePerMinute : rateLimits.keyWritesPerMinute;
+export function limitFor(rateLimits: RateLimits, bucket: RateLimitBucket): number {
+  return bucket === "generate" ? rateLimits.generatePerMinute : bucket === "key-checks" ? rateLimits.keyChecksPerMinute : rateLimits.keyWritesPerMinute;
+}
+
+/**
+ * The window to show in the RateLimit headers of a request counted in two buckets: the one
+ * with fewer requests left (`first` on a tie; null: that bucket is off or was not counted).
+ */
+export function tighterRateLimit(first: RateLimitState | null, second: RateLimitState | null): RateLimitState | null {
+  if (!first) return second;
+  if (!second) return first;
+  return second.remaining < first.remaining ? second : first;
+}
+
+/**
+ * `error` with the RateLimit headers of `state` added (an error answered after the request
+ * was counted, e.g. a key the provider refused). Not on a provider's own 429, which keeps
+ * only its Retry-After: RateLimit headers on a 429 mean this service's limit.
+ */
+export function errorWithRateLimit<E>(error: E, state: RateLimitState | null): E {
+  if (state && error instanceof AppError && error.code !== "rate-limited") Object.assign(error.headers, rateLimitHeaders(state));
+  return error;
 }
 
 /** `response` with the RateLimit headers of `state` (for handlers that count their own limit; null: limits off). */
@@ -30,7 +61,14 @@ export function withRateLimit(response: Response, state: RateLimitState | null):
 
 /** The 429 for a window past its limit (Retry-After and RateLimit headers; the body gets retry_after). */
 export function rateLimitedError(bucket: RateLimitBucket | "key-edits", state: RateLimitState): AppError {
-  const what = bucket === "generate" ? "generations" : bucket === "key-edits" ? "edits of a saved key" : "key changes";
+  const what =
+    bucket === "generate"
+      ? "generations"
+      : bucket === "key-edits"
+        ? "edits of a saved key"
+        : bucket === "key-checks"
+          ? "key checks (validate: true)"
+          : "key changes";
   return new AppError("rate-limited", {
     detail: `at most ${state.limit} ${what} per minute; try again in ${state.resetSeconds} s`,
     headers: { "retry-after": String(state.resetSeconds), ...rateLimitHeaders(state) },
