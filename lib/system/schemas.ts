@@ -50,6 +50,7 @@ export const configResponse = z.object({
     bodyBytes: z.number().int(),
     generatePerMinute: z.number().int(),
     keyWritesPerMinute: z.number().int(),
+    keyChecksPerMinute: z.number().int().describe("Key checks (validate: true) a user may make per minute; 0: no limit"),
   }),
 });
 export type ConfigResponse = z.output<typeof configResponse>;

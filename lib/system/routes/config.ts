@@ -66,6 +66,7 @@ export const getConfig = defineRoute({
         bodyBytes: MAX_BODY_BYTES,
         generatePerMinute: config.rateLimits.generatePerMinute,
         keyWritesPerMinute: config.rateLimits.keyWritesPerMinute,
+        keyChecksPerMinute: config.rateLimits.keyChecksPerMinute,
       },
     };
     return json(body, { headers: { "cache-control": "no-cache" } });
