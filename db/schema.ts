@@ -18,6 +18,7 @@ import {
   primaryKey,
   real,
   serial,
+  smallint,
   text,
   timestamp,
   unique,
@@ -84,11 +85,26 @@ export const apiKeys = pgTable(
     keyFingerprint: text("key_fingerprint"),
     /** The same fingerprint of the key without its last character: a one-character typing edit is recognised. */
     keyPrefixFingerprint: text("key_prefix_fingerprint"),
+    /**
+     * The fingerprint (as `key_fingerprint`) of the key this one replaced; null after a first save.
+     * With `key_edit_turns` it tells typing from ping-pong (lib/keys/store.ts saveKeys): whether
+     * the last edit added or removed a character, and whether a save goes back to it.
+     */
+    keyPreviousFingerprint: text("key_previous_fingerprint"),
+    /**
+     * How the stored key came from the previous one, for typing runs (lib/keys/store.ts saveKeys):
+     * null: saved as a write (a new key, another key, an edit after the typing window or beside
+     * another key's); 0: a typing edit in the direction of the one before (or a run's first);
+     * 1: a typing edit that turned back (a backspace after typing, typing after a backspace);
+     * 2: turned back once too often (ping-pong), so counted as a write.
+     */
+    keyEditTurns: smallint("key_edit_turns"),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
   (t) => [
     check("api_keys_status_check", sql`${t.status} in ('ok', 'rejected')`),
+    check("api_keys_edit_turns_check", sql`${t.keyEditTurns} between 0 and 2`),
     foreignKey({ name: "api_keys_session_id_fk", columns: [t.sessionId], foreignColumns: [onboardingSessions.id] }).onDelete(
       "cascade",
     ),

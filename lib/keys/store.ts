@@ -64,6 +64,13 @@ export interface SaveKeysOutcome {
   keys: KeyView[];
 }
 
+/**
+ * A typing run: one-character edits of one key, each within this many seconds of that key's
+ * last write (lib/keys/store.ts saveKeys). ALwrity auto-saves on every keystroke; a pause this
+ * long ends the run, and the next change is a write.
+ */
+export const TYPING_WINDOW_SECONDS = 10;
+
 const toIso = (value: unknown): string => new Date(value as string | Date).toISOString();
 const truthy = (value: unknown) => value === true || value === "t" || value === "true";
 
@@ -73,10 +80,17 @@ const truthy = (value: unknown) => value === true || value === "t" || value === 
  *
  * - a key whose fingerprint (lib/platform/crypto.ts keyFingerprint) equals the stored one is
  *   unchanged: no write, no audit row, not counted;
- * - a change counts one request in `key-writes`, or in `key-edits` when every changed key is a
- *   one-character typing edit of the stored one (its fingerprint equals the stored key's
- *   prefix fingerprint, or the other way round);
- * - past the limit of the bucket counted, nothing is written (`limited`).
+ * - a change counts one request in `key-writes`, or in `key-edits` when it is a typing edit:
+ *   the only key the request changes, one character added at its end or removed from it (its
+ *   prefix fingerprint equals the stored key's fingerprint, or the other way round), within
+ *   TYPING_WINDOW_SECONDS of that key's last write, and not ping-pong. Each key keeps the
+ *   fingerprint of the value it replaced and how it came from it (`key_edit_turns`), so an edit
+ *   that turns back (a backspace after typing, typing after a backspace) is typing once; turning
+ *   back again right away is ping-pong (K+c, K, K+c...) and counts as a write, except the
+ *   correction "abc, ab, abd" (back, then a character other than the one deleted);
+ * - past the limit of the bucket counted, nothing is written (`limited`);
+ * - every change writes an audit row, except a typing edit that continues a run (the stored key
+ *   itself came from a typing edit): a run leaves one row, for its first edit.
  *
  * `limits` null: no limit (nothing counted).
  */
@@ -108,6 +122,7 @@ export async function saveKeys(
   const limits = input.limits ?? null;
   const counting = limits !== null;
   const window = sql.raw(String(WINDOW_SECONDS));
+  const typingWindow = sql.raw(String(TYPING_WINDOW_SECONDS));
 
   const rows = await database.rows<{
     kind: "saved" | "unchanged" | "window" | "peek" | "list";
@@ -123,18 +138,39 @@ export async function saveKeys(
       values ${sql.join(values, sql`, `)}
     ),
     cur as (
-      select k.provider, k.key_fingerprint, k.key_prefix_fingerprint,
+      select k.provider, k.key_fingerprint, k.key_prefix_fingerprint, k.key_previous_fingerprint, k.key_edit_turns,
         k.key_hint, k.updated_at, k.validated_at, k.status, k.last_used_at, k.last_error_code, k.last_error_at, k.last_error_reason, k.key_ciphertext
       from api_keys k
       where k.session_id = (select id from onboarding_sessions where user_id = ${userId})
     ),
-    changed as (
-      select i.*, (c.provider is not null and (i.fp_prefix = c.key_fingerprint or i.fp = c.key_prefix_fingerprint)) as typing
+    -- Each changed key: step, +1 one character added, -1 one removed, within the typing window
+    -- (null: anything else); was_step, the same for the stored key's own change when that was
+    -- one (null: it was a write); back, whether it goes back to the value before the stored one.
+    shaped as (
+      select i.*, c.key_edit_turns as was_turns,
+        case when c.updated_at > now() - interval '${typingWindow} seconds' then
+          case when i.fp_prefix = c.key_fingerprint then 1 when i.fp = c.key_prefix_fingerprint then -1 end
+        end as step,
+        case when c.key_edit_turns is not null then
+          case when c.key_prefix_fingerprint = c.key_previous_fingerprint then 1 else -1 end
+        end as was_step,
+        coalesce(i.fp = c.key_previous_fingerprint, false) as back
       from input i left join cur c on c.provider = i.provider
       where c.key_fingerprint is distinct from i.fp
     ),
+    -- turns (stored as key_edit_turns): null, a write; 0, typing on; 1, typing that turned back
+    -- (once, or a correction: back, then another character); 2, ping-pong, a write.
+    changed as (
+      select s.*, case
+          when s.step is null or (select count(*) from shaped) > 1 then null
+          when s.was_step is null or s.step = s.was_step then 0
+          when s.was_turns = 0 or (s.was_turns = 1 and not s.back) then 1
+          else 2
+        end as turns
+      from shaped s
+    ),
     kind as (
-      select case when bool_and(typing) then 'key-edits' else 'key-writes' end as bucket from changed having count(*) > 0
+      select case when bool_and(coalesce(turns < 2, false)) then 'key-edits' else 'key-writes' end as bucket from changed having count(*) > 0
     ),
     rl as (
       insert into rate_limits as r (user_id, bucket, window_start, count)
@@ -156,8 +192,8 @@ export async function saveKeys(
       returning id
     ),
     up as (
-      insert into api_keys (session_id, provider, key_ciphertext, key_version, key_hint, validated_at, status, last_used_at, key_fingerprint, key_prefix_fingerprint)
-      select s.id, c.provider, c.key_ciphertext, c.key_version, c.key_hint, c.validated_at, c.status, c.validated_at, c.fp, c.fp_prefix
+      insert into api_keys (session_id, provider, key_ciphertext, key_version, key_hint, validated_at, status, last_used_at, key_fingerprint, key_prefix_fingerprint, key_edit_turns)
+      select s.id, c.provider, c.key_ciphertext, c.key_version, c.key_hint, c.validated_at, c.status, c.validated_at, c.fp, c.fp_prefix, c.turns
       from s cross join changed c
       on conflict (session_id, provider) do update set
         key_ciphertext = excluded.key_ciphertext,
@@ -171,6 +207,8 @@ export async function saveKeys(
         last_error_reason = null,
         key_fingerprint = excluded.key_fingerprint,
         key_prefix_fingerprint = excluded.key_prefix_fingerprint,
+        key_previous_fingerprint = api_keys.key_fingerprint,
+        key_edit_turns = excluded.key_edit_turns,
         updated_at = now()
       -- A concurrent save of the same key (ALwrity sends each key three ways at once) is no change either.
       where api_keys.key_fingerprint is distinct from excluded.key_fingerprint
@@ -187,7 +225,9 @@ export async function saveKeys(
     audit as (
       insert into key_events (user_id, provider, action, key_version, request_id)
       select ${userId}, up.provider, case when up.inserted then 'save' else 'replace' end, up.key_version, ${input.requestId}
-      from up
+      from up join changed c on c.provider = up.provider
+      -- A typing edit continuing a run (the stored key came from one too): its run has its row.
+      where not coalesce(c.turns < 2 and c.was_turns < 2, false)
     )
     select 'saved' as kind, up.provider, up.inserted, null::int as count, null::int as reset, null::text as bucket, null::boolean as ok, null::json as keys from up
     union all
