@@ -30,7 +30,8 @@ export const saveApiKeys = defineRoute({
     "The response never contains a gemini or exa key. Two forms: the keys by provider, or ALwrity's one key per call " +
     "(`{provider, api_key, description?}`, where `api_key` may be the hint shown for the saved key: unchanged). " +
     "A key equal to the saved one is unchanged: nothing is written and it does not count against the key-write limit; " +
-    "one-character edits of a saved key (typing) count against a separate ceiling of 600 a minute. " +
+    "typing (a run of one-character edits of one saved key, each within 10 s of the last, one audit row per run) counts against a separate " +
+      "ceiling of 600 a minute; going back and forth between two values, or editing several keys at once, counts as writes. " +
     "`validate: true` (the Gemini key checked with Google first) also counts, before the check and whatever it answers, against " +
     "the key-check limit (`RATE_LIMIT_KEY_CHECKS_PER_MINUTE`, default 10 a minute): past it, 429 with no check and nothing saved. " +
     "The RateLimit headers show the window with fewer requests left.",
