@@ -41,7 +41,10 @@ export default defineConfig({
     reporters: ["default"],
     projects: [
       { extends: true, test: { name: "unit", include: unit, setupFiles: ["tests/helpers/unit-tier.ts"] } },
-      { extends: true, test: { name: "integration", include: ["tests/**/*.test.ts"], exclude: [...elsewhere, ...unit, ...browser], globalSetup } },
+      {
+        extends: true,
+        test: { name: "integration", include: ["tests/**/*.test.ts"], exclude: [...elsewhere, ...unit, ...browser], globalSetup },
+      },
       { extends: true, test: { name: "browser", include: browser, exclude: elsewhere, globalSetup } },
     ],
   },

@@ -120,30 +120,59 @@ export async function measureBreakdown(options: {
   };
   // What the routes do.
   await add("path", "floor: `SELECT 1` through Drizzle", n(3000), true, () => database.rows(sql`select 1`));
-  await add("path", "session check as `requireUser` does it (`verifyCached`: SHA-256 of the token, cache hit)", n(3000), false, async (i) => {
-    const result = await verifyCached(tokens[i % tokens.length]!, settings);
-    if (!result.ok) throw new Error(`bench token rejected: ${result.error.reason}`);
-  });
-  await add("path", "  on a cache miss (a new token): Clerk's verification (`verifySessionToken`, CLERK_JWT_KEY)", n(1500), false, async (i) => {
-    const result = await verifySessionToken(tokens[i % tokens.length]!, settings);
-    if (!result.ok) throw new Error(`bench token rejected: ${result.error.reason}`);
-  });
-  await add("path", "`listKeys()` (GET api-keys): one query + 1 decrypt", n(3000), true, (i) => listKeys(database, userAt(i), () => runtime.keyring()));
+  await add(
+    "path",
+    "session check as `requireUser` does it (`verifyCached`: SHA-256 of the token, cache hit)",
+    n(3000),
+    false,
+    async (i) => {
+      const result = await verifyCached(tokens[i % tokens.length]!, settings);
+      if (!result.ok) throw new Error(`bench token rejected: ${result.error.reason}`);
+    },
+  );
+  await add(
+    "path",
+    "  on a cache miss (a new token): Clerk's verification (`verifySessionToken`, CLERK_JWT_KEY)",
+    n(1500),
+    false,
+    async (i) => {
+      const result = await verifySessionToken(tokens[i % tokens.length]!, settings);
+      if (!result.ok) throw new Error(`bench token rejected: ${result.error.reason}`);
+    },
+  );
+  await add("path", "`listKeys()` (GET api-keys): one query + 1 decrypt", n(3000), true, (i) =>
+    listKeys(database, userAt(i), () => runtime.keyring()),
+  );
   await add("path", "`userApiKeys()`: one query + 3 decrypts + 1 log line", n(3000), true, (i) => userApiKeys(runtime, userAt(i)));
   // Their parts.
-  await add("part", "`userCiphertextsSql()` run alone, as `userApiKeys()` does (generation composes it into its first statement)", n(3000), true, (i) => database.rows(userCiphertextsSql(userAt(i))));
+  await add(
+    "part",
+    "`userCiphertextsSql()` run alone, as `userApiKeys()` does (generation composes it into its first statement)",
+    n(3000),
+    true,
+    (i) => database.rows(userCiphertextsSql(userAt(i))),
+  );
   await add("part", "`decryptKey()` (AES-256-GCM, one key)", n(10000), false, () => {
     if (!decryptKey(keyring, ciphertext, keyAad("user_x", "copilotkit")).ok) throw new Error("decrypt failed");
   });
-  await add("part", "one info log line (JSON + redaction, not written)", n(10000), false, (i) => logger.info(`[PROD MODE] Using database for user ${userAt(i)}`, { userId: userAt(i) }));
+  await add("part", "one info log line (JSON + redaction, not written)", n(10000), false, (i) =>
+    logger.info(`[PROD MODE] Using database for user ${userAt(i)}`, { userId: userAt(i) }),
+  );
   await add("part", "`newRequestId()` (every request, floor included)", n(10000), false, () => newRequestId());
   // Options not taken (or taken by this change): what each would cost.
   await add("option", "key query as first written: two-table join, built by Drizzle per call", n(3000), true, (i) => joinQuery(userAt(i)));
   await add("option", "key query as a subquery, built by Drizzle per call", n(3000), true, (i) =>
-    database.db.select({ provider: apiKeys.provider, ciphertext: apiKeys.keyCiphertext }).from(apiKeys).where(eq(apiKeys.sessionId, sessionOf(userAt(i)))),
+    database.db
+      .select({ provider: apiKeys.provider, ciphertext: apiKeys.keyCiphertext })
+      .from(apiKeys)
+      .where(eq(apiKeys.sessionId, sessionOf(userAt(i)))),
   );
-  await add("option", "key query as a subquery built once (`.prepare(\"\")`, as `listKeys()` ships)", n(3000), true, (i) => builtOnce.execute({ userId: userAt(i) }));
-  await add("option", "key query as a named prepared statement (`.prepare(name)`)", n(3000), true, (i) => prepared.execute({ userId: userAt(i) }));
+  await add("option", 'key query as a subquery built once (`.prepare("")`, as `listKeys()` ships)', n(3000), true, (i) =>
+    builtOnce.execute({ userId: userAt(i) }),
+  );
+  await add("option", "key query as a named prepared statement (`.prepare(name)`)", n(3000), true, (i) =>
+    prepared.execute({ userId: userAt(i) }),
+  );
   await add("option", "RSA-2048 signature check alone (node:crypto, key parsed once)", n(3000), false, (i) => {
     const [h, p, s] = tokens[i % tokens.length]!.split(".") as [string, string, string];
     if (!rsaVerify("sha256", Buffer.from(`${h}.${p}`), publicKey, Buffer.from(s, "base64url"))) throw new Error("bad signature");

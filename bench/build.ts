@@ -32,10 +32,7 @@ export function listTsFiles(dir: string): string[] {
 export async function buildServer(): Promise<string> {
   const outdir = join(buildDir, "src");
   rmSync(outdir, { recursive: true, force: true });
-  const entryPoints = [
-    ...["api", "lib", "db"].flatMap((d) => listTsFiles(join(repoRoot, d))),
-    join(repoRoot, "bench", "server.ts"),
-  ];
+  const entryPoints = [...["api", "lib", "db"].flatMap((d) => listTsFiles(join(repoRoot, d))), join(repoRoot, "bench", "server.ts")];
   await build({
     entryPoints,
     outdir,

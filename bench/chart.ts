@@ -68,10 +68,16 @@ function renderPanel(panel: Panel, x0: number, y0: number, width: number, height
       const h = (plotHeight * value) / max;
       const x = start + bi * barWidth;
       const y = top + plotHeight - h;
-      out.push(`<rect x="${x.toFixed(1)}" y="${y.toFixed(1)}" width="${(barWidth - 3).toFixed(1)}" height="${h.toFixed(1)}" fill="${bar.color}"><title>${escapeXml(`${group.label} ${bar.label}: ${formatValue(bar.value)} ${panel.unit}`)}</title></rect>`);
-      out.push(`<text x="${(x + (barWidth - 3) / 2).toFixed(1)}" y="${(y - 3).toFixed(1)}" font-size="9" text-anchor="middle" fill="#333">${formatValue(bar.value)}</text>`);
+      out.push(
+        `<rect x="${x.toFixed(1)}" y="${y.toFixed(1)}" width="${(barWidth - 3).toFixed(1)}" height="${h.toFixed(1)}" fill="${bar.color}"><title>${escapeXml(`${group.label} ${bar.label}: ${formatValue(bar.value)} ${panel.unit}`)}</title></rect>`,
+      );
+      out.push(
+        `<text x="${(x + (barWidth - 3) / 2).toFixed(1)}" y="${(y - 3).toFixed(1)}" font-size="9" text-anchor="middle" fill="#333">${formatValue(bar.value)}</text>`,
+      );
     });
-    out.push(`<text x="${(left + gi * groupWidth + groupWidth / 2).toFixed(1)}" y="${top + plotHeight + 16}" font-size="11" text-anchor="middle">${escapeXml(group.label)}</text>`);
+    out.push(
+      `<text x="${(left + gi * groupWidth + groupWidth / 2).toFixed(1)}" y="${top + plotHeight + 16}" font-size="11" text-anchor="middle">${escapeXml(group.label)}</text>`,
+    );
   });
   out.push(`<line x1="${left}" y1="${top + plotHeight}" x2="${left + plotWidth}" y2="${top + plotHeight}" stroke="#333"/>`);
   out.push("</g>");
@@ -79,15 +85,24 @@ function renderPanel(panel: Panel, x0: number, y0: number, width: number, height
 }
 
 /** Panels side by side with one shared legend (bar label → color, from the first group). */
-export function renderChart(options: { title: string; subtitle?: string; panels: Panel[]; panelWidth?: number; panelHeight?: number }): string {
+export function renderChart(options: {
+  title: string;
+  subtitle?: string;
+  panels: Panel[];
+  panelWidth?: number;
+  panelHeight?: number;
+}): string {
   const panelWidth = options.panelWidth ?? 330;
   const panelHeight = options.panelHeight ?? 250;
   const width = panelWidth * options.panels.length + 20;
   const legendItems = new Map<string, string>();
-  for (const panel of options.panels) for (const group of panel.groups) for (const bar of group.bars) if (!legendItems.has(bar.label)) legendItems.set(bar.label, bar.color);
+  for (const panel of options.panels)
+    for (const group of panel.groups) for (const bar of group.bars) if (!legendItems.has(bar.label)) legendItems.set(bar.label, bar.color);
   const height = 50 + panelHeight + 30;
   const out: string[] = [];
-  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="Helvetica, Arial, sans-serif">`);
+  out.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="Helvetica, Arial, sans-serif">`,
+  );
   out.push(`<rect width="100%" height="100%" fill="white"/>`);
   out.push(`<title>${escapeXml(options.title)}</title>`); // what a screen reader announces
   out.push(`<text x="10" y="20" font-size="15" font-weight="bold">${escapeXml(options.title)}</text>`);

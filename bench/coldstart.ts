@@ -106,7 +106,11 @@ function staticClosure(metafile: Metafile, entry: string): Set<string> {
   return seen;
 }
 
-function requestFor(file: string, baseUrl: string, token: string): { method: string; path: string; url: string; headers: Record<string, string>; body?: string } {
+function requestFor(
+  file: string,
+  baseUrl: string,
+  token: string,
+): { method: string; path: string; url: string; headers: Record<string, string>; body?: string } {
   // Where Vercel routes to the file (a rewritten path such as /api/openapi.json arrives as the file's path).
   const path = "/" + file.replace(/\.ts$/, "").replace(/\/index$/, "");
   const headers: Record<string, string> = { authorization: `Bearer ${token}` };
@@ -119,7 +123,12 @@ function requestFor(file: string, baseUrl: string, token: string): { method: str
   return { method: "GET", path, url: `${baseUrl}${path}`, headers };
 }
 
-function runChild(childScript: string, specFile: string, resultFile: string, env: Record<string, string>): Promise<{ code: number | null; ms: number }> {
+function runChild(
+  childScript: string,
+  specFile: string,
+  resultFile: string,
+  env: Record<string, string>,
+): Promise<{ code: number | null; ms: number }> {
   return new Promise((resolvePromise, reject) => {
     const start = performance.now();
     const child = spawn(process.execPath, [childScript, specFile, resultFile], { env, stdio: ["ignore", "ignore", "ignore"] });
@@ -174,7 +183,9 @@ export async function measureColdStarts(options: {
     }
 
     const metafile = built.metafile;
-    const allOutputs = Object.keys(metafile.outputs).filter((o) => o.endsWith(".js")).map((o) => resolve(repoRoot, o));
+    const allOutputs = Object.keys(metafile.outputs)
+      .filter((o) => o.endsWith(".js"))
+      .map((o) => resolve(repoRoot, o));
     const staticOutputs = staticClosure(metafile, built.entry);
     const last = samples.at(-1);
     const afterImport = new Set((last?.chunksAfterImport ?? []).map((u) => fileURLToPath(u)));
@@ -199,7 +210,8 @@ export async function measureColdStarts(options: {
         violations.push(`${file} loads ${pkg} at import (it should wait for a generation request)`);
       }
     }
-    const sizeOf = (outs: Iterable<string>) => [...outs].reduce((sum, o) => sum + (metafile.outputs[relative(repoRoot, o)]?.bytes ?? 0), 0) / 1024;
+    const sizeOf = (outs: Iterable<string>) =>
+      [...outs].reduce((sum, o) => sum + (metafile.outputs[relative(repoRoot, o)]?.bytes ?? 0), 0) / 1024;
     const byBytes = (sizes: Map<string, number>, exclude?: Map<string, number>) =>
       [...sizes.entries()]
         .filter(([pkg]) => pkg !== "(ours)" && !exclude?.has(pkg))

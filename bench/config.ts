@@ -71,8 +71,12 @@ function num(name: string, fallback: number): number {
 export function loadBenchConfig(): BenchConfig {
   const env = process.env;
   const only = new Set<Section>();
-  for (const part of (env.BENCH_ONLY ?? sections.join(",")).split(",").map((s) => s.trim()).filter(Boolean)) {
-    if (!(sections as readonly string[]).includes(part)) throw new Error(`BENCH_ONLY: unknown section ${part} (know ${sections.join(", ")})`);
+  for (const part of (env.BENCH_ONLY ?? sections.join(","))
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean)) {
+    if (!(sections as readonly string[]).includes(part))
+      throw new Error(`BENCH_ONLY: unknown section ${part} (know ${sections.join(", ")})`);
     only.add(part as Section);
   }
   const profile = (env.BENCH_PROFILE ?? "auto").trim();
@@ -85,7 +89,10 @@ export function loadBenchConfig(): BenchConfig {
     duration: num("BENCH_DURATION", 5),
     rounds: Math.max(1, Math.round(num("BENCH_ROUNDS", 3))),
     warmup: num("BENCH_WARMUP", 2),
-    connections: (env.BENCH_CONNECTIONS ?? "1,32").split(",").map((s) => Math.max(1, Math.round(Number(s)))).filter(Number.isFinite),
+    connections: (env.BENCH_CONNECTIONS ?? "1,32")
+      .split(",")
+      .map((s) => Math.max(1, Math.round(Number(s))))
+      .filter(Number.isFinite),
     pool: Math.max(1, Math.round(num("BENCH_POOL", 10))),
     smallUsers: Math.max(1, Math.round(num("BENCH_SMALL_USERS", 100))),
     largeUsers: Math.max(2, Math.round(num("BENCH_LARGE_USERS", 100_000))),
@@ -100,7 +107,10 @@ export function loadBenchConfig(): BenchConfig {
     logLevel: logLevel as BenchConfig["logLevel"],
     only,
     outFile: env.BENCH_OUT || "BENCHMARKS.md",
-    rtts: (env.BENCH_RTTS ?? "0,5,20").split(",").map((s) => Number(s.trim())).filter((n) => Number.isFinite(n) && n >= 0),
+    rtts: (env.BENCH_RTTS ?? "0,5,20")
+      .split(",")
+      .map((s) => Number(s.trim()))
+      .filter((n) => Number.isFinite(n) && n >= 0),
     rttSamples: Math.max(4, Math.round(num("BENCH_RTT_SAMPLES", 60))),
     renderOnly: env.BENCH_RENDER_ONLY === "1",
   };

@@ -76,7 +76,15 @@ export function cpuSnapshot(serverPid: number | undefined, database: string | un
   const backends = new Map<number, number>();
   if (database) for (const pid of postgresBackendPids(database)) backends.set(pid, processSeconds(pid));
   const postgres = [...backends.values()].reduce((a, b) => a + b, 0);
-  return { at: performance.now(), machineBusy: machineBusySeconds(), ours: loadGenerator + server + postgres, loadGenerator, server, postgres, backends };
+  return {
+    at: performance.now(),
+    machineBusy: machineBusySeconds(),
+    ours: loadGenerator + server + postgres,
+    loadGenerator,
+    server,
+    postgres,
+    backends,
+  };
 }
 
 /**

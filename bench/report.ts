@@ -102,7 +102,9 @@ const int = (value: number) => (Number.isFinite(value) ? Math.round(value).toLoc
 const pct = (value: number) => (Number.isFinite(value) ? `${(value * 100).toFixed(0)}%` : "n/a");
 
 function table(headers: string[], rows: string[][]): string {
-  return [`| ${headers.join(" | ")} |`, `| ${headers.map(() => "---").join(" | ")} |`, ...rows.map((r) => `| ${r.join(" | ")} |`)].join("\n");
+  return [`| ${headers.join(" | ")} |`, `| ${headers.map(() => "---").join(" | ")} |`, ...rows.map((r) => `| ${r.join(" | ")} |`)].join(
+    "\n",
+  );
 }
 
 export function findStat(phase: PhaseResult | undefined, target: TargetId, connections: number): Stat | undefined {
@@ -135,7 +137,19 @@ export function floorTable(phase: PhaseResult): string {
     }
   }
   return table(
-    ["conns", "route", "p50 ms", "p99 ms", "req/s", "Δp50 ms", "Δp99 ms", "throughput vs floor", "round p50s", "other jobs' CPU", "requests"],
+    [
+      "conns",
+      "route",
+      "p50 ms",
+      "p99 ms",
+      "req/s",
+      "Δp50 ms",
+      "Δp99 ms",
+      "throughput vs floor",
+      "round p50s",
+      "other jobs' CPU",
+      "requests",
+    ],
     rows,
   );
 }
@@ -164,7 +178,16 @@ export function scaleTable(small: PhaseResult, large: PhaseResult): string {
     }
   }
   return table(
-    ["conns", "route", `p50 ms, ${int(small.users)} users`, `p50 ms, ${int(large.users)} users`, "ratio", "ratio / floor's ratio", `req/s, ${int(small.users)}`, `req/s, ${int(large.users)}`],
+    [
+      "conns",
+      "route",
+      `p50 ms, ${int(small.users)} users`,
+      `p50 ms, ${int(large.users)} users`,
+      "ratio",
+      "ratio / floor's ratio",
+      `req/s, ${int(small.users)}`,
+      `req/s, ${int(large.users)}`,
+    ],
     rows,
   );
 }
@@ -185,7 +208,18 @@ export function rttTable(report: RttReport): string {
     r.saveRoundTrips === undefined ? "—" : String(r.saveRoundTrips),
   ]);
   return table(
-    ["RTT ms", "floor p50 ms", "GET api-keys p50 ms", "Δ ms", "generate first byte p50 ms", "Δ ms", "round trips: floor", "GET api-keys", "generation (whole)", "POST api-keys (save)"],
+    [
+      "RTT ms",
+      "floor p50 ms",
+      "GET api-keys p50 ms",
+      "Δ ms",
+      "generate first byte p50 ms",
+      "Δ ms",
+      "round trips: floor",
+      "GET api-keys",
+      "generation (whole)",
+      "POST api-keys (save)",
+    ],
     rows,
   );
 }
@@ -210,11 +244,29 @@ export function coldStartTable(results: ColdStartResult[]): string {
     `${int(r.loadedKiB)} / ${int(r.bundleKiB)}`,
     ms(r.rssMiB),
   ]);
-  return table(["function", "request", "status", "node boot ms", "import ms", "first request ms", "second request ms", "process spawn→exit ms", "KiB evaluated / bundled", "RSS MiB"], rows);
+  return table(
+    [
+      "function",
+      "request",
+      "status",
+      "node boot ms",
+      "import ms",
+      "first request ms",
+      "second request ms",
+      "process spawn→exit ms",
+      "KiB evaluated / bundled",
+      "RSS MiB",
+    ],
+    rows,
+  );
 }
 
 export function heavyTable(results: ColdStartResult[]): string {
-  const rows = results.map((r) => [`\`${r.file}\``, ...heavyPackages.map((p) => stateLabel[r.heavy[p]] ?? r.heavy[p]), r.violations.length ? `**VIOLATION**: ${r.violations.join("; ")}` : "ok"]);
+  const rows = results.map((r) => [
+    `\`${r.file}\``,
+    ...heavyPackages.map((p) => stateLabel[r.heavy[p]] ?? r.heavy[p]),
+    r.violations.length ? `**VIOLATION**: ${r.violations.join("; ")}` : "ok",
+  ]);
   return table(["function", ...heavyPackages.map((p) => `\`${p}\``), "Gemini/Exa rule"], rows);
 }
 
@@ -256,7 +308,10 @@ export function memoryTable(memory: MemoryReport[]): string {
 }
 
 export function checksTable(checks: TargetCheck[]): string {
-  return table(["target", "goal", "measured", "result"], checks.map((c) => [c.name, c.target, c.measured, c.pass ? "✅ met" : "❌ **missed**"]));
+  return table(
+    ["target", "goal", "measured", "result"],
+    checks.map((c) => [c.name, c.target, c.measured, c.pass ? "✅ met" : "❌ **missed**"]),
+  );
 }
 
 export function profileTables(profile: ProfileReport): string {
@@ -322,7 +377,15 @@ export function cpuTable(phase: PhaseResult): string {
     }
   }
   return table(
-    ["conns", "route", "server CPU µs/req", "PostgreSQL CPU µs/req", "Δ server µs", "Δ PostgreSQL µs", "throughput vs floor when the server's CPU is the limit"],
+    [
+      "conns",
+      "route",
+      "server CPU µs/req",
+      "PostgreSQL CPU µs/req",
+      "Δ server µs",
+      "Δ PostgreSQL µs",
+      "throughput vs floor when the server's CPU is the limit",
+    ],
     rows,
   );
 }

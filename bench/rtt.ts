@@ -100,7 +100,11 @@ export async function measureRtt(options: {
     const proxy = await startPgLatencyProxy({ target: { host: target.hostname, port: Number(target.port || 5432) }, rttMs });
     let server: ServerChild | undefined;
     try {
-      server = await startServer({ entry: options.serverEntry, env: { ...options.env, DATABASE_URL: proxy.rewrite(options.databaseUrl) }, pool: 4 });
+      server = await startServer({
+        entry: options.serverEntry,
+        env: { ...options.env, DATABASE_URL: proxy.rewrite(options.databaseUrl) },
+        pool: 4,
+      });
       const floorUrl = `${server.baseUrl}/bench/floor`;
       const listUrl = `${server.baseUrl}/api/onboarding/api-keys`;
       const generateUrl = `${server.baseUrl}/api/blog/generate`;
@@ -174,7 +178,7 @@ export async function measureRtt(options: {
         firstQueryRoundTrips: c.roundTrips + 1,
         note:
           "counted with pipelineConnect off (local trust auth) + 1 for the WebSocket upgrade; on Neon the driver pipelines startup and password " +
-          "(pipelineConnect \"password\"), so TCP (1) + TLS 1.3 (1) + upgrade (1) + startup/auth (1) before the first query",
+          '(pipelineConnect "password"), so TCP (1) + TLS 1.3 (1) + upgrade (1) + startup/auth (1) before the first query',
       });
     } finally {
       await ws.close();
@@ -187,6 +191,9 @@ export async function measureRtt(options: {
     firstQueryRoundTrips: 1,
     note: "no PostgreSQL session to open: TCP (1) + TLS 1.3 (1) to Neon's HTTPS endpoint once per instance, then one HTTPS request per statement",
   });
-  for (const c of cold) options.log(`  cold ${c.driver}: set-up ${c.setupRoundTrips ?? "?"} round trips, first query ${c.firstQueryRoundTrips ?? "?"} (${c.note})`);
+  for (const c of cold)
+    options.log(
+      `  cold ${c.driver}: set-up ${c.setupRoundTrips ?? "?"} round trips, first query ${c.firstQueryRoundTrips ?? "?"} (${c.note})`,
+    );
   return { rows, cold };
 }

@@ -86,7 +86,9 @@ async function recreateDatabase(adminUrl: string, name: string): Promise<void> {
     await admin.connect();
   } catch (error) {
     const where = new URL(adminUrl);
-    throw new Error(`cannot reach PostgreSQL at ${where.hostname}:${where.port || 5432} (set BENCH_DATABASE_URL): ${error instanceof Error ? error.message : String(error)}`);
+    throw new Error(
+      `cannot reach PostgreSQL at ${where.hostname}:${where.port || 5432} (set BENCH_DATABASE_URL): ${error instanceof Error ? error.message : String(error)}`,
+    );
   }
   try {
     await admin.query(`drop database if exists ${name} with (force)`);
@@ -119,7 +121,8 @@ function serverEnv(base: Record<string, string>): Record<string, string> {
 async function expectJson(server: ServerChild, path: string, token: string | undefined, status: number): Promise<Record<string, unknown>> {
   const response = await fetch(`${server.baseUrl}${path}`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
   const text = await response.text();
-  if (response.status !== status) throw new Error(`sanity check: GET ${path} answered ${response.status}, expected ${status}: ${text.slice(0, 300)}`);
+  if (response.status !== status)
+    throw new Error(`sanity check: GET ${path} answered ${response.status}, expected ${status}: ${text.slice(0, 300)}`);
   return JSON.parse(text) as Record<string, unknown>;
 }
 
@@ -133,8 +136,15 @@ async function sanityCheck(server: ServerChild, token: string): Promise<void> {
   }
   const resolved = await expectJson(server, targetPaths.userKeys, token, 200);
   // Generation's providers only (bench/server.ts): gemini and exa, never the third key.
-  if (resolved.source !== "database" || !Array.isArray(resolved.providers) || [...(resolved.providers as string[])].sort().join(",") !== "exa,gemini" || (resolved.unreadable as unknown[]).length !== 0) {
-    throw new Error(`sanity check: userApiKeys() did not decrypt the user's gemini and exa keys (and only those) from the database: ${JSON.stringify(resolved)}`);
+  if (
+    resolved.source !== "database" ||
+    !Array.isArray(resolved.providers) ||
+    [...(resolved.providers as string[])].sort().join(",") !== "exa,gemini" ||
+    (resolved.unreadable as unknown[]).length !== 0
+  ) {
+    throw new Error(
+      `sanity check: userApiKeys() did not decrypt the user's gemini and exa keys (and only those) from the database: ${JSON.stringify(resolved)}`,
+    );
   }
   await expectJson(server, targetPaths.listKeys, undefined, 401);
   await expectJson(server, targetPaths.userKeys, undefined, 401);
@@ -176,7 +186,12 @@ function pooled(runs: LoadResult[]): Float64Array {
 
 function problemsOf(r: LoadResult): string[] {
   const problems: string[] = [];
-  if (r.non2xx > 0) problems.push(`${r.non2xx} non-2xx (${Object.entries(r.badStatuses).map(([s, n]) => `${s}×${n}`).join(", ")})`);
+  if (r.non2xx > 0)
+    problems.push(
+      `${r.non2xx} non-2xx (${Object.entries(r.badStatuses)
+        .map(([s, n]) => `${s}×${n}`)
+        .join(", ")})`,
+    );
   if (r.errors > 0) problems.push(`${r.errors} errors/timeouts`);
   return problems;
 }
@@ -202,7 +217,13 @@ async function measurePhase(
   for (const connections of cfg.connections) {
     if (warmup > 0) {
       for (const target of targets) {
-        await runLoad({ baseUrl: server.baseUrl, path: targetPaths[target], connections, duration: warmup, tokens: target === "floor" ? undefined : tokens });
+        await runLoad({
+          baseUrl: server.baseUrl,
+          path: targetPaths[target],
+          connections,
+          duration: warmup,
+          tokens: target === "floor" ? undefined : tokens,
+        });
       }
     }
     const runs = new Map<TargetId, LoadResult[]>(targets.map((t) => [t, []]));
@@ -212,7 +233,13 @@ async function measurePhase(
       const line: string[] = [];
       for (const target of targets) {
         const before = cpuSnapshot(server.pid, databaseName);
-        const r = await runLoad({ baseUrl: server.baseUrl, path: targetPaths[target], connections, duration, tokens: target === "floor" ? undefined : tokens });
+        const r = await runLoad({
+          baseUrl: server.baseUrl,
+          path: targetPaths[target],
+          connections,
+          duration,
+          tokens: target === "floor" ? undefined : tokens,
+        });
         const after = cpuSnapshot(server.pid, databaseName);
         foreign.get(target)!.push(foreignShare(before, after));
         const perRequest = cpuPerRequest(before, after, r.requests + r.non2xx);
@@ -223,7 +250,9 @@ async function measurePhase(
         line.push(`${target} p50 ${r.p50.toFixed(2)} ms ${Math.round(r.rps)}/s`);
       }
       const others = targets.map((t) => foreign.get(t)!.at(-1) ?? NaN);
-      log(`  ${name} c=${connections} round ${round}/${rounds}: ${line.join(" | ")} (other jobs ${(100 * Math.max(...others)).toFixed(0)}% of CPU)`);
+      log(
+        `  ${name} c=${connections} round ${round}/${rounds}: ${line.join(" | ")} (other jobs ${(100 * Math.max(...others)).toFixed(0)}% of CPU)`,
+      );
     }
     for (const target of targets) {
       const list = runs.get(target)!;
@@ -256,7 +285,10 @@ async function measurePhase(
 }
 
 function geminiChunks(n: number): string[] {
-  return ["# Benchmark article\n\n", ...Array.from({ length: n - 1 }, (_, i) => `Paragraph ${i + 1} of the benchmark article cites a source [1].\n\n`)].slice(0, n);
+  return [
+    "# Benchmark article\n\n",
+    ...Array.from({ length: n - 1 }, (_, i) => `Paragraph ${i + 1} of the benchmark article cites a source [1].\n\n`),
+  ].slice(0, n);
 }
 
 async function profileTargets(
@@ -278,9 +310,21 @@ async function profileTargets(
     let window: { fromMs: number; toMs: number };
     try {
       // Warm up first; only the samples of the measured run are summarized.
-      await runLoad({ baseUrl: server.baseUrl, path: targetPaths[target], connections, duration: Math.min(2, cfg.warmup || 1), tokens: target === "floor" ? undefined : tokens });
+      await runLoad({
+        baseUrl: server.baseUrl,
+        path: targetPaths[target],
+        connections,
+        duration: Math.min(2, cfg.warmup || 1),
+        tokens: target === "floor" ? undefined : tokens,
+      });
       const from = performance.now();
-      result = await runLoad({ baseUrl: server.baseUrl, path: targetPaths[target], connections, duration: cfg.duration, tokens: target === "floor" ? undefined : tokens });
+      result = await runLoad({
+        baseUrl: server.baseUrl,
+        path: targetPaths[target],
+        connections,
+        duration: cfg.duration,
+        tokens: target === "floor" ? undefined : tokens,
+      });
       const to = performance.now();
       // The profile starts a little after the fork: trim 100 ms at each end to stay inside the run.
       window = { fromMs: from - server.forkedAt + 100, toMs: to - server.forkedAt - 100 };
@@ -300,14 +344,20 @@ async function profileTargets(
       ownerTimes.set(o.owner, entry2);
     }
     if (target !== "floor") {
-      for (const f of summary.functions.slice(0, 12)) report.topFunctions.push({ target, owner: f.owner, name: f.name, perRequestUs: perRequest(f.ms) });
+      for (const f of summary.functions.slice(0, 12))
+        report.topFunctions.push({ target, owner: f.owner, name: f.name, perRequestUs: perRequest(f.ms) });
     }
-    log(`  profiled ${target}: ${Math.round(result.rps)} req/s under --cpu-prof, main thread busy ${(100 * summary.busyMs / summary.wallMs).toFixed(0)}% (${relative(repoRoot, join(dir, file))})`);
+    log(
+      `  profiled ${target}: ${Math.round(result.rps)} req/s under --cpu-prof, main thread busy ${((100 * summary.busyMs) / summary.wallMs).toFixed(0)}% (${relative(repoRoot, join(dir, file))})`,
+    );
   }
   report.owners = [...ownerTimes.entries()]
     .map(([owner, perRequestUs]) => ({ owner, perRequestUs }))
     .filter((o) => Object.values(o.perRequestUs).some((v) => (v ?? 0) >= 0.5))
-    .sort((a, b) => Math.max(...Object.values(b.perRequestUs).map((v) => v ?? 0)) - Math.max(...Object.values(a.perRequestUs).map((v) => v ?? 0)));
+    .sort(
+      (a, b) =>
+        Math.max(...Object.values(b.perRequestUs).map((v) => v ?? 0)) - Math.max(...Object.values(a.perRequestUs).map((v) => v ?? 0)),
+    );
   return report;
 }
 
@@ -321,16 +371,36 @@ function evaluateTargets(report: BenchReport): TargetCheck[] {
   for (const target of ["listKeys", "userKeys"] as TargetId[]) {
     const s = findStat(phase, target, c);
     if (!s || !floor) continue;
-    checks.push({ name: `${targetLabels[target]}: p50 at ${c} connections`, target: "≤ floor + 1 ms", measured: `${s.p50.toFixed(2)} ms vs ${floor.p50.toFixed(2)} ms (${(s.p50 - floor.p50 >= 0 ? "+" : "") + (s.p50 - floor.p50).toFixed(2)} ms)`, pass: s.p50 - floor.p50 <= 1 });
-    checks.push({ name: `${targetLabels[target]}: p99 at ${c} connections`, target: "≤ floor + 3 ms", measured: `${s.p99.toFixed(2)} ms vs ${floor.p99.toFixed(2)} ms (${(s.p99 - floor.p99 >= 0 ? "+" : "") + (s.p99 - floor.p99).toFixed(2)} ms)`, pass: s.p99 - floor.p99 <= 3 });
-    checks.push({ name: `${targetLabels[target]}: throughput at ${c} connections`, target: "≥ 70% of floor", measured: `${Math.round(s.rps)} vs ${Math.round(floor.rps)} req/s (${((100 * s.rps) / floor.rps).toFixed(0)}%)`, pass: s.rps / floor.rps >= 0.7 });
+    checks.push({
+      name: `${targetLabels[target]}: p50 at ${c} connections`,
+      target: "≤ floor + 1 ms",
+      measured: `${s.p50.toFixed(2)} ms vs ${floor.p50.toFixed(2)} ms (${(s.p50 - floor.p50 >= 0 ? "+" : "") + (s.p50 - floor.p50).toFixed(2)} ms)`,
+      pass: s.p50 - floor.p50 <= 1,
+    });
+    checks.push({
+      name: `${targetLabels[target]}: p99 at ${c} connections`,
+      target: "≤ floor + 3 ms",
+      measured: `${s.p99.toFixed(2)} ms vs ${floor.p99.toFixed(2)} ms (${(s.p99 - floor.p99 >= 0 ? "+" : "") + (s.p99 - floor.p99).toFixed(2)} ms)`,
+      pass: s.p99 - floor.p99 <= 3,
+    });
+    checks.push({
+      name: `${targetLabels[target]}: throughput at ${c} connections`,
+      target: "≥ 70% of floor",
+      measured: `${Math.round(s.rps)} vs ${Math.round(floor.rps)} req/s (${((100 * s.rps) / floor.rps).toFixed(0)}%)`,
+      pass: s.rps / floor.rps >= 0.7,
+    });
   }
   if (report.small && report.large) {
     for (const target of ["listKeys", "userKeys"] as TargetId[]) {
       const a = findStat(report.small, target, c);
       const b = findStat(report.large, target, c);
       if (!a || !b) continue;
-      checks.push({ name: `${targetLabels[target]}: ${report.large.users.toLocaleString("en-US")}-user p50 at ${c} connections`, target: `≤ 1.10 × ${report.small.users}-user p50`, measured: `${b.p50.toFixed(2)} / ${a.p50.toFixed(2)} ms = ${(b.p50 / a.p50).toFixed(3)}`, pass: b.p50 / a.p50 <= 1.1 });
+      checks.push({
+        name: `${targetLabels[target]}: ${report.large.users.toLocaleString("en-US")}-user p50 at ${c} connections`,
+        target: `≤ 1.10 × ${report.small.users}-user p50`,
+        measured: `${b.p50.toFixed(2)} / ${a.p50.toFixed(2)} ms = ${(b.p50 / a.p50).toFixed(3)}`,
+        pass: b.p50 / a.p50 <= 1.1,
+      });
     }
   }
   const research = report.generation?.find((g) => g.research);
@@ -344,9 +414,21 @@ function evaluateTargets(report: BenchReport): TargetCheck[] {
     });
   }
   const pgMemory = report.memory.find((m) => m.label.startsWith("node-postgres"));
-  if (pgMemory) checks.push({ name: "server peak RSS on node-postgres", target: "< 200 MiB", measured: `${pgMemory.peakMiB.toFixed(1)} MiB`, pass: pgMemory.peakMiB < 200 });
+  if (pgMemory)
+    checks.push({
+      name: "server peak RSS on node-postgres",
+      target: "< 200 MiB",
+      measured: `${pgMemory.peakMiB.toFixed(1)} MiB`,
+      pass: pgMemory.peakMiB < 200,
+    });
   const violations = (report.coldStarts ?? []).flatMap((r) => r.violations);
-  if (report.coldStarts) checks.push({ name: "key endpoints load neither the Gemini nor the Exa SDK", target: "no violation", measured: violations.length ? violations.join("; ") : "none", pass: violations.length === 0 });
+  if (report.coldStarts)
+    checks.push({
+      name: "key endpoints load neither the Gemini nor the Exa SDK",
+      target: "no violation",
+      measured: violations.length ? violations.join("; ") : "none",
+      pass: violations.length === 0,
+    });
   return checks;
 }
 
@@ -361,13 +443,17 @@ function vercelFunctionSizes(): BenchReport["vercelFunctions"] {
   const root = join(repoRoot, ".vercel", "output", "functions");
   if (!existsSync(root)) return undefined;
   const sizeOf = (dir: string): number =>
-    readdirSync(dir, { withFileTypes: true }).reduce((sum, e) => sum + (e.isDirectory() ? sizeOf(join(dir, e.name)) : statSync(join(dir, e.name)).size), 0);
+    readdirSync(dir, { withFileTypes: true }).reduce(
+      (sum, e) => sum + (e.isDirectory() ? sizeOf(join(dir, e.name)) : statSync(join(dir, e.name)).size),
+      0,
+    );
   const found: { name: string; bytes: number; pglite: boolean }[] = [];
   const walk = (dir: string) => {
     for (const e of readdirSync(dir, { withFileTypes: true })) {
       if (!e.isDirectory()) continue;
       const path = join(dir, e.name);
-      if (e.name.endsWith(".func")) found.push({ name: relative(root, path), bytes: sizeOf(path), pglite: existsSync(join(path, "node_modules", "@electric-sql")) });
+      if (e.name.endsWith(".func"))
+        found.push({ name: relative(root, path), bytes: sizeOf(path), pglite: existsSync(join(path, "node_modules", "@electric-sql")) });
       else walk(path);
     }
   };
@@ -379,8 +465,18 @@ function vercelFunctionSizes(): BenchReport["vercelFunctions"] {
 async function evaluateCostGoals(report: BenchReport): Promise<TargetCheck[]> {
   const goals: TargetCheck[] = [];
   for (const r of report.rtt?.rows ?? []) {
-    goals.push({ name: `1. GET /api/onboarding/api-keys at RTT ${r.rttMs} ms: round trips`, target: "exactly 1", measured: String(r.listRoundTrips), pass: r.listRoundTrips === 1 });
-    goals.push({ name: `1. GET /api/onboarding/api-keys at RTT ${r.rttMs} ms: p50`, target: "≤ floor + 1 ms", measured: `${r.listP50.toFixed(2)} vs ${r.floorP50.toFixed(2)} ms (${signedMs(r.listP50 - r.floorP50)})`, pass: r.listP50 - r.floorP50 <= 1 });
+    goals.push({
+      name: `1. GET /api/onboarding/api-keys at RTT ${r.rttMs} ms: round trips`,
+      target: "exactly 1",
+      measured: String(r.listRoundTrips),
+      pass: r.listRoundTrips === 1,
+    });
+    goals.push({
+      name: `1. GET /api/onboarding/api-keys at RTT ${r.rttMs} ms: p50`,
+      target: "≤ floor + 1 ms",
+      measured: `${r.listP50.toFixed(2)} vs ${r.floorP50.toFixed(2)} ms (${signedMs(r.listP50 - r.floorP50)})`,
+      pass: r.listP50 - r.floorP50 <= 1,
+    });
   }
   const rows = [...(report.rtt?.rows ?? [])].sort((a, b) => a.rttMs - b.rttMs);
   const low = rows[0];
@@ -409,16 +505,40 @@ async function evaluateCostGoals(report: BenchReport): Promise<TargetCheck[]> {
   const funcs = report.vercelFunctions;
   if (funcs?.length) {
     const largest = funcs.reduce((a, b) => (b.bytes > a.bytes ? b : a));
-    goals.push({ name: "2. Vercel functions: no PGlite", target: "none", measured: funcs.filter((f) => f.pglite).map((f) => f.name).join(", ") || "none", pass: funcs.every((f) => !f.pglite) });
-    goals.push({ name: "2. Vercel functions: size", target: "each ≤ 4 MiB", measured: `largest ${largest.name} ${(largest.bytes / 1048576).toFixed(2)} MiB`, pass: largest.bytes <= MAX_FUNCTION_BYTES });
+    goals.push({
+      name: "2. Vercel functions: no PGlite",
+      target: "none",
+      measured:
+        funcs
+          .filter((f) => f.pglite)
+          .map((f) => f.name)
+          .join(", ") || "none",
+      pass: funcs.every((f) => !f.pglite),
+    });
+    goals.push({
+      name: "2. Vercel functions: size",
+      target: "each ≤ 4 MiB",
+      measured: `largest ${largest.name} ${(largest.bytes / 1048576).toFixed(2)} MiB`,
+      pass: largest.bytes <= MAX_FUNCTION_BYTES,
+    });
   } else {
-    goals.push({ name: "2. Vercel functions", target: "each ≤ 4 MiB, no PGlite", measured: "no .vercel/output here: run `bash scripts/vercel-build.sh` before the bench", pass: false });
+    goals.push({
+      name: "2. Vercel functions",
+      target: "each ≤ 4 MiB, no PGlite",
+      measured: "no .vercel/output here: run `bash scripts/vercel-build.sh` before the bench",
+      pass: false,
+    });
   }
   const lambdaDir = join(buildDir, "lambda");
   const lambda = await buildLambda({ outdir: lambdaDir });
   const zipBytes = deflateRawSync(readFileSync(lambda.outfile), { level: 9 }).length + 200;
   const lambdaPglite = Object.keys(lambda.metafile.inputs).some((f) => f.includes("@electric-sql/pglite/"));
-  goals.push({ name: "2. Lambda bundle: zip size, no PGlite", target: "≤ 1.5 MB, none", measured: `${(zipBytes / 1e6).toFixed(2)} MB zipped (${(lambda.bytes / 1e6).toFixed(2)} MB unzipped), PGlite ${lambdaPglite ? "inside" : "absent"}`, pass: zipBytes <= MAX_LAMBDA_ZIP_BYTES && !lambdaPglite });
+  goals.push({
+    name: "2. Lambda bundle: zip size, no PGlite",
+    target: "≤ 1.5 MB, none",
+    measured: `${(zipBytes / 1e6).toFixed(2)} MB zipped (${(lambda.bytes / 1e6).toFixed(2)} MB unzipped), PGlite ${lambdaPglite ? "inside" : "absent"}`,
+    pass: zipBytes <= MAX_LAMBDA_ZIP_BYTES && !lambdaPglite,
+  });
   const phase = report.small;
   const levels = phase?.stats.map((s) => s.connections) ?? [];
   const c = levels.includes(32) ? 32 : Math.max(0, ...levels);
@@ -426,8 +546,18 @@ async function evaluateCostGoals(report: BenchReport): Promise<TargetCheck[]> {
   for (const target of ["listKeys", "userKeys"] as TargetId[]) {
     const s = findStat(phase, target, c);
     if (!s || !floor) continue;
-    goals.push({ name: `3. ${targetLabels[target]}: throughput at ${c} connections`, target: "≥ 70% of floor", measured: `${((100 * s.rps) / floor.rps).toFixed(0)}%`, pass: s.rps / floor.rps >= 0.7 });
-    goals.push({ name: `3. ${targetLabels[target]}: server CPU per request`, target: "≤ 1.4 × floor", measured: `${s.serverCpuUs.toFixed(0)} vs ${floor.serverCpuUs.toFixed(0)} µs (${(s.serverCpuUs / floor.serverCpuUs).toFixed(2)} ×)`, pass: s.serverCpuUs / floor.serverCpuUs <= 1.4 });
+    goals.push({
+      name: `3. ${targetLabels[target]}: throughput at ${c} connections`,
+      target: "≥ 70% of floor",
+      measured: `${((100 * s.rps) / floor.rps).toFixed(0)}%`,
+      pass: s.rps / floor.rps >= 0.7,
+    });
+    goals.push({
+      name: `3. ${targetLabels[target]}: server CPU per request`,
+      target: "≤ 1.4 × floor",
+      measured: `${s.serverCpuUs.toFixed(0)} vs ${floor.serverCpuUs.toFixed(0)} µs (${(s.serverCpuUs / floor.serverCpuUs).toFixed(2)} ×)`,
+      pass: s.serverCpuUs / floor.serverCpuUs <= 1.4,
+    });
   }
   const coldFloor = report.coldStarts?.find((r) => r.file === COLD_FLOOR_FILE);
   for (const file of coldKeyFunctions) {
@@ -435,7 +565,12 @@ async function evaluateCostGoals(report: BenchReport): Promise<TargetCheck[]> {
     if (!r || !coldFloor || r.error || coldFloor.error) continue;
     const mine = r.importMs + r.firstRequestMs;
     const base = coldFloor.importMs + coldFloor.firstRequestMs;
-    goals.push({ name: `4. cold start of ${file}: import + first request`, target: "≤ 1.3 × the driver-only floor", measured: `${mine.toFixed(1)} vs ${base.toFixed(1)} ms (${(mine / base).toFixed(2)} ×)`, pass: mine / base <= 1.3 });
+    goals.push({
+      name: `4. cold start of ${file}: import + first request`,
+      target: "≤ 1.3 × the driver-only floor",
+      measured: `${mine.toFixed(1)} vs ${base.toFixed(1)} ms (${(mine / base).toFixed(2)} ×)`,
+      pass: mine / base <= 1.3,
+    });
   }
   return goals;
 }
@@ -449,16 +584,31 @@ function chartPanels(report: BenchReport): Panel[] {
   const small = report.small;
   if (small) {
     const connections = [...new Set(small.stats.map((s) => s.connections))];
-    const bars = (c: number, pick: (s: Stat) => number) => allTargets.map((t) => ({ label: short[t], color: colors[t], value: findStat(small, t, c) ? pick(findStat(small, t, c)!) : NaN }));
+    const bars = (c: number, pick: (s: Stat) => number) =>
+      allTargets.map((t) => ({ label: short[t], color: colors[t], value: findStat(small, t, c) ? pick(findStat(small, t, c)!) : NaN }));
     const maxC = Math.max(...connections);
-    panels.push({ title: `Latency at ${maxC} connections`, unit: "ms", groups: [{ label: "p50", bars: bars(maxC, (s) => s.p50) }, { label: "p99", bars: bars(maxC, (s) => s.p99) }] });
-    panels.push({ title: "Throughput", unit: "requests/s", groups: connections.map((c) => ({ label: `${c} conn${c === 1 ? "" : "s"}`, bars: bars(c, (s) => s.rps) })) });
+    panels.push({
+      title: `Latency at ${maxC} connections`,
+      unit: "ms",
+      groups: [
+        { label: "p50", bars: bars(maxC, (s) => s.p50) },
+        { label: "p99", bars: bars(maxC, (s) => s.p99) },
+      ],
+    });
+    panels.push({
+      title: "Throughput",
+      unit: "requests/s",
+      groups: connections.map((c) => ({ label: `${c} conn${c === 1 ? "" : "s"}`, bars: bars(c, (s) => s.rps) })),
+    });
     if (report.large) {
       const large = report.large;
       panels.push({
         title: `p50 at ${maxC} conns: users in the tables`,
         unit: "ms",
-        groups: [small, large].map((phase) => ({ label: `${phase.users.toLocaleString("en-US")} users`, bars: allTargets.map((t) => ({ label: short[t], color: colors[t], value: findStat(phase, t, maxC)?.p50 ?? NaN })) })),
+        groups: [small, large].map((phase) => ({
+          label: `${phase.users.toLocaleString("en-US")} users`,
+          bars: allTargets.map((t) => ({ label: short[t], color: colors[t], value: findStat(phase, t, maxC)?.p50 ?? NaN })),
+        })),
       });
     }
   }
@@ -493,8 +643,14 @@ function renderMarkdown(report: BenchReport): string {
   lines.push(`- **Date**: ${report.date}; whole run ${report.durationSeconds.toFixed(0)} s`);
   lines.push(`- **Machine**: ${m.cores} cores (\`os.cpus().length\`), ${m.cpuModel}, ${m.memGiB.toFixed(1)} GiB RAM, ${m.platform}`);
   lines.push(`- **Software**: Node ${m.node}; ${m.postgres}; PGlite ${m.pglite}`);
-  lines.push(`- **Settings**: ${Object.entries(report.settings).map(([k, v]) => `${k} ${v}`).join(", ")}`);
-  lines.push(`- **Machine load** (1/5/15-min load average): ${report.load.start} at the start, ${report.load.end} at the end; the "other jobs' CPU" column is the share of the machine used by processes that are not the benchmark's during each route's rounds`);
+  lines.push(
+    `- **Settings**: ${Object.entries(report.settings)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(", ")}`,
+  );
+  lines.push(
+    `- **Machine load** (1/5/15-min load average): ${report.load.start} at the start, ${report.load.end} at the end; the "other jobs' CPU" column is the share of the machine used by processes that are not the benchmark's during each route's rounds`,
+  );
   lines.push("");
   lines.push("Load generator, server and PostgreSQL share the same cores, as they would on a small instance: at 32");
   lines.push("connections the server process is CPU-bound, so latency there is mostly queueing (p50 ≈ connections ÷");
@@ -520,7 +676,9 @@ function renderMarkdown(report: BenchReport): string {
       lines.push("");
       lines.push("The server child reaches PostgreSQL through `testkit/pg-latency-proxy.ts`, which holds every packet RTT/2 each way");
       lines.push("and counts client turns (a batch of messages sent before any answer is one round trip). Sequential requests,");
-      lines.push(`warm instance and cached tokens, ${report.rtt.rows[0]?.samples ?? "?"} samples per route and RTT, alternating. "generate first byte" is`);
+      lines.push(
+        `warm instance and cached tokens, ${report.rtt.rows[0]?.samples ?? "?"} samples per route and RTT, alternating. "generate first byte" is`,
+      );
       lines.push("`POST /api/blog/generate` (research off) to its response headers: the stream starts right after the one statement");
       lines.push("that counts the rate limit, reads the keys and reserves the budget. Its usage and key-health settlement is one");
       lines.push("statement after the last event (the second round trip of the whole generation), never before the first byte.");
@@ -533,14 +691,20 @@ function renderMarkdown(report: BenchReport): string {
       lines.push("");
       lines.push("A cold request on Vercel with Neon pays the set-up once, then its statements: `neon-http` needs no PostgreSQL");
       lines.push("session (2 round trips to an HTTPS connection, then 1 per statement), `neon-ws` 4 before its first statement,");
-      lines.push("node-postgres with TLS and SCRAM about 6. So a Neon host defaults to `neon-http` (README, \"Choosing a driver\");");
+      lines.push('node-postgres with TLS and SCRAM about 6. So a Neon host defaults to `neon-http` (README, "Choosing a driver");');
       lines.push("on a warm instance every driver pays one round trip per statement, and the hot paths have one statement each.");
       lines.push("");
     }
     if (report.vercelFunctions?.length) {
       lines.push("### Vercel function sizes (`.vercel/output`, sum of file sizes)");
       lines.push("");
-      lines.push(["| function | MiB | PGlite |", "| --- | --- | --- |", ...report.vercelFunctions.map((f) => `| \`${f.name}\` | ${(f.bytes / 1048576).toFixed(2)} | ${f.pglite ? "**inside**" : "no"} |`)].join("\n"));
+      lines.push(
+        [
+          "| function | MiB | PGlite |",
+          "| --- | --- | --- |",
+          ...report.vercelFunctions.map((f) => `| \`${f.name}\` | ${(f.bytes / 1048576).toFixed(2)} | ${f.pglite ? "**inside**" : "no"} |`),
+        ].join("\n"),
+      );
       lines.push("");
     }
     const notePath = join(repoRoot, "bench", "closing-note.md");
@@ -564,7 +728,9 @@ function renderMarkdown(report: BenchReport): string {
     lines.push("Δ = key path − floor. The key path checks a Clerk session token (RS256, `CLERK_JWT_KEY`, networkless; verified");
     lines.push("tokens are cached until their `exp`, and each user's token is reused as a browser reuses it, so after its first");
     lines.push("request every token is a cache hit) and runs one query; `GET /api/onboarding/api-keys` also decrypts the CopilotKit");
-    lines.push("key it returns, `userApiKeys()` decrypts the two generation uses (gemini, exa). A cache miss costs one full verification (see Cost per step).");
+    lines.push(
+      "key it returns, `userApiKeys()` decrypts the two generation uses (gemini, exa). A cache miss costs one full verification (see Cost per step).",
+    );
     lines.push("");
     lines.push(floorTable(report.small));
     lines.push("");
@@ -576,7 +742,9 @@ function renderMarkdown(report: BenchReport): string {
     lines.push("");
   }
   if (report.small && report.large) {
-    lines.push(`## 2. Scale: ${report.small.users.toLocaleString("en-US")} vs ${report.large.users.toLocaleString("en-US")} users (${report.large.keys.toLocaleString("en-US")} keys)`);
+    lines.push(
+      `## 2. Scale: ${report.small.users.toLocaleString("en-US")} vs ${report.large.users.toLocaleString("en-US")} users (${report.large.keys.toLocaleString("en-US")} keys)`,
+    );
     lines.push("");
     lines.push("The same rounds after seeding the large table (the two phases run minutes apart, so the last column divides");
     lines.push("out drift that also moved the floor).");
@@ -597,8 +765,10 @@ function renderMarkdown(report: BenchReport): string {
     lines.push("");
     lines.push("Each `api/` file bundled with esbuild (bundle, platform node, ESM, code splitting so `import()` stays lazy,");
     lines.push("as on Vercel), then per run a fresh `node` process imports it and answers one request (and a second, warm");
-    lines.push(`one) against PostgreSQL, in production mode. Medians of ${report.settings["cold-start runs"]} runs after one unrecorded run.`);
-    lines.push("\"node boot\" is Node's own start before our code runs; \"first request\" includes opening the database pool.");
+    lines.push(
+      `one) against PostgreSQL, in production mode. Medians of ${report.settings["cold-start runs"]} runs after one unrecorded run.`,
+    );
+    lines.push('"node boot" is Node\'s own start before our code runs; "first request" includes opening the database pool.');
     lines.push("Fake upstreams answer instantly here.");
     lines.push("");
     lines.push(coldStartTable(report.coldStarts));
@@ -611,15 +781,21 @@ function renderMarkdown(report: BenchReport): string {
     lines.push("Packages evaluated, largest first (bytes in the bundle):");
     lines.push("");
     for (const r of report.coldStarts) {
-      lines.push(`- \`${r.file}\`: at import: ${r.importPackages.join(", ") || "none"}; added by the request: ${r.requestPackages.join(", ") || "none"}`);
+      lines.push(
+        `- \`${r.file}\`: at import: ${r.importPackages.join(", ") || "none"}; added by the request: ${r.requestPackages.join(", ") || "none"}`,
+      );
     }
     lines.push("");
   }
   if (report.generation) {
     lines.push("## 4. Generation overhead");
     lines.push("");
-    lines.push(`\`POST /api/blog/generate\` (SSE) through the server against the fake upstreams: Exa ${report.settings["Exa latency ms"]} ms per search,`);
-    lines.push(`Gemini ${report.settings["Gemini latency ms"]} ms per chunk × ${report.settings["Gemini chunks"]} chunks. Overhead = client-observed time − the upstream latency on the`);
+    lines.push(
+      `\`POST /api/blog/generate\` (SSE) through the server against the fake upstreams: Exa ${report.settings["Exa latency ms"]} ms per search,`,
+    );
+    lines.push(
+      `Gemini ${report.settings["Gemini latency ms"]} ms per chunk × ${report.settings["Gemini chunks"]} chunks. Overhead = client-observed time − the upstream latency on the`,
+    );
     lines.push("critical path (one search when the searches overlap). Medians (and the worst run).");
     lines.push("");
     lines.push(generationTable(report.generation));
@@ -627,11 +803,16 @@ function renderMarkdown(report: BenchReport): string {
     const research = report.generation.find((g) => g.research);
     if (research?.researchWallMs !== undefined && research.researchSumMs !== undefined) {
       const overlapped = research.researchWallMs < research.researchSumMs / 2;
-      lines.push(`Research searches ${overlapped ? "**overlap**" : "**do not overlap**"}: ${research.researchWallMs.toFixed(1)} ms wall for ${research.searches} searches of ${(research.researchSumMs / (research.searches ?? 1)).toFixed(0)} ms each (${research.researchSumMs.toFixed(0)} ms if sequential).`);
+      lines.push(
+        `Research searches ${overlapped ? "**overlap**" : "**do not overlap**"}: ${research.researchWallMs.toFixed(1)} ms wall for ${research.searches} searches of ${(research.researchSumMs / (research.searches ?? 1)).toFixed(0)} ms each (${research.researchSumMs.toFixed(0)} ms if sequential).`,
+      );
     }
-    if (report.generationUsedCallerKeys !== undefined) lines.push(`Every upstream call carried the caller's own keys: ${report.generationUsedCallerKeys ? "yes" : "**NO**"}.`);
+    if (report.generationUsedCallerKeys !== undefined)
+      lines.push(`Every upstream call carried the caller's own keys: ${report.generationUsedCallerKeys ? "yes" : "**NO**"}.`);
     if (report.generationClientMs !== undefined) {
-      lines.push(`The client here is Node's \`fetch\`: one complete fetch of the floor route takes ${report.generationClientMs.toFixed(2)} ms (median), and that client-side cost is inside every overhead above.`);
+      lines.push(
+        `The client here is Node's \`fetch\`: one complete fetch of the floor route takes ${report.generationClientMs.toFixed(2)} ms (median), and that client-side cost is inside every overhead above.`,
+      );
     }
     lines.push("");
   }
@@ -654,11 +835,22 @@ function renderMarkdown(report: BenchReport): string {
   if (report.profile) {
     lines.push("## Where the time goes (CPU profiles)");
     lines.push("");
-    lines.push(`Server child under \`node --cpu-prof\` at ${String(report.settings.connections ?? "").split(",").map(Number).reduce((a, b) => Math.max(a, b), 0)} connections, one profile per route; self time of the server's main`);
-    lines.push("thread per request, over the measured run only, grouped by owner (ours = files under api/, lib/, db/). The profiler samples\n" +
-      "wall time, so a thread preempted by other processes (or by PostgreSQL and the load generator on these same cores) inflates every\n" +
-      "row alike, syscalls such as `writev` most: read the rows relative to each other. Work on libuv's thread pool (WebCrypto, on a\n" +
-      "token-cache miss) is outside this profile. Main thread busy: " + Object.entries(report.profile.busyShare).map(([t, v]) => `${t} ${((v ?? 0) * 100).toFixed(0)}%`).join(", ") + ".");
+    lines.push(
+      `Server child under \`node --cpu-prof\` at ${String(report.settings.connections ?? "")
+        .split(",")
+        .map(Number)
+        .reduce((a, b) => Math.max(a, b), 0)} connections, one profile per route; self time of the server's main`,
+    );
+    lines.push(
+      "thread per request, over the measured run only, grouped by owner (ours = files under api/, lib/, db/). The profiler samples\n" +
+        "wall time, so a thread preempted by other processes (or by PostgreSQL and the load generator on these same cores) inflates every\n" +
+        "row alike, syscalls such as `writev` most: read the rows relative to each other. Work on libuv's thread pool (WebCrypto, on a\n" +
+        "token-cache miss) is outside this profile. Main thread busy: " +
+        Object.entries(report.profile.busyShare)
+          .map(([t, v]) => `${t} ${((v ?? 0) * 100).toFixed(0)}%`)
+          .join(", ") +
+        ".",
+    );
     lines.push("");
     lines.push(profileTables(report.profile));
     lines.push("");
@@ -679,7 +871,9 @@ function renderMarkdown(report: BenchReport): string {
   lines.push("");
   lines.push("- Server: `bench/server.ts` in a child process (`node`, sources transpiled one to one by esbuild), production mode");
   lines.push("  (`DEPLOY_ENV=production`), node-postgres, `CLERK_JWT_KEY` from a fresh 2048-bit RSA key, `KEY_ENCRYPTION_KEYS`");
-  lines.push("  generated, `LOG_LEVEL=" + report.settings["log level"] + "` with stdout discarded. It is `createApp()` over the public route list");
+  lines.push(
+    "  generated, `LOG_LEVEL=" + report.settings["log level"] + "` with stdout discarded. It is `createApp()` over the public route list",
+  );
   lines.push("  plus two bench-only routes built with `defineRoute`: `/bench/floor` and `/bench/user-keys`.");
   lines.push("- Load: autocannon 9 in the parent process; one prebuilt request per token, tokens signed once (6 h expiry) for users");
   lines.push("  spread over the table; latencies recorded at full resolution from autocannon's `response` events (its own");
@@ -696,7 +890,8 @@ function printConsole(report: BenchReport): void {
   log("\nTargets:\n" + checksTable(report.checks));
   if (report.costGoals) log("\nServerless cost:\n" + checksTable(report.costGoals));
   if (report.rtt) log("\nRound trips:\n" + rttTable(report.rtt) + "\n\n" + coldConnectTable(report.rtt));
-  if (report.small) log(`\nFloor vs key path (${report.small.users} users):\n` + floorTable(report.small) + "\n\n" + cpuTable(report.small));
+  if (report.small)
+    log(`\nFloor vs key path (${report.small.users} users):\n` + floorTable(report.small) + "\n\n" + cpuTable(report.small));
   if (report.small && report.large) log("\nScale:\n" + scaleTable(report.small, report.large));
   if (report.coldStarts) log("\nCold start:\n" + coldStartTable(report.coldStarts) + "\n\n" + heavyTable(report.coldStarts));
   if (report.generation) log("\nGeneration:\n" + generationTable(report.generation));
@@ -726,7 +921,8 @@ async function main(): Promise<void> {
       memGiB: totalmem() / 2 ** 30,
       node: process.version,
       postgres: "PostgreSQL (unknown version)",
-      pglite: (JSON.parse(readFileSync(join(repoRoot, "node_modules/@electric-sql/pglite/package.json"), "utf8")) as { version: string }).version,
+      pglite: (JSON.parse(readFileSync(join(repoRoot, "node_modules/@electric-sql/pglite/package.json"), "utf8")) as { version: string })
+        .version,
       platform: `${process.platform} ${process.arch}`,
     },
     settings: {
@@ -796,7 +992,9 @@ async function main(): Promise<void> {
       report.machine.postgres = `PostgreSQL ${version[0]?.server_version ?? "?"}`;
       const seeded = await seedUsers(clientOf(database), { keyring, from: 1, count: cfg.smallUsers });
       await clientOf(database).query("vacuum analyze");
-      log(`  seeded ${seeded.users} users / ${seeded.keys} keys (encrypt ${seeded.encryptMs.toFixed(0)} ms, insert ${seeded.insertMs.toFixed(0)} ms)`);
+      log(
+        `  seeded ${seeded.users} users / ${seeded.keys} keys (encrypt ${seeded.encryptMs.toFixed(0)} ms, insert ${seeded.insertMs.toFixed(0)} ms)`,
+      );
 
       server = await startServer({ entry: serverEntry, env, pool: cfg.pool });
       const smallTokens = signTokens(signer, spreadUsers(cfg.smallUsers, cfg.tokens));
@@ -807,7 +1005,9 @@ async function main(): Promise<void> {
 
       if (cfg.only.has("floor") || cfg.only.has("scale")) {
         section(`1. floor vs key path, ${cfg.smallUsers} users`);
-        report.small = await measurePhase(cfg, server, `${cfg.smallUsers} users`, cfg.smallUsers, smallTokens, allTargets, { database: cfg.databaseName });
+        report.small = await measurePhase(cfg, server, `${cfg.smallUsers} users`, cfg.smallUsers, smallTokens, allTargets, {
+          database: cfg.databaseName,
+        });
       }
 
       if (cfg.only.has("generation")) {
@@ -839,14 +1039,23 @@ async function main(): Promise<void> {
             if (run > 0) samples.push(t); // the first run warms the SDKs' modules up
           }
           if (samples.length === 0) continue;
-          const summary = summarizeGeneration(research, samples, { exaMs: cfg.exaLatencyMs, searches: 3, geminiMs: cfg.geminiLatencyMs, chunks: cfg.genChunks });
+          const summary = summarizeGeneration(research, samples, {
+            exaMs: cfg.exaLatencyMs,
+            searches: 3,
+            geminiMs: cfg.geminiLatencyMs,
+            chunks: cfg.genChunks,
+          });
           summaries.push(summary);
-          log(`  research ${research ? "on " : "off"}: first delta ${summary.firstDeltaMs.toFixed(1)} ms (overhead ${summary.overheadFirstDeltaMs.toFixed(1)}), done ${summary.doneMs.toFixed(1)} ms (overhead ${summary.overheadDoneMs.toFixed(1)})${summary.researchWallMs !== undefined ? `, research wall ${summary.researchWallMs.toFixed(1)} ms for ${summary.searches} searches` : ""}`);
+          log(
+            `  research ${research ? "on " : "off"}: first delta ${summary.firstDeltaMs.toFixed(1)} ms (overhead ${summary.overheadFirstDeltaMs.toFixed(1)}), done ${summary.doneMs.toFixed(1)} ms (overhead ${summary.overheadDoneMs.toFixed(1)})${summary.researchWallMs !== undefined ? `, research wall ${summary.researchWallMs.toFixed(1)} ms for ${summary.searches} searches` : ""}`,
+          );
         }
         report.generation = summaries;
         const researched = summaries.find((g) => g.research);
         if (researched?.researchWallMs !== undefined && researched.researchWallMs >= 1.5 * cfg.exaLatencyMs) {
-          log(`\n  !!! VIOLATION: research searches do not overlap (${researched.researchWallMs.toFixed(0)} ms for ${researched.searches} searches of ${cfg.exaLatencyMs} ms)\n`);
+          log(
+            `\n  !!! VIOLATION: research searches do not overlap (${researched.researchWallMs.toFixed(0)} ms for ${researched.searches} searches of ${cfg.exaLatencyMs} ms)\n`,
+          );
           exitCode = 1;
         }
         const mine = benchProviderKeys(benchUserIdNumber(smallTokens[0]!));
@@ -862,7 +1071,15 @@ async function main(): Promise<void> {
         section(`round trips under injected database latency (RTT ${cfg.rtts.join(", ")} ms)`);
         fakeExa.reset();
         fakeGemini.reset();
-        report.rtt = await measureRtt({ serverEntry, env, databaseUrl: url, token: smallTokens[0]!, rtts: cfg.rtts, samples: cfg.rttSamples, log });
+        report.rtt = await measureRtt({
+          serverEntry,
+          env,
+          databaseUrl: url,
+          token: smallTokens[0]!,
+          rtts: cfg.rtts,
+          samples: cfg.rttSamples,
+          log,
+        });
       }
 
       let largeTokens: string[] = smallTokens;
@@ -879,27 +1096,45 @@ async function main(): Promise<void> {
         }
         largeTokens = signTokens(signer, spreadUsers(cfg.largeUsers, cfg.tokens));
         if (cfg.only.has("scale")) {
-          report.large = await measurePhase(cfg, server, `${cfg.largeUsers} users`, cfg.largeUsers, largeTokens, allTargets, { database: cfg.databaseName });
+          report.large = await measurePhase(cfg, server, `${cfg.largeUsers} users`, cfg.largeUsers, largeTokens, allTargets, {
+            database: cfg.databaseName,
+          });
         }
       }
 
       const sampledMax = sampler.stop();
       // VmHWM can lag a sample by a page or two: the peak is the larger of the two.
-      report.memory.push({ label: `node-postgres server (pool ${cfg.pool}), after all load above`, baselineMiB: baseline, sampledMaxMiB: sampledMax, peakMiB: Math.max(server.peakRssMiB(), sampledMax) });
+      report.memory.push({
+        label: `node-postgres server (pool ${cfg.pool}), after all load above`,
+        baselineMiB: baseline,
+        sampledMaxMiB: sampledMax,
+        peakMiB: Math.max(server.peakRssMiB(), sampledMax),
+      });
       const stderr = server.stderrLines().filter((l) => l.trim());
       await server.stop();
       server = undefined;
-      if (stderr.length) report.anomalies.push(`server stderr had ${stderr.length} line(s), e.g. ${stderr.slice(0, 3).join(" / ").slice(0, 400)}`);
+      if (stderr.length)
+        report.anomalies.push(`server stderr had ${stderr.length} line(s), e.g. ${stderr.slice(0, 3).join(" / ").slice(0, 400)}`);
 
       if (cfg.only.has("profile")) {
         section("cost per step (CPU per call, in process)");
         const single = await openDatabase({ driver: "pg", url, maxConnections: 1 });
         try {
-          report.breakdown = await measureBreakdown({ database: single, keyring, keyringSpec, signer, users: report.large?.users ?? cfg.smallUsers, scale: cfg.duration / 5 });
+          report.breakdown = await measureBreakdown({
+            database: single,
+            keyring,
+            keyringSpec,
+            signer,
+            users: report.large?.users ?? cfg.smallUsers,
+            scale: cfg.duration / 5,
+          });
         } finally {
           await single.close();
         }
-        for (const step of report.breakdown) log(`  ${step.step}: node ${step.nodeUs.toFixed(1)} µs, postgres ${step.postgresUs.toFixed(1)} µs, wall ${step.wallUs.toFixed(1)} µs`);
+        for (const step of report.breakdown)
+          log(
+            `  ${step.step}: node ${step.nodeUs.toFixed(1)} µs, postgres ${step.postgresUs.toFixed(1)} µs, wall ${step.wallUs.toFixed(1)} µs`,
+          );
       }
 
       if (cfg.only.has("coldstart")) {
@@ -910,10 +1145,19 @@ async function main(): Promise<void> {
           .map((f) => `api/${f.split("\\").join("/")}`)
           .sort();
         // The floor: a function that only imports the driver and answers SELECT 1.
-        report.coldStarts = await measureColdStarts({ childScript, env, token: smallTokens[0]!, runs: cfg.coldRuns, log, files: [...apiFiles, COLD_FLOOR_FILE] });
+        report.coldStarts = await measureColdStarts({
+          childScript,
+          env,
+          token: smallTokens[0]!,
+          runs: cfg.coldRuns,
+          log,
+          files: [...apiFiles, COLD_FLOOR_FILE],
+        });
         for (const r of report.coldStarts) {
           for (const v of r.violations) {
-            log(`\n  !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n  !!! VIOLATION: ${v}\n  !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n`);
+            log(
+              `\n  !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n  !!! VIOLATION: ${v}\n  !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n`,
+            );
             exitCode = 1;
           }
           if (r.error) {
@@ -950,9 +1194,18 @@ async function main(): Promise<void> {
       await sanityCheck(liteServer, tokens[0]!);
       const baseline = liteServer.rssMiB();
       const sampler = sampleRss(liteServer);
-      report.pglite = await measurePhase(cfg, liteServer, "PGlite", cfg.smallUsers, tokens, allTargets, { duration: cfg.pgliteDuration, rounds: 1, warmup: Math.min(cfg.warmup, 1) });
+      report.pglite = await measurePhase(cfg, liteServer, "PGlite", cfg.smallUsers, tokens, allTargets, {
+        duration: cfg.pgliteDuration,
+        rounds: 1,
+        warmup: Math.min(cfg.warmup, 1),
+      });
       const liteSampled = sampler.stop();
-      report.memory.push({ label: "PGlite server (embedded database in the process)", baselineMiB: baseline, sampledMaxMiB: liteSampled, peakMiB: Math.max(liteServer.peakRssMiB(), liteSampled) });
+      report.memory.push({
+        label: "PGlite server (embedded database in the process)",
+        baselineMiB: baseline,
+        sampledMaxMiB: liteSampled,
+        peakMiB: Math.max(liteServer.peakRssMiB(), liteSampled),
+      });
       await liteServer.stop();
       server = undefined;
     }
@@ -987,7 +1240,14 @@ async function main(): Promise<void> {
   const panels = chartPanels(report);
   if (panels.length) {
     const chartPath = join(repoRoot, "bench", "results-chart.svg");
-    writeFileSync(chartPath, renderChart({ title: "byok-functions: key path vs one PostgreSQL round trip", subtitle: `${report.machine.cores} cores, Node ${report.machine.node}, ${report.machine.postgres}, ${report.date.slice(0, 10)}`, panels }) + "\n");
+    writeFileSync(
+      chartPath,
+      renderChart({
+        title: "byok-functions: key path vs one PostgreSQL round trip",
+        subtitle: `${report.machine.cores} cores, Node ${report.machine.node}, ${report.machine.postgres}, ${report.date.slice(0, 10)}`,
+        panels,
+      }) + "\n",
+    );
     report.chartFile = "bench/results-chart.svg";
     try {
       execFileSync("convert", [chartPath, join(buildDir, "results-chart.png")], { stdio: "ignore" });

@@ -53,7 +53,9 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
       // Deployed functions do not carry PGlite (vercel.json excludeFiles, the Lambda bundle's
       // stub): say what to do instead of "module not found".
       const loaded = await Promise.all([import("@electric-sql/pglite"), import("drizzle-orm/pglite")]).catch((error: unknown) => {
-        throw new Error("embedded PGlite is not part of this deployment: set DATABASE_URL to a PostgreSQL or Neon database", { cause: error });
+        throw new Error("embedded PGlite is not part of this deployment: set DATABASE_URL to a PostgreSQL or Neon database", {
+          cause: error,
+        });
       });
       const [{ PGlite }, { drizzle }] = loaded;
       const dir = options.pgliteDir ?? "./.data/pglite";
@@ -188,7 +190,15 @@ export function isDatabaseUnavailable(error: unknown): boolean {
     const current = pending.shift();
     if (!current || typeof current !== "object" || seen.has(current)) continue;
     seen.add(current);
-    const e = current as { code?: unknown; message?: unknown; type?: unknown; cause?: unknown; sourceError?: unknown; error?: unknown; errors?: unknown };
+    const e = current as {
+      code?: unknown;
+      message?: unknown;
+      type?: unknown;
+      cause?: unknown;
+      sourceError?: unknown;
+      error?: unknown;
+      errors?: unknown;
+    };
     if (typeof e.code === "string" && (unavailableCodes.has(e.code) || e.code.startsWith("08"))) return true;
     // Drizzle's wrapper repeats the query and its parameters in its message: never match those.
     const wrapsQuery = "query" in e && "params" in e;

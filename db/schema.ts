@@ -105,9 +105,7 @@ export const apiKeys = pgTable(
   (t) => [
     check("api_keys_status_check", sql`${t.status} in ('ok', 'rejected')`),
     check("api_keys_edit_turns_check", sql`${t.keyEditTurns} between 0 and 2`),
-    foreignKey({ name: "api_keys_session_id_fk", columns: [t.sessionId], foreignColumns: [onboardingSessions.id] }).onDelete(
-      "cascade",
-    ),
+    foreignKey({ name: "api_keys_session_id_fk", columns: [t.sessionId], foreignColumns: [onboardingSessions.id] }).onDelete("cascade"),
     unique("api_keys_session_provider_unique").on(t.sessionId, t.provider),
     check("api_keys_provider_check", sql`${t.provider} in (${sqlStringList(providers)})`),
   ],

@@ -10,13 +10,27 @@
  * what the endpoints accept and return.
  */
 import type { z } from "zod";
-import { OpenAPIRegistry, OpenApiGeneratorV31, zodToOpenAPIRegistry, type ResponseConfig, type RouteConfig } from "@asteasolutions/zod-to-openapi";
+import {
+  OpenAPIRegistry,
+  OpenApiGeneratorV31,
+  zodToOpenAPIRegistry,
+  type ResponseConfig,
+  type RouteConfig,
+} from "@asteasolutions/zod-to-openapi";
 import { errorCodes, titles, type ErrorCode } from "./http/errors.js";
 import { MAX_BODY_BYTES } from "./http/request.js";
 import { PROBLEM_TYPE_BASE } from "./http/problem.js";
 import { providerInfo, providerKeySchemas, providers } from "./providers/registry.js";
 import { accountExport, clerkWebhookEvent, webhookResponse } from "./account/schemas.js";
-import { budgetBody, budgetResponse, generateBody, generateResult, generationUsage, sourceSchema, usageResponse } from "./generation/schemas.js";
+import {
+  budgetBody,
+  budgetResponse,
+  generateBody,
+  generateResult,
+  generationUsage,
+  sourceSchema,
+  usageResponse,
+} from "./generation/schemas.js";
 import { modeSchema, problemSchema, providerSchema } from "./http/schemas.js";
 import { keyView, listKeysResponse, saveKeysBody, saveKeysResponse } from "./keys/schemas.js";
 import { sessionBody, sessionResponse } from "./onboarding/schemas.js";
@@ -56,7 +70,8 @@ function nameSchemas(): void {
     description: "At least one key; unknown fields are refused. `validate: true` checks the Gemini key with a free upstream call.",
   });
   name(keyView, "KeyView", {
-    description: "A saved key as its owner sees it: a hint (… + last 4 characters), never the key; `value` only for copilotkit (a publishable key).",
+    description:
+      "A saved key as its owner sees it: a hint (… + last 4 characters), never the key; `value` only for copilotkit (a publishable key).",
   });
   name(saveKeysResponse, "SaveKeysResponse");
   name(listKeysResponse, "ListKeysResponse");
@@ -64,7 +79,8 @@ function nameSchemas(): void {
   name(sessionResponse, "OnboardingSession");
   name(healthResponse, "Health", { description: "Mode, database reachability, driver and operator warnings; never secrets." });
   name(problemSchema, "Problem", {
-    description: "RFC 9457 problem details. `code` is stable and kebab-case; `errors` points at invalid fields (JSON Pointers into the body or query).",
+    description:
+      "RFC 9457 problem details. `code` is stable and kebab-case; `errors` points at invalid fields (JSON Pointers into the body or query).",
   });
   name(usageResponse, "Usage");
   name(budgetResponse, "Budget", {
@@ -72,7 +88,9 @@ function nameSchemas(): void {
       "The caller's monthly cap (USD, UTC months; null: none), what their keys were charged this month, what generations in flight reserved, and what is left.",
   });
   name(budgetBody, "BudgetUpdate");
-  name(clerkWebhookEvent, "ClerkWebhookEvent", { description: "A Clerk webhook event (Standard Webhooks envelope); only `user.deleted` acts." });
+  name(clerkWebhookEvent, "ClerkWebhookEvent", {
+    description: "A Clerk webhook event (Standard Webhooks envelope); only `user.deleted` acts.",
+  });
   name(webhookResponse, "WebhookReceipt");
   name(accountExport, "AccountExport", { description: "Everything held about the caller; never a key or a ciphertext." });
   name(generateBody, "GenerateRequest");
@@ -111,7 +129,8 @@ const problemDetails: Partial<Record<ErrorCode, string>> = {
   "rate-limited": "too many requests; try again in 30 seconds",
   "server-misconfigured": "authentication is not configured on this deployment; no request can be served",
   "upstream-unavailable": "the provider could not be reached; try again",
-  "database-unavailable": "the database could not be reached or the connection dropped; try again (saving keys and the session is safe to repeat)",
+  "database-unavailable":
+    "the database could not be reached or the connection dropped; try again (saving keys and the session is safe to repeat)",
   "upstream-timeout": "the provider did not answer in time",
   "internal-error": "an unexpected error occurred; quote request id req_8NwqzJ1c0fWkq3Yp when reporting it",
 };
@@ -177,11 +196,21 @@ const headerComponents: Record<string, Record<string, unknown>> = {
   RequestId: { description: "The request id; quote it when reporting a problem. Sent on every response.", schema: { type: "string" } },
   RetryAfter: { description: "Seconds to wait before trying again.", schema: { type: "integer", minimum: 0 } },
   WwwAuthenticate: { description: 'Bearer realm="byok-functions"', schema: { type: "string" } },
-  RateLimit: { description: "limit, remaining and reset (seconds) of the caller's rate-limit window. Sent on every 2xx answer of a rate-limited operation and on this service's own 429s (a provider's 429 has only Retry-After).", schema: { type: "string" } },
+  RateLimit: {
+    description:
+      "limit, remaining and reset (seconds) of the caller's rate-limit window. Sent on every 2xx answer of a rate-limited operation and on this service's own 429s (a provider's 429 has only Retry-After).",
+    schema: { type: "string" },
+  },
   "RateLimit-Policy": { description: "The rate-limit policy: `<limit>;w=<window seconds>`.", schema: { type: "string" } },
   Allow: { description: "The methods this path accepts.", schema: { type: "string" } },
-  "Cache-Control": { description: "`no-store` for per-user and live answers; public documents say how long they may be cached.", schema: { type: "string" } },
-  "Access-Control-Allow-Origin": { description: "`*`: a public document any origin may read (no credentials).", schema: { type: "string" } },
+  "Cache-Control": {
+    description: "`no-store` for per-user and live answers; public documents say how long they may be cached.",
+    schema: { type: "string" },
+  },
+  "Access-Control-Allow-Origin": {
+    description: "`*`: a public document any origin may read (no credentials).",
+    schema: { type: "string" },
+  },
 };
 
 const headerNames: Record<DocumentedHeader | "RequestId", string> = {
@@ -221,7 +250,8 @@ export function buildOpenApiDocument(routes: readonly AnyRoute[]): OpenApiDocume
     type: "http",
     scheme: "bearer",
     bearerFormat: "JWT",
-    description: "A Clerk session token: `Authorization: Bearer <token>`. In development mode a request without a token runs as DEV_USER_ID.",
+    description:
+      "A Clerk session token: `Authorization: Bearer <token>`. In development mode a request without a token runs as DEV_USER_ID.",
   });
   registry.registerComponent("securitySchemes", "clerkSessionCookie", {
     type: "apiKey",
@@ -247,7 +277,11 @@ export function buildOpenApiDocument(routes: readonly AnyRoute[]): OpenApiDocume
       const own = responses[Number(status)];
       // A status that is both a documented answer and a problem (never so far) keeps both media types.
       responses[Number(status)] = own
-        ? { ...own, description: `${own.description} Or a problem: ${problem.description}`, content: { ...own.content, ...problem.content } }
+        ? {
+            ...own,
+            description: `${own.description} Or a problem: ${problem.description}`,
+            content: { ...own.content, ...problem.content },
+          }
         : problem;
     }
     const config: RouteConfig = {

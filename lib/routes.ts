@@ -18,4 +18,16 @@ import { openApiRoute } from "./system/routes/openapi.js";
 // The builder is loaded on the first document request only (it is the heaviest module of all).
 export const openApi = openApiRoute(async () => (await import("./openapi.js")).openApiJson(routes));
 
-export const routes: readonly AnyRoute[] = [...health, ...keys, ...session, ...generate, ...usage, ...budget, ...me, ...webhooks, ...config, ...alwrityRoutes, openApi];
+export const routes: readonly AnyRoute[] = [
+  ...health,
+  ...keys,
+  ...session,
+  ...generate,
+  ...usage,
+  ...budget,
+  ...me,
+  ...webhooks,
+  ...config,
+  ...alwrityRoutes,
+  openApi,
+];

@@ -57,7 +57,10 @@ const withoutPgliteMessage =
 const pgliteStub: Plugin = {
   name: "pglite-stub",
   setup(b) {
-    b.onResolve({ filter: /^(@electric-sql\/pglite|drizzle-orm\/pglite)(\/.*)?$/ }, (args) => ({ path: args.path, namespace: "pglite-stub" }));
+    b.onResolve({ filter: /^(@electric-sql\/pglite|drizzle-orm\/pglite)(\/.*)?$/ }, (args) => ({
+      path: args.path,
+      namespace: "pglite-stub",
+    }));
     b.onLoad({ filter: /.*/, namespace: "pglite-stub" }, () => ({
       contents: `throw new Error(${JSON.stringify(withoutPgliteMessage)});`,
       loader: "js",

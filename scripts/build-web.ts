@@ -100,7 +100,9 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
     (error: unknown) => {
       // Installed without devDependencies (npm ci --omit=dev): the API still starts, without the web app.
       if ((error as { code?: unknown }).code === "ERR_MODULE_NOT_FOUND" || (error as { code?: unknown }).code === "MODULE_NOT_FOUND") {
-        process.stderr.write("web: not built: esbuild or swagger-ui-dist is missing (devDependencies; run npm ci without --omit=dev); the API runs without the web app\n");
+        process.stderr.write(
+          "web: not built: esbuild or swagger-ui-dist is missing (devDependencies; run npm ci without --omit=dev); the API runs without the web app\n",
+        );
         return;
       }
       process.stderr.write(`web: build failed: ${error instanceof Error ? error.message : String(error)}\n`);

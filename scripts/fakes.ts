@@ -58,7 +58,8 @@ function mode(latency: string | undefined, failure: string | undefined, name: st
   else if (failure === "invalid-key") result.fail = "invalid-key";
   else if (failure !== undefined) {
     const status = Number(failure);
-    if (!Number.isInteger(status) || status < 400 || status > 599) fail(`--${name}-fail must be an HTTP error status, invalid-key or hang, got "${failure}"`);
+    if (!Number.isInteger(status) || status < 400 || status > 599)
+      fail(`--${name}-fail must be an HTTP error status, invalid-key or hang, got "${failure}"`);
     result.fail = status;
     if (status === 429) result.retryAfterSeconds = 30;
   }
@@ -143,7 +144,9 @@ async function main() {
     if (stopping) return;
     stopping = true;
     setTimeout(() => process.exit(0), 2_000).unref();
-    await Promise.all(relays.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))).concat([gemini.close(), exa.close()]));
+    await Promise.all(
+      relays.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))).concat([gemini.close(), exa.close()]),
+    );
     process.stdout.write("fakes stopped\n");
     process.exit(0);
   };

@@ -61,7 +61,8 @@ async function main(): Promise<void> {
   } catch (error) {
     await database.close().catch(() => {});
     // Drizzle's query errors quote the SQL parameters (ciphertexts): print only the driver's cause.
-    const cause = error instanceof Error && error.cause instanceof Error ? error.cause.message : error instanceof Error ? error.name : "error";
+    const cause =
+      error instanceof Error && error.cause instanceof Error ? error.cause.message : error instanceof Error ? error.name : "error";
     fail(`re-encryption stopped: ${redact(cause.slice(0, 300))}`);
   }
   await database.close().catch(() => {});

@@ -43,7 +43,9 @@ async function main() {
   logConfigProblems(problems, logger);
   const errors = problems.filter((p) => p.severity === "error").length;
   if (errors > 0 && config.mode === "production") {
-    process.stderr.write(`byok-functions: not starting in production with ${errors} configuration error(s) (above); npm run check-config lists them\n`);
+    process.stderr.write(
+      `byok-functions: not starting in production with ${errors} configuration error(s) (above); npm run check-config lists them\n`,
+    );
     process.exit(1);
   }
 
@@ -80,7 +82,8 @@ async function main() {
   if (config.mode === "development") await app.fetch(new Request("http://localhost/api/health")); // warm up
   const publishable = config.clerk.publishableKey ? parsePublishableKey(config.clerk.publishableKey) : null;
   const site = staticSite(publicDir, { clerkFrontendApi: config.mode === "production" ? (publishable?.frontendApi ?? null) : null });
-  if (!site.handle(new Request("http://localhost/"))) logger.warn("the web app is not built (public/index.html is missing): run npm run build:web");
+  if (!site.handle(new Request("http://localhost/")))
+    logger.warn("the web app is not built (public/index.html is missing): run npm run build:web");
   const server = serve({ fetch: withStaticSite(site, app.fetch), port: config.port, hostname: config.host }, (info) => {
     const shown = info.family === "IPv6" ? `[${info.address}]` : info.address;
     logger.info(`listening on http://${shown}:${info.port}`, { port: info.port });

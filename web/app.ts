@@ -19,7 +19,10 @@ type ProviderConfig = ConfigResponse["providers"][number];
 type Provider = ProviderConfig["id"];
 type KeyView = z.output<typeof keyView>;
 /** A problem as the page handles it: the API's, or one the page makes up (status 0: network). */
-type Problem = Pick<z.output<typeof problemSchema>, "status" | "code" | "detail" | "errors" | "retry_after"> & { title?: string; provider?: string };
+type Problem = Pick<z.output<typeof problemSchema>, "status" | "code" | "detail" | "errors" | "retry_after"> & {
+  title?: string;
+  provider?: string;
+};
 type Source = GenerateResult["sources"][number];
 type Usage = GenerationUsage;
 
@@ -44,7 +47,11 @@ const $ = <T extends HTMLElement = HTMLElement>(id: string): T => {
   if (!element) throw new Error(`missing #${id}`);
   return element as T;
 };
-function el<K extends keyof HTMLElementTagNameMap>(tag: K, props: Partial<Record<string, string>> = {}, text?: string): HTMLElementTagNameMap[K] {
+function el<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  props: Partial<Record<string, string>> = {},
+  text?: string,
+): HTMLElementTagNameMap[K] {
   const element = document.createElement(tag);
   for (const [name, value] of Object.entries(props)) if (value !== undefined) element.setAttribute(name, value);
   if (text !== undefined) element.textContent = text;
@@ -167,14 +174,22 @@ export function sentenceFor(problem: Problem): Sentence {
         link: { href: "#keys", text: "Add it in step 1" },
       };
     case "provider-rejected-key":
-      return { text: `${who} rejected your API key: it may be mistyped, revoked or out of quota. Replace it in step 1.`, link: { href: "#keys", text: "Go to step 1" } };
+      return {
+        text: `${who} rejected your API key: it may be mistyped, revoked or out of quota. Replace it in step 1.`,
+        link: { href: "#keys", text: "Go to step 1" },
+      };
     case "rate-limited":
       return { text: "Too many requests right now.", retryAfter: problem.retry_after ?? 30 };
     case "upstream-unavailable":
     case "upstream-timeout":
-      return { text: `${who === "The provider" ? "The AI provider" : who} is not answering right now. Nothing was charged for the part that failed; try again in a minute.` };
+      return {
+        text: `${who === "The provider" ? "The AI provider" : who} is not answering right now. Nothing was charged for the part that failed; try again in a minute.`,
+      };
     case "database-unavailable":
-      return { text: "Our database cannot be reached right now. Your saved keys are safe; try again in a few seconds.", retryAfter: problem.retry_after };
+      return {
+        text: "Our database cannot be reached right now. Your saved keys are safe; try again in a few seconds.",
+        retryAfter: problem.retry_after,
+      };
     case "budget-exceeded":
       return { text: "This month's spending cap is reached, so generation is paused until it resets or you raise it." };
     case "invalid-key-format":
@@ -291,10 +306,16 @@ function renderKeys(keys: KeyView[]): void {
     if (key.status === "rejected") {
       // The reason's action says what to do (make a new key in AI Studio, restrict it, top up…).
       const action = key.lastError?.action;
-      saved.append(action ? ` — ${providerLabel(p.id)} rejected this key: ${action}.` : ` — ${providerLabel(p.id)} rejected this key; replace it.`);
+      saved.append(
+        action ? ` — ${providerLabel(p.id)} rejected this key: ${action}.` : ` — ${providerLabel(p.id)} rejected this key; replace it.`,
+      );
     }
     if (key.status === "unreadable") saved.append(" — this key can no longer be read; enter it again.");
-    const button = el("button", { type: "button", class: "link-button", "data-delete": p.id, "aria-label": `Delete the saved ${p.label}` }, "Delete");
+    const button = el(
+      "button",
+      { type: "button", class: "link-button", "data-delete": p.id, "aria-label": `Delete the saved ${p.label}` },
+      "Delete",
+    );
     button.addEventListener("click", () => void deleteKey(p.id));
     saved.append(" ", button);
     for (const notice of key.notices ?? []) {
@@ -422,7 +443,8 @@ function describeUsage(usage: Usage, keySource: string | undefined): string {
   const parts = [
     `Gemini (${usage.gemini.model}): ${usage.gemini.inputTokens} input + ${usage.gemini.outputTokens} output tokens, ${usd(usage.gemini.costUsd)}`,
   ];
-  if (usage.exa.requests > 0) parts.push(`Exa: ${usage.exa.requests} search${usage.exa.requests === 1 ? "" : "es"}, ${usd(usage.exa.costUsd)}`);
+  if (usage.exa.requests > 0)
+    parts.push(`Exa: ${usage.exa.requests} search${usage.exa.requests === 1 ? "" : "es"}, ${usd(usage.exa.costUsd)}`);
   const paid =
     keySource === "env"
       ? "Paid with the keys in this machine's .env file (development)."
@@ -476,14 +498,23 @@ async function generate(event: SubmitEvent): Promise<void> {
   $<HTMLButtonElement>("cancel-button").disabled = false;
   form.setAttribute("aria-busy", "true");
   try {
-    const response = await api("/api/blog/generate", { method: "POST", body: JSON.stringify(body), headers: { accept: "text/event-stream" }, signal: controller.signal });
+    const response = await api("/api/blog/generate", {
+      method: "POST",
+      body: JSON.stringify(body),
+      headers: { accept: "text/event-stream" },
+      signal: controller.signal,
+    });
     if (!response.ok || !response.body) throw problemError(await readProblem(response));
     for await (const message of readSse(response.body)) {
       const data = JSON.parse(message.data) as unknown;
       switch (message.event) {
         case "status": {
           const s = data as { phase: string; message?: string };
-          status.textContent = s.message ? `${s.phase === "research" ? "Research" : "Writing"}: ${s.message}` : s.phase === "research" ? "Researching sources…" : "Writing…";
+          status.textContent = s.message
+            ? `${s.phase === "research" ? "Research" : "Writing"}: ${s.message}`
+            : s.phase === "research"
+              ? "Researching sources…"
+              : "Writing…";
           break;
         }
         case "sources":
@@ -510,7 +541,10 @@ async function generate(event: SubmitEvent): Promise<void> {
         }
         case "error": {
           const problem = (data as { problem: Problem }).problem;
-          throw problemError({ ...problem, retry_after: typeof problem.retry_after === "number" && problem.retry_after > 0 ? problem.retry_after : undefined });
+          throw problemError({
+            ...problem,
+            retry_after: typeof problem.retry_after === "number" && problem.retry_after > 0 ? problem.retry_after : undefined,
+          });
         }
       }
     }
@@ -588,9 +622,11 @@ async function loadUsage(): Promise<void> {
   const errorBox = $("usage-error");
   clearProblem(errorBox);
   try {
-    const usage = await json<{ daily: DailyUsage[]; totals: Record<string, { requests: number; costUsd: number }>; budget?: { monthlyUsd: number | null; spentUsd: number } }>(
-      "/api/usage",
-    );
+    const usage = await json<{
+      daily: DailyUsage[];
+      totals: Record<string, { requests: number; costUsd: number }>;
+      budget?: { monthlyUsd: number | null; spentUsd: number };
+    }>("/api/usage");
     const body = $("usage-rows");
     body.replaceChildren();
     const rows = [...usage.daily].sort((a, b) => (a.date === b.date ? a.provider.localeCompare(b.provider) : b.date.localeCompare(a.date)));
@@ -607,7 +643,8 @@ async function loadUsage(): Promise<void> {
     }
     show($("usage-empty"), rows.length === 0);
     const total = Object.values(usage.totals).reduce((sum, t) => sum + t.costUsd, 0);
-    const budget = usage.budget?.monthlyUsd != null ? ` This month: ${usd(usage.budget.spentUsd)} of your ${usd(usage.budget.monthlyUsd)} cap.` : "";
+    const budget =
+      usage.budget?.monthlyUsd != null ? ` This month: ${usd(usage.budget.spentUsd)} of your ${usd(usage.budget.monthlyUsd)} cap.` : "";
     $("usage-total").textContent = `Last 30 days: ${usd(total)} on your own keys.${budget}`;
     renderChart(usage.daily);
     if (session.currentStep >= 3) await advance(3, 100);
@@ -664,8 +701,7 @@ async function main(): Promise<void> {
 
   if (config.mode === "development") {
     const banner = $("dev-banner");
-    banner.textContent =
-      `Development mode: keys you save are written to the .env file on this machine (and its database), and every request runs as the developer (${config.devUserId ?? "local-dev"}). There is no sign-in.`;
+    banner.textContent = `Development mode: keys you save are written to the .env file on this machine (and its database), and every request runs as the developer (${config.devUserId ?? "local-dev"}). There is no sign-in.`;
     show(banner, true);
     await startApp();
     return;

@@ -57,7 +57,9 @@ export async function deleteAccountData(
       gate as (select exists (select 1 from delivery) as go),`
     : sql`gate as (select true as go),`;
   const keyRows = accountKeyDeletionSql({ userId, requestId: input.requestId, when: sql`(select go from gate)` });
-  const [row] = await database.rows<Record<"processed" | "keys" | "sessions" | "usage_events" | "rate_limits" | "budgets" | "audit_events", unknown>>(sql`
+  const [row] = await database.rows<
+    Record<"processed" | "keys" | "sessions" | "usage_events" | "rate_limits" | "budgets" | "audit_events", unknown>
+  >(sql`
     with ${gate}
     keys as (${keyRows.keys}),
     sessions as (delete from onboarding_sessions s using gate where gate.go and s.user_id = ${userId} returning s.id),
@@ -154,7 +156,12 @@ export async function exportAccountData(deps: Deps, userId: string): Promise<Acc
     userId,
     exportedAt: new Date().toISOString(),
     session: session
-      ? { currentStep: Number(session.current_step), progress: Number(session.progress), createdAt: iso(session.created_at), updatedAt: iso(session.updated_at) }
+      ? {
+          currentStep: Number(session.current_step),
+          progress: Number(session.progress),
+          createdAt: iso(session.created_at),
+          updatedAt: iso(session.updated_at),
+        }
       : null,
     keys,
     budget,

@@ -124,7 +124,12 @@ export async function budgetStatus(database: Database, config: BudgetConfig, use
  * Sets the caller's monthly cap (`null`: none). Above BUDGET_MAX_USD, or `null` while there
  * is a maximum: 400 invalid-request, nothing changes.
  */
-export async function setMonthlyCap(database: Database, config: BudgetConfig, userId: string, monthlyUsd: number | null): Promise<BudgetStatus> {
+export async function setMonthlyCap(
+  database: Database,
+  config: BudgetConfig,
+  userId: string,
+  monthlyUsd: number | null,
+): Promise<BudgetStatus> {
   const max = config.budget.maxMonthlyUsd;
   if (max !== null && (monthlyUsd === null || monthlyUsd > max)) {
     throw new AppError("invalid-request", {
@@ -241,11 +246,15 @@ export async function settleGeneration(database: Database, settlement: Settlemen
       where b.user_id = ${userId}
       returning b.user_id
     )
-    ${usageRows.length > 0 ? sql`, usage as (
+    ${
+      usageRows.length > 0
+        ? sql`, usage as (
       insert into usage_events (user_id, provider, operation, model, input_tokens, output_tokens, cost_usd, request_id, partial, tokens_estimated)
       select v.* from (values ${sql.join(usageRows, sql`, `)}) as v (user_id, provider, operation, model, input_tokens, output_tokens, cost_usd, request_id, partial, tokens_estimated)
       where exists (select 1 from settled)
-    )` : sql``}
+    )`
+        : sql``
+    }
     ${health ? sql`, health as (${health})` : sql``}
     select count(*)::int as settled from settled
   `);

@@ -19,7 +19,14 @@ import { geminiCostUsd, isPriced, type PriceOverride } from "../providers/prices
 import { budgetExceeded, settleGeneration, type Reservation } from "./budget.js";
 import { combineVerdicts, rejectionReasonOf, verdictOf, type KeyHealthUpdate, type KeyVerdict } from "../keys/health.js";
 import type { KeyRejectionReason } from "../providers/rejections.js";
-import { generationLimits, type GenerateBody, type GenerateResult, type GenerationUsage, type GenerationEventName, type generationEvents } from "./schemas.js";
+import {
+  generationLimits,
+  type GenerateBody,
+  type GenerateResult,
+  type GenerationUsage,
+  type GenerationEventName,
+  type generationEvents,
+} from "./schemas.js";
 import type { z } from "zod";
 
 export type GenerationEvent = {
@@ -81,7 +88,11 @@ export async function prepareGeneration(deps: GenerationDeps, userId: string, in
     });
   }
   if (!started.ok) {
-    deps.logger.info("generation refused: monthly budget", { userId, estimateUsd: started.amountUsd, remainingUsd: started.status.remainingUsd });
+    deps.logger.info("generation refused: monthly budget", {
+      userId,
+      estimateUsd: started.amountUsd,
+      remainingUsd: started.status.remainingUsd,
+    });
     throw budgetExceeded(started.status, started.amountUsd);
   }
   const gemini = resolved.keys.gemini!;
@@ -91,7 +102,16 @@ export async function prepareGeneration(deps: GenerationDeps, userId: string, in
     reservation,
     rateLimit: started.rateLimit,
     events: (signal) =>
-      run(deps, { userId, input, gemini, exa: resolved.keys.exa, keySource: resolved.source, versions: resolved.versions, reservation, signal }),
+      run(deps, {
+        userId,
+        input,
+        gemini,
+        exa: resolved.keys.exa,
+        keySource: resolved.source,
+        versions: resolved.versions,
+        reservation,
+        signal,
+      }),
   };
 }
 
@@ -260,7 +280,14 @@ async function* run(
       const sent = !job.signal.aborted;
       const settled = await Promise.allSettled(
         queries.map((query) =>
-          searchExa({ apiKey: job.exa!, baseUrl: config.exa.baseUrl, query, numResults: RESULTS_PER_SEARCH, signal: job.signal, timeoutMs: config.upstreamTimeoutMs }),
+          searchExa({
+            apiKey: job.exa!,
+            baseUrl: config.exa.baseUrl,
+            query,
+            numResults: RESULTS_PER_SEARCH,
+            signal: job.signal,
+            timeoutMs: config.upstreamTimeoutMs,
+          }),
         ),
       );
       const batches: ExaSource[][] = [];
@@ -283,7 +310,15 @@ async function* run(
             usage.exa.requests += 1;
             usage.exa.costUsd = roundUsd(usage.exa.costUsd + EXA_SEARCH_PRICE_USD);
             chargeUsd += EXA_SEARCH_PRICE_USD;
-            usageRecords.push({ userId: job.userId, provider: "exa", operation: "search", model: null, costUsd: EXA_SEARCH_PRICE_USD, requestId, partial: true });
+            usageRecords.push({
+              userId: job.userId,
+              provider: "exa",
+              operation: "search",
+              model: null,
+              costUsd: EXA_SEARCH_PRICE_USD,
+              requestId,
+              partial: true,
+            });
           }
         }
       }
@@ -301,7 +336,11 @@ async function* run(
       } else {
         yield {
           event: "status",
-          data: { phase: "research", research: "used", message: `${sources.length} sources from ${batches.length} of ${queries.length} searches` },
+          data: {
+            phase: "research",
+            research: "used",
+            message: `${sources.length} sources from ${batches.length} of ${queries.length} searches`,
+          },
         };
       }
     }
@@ -310,10 +349,20 @@ async function* run(
 
     // Writing
     yield { event: "status", data: { phase: "writing" } };
-    const client = createGemini({ apiKey: job.gemini, model: config.gemini.model, baseUrl: config.gemini.baseUrl, timeoutMs: config.upstreamTimeoutMs });
+    const client = createGemini({
+      apiKey: job.gemini,
+      model: config.gemini.model,
+      baseUrl: config.gemini.baseUrl,
+      timeoutMs: config.upstreamTimeoutMs,
+    });
     const instruction = systemInstruction(job.input, sources.length);
     const prompt = writingPrompt(job.input, sources);
-    const stream = client.streamText({ systemInstruction: instruction, prompt, signal: job.signal, generationConfig: { maxOutputTokens: 8_192 } });
+    const stream = client.streamText({
+      systemInstruction: instruction,
+      prompt,
+      signal: job.signal,
+      generationConfig: { maxOutputTokens: 8_192 },
+    });
     let markdown = "";
     let streamed = false;
     let failure: unknown;
@@ -341,7 +390,12 @@ async function* run(
       // and not refused by an HTTP error: Gemini bills what it processed, which is unknown, so
       // the call is charged its reserved worst case (the tokens seen are recorded, marked partial).
       if (!streamed && stream.progress.sent && !answeredWithError(failure)) {
-        const worstCaseUsd = geminiCostUsd(client.model, worstCaseInputTokens(job.input, sources.length > 0), MAX_OUTPUT_TOKENS, config.gemini.price);
+        const worstCaseUsd = geminiCostUsd(
+          client.model,
+          worstCaseInputTokens(job.input, sources.length > 0),
+          MAX_OUTPUT_TOKENS,
+          config.gemini.price,
+        );
         const record = cutShortGeminiUsage(job.userId, requestId, client.model, `${instruction}\n${prompt}`, stream.progress, worstCaseUsd);
         usageRecords.push(record);
         chargeUsd += record.costUsd; // billed by Gemini, so counted against the user's cap too
@@ -366,7 +420,16 @@ async function* run(
       ? geminiCost
       : geminiCostUsd(client.model, worstCaseInputTokens(job.input, sources.length > 0), MAX_OUTPUT_TOKENS, override);
     usage.gemini = { model: client.model, inputTokens, outputTokens, costUsd: roundUsd(geminiCost) };
-    usageRecords.push({ userId: job.userId, provider: "gemini", operation: "generate", model: client.model, inputTokens, outputTokens, costUsd: geminiCost, requestId });
+    usageRecords.push({
+      userId: job.userId,
+      provider: "gemini",
+      operation: "generate",
+      model: client.model,
+      inputTokens,
+      outputTokens,
+      costUsd: geminiCost,
+      requestId,
+    });
     if (!markdown.trim()) {
       throw new AppError("upstream-unavailable", {
         detail: `gemini returned no text (${final?.blockReason ?? final?.finishReason ?? "empty answer"})`,
@@ -403,7 +466,10 @@ async function* run(
       });
     } catch (error) {
       // The reservation expires by itself (RESERVATION_TTL_SECONDS).
-      logger.error("usage could not be recorded", { errorName: error instanceof Error ? error.name : "unknown", calls: usageRecords.length });
+      logger.error("usage could not be recorded", {
+        errorName: error instanceof Error ? error.name : "unknown",
+        calls: usageRecords.length,
+      });
     }
   }
 }
@@ -428,7 +494,8 @@ export function cutShortGeminiUsage(
   const inputReported = typeof reported.promptTokenCount === "number";
   const outputReported = typeof reported.candidatesTokenCount === "number";
   const inputTokens = inputReported ? (reported.promptTokenCount as number) : estimateTokens(promptText);
-  const outputTokens = (outputReported ? (reported.candidatesTokenCount as number) : estimateTokens(progress.text)) + (reported.thoughtsTokenCount ?? 0);
+  const outputTokens =
+    (outputReported ? (reported.candidatesTokenCount as number) : estimateTokens(progress.text)) + (reported.thoughtsTokenCount ?? 0);
   return {
     userId,
     provider: "gemini",

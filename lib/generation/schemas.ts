@@ -8,21 +8,20 @@ import { problemSchema } from "../http/schemas.js";
 /** `YYYY-MM-DD` (a whole UTC day) or an ISO 8601 instant. */
 const isoDateOrInstant = z.union([z.iso.date(), z.iso.datetime({ offset: true })]);
 
-export const usageQuery = z
-  .strictObject({ from: isoDateOrInstant.optional(), to: isoDateOrInstant.optional() })
-  .transform((q, ctx) => {
-    const DAY = 86_400_000;
-    // A date-only `to` includes that whole day.
-    const to = q.to === undefined ? new Date() : q.to.length === 10 ? new Date(Date.parse(q.to) + DAY) : new Date(q.to);
-    const from = q.from === undefined ? new Date(to.getTime() - 30 * DAY) : new Date(q.from);
-    // Outside these, toISOString() and PostgreSQL disagree (year 0, year 10000): a 400, not a 500.
-    const outside = (d: Date) => d.getTime() < Date.UTC(1970, 0, 1) || d.getTime() > Date.UTC(9999, 0, 1);
-    if (outside(to)) ctx.addIssue({ code: "custom", path: ["to"], message: "must be between 1970-01-01 and 9998-12-31" });
-    else if (outside(from)) ctx.addIssue({ code: "custom", path: ["from"], message: "must be between 1970-01-01 and 9998-12-31" });
-    else if (from >= to) ctx.addIssue({ code: "custom", path: ["from"], message: "from must be before to" });
-    else if (to.getTime() - from.getTime() > 366 * DAY) ctx.addIssue({ code: "custom", path: ["from"], message: "the range may span at most 366 days" });
-    return { from, to };
-  });
+export const usageQuery = z.strictObject({ from: isoDateOrInstant.optional(), to: isoDateOrInstant.optional() }).transform((q, ctx) => {
+  const DAY = 86_400_000;
+  // A date-only `to` includes that whole day.
+  const to = q.to === undefined ? new Date() : q.to.length === 10 ? new Date(Date.parse(q.to) + DAY) : new Date(q.to);
+  const from = q.from === undefined ? new Date(to.getTime() - 30 * DAY) : new Date(q.from);
+  // Outside these, toISOString() and PostgreSQL disagree (year 0, year 10000): a 400, not a 500.
+  const outside = (d: Date) => d.getTime() < Date.UTC(1970, 0, 1) || d.getTime() > Date.UTC(9999, 0, 1);
+  if (outside(to)) ctx.addIssue({ code: "custom", path: ["to"], message: "must be between 1970-01-01 and 9998-12-31" });
+  else if (outside(from)) ctx.addIssue({ code: "custom", path: ["from"], message: "must be between 1970-01-01 and 9998-12-31" });
+  else if (from >= to) ctx.addIssue({ code: "custom", path: ["from"], message: "from must be before to" });
+  else if (to.getTime() - from.getTime() > 366 * DAY)
+    ctx.addIssue({ code: "custom", path: ["from"], message: "the range may span at most 366 days" });
+  return { from, to };
+});
 
 const usageTotals = z.object({
   requests: z.number().int(),
@@ -33,7 +32,9 @@ const usageTotals = z.object({
     .number()
     .int()
     .optional()
-    .describe("How many of the requests were cut short (the client left or the stream failed) and billed for the tokens up to then; absent when none"),
+    .describe(
+      "How many of the requests were cut short (the client left or the stream failed) and billed for the tokens up to then; absent when none",
+    ),
 });
 
 export const budgetResponse = z.object({
@@ -112,7 +113,11 @@ export type GenerateResult = z.output<typeof generateResult>;
 
 /** The Server-Sent Events of POST /api/blog/generate, in the order they come. */
 export const generationEvents = {
-  status: z.object({ phase: z.enum(["research", "writing"]), message: z.string().optional(), research: z.enum(["used", "skipped", "failed"]).optional() }),
+  status: z.object({
+    phase: z.enum(["research", "writing"]),
+    message: z.string().optional(),
+    research: z.enum(["used", "skipped", "failed"]).optional(),
+  }),
   sources: z.array(sourceSchema),
   delta: z.object({ text: z.string() }),
   usage: generationUsage,

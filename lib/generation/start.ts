@@ -96,7 +96,8 @@ export async function startGeneration(
   `);
 
   const first = rows[0];
-  const rateLimit = limit > 0 ? rateLimitState(deps, { userId, bucket: "generate", limit, row: { count: first?.rl_count, reset: first?.rl_reset } }) : null;
+  const rateLimit =
+    limit > 0 ? rateLimitState(deps, { userId, bucket: "generate", limit, row: { count: first?.rl_count, reset: first?.rl_reset } }) : null;
   const reserved = Number(first?.reserved ?? 0) > 0;
 
   let keys: UserKeys;

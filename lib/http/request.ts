@@ -78,7 +78,10 @@ export async function readJsonBody<S extends z.ZodType>(
   }
   const text = utf8(await readBody());
   if (text.trim() === "") {
-    throw new AppError("invalid-json", { detail: "the body is empty; send a JSON object", errors: [{ pointer: "/", message: "empty body" }] });
+    throw new AppError("invalid-json", {
+      detail: "the body is empty; send a JSON object",
+      errors: [{ pointer: "/", message: "empty body" }],
+    });
   }
   let data: unknown;
   try {

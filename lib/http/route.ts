@@ -49,7 +49,12 @@ export interface HandlerInput<Auth extends boolean, B extends Schema, Q extends 
   params: Output<P>;
 }
 
-export interface RouteSpec<Auth extends boolean = boolean, B extends Schema = Schema, Q extends Schema = Schema, P extends Schema = Schema> {
+export interface RouteSpec<
+  Auth extends boolean = boolean,
+  B extends Schema = Schema,
+  Q extends Schema = Schema,
+  P extends Schema = Schema,
+> {
   method: Method;
   /** Public path, as clients call it; `:name` segments are path parameters (OpenAPI `{name}`), validated by `params`. */
   path: string;

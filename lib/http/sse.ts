@@ -71,7 +71,9 @@ export function sseResponse(
         const appError =
           error instanceof AppError
             ? error
-            : new AppError("internal-error", { detail: `an unexpected error occurred; quote request id ${options.requestId} when reporting it` });
+            : new AppError("internal-error", {
+                detail: `an unexpected error occurred; quote request id ${options.requestId} when reporting it`,
+              });
         if (!(error instanceof AppError)) {
           options.logger.error("stream failed", { errorName: error instanceof Error ? error.name : typeof error });
         }

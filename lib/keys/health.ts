@@ -65,6 +65,10 @@ const statusOf: Record<KeyVerdict, "ok" | "rejected" | null> = { ok: "ok", rejec
  * attributable to the key, the problem code and rejection reason. The key store writes it
  * (lib/keys/store.ts `keyHealthUpdateSql`).
  */
-export function healthChange(update: KeyHealthUpdate): { status: "ok" | "rejected" | null; errorCode: ErrorCode | null; reason: KeyRejectionReason | null } {
+export function healthChange(update: KeyHealthUpdate): {
+  status: "ok" | "rejected" | null;
+  errorCode: ErrorCode | null;
+  reason: KeyRejectionReason | null;
+} {
   return { status: statusOf[update.verdict], errorCode: errorCodeOf[update.verdict], reason: update.reason ?? null };
 }

@@ -36,11 +36,7 @@ export interface ReencryptSummary {
 }
 
 /** Re-encrypts every `api_keys` row whose `key_version` is not `keyring.current.id`. */
-export async function reencryptAll(
-  database: Database,
-  keyring: Keyring,
-  options: ReencryptOptions = {},
-): Promise<ReencryptSummary> {
+export async function reencryptAll(database: Database, keyring: Keyring, options: ReencryptOptions = {}): Promise<ReencryptSummary> {
   const batchSize = options.batchSize ?? 100;
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError("batchSize must be a positive integer");
   const logger = options.logger;

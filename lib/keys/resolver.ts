@@ -80,7 +80,9 @@ export async function decodeKeyRows(
   const keys: Partial<Record<Provider, string>> = {};
   const unreadable: Provider[] = [];
   const versions: Partial<Record<Provider, string>> = {};
-  const stored = rows.filter((r): r is CiphertextRow & { provider: Provider; ciphertext: string } => r.provider !== null && r.ciphertext !== null);
+  const stored = rows.filter(
+    (r): r is CiphertextRow & { provider: Provider; ciphertext: string } => r.provider !== null && r.ciphertext !== null,
+  );
   if (stored.length > 0) {
     const keyring = await deps.keyring();
     for (const row of stored) {

@@ -62,7 +62,10 @@ export const keyView = z.object({
     .object({
       code: z.string(),
       at: z.iso.datetime(),
-      reason: z.enum(Object.keys(keyRejectionReasons) as [KeyRejectionReason, ...KeyRejectionReason[]]).optional().describe("why the provider refused the key"),
+      reason: z
+        .enum(Object.keys(keyRejectionReasons) as [KeyRejectionReason, ...KeyRejectionReason[]])
+        .optional()
+        .describe("why the provider refused the key"),
       action: z.string().optional().describe("what to do about it"),
     })
     .optional(),

@@ -259,7 +259,12 @@ export async function saveKeys(
   const peek = rows.find((r) => r.kind === "peek");
   let windowState: KeyWriteWindow | null = null;
   if (counted) {
-    windowState = { bucket: counted.bucket as KeyWriteWindow["bucket"], count: Number(counted.count), resetSeconds: Math.max(1, Number(counted.reset)), counted: true };
+    windowState = {
+      bucket: counted.bucket as KeyWriteWindow["bucket"],
+      count: Number(counted.count),
+      resetSeconds: Math.max(1, Number(counted.reset)),
+      counted: true,
+    };
   } else if (counting) {
     const reset = peek ? Number(peek.reset) : WINDOW_SECONDS - new Date().getUTCSeconds();
     windowState = { bucket: "key-writes", count: peek ? Number(peek.count) : 0, resetSeconds: Math.max(1, reset), counted: false };
@@ -267,7 +272,13 @@ export async function saveKeys(
   const limited = counted !== undefined && !truthy(counted.ok);
   const listed = rows.find((r) => r.kind === "list")?.keys;
   const keyRows = (typeof listed === "string" ? JSON.parse(listed) : (listed ?? [])) as KeyRow[];
-  return { saved: limited ? [] : saved, unchanged: limited ? [] : unchanged, window: windowState, limited, keys: keyViews(keyRows, userId, keyring) };
+  return {
+    saved: limited ? [] : saved,
+    unchanged: limited ? [] : unchanged,
+    window: windowState,
+    limited,
+    keys: keyViews(keyRows, userId, keyring),
+  };
 }
 
 /**
@@ -300,7 +311,12 @@ interface KeyRow {
 }
 
 /** Rows as views, each key test-decrypted (one that no longer decrypts is `unreadable`). */
-function keyViews(rows: readonly KeyRow[], userId: string, keyring: Keyring | undefined, options: { withValues?: boolean } = {}): KeyView[] {
+function keyViews(
+  rows: readonly KeyRow[],
+  userId: string,
+  keyring: Keyring | undefined,
+  options: { withValues?: boolean } = {},
+): KeyView[] {
   const views: KeyView[] = [];
   for (const row of rows) {
     const provider = row.provider as Provider;
@@ -376,7 +392,10 @@ export async function deleteKey(
 function buildKeyQueries({ db, namedStatements }: Database) {
   const name = (n: string) => (namedStatements ? n : "");
   const sessionId = () =>
-    db.select({ id: onboardingSessions.id }).from(onboardingSessions).where(eq(onboardingSessions.userId, sql.placeholder("userId")));
+    db
+      .select({ id: onboardingSessions.id })
+      .from(onboardingSessions)
+      .where(eq(onboardingSessions.userId, sql.placeholder("userId")));
   return {
     list: db
       .select({
@@ -501,9 +520,21 @@ export interface KeyEventView {
 
 /** The audit trail of `userId`'s keys, oldest first (GET /api/me/export). One query. */
 export async function listKeyEvents(database: Database, userId: string): Promise<KeyEventView[]> {
-  const rows = await database.rows<{ provider: string | null; action: string; key_version: string | null; request_id: string | null; created_at: unknown }>(sql`
+  const rows = await database.rows<{
+    provider: string | null;
+    action: string;
+    key_version: string | null;
+    request_id: string | null;
+    created_at: unknown;
+  }>(sql`
       select provider, action, key_version, request_id, created_at from key_events where user_id = ${userId} order by created_at, id`);
-  return rows.map((e) => ({ provider: e.provider, action: e.action, keyVersion: e.key_version, requestId: e.request_id, createdAt: toIso(e.created_at) }));
+  return rows.map((e) => ({
+    provider: e.provider,
+    action: e.action,
+    keyVersion: e.key_version,
+    requestId: e.request_id,
+    createdAt: toIso(e.created_at),
+  }));
 }
 
 /** A stored key as key rotation reads it (lib/keys/reencrypt.ts). */

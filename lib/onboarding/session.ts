@@ -86,7 +86,8 @@ export async function getOnboardingState(database: Database, userId: string): Pr
       ), '[]'::json) as steps
     from onboarding_sessions s where s.user_id = ${userId}
   `);
-  if (!row) return { started: false, currentStep: 1, progress: 0, completed: false, startedAt: null, updatedAt: null, keyCount: 0, steps: [] };
+  if (!row)
+    return { started: false, currentStep: 1, progress: 0, completed: false, startedAt: null, updatedAt: null, keyCount: 0, steps: [] };
   const steps = (parsedJson(row.steps) as { step: number; data: unknown; completedAt: string }[]).map((s) => ({
     step: Number(s.step),
     data: (parsedJson(s.data) ?? {}) as Record<string, unknown>,

@@ -134,7 +134,11 @@ export function configProblems(config: Readonly<Config>, now: Date = new Date())
       "names a model without a price in the table (lib/providers/prices.ts, docs/provider-facts.md): set GEMINI_PRICE_INPUT_PER_MILLION and " +
       "GEMINI_PRICE_OUTPUT_PER_MILLION (USD per million tokens, from ai.google.dev/gemini-api/docs/pricing) so usage and caps are metered";
     if (production) error(["GEMINI_MODEL", "GEMINI_PRICE_INPUT_PER_MILLION", "GEMINI_PRICE_OUTPUT_PER_MILLION"], message);
-    else warning(["GEMINI_MODEL", "GEMINI_PRICE_INPUT_PER_MILLION", "GEMINI_PRICE_OUTPUT_PER_MILLION"], `${message}; until then development charges the dearest known price`);
+    else
+      warning(
+        ["GEMINI_MODEL", "GEMINI_PRICE_INPUT_PER_MILLION", "GEMINI_PRICE_OUTPUT_PER_MILLION"],
+        `${message}; until then development charges the dearest known price`,
+      );
   }
   const tableAgeDays = Math.floor((now.getTime() - Date.parse(`${GEMINI_PRICES_READ}T00:00:00Z`)) / 86_400_000);
   if (tableAgeDays > PRICE_TABLE_MAX_AGE_DAYS && config.gemini.price === undefined) {

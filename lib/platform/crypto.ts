@@ -98,9 +98,7 @@ export function parseKeyring(spec: string): Result<Keyring, string> {
     }
     if (keys.has(id)) return err(`${position} has the same id as entry ${ids.indexOf(id) + 1}; ids must be unique`);
     if (!base64KeyPattern.test(material)) {
-      return err(
-        `${position}: key must be 32 random bytes in base64 (44 characters, e.g. from \`openssl rand -base64 32\`)`,
-      );
+      return err(`${position}: key must be 32 random bytes in base64 (44 characters, e.g. from \`openssl rand -base64 32\`)`);
     }
     const bytes = Buffer.from(material, "base64");
     if (bytes.length !== keyBytes) {
@@ -156,7 +154,7 @@ export function lowEntropyReason(bytes: Uint8Array): string | undefined {
 export function generateKeyringEntry(id?: string): string {
   const keyId = id ?? defaultKeyId();
   if (!keyIdPattern.test(keyId)) {
-    throw new Error("invalid key id; ids are 1-32 of [A-Za-z0-9_-] and do not start with \"-\"");
+    throw new Error('invalid key id; ids are 1-32 of [A-Za-z0-9_-] and do not start with "-"');
   }
   return `${keyId}:${randomBytes(keyBytes).toString("base64")}`;
 }

@@ -27,7 +27,12 @@ const optionalString = z
   .transform((v) => (v === undefined || v.trim() === "" ? undefined : v.trim()));
 
 const list = optionalString.transform((v) =>
-  v === undefined ? [] : v.split(",").map((s) => s.trim()).filter(Boolean),
+  v === undefined
+    ? []
+    : v
+        .split(",")
+        .map((s) => s.trim())
+        .filter(Boolean),
 );
 
 const bool = optionalString.transform((v) => v !== undefined && /^(1|true|yes|on)$/i.test(v));
@@ -242,7 +247,8 @@ function decideMode(
     signals.push("DEPLOY_ENV is set to something other than local or development");
   }
   if (signals.length > 0) {
-    const hint = underVercelDev && !e.DEBUG ? " (under vercel dev, VERCEL_ENV=development means development only together with DEBUG=true)" : "";
+    const hint =
+      underVercelDev && !e.DEBUG ? " (under vercel dev, VERCEL_ENV=development means development only together with DEBUG=true)" : "";
     return { mode: "production", modeReason: signals.join("; ") + hint, platform: platforms[0]?.platform ?? null };
   }
   if (vercelDevWithDebug) {

@@ -128,9 +128,7 @@ function redactExact(line: string, secrets: ReadonlySet<string>): string {
   return out;
 }
 
-export function createLogger(
-  options: { level?: LogLevel; sink?: LogSink; fields?: LogFields; secrets?: Set<string> } = {},
-): Logger {
+export function createLogger(options: { level?: LogLevel; sink?: LogSink; fields?: LogFields; secrets?: Set<string> } = {}): Logger {
   const min = order[options.level ?? "info"];
   const sink = options.sink ?? defaultSink;
   const base = boundedFields(options.fields) ?? {};
@@ -138,7 +136,13 @@ export function createLogger(
   const secrets = options.secrets ?? new Set<string>();
   const write = (level: LogLevel, msg: string, fields?: LogFields) => {
     if (order[level] < min) return;
-    const line = JSON.stringify({ time: new Date().toISOString(), level, msg: truncate(msg, MAX_LOG_FIELD_CHARS), ...base, ...boundedFields(fields) });
+    const line = JSON.stringify({
+      time: new Date().toISOString(),
+      level,
+      msg: truncate(msg, MAX_LOG_FIELD_CHARS),
+      ...base,
+      ...boundedFields(fields),
+    });
     sink(level, redact(secrets.size > 0 ? redactExact(line, secrets) : line));
   };
   return {

@@ -30,7 +30,11 @@ export interface RateLimits {
 
 /** The per-minute limit of `bucket` (0: no limit). */
 export function limitFor(rateLimits: RateLimits, bucket: RateLimitBucket): number {
-  return bucket === "generate" ? rateLimits.generatePerMinute : bucket === "key-checks" ? rateLimits.keyChecksPerMinute : rateLimits.keyWritesPerMinute;
+  return bucket === "generate"
+    ? rateLimits.generatePerMinute
+    : bucket === "key-checks"
+      ? rateLimits.keyChecksPerMinute
+      : rateLimits.keyWritesPerMinute;
 }
 
 /**

@@ -82,8 +82,7 @@ export function createRuntime(config: Readonly<Config>, options: RuntimeOptions 
     database() {
       if (!databasePromise) {
         const source = options.database;
-        databasePromise =
-          source === undefined ? openConfigured() : typeof source === "function" ? source() : Promise.resolve(source);
+        databasePromise = source === undefined ? openConfigured() : typeof source === "function" ? source() : Promise.resolve(source);
         // A failed open (database down) must be retried by the next request, not cached.
         databasePromise.catch(() => {
           databasePromise = undefined;

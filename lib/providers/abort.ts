@@ -90,11 +90,7 @@ export function upstreamCall(callerSignal: AbortSignal | undefined, timeoutMs: n
  * AbortError for the caller's abort, `upstream-timeout` for ours; undefined when the call
  * was not aborted (then the provider maps the failure itself).
  */
-export function abortFailure(
-  abortedBy: AbortCause | undefined,
-  provider: "gemini" | "exa",
-  timeoutMs: number,
-): Error | undefined {
+export function abortFailure(abortedBy: AbortCause | undefined, provider: "gemini" | "exa", timeoutMs: number): Error | undefined {
   if (abortedBy === "caller") return abortError();
   if (abortedBy === "timeout") {
     return new AppError("upstream-timeout", {

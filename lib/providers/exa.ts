@@ -159,8 +159,7 @@ class AbortableExa extends Exa {
     }
     if (!response.ok) {
       const tag = (json as { tag?: unknown; error?: { code?: unknown } } | undefined) ?? {};
-      const upstreamTag =
-        typeof tag.tag === "string" ? tag.tag : typeof tag.error?.code === "string" ? tag.error.code : undefined;
+      const upstreamTag = typeof tag.tag === "string" ? tag.tag : typeof tag.error?.code === "string" ? tag.error.code : undefined;
       throw new ExaHttpError(response.status, response.headers.get("retry-after"), upstreamTag);
     }
     if (json === undefined) throw new ExaHttpError(502, null, "NON_JSON_RESPONSE");
@@ -169,10 +168,7 @@ class AbortableExa extends Exa {
 }
 
 /** Maps what a search threw: AppError for upstream failures, AbortError for a caller abort. */
-export function mapExaFailure(
-  error: unknown,
-  context: { apiKey: string; abortedBy: AbortCause | undefined; timeoutMs: number },
-): Error {
+export function mapExaFailure(error: unknown, context: { apiKey: string; abortedBy: AbortCause | undefined; timeoutMs: number }): Error {
   const aborted = abortFailure(context.abortedBy, "exa", context.timeoutMs);
   if (aborted) return aborted;
   if (error instanceof AppError) return error;
@@ -224,4 +220,3 @@ export function mapExaFailure(
 function clamp(value: number, min: number, max: number): number {
   return Number.isFinite(value) ? Math.min(max, Math.max(min, value)) : min;
 }
-

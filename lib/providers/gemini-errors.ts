@@ -99,7 +99,12 @@ export function geminiHttpError(failure: GeminiHttpFailure): AppError {
  * - 403 `API_KEY_SERVICE_BLOCKED` (restricted to other APIs), `CONSUMER_SUSPENDED` (suspended,
  *   often leaked), and a bare 403 for an unrestricted standard key.
  */
-function geminiRejectionReason(status: number, reasons: readonly string[], message: string, apiKey: string): KeyRejectionReason | undefined {
+function geminiRejectionReason(
+  status: number,
+  reasons: readonly string[],
+  message: string,
+  apiKey: string,
+): KeyRejectionReason | undefined {
   const standard = geminiKeyKind(apiKey) === "standard";
   if (reasons.includes("API_KEY_INVALID") || (status === 400 && reasons.some((r) => r.startsWith("API_KEY_")))) return "key-invalid";
   if (status === 401) {

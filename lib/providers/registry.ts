@@ -108,7 +108,8 @@ function keyProblem(info: ProviderInfo, key: string): string | undefined {
   if (info.id === "gemini") {
     const foreign = foreignKeyShapes.find((shape) => key.startsWith(shape.prefix));
     if (foreign) return `${name} looks like ${foreign.what}, not a Gemini API key; ${GEMINI_KEY_SOURCE}`;
-    if (key.slice(0, 4).toLowerCase() === "aiza" && !key.startsWith("AIza")) return `${name} starts with "${key.slice(0, 4)}": standard Gemini keys start with "AIza" (case matters)`;
+    if (key.slice(0, 4).toLowerCase() === "aiza" && !key.startsWith("AIza"))
+      return `${name} starts with "${key.slice(0, 4)}": standard Gemini keys start with "AIza" (case matters)`;
     if (key.startsWith("AIza") && key.length !== STANDARD_GEMINI_KEY_CHARS) {
       return `${name} starts like a standard Gemini key ("AIza…"), which is exactly ${STANDARD_GEMINI_KEY_CHARS} characters; copy the whole key`;
     }

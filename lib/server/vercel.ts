@@ -9,7 +9,9 @@ import type { AnyRoute } from "../http/route.js";
 
 type WebHandler = (request: Request) => Promise<Response>;
 
-export function vercelFunction(routes: readonly AnyRoute[]): Record<"GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS", WebHandler> {
+export function vercelFunction(
+  routes: readonly AnyRoute[],
+): Record<"GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS", WebHandler> {
   const app = createApp(routes);
   const fetch: WebHandler = async (request) => app.fetch(request);
   return { GET: fetch, HEAD: fetch, POST: fetch, PUT: fetch, PATCH: fetch, DELETE: fetch, OPTIONS: fetch };

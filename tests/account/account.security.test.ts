@@ -31,7 +31,11 @@ for (const backend of backends) {
     const allKeys = new Set<string>();
 
     function runtime(env: Record<string, string | undefined> = {}, mode: "production" | "development" = "production"): TestRuntime {
-      const rt = makeRuntime({ database, mode, env: { KEY_ENCRYPTION_KEYS: KEYRING, GEMINI_BASE_URL: gemini.url, EXA_BASE_URL: exa.url, ...env } });
+      const rt = makeRuntime({
+        database,
+        mode,
+        env: { KEY_ENCRYPTION_KEYS: KEYRING, GEMINI_BASE_URL: gemini.url, EXA_BASE_URL: exa.url, ...env },
+      });
       runtimes.push(rt);
       return rt;
     }
@@ -45,13 +49,24 @@ for (const backend of backends) {
       await expectStatus(await rt.fetch(request("POST", "/api/onboarding/api-keys", { token, body: keys })), 200);
       // ALwrity's step 2 with its data (onboarding_steps), before the session is set to 3 / 40 %.
       await expectStatus(
-        await rt.fetch(request("POST", "/api/onboarding/step/2/complete", { token, body: { data: { website_url: `https://${userId}.example` }, validation_errors: [] } })),
+        await rt.fetch(
+          request("POST", "/api/onboarding/step/2/complete", {
+            token,
+            body: { data: { website_url: `https://${userId}.example` }, validation_errors: [] },
+          }),
+        ),
         200,
       );
       await expectStatus(await rt.fetch(request("PUT", "/api/onboarding/session", { token, body: { currentStep: 3, progress: 40 } })), 200);
       await expectStatus(await rt.fetch(request("PUT", "/api/usage/budget", { token, body: { monthlyUsd: 12 } })), 200);
       await expectStatus(
-        await rt.fetch(request("POST", "/api/blog/generate", { token, body: { topic: "Leaving cleanly", keywords: ["k"] }, headers: { accept: "application/json" } })),
+        await rt.fetch(
+          request("POST", "/api/blog/generate", {
+            token,
+            body: { topic: "Leaving cleanly", keywords: ["k"] },
+            headers: { accept: "application/json" },
+          }),
+        ),
         200,
       );
       return { userId, keys };
@@ -62,13 +77,19 @@ for (const backend of backends) {
       const tables = await database.rows<{ table_name: string }>(sql`
         select table_name from information_schema.columns
         where column_name = 'user_id' and table_schema = 'public' order by table_name`);
-      expect(tables.map((t) => t.table_name)).toEqual(expect.arrayContaining(["budgets", "key_events", "onboarding_sessions", "rate_limits", "usage_events"]));
+      expect(tables.map((t) => t.table_name)).toEqual(
+        expect.arrayContaining(["budgets", "key_events", "onboarding_sessions", "rate_limits", "usage_events"]),
+      );
       const out: Record<string, unknown[]> = {};
       for (const { table_name } of tables) {
         out[table_name] = await database.rows(sql`select * from ${sql.identifier(table_name)} where user_id = ${userId} order by 1`);
       }
-      out.api_keys = await database.rows(sql`select k.* from api_keys k join onboarding_sessions s on s.id = k.session_id where s.user_id = ${userId} order by k.id`);
-      out.onboarding_steps = await database.rows(sql`select o.* from onboarding_steps o join onboarding_sessions s on s.id = o.session_id where s.user_id = ${userId} order by o.step`);
+      out.api_keys = await database.rows(
+        sql`select k.* from api_keys k join onboarding_sessions s on s.id = k.session_id where s.user_id = ${userId} order by k.id`,
+      );
+      out.onboarding_steps = await database.rows(
+        sql`select o.* from onboarding_steps o join onboarding_sessions s on s.id = o.session_id where s.user_id = ${userId} order by o.step`,
+      );
       return out;
     }
 
@@ -90,7 +111,13 @@ for (const backend of backends) {
     }
 
     const webhook = (body: string, headers: Record<string, string>, rt: TestRuntime = prod) =>
-      rt.fetch(new Request("http://localhost/api/webhooks/clerk", { method: "POST", headers: { "content-type": "application/json", ...headers }, body }));
+      rt.fetch(
+        new Request("http://localhost/api/webhooks/clerk", {
+          method: "POST",
+          headers: { "content-type": "application/json", ...headers },
+          body,
+        }),
+      );
 
     beforeAll(async () => {
       database = await backend.open();
@@ -115,7 +142,11 @@ for (const backend of backends) {
 
       const body = JSON.stringify(userDeletedEvent(victim.userId));
       const response = await webhook(body, { ...signWebhook(body) });
-      expect(webhookResponse.parse(await expectStatus(response, 200))).toEqual({ received: true, type: "user.deleted", outcome: "deleted" });
+      expect(webhookResponse.parse(await expectStatus(response, 200))).toEqual({
+        received: true,
+        type: "user.deleted",
+        outcome: "deleted",
+      });
       await expectOnlyTombstone(victim.userId);
       expect(JSON.stringify(await holdings(other.userId))).toBe(othersBefore);
       expect(prod.logs.some((l) => l.includes("account data deleted") && l.includes("clerk-webhook"))).toBe(true);
@@ -128,7 +159,10 @@ for (const backend of backends) {
       expect(await expectStatus(await webhook(body, { ...signWebhook(body, { id }) }), 200)).toMatchObject({ outcome: "deleted" });
       // The user comes back with data (as if re-created); a replay must not delete it again,
       // nor add a second audit event.
-      await expectStatus(await prod.fetch(request("PUT", "/api/onboarding/session", { token: prod.token(userId), body: { currentStep: 2, progress: 5 } })), 200);
+      await expectStatus(
+        await prod.fetch(request("PUT", "/api/onboarding/session", { token: prod.token(userId), body: { currentStep: 2, progress: 5 } })),
+        200,
+      );
       const before = await databaseFingerprint(database);
       const replay = await webhook(body, { ...signWebhook(body, { id }) });
       expect(await expectStatus(replay, 200)).toEqual({ received: true, type: "user.deleted", outcome: "duplicate" });
@@ -138,7 +172,10 @@ for (const backend of backends) {
       const freshBody = JSON.stringify(userDeletedEvent(fresh.userId));
       const freshId = `msg_${randomBytes(8).toString("hex")}`;
       const outcomes = await Promise.all(
-        Array.from({ length: 5 }, async () => (await expectStatus(await webhook(freshBody, { ...signWebhook(freshBody, { id: freshId }) }), 200)).outcome),
+        Array.from(
+          { length: 5 },
+          async () => (await expectStatus(await webhook(freshBody, { ...signWebhook(freshBody, { id: freshId }) }), 200)).outcome,
+        ),
       );
       expect(outcomes.sort()).toEqual(["deleted", "duplicate", "duplicate", "duplicate", "duplicate"]);
       await expectOnlyTombstone(fresh.userId);
@@ -146,15 +183,47 @@ for (const backend of backends) {
 
     const badSignatures: { name: string; make: (body: string) => Record<string, string>; reason: RegExp }[] = [
       { name: "no signature headers", make: () => ({}), reason: /missing/ },
-      { name: "svix-signature missing", make: (b) => ({ "svix-id": signWebhook(b)["svix-id"], "svix-timestamp": signWebhook(b)["svix-timestamp"] }), reason: /missing/ },
-      { name: "the wrong secret", make: (b) => ({ ...signWebhook(b, { secret: `whsec_${randomBytes(24).toString("base64")}` }) }), reason: /no svix-signature matches/ },
-      { name: "a timestamp 6 minutes old", make: (b) => ({ ...signWebhook(b, { timestamp: Math.floor(Date.now() / 1000) - 360 }) }), reason: /5 minutes/ },
-      { name: "a timestamp 6 minutes ahead", make: (b) => ({ ...signWebhook(b, { timestamp: Math.floor(Date.now() / 1000) + 360 }) }), reason: /5 minutes/ },
+      {
+        name: "svix-signature missing",
+        make: (b) => ({ "svix-id": signWebhook(b)["svix-id"], "svix-timestamp": signWebhook(b)["svix-timestamp"] }),
+        reason: /missing/,
+      },
+      {
+        name: "the wrong secret",
+        make: (b) => ({ ...signWebhook(b, { secret: `whsec_${randomBytes(24).toString("base64")}` }) }),
+        reason: /no svix-signature matches/,
+      },
+      {
+        name: "a timestamp 6 minutes old",
+        make: (b) => ({ ...signWebhook(b, { timestamp: Math.floor(Date.now() / 1000) - 360 }) }),
+        reason: /5 minutes/,
+      },
+      {
+        name: "a timestamp 6 minutes ahead",
+        make: (b) => ({ ...signWebhook(b, { timestamp: Math.floor(Date.now() / 1000) + 360 }) }),
+        reason: /5 minutes/,
+      },
       { name: "a timestamp that is no number", make: (b) => ({ ...signWebhook(b), "svix-timestamp": "yesterday" }), reason: /Unix time/ },
-      { name: "a signature of another body", make: (b) => ({ ...signWebhook(b.replace("user_", "user_x")) }), reason: /no svix-signature matches/ },
-      { name: "another id than the one signed", make: (b) => ({ ...signWebhook(b), "svix-id": "msg_other" }), reason: /no svix-signature matches/ },
-      { name: "a v2 signature only", make: (b) => ({ ...signWebhook(b), "svix-signature": signWebhook(b)["svix-signature"].replace("v1,", "v2,") }), reason: /no svix-signature matches/ },
-      { name: "a truncated signature", make: (b) => ({ ...signWebhook(b), "svix-signature": signWebhook(b)["svix-signature"].slice(0, 20) }), reason: /no svix-signature matches/ },
+      {
+        name: "a signature of another body",
+        make: (b) => ({ ...signWebhook(b.replace("user_", "user_x")) }),
+        reason: /no svix-signature matches/,
+      },
+      {
+        name: "another id than the one signed",
+        make: (b) => ({ ...signWebhook(b), "svix-id": "msg_other" }),
+        reason: /no svix-signature matches/,
+      },
+      {
+        name: "a v2 signature only",
+        make: (b) => ({ ...signWebhook(b), "svix-signature": signWebhook(b)["svix-signature"].replace("v1,", "v2,") }),
+        reason: /no svix-signature matches/,
+      },
+      {
+        name: "a truncated signature",
+        make: (b) => ({ ...signWebhook(b), "svix-signature": signWebhook(b)["svix-signature"].slice(0, 20) }),
+        reason: /no svix-signature matches/,
+      },
     ];
     for (const bad of badSignatures) {
       it(`a delivery with ${bad.name}: 400 invalid-webhook-signature, nothing changes (app and function)`, async () => {
@@ -162,8 +231,21 @@ for (const backend of backends) {
         const body = JSON.stringify(userDeletedEvent(userId));
         const before = await databaseFingerprint(database);
         const headers = bad.make(body);
-        const functionApp = createApp(routes.filter((r) => r.path === "/api/webhooks/clerk"), { runtime: prod.runtime });
-        for (const send of [() => webhook(body, headers), () => functionApp.fetch(new Request("http://localhost/api/webhooks/clerk", { method: "POST", headers: { "content-type": "application/json", ...headers }, body }))]) {
+        const functionApp = createApp(
+          routes.filter((r) => r.path === "/api/webhooks/clerk"),
+          { runtime: prod.runtime },
+        );
+        for (const send of [
+          () => webhook(body, headers),
+          () =>
+            functionApp.fetch(
+              new Request("http://localhost/api/webhooks/clerk", {
+                method: "POST",
+                headers: { "content-type": "application/json", ...headers },
+                body,
+              }),
+            ),
+        ]) {
           const response = await send();
           const problem = await expectStatus(response, 400);
           expect(response.headers.get("content-type")).toMatch(/^application\/problem\+json/);
@@ -179,7 +261,11 @@ for (const backend of backends) {
       const { userId } = await userWithEverything();
       const body = JSON.stringify(userDeletedEvent(userId));
       const good = signWebhook(body);
-      const stale = signWebhook(body, { id: good["svix-id"], timestamp: Number(good["svix-timestamp"]), secret: `whsec_${randomBytes(24).toString("base64")}` });
+      const stale = signWebhook(body, {
+        id: good["svix-id"],
+        timestamp: Number(good["svix-timestamp"]),
+        secret: `whsec_${randomBytes(24).toString("base64")}`,
+      });
       const response = await webhook(body, { ...good, "svix-signature": `${stale["svix-signature"]} ${good["svix-signature"]}` });
       expect(await expectStatus(response, 200)).toMatchObject({ outcome: "deleted" });
       await expectOnlyTombstone(userId);
@@ -189,8 +275,19 @@ for (const backend of backends) {
       const { userId } = await userWithEverything();
       const before = await databaseFingerprint(database);
       for (const type of ["user.created", "user.updated", "session.created", "session.revoked", "organization.deleted", "something.new"]) {
-        const body = JSON.stringify({ type, object: "event", data: { id: userId, object: "user" }, timestamp: Date.now(), instance_id: "ins_test", novel: { field: 1 } });
-        expect(await expectStatus(await webhook(body, { ...signWebhook(body) }), 200)).toEqual({ received: true, type, outcome: "ignored" });
+        const body = JSON.stringify({
+          type,
+          object: "event",
+          data: { id: userId, object: "user" },
+          timestamp: Date.now(),
+          instance_id: "ins_test",
+          novel: { field: 1 },
+        });
+        expect(await expectStatus(await webhook(body, { ...signWebhook(body) }), 200)).toEqual({
+          received: true,
+          type,
+          outcome: "ignored",
+        });
       }
       const noId = JSON.stringify({ type: "user.deleted", object: "event", data: { object: "user", deleted: true } });
       expect((await expectStatus(await webhook(noId, { ...signWebhook(noId) }), 400)).code).toBe("invalid-request");
@@ -199,7 +296,12 @@ for (const backend of backends) {
 
     it("without CLERK_WEBHOOK_SIGNING_SECRET the endpoint refuses every delivery (500) and reads no signing secret from the process environment", async () => {
       const unconfigured = runtime({ CLERK_WEBHOOK_SIGNING_SECRET: undefined });
-      expect(unconfigured.runtime.configProblems().map((p) => p.variables.join(",")).join("\n")).toContain("CLERK_WEBHOOK_SIGNING_SECRET");
+      expect(
+        unconfigured.runtime
+          .configProblems()
+          .map((p) => p.variables.join(","))
+          .join("\n"),
+      ).toContain("CLERK_WEBHOOK_SIGNING_SECRET");
       const { userId } = await userWithEverything();
       const body = JSON.stringify(userDeletedEvent(userId));
       const before = await databaseFingerprint(database);
@@ -225,7 +327,10 @@ for (const backend of backends) {
         await expectOnlyTombstone(me.userId);
       }
       expect(JSON.stringify(await holdings(other.userId))).toBe(othersBefore);
-      const listed = await expectStatus(await prod.fetch(request("GET", "/api/onboarding/api-keys", { token: prod.token(me.userId) })), 200);
+      const listed = await expectStatus(
+        await prod.fetch(request("GET", "/api/onboarding/api-keys", { token: prod.token(me.userId) })),
+        200,
+      );
       expect(listed).toMatchObject({ keys: [], missing: ["gemini", "exa", "copilotkit"] });
     });
 
@@ -246,7 +351,13 @@ for (const backend of backends) {
     it("GET /api/me/export holds everything about the caller and no key or ciphertext of anyone", async () => {
       const { userId, keys } = await userWithEverything();
       gemini.setMode({ fail: "invalid-key" }, keys.gemini);
-      await prod.fetch(request("POST", "/api/blog/generate", { token: prod.token(userId), body: { topic: "Leaving cleanly" }, headers: { accept: "application/json" } }));
+      await prod.fetch(
+        request("POST", "/api/blog/generate", {
+          token: prod.token(userId),
+          body: { topic: "Leaving cleanly" },
+          headers: { accept: "application/json" },
+        }),
+      );
       const other = await userWithEverything();
       const response = await prod.fetch(request("GET", "/api/me/export", { token: prod.token(userId) }));
       const text = await response.clone().text();
@@ -262,20 +373,28 @@ for (const backend of backends) {
       ]);
       expect(data.keys.find((k) => k.provider === "gemini")!.lastError).toMatchObject({ code: "provider-rejected-key" });
       expect(data.budget).toMatchObject({ userId, monthlyUsd: 12, source: "user", reservedUsd: 0 });
-      const [usage] = await database.rows<{ n: number; total: string | number }>(sql`select count(*)::int as n, coalesce(sum(cost_usd), 0) as total from usage_events where user_id = ${userId}`);
+      const [usage] = await database.rows<{ n: number; total: string | number }>(
+        sql`select count(*)::int as n, coalesce(sum(cost_usd), 0) as total from usage_events where user_id = ${userId}`,
+      );
       expect(data.usage).toHaveLength(usage!.n);
       expect(data.usage.reduce((sum, u) => sum + u.costUsd, 0)).toBeCloseTo(Number(usage!.total), 8);
       expect(data.budget.spentUsd).toBeCloseTo(Number(usage!.total), 8);
       expect(data.auditEvents.map((e) => `${e.provider}:${e.action}`).sort()).toEqual(["copilotkit:save", "exa:save", "gemini:save"]);
       expect(data.rateLimits.map((r) => r.bucket).sort()).toEqual(["generate", "key-writes"]);
-      expect(data.onboardingSteps).toEqual([{ step: 2, data: { website_url: `https://${userId}.example` }, completedAt: expect.any(String) }]);
+      expect(data.onboardingSteps).toEqual([
+        { step: 2, data: { website_url: `https://${userId}.example` }, completedAt: expect.any(String) },
+      ]);
       // Nor a key's fingerprint.
-      const fingerprints = (await database.rows<{ f: string }>(sql`select key_fingerprint as f from api_keys where key_fingerprint is not null`)).map((r) => r.f);
+      const fingerprints = (
+        await database.rows<{ f: string }>(sql`select key_fingerprint as f from api_keys where key_fingerprint is not null`)
+      ).map((r) => r.f);
       expect(fingerprints.length).toBeGreaterThan(3);
       for (const f of fingerprints) expect(text).not.toContain(f.split(":")[1]);
 
       // No secret: every plaintext key of the test, every stored ciphertext and its sealed part.
-      const ciphertexts = (await database.rows<{ key_ciphertext: string }>(sql`select key_ciphertext from api_keys`)).map((r) => r.key_ciphertext);
+      const ciphertexts = (await database.rows<{ key_ciphertext: string }>(sql`select key_ciphertext from api_keys`)).map(
+        (r) => r.key_ciphertext,
+      );
       expect(ciphertexts.length).toBeGreaterThan(3);
       for (const key of allKeys) expect(text, "a plaintext key in the export").not.toContain(key);
       for (const c of ciphertexts) {

@@ -55,12 +55,16 @@ for (const backend of backends) {
     });
 
     const events = async (userId: string) =>
-      (await database.rows<{ provider: string; action: string }>(sql`select provider, action from key_events where user_id = ${userId} order by id`)).map(
-        (e) => `${e.provider}:${e.action}`,
-      );
+      (
+        await database.rows<{ provider: string; action: string }>(
+          sql`select provider, action from key_events where user_id = ${userId} order by id`,
+        )
+      ).map((e) => `${e.provider}:${e.action}`);
     const windows = async (userId: string) =>
       Object.fromEntries(
-        (await database.rows<{ bucket: string; count: number }>(sql`select bucket, count from rate_limits where user_id = ${userId}`)).map((r) => [r.bucket, Number(r.count)]),
+        (await database.rows<{ bucket: string; count: number }>(sql`select bucket, count from rate_limits where user_id = ${userId}`)).map(
+          (r) => [r.bucket, Number(r.count)],
+        ),
       );
 
     /** The keys the user's requests would run with (production: the database; development: the list's hints). */
@@ -76,7 +80,9 @@ for (const backend of backends) {
 
     for (const mode of modes) {
       for (const transportName of transportNames) {
-        it(`${mode} via ${transportName}: two users at once go through the whole wizard and each reads back only their own`, { timeout: 90_000 }, async () => {
+        it(`${mode} via ${transportName}: two users at once go through the whole wizard and each reads back only their own`, {
+          timeout: 90_000,
+        }, async () => {
           await awayFromWindowEnd(database); // the rate-limit windows it counts must not roll over mid-test
           const rt = rts[mode];
           const transport = await openTransport(transportName, rt);
@@ -131,7 +137,10 @@ for (const backend of backends) {
               // O:45 / O:158 progress: step 2 next, 1/6 done; the service's own session agrees.
               expect(await api.getCurrentStep()).toEqual({ step: 2 });
               expect((await api.getProgress()).progress).toBeCloseTo(100 / 6, 3);
-              const session = await expectStatus(await rt.fetch(request("GET", "/api/onboarding/session", { token: rt.token(userId) })), 200);
+              const session = await expectStatus(
+                await rt.fetch(request("GET", "/api/onboarding/session", { token: rt.token(userId) })),
+                200,
+              );
               expect(session).toMatchObject({ currentStep: 2, apiKeysComplete: true });
               expect(session.progress).toBeCloseTo(100 / 6, 3);
 
@@ -145,14 +154,24 @@ for (const backend of backends) {
               expect(five.response).toMatchObject({ step: 5, current_step: 6, is_completed: false });
               const before = await api.init();
               expect(before.onboarding).toMatchObject({ current_step: 6, is_completed: false, can_proceed_to_final: true });
-              expect(before.onboarding.steps.map((s: { status: string }) => s.status)).toEqual(["completed", "completed", "completed", "completed", "completed", "pending"]);
+              expect(before.onboarding.steps.map((s: { status: string }) => s.status)).toEqual([
+                "completed",
+                "completed",
+                "completed",
+                "completed",
+                "completed",
+                "pending",
+              ]);
               expect(before.onboarding.steps[1].data).toEqual(website);
               expect(before.onboarding.steps[2].data).toEqual(research);
               expect(before.onboarding.steps[0].data).toBeNull(); // keys are never step data
 
               // FinalStep: the three reads answer 2xx with this user's data.
               const summary = await api.getOnboardingSummary();
-              expect(summary).toMatchObject({ api_keys: { gemini: hint(keys.gemini), exa: hint(keys.exa), copilotkit: keys.copilotkit }, website_url: website.website_url });
+              expect(summary).toMatchObject({
+                api_keys: { gemini: hint(keys.gemini), exa: hint(keys.exa), copilotkit: keys.copilotkit },
+                website_url: website.website_url,
+              });
               expect(await api.getWebsiteAnalysisData()).toEqual(website);
               expect(await api.getResearchPreferencesData()).toEqual(research);
               expect(await api.validateApiKeys("GET")).toMatchObject({ all_valid: true, missing: [] });
@@ -171,7 +190,10 @@ for (const backend of backends) {
             };
 
             const [a, b] = await Promise.all([wizard(newUser(`${mode}_a`), 1101), wizard(newUser(`${mode}_b`), 1102)]);
-            for (const [mine, theirs] of [[a, b], [b, a]] as const) {
+            for (const [mine, theirs] of [
+              [a, b],
+              [b, a],
+            ] as const) {
               const everything = JSON.stringify(mine.api.log.map((x) => x.reply.data));
               // Neither their keys nor their hints (a bare last-4 could be part of a random request id).
               for (const key of Object.values(theirs.keys)) {
@@ -195,7 +217,9 @@ for (const backend of backends) {
       }
     }
 
-    it("typing the longest keys key by key never sees a 429; a script saving key after key does, with retry_after in the body", { timeout: 90_000 }, async () => {
+    it("typing the longest keys key by key never sees a 429; a script saving key after key does, with retry_after in the body", {
+      timeout: 90_000,
+    }, async () => {
       await awayFromWindowEnd(database);
       const rt = rts.production;
       const transport = await openTransport("app", rt);
@@ -259,7 +283,11 @@ for (const backend of backends) {
       const userId = newUser("guard");
       const api = new AlwrityApi(transport, () => rt.token(userId));
       const keys = sampleKeys(2201);
-      await Promise.all([api.saveApiKey("gemini", keys.gemini), api.saveApiKey("exa", keys.exa), api.saveApiKey("copilotkit", keys.copilotkit)]);
+      await Promise.all([
+        api.saveApiKey("gemini", keys.gemini),
+        api.saveApiKey("exa", keys.exa),
+        api.saveApiKey("copilotkit", keys.copilotkit),
+      ]);
       await api.setCurrentStep(1, { api_keys: keys });
       const audit = await events(userId);
       const status = await api.getCurrentStep();
@@ -281,10 +309,12 @@ for (const backend of backends) {
       // The saved key's own hint is "unchanged".
       expect(await api.saveApiKey("exa", hint(keys.exa))).toMatchObject({ saved: [], unchanged: ["exa"] });
       // A step completion carrying a half-typed key: 400, no step recorded, no key changed.
-      const stepError = await api.setCurrentStep(2, { api_keys: { gemini: keys.gemini.slice(0, 20) }, website_url: "https://x.example" }).then(
-        () => undefined,
-        (e: AxiosLikeError) => e,
-      );
+      const stepError = await api
+        .setCurrentStep(2, { api_keys: { gemini: keys.gemini.slice(0, 20) }, website_url: "https://x.example" })
+        .then(
+          () => undefined,
+          (e: AxiosLikeError) => e,
+        );
       expect(stepError?.response.status).toBe(400);
       expect(stepError!.response.data.code).toBe("invalid-key-format");
       expect(typeof stepError!.response.data.detail).toBe("string");
@@ -308,7 +338,9 @@ for (const backend of backends) {
       await transport.close();
     });
 
-    it("revisiting the key step: hints for Gemini and Exa, the CopilotKit key in full; the auto-save of what is shown changes nothing", { timeout: 90_000 }, async () => {
+    it("revisiting the key step: hints for Gemini and Exa, the CopilotKit key in full; the auto-save of what is shown changes nothing", {
+      timeout: 90_000,
+    }, async () => {
       await awayFromWindowEnd(database);
       const rt = rts.production;
       const transport = await openTransport("local server", rt);
@@ -325,7 +357,11 @@ for (const backend of backends) {
 
       const again = new ApiKeyStep(api);
       expect(await again.loadExistingKeys()).toEqual({ gemini: hint(keys.gemini), exa: hint(keys.exa), copilotkit: keys.copilotkit });
-      expect((await api.getStepData(1)).data.api_keys).toEqual({ gemini: hint(keys.gemini), exa: hint(keys.exa), copilotkit: keys.copilotkit });
+      expect((await api.getStepData(1)).data.api_keys).toEqual({
+        gemini: hint(keys.gemini),
+        exa: hint(keys.exa),
+        copilotkit: keys.copilotkit,
+      });
       // Any edit auto-saves the three shown values: all 200, all unchanged.
       await again.edit("copilotkit", keys.copilotkit);
       expect(again.autoSaves.flat().map((a) => [a.status, a.data.unchanged])).toEqual([
@@ -338,7 +374,10 @@ for (const backend of backends) {
       expect(await again.handleContinue()).toBe(false);
       expect(again.error).toMatch(/Exa API key must be a valid UUID/);
       // Completing step 1 with the shown hints is "unchanged".
-      expect((await api.setCurrentStep(1, { api_keys: { gemini: hint(keys.gemini), exa: hint(keys.exa), copilotkit: keys.copilotkit } })).response).toMatchObject({
+      expect(
+        (await api.setCurrentStep(1, { api_keys: { gemini: hint(keys.gemini), exa: hint(keys.exa), copilotkit: keys.copilotkit } }))
+          .response,
+      ).toMatchObject({
         saved: [],
         unchanged: ["gemini", "exa", "copilotkit"],
       });
@@ -352,7 +391,10 @@ for (const backend of backends) {
       const rt = rts.production;
       const userId = newUser("session");
       const api = new AlwrityApi(await openTransport("app", rt), () => rt.token(userId));
-      await expectStatus(await rt.fetch(request("PUT", "/api/onboarding/session", { token: rt.token(userId), body: { currentStep: 3, progress: 50 } })), 200);
+      await expectStatus(
+        await rt.fetch(request("PUT", "/api/onboarding/session", { token: rt.token(userId), body: { currentStep: 3, progress: 50 } })),
+        200,
+      );
       expect(await api.getCurrentStep()).toEqual({ step: 3 });
       expect(await api.getProgress()).toEqual({ progress: 50 });
       await api.setCurrentStep(3, { research_depth: "deep" });
@@ -362,7 +404,10 @@ for (const backend of backends) {
       // Completing an earlier step again never moves it back.
       await api.setCurrentStep(1, {});
       expect(await api.getCurrentStep()).toEqual({ step: 4 });
-      await expectStatus(await rt.fetch(request("PUT", "/api/onboarding/session", { token: rt.token(userId), body: { currentStep: 6, progress: 100 } })), 200);
+      await expectStatus(
+        await rt.fetch(request("PUT", "/api/onboarding/session", { token: rt.token(userId), body: { currentStep: 6, progress: 100 } })),
+        200,
+      );
       expect((await api.init()).onboarding).toMatchObject({ is_completed: true, current_step: 6 });
     });
 

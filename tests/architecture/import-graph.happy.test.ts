@@ -46,10 +46,19 @@ function importsOf(file: string): string[] {
   const source = ts.createSourceFile(file, text, ts.ScriptTarget.Latest, true);
   const specs: string[] = [];
   const visit = (node: ts.Node): void => {
-    if ((ts.isImportDeclaration(node) || ts.isExportDeclaration(node)) && node.moduleSpecifier && ts.isStringLiteral(node.moduleSpecifier)) {
+    if (
+      (ts.isImportDeclaration(node) || ts.isExportDeclaration(node)) &&
+      node.moduleSpecifier &&
+      ts.isStringLiteral(node.moduleSpecifier)
+    ) {
       specs.push(node.moduleSpecifier.text);
     }
-    if (ts.isCallExpression(node) && node.expression.kind === ts.SyntaxKind.ImportKeyword && node.arguments[0] && ts.isStringLiteral(node.arguments[0])) {
+    if (
+      ts.isCallExpression(node) &&
+      node.expression.kind === ts.SyntaxKind.ImportKeyword &&
+      node.arguments[0] &&
+      ts.isStringLiteral(node.arguments[0])
+    ) {
       specs.push(node.arguments[0].text);
     }
     ts.forEachChild(node, visit);
@@ -57,7 +66,12 @@ function importsOf(file: string): string[] {
   visit(source);
   return specs
     .filter((s) => s.startsWith("."))
-    .map((s) => normalize(join(dirname(file), s)).split("\\").join("/").replace(/\.js$/, ".ts"))
+    .map((s) =>
+      normalize(join(dirname(file), s))
+        .split("\\")
+        .join("/")
+        .replace(/\.js$/, ".ts"),
+    )
     .filter((target) => target.endsWith(".ts"));
 }
 
@@ -65,7 +79,11 @@ function sourceFiles(): string[] {
   return ["lib", "db", "api", "scripts"].flatMap((dir) =>
     (readdirSync(join(root, dir), { recursive: true }) as string[])
       .filter((f) => f.endsWith(".ts"))
-      .map((f) => relative(root, join(root, dir, f)).split("\\").join("/")),
+      .map((f) =>
+        relative(root, join(root, dir, f))
+          .split("\\")
+          .join("/"),
+      ),
   );
 }
 
@@ -78,7 +96,8 @@ function forbiddenEdges(graph: ReadonlyMap<string, readonly string[]>): string[]
       const b = layerOf(to);
       const why = (reason: string) => found.push(`${from} -> ${to} (${reason})`);
       if (from.startsWith("lib/") && (to.startsWith("api/") || to.startsWith("scripts/"))) why("lib/ never imports an entry point");
-      else if (isRoutes(to) && a !== "composition" && !(to.startsWith(dirname(from) + "/") && isRoutes(from))) why("only the composition imports routes");
+      else if (isRoutes(to) && a !== "composition" && !(to.startsWith(dirname(from) + "/") && isRoutes(from)))
+        why("only the composition imports routes");
       else if (a === "base" && b !== "base") why("base imports base only");
       else if (a !== undefined && a !== "base" && a !== "compat" && a !== "composition") {
         if (b === "compat" || b === "composition") why(`a feature imports base and features only`);

@@ -60,7 +60,14 @@ const count = (key: string, n = 1) => {
  * What another user's token may do on each protected endpoint. A new protected endpoint
  * without an entry here fails the coverage test below.
  */
-type CrossUserCheck = (ctx: { rt: TestRuntime; transport: Transport; endpoint: Endpoint; owner: string; ownerKeys: ReturnType<typeof sampleKeys>; gemini: FakeGemini }) => Promise<void>;
+type CrossUserCheck = (ctx: {
+  rt: TestRuntime;
+  transport: Transport;
+  endpoint: Endpoint;
+  owner: string;
+  ownerKeys: ReturnType<typeof sampleKeys>;
+  gemini: FakeGemini;
+}) => Promise<void>;
 
 const intruder = () => `user_intruder_${randomBytes(5).toString("hex")}`;
 const call = async (c: Parameters<CrossUserCheck>[0], user: string, parts: Parameters<typeof endpointRequest>[1] = {}) =>
@@ -126,14 +133,18 @@ const crossUser: Record<string, CrossUserCheck> = {
     const ex = await call(c, who, { body: { json: { monthlyUsd: 7 } } });
     expect(ex.status, describeExchange("budget", ex)).toBe(200);
     expect(JSON.parse(ex.text)).toMatchObject({ userId: who, monthlyUsd: 7, source: "user" });
-    const owners = await readResponse(await send(c.rt.runtime, c.transport, budgetGet!, endpointRequest(budgetGet!, { token: c.rt.token(c.owner) })));
+    const owners = await readResponse(
+      await send(c.rt.runtime, c.transport, budgetGet!, endpointRequest(budgetGet!, { token: c.rt.token(c.owner) })),
+    );
     expect(JSON.parse(owners.text)).toMatchObject({ userId: c.owner, monthlyUsd: OWNER_CAP, source: "user" });
   },
   "DELETE /api/me": async (c) => {
     const ex = await call(c, intruder());
     expect(ex.status, describeExchange("delete me", ex)).toBe(204);
     expect((await userApiKeys(c.rt.runtime, c.owner)).keys).toEqual(c.ownerKeys);
-    const mineNow = await readResponse(await send(c.rt.runtime, c.transport, sessionGet!, endpointRequest(sessionGet!, { token: c.rt.token(c.owner) })));
+    const mineNow = await readResponse(
+      await send(c.rt.runtime, c.transport, sessionGet!, endpointRequest(sessionGet!, { token: c.rt.token(c.owner) })),
+    );
     expect(JSON.parse(mineNow.text)).toMatchObject({ userId: c.owner, currentStep: 4, apiKeysComplete: true });
   },
   "GET /api/me/export": async (c) => {
@@ -156,7 +167,14 @@ const crossUser: Record<string, CrossUserCheck> = {
     const ex = await call(c, intruder());
     expect(ex.status, describeExchange("step", ex)).toBe(200);
     expect(JSON.parse(ex.text)).toMatchObject({ step: 1, status: "pending", data: { api_keys: {} } });
-    const other = await readResponse(await send(c.rt.runtime, c.transport, c.endpoint, new Request("http://localhost/api/onboarding/step/2", { headers: { authorization: `Bearer ${c.rt.token(intruder())}` } })));
+    const other = await readResponse(
+      await send(
+        c.rt.runtime,
+        c.transport,
+        c.endpoint,
+        new Request("http://localhost/api/onboarding/step/2", { headers: { authorization: `Bearer ${c.rt.token(intruder())}` } }),
+      ),
+    );
     expect(JSON.parse(other.text)).toMatchObject({ step: 2, status: "pending", data: null });
     for (const key of Object.values(c.ownerKeys)) expect(ex.text + other.text).not.toContain("…" + key.slice(-4));
     expect(other.text).not.toContain(OWNER_SITE);
@@ -237,7 +255,9 @@ function expectNoKeysValidated(ex: Awaited<ReturnType<typeof readResponse>>, own
 
 /** The owner's session is where the owner left it (step 4, 40 %, not completed). */
 async function expectOwnerSession(c: Parameters<CrossUserCheck>[0]): Promise<void> {
-  const mineNow = await readResponse(await send(c.rt.runtime, c.transport, sessionGet!, endpointRequest(sessionGet!, { token: c.rt.token(c.owner) })));
+  const mineNow = await readResponse(
+    await send(c.rt.runtime, c.transport, sessionGet!, endpointRequest(sessionGet!, { token: c.rt.token(c.owner) })),
+  );
   expect(JSON.parse(mineNow.text)).toMatchObject({ userId: c.owner, currentStep: 4, progress: 40, apiKeysComplete: true });
 }
 const budgetGet = protectedEndpoints.find((e) => e.label === "GET /api/usage/budget");
@@ -260,7 +280,12 @@ const targets: Target[] = protectedEndpoints.map((e) => ({ path: e.route.path, u
  * A request that succeeds with a valid session (so only authentication can make it fail),
  * and the status it then gets. `extraQuery` is appended to the query string.
  */
-function validRequest(target: Target, headers: Record<string, string>, seed: number, extraQuery = ""): { request: Request; expected: number | undefined } {
+function validRequest(
+  target: Target,
+  headers: Record<string, string>,
+  seed: number,
+  extraQuery = "",
+): { request: Request; expected: number | undefined } {
   const { path, url, method } = target;
   const query = (base: string) => (extraQuery ? `${base}${base ? "&" : "?"}${extraQuery}` : base);
   const jsonInit = (body: unknown, more: Record<string, string> = {}) => ({
@@ -315,7 +340,11 @@ describe("auth battery: coverage", () => {
         "PUT /api/onboarding/session",
       ]),
     );
-    for (const route of routes.filter((r) => r.auth)) expect(labels.some((label) => label.endsWith(` ${route.path}`)), route.path).toBe(true);
+    for (const route of routes.filter((r) => r.auth))
+      expect(
+        labels.some((label) => label.endsWith(` ${route.path}`)),
+        route.path,
+      ).toBe(true);
     expect(labels.filter((label) => !crossUser[label])).toEqual([]);
   });
 
@@ -347,7 +376,12 @@ for (const backend of backends) {
       beforeAll(async () => {
         const secretKey = `sk_test_${randomBytes(12).toString("hex")}`;
         jwks = await startJwksServer(signer.jwks, { secretKey });
-        const common = { GEMINI_BASE_URL: gemini.url, EXA_BASE_URL: exa.url, RATE_LIMIT_GENERATE_PER_MINUTE: "0", RATE_LIMIT_KEY_WRITES_PER_MINUTE: "0" };
+        const common = {
+          GEMINI_BASE_URL: gemini.url,
+          EXA_BASE_URL: exa.url,
+          RATE_LIMIT_GENERATE_PER_MINUTE: "0",
+          RATE_LIMIT_KEY_WRITES_PER_MINUTE: "0",
+        };
         rts["production, CLERK_JWT_KEY"] = makeRuntime({ database, mode: "production", env: common });
         rts["production, JWKS"] = makeRuntime({
           database,
@@ -361,12 +395,20 @@ for (const backend of backends) {
         const prod = rts["production, CLERK_JWT_KEY"];
         const token = prod.token(owner);
         await expectStatus(
-          await send(prod.runtime, "function", byLabel("POST /api/onboarding/api-keys"), endpointRequest(byLabel("POST /api/onboarding/api-keys"), { token, body: { json: ownerKeys } })),
+          await send(
+            prod.runtime,
+            "function",
+            byLabel("POST /api/onboarding/api-keys"),
+            endpointRequest(byLabel("POST /api/onboarding/api-keys"), { token, body: { json: ownerKeys } }),
+          ),
           200,
         );
         // ALwrity's steps 2 and 3 with data only the owner has (before the session is set to step 4, 40 %).
         const complete = byLabel("POST /api/onboarding/step/:step/complete");
-        for (const [step, data] of [[2, { website_url: OWNER_SITE }], [3, { research_depth: "deep" }]] as const) {
+        for (const [step, data] of [
+          [2, { website_url: OWNER_SITE }],
+          [3, { research_depth: "deep" }],
+        ] as const) {
           const request = new Request(`http://localhost/api/onboarding/step/${step}/complete`, {
             method: "POST",
             headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
@@ -375,11 +417,21 @@ for (const backend of backends) {
           await expectStatus(await send(prod.runtime, "app", complete, request), 200);
         }
         await expectStatus(
-          await send(prod.runtime, "function", byLabel("PUT /api/onboarding/session"), endpointRequest(byLabel("PUT /api/onboarding/session"), { token, body: { json: { currentStep: 4, progress: 40 } } })),
+          await send(
+            prod.runtime,
+            "function",
+            byLabel("PUT /api/onboarding/session"),
+            endpointRequest(byLabel("PUT /api/onboarding/session"), { token, body: { json: { currentStep: 4, progress: 40 } } }),
+          ),
           200,
         );
         await expectStatus(
-          await send(prod.runtime, "function", byLabel("PUT /api/usage/budget"), endpointRequest(byLabel("PUT /api/usage/budget"), { token, body: { json: { monthlyUsd: OWNER_CAP } } })),
+          await send(
+            prod.runtime,
+            "function",
+            byLabel("PUT /api/usage/budget"),
+            endpointRequest(byLabel("PUT /api/usage/budget"), { token, body: { json: { monthlyUsd: OWNER_CAP } } }),
+          ),
           200,
         );
         // The usage row as a generation's settlement writes it (the budget row exists: the PUT above made it).
@@ -387,7 +439,18 @@ for (const backend of backends) {
           userId: owner,
           reservationId: "none",
           chargeUsd: 0,
-          usage: [{ userId: owner, provider: "gemini", operation: "generate", model: "gemini-3.5-flash", inputTokens: 10, outputTokens: 20, costUsd: 0.001, requestId: "req_owner_usage" }],
+          usage: [
+            {
+              userId: owner,
+              provider: "gemini",
+              operation: "generate",
+              model: "gemini-3.5-flash",
+              inputTokens: 10,
+              outputTokens: 20,
+              costUsd: 0.001,
+              requestId: "req_owner_usage",
+            },
+          ],
           health: [],
         });
         await database.rows(sql`update usage_events set created_at = '2020-06-01T00:00:00Z' where user_id = ${owner}`);
@@ -430,10 +493,12 @@ for (const backend of backends) {
                   failures.push(String(error));
                 }
                 if (!/^Bearer realm="[^"]+"/.test(ex.headers.get("www-authenticate") ?? "")) failures.push(`no www-authenticate: ${where}`);
-                if (ex.headers.get("content-type") !== "application/problem+json") failures.push(`content-type ${ex.headers.get("content-type")}: ${where}`);
+                if (ex.headers.get("content-type") !== "application/problem+json")
+                  failures.push(`content-type ${ex.headers.get("content-type")}: ${where}`);
                 const echoed = [ex.text, ...[...ex.headers].map(([, v]) => v)].join("\n");
                 for (const token of tokenCase.tokens) {
-                  if (echoed.includes(token) || echoed.includes(token.split(".")[2] || "\u0000")) failures.push(`token echoed: ${tokenCase.name}`);
+                  if (echoed.includes(token) || echoed.includes(token.split(".")[2] || "\u0000"))
+                    failures.push(`token echoed: ${tokenCase.name}`);
                 }
               }
               expect(failures).toEqual([]);
@@ -526,8 +591,14 @@ for (const backend of backends) {
           ["valid token without a scheme", { headers: { authorization: valid() } }],
           ["valid token in a non-standard header", { headers: { "x-session-token": valid(), "x-clerk-auth-token": valid() } }],
           ["valid token in another cookie", { headers: { cookie: `session=${valid()}; __client=${valid()}` } }],
-          ["pending session in the __session cookie (the only cookie)", { headers: { cookie: `__session=${remember(signer.sign({ ...claims, sts: "pending" }))}` } }],
-          ["expired, in the __session cookie (the only cookie)", { headers: { cookie: `__session=${remember(expiredToken(signer, claims))}` } }],
+          [
+            "pending session in the __session cookie (the only cookie)",
+            { headers: { cookie: `__session=${remember(signer.sign({ ...claims, sts: "pending" }))}` } },
+          ],
+          [
+            "expired, in the __session cookie (the only cookie)",
+            { headers: { cookie: `__session=${remember(expiredToken(signer, claims))}` } },
+          ],
           ["empty sub", bearer(signer.sign({ sub: "" }))],
           ["token only in the query string (access_token)", { query: `access_token=${encodeURIComponent(valid())}` }],
         ];
@@ -566,9 +637,16 @@ for (const backend of backends) {
             const save = validRequest({ path: target.path, url: target.url, method: "POST" }, { authorization: `Bearer ${token}` }, seed++);
             if (save.expected !== undefined) expect((await app.fetch(save.request)).status).toBe(save.expected);
           }
-          for (const headers of [{ cookie: `__session=${token}` }, { cookie: `theme=dark; __session=${encodeURIComponent(token)}; other=1` }]) {
+          for (const headers of [
+            { cookie: `__session=${token}` },
+            { cookie: `theme=dark; __session=${encodeURIComponent(token)}; other=1` },
+          ]) {
             if (target.method === "DELETE" && headers.cookie.startsWith("theme")) {
-              const resave = validRequest({ path: target.path, url: target.url, method: "POST" }, { authorization: `Bearer ${token}` }, seed++);
+              const resave = validRequest(
+                { path: target.path, url: target.url, method: "POST" },
+                { authorization: `Bearer ${token}` },
+                seed++,
+              );
               await app.fetch(resave.request);
             }
             const { request: req, expected } = validRequest(target, headers, seed++);
@@ -588,7 +666,9 @@ for (const backend of backends) {
         }
         // The lower-case scheme is accepted too.
         const token = remember(prod.signer.sign({ sub: victim }));
-        const response = await app.fetch(new Request("http://localhost/api/onboarding/api-keys", { headers: { authorization: `bearer ${token}` } }));
+        const response = await app.fetch(
+          new Request("http://localhost/api/onboarding/api-keys", { headers: { authorization: `bearer ${token}` } }),
+        );
         const body = await expectStatus(response, 200);
         bodies.push(JSON.stringify(body));
         expect(body.userId).toBe(victim);

@@ -13,7 +13,15 @@ import { routes } from "../../lib/routes.js";
 import type { AnyRoute } from "../../lib/http/route.js";
 import { openDatabase, type Database } from "../../db/client.js";
 import { backends, type TestDatabase } from "../helpers/db.js";
-import { closedPort, endpointRequest, endpoints, readResponse, describeExchange, type Endpoint, type Exchange } from "../helpers/battery.js";
+import {
+  closedPort,
+  endpointRequest,
+  endpoints,
+  readResponse,
+  describeExchange,
+  type Endpoint,
+  type Exchange,
+} from "../helpers/battery.js";
 import { expectStatus, makeRuntime, request, sampleKeys, type TestRuntime } from "../helpers/runtime.js";
 import { useFakeUpstreams } from "../helpers/upstreams.js";
 
@@ -78,14 +86,25 @@ describe("documented statuses and headers match real responses", () => {
   beforeAll(async () => {
     database = await backends[0]!.open();
     const upstreams = { GEMINI_BASE_URL: gemini.url, EXA_BASE_URL: exa.url };
-    prod = makeRuntime({ database, mode: "production", env: { ...upstreams, RATE_LIMIT_KEY_WRITES_PER_MINUTE: "1000", RATE_LIMIT_GENERATE_PER_MINUTE: "1000" } });
-    limited = makeRuntime({ database, mode: "production", env: { ...upstreams, RATE_LIMIT_KEY_WRITES_PER_MINUTE: "1", RATE_LIMIT_GENERATE_PER_MINUTE: "1" } });
+    prod = makeRuntime({
+      database,
+      mode: "production",
+      env: { ...upstreams, RATE_LIMIT_KEY_WRITES_PER_MINUTE: "1000", RATE_LIMIT_GENERATE_PER_MINUTE: "1000" },
+    });
+    limited = makeRuntime({
+      database,
+      mode: "production",
+      env: { ...upstreams, RATE_LIMIT_KEY_WRITES_PER_MINUTE: "1", RATE_LIMIT_GENERATE_PER_MINUTE: "1" },
+    });
     dev = makeRuntime({ database, mode: "development", env: upstreams });
     noClerk = makeRuntime({ database, mode: "production", env: { CLERK_JWT_KEY: undefined, CLERK_SECRET_KEY: undefined } });
     downDatabase = await openDatabase({ driver: "pg", url: `postgres://postgres@127.0.0.1:${await closedPort()}/byok` });
     down = makeRuntime({ database: downDatabase, mode: "production" });
     all = await endpoints();
-    await expectStatus(await prod.fetch(request("POST", "/api/onboarding/api-keys", { token: prod.token(user), body: sampleKeys(4100) })), 200);
+    await expectStatus(
+      await prod.fetch(request("POST", "/api/onboarding/api-keys", { token: prod.token(user), body: sampleKeys(4100) })),
+      200,
+    );
   });
   afterAll(async () => {
     for (const rt of [prod, dev, limited, noClerk, down]) rt?.cleanup();
@@ -95,7 +114,10 @@ describe("documented statuses and headers match real responses", () => {
 
   /** Keys back in place (a DELETE scenario removes one). */
   async function restoreKeys(rt: TestRuntime, userId: string): Promise<void> {
-    await expectStatus(await prod.fetch(request("POST", "/api/onboarding/api-keys", { token: rt.token(userId), body: sampleKeys(4100) })), 200);
+    await expectStatus(
+      await prod.fetch(request("POST", "/api/onboarding/api-keys", { token: rt.token(userId), body: sampleKeys(4100) })),
+      200,
+    );
   }
 
   it("a valid request: 2xx with every promised header (RateLimit on rate-limited routes)", async () => {
@@ -104,7 +126,11 @@ describe("documented statuses and headers match real responses", () => {
       const req = endpointRequest(endpoint, { token: prod.token(user), seed: 4100 });
       const rt = endpoint.route.developmentOnly ? dev : prod;
       if (endpoint.route.developmentOnly) {
-        const hidden = await expectDocumented(endpoint.route, "production", await prod.fetch(endpointRequest(endpoint, { token: prod.token(user), seed: 4100 })));
+        const hidden = await expectDocumented(
+          endpoint.route,
+          "production",
+          await prod.fetch(endpointRequest(endpoint, { token: prod.token(user), seed: 4100 })),
+        );
         expect(hidden.status, describeExchange(endpoint.label, hidden)).toBe(404);
       }
       const ex = await expectDocumented(endpoint.route, "valid", await rt.fetch(req));
@@ -120,21 +146,42 @@ describe("documented statuses and headers match real responses", () => {
       if (route.auth) await expectDocumented(route, "no token", await prod.fetch(endpointRequest(endpoint, {})));
       if (route.body) {
         const token = prod.token(user);
-        await expectDocumented(route, "bad body", await rt.fetch(endpointRequest(endpoint, { token, body: { json: { unexpected: true } } })));
-        await expectDocumented(route, "too large", await rt.fetch(endpointRequest(endpoint, { token, body: { raw: JSON.stringify({ pad: "x".repeat(20_000) }) } })));
+        await expectDocumented(
+          route,
+          "bad body",
+          await rt.fetch(endpointRequest(endpoint, { token, body: { json: { unexpected: true } } })),
+        );
+        await expectDocumented(
+          route,
+          "too large",
+          await rt.fetch(endpointRequest(endpoint, { token, body: { raw: JSON.stringify({ pad: "x".repeat(20_000) }) } })),
+        );
         await expectDocumented(
           route,
           "wrong media type",
           await rt.fetch(endpointRequest(endpoint, { token, headers: { "content-type": "text/plain" } })),
         );
       }
-      if (route.query) await expectDocumented(route, "bad query", await prod.fetch(endpointRequest(endpoint, { token: prod.token(user), query: "nope=1" })));
+      if (route.query)
+        await expectDocumented(
+          route,
+          "bad query",
+          await prod.fetch(endpointRequest(endpoint, { token: prod.token(user), query: "nope=1" })),
+        );
     }
     const generate = all.find((e) => e.route.operationId === "generateBlogPost")!;
-    const missing = await expectDocumented(generate.route, "no keys", await prod.fetch(endpointRequest(generate, { token: prod.token("user_contract_nokeys") })));
+    const missing = await expectDocumented(
+      generate.route,
+      "no keys",
+      await prod.fetch(endpointRequest(generate, { token: prod.token("user_contract_nokeys") })),
+    );
     expect(missing.status).toBe(409);
     const del = all.find((e) => e.route.operationId === "deleteApiKey")!;
-    const none = await expectDocumented(del.route, "no such key", await prod.fetch(endpointRequest(del, { token: prod.token("user_contract_nokeys") })));
+    const none = await expectDocumented(
+      del.route,
+      "no such key",
+      await prod.fetch(endpointRequest(del, { token: prod.token("user_contract_nokeys") })),
+    );
     expect(none.status).toBe(404);
   });
 
@@ -148,7 +195,11 @@ describe("documented statuses and headers match real responses", () => {
         // Keys in place so a DELETE can succeed (this save counts too: limits are per user, in the database).
         await restoreKeys(limited, userId);
         // Keys other than the restored ones: a save equal to the stored key changes nothing and is not counted.
-        last = await expectDocumented(endpoint.route, `attempt ${i + 1}`, await limited.fetch(endpointRequest(endpoint, { token, seed: 4102 + 2 * i })));
+        last = await expectDocumented(
+          endpoint.route,
+          `attempt ${i + 1}`,
+          await limited.fetch(endpointRequest(endpoint, { token, seed: 4102 + 2 * i })),
+        );
       }
       expect(last!.status, describeExchange(endpoint.label, last!)).toBe(429);
     }
@@ -161,10 +212,15 @@ describe("documented statuses and headers match real responses", () => {
         const ex = await expectDocumented(route, "no clerk", await noClerk.fetch(endpointRequest(endpoint, { token: prod.token(user) })));
         expect(ex.status).toBe(500);
       }
-      const ex = await expectDocumented(route, "database down", await down.fetch(endpointRequest(endpoint, { token: down.token(user), seed: 4100 })));
+      const ex = await expectDocumented(
+        route,
+        "database down",
+        await down.fetch(endpointRequest(endpoint, { token: down.token(user), seed: 4100 })),
+      );
       // The OpenAPI document and the web app's configuration never need the database; a development-only route is a 404 in production.
       if (route.developmentOnly) expect(ex.status, describeExchange(endpoint.label, ex)).toBe(404);
-      else if (route.operationId !== "getOpenApiDocument" && route.operationId !== "getConfig") expect(ex.status, describeExchange(endpoint.label, ex)).toBe(503);
+      else if (route.operationId !== "getOpenApiDocument" && route.operationId !== "getConfig")
+        expect(ex.status, describeExchange(endpoint.label, ex)).toBe(503);
     }
   });
 
@@ -175,7 +231,10 @@ describe("documented statuses and headers match real responses", () => {
       const documented = Object.keys(operation(route).responses).map(Number);
       for (const status of documented) {
         if (status < 300 || (generic.has(status) && status !== 500) || (status === 500 && route.auth)) {
-          expect(statuses.has(status), `${route.method} ${route.path}: documented ${status} never seen (seen: ${[...statuses].join(", ")})`).toBe(true);
+          expect(
+            statuses.has(status),
+            `${route.method} ${route.path}: documented ${status} never seen (seen: ${[...statuses].join(", ")})`,
+          ).toBe(true);
         }
       }
     }

@@ -12,7 +12,16 @@ import { routes } from "../../lib/routes.js";
 import type { AnyRoute as Route } from "../../lib/http/route.js";
 import { backends, type TestDatabase } from "../helpers/db.js";
 import { expectStatus, makeRuntime, sampleKeys, type TestRuntime } from "../helpers/runtime.js";
-import { describeExchange, endpointRequest, endpoints, readResponse, send, transports, type Endpoint, type Exchange } from "../helpers/battery.js";
+import {
+  describeExchange,
+  endpointRequest,
+  endpoints,
+  readResponse,
+  send,
+  transports,
+  type Endpoint,
+  type Exchange,
+} from "../helpers/battery.js";
 import { useFakeUpstreams } from "../helpers/upstreams.js";
 
 const allEndpoints = await endpoints();
@@ -38,7 +47,11 @@ const routeEntries = [...new Set(routes.map((r) => r.path))].map((path) => {
   return { route: own[0]!.route, endpoint: own[0]!, methods: own.map((e) => e.method) };
 });
 
-const list = (value: string | null) => (value ?? "").split(",").map((s) => s.trim().toLowerCase()).filter(Boolean);
+const list = (value: string | null) =>
+  (value ?? "")
+    .split(",")
+    .map((s) => s.trim().toLowerCase())
+    .filter(Boolean);
 
 function preflight(endpoint: Endpoint, origin: string, method: string): Request {
   return new Request(`http://localhost${endpoint.route.path}`, {
@@ -70,7 +83,12 @@ describe("CORS", () => {
 
   beforeAll(async () => {
     database = await backends[0]!.open();
-    const env = { GEMINI_BASE_URL: gemini.url, EXA_BASE_URL: exa.url, RATE_LIMIT_GENERATE_PER_MINUTE: "0", RATE_LIMIT_KEY_WRITES_PER_MINUTE: "0" };
+    const env = {
+      GEMINI_BASE_URL: gemini.url,
+      EXA_BASE_URL: exa.url,
+      RATE_LIMIT_GENERATE_PER_MINUTE: "0",
+      RATE_LIMIT_KEY_WRITES_PER_MINUTE: "0",
+    };
     rt = makeRuntime({ database, mode: "production", env: { ...env, ALLOWED_ORIGINS: ` ${ALLOWED.join(" , ")} ` } });
     closed = makeRuntime({ database, mode: "production", env });
     wildcard = makeRuntime({ database, mode: "production", env: { ...env, ALLOWED_ORIGINS: "*" } });
@@ -78,7 +96,10 @@ describe("CORS", () => {
   });
   async function saveUserKeys(): Promise<void> {
     const save = allEndpoints.find((e) => e.label === "POST /api/onboarding/api-keys")!;
-    await expectStatus(await send(rt.runtime, "function", save, endpointRequest(save, { token: rt.token(user), body: { json: sampleKeys(31) } })), 200);
+    await expectStatus(
+      await send(rt.runtime, "function", save, endpointRequest(save, { token: rt.token(user), body: { json: sampleKeys(31) } })),
+      200,
+    );
   }
   afterAll(async () => {
     for (const r of [rt, closed, wildcard]) r?.cleanup();
@@ -103,7 +124,8 @@ describe("CORS", () => {
             expect(ex.headers.get("access-control-allow-credentials"), label).toBe("true");
             const allowMethods = list(ex.headers.get("access-control-allow-methods"));
             for (const m of methods) expect(allowMethods, label).toContain(m.toLowerCase());
-            for (const m of ["GET", "POST", "PUT", "DELETE"].filter((m) => !methods.includes(m as never))) expect(allowMethods, label).not.toContain(m.toLowerCase());
+            for (const m of ["GET", "POST", "PUT", "DELETE"].filter((m) => !methods.includes(m as never)))
+              expect(allowMethods, label).not.toContain(m.toLowerCase());
             const allowHeaders = list(ex.headers.get("access-control-allow-headers"));
             expect(allowHeaders, label).toEqual(expect.arrayContaining(["authorization", "content-type"]));
             expect(list(ex.headers.get("vary")), label).toContain("origin");
@@ -133,7 +155,12 @@ describe("CORS", () => {
       it(`${endpoint.label} via ${transport}: listed origins get allow-origin, credentials and x-request-id exposed; others nothing`, async () => {
         await saveUserKeys(); // a DELETE case may have removed one
         const make = (origin: string | undefined, withToken = true) =>
-          endpointRequest(endpoint, { origin, token: withToken ? rt.token(user) : undefined, seed: 31, headers: { accept: "application/json" } });
+          endpointRequest(endpoint, {
+            origin,
+            token: withToken ? rt.token(user) : undefined,
+            seed: 31,
+            headers: { accept: "application/json" },
+          });
         let successes = 0;
         for (const origin of ALLOWED) {
           for (const withToken of [true, false]) {
@@ -168,7 +195,12 @@ describe("CORS", () => {
     await saveUserKeys();
     for (const transport of transports) {
       const ex = await readResponse(
-        await send(rt.runtime, transport, generate, endpointRequest(generate, { origin: ALLOWED[1], token: rt.token(user), headers: { accept: "text/event-stream" } })),
+        await send(
+          rt.runtime,
+          transport,
+          generate,
+          endpointRequest(generate, { origin: ALLOWED[1], token: rt.token(user), headers: { accept: "text/event-stream" } }),
+        ),
       );
       expect(ex.headers.get("content-type"), describeExchange("stream", ex)).toMatch(/^text\/event-stream/);
       expect(ex.headers.get("access-control-allow-origin")).toBe(ALLOWED[1]);

@@ -119,7 +119,11 @@ const unreachable: Unreachable[] = [
     name: "neon-http endpoint at a closed port",
     async open() {
       const port = await closedPort();
-      const db = await openDatabase({ driver: "neon-http", url: `postgres://u:p@db.localtest.me:${port}/byok`, neon: { fetchEndpoint: `http://127.0.0.1:${port}/sql` } });
+      const db = await openDatabase({
+        driver: "neon-http",
+        url: `postgres://u:p@db.localtest.me:${port}/byok`,
+        neon: { fetchEndpoint: `http://127.0.0.1:${port}/sql` },
+      });
       return { database: async () => db, close: () => db.close() };
     },
   },
@@ -159,7 +163,11 @@ describe("fault battery: database unreachable", () => {
    * A runtime whose every database() call gets the broken database. With rate limits on,
    * the limiter's upsert is the first statement to fail; with them off, the endpoint's own.
    */
-  function brokenRuntime(mode: "production" | "development", database: () => Promise<Database>, rateLimits: boolean): { rt: TestRuntime; runtime: Runtime } {
+  function brokenRuntime(
+    mode: "production" | "development",
+    database: () => Promise<Database>,
+    rateLimits: boolean,
+  ): { rt: TestRuntime; runtime: Runtime } {
     const env = {
       FRONTEND_ENV_FILE: join(dir, `frontend-${randomBytes(4).toString("hex")}.env`),
       ...(rateLimits ? {} : { RATE_LIMIT_GENERATE_PER_MINUTE: "0", RATE_LIMIT_KEY_WRITES_PER_MINUTE: "0" }),
@@ -178,7 +186,13 @@ describe("fault battery: database unreachable", () => {
         await broken?.close();
       });
 
-      for (const [transport, rateLimits] of transports.flatMap((t) => [[t, true], [t, false]] as const)) {
+      for (const [transport, rateLimits] of transports.flatMap(
+        (t) =>
+          [
+            [t, true],
+            [t, false],
+          ] as const,
+      )) {
         it(`every protected endpoint via ${transport}, rate limits ${rateLimits ? "on" : "off"} → 503 database-unavailable with Retry-After (production)`, async () => {
           const { rt, runtime } = brokenRuntime("production", () => broken.database(), rateLimits);
           try {
@@ -209,7 +223,10 @@ describe("fault battery: database unreachable", () => {
           const before = [fileFingerprint(rt.envFile), fileFingerprint(frontend)];
           for (const transport of transports) {
             expectUnavailable("save", await readResponse(await send(runtime, transport, saveKeys, endpointRequest(saveKeys, { seed: 5 }))));
-            expectUnavailable("delete", await readResponse(await send(runtime, transport, deleteKey, endpointRequest(deleteKey, { query: "provider=exa" }))));
+            expectUnavailable(
+              "delete",
+              await readResponse(await send(runtime, transport, deleteKey, endpointRequest(deleteKey, { query: "provider=exa" }))),
+            );
             count("unreachable");
             count("unreachable");
           }
@@ -235,7 +252,10 @@ describe("fault battery: database unreachable", () => {
     );
     try {
       for (const endpoint of protectedEndpoints) {
-        const request = endpointRequest(endpoint, { token: signer.sign({ sub: "user_configured" }), headers: { accept: "application/json" } });
+        const request = endpointRequest(endpoint, {
+          token: signer.sign({ sub: "user_configured" }),
+          headers: { accept: "application/json" },
+        });
         expectUnavailable(endpoint.label, await readResponse(await send(runtime, "app", endpoint, request)));
         count("unreachable");
       }
@@ -290,7 +310,9 @@ describe.skipIf(!postgres.available)(`fault battery: connection dropped mid-requ
     await Promise.all([admin?.end(), monitor?.end()]);
     await database?.destroy();
     const outcomes = Object.entries(counts).filter(([k]) => k.startsWith("save cut"));
-    console.info(`fault battery (dropped mid-request): ${counts["dropped"] ?? 0} cases; ${outcomes.map(([k, n]) => `${k}: ${n}`).join(", ")}`);
+    console.info(
+      `fault battery (dropped mid-request): ${counts["dropped"] ?? 0} cases; ${outcomes.map(([k, n]) => `${k}: ${n}`).join(", ")}`,
+    );
   });
 
   /** What one user has: session row, keys, audit rows. */
@@ -306,15 +328,21 @@ describe.skipIf(!postgres.available)(`fault battery: connection dropped mid-requ
     for (const transport of transports) {
       it(`${endpoint.label} via ${transport}: backend terminated while the statement waits → 503, nothing written`, async () => {
         const user = `user_drop_${randomBytes(4).toString("hex")}`;
-        await expectStatus(await send(rt.runtime, "function", saveKeys, endpointRequest(saveKeys, { token: rt.token(user), seed: 11 })), 200);
+        await expectStatus(
+          await send(rt.runtime, "function", saveKeys, endpointRequest(saveKeys, { token: rt.token(user), seed: 11 })),
+          200,
+        );
         const before = await databaseFingerprint(database);
         await admin.query("begin");
         await admin.query(`lock table ${stateTables} in access exclusive mode`);
         let exchange: Exchange | undefined;
         try {
-          const pending = send(rt.runtime, transport, endpoint, endpointRequest(endpoint, { token: rt.token(user), seed: 12, headers: { accept: "application/json" } })).then(
-            readResponse,
-          );
+          const pending = send(
+            rt.runtime,
+            transport,
+            endpoint,
+            endpointRequest(endpoint, { token: rt.token(user), seed: 12, headers: { accept: "application/json" } }),
+          ).then(readResponse);
           let terminated = 0;
           while (terminated === 0) {
             const { rows } = await monitor.query<{ pid: number }>(
@@ -350,9 +378,19 @@ describe.skipIf(!postgres.available)(`fault battery: connection dropped mid-requ
         for (const transport of transports) {
           const user = `user_cut_${when}_${transport}_${randomBytes(3).toString("hex")}`;
           // Warm the pool so the marker arrives on an established connection.
-          await expectStatus(await send(runtime, transport, byLabel("GET /api/onboarding/session"), endpointRequest(byLabel("GET /api/onboarding/session"), { token: rt.token(user) })), 200);
+          await expectStatus(
+            await send(
+              runtime,
+              transport,
+              byLabel("GET /api/onboarding/session"),
+              endpointRequest(byLabel("GET /api/onboarding/session"), { token: rt.token(user) }),
+            ),
+            200,
+          );
           const fired = proxy.dropOn("insert into api_keys", when);
-          const ex = await readResponse(await send(runtime, transport, saveKeys, endpointRequest(saveKeys, { token: rt.token(user), seed: 21 })));
+          const ex = await readResponse(
+            await send(runtime, transport, saveKeys, endpointRequest(saveKeys, { token: rt.token(user), seed: 21 })),
+          );
           await fired;
           expectUnavailable("save", ex);
           const held = await holdings(user);
@@ -369,7 +407,9 @@ describe.skipIf(!postgres.available)(`fault battery: connection dropped mid-requ
 
           // A delete cut the same way: the key and its audit row go together or not at all.
           const fired2 = proxy.dropOn("delete from api_keys", when);
-          const del = await readResponse(await send(runtime, transport, deleteKey, endpointRequest(deleteKey, { token: rt.token(user), query: "provider=gemini" })));
+          const del = await readResponse(
+            await send(runtime, transport, deleteKey, endpointRequest(deleteKey, { token: rt.token(user), query: "provider=gemini" })),
+          );
           await fired2;
           expectUnavailable("delete", del);
           const [state] = await database.rows<{ keys: number; deletes: number }>(sql`
@@ -416,7 +456,8 @@ for (const backend of backends) {
     let rt: TestRuntime;
     let crashing: Runtime;
     let renames = 0;
-    const original = "# developer's settings\r\nexport GEMINI_API_KEY=AIzaSyORIGINALORIGINALORIGINALORIG0\nEXA_API_KEY=22222222-2222-4222-8222-222222222222\nOTHER='x y'\n";
+    const original =
+      "# developer's settings\r\nexport GEMINI_API_KEY=AIzaSyORIGINALORIGINALORIGINALORIG0\nEXA_API_KEY=22222222-2222-4222-8222-222222222222\nOTHER='x y'\n";
 
     beforeAll(async () => {
       database = await sharedDatabase(backend);
@@ -443,7 +484,9 @@ for (const backend of backends) {
         const save = await readResponse(await send(crashing, transport, saveKeys, endpointRequest(saveKeys, { seed: 41 })));
         expect(save.status, describeExchange("save", save)).toBeGreaterThanOrEqual(500);
         expect(problemCode("save", save)).toBe("internal-error");
-        const del = await readResponse(await send(crashing, transport, deleteKey, endpointRequest(deleteKey, { query: "provider=gemini" })));
+        const del = await readResponse(
+          await send(crashing, transport, deleteKey, endpointRequest(deleteKey, { query: "provider=gemini" })),
+        );
         expect(del.status, describeExchange("delete", del)).toBeGreaterThanOrEqual(500);
         expect(problemCode("delete", del)).toBe("internal-error");
         expect(renames - renamesBefore).toBe(2); // both really reached the rename
@@ -477,16 +520,33 @@ const upstreamCases: UpstreamCase[] = [
   { name: "gemini 401", gemini: { fail: 401 }, expect: { status: 422, code: "provider-rejected-key" } },
   { name: "gemini 403 (key echoed upstream)", gemini: { fail: 403 }, expect: { status: 422, code: "provider-rejected-key" } },
   { name: "gemini 400 API_KEY_INVALID", gemini: { fail: "invalid-key" }, expect: { status: 422, code: "provider-rejected-key" } },
-  { name: "gemini 429 with RetryInfo 7s", gemini: { fail: 429, retryAfterSeconds: 7 }, expect: { status: 429, code: "rate-limited", retryAfter: /^7$/ } },
+  {
+    name: "gemini 429 with RetryInfo 7s",
+    gemini: { fail: 429, retryAfterSeconds: 7 },
+    expect: { status: 429, code: "rate-limited", retryAfter: /^7$/ },
+  },
   { name: "gemini 429 without a delay", gemini: { fail: 429 }, expect: { status: 429, code: "rate-limited", retryAfter: /^[1-9]\d*$/ } },
   { name: "gemini 500", gemini: { fail: 500 }, expect: { status: 502, code: "upstream-unavailable" } },
   { name: "gemini 503", gemini: { fail: 503 }, expect: { status: 502, code: "upstream-unavailable" } },
   { name: "gemini 404 (retired or unknown model)", gemini: { fail: 404 }, expect: { status: 503, code: "model-unavailable" } },
-  { name: "gemini 401 ACCESS_TOKEN_TYPE_UNSUPPORTED", gemini: { fail: "key-type-unsupported" }, expect: { status: 422, code: "provider-rejected-key" } },
-  { name: "gemini 403 API_KEY_SERVICE_BLOCKED", gemini: { fail: "service-blocked" }, expect: { status: 422, code: "provider-rejected-key" } },
+  {
+    name: "gemini 401 ACCESS_TOKEN_TYPE_UNSUPPORTED",
+    gemini: { fail: "key-type-unsupported" },
+    expect: { status: 422, code: "provider-rejected-key" },
+  },
+  {
+    name: "gemini 403 API_KEY_SERVICE_BLOCKED",
+    gemini: { fail: "service-blocked" },
+    expect: { status: 422, code: "provider-rejected-key" },
+  },
   { name: "gemini 504", gemini: { fail: 504 }, expect: { status: 504, code: "upstream-timeout" } },
   { waits: true, name: "gemini hangs", gemini: { hang: true }, expect: { status: 504, code: "upstream-timeout" } },
-  { waits: true, name: "gemini answers after the timeout", gemini: { latencyMs: 60_000 }, expect: { status: 504, code: "upstream-timeout" } },
+  {
+    waits: true,
+    name: "gemini answers after the timeout",
+    gemini: { latencyMs: 60_000 },
+    expect: { status: 504, code: "upstream-timeout" },
+  },
   { waits: true, name: "gemini stalls mid-stream", gemini: { hangAfterChunks: 2 }, expect: { status: 504, code: "upstream-timeout" } },
   { name: "exa 401", exa: { fail: 401 }, expect: "research-failed" },
   { name: "exa 402", exa: { fail: 402 }, expect: "research-failed" },
@@ -519,10 +579,17 @@ for (const backend of backends) {
         KEY_ENCRYPTION_KEYS: generateKeyringEntry("upstream"), // shared: both runtimes read the same rows
         GEMINI_BASE_URL: gemini.url,
         EXA_BASE_URL: exa.url,
-        UPSTREAM_TIMEOUT_MS: "30000", RATE_LIMIT_GENERATE_PER_MINUTE: "0", RATE_LIMIT_KEY_WRITES_PER_MINUTE: "0" };
+        UPSTREAM_TIMEOUT_MS: "30000",
+        RATE_LIMIT_GENERATE_PER_MINUTE: "0",
+        RATE_LIMIT_KEY_WRITES_PER_MINUTE: "0",
+      };
       rt = makeRuntime({ database, mode: "production", env });
       fastRt = makeRuntime({ database, mode: "production", env: { ...env, UPSTREAM_TIMEOUT_MS: "1000" } });
-      unreachableRt = makeRuntime({ database, mode: "production", env: { ...env, GEMINI_BASE_URL: `http://127.0.0.1:${await closedPort()}` } });
+      unreachableRt = makeRuntime({
+        database,
+        mode: "production",
+        env: { ...env, GEMINI_BASE_URL: `http://127.0.0.1:${await closedPort()}` },
+      });
     });
     afterAll(async () => {
       for (const r of [rt, fastRt, unreachableRt]) r?.cleanup();
@@ -533,7 +600,10 @@ for (const backend of backends) {
     async function userWithKeys(): Promise<{ user: string; keys: ReturnType<typeof sampleKeys> }> {
       const user = `user_up_${randomBytes(4).toString("hex")}`;
       const keys = sampleKeys(++seed);
-      await expectStatus(await send(rt.runtime, "function", saveKeys, endpointRequest(saveKeys, { token: rt.token(user), body: { json: keys } })), 200);
+      await expectStatus(
+        await send(rt.runtime, "function", saveKeys, endpointRequest(saveKeys, { token: rt.token(user), body: { json: keys } })),
+        200,
+      );
       return { user, keys };
     }
 
@@ -547,7 +617,12 @@ for (const backend of backends) {
         const { user, keys } = await userWithKeys();
         if (c.gemini) gemini.setMode(c.gemini, keys.gemini);
         if (c.exa) exa.setMode(c.exa, keys.exa);
-        const runs = [["app", "json"], ["function", "sse"], ["function", "json"], ["app", "sse"]] as const;
+        const runs = [
+          ["app", "json"],
+          ["function", "sse"],
+          ["function", "json"],
+          ["app", "sse"],
+        ] as const;
         for (const [transport, accept] of c.waits ? runs.slice(0, 2) : runs) {
           const ex = await generation((c.waits ? fastRt : rt).runtime, transport, user, accept);
           const label = `${c.name} ${transport} ${accept}`;
@@ -565,11 +640,17 @@ for (const backend of backends) {
             const events = parseSse(ex.text);
             const last = events.at(-1)!;
             if (c.expect === "research-failed") {
-              expect(events.some((e) => e.event === "status" && (e.data as { research?: string }).research === "failed"), label).toBe(true);
+              expect(
+                events.some((e) => e.event === "status" && (e.data as { research?: string }).research === "failed"),
+                label,
+              ).toBe(true);
               expect(last.event, label).toBe("done");
             } else {
               expect(last.event, describeExchange(label, ex)).toBe("error");
-              expect((last.data as { problem: { code: string; status: number } }).problem).toMatchObject({ code: c.expect.code, status: c.expect.status });
+              expect((last.data as { problem: { code: string; status: number } }).problem).toMatchObject({
+                code: c.expect.code,
+                status: c.expect.status,
+              });
             }
           }
           // Whatever happened, no upstream connection is left open.
@@ -605,7 +686,12 @@ for (const backend of backends) {
         for (const transport of transports) {
           const before = await databaseFingerprint(database);
           const ex = await readResponse(
-            await send((c.waits ? fastRt : rt).runtime, transport, saveKeys, endpointRequest(saveKeys, { token: rt.token(user), body: { json: { ...keys, validate: true } } })),
+            await send(
+              (c.waits ? fastRt : rt).runtime,
+              transport,
+              saveKeys,
+              endpointRequest(saveKeys, { token: rt.token(user), body: { json: { ...keys, validate: true } } }),
+            ),
           );
           expect(problemCode(c.name, ex), describeExchange(c.name, ex)).toBe(c.code);
           expect(ex.status).toBe(c.status);
@@ -620,10 +706,16 @@ for (const backend of backends) {
       const secretKey = `sk_test_${randomBytes(12).toString("hex")}`;
       const jwks = await startJwksServer(signer.jwks, { secretKey });
       jwks.failWith(500);
-      const jwksRt = makeRuntime({ database, mode: "production", env: { CLERK_JWT_KEY: "", CLERK_SECRET_KEY: secretKey, CLERK_API_URL: jwks.url } });
+      const jwksRt = makeRuntime({
+        database,
+        mode: "production",
+        env: { CLERK_JWT_KEY: "", CLERK_SECRET_KEY: secretKey, CLERK_API_URL: jwks.url },
+      });
       try {
         const endpoint = byLabel("GET /api/onboarding/api-keys");
-        const ex = await readResponse(await send(jwksRt.runtime, "app", endpoint, endpointRequest(endpoint, { token: signer.sign({ sub: "user_jwks" }) })));
+        const ex = await readResponse(
+          await send(jwksRt.runtime, "app", endpoint, endpointRequest(endpoint, { token: signer.sign({ sub: "user_jwks" }) })),
+        );
         expect(problemCode("jwks", ex), describeExchange("jwks", ex)).toBe("upstream-unavailable");
         expect(ex.status).toBe(502);
         count(`upstream:${backend.name}`);

@@ -76,12 +76,14 @@ const oddStrings = fc.constantFrom(
   "-0",
 );
 const hugeString = fc.integer({ min: 1_000, max: 40_000 }).map((n) => "x".repeat(n));
-const deepNest = fc.integer({ min: 2, max: 4_000 }).chain((n) =>
-  fc.constantFrom(
-    JSON.parse("[".repeat(n) + "]".repeat(n)) as unknown,
-    JSON.parse('{"a":'.repeat(Math.min(n, 2_000)) + "1" + "}".repeat(Math.min(n, 2_000))) as unknown,
-  ),
-);
+const deepNest = fc
+  .integer({ min: 2, max: 4_000 })
+  .chain((n) =>
+    fc.constantFrom(
+      JSON.parse("[".repeat(n) + "]".repeat(n)) as unknown,
+      JSON.parse('{"a":'.repeat(Math.min(n, 2_000)) + "1" + "}".repeat(Math.min(n, 2_000))) as unknown,
+    ),
+  );
 const junk: fc.Arbitrary<unknown> = fc.oneof(
   fc.jsonValue({ maxDepth: 3 }),
   oddStrings,
@@ -96,12 +98,21 @@ const junk: fc.Arbitrary<unknown> = fc.oneof(
 
 /** Edits of a string value: control characters, unicode, whitespace, quotes, size. */
 const stringTweak: fc.Arbitrary<(s: string) => string> = fc.oneof(
-  fc.tuple(fc.nat(), fc.integer({ min: 0, max: 0x1f }).map((c) => String.fromCharCode(c))).map(
-    ([at, ch]) =>
+  fc
+    .tuple(
+      fc.nat(),
+      fc.integer({ min: 0, max: 0x1f }).map((c) => String.fromCharCode(c)),
+    )
+    .map(
+      ([at, ch]) =>
+        (s: string) =>
+          s.slice(0, at % (s.length + 1)) + ch + s.slice(at % (s.length + 1)),
+    ),
+  fc.tuple(fc.nat(), oddStrings).map(
+    ([at, odd]) =>
       (s: string) =>
-        s.slice(0, at % (s.length + 1)) + ch + s.slice(at % (s.length + 1)),
+        s.slice(0, at % (s.length + 1)) + odd + s.slice(at % (s.length + 1)),
   ),
-  fc.tuple(fc.nat(), oddStrings).map(([at, odd]) => (s: string) => s.slice(0, at % (s.length + 1)) + odd + s.slice(at % (s.length + 1))),
   fc.constantFrom(" ", "\t", "\n", "\u00a0", "\u3000").map((ws) => (s: string) => ws + s + ws),
   fc.string({ unit: "grapheme", maxLength: 40 }).map((u) => (s: string) => s + u),
   fc.nat().map((n) => (s: string) => s.slice(0, n % (s.length + 1))),
@@ -122,39 +133,64 @@ function mutatedBody(spec: (typeof bodySpecs)[string]): fc.Arbitrary<Record<stri
   const keys = Object.keys(spec.valid(1));
   const pick = fc.constantFrom(...keys);
   const edit: fc.Arbitrary<Edit> = fc.oneof(
-    pick.map((k): Edit => (b) => void delete b[k]),
+    pick.map(
+      (k): Edit =>
+        (b) =>
+          void delete b[k],
+    ),
     fc
-      .tuple(pick, fc.oneof(fc.string({ maxLength: 12 }), fc.constantFrom("GEMINI", "Gemini", "gemini ", "topic\u0000", "current_step", "__proto__")))
-      .map(([k, name]): Edit => (b) => {
-        if (!(k in b)) return;
-        const value = b[k];
-        delete b[k];
-        setOwn(b, name, value);
-      }),
-    fc.tuple(pick, junk).map(([k, v]): Edit => (b) => setOwn(b, k, v)),
+      .tuple(
+        pick,
+        fc.oneof(fc.string({ maxLength: 12 }), fc.constantFrom("GEMINI", "Gemini", "gemini ", "topic\u0000", "current_step", "__proto__")),
+      )
+      .map(
+        ([k, name]): Edit =>
+          (b) => {
+            if (!(k in b)) return;
+            const value = b[k];
+            delete b[k];
+            setOwn(b, name, value);
+          },
+      ),
+    fc.tuple(pick, junk).map(
+      ([k, v]): Edit =>
+        (b) =>
+          setOwn(b, k, v),
+    ),
     fc
-      .tuple(fc.oneof(fc.string({ maxLength: 16 }), fc.constantFrom("__proto__", "constructor", "prototype", "validate", "userId", "user_id")), junk)
-      .map(([k, v]): Edit => (b) => setOwn(b, k, v)),
-    fc.tuple(pick, stringTweak, fc.nat()).map(([k, tweak, i]): Edit => (b) => {
-      const value = b[k];
-      if (typeof value === "string") b[k] = tweak(value);
-      else if (Array.isArray(value) && value.length > 0 && typeof value[i % value.length] === "string") {
-        const copy = [...value];
-        copy[i % copy.length] = tweak(copy[i % copy.length] as string);
-        b[k] = copy;
-      }
-    }),
-    fc.tuple(pick, fc.integer({ min: 2, max: 40 })).map(([k, n]): Edit => (b) => {
-      b[k] = Array.from({ length: n }, () => b[k]);
-    }),
+      .tuple(
+        fc.oneof(fc.string({ maxLength: 16 }), fc.constantFrom("__proto__", "constructor", "prototype", "validate", "userId", "user_id")),
+        junk,
+      )
+      .map(
+        ([k, v]): Edit =>
+          (b) =>
+            setOwn(b, k, v),
+      ),
+    fc.tuple(pick, stringTweak, fc.nat()).map(
+      ([k, tweak, i]): Edit =>
+        (b) => {
+          const value = b[k];
+          if (typeof value === "string") b[k] = tweak(value);
+          else if (Array.isArray(value) && value.length > 0 && typeof value[i % value.length] === "string") {
+            const copy = [...value];
+            copy[i % copy.length] = tweak(copy[i % copy.length] as string);
+            b[k] = copy;
+          }
+        },
+    ),
+    fc.tuple(pick, fc.integer({ min: 2, max: 40 })).map(
+      ([k, n]): Edit =>
+        (b) => {
+          b[k] = Array.from({ length: n }, () => b[k]);
+        },
+    ),
   );
-  return fc
-    .tuple(fc.integer({ min: 1, max: 1_000_000 }), fc.array(edit, { minLength: 1, maxLength: 4 }))
-    .map(([seed, edits]) => {
-      const body = spec.valid(seed);
-      for (const e of edits) e(body);
-      return body;
-    });
+  return fc.tuple(fc.integer({ min: 1, max: 1_000_000 }), fc.array(edit, { minLength: 1, maxLength: 4 })).map(([seed, edits]) => {
+    const body = spec.valid(seed);
+    for (const e of edits) e(body);
+    return body;
+  });
 }
 
 /** Known keys with arbitrary values: gets past "unknown field" into each field's checks. */
@@ -185,7 +221,14 @@ const contentTypes = fc.oneof(
   ),
   fc.string({ unit: "grapheme-ascii", maxLength: 40 }).filter(headerSafe),
 );
-const accepts = fc.constantFrom(undefined, "application/json", "text/event-stream", "*/*", "text/html", "application/json, text/event-stream");
+const accepts = fc.constantFrom(
+  undefined,
+  "application/json",
+  "text/event-stream",
+  "*/*",
+  "text/html",
+  "application/json, text/event-stream",
+);
 
 const knownParams = fc.constantFrom("provider", "from", "to", "__session", "token", "validate", "userId", "provider[]");
 const knownValues = fc.constantFrom(
@@ -212,9 +255,15 @@ const knownValues = fc.constantFrom(
 );
 const queryStrings: fc.Arbitrary<string> = fc.oneof(
   fc
-    .array(fc.tuple(fc.oneof(knownParams, fc.string({ unit: "grapheme", maxLength: 10 })), fc.oneof(knownValues, fc.string({ unit: "grapheme", maxLength: 30 }))), {
-      maxLength: 6,
-    })
+    .array(
+      fc.tuple(
+        fc.oneof(knownParams, fc.string({ unit: "grapheme", maxLength: 10 })),
+        fc.oneof(knownValues, fc.string({ unit: "grapheme", maxLength: 30 })),
+      ),
+      {
+        maxLength: 6,
+      },
+    )
     .map((pairs) => pairs.map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(v)}`).join("&")),
   fc.array(fc.tuple(knownParams, knownValues), { maxLength: 4 }).map((pairs) => pairs.map(([k, v]) => `${k}=${v}`).join("&")),
   fc.string({ unit: "grapheme-ascii", maxLength: 60 }).map((s) => s.replace(/#/g, "%23")),
@@ -223,7 +272,12 @@ const queryStrings: fc.Arbitrary<string> = fc.oneof(
 
 const pathArb = fc.oneof(
   fc.constantFrom(...routes.map((r) => r.path)),
-  fc.tuple(fc.constantFrom(...routes.map((r) => r.path)), fc.constantFrom("/", "//", "/x", "/../health", "/%2e%2e/health", ".json", "/..;/", "%00", "%2F")).map(([p, s]) => p + s),
+  fc
+    .tuple(
+      fc.constantFrom(...routes.map((r) => r.path)),
+      fc.constantFrom("/", "//", "/x", "/../health", "/%2e%2e/health", ".json", "/..;/", "%00", "%2F"),
+    )
+    .map(([p, s]) => p + s),
   fc.string({ unit: "grapheme", maxLength: 30 }).map((s) => `/api/${encodeURIComponent(s)}`),
   fc.webPath(),
 );
@@ -272,7 +326,11 @@ for (const backend of backends) {
         RATE_LIMIT_KEY_WRITES_PER_MINUTE: "0",
         LOG_LEVEL: "warn",
       };
-      rts.development = makeRuntime({ database, mode: "development", env: { ...common, FRONTEND_ENV_FILE: join(frontendDir, ".env.local") } });
+      rts.development = makeRuntime({
+        database,
+        mode: "development",
+        env: { ...common, FRONTEND_ENV_FILE: join(frontendDir, ".env.local") },
+      });
       rts.production = makeRuntime({ database, mode: "production", env: common });
       writeFileSync(rts.development.envFile, "# developer's file\nexport OTHER=keep me\nGEMINI_API_KEY=\n\n# trailing comment");
       writeFileSync(join(frontendDir, ".env.local"), "REACT_APP_OTHER=1\n");
@@ -294,7 +352,13 @@ for (const backend of backends) {
     }
 
     /** Sends one request and checks the battery's invariants; throws with the whole exchange. */
-    async function exercise(mode: Mode, transport: Transport, endpoint: Endpoint | undefined, request: Request, input: string): Promise<Exchange> {
+    async function exercise(
+      mode: Mode,
+      transport: Transport,
+      endpoint: Endpoint | undefined,
+      request: Request,
+      input: string,
+    ): Promise<Exchange> {
       const rt = rts[mode];
       const files = [rt.envFile, join(frontendDir, ".env.local")];
       const dbBefore = knownFingerprint ?? (await databaseFingerprint(database));
@@ -342,7 +406,7 @@ for (const backend of backends) {
       return headers;
     };
 
-    const property = <T,>(arb: fc.Arbitrary<T>, runs: number, fn: (value: T) => Promise<void>) =>
+    const property = <T>(arb: fc.Arbitrary<T>, runs: number, fn: (value: T) => Promise<void>) =>
       fc.assert(fc.asyncProperty(arb, fn), { numRuns: runs, endOnFailure: true });
 
     for (const mode of modes) {
@@ -358,7 +422,13 @@ for (const backend of backends) {
             RUNS.json,
             async ([transport, value, accept]) => {
               const text = JSON.stringify(value) ?? "null";
-              await exercise(mode, transport, endpoint, bodyRequest(headersFor(mode, { "content-type": "application/json", accept }), text), text);
+              await exercise(
+                mode,
+                transport,
+                endpoint,
+                bodyRequest(headersFor(mode, { "content-type": "application/json", accept }), text),
+                text,
+              );
             },
           );
         });
@@ -371,7 +441,20 @@ for (const backend of backends) {
             fc.string({ unit: "grapheme", maxLength: 200 }),
             truncatedJson,
             fc.uint8Array({ maxLength: 300 }),
-            fc.constantFrom("", " ", "\n", "{", "}", "[]", "null", "{}", '{"a":1,}', "\ufeff{}", "{\"gemini\":\"AIza\u0000\"}", '{"__proto__":{"validate":true}}'),
+            fc.constantFrom(
+              "",
+              " ",
+              "\n",
+              "{",
+              "}",
+              "[]",
+              "null",
+              "{}",
+              '{"a":1,}',
+              "\ufeff{}",
+              '{"gemini":"AIza\u0000"}',
+              '{"__proto__":{"validate":true}}',
+            ),
             fc.integer({ min: 16_000, max: 20_000 }).map((n) => `{"topic":"${"y".repeat(n)}"}`),
           );
           await property(fc.tuple(fc.constantFrom(...transports), body), RUNS.text, async ([transport, raw]) => {
@@ -382,16 +465,31 @@ for (const backend of backends) {
 
         it(`${endpoint.label} ${mode}: mutated valid bodies (drop, rename, retype, unknown fields, huge, unicode, control characters, nesting)`, async () => {
           await prime(mode);
-          await property(fc.tuple(fc.constantFrom(...transports), mutatedBody(spec), accepts), RUNS.mutated, async ([transport, body, accept]) => {
-            const text = JSON.stringify(body);
-            await exercise(mode, transport, endpoint, bodyRequest(headersFor(mode, { "content-type": "application/json", accept }), text), text);
-          });
+          await property(
+            fc.tuple(fc.constantFrom(...transports), mutatedBody(spec), accepts),
+            RUNS.mutated,
+            async ([transport, body, accept]) => {
+              const text = JSON.stringify(body);
+              await exercise(
+                mode,
+                transport,
+                endpoint,
+                bodyRequest(headersFor(mode, { "content-type": "application/json", accept }), text),
+                text,
+              );
+            },
+          );
         });
 
         it(`${endpoint.label} ${mode}: wrong or odd content types`, async () => {
           await prime(mode);
           await property(
-            fc.tuple(fc.constantFrom(...transports), fc.option(contentTypes, { nil: undefined }), fc.boolean(), fc.integer({ min: 1, max: 9_999 })),
+            fc.tuple(
+              fc.constantFrom(...transports),
+              fc.option(contentTypes, { nil: undefined }),
+              fc.boolean(),
+              fc.integer({ min: 1, max: 9_999 }),
+            ),
             RUNS.contentType,
             async ([transport, type, validBody, seed]) => {
               const text = validBody ? JSON.stringify(spec.valid(seed)) : "gemini=AIza&exa=1";
@@ -435,7 +533,7 @@ for (const backend of backends) {
             request = new Request(`http://localhost${path.startsWith("/") ? path : `/${path}`}`, {
               method,
               headers: headersFor(mode, { "content-type": "application/json", accept: "application/json" }),
-              body: hasBody ? JSON.stringify(body) ?? "null" : undefined,
+              body: hasBody ? (JSON.stringify(body) ?? "null") : undefined,
             });
           } catch {
             return; // not a request a client could send

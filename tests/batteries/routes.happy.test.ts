@@ -37,7 +37,10 @@ async function allowedAt(module: Record<string, WebHandler>, path: string): Prom
   const response = await module.OPTIONS!(new Request(`http://localhost${path}`, { method: "OPTIONS" }));
   if (response.status === 404) return undefined;
   expect(response.status, `${path}: ${await response.clone().text()}`).toBe(204);
-  return (response.headers.get("allow") ?? "").split(", ").filter((m) => m !== "OPTIONS").sort();
+  return (response.headers.get("allow") ?? "")
+    .split(", ")
+    .filter((m) => m !== "OPTIONS")
+    .sort();
 }
 
 describe("route list and api/ folder", () => {
@@ -47,7 +50,10 @@ describe("route list and api/ folder", () => {
   it("every route is served by exactly one api/ file, at the path Vercel routes to that file", async () => {
     const paths = [...new Set(routes.map((r) => r.path))];
     for (const path of paths) {
-      const expected = routes.filter((r) => r.path === path).map((r) => r.method).sort();
+      const expected = routes
+        .filter((r) => r.path === path)
+        .map((r) => r.method)
+        .sort();
       const servedBy: string[] = [];
       for (const file of files) {
         const module = (await import(pathToFileURL(join(root, file)).href)) as Record<string, WebHandler>;
@@ -60,9 +66,10 @@ describe("route list and api/ folder", () => {
       }
       expect(servedBy, `${path} must be served by one api/ file`).toHaveLength(1);
       const file = servedBy[0]!;
-      expect([path, rewrites.get(path)], `${path} is served by ${file}: Vercel must route it there (file path or vercel.json rewrite)`).toContain(
-        vercelPath(file),
-      );
+      expect(
+        [path, rewrites.get(path)],
+        `${path} is served by ${file}: Vercel must route it there (file path or vercel.json rewrite)`,
+      ).toContain(vercelPath(file));
     }
   });
 
@@ -95,7 +102,8 @@ describe("route list and api/ folder", () => {
 });
 
 describe("layout", () => {
-  const importsOf = (file: string) => [...readFileSync(join(root, file), "utf8").matchAll(/(?:from|import)\s*\(?\s*["']([^"']+)["']/g)].map((m) => m[1]!);
+  const importsOf = (file: string) =>
+    [...readFileSync(join(root, file), "utf8").matchAll(/(?:from|import)\s*\(?\s*["']([^"']+)["']/g)].map((m) => m[1]!);
 
   it("nothing under lib/ or db/ imports api/ or tests/", () => {
     for (const file of [...filesUnder("lib"), ...filesUnder("db")]) {

@@ -23,7 +23,17 @@ import { backends, backendLabel, type TestDatabase } from "../helpers/db.js";
 import { makeRuntime, sampleKeys, testSigner, type TestRuntime } from "../helpers/runtime.js";
 import { startJwksServer, type JwksServer } from "../../testkit/clerk.js";
 import { TEST_WEBHOOK_SECRET } from "../../testkit/webhooks.js";
-import { badTokenCases, endpointRequest, endpoints, readResponse, send, withTokenCase, type Endpoint, type RequestParts, type Transport } from "../helpers/battery.js";
+import {
+  badTokenCases,
+  endpointRequest,
+  endpoints,
+  readResponse,
+  send,
+  withTokenCase,
+  type Endpoint,
+  type RequestParts,
+  type Transport,
+} from "../helpers/battery.js";
 import { useFakeUpstreams } from "../helpers/upstreams.js";
 
 const allEndpoints = await endpoints();
@@ -85,15 +95,29 @@ for (const backend of backends) {
     };
 
     async function captureCiphertexts(): Promise<void> {
-      for (const row of await database.rows<{ key_ciphertext: string }>(sql`select key_ciphertext from api_keys`)) ciphertexts.add(row.key_ciphertext);
+      for (const row of await database.rows<{ key_ciphertext: string }>(sql`select key_ciphertext from api_keys`))
+        ciphertexts.add(row.key_ciphertext);
     }
 
     /** Sends, records everything the client sees, and collects the ciphertexts stored so far. */
-    async function call(rt: TestRuntime, transport: Transport, endpoint: Endpoint, parts: RequestParts, label = endpoint.label, request?: Request) {
+    async function call(
+      rt: TestRuntime,
+      transport: Transport,
+      endpoint: Endpoint,
+      parts: RequestParts,
+      label = endpoint.label,
+      request?: Request,
+    ) {
       const sent = request ?? endpointRequest(endpoint, parts);
       const target = `${sent.method} ${new URL(sent.url).pathname}`;
       const ex = await readResponse(await send(rt.runtime, transport, endpoint, sent));
-      exchanges.push({ label: `${rt.runtime.config.mode} ${transport} ${label}`, target, status: ex.status, headers: [...ex.headers], text: ex.text });
+      exchanges.push({
+        label: `${rt.runtime.config.mode} ${transport} ${label}`,
+        target,
+        status: ex.status,
+        headers: [...ex.headers],
+        text: ex.text,
+      });
       await captureCiphertexts();
       return ex;
     }
@@ -107,9 +131,19 @@ for (const backend of backends) {
       prodJwks = makeRuntime({
         database,
         mode: "production",
-        env: { ...env, KEY_ENCRYPTION_KEYS: prod.runtime.config.keyEncryptionKeys, CLERK_JWT_KEY: "", CLERK_SECRET_KEY: clerkSecretKey, CLERK_API_URL: jwks.url },
+        env: {
+          ...env,
+          KEY_ENCRYPTION_KEYS: prod.runtime.config.keyEncryptionKeys,
+          CLERK_JWT_KEY: "",
+          CLERK_SECRET_KEY: clerkSecretKey,
+          CLERK_API_URL: jwks.url,
+        },
       });
-      prodImpatient = makeRuntime({ database, mode: "production", env: { ...env, KEY_ENCRYPTION_KEYS: prod.runtime.config.keyEncryptionKeys, UPSTREAM_TIMEOUT_MS: "500" } });
+      prodImpatient = makeRuntime({
+        database,
+        mode: "production",
+        env: { ...env, KEY_ENCRYPTION_KEYS: prod.runtime.config.keyEncryptionKeys, UPSTREAM_TIMEOUT_MS: "500" },
+      });
       dev = makeRuntime({ database, mode: "development", env: { ...env, FRONTEND_ENV_FILE: join(frontendDir, ".env.local") } });
       otherSecrets.add(clerkSecretKey);
       otherSecrets.add(TEST_WEBHOOK_SECRET);
@@ -135,20 +169,38 @@ for (const backend of backends) {
       await database?.destroy();
     });
 
-    const users = { a: `user_sec_a_${randomBytes(3).toString("hex")}`, b: `user_sec_b_${randomBytes(3).toString("hex")}`, c: `user_sec_c_${randomBytes(3).toString("hex")}` };
-    const keys = { a: sampleKeys(9_001), b: sampleKeys(9_002), c: sampleKeys(9_003), a2: sampleKeys(9_011), devKeys: sampleKeys(9_100), dev2: sampleKeys(9_101) };
+    const users = {
+      a: `user_sec_a_${randomBytes(3).toString("hex")}`,
+      b: `user_sec_b_${randomBytes(3).toString("hex")}`,
+      c: `user_sec_c_${randomBytes(3).toString("hex")}`,
+    };
+    const keys = {
+      a: sampleKeys(9_001),
+      b: sampleKeys(9_002),
+      c: sampleKeys(9_003),
+      a2: sampleKeys(9_011),
+      devKeys: sampleKeys(9_100),
+      dev2: sampleKeys(9_101),
+    };
 
     it("production: three users save, replace, list and delete keys", async () => {
       own(users.a, keys.a);
       own(users.b, keys.b);
       own(users.c, keys.c);
       await call(prod, "app", ep("POST /api/onboarding/api-keys"), { token: tok(users.a), body: { json: keys.a } });
-      await call(prod, "function", ep("POST /api/onboarding/api-keys"), { token: tok(users.b), body: { json: { ...keys.b, validate: true } } });
+      await call(prod, "function", ep("POST /api/onboarding/api-keys"), {
+        token: tok(users.b),
+        body: { json: { ...keys.b, validate: true } },
+      });
       await call(prod, "app", ep("POST /api/onboarding/api-keys"), { token: tok(users.c), body: { json: keys.c } });
       own(users.a, { gemini: keys.a2.gemini, copilotkit: keys.a2.copilotkit });
-      await call(prod, "function", ep("POST /api/onboarding/api-keys"), { token: tok(users.a), body: { json: { gemini: keys.a2.gemini, copilotkit: keys.a2.copilotkit } } });
+      await call(prod, "function", ep("POST /api/onboarding/api-keys"), {
+        token: tok(users.a),
+        body: { json: { gemini: keys.a2.gemini, copilotkit: keys.a2.copilotkit } },
+      });
       for (const user of Object.values(users)) {
-        for (const transport of ["app", "function"] as const) await call(prod, transport, ep("GET /api/onboarding/api-keys"), { token: tok(user) });
+        for (const transport of ["app", "function"] as const)
+          await call(prod, transport, ep("GET /api/onboarding/api-keys"), { token: tok(user) });
       }
       await call(prod, "app", ep("DELETE /api/onboarding/api-keys"), { token: tok(users.b), query: "provider=exa" });
       await call(prod, "function", ep("DELETE /api/onboarding/api-keys"), { token: tok("user_sec_nobody"), query: "provider=gemini" });
@@ -185,7 +237,10 @@ for (const backend of backends) {
       const eKeys = sampleKeys(9_005);
       own(d, dKeys);
       own(e, eKeys);
-      for (const [user, k] of [[d, dKeys], [e, eKeys]] as const) {
+      for (const [user, k] of [
+        [d, dKeys],
+        [e, eKeys],
+      ] as const) {
         await call(prod, "app", ep("POST /api/onboarding/api-keys"), { token: tok(user), body: { json: k } });
         await call(prod, "function", ep("PUT /api/usage/budget"), { token: tok(user), body: { json: { monthlyUsd: 3 } } });
         await call(prod, "app", ep("POST /api/blog/generate"), { token: tok(user), headers: { accept: "application/json" } });
@@ -204,7 +259,10 @@ for (const backend of backends) {
       // Clerk's webhook: unsigned, signed with key-shaped junk, and a real deletion of e.
       const webhook = ep("POST /api/webhooks/clerk");
       await call(prod, "app", webhook, { unsigned: true, body: { json: { type: "user.deleted", data: { id: e } } } });
-      await call(prod, "function", webhook, { headers: { "svix-id": eKeys.exa, "svix-timestamp": "1", "svix-signature": `v1,${eKeys.gemini}` }, body: { json: { type: "user.deleted", data: { id: e } } } });
+      await call(prod, "function", webhook, {
+        headers: { "svix-id": eKeys.exa, "svix-timestamp": "1", "svix-signature": `v1,${eKeys.gemini}` },
+        body: { json: { type: "user.deleted", data: { id: e } } },
+      });
       await call(prod, "function", webhook, { body: { json: { type: "user.deleted", object: "event", data: { id: e } } } });
       await call(prod, "app", ep("GET /api/me/export"), { token: tok(e) });
       const statuses = exchanges.slice(-4).map((x) => x.status);
@@ -218,7 +276,10 @@ for (const backend of backends) {
       for (const rt of [prod, prodJwks]) {
         for (const endpoint of [ep("GET /api/onboarding/api-keys"), ep("POST /api/onboarding/api-keys")]) {
           for (const c of cases) {
-            const request = await withTokenCase(endpointRequest(endpoint, { body: endpoint.method === "POST" ? { json: keys.a } : undefined }), c);
+            const request = await withTokenCase(
+              endpointRequest(endpoint, { body: endpoint.method === "POST" ? { json: keys.a } : undefined }),
+              c,
+            );
             await call(rt, "app", endpoint, {}, `${endpoint.label} [${c.name}]`, request);
           }
         }
@@ -254,7 +315,13 @@ for (const backend of backends) {
       ];
       for (const [i, body] of bodies.entries()) {
         for (const rt of [prod, dev]) {
-          await call(rt, i % 2 ? "app" : "function", save, { token: rt === prod ? tok(users.a) : undefined, body: { json: body } }, `save bad #${i}`);
+          await call(
+            rt,
+            i % 2 ? "app" : "function",
+            save,
+            { token: rt === prod ? tok(users.a) : undefined, body: { json: body } },
+            `save bad #${i}`,
+          );
         }
       }
       const raw = [
@@ -265,18 +332,43 @@ for (const backend of backends) {
       ];
       for (const r of raw) {
         for (const rt of [prod, dev]) {
-          await call(rt, "app", save, { token: rt === prod ? tok(users.a) : undefined, headers: { "content-type": r.type }, body: { raw: r.text } }, "save raw bad");
+          await call(
+            rt,
+            "app",
+            save,
+            { token: rt === prod ? tok(users.a) : undefined, headers: { "content-type": r.type }, body: { raw: r.text } },
+            "save raw bad",
+          );
         }
       }
-      await call(prod, "app", ep("DELETE /api/onboarding/api-keys"), { token: tok(users.a), query: `provider=${encodeURIComponent(k.gemini)}` });
-      await call(prod, "function", ep("DELETE /api/onboarding/api-keys"), { token: tok(users.a), query: `provider=gemini&provider=${k.exa}` });
+      await call(prod, "app", ep("DELETE /api/onboarding/api-keys"), {
+        token: tok(users.a),
+        query: `provider=${encodeURIComponent(k.gemini)}`,
+      });
+      await call(prod, "function", ep("DELETE /api/onboarding/api-keys"), {
+        token: tok(users.a),
+        query: `provider=gemini&provider=${k.exa}`,
+      });
       await call(prod, "app", ep("GET /api/usage"), { token: tok(users.a), query: `from=${k.exa}&to=${encodeURIComponent(k.copilotkit)}` });
-      await call(prod, "function", ep("POST /api/blog/generate"), { token: tok(users.a), body: { json: { topic: k.gemini, keywords: [k.exa], tone: `${k.copilotkit}\u0007` } } });
-      await call(prod, "app", ep("PUT /api/onboarding/session"), { token: tok(users.a), body: { json: { currentStep: k.gemini, progress: k.exa } } });
+      await call(prod, "function", ep("POST /api/blog/generate"), {
+        token: tok(users.a),
+        body: { json: { topic: k.gemini, keywords: [k.exa], tone: `${k.copilotkit}\u0007` } },
+      });
+      await call(prod, "app", ep("PUT /api/onboarding/session"), {
+        token: tok(users.a),
+        body: { json: { currentStep: k.gemini, progress: k.exa } },
+      });
       // Key-shaped paths through the route table adapter.
       const save0 = ep("GET /api/onboarding/api-keys");
       for (const path of [`/api/onboarding/api-keys/${k.gemini}`, `/api/${k.exa}`, `/api/onboarding/${k.copilotkit}/x`]) {
-        await call(prod, "app", save0, {}, `GET ${path}`, new Request(`http://localhost${path}`, { headers: { authorization: `Bearer ${tok(users.a)}` } }));
+        await call(
+          prod,
+          "app",
+          save0,
+          {},
+          `GET ${path}`,
+          new Request(`http://localhost${path}`, { headers: { authorization: `Bearer ${tok(users.a)}` } }),
+        );
       }
       expect(exchanges.filter((e) => e.status === 400).length).toBeGreaterThanOrEqual(bodies.length);
     });
@@ -285,7 +377,9 @@ for (const backend of backends) {
       own("local-dev", keys.devKeys);
       own("local-dev", keys.dev2);
       await call(dev, "app", ep("POST /api/onboarding/api-keys"), { body: { json: keys.devKeys } });
-      await call(dev, "function", ep("POST /api/onboarding/api-keys"), { body: { json: { gemini: keys.dev2.gemini, copilotkit: keys.dev2.copilotkit, validate: true } } });
+      await call(dev, "function", ep("POST /api/onboarding/api-keys"), {
+        body: { json: { gemini: keys.dev2.gemini, copilotkit: keys.dev2.copilotkit, validate: true } },
+      });
       await call(dev, "app", ep("GET /api/onboarding/api-keys"), {});
       await call(dev, "function", ep("POST /api/blog/generate"), {});
       await call(dev, "app", ep("POST /api/blog/generate"), { headers: { accept: "application/json" } });
@@ -303,7 +397,13 @@ for (const backend of backends) {
         badInput(...Object.values(probe));
         let thrown: unknown;
         try {
-          await storeSaveKeys(database, { userId: "user_sec_probe", keys: { gemini: probe.gemini }, validated: new Set(), keyring, requestId: "req_probe_0001" });
+          await storeSaveKeys(database, {
+            userId: "user_sec_probe",
+            keys: { gemini: probe.gemini },
+            validated: new Set(),
+            keyring,
+            requestId: "req_probe_0001",
+          });
         } catch (error) {
           thrown = error;
         }
@@ -317,7 +417,10 @@ for (const backend of backends) {
         const failing = sampleKeys(9_901);
         own("user_sec_failing", failing);
         const before = prod.logs.length;
-        const ex = await call(prod, "app", ep("POST /api/onboarding/api-keys"), { token: tok("user_sec_failing"), body: { json: failing } });
+        const ex = await call(prod, "app", ep("POST /api/onboarding/api-keys"), {
+          token: tok("user_sec_failing"),
+          body: { json: failing },
+        });
         expect(ex.status).toBe(500);
         const devBefore = dev.logs.length;
         await call(dev, "function", ep("POST /api/onboarding/api-keys"), { body: { json: failing } });
@@ -353,7 +456,8 @@ for (const backend of backends) {
       for (const s of otherSecrets) never.set(s, "server secret");
 
       const logFindings: string[] = [];
-      for (const line of logs) for (const [value, what] of never) if (line.includes(value)) logFindings.push(`${what} in log: ${line.slice(0, 300)}`);
+      for (const line of logs)
+        for (const [value, what] of never) if (line.includes(value)) logFindings.push(`${what} in log: ${line.slice(0, 300)}`);
       expect(logFindings).toEqual([]);
       // The logger's scrubbing is the second line of defence: the first (never passing a
       // secret to the logger) must hold on its own.
@@ -377,16 +481,16 @@ for (const backend of backends) {
       }
       expect(responseFindings).toEqual([]);
       expect(allowedViews, "the owner's CopilotKit value should have been returned at least once").toBeGreaterThan(0);
-      summary = (
-        `secrets battery ${backend.name}: ${exchanges.length} responses and ${logs.length} log lines checked against ${never.size} secrets (${plaintext.size} keys, ${tokens.size} tokens, ${ciphertexts.size} ciphertexts)`
-      );
+      summary = `secrets battery ${backend.name}: ${exchanges.length} responses and ${logs.length} log lines checked against ${never.size} secrets (${plaintext.size} keys, ${tokens.size} tokens, ${ciphertexts.size} ciphertexts)`;
     });
 
     it("a dump of every table holds no plaintext key and no token", async () => {
       const tables = await database.rows<{ schema: string; name: string }>(sql`
         select table_schema as schema, table_name as name from information_schema.tables
         where table_type = 'BASE TABLE' and table_schema not in ('pg_catalog', 'information_schema')`);
-      expect(tables.map((t) => t.name)).toEqual(expect.arrayContaining(["api_keys", "onboarding_sessions", "key_events", "usage_events", "rate_limits"]));
+      expect(tables.map((t) => t.name)).toEqual(
+        expect.arrayContaining(["api_keys", "onboarding_sessions", "key_events", "usage_events", "rate_limits"]),
+      );
       const findings: string[] = [];
       let rows = 0;
       for (const table of tables) {

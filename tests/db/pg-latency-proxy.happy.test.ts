@@ -67,7 +67,9 @@ describe.skipIf(!testDatabaseUrl)("the round-trip counting proxy (postgres)", ()
       expect(readyCount()).toBeGreaterThanOrEqual(ready);
     };
     try {
-      const params = Buffer.from(`user\0${decodeURIComponent(url.username) || "postgres"}\0database\0${url.pathname.slice(1) || "postgres"}\0\0`);
+      const params = Buffer.from(
+        `user\0${decodeURIComponent(url.username) || "postgres"}\0database\0${url.pathname.slice(1) || "postgres"}\0\0`,
+      );
       const startup = Buffer.alloc(8 + params.length);
       startup.writeInt32BE(startup.length, 0);
       startup.writeInt32BE(196608, 4);

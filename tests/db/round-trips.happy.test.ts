@@ -32,11 +32,17 @@ interface Expectation {
 const expected: Record<string, Expectation> = {
   "GET /api/health": { roundTrips: 1, why: "select 1: health reports whether the database answers" },
   "GET /api/onboarding/api-keys": { roundTrips: 1, why: "one query: the user's keys by session subquery" },
-  "POST /api/onboarding/api-keys": { roundTrips: 1, why: "one statement: the save (only keys whose fingerprint differs), the rate limit (only when something changed) and the list" },
+  "POST /api/onboarding/api-keys": {
+    roundTrips: 1,
+    why: "one statement: the save (only keys whose fingerprint differs), the rate limit (only when something changed) and the list",
+  },
   "DELETE /api/onboarding/api-keys": { roundTrips: 1, why: "one statement: rate limit, the delete and its audit row", status: 204 },
   "GET /api/onboarding/session": { roundTrips: 1, why: "one query" },
   "PUT /api/onboarding/session": { roundTrips: 1, why: "one statement: the upsert and the key count of the session it returns" },
-  "POST /api/blog/generate": { roundTrips: 2, why: "one before the first upstream call (rate limit + keys + budget), one settlement after" },
+  "POST /api/blog/generate": {
+    roundTrips: 2,
+    why: "one before the first upstream call (rate limit + keys + budget), one settlement after",
+  },
   "GET /api/usage": { roundTrips: 1, why: "one statement: the budget row with the usage rows as JSON" },
   "GET /api/usage/budget": { roundTrips: 1, why: "one query" },
   "PUT /api/usage/budget": { roundTrips: 1, why: "one statement: the upsert and the status from the row it returns" },
@@ -50,7 +56,10 @@ const expected: Record<string, Expectation> = {
   "GET /api/onboarding/progress": { roundTrips: 1, why: "one query: the session with its steps' data" },
   "POST /api/onboarding/complete": { roundTrips: 2, why: "the completion, then the state it answers (rare: once per user)" },
   "GET /api/onboarding/step/:step": { roundTrips: 2, why: "the session and (step 1) the key list, two queries at once" },
-  "POST /api/onboarding/step/:step/complete": { roundTrips: 3, why: "the key save (one statement), the step's data, then the state it answers (once per step)" },
+  "POST /api/onboarding/step/:step/complete": {
+    roundTrips: 3,
+    why: "the key save (one statement), the step's data, then the state it answers (once per step)",
+  },
   "GET /api/onboarding/summary": { roundTrips: 2, why: "the session and the key list, two queries at once" },
   "GET /api/onboarding/website-analysis": { roundTrips: 1, why: "one query: the session with its steps' data" },
   "GET /api/onboarding/research-preferences": { roundTrips: 1, why: "one query: the session with its steps' data" },

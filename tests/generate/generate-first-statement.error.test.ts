@@ -40,7 +40,8 @@ for (const backend of backends) {
       const userId = `user_first_${randomBytes(4).toString("hex")}`;
       const all = sampleKeys(++seed);
       const keys = Object.fromEntries(providers.map((p) => [p, all[p]]));
-      if (providers.length > 0) await expectStatus(await rt.fetch(request("POST", "/api/onboarding/api-keys", { token: rt.token(userId), body: keys })), 200);
+      if (providers.length > 0)
+        await expectStatus(await rt.fetch(request("POST", "/api/onboarding/api-keys", { token: rt.token(userId), body: keys })), 200);
       return { userId, token: rt.token(userId) };
     }
 

@@ -17,12 +17,19 @@ const text = "# Title\n\nSome words were already written";
 
 describe("cutShortGeminiUsage", () => {
   it("takes every count Gemini reported (thinking tokens billed as output): not estimated", () => {
-    const usage = cutShortGeminiUsage("u", "req_1", model, prompt, {
-      sent: true,
-      accepted: true,
-      text,
-      lastUsage: { promptTokenCount: 120, candidatesTokenCount: 30, thoughtsTokenCount: 7 },
-    }, worstCase);
+    const usage = cutShortGeminiUsage(
+      "u",
+      "req_1",
+      model,
+      prompt,
+      {
+        sent: true,
+        accepted: true,
+        text,
+        lastUsage: { promptTokenCount: 120, candidatesTokenCount: 30, thoughtsTokenCount: 7 },
+      },
+      worstCase,
+    );
     expect(usage).toMatchObject({ provider: "gemini", inputTokens: 120, outputTokens: 37, partial: true, tokensEstimated: false });
     // Charged the worst case, never the visible tokens alone: the tokens seen are a floor of the bill.
     expect(usage.costUsd).toBe(worstCase);
@@ -30,18 +37,51 @@ describe("cutShortGeminiUsage", () => {
   });
 
   it("estimates the output when only the prompt's count arrived, and says so", () => {
-    const usage = cutShortGeminiUsage("u", "req_1", model, prompt, { sent: true, accepted: true, text, lastUsage: { promptTokenCount: 120 } }, worstCase);
-    expect(usage).toMatchObject({ inputTokens: 120, outputTokens: estimateTokens(text), partial: true, tokensEstimated: true, costUsd: worstCase });
+    const usage = cutShortGeminiUsage(
+      "u",
+      "req_1",
+      model,
+      prompt,
+      { sent: true, accepted: true, text, lastUsage: { promptTokenCount: 120 } },
+      worstCase,
+    );
+    expect(usage).toMatchObject({
+      inputTokens: 120,
+      outputTokens: estimateTokens(text),
+      partial: true,
+      tokensEstimated: true,
+      costUsd: worstCase,
+    });
   });
 
   it("counts thinking tokens when Gemini reported them, even before any output count (a stall after thinking)", () => {
-    const usage = cutShortGeminiUsage("u", "req_1", model, prompt, { sent: true, accepted: true, text: "", lastUsage: { promptTokenCount: 1000, thoughtsTokenCount: 8000 } }, worstCase);
+    const usage = cutShortGeminiUsage(
+      "u",
+      "req_1",
+      model,
+      prompt,
+      { sent: true, accepted: true, text: "", lastUsage: { promptTokenCount: 1000, thoughtsTokenCount: 8000 } },
+      worstCase,
+    );
     expect(usage).toMatchObject({ inputTokens: 1000, outputTokens: 8000, costUsd: worstCase, tokensEstimated: true });
   });
 
   it("estimates both when Gemini reported nothing yet", () => {
-    const usage = cutShortGeminiUsage("u", "req_1", model, prompt, { sent: true, accepted: false, text: "", lastUsage: undefined }, worstCase);
-    expect(usage).toMatchObject({ inputTokens: estimateTokens(prompt), outputTokens: 0, partial: true, tokensEstimated: true, costUsd: worstCase });
+    const usage = cutShortGeminiUsage(
+      "u",
+      "req_1",
+      model,
+      prompt,
+      { sent: true, accepted: false, text: "", lastUsage: undefined },
+      worstCase,
+    );
+    expect(usage).toMatchObject({
+      inputTokens: estimateTokens(prompt),
+      outputTokens: 0,
+      partial: true,
+      tokensEstimated: true,
+      costUsd: worstCase,
+    });
     expect(estimateTokens(prompt)).toBe(Math.ceil(prompt.length / 4));
   });
 });

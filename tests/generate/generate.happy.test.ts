@@ -155,7 +155,9 @@ for (const backend of backends) {
 
     it("streams the documented events in order, each valid against its schema, and bills the caller's keys", async () => {
       const user = await userWith();
-      const response = await prod.fetch(generateRequest({ token: user.token, body: { topic: TOPIC, keywords: ["testing", "streams", "fakes"] } }));
+      const response = await prod.fetch(
+        generateRequest({ token: user.token, body: { topic: TOPIC, keywords: ["testing", "streams", "fakes"] } }),
+      );
       expect(response.status).toBe(200);
       expect(response.headers.get("content-type")).toMatch(/^text\/event-stream/);
       expect(response.headers.get("x-request-id")).toBeTruthy();
@@ -339,7 +341,9 @@ for (const backend of backends) {
       it(`with Exa ${label} the post is still written, without sources, and a status event says research failed`, async () => {
         const user = await userWith();
         exa.setMode(mode, user.keys.exa);
-        const { events } = await readEvents(await prod.fetch(generateRequest({ token: user.token, body: { topic: TOPIC, keywords: ["a1", "b2", "c3"] } })));
+        const { events } = await readEvents(
+          await prod.fetch(generateRequest({ token: user.token, body: { topic: TOPIC, keywords: ["a1", "b2", "c3"] } })),
+        );
         expectDocumentedOrder(events);
         validateGenerationEvents(events);
         const failed = events.find((e) => e.event === "status" && e.data.research);
@@ -400,7 +404,11 @@ for (const backend of backends) {
         expect(rows.map((r) => `${r.provider}${r.partial ? " (partial)" : ""}`)).toEqual(
           unfinished ? ["exa", "exa", "gemini (partial)", "gemini (partial)"] : ["exa", "exa"],
         );
-        const worstCase = geminiCostUsd(DEFAULT_GEMINI_MODEL, worstCaseInputTokens(generateBody.parse({ topic: TOPIC }), true), MAX_OUTPUT_TOKENS);
+        const worstCase = geminiCostUsd(
+          DEFAULT_GEMINI_MODEL,
+          worstCaseInputTokens(generateBody.parse({ topic: TOPIC }), true),
+          MAX_OUTPUT_TOKENS,
+        );
         for (const row of rows.filter((r) => r.partial)) expect(Number(row.cost_usd)).toBeCloseTo(worstCase, 8);
       });
     }
@@ -451,11 +459,17 @@ for (const backend of backends) {
       exa.setMode({ hang: true }, user.keys.exa);
       const controller = new AbortController();
       const reader = new SseReader(
-        await rt.fetch(generateRequest({ token: user.token, body: { topic: TOPIC, keywords: ["x1", "y2", "z3"] }, signal: controller.signal })),
+        await rt.fetch(
+          generateRequest({ token: user.token, body: { topic: TOPIC, keywords: ["x1", "y2", "z3"] }, signal: controller.signal }),
+        ),
       );
       await reader.until((e) => e.event === "status");
       // All three searches are open upstream.
-      await waitFor(() => exa.inFlight() === 3, () => `${exa.inFlight()} searches open`, { timeoutMs: 5_000 });
+      await waitFor(
+        () => exa.inFlight() === 3,
+        () => `${exa.inFlight()} searches open`,
+        { timeoutMs: 5_000 },
+      );
 
       controller.abort();
       await reader.all();
@@ -475,7 +489,11 @@ for (const backend of backends) {
       gemini.setMode({ hangAfterChunks: 2 }, user.keys.gemini);
       const controller = new AbortController();
       const pending = rt.fetch(generateRequest({ token: user.token, body: { topic: TOPIC }, json: true, signal: controller.signal }));
-      await waitFor(() => gemini.inFlight() === 1, () => `${gemini.inFlight()} gemini requests open`, { timeoutMs: 5_000 });
+      await waitFor(
+        () => gemini.inFlight() === 1,
+        () => `${gemini.inFlight()} gemini requests open`,
+        { timeoutMs: 5_000 },
+      );
       // JSON mode shows the client no chunk: give the two chunks time to reach the server, so the
       // stream was accepted (and is billed) before the client leaves.
       await new Promise((resolve) => setTimeout(resolve, 300));
@@ -496,7 +514,9 @@ for (const backend of backends) {
       const user = await userWith(["gemini"], rt);
       gemini.setMode({ hangAfterChunks: 2 }, user.keys.gemini);
       const controller = new AbortController();
-      const reader = new SseReader(await rt.fetch(generateRequest({ token: user.token, body: { topic: TOPIC }, signal: controller.signal })));
+      const reader = new SseReader(
+        await rt.fetch(generateRequest({ token: user.token, body: { topic: TOPIC }, signal: controller.signal })),
+      );
       await reader.until((e) => e.event === "delta");
       await reader.until((e) => e.event === "delta");
       controller.abort();
@@ -507,20 +527,34 @@ for (const backend of backends) {
       expect(others).toEqual([]);
       // The fake reports the prompt's count (its word count) with every chunk and the output's
       // only with the last: the input is Gemini's number, the output our estimate of two chunks.
-      const sent = gemini.requests[0]!.body as { systemInstruction: { parts: { text: string }[] }; contents: { parts: { text: string }[] }[] };
-      const promptWords = fakeTokenCount([...sent.systemInstruction.parts, ...sent.contents.flatMap((c) => c.parts)].map((p) => p.text).join(" "));
+      const sent = gemini.requests[0]!.body as {
+        systemInstruction: { parts: { text: string }[] };
+        contents: { parts: { text: string }[] }[];
+      };
+      const promptWords = fakeTokenCount(
+        [...sent.systemInstruction.parts, ...sent.contents.flatMap((c) => c.parts)].map((p) => p.text).join(" "),
+      );
       expect(row).toMatchObject({ provider: "gemini", operation: "generate", partial: true, tokens_estimated: true });
       expect(row!.input_tokens).toBe(promptWords);
       // The output: our estimate of two chunks plus the thinking tokens Gemini reported up front.
       expect(row!.output_tokens).toBe(estimateTokens(FAKE_GEMINI_CHUNKS.slice(0, 2).join("")) + FAKE_THOUGHTS_TOKENS);
       // Charged the call's reserved worst case, never the visible text alone.
-      const worstCase = geminiCostUsd(DEFAULT_GEMINI_MODEL, worstCaseInputTokens(generateBody.parse({ topic: TOPIC }), false), MAX_OUTPUT_TOKENS);
+      const worstCase = geminiCostUsd(
+        DEFAULT_GEMINI_MODEL,
+        worstCaseInputTokens(generateBody.parse({ topic: TOPIC }), false),
+        MAX_OUTPUT_TOKENS,
+      );
       expect(Number(row!.cost_usd)).toBeCloseTo(worstCase, 8);
       expect(Number(row!.cost_usd)).toBeGreaterThan(geminiCostUsd(DEFAULT_GEMINI_MODEL, row!.input_tokens, row!.output_tokens));
       expect(rt.logs.some((l) => l.includes("usage recorded as partial") && l.includes('"tokensEstimated":true'))).toBe(true);
 
       const summary = await expectStatus(await rt.fetch(request("GET", "/api/usage", { token: user.token })), 200);
-      expect(summary.totals.gemini).toMatchObject({ requests: 1, partialRequests: 1, inputTokens: row!.input_tokens, outputTokens: row!.output_tokens });
+      expect(summary.totals.gemini).toMatchObject({
+        requests: 1,
+        partialRequests: 1,
+        inputTokens: row!.input_tokens,
+        outputTokens: row!.output_tokens,
+      });
     });
 
     it("a client already gone when streaming starts causes no upstream call", async () => {

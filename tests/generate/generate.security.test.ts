@@ -52,7 +52,12 @@ for (const backend of backends) {
       rt = makeRuntime({
         database,
         mode: "production",
-        env: { KEY_ENCRYPTION_KEYS: generateKeyringEntry("iso"), GEMINI_BASE_URL: gemini.url, EXA_BASE_URL: exa.url, UPSTREAM_TIMEOUT_MS: "15000" },
+        env: {
+          KEY_ENCRYPTION_KEYS: generateKeyringEntry("iso"),
+          GEMINI_BASE_URL: gemini.url,
+          EXA_BASE_URL: exa.url,
+          UPSTREAM_TIMEOUT_MS: "15000",
+        },
       });
       gemini.reset();
       exa.reset();
@@ -75,7 +80,8 @@ for (const backend of backends) {
 
       const results = await Promise.all(
         users.map(async (u) => {
-          const response = await rt.fetch(new Request("http://localhost/api/blog/generate", {
+          const response = await rt.fetch(
+            new Request("http://localhost/api/blog/generate", {
               method: "POST",
               headers: { "content-type": "application/json", accept: "text/event-stream", authorization: `Bearer ${rt.token(u.userId)}` },
               body: JSON.stringify(u.body),
@@ -156,4 +162,3 @@ for (const backend of backends) {
     });
   });
 }
-

@@ -68,12 +68,25 @@ function keyCases(): BadCase[] {
   const m0 = marker();
   post({ name: "malformed JSON", body: `{"gemini": "${gemini(m0)}"`, status: 400, code: "invalid-json", pointers: ["/"], secrets: [m0] });
   const m1 = marker();
-  post({ name: "JSON with a trailing comma", body: `{"gemini": "${gemini(m1)}",}`, status: 400, code: "invalid-json", pointers: ["/"], secrets: [m1] });
+  post({
+    name: "JSON with a trailing comma",
+    body: `{"gemini": "${gemini(m1)}",}`,
+    status: 400,
+    code: "invalid-json",
+    pointers: ["/"],
+    secrets: [m1],
+  });
   post({ name: "empty body", body: "", status: 400, code: "invalid-json", pointers: ["/"] });
   post({ name: "blank body", body: " \n\t ", status: 400, code: "invalid-json", pointers: ["/"] });
   post({ name: "{}", body: "{}", status: 400, code: "invalid-request", pointers: ["/"] });
   post({ name: "only validate", body: json({ validate: true }), status: 400, code: "invalid-request", pointers: ["/"] });
-  for (const [label, body] of [["null", "null"], ["an array", json([gemini("Qz")])], ["a string", json("AIza")], ["a number", "42"], ["true", "true"]]) {
+  for (const [label, body] of [
+    ["null", "null"],
+    ["an array", json([gemini("Qz")])],
+    ["a string", json("AIza")],
+    ["a number", "42"],
+    ["true", "true"],
+  ]) {
     post({ name: `JSON ${label}`, body, status: 400, code: "invalid-request", pointers: ["/"] });
   }
   const m2 = marker();
@@ -84,44 +97,154 @@ function keyCases(): BadCase[] {
   post({ name: "gemini a number", body: json({ gemini: 123 }), status: 400, code: "invalid-key-format", pointers: ["/gemini"] });
   post({ name: "exa null", body: json({ exa: null }), status: 400, code: "invalid-key-format", pointers: ["/exa"] });
   const m3 = marker();
-  post({ name: "copilotkit an array", body: json({ copilotkit: [copilot(m3)] }), status: 400, code: "invalid-key-format", pointers: ["/copilotkit"], secrets: [m3] });
+  post({
+    name: "copilotkit an array",
+    body: json({ copilotkit: [copilot(m3)] }),
+    status: 400,
+    code: "invalid-key-format",
+    pointers: ["/copilotkit"],
+    secrets: [m3],
+  });
   const m4 = marker();
-  post({ name: "gemini an object", body: json({ gemini: { key: gemini(m4) } }), status: 400, code: "invalid-key-format", pointers: ["/gemini"], secrets: [m4] });
+  post({
+    name: "gemini an object",
+    body: json({ gemini: { key: gemini(m4) } }),
+    status: 400,
+    code: "invalid-key-format",
+    pointers: ["/gemini"],
+    secrets: [m4],
+  });
   const m5 = marker();
-  post({ name: "validate a string", body: json({ gemini: gemini(m5), validate: "yes" }), status: 400, code: "invalid-request", pointers: ["/validate"], secrets: [m5] });
+  post({
+    name: "validate a string",
+    body: json({ gemini: gemini(m5), validate: "yes" }),
+    status: 400,
+    code: "invalid-request",
+    pointers: ["/validate"],
+    secrets: [m5],
+  });
   post({ name: "gemini a boolean", body: json({ gemini: true }), status: 400, code: "invalid-key-format", pointers: ["/gemini"] });
 
   // Unknown fields and unknown providers (even next to a valid key: nothing is saved).
   const m6 = marker();
-  post({ name: "unknown provider openai", body: json({ openai: `sk-${m6}abcdefabcdef` }), status: 400, code: "invalid-request", pointers: ["/openai", "/"], secrets: [m6] });
+  post({
+    name: "unknown provider openai",
+    body: json({ openai: `sk-${m6}abcdefabcdef` }),
+    status: 400,
+    code: "invalid-request",
+    pointers: ["/openai", "/"],
+    secrets: [m6],
+  });
   const m7 = marker();
-  post({ name: "unknown field next to a valid key", body: json({ gemini: valid.gemini, userId: "user_someone_else", note: m7 }), status: 400, code: "invalid-request", pointers: ["/userId", "/note"], secrets: [m7, valid.gemini] });
-  post({ name: "provider name in upper case", body: json({ GEMINI: valid.gemini }), status: 400, code: "invalid-request", pointers: ["/GEMINI", "/"], secrets: [valid.gemini] });
-  post({ name: "env-style name", body: json({ GEMINI_API_KEY: valid.gemini }), status: 400, code: "invalid-request", pointers: ["/GEMINI_API_KEY", "/"], secrets: [valid.gemini] });
-  post({ name: "__proto__ field", body: `{"__proto__": {"gemini": "${valid.gemini}"}, "exa": "${valid.exa}"}`, status: 400, code: "invalid-request", pointers: ["/__proto__"], secrets: [valid.gemini, valid.exa] });
+  post({
+    name: "unknown field next to a valid key",
+    body: json({ gemini: valid.gemini, userId: "user_someone_else", note: m7 }),
+    status: 400,
+    code: "invalid-request",
+    pointers: ["/userId", "/note"],
+    secrets: [m7, valid.gemini],
+  });
+  post({
+    name: "provider name in upper case",
+    body: json({ GEMINI: valid.gemini }),
+    status: 400,
+    code: "invalid-request",
+    pointers: ["/GEMINI", "/"],
+    secrets: [valid.gemini],
+  });
+  post({
+    name: "env-style name",
+    body: json({ GEMINI_API_KEY: valid.gemini }),
+    status: 400,
+    code: "invalid-request",
+    pointers: ["/GEMINI_API_KEY", "/"],
+    secrets: [valid.gemini],
+  });
+  post({
+    name: "__proto__ field",
+    body: `{"__proto__": {"gemini": "${valid.gemini}"}, "exa": "${valid.exa}"}`,
+    status: 400,
+    code: "invalid-request",
+    pointers: ["/__proto__"],
+    secrets: [valid.gemini, valid.exa],
+  });
 
   // Too large: declared, streamed without content-length, and understated.
   const m8 = marker();
   const big = json({ gemini: gemini(m8), padding: "x".repeat(MAX) });
   post({ name: "body over 16 KiB with content-length", body: big, status: 413, code: "payload-too-large", secrets: [m8] });
   const m9 = marker();
-  post({ name: "body over 16 KiB streamed, no content-length", body: stream(json({ gemini: gemini(m9), padding: "x".repeat(MAX) })), status: 413, code: "payload-too-large", secrets: [m9] });
+  post({
+    name: "body over 16 KiB streamed, no content-length",
+    body: stream(json({ gemini: gemini(m9), padding: "x".repeat(MAX) })),
+    status: 413,
+    code: "payload-too-large",
+    secrets: [m9],
+  });
   const m10 = marker();
-  post({ name: "body over 16 KiB, content-length understated", body: stream(json({ gemini: gemini(m10), padding: "y".repeat(MAX * 2) })), headers: { "content-length": "10" }, status: 413, code: "payload-too-large", secrets: [m10] });
+  post({
+    name: "body over 16 KiB, content-length understated",
+    body: stream(json({ gemini: gemini(m10), padding: "y".repeat(MAX * 2) })),
+    headers: { "content-length": "10" },
+    status: 413,
+    code: "payload-too-large",
+    secrets: [m10],
+  });
   const m11 = marker();
-  post({ name: "a single 17 KiB key", body: json({ gemini: gemini(m11, "a".repeat(MAX + 1024)) }), status: 413, code: "payload-too-large", secrets: [m11] });
+  post({
+    name: "a single 17 KiB key",
+    body: json({ gemini: gemini(m11, "a".repeat(MAX + 1024)) }),
+    status: 413,
+    code: "payload-too-large",
+    secrets: [m11],
+  });
 
   // Wrong content types.
   const m12 = marker();
-  post({ name: "text/plain", body: json({ gemini: gemini(m12) }), headers: { "content-type": "text/plain" }, status: 415, code: "unsupported-media-type", secrets: [m12] });
+  post({
+    name: "text/plain",
+    body: json({ gemini: gemini(m12) }),
+    headers: { "content-type": "text/plain" },
+    status: 415,
+    code: "unsupported-media-type",
+    secrets: [m12],
+  });
   const m13 = marker();
-  post({ name: "form-urlencoded", body: `gemini=${gemini(m13)}`, headers: { "content-type": "application/x-www-form-urlencoded" }, status: 415, code: "unsupported-media-type", secrets: [m13] });
+  post({
+    name: "form-urlencoded",
+    body: `gemini=${gemini(m13)}`,
+    headers: { "content-type": "application/x-www-form-urlencoded" },
+    status: 415,
+    code: "unsupported-media-type",
+    secrets: [m13],
+  });
   const m14 = marker();
-  post({ name: "multipart", body: `--b\r\ncontent-disposition: form-data; name="gemini"\r\n\r\n${gemini(m14)}\r\n--b--\r\n`, headers: { "content-type": "multipart/form-data; boundary=b" }, status: 415, code: "unsupported-media-type", secrets: [m14] });
+  post({
+    name: "multipart",
+    body: `--b\r\ncontent-disposition: form-data; name="gemini"\r\n\r\n${gemini(m14)}\r\n--b--\r\n`,
+    headers: { "content-type": "multipart/form-data; boundary=b" },
+    status: 415,
+    code: "unsupported-media-type",
+    secrets: [m14],
+  });
   const m15 = marker();
-  post({ name: "no content-type", body: json({ gemini: gemini(m15) }), headers: { "content-type": "" }, status: 415, code: "unsupported-media-type", secrets: [m15] });
+  post({
+    name: "no content-type",
+    body: json({ gemini: gemini(m15) }),
+    headers: { "content-type": "" },
+    status: 415,
+    code: "unsupported-media-type",
+    secrets: [m15],
+  });
   const m16 = marker();
-  post({ name: "content-type application/jsonx", body: json({ gemini: gemini(m16) }), headers: { "content-type": "application/jsonx" }, status: 415, code: "unsupported-media-type", secrets: [m16] });
+  post({
+    name: "content-type application/jsonx",
+    body: json({ gemini: gemini(m16) }),
+    headers: { "content-type": "application/jsonx" },
+    status: 415,
+    code: "unsupported-media-type",
+    secrets: [m16],
+  });
 
   // Keys that could break out of a .env line, or are not just the key.
   const breakers: [string, (m: string) => string][] = [
@@ -146,11 +269,32 @@ function keyCases(): BadCase[] {
   ];
   for (const [label, make] of breakers) {
     const m = marker();
-    post({ name: `gemini key with ${label}`, body: json({ gemini: make(m) }), status: 400, code: "invalid-key-format", pointers: ["/gemini"], secrets: [m] });
+    post({
+      name: `gemini key with ${label}`,
+      body: json({ gemini: make(m) }),
+      status: 400,
+      code: "invalid-key-format",
+      pointers: ["/gemini"],
+      secrets: [m],
+    });
   }
   const mc = marker();
-  post({ name: "copilotkit key with a newline", body: json({ copilotkit: copilot(mc, "\nREACT_APP_X=1") }), status: 400, code: "invalid-key-format", pointers: ["/copilotkit"], secrets: [mc] });
-  post({ name: "exa key in quotes", body: json({ exa: `"${valid.exa}"` }), status: 400, code: "invalid-key-format", pointers: ["/exa"], secrets: [valid.exa] });
+  post({
+    name: "copilotkit key with a newline",
+    body: json({ copilotkit: copilot(mc, "\nREACT_APP_X=1") }),
+    status: 400,
+    code: "invalid-key-format",
+    pointers: ["/copilotkit"],
+    secrets: [mc],
+  });
+  post({
+    name: "exa key in quotes",
+    body: json({ exa: `"${valid.exa}"` }),
+    status: 400,
+    code: "invalid-key-format",
+    pointers: ["/exa"],
+    secrets: [valid.exa],
+  });
 
   // Wrong format per provider.
   const formats: [string, string, (m: string) => string][] = [
@@ -212,21 +356,89 @@ function sessionCases(): BadCase[] {
   put({ name: "{}", body: "{}", status: 400, code: "invalid-request", pointers: ["/currentStep", "/progress"] });
   put({ name: "JSON array", body: "[1, 50]", status: 400, code: "invalid-request", pointers: ["/"] });
   put({ name: "null", body: "null", status: 400, code: "invalid-request", pointers: ["/"] });
-  for (const [label, step] of [["0", 0], ["7", 7], ["2.5", 2.5], ["-1", -1], ['"3"', "3"], ["null", null], ["true", true], ["1e3", 1e3]] as const) {
-    put({ name: `currentStep ${label}`, body: json({ currentStep: step, progress: 10 }), status: 400, code: "invalid-request", pointers: ["/currentStep"] });
+  for (const [label, step] of [
+    ["0", 0],
+    ["7", 7],
+    ["2.5", 2.5],
+    ["-1", -1],
+    ['"3"', "3"],
+    ["null", null],
+    ["true", true],
+    ["1e3", 1e3],
+  ] as const) {
+    put({
+      name: `currentStep ${label}`,
+      body: json({ currentStep: step, progress: 10 }),
+      status: 400,
+      code: "invalid-request",
+      pointers: ["/currentStep"],
+    });
   }
-  for (const [label, progress] of [["-1", -1], ["101", 101], ['"50"', "50"], ["null", null], ["an object", { value: 5 }]] as const) {
-    put({ name: `progress ${label}`, body: json({ currentStep: 2, progress }), status: 400, code: "invalid-request", pointers: ["/progress"] });
+  for (const [label, progress] of [
+    ["-1", -1],
+    ["101", 101],
+    ['"50"', "50"],
+    ["null", null],
+    ["an object", { value: 5 }],
+  ] as const) {
+    put({
+      name: `progress ${label}`,
+      body: json({ currentStep: 2, progress }),
+      status: 400,
+      code: "invalid-request",
+      pointers: ["/progress"],
+    });
   }
   put({ name: "progress NaN (not JSON)", body: `{"currentStep": 2, "progress": NaN}`, status: 400, code: "invalid-json", pointers: ["/"] });
-  put({ name: "progress Infinity (1e400)", body: `{"currentStep": 2, "progress": 1e400}`, status: 400, code: "invalid-request", pointers: ["/progress"] });
-  put({ name: "unknown field userId", body: json({ currentStep: 2, progress: 10, userId: "user_someone_else" }), status: 400, code: "invalid-request", pointers: ["/userId"] });
+  put({
+    name: "progress Infinity (1e400)",
+    body: `{"currentStep": 2, "progress": 1e400}`,
+    status: 400,
+    code: "invalid-request",
+    pointers: ["/progress"],
+  });
+  put({
+    name: "unknown field userId",
+    body: json({ currentStep: 2, progress: 10, userId: "user_someone_else" }),
+    status: 400,
+    code: "invalid-request",
+    pointers: ["/userId"],
+  });
   const m = marker();
-  put({ name: "a key smuggled into the session", body: json({ currentStep: 2, progress: 10, gemini: gemini(m) }), status: 400, code: "invalid-request", pointers: ["/gemini"], secrets: [m] });
-  put({ name: "body over 16 KiB with content-length", body: json({ currentStep: 2, progress: 10, pad: "x".repeat(MAX) }), status: 413, code: "payload-too-large" });
-  put({ name: "body over 16 KiB streamed", body: stream(json({ currentStep: 2, progress: 10, pad: "x".repeat(MAX) })), status: 413, code: "payload-too-large" });
-  put({ name: "text/plain", body: json({ currentStep: 2, progress: 10 }), headers: { "content-type": "text/plain" }, status: 415, code: "unsupported-media-type" });
-  put({ name: "form-urlencoded", body: "currentStep=2&progress=10", headers: { "content-type": "application/x-www-form-urlencoded" }, status: 415, code: "unsupported-media-type" });
+  put({
+    name: "a key smuggled into the session",
+    body: json({ currentStep: 2, progress: 10, gemini: gemini(m) }),
+    status: 400,
+    code: "invalid-request",
+    pointers: ["/gemini"],
+    secrets: [m],
+  });
+  put({
+    name: "body over 16 KiB with content-length",
+    body: json({ currentStep: 2, progress: 10, pad: "x".repeat(MAX) }),
+    status: 413,
+    code: "payload-too-large",
+  });
+  put({
+    name: "body over 16 KiB streamed",
+    body: stream(json({ currentStep: 2, progress: 10, pad: "x".repeat(MAX) })),
+    status: 413,
+    code: "payload-too-large",
+  });
+  put({
+    name: "text/plain",
+    body: json({ currentStep: 2, progress: 10 }),
+    headers: { "content-type": "text/plain" },
+    status: 415,
+    code: "unsupported-media-type",
+  });
+  put({
+    name: "form-urlencoded",
+    body: "currentStep=2&progress=10",
+    headers: { "content-type": "application/x-www-form-urlencoded" },
+    status: 415,
+    code: "unsupported-media-type",
+  });
   return cases;
 }
 
@@ -302,7 +514,10 @@ for (const backend of backends) {
       dev = makeRuntime({ database, mode: "development", env: { KEY_ENCRYPTION_KEYS, DEV_USER_ID: "user_bad_input_dev" } });
       // Both users already have keys and a session, so a wrongly accepted request would show.
       await expectStatus(await prod.fetch(request("POST", KEYS, { token: prod.token(prodUser), body: sampleKeys(1) })), 200);
-      await expectStatus(await prod.fetch(request("PUT", SESSION, { token: prod.token(prodUser), body: { currentStep: 3, progress: 40 } })), 200);
+      await expectStatus(
+        await prod.fetch(request("PUT", SESSION, { token: prod.token(prodUser), body: { currentStep: 3, progress: 40 } })),
+        200,
+      );
       writeFileSync(dev.envFile, envText);
       await expectStatus(await dev.fetch(request("POST", KEYS, { body: { exa: sampleKeys(2).exa } })), 200);
     });

@@ -212,13 +212,20 @@ for (const backend of backends) {
           await db.rows(sql`update api_keys set key_ciphertext = ${stolen.key_ciphertext} where id = ${bad.id}`);
           const total = 7 * 3 + 1 + 1;
           expect(await count(db, sql`select count(*) as n from api_keys where key_version = 'old'`)).toBe(total);
-          const updatedBefore = await db.rows<{ id: number; updated_at: unknown }>(sql`select id, updated_at::text from api_keys order by id`);
+          const updatedBefore = await db.rows<{ id: number; updated_at: unknown }>(
+            sql`select id, updated_at::text from api_keys order by id`,
+          );
 
           const log = memorySink();
-          const summary = await reencryptAll(db, await during.runtime.keyring(), { batchSize: 4, logger: createLogger({ sink: log.sink }) });
+          const summary = await reencryptAll(db, await during.runtime.keyring(), {
+            batchSize: 4,
+            logger: createLogger({ sink: log.sink }),
+          });
           expect(summary).toEqual({ scanned: total, reencrypted: total - 1, failed: 1, skipped: 0 });
 
-          const rows = await db.rows<{ id: number; key_version: string; key_ciphertext: string }>(sql`select id, key_version, key_ciphertext from api_keys order by id`);
+          const rows = await db.rows<{ id: number; key_version: string; key_ciphertext: string }>(
+            sql`select id, key_version, key_ciphertext from api_keys order by id`,
+          );
           expect(rows).toHaveLength(total); // nothing deleted
           for (const row of rows) {
             if (Number(row.id) === Number(bad.id)) {
@@ -254,7 +261,12 @@ for (const backend of backends) {
 
           // Fingerprints moved to the new key: saving an unchanged key after the rotation is still a no-op.
           const unchanged = await expectStatus(
-            await after.fetch(request("POST", "/api/onboarding/api-keys", { token: after.token(users[0]!), body: { provider: "exa", api_key: saved.get(users[0]!)!.exa } })),
+            await after.fetch(
+              request("POST", "/api/onboarding/api-keys", {
+                token: after.token(users[0]!),
+                body: { provider: "exa", api_key: saved.get(users[0]!)!.exa },
+              }),
+            ),
             200,
           );
           expect(unchanged).toMatchObject({ saved: [], unchanged: ["exa"] });

@@ -28,7 +28,14 @@ for (const backend of backends) {
       const rt = makeRuntime({
         database,
         mode,
-        env: { KEY_ENCRYPTION_KEYS: KEYRING, GEMINI_BASE_URL: gemini.url, EXA_BASE_URL: exa.url, RATE_LIMIT_GENERATE_PER_MINUTE: "0", RATE_LIMIT_KEY_WRITES_PER_MINUTE: "0", ...env },
+        env: {
+          KEY_ENCRYPTION_KEYS: KEYRING,
+          GEMINI_BASE_URL: gemini.url,
+          EXA_BASE_URL: exa.url,
+          RATE_LIMIT_GENERATE_PER_MINUTE: "0",
+          RATE_LIMIT_KEY_WRITES_PER_MINUTE: "0",
+          ...env,
+        },
       });
       runtimes.push(rt);
       return rt;
@@ -51,7 +58,13 @@ for (const backend of backends) {
       return { body, text, view };
     }
     const generate = (userId: string, rt = prod) =>
-      rt.fetch(request("POST", "/api/blog/generate", { token: rt.token(userId), body: { topic: "Healthy keys" }, headers: { accept: "application/json" } }));
+      rt.fetch(
+        request("POST", "/api/blog/generate", {
+          token: rt.token(userId),
+          body: { topic: "Healthy keys" },
+          headers: { accept: "application/json" },
+        }),
+      );
 
     beforeAll(async () => {
       database = await backend.open();
@@ -67,7 +80,11 @@ for (const backend of backends) {
     it("a key never used is `unknown`, with no lastUsedAt or lastError; a key Google just accepted is `ok`", async () => {
       const { userId } = await user();
       const { body } = await list(userId);
-      expect(body.keys.map((k) => [k.provider, k.status])).toEqual([["gemini", "unknown"], ["exa", "unknown"], ["copilotkit", "unknown"]]);
+      expect(body.keys.map((k) => [k.provider, k.status])).toEqual([
+        ["gemini", "unknown"],
+        ["exa", "unknown"],
+        ["copilotkit", "unknown"],
+      ]);
       for (const k of body.keys) expect(k.lastUsedAt ?? k.lastError).toBeUndefined();
       expect(body.needsReplacement).toEqual([]);
 
@@ -80,8 +97,18 @@ for (const backend of backends) {
     const rejections = [
       { name: "400 API_KEY_INVALID", mode: { fail: "invalid-key" as const }, text: "API key not valid", reason: "key-invalid" },
       { name: "401", mode: { fail: 401 }, text: "invalid authentication credentials", reason: "key-rejected" },
-      { name: "401 ACCESS_TOKEN_TYPE_UNSUPPORTED", mode: { fail: "key-type-unsupported" as const }, text: "Expected OAuth 2 access token", reason: "key-type-unsupported" },
-      { name: "403 API_KEY_SERVICE_BLOCKED", mode: { fail: "service-blocked" as const }, text: "are blocked", reason: "key-service-blocked" },
+      {
+        name: "401 ACCESS_TOKEN_TYPE_UNSUPPORTED",
+        mode: { fail: "key-type-unsupported" as const },
+        text: "Expected OAuth 2 access token",
+        reason: "key-type-unsupported",
+      },
+      {
+        name: "403 API_KEY_SERVICE_BLOCKED",
+        mode: { fail: "service-blocked" as const },
+        text: "are blocked",
+        reason: "key-service-blocked",
+      },
       { name: "403 (quoting the key)", mode: { fail: 403 }, text: "has been suspended", reason: "key-suspended" },
     ] as const;
     for (const rejection of rejections) {
@@ -110,7 +137,12 @@ for (const backend of backends) {
         expect(view("gemini").status).toBe("ok");
         expect(Date.parse(view("gemini").lastUsedAt!)).toBeGreaterThanOrEqual(Date.parse(rejectedAt));
         // The last failure stays on record, older than the last use.
-        expect(view("gemini").lastError).toEqual({ code: "provider-rejected-key", at: rejectedAt, reason: rejection.reason, action: keyRejectionReasons[rejection.reason] });
+        expect(view("gemini").lastError).toEqual({
+          code: "provider-rejected-key",
+          at: rejectedAt,
+          reason: rejection.reason,
+          action: keyRejectionReasons[rejection.reason],
+        });
         expect(body.needsReplacement).toEqual([]);
       });
     }
@@ -120,15 +152,24 @@ for (const backend of backends) {
       const standard = `AIzaSy${randomBytes(17).toString("hex").slice(0, 33)}`;
       await save(userId, { gemini: standard });
       let { view, text } = await list(userId);
-      expect(view("gemini").notices).toEqual([expect.objectContaining({ code: "gemini-standard-key-retiring", action: expect.stringContaining("aistudio.google.com/apikey") })]);
+      expect(view("gemini").notices).toEqual([
+        expect.objectContaining({ code: "gemini-standard-key-retiring", action: expect.stringContaining("aistudio.google.com/apikey") }),
+      ]);
       expect(view("exa").notices).toBeUndefined();
       expect(text).not.toContain(standard);
       // The fake answers standard keys as Google does since its cutoff: 401 ACCESS_TOKEN_TYPE_UNSUPPORTED.
       const problem = await expectStatus(await generate(userId), 422);
-      expect(problem).toMatchObject({ code: "provider-rejected-key", reason: "standard-key-retired", action: "POST /api/onboarding/api-keys" });
+      expect(problem).toMatchObject({
+        code: "provider-rejected-key",
+        reason: "standard-key-retired",
+        action: "POST /api/onboarding/api-keys",
+      });
       expect(String(problem.detail)).toContain("aistudio.google.com/apikey");
       ({ view } = await list(userId));
-      expect(view("gemini")).toMatchObject({ status: "rejected", lastError: { reason: "standard-key-retired", action: keyRejectionReasons["standard-key-retired"] } });
+      expect(view("gemini")).toMatchObject({
+        status: "rejected",
+        lastError: { reason: "standard-key-retired", action: keyRejectionReasons["standard-key-retired"] },
+      });
       // Replaced by an authorization key: no notice, fresh health.
       await save(userId, { gemini: keys.gemini });
       ({ view } = await list(userId));
@@ -156,7 +197,10 @@ for (const backend of backends) {
         exa.setMode({ fail: status }, keys.exa);
         await expectStatus(await generate(userId), 200);
         const { body, view } = await list(userId);
-        expect(view("exa")).toMatchObject({ status: "rejected", lastError: { code: "provider-rejected-key", reason: status === 401 ? "key-invalid" : "key-rejected" } });
+        expect(view("exa")).toMatchObject({
+          status: "rejected",
+          lastError: { code: "provider-rejected-key", reason: status === 401 ? "key-invalid" : "key-rejected" },
+        });
         expect(view("gemini").status).toBe("ok");
         expect(body.needsReplacement).toEqual(["exa"]);
         exa.setMode({}, keys.exa);
@@ -196,7 +240,10 @@ for (const backend of backends) {
       let release!: () => void;
       gemini.setMode({ fail: "invalid-key", holdUntil: new Promise<void>((resolve) => (release = resolve)) }, keys.gemini);
       const pending = generate(userId);
-      await waitFor(() => gemini.requests.some((r) => r.apiKey === keys.gemini), () => "gemini never called");
+      await waitFor(
+        () => gemini.requests.some((r) => r.apiKey === keys.gemini),
+        () => "gemini never called",
+      );
       await save(userId, { gemini: sampleKeys(++seed).gemini });
       release();
       expect((await pending).status).toBe(422);
@@ -220,7 +267,12 @@ for (const backend of backends) {
       const keys = sampleKeys(++seed);
       await expectStatus(await dev.fetch(request("POST", "/api/onboarding/api-keys", { body: keys })), 200);
       usedKeys.push(...Object.values(keys));
-      await expectStatus(await dev.fetch(request("POST", "/api/blog/generate", { body: { topic: "Healthy keys" }, headers: { accept: "application/json" } })), 200);
+      await expectStatus(
+        await dev.fetch(
+          request("POST", "/api/blog/generate", { body: { topic: "Healthy keys" }, headers: { accept: "application/json" } }),
+        ),
+        200,
+      );
       const listed = await expectStatus(await dev.fetch(request("GET", "/api/onboarding/api-keys")), 200);
       expect(listed.userId).toBe(devUser);
       expect(listed.keys.map((k: { status: string }) => k.status)).toEqual(["unknown", "unknown", "unknown"]);

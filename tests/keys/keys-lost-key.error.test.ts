@@ -67,7 +67,10 @@ for (const backend of backends) {
 
       // Recovery 1, without a restart: the old line is back, the old keys read again.
       writeFileSync(envFile, `${before.toString()}\nKEY_ENCRYPTION_KEYS=${generatedLine}\n`);
-      await expectStatus(await restarted.fetch(request("POST", "/api/onboarding/api-keys", { body: { gemini: sampleKeys(7102).gemini } })), 200);
+      await expectStatus(
+        await restarted.fetch(request("POST", "/api/onboarding/api-keys", { body: { gemini: sampleKeys(7102).gemini } })),
+        200,
+      );
       const listed = await expectStatus(await restarted.fetch(request("GET", "/api/onboarding/api-keys")), 200);
       expect(listed.keys.find((k: { provider: string }) => k.provider === "copilotkit")?.value).toBe(keys.copilotkit);
       restarted.cleanup();

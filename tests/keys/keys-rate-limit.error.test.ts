@@ -43,10 +43,14 @@ for (const backend of backends) {
       expect(limited.headers.get("ratelimit")).toMatch(/^limit=3, remaining=0, reset=\d+$/);
       expect(limited.headers.get("ratelimit-policy")).toBe("3;w=60");
       // The refused write changed nothing: the third key is still the stored one.
-      const [row] = await database.rows<{ hint: string }>(sql`select key_hint as hint from api_keys k join onboarding_sessions s on s.id = k.session_id where s.user_id = ${user}`);
+      const [row] = await database.rows<{ hint: string }>(
+        sql`select key_hint as hint from api_keys k join onboarding_sessions s on s.id = k.session_id where s.user_id = ${user}`,
+      );
       expect(row?.hint).toBe("…" + sampleKeys(3).gemini.slice(-4));
       // Another user has their own budget.
-      const other = await two.fetch(request("POST", "/api/onboarding/api-keys", { token: two.token(`${user}_other`), body: { gemini: sampleKeys(5).gemini } }));
+      const other = await two.fetch(
+        request("POST", "/api/onboarding/api-keys", { token: two.token(`${user}_other`), body: { gemini: sampleKeys(5).gemini } }),
+      );
       await expectStatus(other, 200);
     });
 
@@ -55,8 +59,14 @@ for (const backend of backends) {
       const [clock] = await database.rows<{ s: number }>(sql`select extract(second from now())::float8 as s`);
       if (Number(clock!.s) > 50) await new Promise((resolve) => setTimeout(resolve, (61 - Number(clock!.s)) * 1000));
       const token = one.token(user);
-      await expectStatus(await one.fetch(request("POST", "/api/onboarding/api-keys", { token, body: { gemini: sampleKeys(8).gemini, exa: sampleKeys(8).exa } })), 200);
-      const del = (rt: TestRuntime, provider: string) => rt.fetch(request("DELETE", `/api/onboarding/api-keys?provider=${provider}`, { token: rt.token(user) }));
+      await expectStatus(
+        await one.fetch(
+          request("POST", "/api/onboarding/api-keys", { token, body: { gemini: sampleKeys(8).gemini, exa: sampleKeys(8).exa } }),
+        ),
+        200,
+      );
+      const del = (rt: TestRuntime, provider: string) =>
+        rt.fetch(request("DELETE", `/api/onboarding/api-keys?provider=${provider}`, { token: rt.token(user) }));
       const first = await del(two, "gemini");
       await expectStatus(first, 204);
       expect(first.headers.get("ratelimit")).toMatch(/^limit=3, remaining=1, reset=\d+$/);
@@ -65,16 +75,24 @@ for (const backend of backends) {
       const limited = await del(two, "exa");
       expect((await expectStatus(limited, 429)).code).toBe("rate-limited");
       expect(limited.headers.get("ratelimit")).toMatch(/^limit=3, remaining=0, reset=\d+$/);
-      const left = await database.rows<{ provider: string }>(sql`select k.provider from api_keys k join onboarding_sessions s on s.id = k.session_id where s.user_id = ${user}`);
+      const left = await database.rows<{ provider: string }>(
+        sql`select k.provider from api_keys k join onboarding_sessions s on s.id = k.session_id where s.user_id = ${user}`,
+      );
       expect(left.map((r) => r.provider)).toEqual(["exa"]);
-      const audit = await database.rows<{ action: string }>(sql`select action from key_events where user_id = ${user} and action = 'delete'`);
+      const audit = await database.rows<{ action: string }>(
+        sql`select action from key_events where user_id = ${user} and action = 'delete'`,
+      );
       expect(audit).toHaveLength(1);
     });
 
     it("starts a fresh budget in the next window", async () => {
       const user = `user_rl_window_${backend.name}`;
-      await database.rows(sql`insert into rate_limits (user_id, bucket, window_start, count) values (${user}, 'key-writes', now() - interval '2 minutes', 99)`);
-      const response = await one.fetch(request("POST", "/api/onboarding/api-keys", { token: one.token(user), body: { exa: sampleKeys(6).exa } }));
+      await database.rows(
+        sql`insert into rate_limits (user_id, bucket, window_start, count) values (${user}, 'key-writes', now() - interval '2 minutes', 99)`,
+      );
+      const response = await one.fetch(
+        request("POST", "/api/onboarding/api-keys", { token: one.token(user), body: { exa: sampleKeys(6).exa } }),
+      );
       await expectStatus(response, 200);
       const [row] = await database.rows<{ count: number }>(sql`select count from rate_limits where user_id = ${user}`);
       expect(Number(row?.count)).toBe(1);

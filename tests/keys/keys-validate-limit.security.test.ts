@@ -38,19 +38,33 @@ for (const backend of backends) {
     beforeAll(async () => {
       database = await backend.open();
       rt = makeRuntime({ database, mode: "production", env: { GEMINI_BASE_URL: gemini.url } });
-      six = makeRuntime({ database, mode: "production", env: { GEMINI_BASE_URL: gemini.url, RATE_LIMIT_KEY_CHECKS_PER_MINUTE: "6", UPSTREAM_TIMEOUT_MS: "300" } });
-      fewWrites = makeRuntime({ database, mode: "production", env: { GEMINI_BASE_URL: gemini.url, RATE_LIMIT_KEY_WRITES_PER_MINUTE: "2" } });
+      six = makeRuntime({
+        database,
+        mode: "production",
+        env: { GEMINI_BASE_URL: gemini.url, RATE_LIMIT_KEY_CHECKS_PER_MINUTE: "6", UPSTREAM_TIMEOUT_MS: "300" },
+      });
+      fewWrites = makeRuntime({
+        database,
+        mode: "production",
+        env: { GEMINI_BASE_URL: gemini.url, RATE_LIMIT_KEY_WRITES_PER_MINUTE: "2" },
+      });
       off = makeRuntime({ database, mode: "production", env: { GEMINI_BASE_URL: gemini.url, RATE_LIMIT_KEY_CHECKS_PER_MINUTE: "0" } });
       garbled = createServer((_req, res) => {
         res.writeHead(500, { "content-type": "text/html" });
         res.end("<html>upstream garbled");
       });
       await new Promise<void>((resolve) => garbled.listen(0, "127.0.0.1", resolve));
-      garbledRt = makeRuntime({ database, mode: "production", env: { GEMINI_BASE_URL: `http://127.0.0.1:${(garbled.address() as AddressInfo).port}` } });
+      garbledRt = makeRuntime({
+        database,
+        mode: "production",
+        env: { GEMINI_BASE_URL: `http://127.0.0.1:${(garbled.address() as AddressInfo).port}` },
+      });
     });
     afterAll(async () => {
       // No key sent in any of these requests reaches a log line.
-      const logs = runtimes().flatMap((r) => r?.logs ?? []).join("\n");
+      const logs = runtimes()
+        .flatMap((r) => r?.logs ?? [])
+        .join("\n");
       for (const key of usedKeys) expect(logs).not.toContain(key);
       for (const r of runtimes()) r?.cleanup();
       await new Promise((resolve) => garbled?.close(resolve));
@@ -74,7 +88,9 @@ for (const backend of backends) {
     const upstreamCalls = () => gemini.requests.length;
     const callsWith = (key: string) => gemini.requests.filter((r) => r.apiKey === key).length;
     const bucketCount = async (user: string, bucket: string) => {
-      const [row] = await database.rows<{ count: number }>(sql`select count from rate_limits where user_id = ${user} and bucket = ${bucket}`);
+      const [row] = await database.rows<{ count: number }>(
+        sql`select count from rate_limits where user_id = ${user} and bucket = ${bucket}`,
+      );
       return row === undefined ? undefined : Number(row.count);
     };
     const storedProviders = async (user: string) =>
@@ -85,7 +101,13 @@ for (const backend of backends) {
       ).map((r) => r.provider);
     /** Key saves and replacements written for `user` (audit rows). */
     const keyWrites = async (user: string) =>
-      Number((await database.rows<{ n: number }>(sql`select count(*)::int as n from key_events where user_id = ${user} and action in ('save', 'replace')`))[0]!.n);
+      Number(
+        (
+          await database.rows<{ n: number }>(
+            sql`select count(*)::int as n from key_events where user_id = ${user} and action in ('save', 'replace')`,
+          )
+        )[0]!.n,
+      );
     /** The requests of one test must fall in one minute window: never start in a window's last `seconds`. */
     async function awayFromWindowEnd(seconds = 12): Promise<void> {
       const [clock] = await database.rows<{ s: number }>(sql`select extract(second from now())::float8 as s`);
@@ -94,7 +116,9 @@ for (const backend of backends) {
     }
     /** Moves `user`'s `bucket` window two minutes back: the next request starts a new one. */
     const expireWindow = (user: string, bucket: string) =>
-      database.rows(sql`update rate_limits set window_start = window_start - interval '2 minutes' where user_id = ${user} and bucket = ${bucket}`);
+      database.rows(
+        sql`update rate_limits set window_start = window_start - interval '2 minutes' where user_id = ${user} and bucket = ${bucket}`,
+      );
 
     it("rejected keys: the 11th check in a minute is a 429 with no upstream call; key-writes is untouched; the window resets", async () => {
       await awayFromWindowEnd();
@@ -278,10 +302,20 @@ for (const backend of backends) {
       const key = newKey();
       const before = upstreamCalls();
       for (const method of ["GET", "POST"]) {
-        await expectStatus(await rt.fetch(request(method, "/api/onboarding/api-keys/validate", { token, ...(method === "POST" ? { body: { gemini: key } } : {}) })), 200);
+        await expectStatus(
+          await rt.fetch(
+            request(method, "/api/onboarding/api-keys/validate", { token, ...(method === "POST" ? { body: { gemini: key } } : {}) }),
+          ),
+          200,
+        );
       }
       await expectStatus(await rt.fetch(request("POST", PATH, { token, body: { provider: "gemini", api_key: key } })), 200);
-      await expectStatus(await rt.fetch(request("POST", "/api/onboarding/step/1/complete", { token, body: { data: { api_keys: { gemini: newKey() }, validate: true } } })), 200);
+      await expectStatus(
+        await rt.fetch(
+          request("POST", "/api/onboarding/step/1/complete", { token, body: { data: { api_keys: { gemini: newKey() }, validate: true } } }),
+        ),
+        200,
+      );
       await expectStatus(await rt.fetch(request("POST", "/api/onboarding/api-keys/validate", { token })), 200);
       expect(upstreamCalls()).toBe(before);
       expect(await bucketCount(user, "key-checks")).toBeUndefined();

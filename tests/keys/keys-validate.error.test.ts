@@ -25,7 +25,9 @@ describe("validate: true", () => {
   it("marks a key Google accepts as validated, with one list-models call carrying that key", async () => {
     const keys = sampleKeys(100);
     const body = await expectStatus(
-      await rt.fetch(request("POST", "/api/onboarding/api-keys", { token: rt.token("user_v1"), body: { gemini: keys.gemini, validate: true } })),
+      await rt.fetch(
+        request("POST", "/api/onboarding/api-keys", { token: rt.token("user_v1"), body: { gemini: keys.gemini, validate: true } }),
+      ),
       200,
     );
     expect(body.keys).toEqual([expect.objectContaining({ provider: "gemini", validated: true })]);
@@ -52,7 +54,9 @@ describe("validate: true", () => {
     gemini.setMode({ fail: 500 }, keys.gemini);
     const before = await count();
     const problem = await expectStatus(
-      await rt.fetch(request("POST", "/api/onboarding/api-keys", { token: rt.token("user_v3"), body: { gemini: keys.gemini, validate: true } })),
+      await rt.fetch(
+        request("POST", "/api/onboarding/api-keys", { token: rt.token("user_v3"), body: { gemini: keys.gemini, validate: true } }),
+      ),
       502,
     );
     expect(problem.code).toBe("upstream-unavailable");

@@ -31,7 +31,12 @@ for (const backend of backends) {
       const user = "user_session_put";
       const token = prod.token(user);
       const put = (body: unknown) => prod.fetch(request("PUT", "/api/onboarding/session", { token, body }));
-      expect(await expectStatus(await put({ currentStep: 2, progress: 33.3 }), 200)).toEqual({ userId: user, currentStep: 2, progress: 33.3, apiKeysComplete: false });
+      expect(await expectStatus(await put({ currentStep: 2, progress: 33.3 }), 200)).toEqual({
+        userId: user,
+        currentStep: 2,
+        progress: 33.3,
+        apiKeysComplete: false,
+      });
       await expectStatus(await prod.fetch(request("POST", "/api/onboarding/api-keys", { token, body: sampleKeys(77) })), 200);
       const after = await expectStatus(await put({ currentStep: 5, progress: 1e-300 }), 200);
       expect(after).toEqual({ userId: user, currentStep: 5, progress: 0, apiKeysComplete: true });
@@ -68,15 +73,28 @@ for (const backend of backends) {
 
     it("stores no plaintext and audits without key material", async () => {
       const keys = sampleKeys(3);
-      await expectStatus(await prod.fetch(request("POST", "/api/onboarding/api-keys", { token: prod.token("user_plain"), body: keys })), 200);
+      await expectStatus(
+        await prod.fetch(request("POST", "/api/onboarding/api-keys", { token: prod.token("user_plain"), body: keys })),
+        200,
+      );
       // Saving the stored key again is no change (no audit row); another key is a replace.
-      const same = await expectStatus(await prod.fetch(request("POST", "/api/onboarding/api-keys", { token: prod.token("user_plain"), body: { gemini: keys.gemini } })), 200);
+      const same = await expectStatus(
+        await prod.fetch(request("POST", "/api/onboarding/api-keys", { token: prod.token("user_plain"), body: { gemini: keys.gemini } })),
+        200,
+      );
       expect(same).toMatchObject({ saved: [], unchanged: ["gemini"] });
       const other = sampleKeys(33).gemini;
-      await expectStatus(await prod.fetch(request("POST", "/api/onboarding/api-keys", { token: prod.token("user_plain"), body: { gemini: other } })), 200);
-      const dump = JSON.stringify(await database.rows(sql`select * from api_keys`)) + JSON.stringify(await database.rows(sql`select * from key_events`));
+      await expectStatus(
+        await prod.fetch(request("POST", "/api/onboarding/api-keys", { token: prod.token("user_plain"), body: { gemini: other } })),
+        200,
+      );
+      const dump =
+        JSON.stringify(await database.rows(sql`select * from api_keys`)) +
+        JSON.stringify(await database.rows(sql`select * from key_events`));
       for (const value of [...Object.values(keys), other]) expect(dump).not.toContain(value);
-      const events = await database.rows<{ action: string; provider: string }>(sql`select action, provider from key_events where user_id = 'user_plain' order by id`);
+      const events = await database.rows<{ action: string; provider: string }>(
+        sql`select action, provider from key_events where user_id = 'user_plain' order by id`,
+      );
       expect(events.map((e) => `${e.provider}:${e.action}`)).toEqual(["gemini:save", "exa:save", "copilotkit:save", "gemini:replace"]);
     });
 
@@ -97,7 +115,10 @@ for (const backend of backends) {
       const token = prod.token("user_session");
       let body = await expectStatus(await prod.fetch(request("GET", "/api/onboarding/session", { token })), 200);
       expect(body).toEqual({ userId: "user_session", currentStep: 1, progress: 0, apiKeysComplete: false });
-      body = await expectStatus(await prod.fetch(request("PUT", "/api/onboarding/session", { token, body: { currentStep: 3, progress: 50 } })), 200);
+      body = await expectStatus(
+        await prod.fetch(request("PUT", "/api/onboarding/session", { token, body: { currentStep: 3, progress: 50 } })),
+        200,
+      );
       expect(body).toEqual({ userId: "user_session", currentStep: 3, progress: 50, apiKeysComplete: false });
     });
   });

@@ -73,7 +73,8 @@ for (const backend of backends) {
       // Request ids are random: four of their characters may match a key's last four by chance.
       const text = JSON.stringify(data, (key, value) => (key === "requestId" ? undefined : value));
       for (const value of valuesOf(other)) expect(text.includes(value), `${where}: ${other}'s key in ${owner}'s answer`).toBe(false);
-      for (const value of valuesOf(other)) expect(text.includes(value.slice(-4)), `${where}: ${other}'s hint in ${owner}'s answer`).toBe(false);
+      for (const value of valuesOf(other))
+        expect(text.includes(value.slice(-4)), `${where}: ${other}'s hint in ${owner}'s answer`).toBe(false);
     }
 
     it(`${ROUNDS} concurrent saves by each of two users, with reads in between, never cross`, async () => {
@@ -167,7 +168,8 @@ for (const backend of backends) {
       const intruders = ["user_iso_mallory", "user_iso_%", "%", "' or '1'='1", users.a.toUpperCase(), `${users.a} `, "user_iso_alic"];
       for (const intruder of intruders) {
         for (const provider of providers) {
-          const response = await prod.fetch(request("DELETE", `/api/onboarding/api-keys?provider=${provider}`, { token: prod.token(intruder) }),
+          const response = await prod.fetch(
+            request("DELETE", `/api/onboarding/api-keys?provider=${provider}`, { token: prod.token(intruder) }),
           );
           const body = await expectStatus(response, 404);
           expect(body).toMatchObject({ code: "key-not-found", status: 404 });

@@ -78,16 +78,22 @@ function routeOf(path: string, method: string): AnyRoute {
 }
 const byId = (operationId: string) => routes.find((r) => r.operationId === operationId)!;
 /** A zod object that refuses unknown keys (`z.strictObject`). */
-const objectIsStrict = (schema: unknown) => (schema as { _zod?: { def?: { catchall?: { _zod?: { def?: { type?: string } } } } } })._zod?.def?.catchall?._zod?.def?.type === "never";
+const objectIsStrict = (schema: unknown) =>
+  (schema as { _zod?: { def?: { catchall?: { _zod?: { def?: { type?: string } } } } } })._zod?.def?.catchall?._zod?.def?.type === "never";
 /** A body's forms: a union's options (POST /api/onboarding/api-keys has two), or the one object. */
-const formsOf = (schema: unknown): unknown[] => (schema as { _zod?: { def?: { type?: string; options?: unknown[] } } })._zod?.def?.type === "union" ? (schema as { _zod: { def: { options: unknown[] } } })._zod.def.options : [schema];
+const formsOf = (schema: unknown): unknown[] =>
+  (schema as { _zod?: { def?: { type?: string; options?: unknown[] } } })._zod?.def?.type === "union"
+    ? (schema as { _zod: { def: { options: unknown[] } } })._zod.def.options
+    : [schema];
 const isStrict = (schema: unknown) => formsOf(schema).every(objectIsStrict);
 /** The one request body this service does not define: Clerk's webhook events (see the strictness test). */
 const foreignBodies = new Set(["receiveClerkWebhook"]);
 const paths = [...new Set(routes.map((r) => openApiPath(r.path)))];
 
 function operationsOf(path: string): [string, AnyObject][] {
-  return Object.entries(((doc.paths as AnyObject)[path] ?? {}) as AnyObject).filter(([m]) => HTTP_METHODS.includes(m.toUpperCase() as never));
+  return Object.entries(((doc.paths as AnyObject)[path] ?? {}) as AnyObject).filter(([m]) =>
+    HTTP_METHODS.includes(m.toUpperCase() as never),
+  );
 }
 
 describe("the document", () => {
@@ -137,14 +143,17 @@ describe("the document", () => {
         for (const [status, response] of Object.entries(op.responses as AnyObject)) {
           expect(status).toMatch(/^[1-5]\d\d$/);
           expect(response.description, `${method} ${path} ${status}`).toBeTruthy();
-          expect(response.headers?.["x-request-id"], `${method} ${path} ${status} documents x-request-id`).toEqual({ $ref: "#/components/headers/RequestId" });
+          expect(response.headers?.["x-request-id"], `${method} ${path} ${status} documents x-request-id`).toEqual({
+            $ref: "#/components/headers/RequestId",
+          });
           if (status === "204") expect(response.content).toBeUndefined();
           else if (method !== "options") expect(Object.keys(response.content ?? {}).length).toBeGreaterThan(0);
         }
         for (const parameter of op.parameters ?? []) {
           expect(["query", "path"]).toContain(parameter.in);
           // A path parameter is always required, and named in the path.
-          if (parameter.in === "path") expect(parameter.required && path.includes(`{${parameter.name}}`), `${method} ${path} ${parameter.name}`).toBe(true);
+          if (parameter.in === "path")
+            expect(parameter.required && path.includes(`{${parameter.name}}`), `${method} ${path} ${parameter.name}`).toBe(true);
           expect(parameter.schema).toBeTruthy();
         }
         if (op.requestBody) {
@@ -173,7 +182,8 @@ describe("the document agrees with the app's route list", () => {
       const served = routes.filter((r) => openApiPath(r.path) === path).map((r) => r.method);
       const documented = operationsOf(path).map(([m]) => m.toUpperCase());
       expect(documented.sort(), path).toEqual([...served, "OPTIONS"].sort());
-      for (const [method, op] of operationsOf(path)) if (method !== "options") expect(op.operationId).toBe(routeOf(path, method).operationId);
+      for (const [method, op] of operationsOf(path))
+        if (method !== "options") expect(op.operationId).toBe(routeOf(path, method).operationId);
     }
   });
 
@@ -232,7 +242,8 @@ describe("the document agrees with the app's route list", () => {
 
 describe("the document uses the handlers' own schemas", () => {
   it("routes validate with the contract's schema instances", () => {
-    for (const route of routes) if (route.body && !foreignBodies.has(route.operationId)) expect(isStrict(route.body.schema), route.operationId).toBe(true);
+    for (const route of routes)
+      if (route.body && !foreignBodies.has(route.operationId)) expect(isStrict(route.body.schema), route.operationId).toBe(true);
     expect(byId("saveApiKeys").body?.schema).toBe(saveKeysRequest);
     expect(formsOf(saveKeysRequest)).toEqual([saveKeysBody, oneKeyBody]);
     expect(byId("deleteApiKey").query?.schema).toBe(deleteKeyQuery);
@@ -252,7 +263,9 @@ describe("the document uses the handlers' own schemas", () => {
         const documented = op.requestBody.content["application/json"].schema as AnyObject;
         const union = documented.$ref ? (resolve(doc, documented.$ref) as AnyObject) : documented;
         // Several forms are documented as anyOf/oneOf, one component (or inline object) per form.
-        const components = ((union.anyOf ?? union.oneOf) as AnyObject[] | undefined)?.map((c) => (c.$ref ? (resolve(doc, c.$ref) as AnyObject) : c)) ?? [union];
+        const components = ((union.anyOf ?? union.oneOf) as AnyObject[] | undefined)?.map((c) =>
+          c.$ref ? (resolve(doc, c.$ref) as AnyObject) : c,
+        ) ?? [union];
         const forms = formsOf(spec.body!.schema);
         expect(components.length, `${method} ${path}: one documented schema per form`).toBe(forms.length);
         forms.forEach((form, i) => {
@@ -302,7 +315,9 @@ describe("the document uses the handlers' own schemas", () => {
         }
       }
     }
-    expect(checked).toBe(routes.filter((r) => r.body).length + routes.filter((r) => r.query).length + routes.filter((r) => r.params).length);
+    expect(checked).toBe(
+      routes.filter((r) => r.body).length + routes.filter((r) => r.query).length + routes.filter((r) => r.params).length,
+    );
   });
 
   it("the handlers accept the examples and answer what the document says", async () => {
@@ -312,14 +327,22 @@ describe("the document uses the handlers' own schemas", () => {
 
     const saved = await expectStatus(await call("POST", "/api/onboarding/api-keys", example("/api/onboarding/api-keys", "POST")), 200);
     expect(keySchemas.saveKeysResponse.parse(saved).saved).toEqual(["gemini", "exa"]);
-    expect(onboardingSchemas.sessionResponse.parse(await expectStatus(await call("PUT", "/api/onboarding/session", example("/api/onboarding/session", "PUT")), 200))).toMatchObject({
+    expect(
+      onboardingSchemas.sessionResponse.parse(
+        await expectStatus(await call("PUT", "/api/onboarding/session", example("/api/onboarding/session", "PUT")), 200),
+      ),
+    ).toMatchObject({
       currentStep: 3,
     });
     const deleteQuery = new URLSearchParams(byId("deleteApiKey").query!.example).toString();
     expect((await call("DELETE", `/api/onboarding/api-keys?${deleteQuery}`)).status).toBe(204);
     const usageQueryString = new URLSearchParams(byId("getUsage").query!.example).toString();
     generationSchemas.usageResponse.parse(await expectStatus(await call("GET", `/api/usage?${usageQueryString}`), 200));
-    expect(generationSchemas.budgetResponse.parse(await expectStatus(await call("PUT", "/api/usage/budget", example("/api/usage/budget", "PUT")), 200))).toMatchObject({
+    expect(
+      generationSchemas.budgetResponse.parse(
+        await expectStatus(await call("PUT", "/api/usage/budget", example("/api/usage/budget", "PUT")), 200),
+      ),
+    ).toMatchObject({
       monthlyUsd: 5,
     });
     // A user without keys: the body passes validation and the answer is about the missing key

@@ -51,7 +51,13 @@ describe("GET /api/health tells the truth", () => {
   // [label, mode, env overrides, status, misconfigured variables]
   const cases: [string, "production" | "development", RawEnv, 200 | 503, string[]][] = [
     ["production, well configured", "production", {}, 200, []],
-    ["production without Clerk", "production", { CLERK_JWT_KEY: undefined, CLERK_SECRET_KEY: undefined }, 503, ["CLERK_JWT_KEY", "CLERK_SECRET_KEY"]],
+    [
+      "production without Clerk",
+      "production",
+      { CLERK_JWT_KEY: undefined, CLERK_SECRET_KEY: undefined },
+      503,
+      ["CLERK_JWT_KEY", "CLERK_SECRET_KEY"],
+    ],
     ["production, CLERK_JWT_KEY that does not parse", "production", { CLERK_JWT_KEY: brokenPem }, 503, ["CLERK_JWT_KEY"]],
     ["production without KEY_ENCRYPTION_KEYS", "production", { KEY_ENCRYPTION_KEYS: undefined }, 503, ["KEY_ENCRYPTION_KEYS"]],
     ...malformedRings().map((spec, i): [string, "production", RawEnv, 503, string[]] => [
@@ -62,9 +68,21 @@ describe("GET /api/health tells the truth", () => {
       ["KEY_ENCRYPTION_KEYS"],
     ]),
     ["production, all-zero KEY_ENCRYPTION_KEYS", "production", { KEY_ENCRYPTION_KEYS: zeroKey() }, 503, ["KEY_ENCRYPTION_KEYS"]],
-    ["production, everything wrong", "production", { CLERK_JWT_KEY: brokenPem, KEY_ENCRYPTION_KEYS: zeroKey() }, 503, ["CLERK_JWT_KEY", "KEY_ENCRYPTION_KEYS"]],
+    [
+      "production, everything wrong",
+      "production",
+      { CLERK_JWT_KEY: brokenPem, KEY_ENCRYPTION_KEYS: zeroKey() },
+      503,
+      ["CLERK_JWT_KEY", "KEY_ENCRYPTION_KEYS"],
+    ],
     ["development, CLERK_JWT_KEY that does not parse", "development", { CLERK_JWT_KEY: brokenPem }, 503, ["CLERK_JWT_KEY"]],
-    ["development, malformed KEY_ENCRYPTION_KEYS", "development", { KEY_ENCRYPTION_KEYS: malformedRings()[0] }, 503, ["KEY_ENCRYPTION_KEYS"]],
+    [
+      "development, malformed KEY_ENCRYPTION_KEYS",
+      "development",
+      { KEY_ENCRYPTION_KEYS: malformedRings()[0] },
+      503,
+      ["KEY_ENCRYPTION_KEYS"],
+    ],
     ["development, all-zero KEY_ENCRYPTION_KEYS (a warning only)", "development", { KEY_ENCRYPTION_KEYS: zeroKey() }, 200, []],
     ["production, empty CLERK_AUTHORIZED_PARTIES (a warning only)", "production", { CLERK_AUTHORIZED_PARTIES: undefined }, 200, []],
   ];
@@ -127,7 +145,9 @@ describe("GET /api/health tells the truth", () => {
       await expectStatus(await prod.fetch(request("GET", "/api/health")), 200);
       await expectStatus(await dev.fetch(request("GET", "/api/health")), 200);
       expect(prod.logs.filter((l) => l.includes("configuration warning CLERK_AUTHORIZED_PARTIES"))).toHaveLength(1);
-      expect(dev.logs.filter((l) => l.includes("configuration warning KEY_ENCRYPTION_KEYS") && l.includes("not 32 random bytes"))).toHaveLength(1);
+      expect(
+        dev.logs.filter((l) => l.includes("configuration warning KEY_ENCRYPTION_KEYS") && l.includes("not 32 random bytes")),
+      ).toHaveLength(1);
     } finally {
       prod.cleanup();
       dev.cleanup();
@@ -156,7 +176,12 @@ describe("a broken key ring: the client gets a generic server-misconfigured, the
   });
 
   const broken: [string, "production" | "development", string, RegExp][] = [
-    ...malformedRings().map((spec, i): [string, "production", string, RegExp] => [`malformed #${i + 1} in production`, "production", spec, /KEY_ENCRYPTION_KEYS is invalid/]),
+    ...malformedRings().map((spec, i): [string, "production", string, RegExp] => [
+      `malformed #${i + 1} in production`,
+      "production",
+      spec,
+      /KEY_ENCRYPTION_KEYS is invalid/,
+    ]),
     ["malformed in development", "development", malformedRings()[1]!, /KEY_ENCRYPTION_KEYS is invalid/],
     ["all-zero in production", "production", zeroKey(), /KEY_ENCRYPTION_KEYS refused: an entry is not 32 random bytes/],
     ["a weak second entry in production", "production", `${generateKeyringEntry("k2")},${zeroKey("k1")}`, /KEY_ENCRYPTION_KEYS refused/],
@@ -178,7 +203,9 @@ describe("a broken key ring: the client gets a generic server-misconfigured, the
         expect(rt.logs.some((l) => logged.test(l))).toBe(true);
         const logs = rt.logs.join("\n");
         for (const value of valuesOf({ spec })) expect(logs).not.toContain(value);
-        const [row] = await database.rows<{ n: number }>(sql`select count(*)::int as n from onboarding_sessions where user_id = 'user_broken_ring'`);
+        const [row] = await database.rows<{ n: number }>(
+          sql`select count(*)::int as n from onboarding_sessions where user_id = 'user_broken_ring'`,
+        );
         expect(Number(row?.n)).toBe(0);
       } finally {
         rt.cleanup();
@@ -281,7 +308,9 @@ describe("npm run check-config", () => {
     expect(ok.stdout).toMatch(/^configuration OK \(mode production: checked as production \(--production\)\)/);
     const missing = await checkConfig({ ENV_FILE: envFile, ...good, KEY_ENCRYPTION_KEYS: zeroKey() }, ["--production"]);
     expect(missing.code).toBe(1);
-    expect(problemLines(missing)).toEqual([expect.stringMatching(/^check-config: error KEY_ENCRYPTION_KEYS: entry 1 is not 32 random bytes/)]);
+    expect(problemLines(missing)).toEqual([
+      expect.stringMatching(/^check-config: error KEY_ENCRYPTION_KEYS: entry 1 is not 32 random bytes/),
+    ]);
     expect(missing.stderr).not.toContain(Buffer.alloc(32).toString("base64").slice(0, 12));
     const usage = await checkConfig({ ENV_FILE: envFile }, ["--prod"]);
     expect(usage.code).toBe(2);
@@ -298,7 +327,9 @@ describe("npm run check-config", () => {
     writeFileSync(envFile, `KEY_ENCRYPTION_KEYS=${zeroKey()}\n`);
     const weak = await checkConfig({ ENV_FILE: envFile });
     expect(weak.code, weak.stderr).toBe(0);
-    expect(problemLines(weak)).toContainEqual(expect.stringMatching(/^check-config: warning KEY_ENCRYPTION_KEYS: entry 1 is not 32 random bytes .*production would refuse it/));
+    expect(problemLines(weak)).toContainEqual(
+      expect.stringMatching(/^check-config: warning KEY_ENCRYPTION_KEYS: entry 1 is not 32 random bytes .*production would refuse it/),
+    );
     expect(weak.stdout).toMatch(/^configuration OK \(mode development: .*\); add --production/);
   });
 
@@ -330,7 +361,14 @@ describe("npm run keys:reencrypt refuses to re-encrypt under a weak key", () => 
           {
             cwd: root,
             // A database URL nothing listens on: the refusal must come before any connection.
-            env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ENV_FILE: join(dir, ".env"), DEPLOY_ENV: "production", KEY_ENCRYPTION_KEYS: spec, DATABASE_URL: "postgres://nobody@127.0.0.1:1/none" },
+            env: {
+              PATH: process.env.PATH ?? "",
+              HOME: process.env.HOME ?? "",
+              ENV_FILE: join(dir, ".env"),
+              DEPLOY_ENV: "production",
+              KEY_ENCRYPTION_KEYS: spec,
+              DATABASE_URL: "postgres://nobody@127.0.0.1:1/none",
+            },
             encoding: "utf8",
           },
           (error, stdout, stderr) => resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),

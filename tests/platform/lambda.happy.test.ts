@@ -14,7 +14,12 @@ import { Writable } from "node:stream";
 import { deflateRawSync } from "node:zlib";
 import type { LambdaContext, LambdaEvent } from "hono/aws-lambda";
 import { ConfigError } from "../../lib/platform/env.js";
-import { createLambdaHandler, createLambdaStreamingHandler, type AwsLambdaGlobal, type LambdaStreamingHandler } from "../../lib/server/lambda.js";
+import {
+  createLambdaHandler,
+  createLambdaStreamingHandler,
+  type AwsLambdaGlobal,
+  type LambdaStreamingHandler,
+} from "../../lib/server/lambda.js";
 import { defineRoute, type AnyRoute } from "../../lib/http/route.js";
 import { migrateDatabase, openDatabase, type Database } from "../../db/client.js";
 import { generateKeyringEntry } from "../../lib/platform/crypto.js";
@@ -98,7 +103,16 @@ function restApiEvent(path: string, headers: Record<string, string> = {}): Lambd
     multiValueQueryStringParameters: null,
     pathParameters: { proxy: path.slice(1) },
     stageVariables: null,
-    requestContext: { accountId: "123456789012", apiId: "r4nd0m1d", httpMethod: "GET", path: `/prod${path}`, stage: "prod", requestId: "id", resourcePath: "/{proxy+}", identity: { sourceIp: "203.0.113.7" } },
+    requestContext: {
+      accountId: "123456789012",
+      apiId: "r4nd0m1d",
+      httpMethod: "GET",
+      path: `/prod${path}`,
+      stage: "prod",
+      requestId: "id",
+      resourcePath: "/{proxy+}",
+      identity: { sourceIp: "203.0.113.7" },
+    },
     body: null,
     isBase64Encoded: false,
   } as unknown as LambdaEvent;
@@ -268,22 +282,36 @@ for (const backend of backends) {
 
       // Function URLs deliver cookies as an array; the session cookie sits among others.
       const listed = jsonBody(
-        await handler(functionUrlEvent("/api/onboarding/api-keys", { cookies: ["theme=dark", `__session=${prod.token(userId)}`, "_ga=GA1.1.1"] })),
+        await handler(
+          functionUrlEvent("/api/onboarding/api-keys", { cookies: ["theme=dark", `__session=${prod.token(userId)}`, "_ga=GA1.1.1"] }),
+        ),
         200,
       );
       expect(listed.userId).toBe(userId);
-      expect(listed.keys.map((k: { hint: string }) => k.hint)).toEqual([keys.gemini, keys.exa, keys.copilotkit].map((k) => "…" + k.slice(-4)));
+      expect(listed.keys.map((k: { hint: string }) => k.hint)).toEqual(
+        [keys.gemini, keys.exa, keys.copilotkit].map((k) => "…" + k.slice(-4)),
+      );
       expect(listed.missing).toEqual([]);
 
-      const other = jsonBody(await handler(functionUrlEvent("/api/onboarding/api-keys", { cookies: [`__session=${prod.token(userId + "_other")}`] })), 200);
+      const other = jsonBody(
+        await handler(functionUrlEvent("/api/onboarding/api-keys", { cookies: [`__session=${prod.token(userId + "_other")}`] })),
+        200,
+      );
       expect(other.keys).toEqual([]);
 
       const deleted = await handler(
-        functionUrlEvent("/api/onboarding/api-keys", { method: "DELETE", query: "provider=gemini", cookies: [`__session=${prod.token(userId)}`] }),
+        functionUrlEvent("/api/onboarding/api-keys", {
+          method: "DELETE",
+          query: "provider=gemini",
+          cookies: [`__session=${prod.token(userId)}`],
+        }),
       );
       expect(deleted.statusCode, deleted.body).toBe(204);
       expect(deleted.body).toBe("");
-      const after = jsonBody(await handler(functionUrlEvent("/api/onboarding/api-keys", { cookies: [`__session=${prod.token(userId)}`] })), 200);
+      const after = jsonBody(
+        await handler(functionUrlEvent("/api/onboarding/api-keys", { cookies: [`__session=${prod.token(userId)}`] })),
+        200,
+      );
       expect(after.missing).toEqual(["gemini"]);
     });
 
@@ -419,9 +447,17 @@ describe("Lambda adapter without a database", () => {
           release();
         }
       });
-      const { metadata, body } = await invokeStreaming(handler, functionUrlEvent("/api/probe", { headers: { accept: "text/event-stream" } }), stream);
+      const { metadata, body } = await invokeStreaming(
+        handler,
+        functionUrlEvent("/api/probe", { headers: { accept: "text/event-stream" } }),
+        stream,
+      );
       expect(firstSeenBeforeRelease).toBe(true);
-      expect(metadata).toMatchObject({ statusCode: 200, headers: { "content-type": "text/event-stream; charset=utf-8", "x-request-id": expect.stringMatching(/^req_[0-9a-f]{24}$/) }, cookies: [] });
+      expect(metadata).toMatchObject({
+        statusCode: 200,
+        headers: { "content-type": "text/event-stream; charset=utf-8", "x-request-id": expect.stringMatching(/^req_[0-9a-f]{24}$/) },
+        cookies: [],
+      });
       expect(body).toBe('event: status\ndata: {"phase":"writing"}\n\nevent: done\ndata: {"ok":true}\n\n');
     }, 15_000);
 
@@ -439,13 +475,20 @@ describe("Lambda adapter without a database", () => {
         expect(unauthorized.metadata).toMatchObject({ statusCode: 401, headers: { "content-type": "application/problem+json" } });
         expect(JSON.parse(unauthorized.body)).toMatchObject({ code: "unauthorized" });
 
-        const session = await invokeStreaming(handler, functionUrlEvent("/api/onboarding/session", { cookies: [`__session=${prod.token("user_stream")}`] }));
+        const session = await invokeStreaming(
+          handler,
+          functionUrlEvent("/api/onboarding/session", { cookies: [`__session=${prod.token("user_stream")}`] }),
+        );
         expect(session.metadata?.statusCode).toBe(200);
         expect(JSON.parse(session.body)).toMatchObject({ userId: "user_stream", currentStep: 1 });
 
         const empty = await invokeStreaming(
           handler,
-          functionUrlEvent("/api/onboarding/api-keys", { method: "DELETE", query: "provider=exa", cookies: [`__session=${prod.token("user_stream")}`] }),
+          functionUrlEvent("/api/onboarding/api-keys", {
+            method: "DELETE",
+            query: "provider=exa",
+            cookies: [`__session=${prod.token("user_stream")}`],
+          }),
         );
         expect(empty.metadata?.statusCode).toBe(404);
       } finally {
@@ -584,15 +627,20 @@ function runBundle(dir: string, env: Record<string, string>, events: [string, La
   writeFileSync(eventsFile, JSON.stringify(events));
   return new Promise((resolve, reject) => {
     // Only what a Lambda function would be given: no inherited DEPLOY_ENV, DATABASE_URL, keys...
-    execFile(process.execPath, [script, join(dir, "index.mjs"), eventsFile, resultFile], { cwd: dir, env, timeout: 60_000 }, (error, stdout, stderr) => {
-      const output = `${stdout}\n${stderr}`;
-      if (error) return reject(new Error(`bundle invocation failed: ${error.message}\n${output}`));
-      try {
-        resolve({ results: JSON.parse(readFileSync(resultFile, "utf8")), output });
-      } catch (parseError) {
-        reject(new Error(`no results from the bundle: ${String(parseError)}\n${output}`));
-      }
-    });
+    execFile(
+      process.execPath,
+      [script, join(dir, "index.mjs"), eventsFile, resultFile],
+      { cwd: dir, env, timeout: 60_000 },
+      (error, stdout, stderr) => {
+        const output = `${stdout}\n${stderr}`;
+        if (error) return reject(new Error(`bundle invocation failed: ${error.message}\n${output}`));
+        try {
+          resolve({ results: JSON.parse(readFileSync(resultFile, "utf8")), output });
+        } catch (parseError) {
+          reject(new Error(`no results from the bundle: ${String(parseError)}\n${output}`));
+        }
+      },
+    );
   });
 }
 
@@ -667,7 +715,11 @@ describe("the Lambda bundle (scripts/build-lambda.ts) in a child process", () =>
     expect(JSON.parse(streamed.body)).toMatchObject({ mode: "production", database: "unavailable" });
   }, 60_000);
 
-  type BundleBackend = { name: string; available: boolean; setup(): Promise<{ dir: string; env: Record<string, string>; cleanup(): Promise<void> }> };
+  type BundleBackend = {
+    name: string;
+    available: boolean;
+    setup(): Promise<{ dir: string; env: Record<string, string>; cleanup(): Promise<void> }>;
+  };
   const bundleBackends: BundleBackend[] = [
     {
       name: "embedded PGlite (--with-pglite, PGLITE_DIR on a temp dir)",
@@ -697,50 +749,67 @@ describe("the Lambda bundle (scripts/build-lambda.ts) in a child process", () =>
   ];
 
   for (const bb of bundleBackends) {
-    it.skipIf(!bb.available)(`on ${bb.name}: health, save keys and list them with a Clerk token, streamed and buffered`, async () => {
-      const { dir, env, cleanup } = await bb.setup();
-      try {
-        const signer = testSigner();
-        const userId = "user_bundle";
-        const keys = sampleKeys(88);
-        const token = signer.sign({ sub: userId });
-        const { results, output } = await runBundle(
-          dir,
-          { ...lambdaEnv, ...env, CLERK_JWT_KEY: signer.publicPem, CLERK_AUTHORIZED_PARTIES: TEST_AZP, KEY_ENCRYPTION_KEYS: generateKeyringEntry("lambda1") },
-          [
-            ["health", httpApiEvent("/api/health"), "buffered"],
+    it.skipIf(!bb.available)(
+      `on ${bb.name}: health, save keys and list them with a Clerk token, streamed and buffered`,
+      async () => {
+        const { dir, env, cleanup } = await bb.setup();
+        try {
+          const signer = testSigner();
+          const userId = "user_bundle";
+          const keys = sampleKeys(88);
+          const token = signer.sign({ sub: userId });
+          const { results, output } = await runBundle(
+            dir,
+            {
+              ...lambdaEnv,
+              ...env,
+              CLERK_JWT_KEY: signer.publicPem,
+              CLERK_AUTHORIZED_PARTIES: TEST_AZP,
+              KEY_ENCRYPTION_KEYS: generateKeyringEntry("lambda1"),
+            },
             [
-              "save",
-              httpApiEvent("/api/onboarding/api-keys", {
-                method: "POST",
-                headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
-                body: JSON.stringify(keys),
-                base64: true,
-              }),
-              "buffered",
+              ["health", httpApiEvent("/api/health"), "buffered"],
+              [
+                "save",
+                httpApiEvent("/api/onboarding/api-keys", {
+                  method: "POST",
+                  headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+                  body: JSON.stringify(keys),
+                  base64: true,
+                }),
+                "buffered",
+              ],
+              ["list", functionUrlEvent("/api/onboarding/api-keys", { cookies: [`__session=${token}`] }), "streamed"],
             ],
-            ["list", functionUrlEvent("/api/onboarding/api-keys", { cookies: [`__session=${token}`] }), "streamed"],
-          ],
-        );
-        const health = results.buffered.health!;
-        expect(health.statusCode, health.body).toBe(200);
-        expect(JSON.parse(health.body)).toMatchObject({ status: "ok", mode: "production", database: "ok" });
+          );
+          const health = results.buffered.health!;
+          expect(health.statusCode, health.body).toBe(200);
+          expect(JSON.parse(health.body)).toMatchObject({ status: "ok", mode: "production", database: "ok" });
 
-        const save = results.buffered.save!;
-        expect(save.statusCode, save.body).toBe(200);
-        expect(JSON.parse(save.body)).toMatchObject({ userId, mode: "production", saved: ["gemini", "exa", "copilotkit"], storage: ["database"] });
+          const save = results.buffered.save!;
+          expect(save.statusCode, save.body).toBe(200);
+          expect(JSON.parse(save.body)).toMatchObject({
+            userId,
+            mode: "production",
+            saved: ["gemini", "exa", "copilotkit"],
+            storage: ["database"],
+          });
 
-        const list = results.streamed.list!;
-        expect(list.metadata.statusCode, list.body).toBe(200);
-        const listed = JSON.parse(list.body);
-        expect(listed.keys.map((k: { hint: string }) => k.hint)).toEqual([keys.gemini, keys.exa, keys.copilotkit].map((k) => "…" + k.slice(-4)));
+          const list = results.streamed.list!;
+          expect(list.metadata.statusCode, list.body).toBe(200);
+          const listed = JSON.parse(list.body);
+          expect(listed.keys.map((k: { hint: string }) => k.hint)).toEqual(
+            [keys.gemini, keys.exa, keys.copilotkit].map((k) => "…" + k.slice(-4)),
+          );
 
-        // Nothing secret in the function's log.
-        expect(output).toContain('"msg":"keys saved"');
-        for (const secret of [keys.gemini, keys.exa, keys.copilotkit, token]) expect(output).not.toContain(secret);
-      } finally {
-        await cleanup();
-      }
-    }, 180_000); // a child process loads the whole bundle (and PGlite's WASM): slow on a busy machine
+          // Nothing secret in the function's log.
+          expect(output).toContain('"msg":"keys saved"');
+          for (const secret of [keys.gemini, keys.exa, keys.copilotkit, token]) expect(output).not.toContain(secret);
+        } finally {
+          await cleanup();
+        }
+      },
+      180_000,
+    ); // a child process loads the whole bundle (and PGlite's WASM): slow on a busy machine
   }
 });

@@ -37,7 +37,13 @@ function devRuntime(): TestRuntime {
     database: countedDatabase,
     mode: "development",
     // No Clerk: development runs every request as DEV_USER_ID with the .env keys.
-    env: { CLERK_JWT_KEY: "", CLERK_AUTHORIZED_PARTIES: "", GEMINI_BASE_URL: gemini.url, EXA_BASE_URL: exa.url, RATE_LIMIT_GENERATE_PER_MINUTE: "0" },
+    env: {
+      CLERK_JWT_KEY: "",
+      CLERK_AUTHORIZED_PARTIES: "",
+      GEMINI_BASE_URL: gemini.url,
+      EXA_BASE_URL: exa.url,
+      RATE_LIMIT_GENERATE_PER_MINUTE: "0",
+    },
   });
 }
 
@@ -66,7 +72,11 @@ describe("development server: only this machine", () => {
     gemini.reset();
     exa.reset();
     databaseUses = 0;
-    for (const req of [saveRequest(rebinding), generateRequest(rebinding), request("GET", "/api/onboarding/api-keys", { headers: rebinding })]) {
+    for (const req of [
+      saveRequest(rebinding),
+      generateRequest(rebinding),
+      request("GET", "/api/onboarding/api-keys", { headers: rebinding }),
+    ]) {
       const response = await dev.fetch(req);
       const problem = await expectStatus(response, 421);
       expect(response.headers.get("content-type")).toContain("application/problem+json");
@@ -85,7 +95,10 @@ describe("development server: only this machine", () => {
   it("the same requests from this machine work (so the refusal above is the host check)", async () => {
     gemini.reset();
     exa.reset();
-    const generated = await expectStatus(await dev.fetch(generateRequest({ host: "localhost:3000", origin: "http://localhost:3000" })), 200);
+    const generated = await expectStatus(
+      await dev.fetch(generateRequest({ host: "localhost:3000", origin: "http://localhost:3000" })),
+      200,
+    );
     expect(generated.keySource).toBe("env");
     expect(gemini.requests.map((r) => r.apiKey)).toEqual([envKeys.gemini]);
     await expectStatus(await dev.fetch(saveRequest({ host: "127.0.0.1:3000" })), 200);
@@ -173,7 +186,16 @@ describe("isLoopbackHost / isLoopbackAddress", () => {
   });
 
   it("client addresses", () => {
-    for (const address of ["127.0.0.1", "127.1.2.3", "127.0.0.1:5000", "::1", "[::1]", "[::1]:5000", "::ffff:127.0.0.1", "0:0:0:0:0:0:0:1"]) {
+    for (const address of [
+      "127.0.0.1",
+      "127.1.2.3",
+      "127.0.0.1:5000",
+      "::1",
+      "[::1]",
+      "[::1]:5000",
+      "::ffff:127.0.0.1",
+      "0:0:0:0:0:0:0:1",
+    ]) {
       expect(isLoopbackAddress(address), address).toBe(true);
     }
     for (const address of ["", "unknown", "_hidden", "10.0.0.1", "::ffff:10.0.0.1", "2001:db8::1", "128.0.0.1", "localhost"]) {

@@ -29,7 +29,12 @@ describe("db:migrate", () => {
   it("says why it failed (connection refused at host:port), with the password masked", async () => {
     const port = await closedPort();
     const result = spawnSync(process.execPath, ["--import", "tsx", "scripts/db-migrate.ts"], {
-      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", DATABASE_URL: `postgres://app:hunter2secret@127.0.0.1:${port}/app`, DEPLOY_ENV: "production" },
+      env: {
+        PATH: process.env.PATH ?? "",
+        HOME: process.env.HOME ?? "",
+        DATABASE_URL: `postgres://app:hunter2secret@127.0.0.1:${port}/app`,
+        DEPLOY_ENV: "production",
+      },
       encoding: "utf8",
     });
     expect(result.status).toBe(1);
@@ -47,7 +52,16 @@ describe("db:migrate", () => {
       await client.connect();
       const { rows } = await client.query("select table_name from information_schema.tables where table_schema = 'public' order by 1");
       await client.end();
-      expect(rows.map((r) => r.table_name)).toEqual(["api_keys", "budgets", "key_events", "onboarding_sessions", "onboarding_steps", "rate_limits", "usage_events", "webhook_deliveries"]);
+      expect(rows.map((r) => r.table_name)).toEqual([
+        "api_keys",
+        "budgets",
+        "key_events",
+        "onboarding_sessions",
+        "onboarding_steps",
+        "rate_limits",
+        "usage_events",
+        "webhook_deliveries",
+      ]);
     } finally {
       await drop();
     }

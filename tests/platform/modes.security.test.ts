@@ -22,14 +22,10 @@ import { providers } from "../../lib/providers/registry.js";
 import { loadDevelopmentEnv } from "../../lib/platform/dev/dotenv.js";
 import { routes } from "../../lib/routes.js";
 import { backends, backendLabel, type TestDatabase } from "../helpers/db.js";
-import { expectStatus, makeRuntime, request, sampleKeys, } from "../helpers/runtime.js";
+import { expectStatus, makeRuntime, request, sampleKeys } from "../helpers/runtime.js";
 import { parseWithDotenv, parseWithNode, parseWithPython, pythonDotenvMissing } from "../helpers/dotenv-parsers.js";
 
-
 if (pythonDotenvMissing) console.warn(`[modes.security.test] python-dotenv check ${pythonDotenvMissing}`);
-
-
-
 
 /** Asserts that all three parsers read `path` as exactly `expected`. */
 function expectParsesAs(path: string, expected: Record<string, string>) {
@@ -163,7 +159,12 @@ describe("loadConfig: the mode table of DESIGN.md", () => {
   // Row 2: the one exception, the user's own local workflow.
   for (const debug of ["true", "1", "TRUE"]) {
     it(`vercel dev (VERCEL=1, VERCEL_ENV=development, as vercel env pull writes them) with DEBUG=${debug} → development`, () => {
-      const config = loadConfig({ VERCEL: "1", VERCEL_ENV: "development", DEBUG: debug, GEMINI_API_KEY: "AIza-operator-key-000000000000000000" });
+      const config = loadConfig({
+        VERCEL: "1",
+        VERCEL_ENV: "development",
+        DEBUG: debug,
+        GEMINI_API_KEY: "AIza-operator-key-000000000000000000",
+      });
       expect(config.mode).toBe("development");
       expect(config.modeReason).toMatch(/vercel dev/);
       expect(config.platform).toBeNull();
@@ -191,10 +192,14 @@ describe("loadConfig: the mode table of DESIGN.md", () => {
   it("the README's mode table names every platform variable the code recognises, and NODE_ENV, DEPLOY_ENV, VERCEL_ENV", () => {
     const readme = readFileSync(join(import.meta.dirname, "../../README.md"), "utf8");
     const section = readme.slice(readme.indexOf("\n## Modes\n"), readme.indexOf("\n## ", readme.indexOf("\n## Modes\n") + 5));
-    const table = section.split("\n").filter((line) => line.startsWith("|")).join("\n");
+    const table = section
+      .split("\n")
+      .filter((line) => line.startsWith("|"))
+      .join("\n");
     for (const { variable } of hostingPlatforms) expect(table, variable).toContain(`\`${variable}\``);
     for (const [variable] of platforms) expect(table, variable).toContain(`\`${variable}\``);
-    for (const signal of ["`NODE_ENV=production`", "`DEPLOY_ENV`", "`VERCEL_ENV=development`", "`DEBUG=true`"]) expect(table).toContain(signal);
+    for (const signal of ["`NODE_ENV=production`", "`DEPLOY_ENV`", "`VERCEL_ENV=development`", "`DEBUG=true`"])
+      expect(table).toContain(signal);
   });
 
   it("check-config --production assumes production and says so", () => {
@@ -298,11 +303,19 @@ async function rowCounts(database: Database) {
 function validRequest(path: string, method: string, headers: Record<string, string>, seed: number): Request {
   const url = `http://localhost${path}`;
   if (path === "/api/onboarding/api-keys" && method === "POST") {
-    return new Request(url, { method, headers: { ...headers, "content-type": "application/json" }, body: JSON.stringify(sampleKeys(seed)) });
+    return new Request(url, {
+      method,
+      headers: { ...headers, "content-type": "application/json" },
+      body: JSON.stringify(sampleKeys(seed)),
+    });
   }
   if (path === "/api/onboarding/api-keys" && method === "DELETE") return new Request(`${url}?provider=gemini`, { method, headers });
   if (path === "/api/onboarding/session" && method === "PUT") {
-    return new Request(url, { method, headers: { ...headers, "content-type": "application/json" }, body: JSON.stringify({ currentStep: 2, progress: 20 }) });
+    return new Request(url, {
+      method,
+      headers: { ...headers, "content-type": "application/json" },
+      body: JSON.stringify({ currentStep: 2, progress: 20 }),
+    });
   }
   if (path === "/api/blog/generate" && method === "POST") {
     return new Request(url, {
@@ -342,10 +355,16 @@ for (const backend of backends) {
         const dir = mkdtempSync(join(tmpdir(), "byok-modes-prod-"));
         const envFile = join(dir, ".env");
         const frontendFile = join(dir, "frontend.env");
-        const prod = makeRuntime({ database, mode: "production", env: { ...env, ...operatorEnv, ENV_FILE: envFile, FRONTEND_ENV_FILE: frontendFile } });
+        const prod = makeRuntime({
+          database,
+          mode: "production",
+          env: { ...env, ...operatorEnv, ENV_FILE: envFile, FRONTEND_ENV_FILE: frontendFile },
+        });
         try {
           expect(prod.runtime.config.mode).toBe("production");
-          const envText = `# operator's local settings\nDEBUG=true\nDEPLOY_ENV=local\n${Object.entries(operatorEnv).map(([k, v]) => `${k}=${v}`).join("\n")}\nKEY_ENCRYPTION_KEYS=${generateKeyringEntry("file")}\n`;
+          const envText = `# operator's local settings\nDEBUG=true\nDEPLOY_ENV=local\n${Object.entries(operatorEnv)
+            .map(([k, v]) => `${k}=${v}`)
+            .join("\n")}\nKEY_ENCRYPTION_KEYS=${generateKeyringEntry("file")}\n`;
           writeFileSync(envFile, envText);
           writeFileSync(frontendFile, `REACT_APP_COPILOTKIT_API_KEY=${operator.copilotkit}\n`);
           const past = new Date("2001-02-03T04:05:06Z");
@@ -366,7 +385,10 @@ for (const backend of backends) {
           // A user without keys gets none (not the operator's from .env or the environment).
           const nobody = `user_modes_nobody_${index}`;
           expect(await userApiKeys(prod.runtime, nobody)).toEqual({ source: "database", keys: {}, unreadable: [], versions: {} });
-          const listed = await expectStatus(await prod.fetch(request("GET", "/api/onboarding/api-keys", { token: prod.token(nobody) })), 200);
+          const listed = await expectStatus(
+            await prod.fetch(request("GET", "/api/onboarding/api-keys", { token: prod.token(nobody) })),
+            200,
+          );
           expect(listed).toMatchObject({ mode: "production", keys: [], missing: [...providers] });
 
           // Saving stores in the database only; resolving reads the user's own keys.
@@ -387,7 +409,8 @@ for (const backend of backends) {
           expect(snapshot()).toEqual(before);
           expect(prod.logs.some((l) => l.includes(`[PROD MODE] Using database for user ${user}`))).toBe(true);
           expect(prod.logs.some((l) => l.includes("[DEV MODE]"))).toBe(false);
-          for (const line of prod.logs) for (const key of [...Object.values(operator), ...Object.values(keys)]) expect(line).not.toContain(key);
+          for (const line of prod.logs)
+            for (const key of [...Object.values(operator), ...Object.values(keys)]) expect(line).not.toContain(key);
         } finally {
           prod.cleanup();
           rmSync(dir, { recursive: true, force: true });
@@ -430,7 +453,8 @@ for (const backend of backends) {
         const text = `KEY_ENCRYPTION_KEYS=${generateKeyringEntry("file")}\n`;
         writeFileSync(prod.envFile, text);
         const before = await rowCounts(database);
-        const response = await prod.fetch(request("POST", "/api/onboarding/api-keys", { token: prod.token("user_modes_nokek"), body: sampleKeys(9300) }),
+        const response = await prod.fetch(
+          request("POST", "/api/onboarding/api-keys", { token: prod.token("user_modes_nokek"), body: sampleKeys(9300) }),
         );
         const body = await expectStatus(response, 500);
         expect(body.code).toBe("server-misconfigured");
@@ -493,7 +517,10 @@ for (const backend of backends) {
       });
       try {
         expect(dev.runtime.config.mode).toBe("development");
-        writeFileSync(envFile, "# local backend settings\nDEBUG=true\n\nexport GEMINI_API_KEY=AIzaOldOldOldOldOldOldOldOldOldOld0000\nPORT=3000\n");
+        writeFileSync(
+          envFile,
+          "# local backend settings\nDEBUG=true\n\nexport GEMINI_API_KEY=AIzaOldOldOldOldOldOldOldOldOldOld0000\nPORT=3000\n",
+        );
         writeFileSync(frontendFile, "# frontend\nREACT_APP_API_URL=http://localhost:3000\n");
         // Keys using every character class a key may have: letters, digits, "-", "_" and "." (AI Studio's keys).
         const keys = {

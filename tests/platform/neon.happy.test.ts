@@ -18,7 +18,9 @@ import { startNeonHttpEndpoint, type NeonHttpEndpoint } from "../helpers/neon-ht
 
 type NeonDriver = "neon-ws" | "neon-http";
 
-const skipNote = testDatabaseUrl ? "" : " (skipped: TEST_DATABASE_URL is not set; the Neon drivers need a real PostgreSQL behind the local proxy)";
+const skipNote = testDatabaseUrl
+  ? ""
+  : " (skipped: TEST_DATABASE_URL is not set; the Neon drivers need a real PostgreSQL behind the local proxy)";
 /** host:port of the test PostgreSQL: the only address the local WebSocket proxy dials. */
 const pgAddress = testDatabaseUrl ? `${new URL(testDatabaseUrl).hostname}:${new URL(testDatabaseUrl).port || "5432"}` : "";
 
@@ -34,13 +36,17 @@ const keyViews = async (rt: TestRuntime, userId: string) =>
 
 /** Makes the audit insert of one user fail inside PostgreSQL: a fault injected below our code. */
 async function refuseAuditFor(database: Database, userId: string): Promise<void> {
-  await database.rows(sql.raw(`
+  await database.rows(
+    sql.raw(`
     create or replace function byok_test_refuse_audit() returns trigger language plpgsql as $$
     begin
       if new.user_id = '${userId}' then raise exception 'audit refused for test'; end if;
       return new;
-    end $$`));
-  await database.rows(sql.raw(`create trigger byok_test_refuse_audit before insert on key_events for each row execute function byok_test_refuse_audit()`));
+    end $$`),
+  );
+  await database.rows(
+    sql.raw(`create trigger byok_test_refuse_audit before insert on key_events for each row execute function byok_test_refuse_audit()`),
+  );
 }
 
 for (const driver of ["neon-ws", "neon-http"] as const satisfies readonly NeonDriver[]) {
@@ -77,7 +83,9 @@ for (const driver of ["neon-ws", "neon-http"] as const satisfies readonly NeonDr
     it("migrated through the driver, and health reports it", async () => {
       if (proxy) expect(proxy.addresses.length).toBeGreaterThan(0);
       if (endpoint) expect(endpoint.requests.some((r) => r.queries.some((q) => /create table/i.test(q)))).toBe(true);
-      const tables = await database.rows<{ name: string }>(sql`select table_name as name from information_schema.tables where table_schema = 'public' order by 1`);
+      const tables = await database.rows<{ name: string }>(
+        sql`select table_name as name from information_schema.tables where table_schema = 'public' order by 1`,
+      );
       expect(tables.map((t) => t.name)).toEqual(expect.arrayContaining(["api_keys", "key_events", "onboarding_sessions"]));
       const body = await expectStatus(await prod.fetch(request("GET", "/api/health")), 200);
       expect(body).toMatchObject({ status: "ok", mode: "production", database: "ok", driver });
@@ -98,12 +106,19 @@ for (const driver of ["neon-ws", "neon-http"] as const satisfies readonly NeonDr
       expect(JSON.stringify(sa)).not.toContain(ka.exa);
 
       const la = await keyViews(prod, a);
-      expect(la.keys.map((k: { hint: string }) => k.hint)).toEqual(["…" + ka.gemini.slice(-4), "…" + ka.exa.slice(-4), "…" + ka.copilotkit.slice(-4)]);
+      expect(la.keys.map((k: { hint: string }) => k.hint)).toEqual([
+        "…" + ka.gemini.slice(-4),
+        "…" + ka.exa.slice(-4),
+        "…" + ka.copilotkit.slice(-4),
+      ]);
       expect(la.keys.find((k: { provider: string }) => k.provider === "copilotkit").value).toBe(ka.copilotkit);
       expect(la.missing).toEqual([]);
       expect((await keyViews(prod, b)).keys.find((k: { provider: string }) => k.provider === "copilotkit").value).toBe(kb.copilotkit);
 
-      for (const [user, expected] of [[a, ka], [b, kb]] as const) {
+      for (const [user, expected] of [
+        [a, ka],
+        [b, kb],
+      ] as const) {
         const { versions, ...resolved } = await userApiKeys(prod.runtime, user);
         expect(resolved).toEqual({ source: "database", keys: expected, unreadable: [] });
         expect(Object.keys(versions).sort()).toEqual(Object.keys(expected).sort());
@@ -149,12 +164,18 @@ for (const driver of ["neon-ws", "neon-http"] as const satisfies readonly NeonDr
         expect(saves).toEqual([{ batch: false, queries: [expect.stringContaining("insert into onboarding_sessions")] }]);
       }
       // Another user's save goes through the same statement untouched by the trigger.
-      await expectStatus(await prod.fetch(request("POST", "/api/onboarding/api-keys", { token: prod.token("user_neon_ok"), body: sampleKeys(104) })), 200);
+      await expectStatus(
+        await prod.fetch(request("POST", "/api/onboarding/api-keys", { token: prod.token("user_neon_ok"), body: sampleKeys(104) })),
+        200,
+      );
     });
 
     it("a generation's first statement (rate limit, keys, budget) runs through the driver; a refused one reserves nothing", async () => {
       const userId = "user_neon_gen";
-      await expectStatus(await prod.fetch(request("POST", "/api/onboarding/api-keys", { token: prod.token(userId), body: sampleKeys(105) })), 200);
+      await expectStatus(
+        await prod.fetch(request("POST", "/api/onboarding/api-keys", { token: prod.token(userId), body: sampleKeys(105) })),
+        200,
+      );
       const deps = { ...prod.runtime, requestId: "req_neon_gen" };
       const before = endpoint?.requests.length ?? 0;
       const started = await startGeneration(deps, { userId, researchRequested: true, estimate: (research) => (research ? 0.06 : 0.05) });
@@ -164,7 +185,9 @@ for (const driver of ["neon-ws", "neon-http"] as const satisfies readonly NeonDr
       expect(started.keys.keys).toEqual({ gemini: sampleKeys(105).gemini, exa: sampleKeys(105).exa });
       expect(started.reservation.amountUsd).toBe(0.06);
       expect(started.rateLimit).toMatchObject({ remaining: expect.any(Number) });
-      const [row] = await database.rows<{ n: number }>(sql`select jsonb_array_length(reservations)::int as n from budgets where user_id = ${userId}`);
+      const [row] = await database.rows<{ n: number }>(
+        sql`select jsonb_array_length(reservations)::int as n from budgets where user_id = ${userId}`,
+      );
       expect(Number(row?.n)).toBe(1);
       // Without a Gemini key: nothing reserved.
       const missing = await startGeneration(deps, { userId: "user_neon_gen_nokey", researchRequested: true, estimate: () => 0.05 });
@@ -250,7 +273,9 @@ for (const driver of ["neon-ws", "neon-http"] as const satisfies readonly NeonDr
         const problem = await expectStatus(response, 503);
         expect(problem).toMatchObject({ code: "database-unavailable", status: 503 });
       }
-      const saved = await prod.fetch(request("POST", "/api/onboarding/api-keys", { token: prod.token("user_neon_a"), body: sampleKeys(106) }));
+      const saved = await prod.fetch(
+        request("POST", "/api/onboarding/api-keys", { token: prod.token("user_neon_a"), body: sampleKeys(106) }),
+      );
       expect((await expectStatus(saved, 503)).code).toBe("database-unavailable");
       await expect(userApiKeys(prod.runtime, "user_neon_a")).rejects.toSatisfy(isDatabaseUnavailable);
       expect(prod.logs.some((line) => line.includes("database unavailable"))).toBe(true);

@@ -10,7 +10,6 @@ import { join } from "node:path";
 import { sampleKeys } from "../helpers/runtime.js";
 import { startListeningServer } from "../helpers/local-server.js";
 
-
 describe("local server (npm start)", () => {
   const dir = mkdtempSync(join(tmpdir(), "byok-server-"));
   let server: Awaited<ReturnType<typeof startListeningServer>>;

@@ -59,7 +59,9 @@ function expectNoRawFailure(output: string) {
 }
 
 describe("npm start with the database down", () => {
-  it("says the connection was refused at host:port (password masked), starts anyway, answers 503, and migrates when the database comes back", { timeout: 120_000 }, async () => {
+  it("says the connection was refused at host:port (password masked), starts anyway, answers 503, and migrates when the database comes back", {
+    timeout: 120_000,
+  }, async () => {
     const port = await closedPort();
     const postgres = testDatabaseUrl ? await createPostgresDatabase(testDatabaseUrl) : undefined;
     const database = postgres ? new URL(postgres.url).pathname.slice(1) : "byok";
@@ -86,7 +88,10 @@ describe("npm start with the database down", () => {
       // The database comes back on the same port: the server migrates by itself, no request needed.
       const target = new URL(testDatabaseUrl!);
       proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 5432) }, port);
-      await waitFor(() => /database reachable again and migrated/.test(server.stdout()), "background migration", { timeoutMs: 60_000, intervalMs: 100 });
+      await waitFor(() => /database reachable again and migrated/.test(server.stdout()), "background migration", {
+        timeoutMs: 60_000,
+        intervalMs: 100,
+      });
       expect((await fetch(`${url}/api/health`)).status).toBe(200);
       const saved = await saveKeys(url);
       expect(saved.status, await saved.clone().text()).toBe(200);
@@ -112,19 +117,23 @@ describe("npm start with the database down", () => {
     }
   });
 
-  it.skipIf(!testDatabaseUrl)("says which user failed to authenticate (skipped without TEST_DATABASE_URL)", { timeout: 120_000 }, async () => {
-    const url = new URL(testDatabaseUrl!);
-    url.username = "byok_no_such_role";
-    url.password = password;
-    const server = await start({ PORT: "0", DATABASE_URL: url.toString() });
-    try {
-      expect(server.url, server.stderr()).toBeDefined();
-      expect(said(server.stderr())).toContain(`authentication failed for user "byok_no_such_role"`);
-      expectNoRawFailure(server.stdout() + server.stderr());
-    } finally {
-      await stopped(server);
-    }
-  });
+  it.skipIf(!testDatabaseUrl)(
+    "says which user failed to authenticate (skipped without TEST_DATABASE_URL)",
+    { timeout: 120_000 },
+    async () => {
+      const url = new URL(testDatabaseUrl!);
+      url.username = "byok_no_such_role";
+      url.password = password;
+      const server = await start({ PORT: "0", DATABASE_URL: url.toString() });
+      try {
+        expect(server.url, server.stderr()).toBeDefined();
+        expect(said(server.stderr())).toContain(`authentication failed for user "byok_no_such_role"`);
+        expectNoRawFailure(server.stdout() + server.stderr());
+      } finally {
+        await stopped(server);
+      }
+    },
+  );
 
   it("refuses a DATABASE_URL that is not PostgreSQL in one line, without the password", { timeout: 120_000 }, async () => {
     const server = await start({ PORT: "0", DATABASE_URL: `mysql://root:${password}@127.0.0.1:3306/app` });
@@ -136,15 +145,30 @@ describe("npm start with the database down", () => {
 });
 
 describe("npm start in production with a model that has no price", () => {
-  it("refuses to start, naming GEMINI_MODEL and the price variables; with the operator's prices it gets past the check", { timeout: 120_000 }, async () => {
-    const signerless = { PORT: "0", DEPLOY_ENV: "production", PGLITE_DIR: "memory://", KEY_ENCRYPTION_KEYS: generateKeyringEntry("start"), CLERK_SECRET_KEY: "sk_test_startup" };
+  it("refuses to start, naming GEMINI_MODEL and the price variables; with the operator's prices it gets past the check", {
+    timeout: 120_000,
+  }, async () => {
+    const signerless = {
+      PORT: "0",
+      DEPLOY_ENV: "production",
+      PGLITE_DIR: "memory://",
+      KEY_ENCRYPTION_KEYS: generateKeyringEntry("start"),
+      CLERK_SECRET_KEY: "sk_test_startup",
+    };
     const server = await start({ ...signerless, GEMINI_MODEL: "gemini-4-flash" });
     expect(server.exitCode).toBe(1);
     const output = said(server.stdout() + server.stderr());
-    expect(output).toMatch(/error GEMINI_MODEL \/ GEMINI_PRICE_INPUT_PER_MILLION \/ GEMINI_PRICE_OUTPUT_PER_MILLION: names a model without a price/);
+    expect(output).toMatch(
+      /error GEMINI_MODEL \/ GEMINI_PRICE_INPUT_PER_MILLION \/ GEMINI_PRICE_OUTPUT_PER_MILLION: names a model without a price/,
+    );
     expect(output).toContain("not starting in production");
 
-    const priced = await start({ ...signerless, GEMINI_MODEL: "gemini-4-flash", GEMINI_PRICE_INPUT_PER_MILLION: "2", GEMINI_PRICE_OUTPUT_PER_MILLION: "12" });
+    const priced = await start({
+      ...signerless,
+      GEMINI_MODEL: "gemini-4-flash",
+      GEMINI_PRICE_INPUT_PER_MILLION: "2",
+      GEMINI_PRICE_OUTPUT_PER_MILLION: "12",
+    });
     try {
       expect(said(priced.stdout() + priced.stderr())).not.toContain("names a model without a price");
       expect(priced.exitCode).toBeNull();
@@ -164,7 +188,11 @@ describe("npm start on a port in use", () => {
       const server = await start({ PORT: String(port), DATABASE_URL: `postgres://postgres@127.0.0.1:${await closedPort()}/byok` });
       expect(server.exitCode).toBe(1);
       // Besides the structured log lines (warnings), exactly one line: no stack trace.
-      const lines = server.stderr().trim().split("\n").filter((line) => !line.startsWith('{"time"'));
+      const lines = server
+        .stderr()
+        .trim()
+        .split("\n")
+        .filter((line) => !line.startsWith('{"time"'));
       expect(lines, server.stderr()).toHaveLength(1);
       expect(lines[0]).toContain(`port ${port} is already in use`);
       expect(lines[0]).toMatch(/PORT=\d+ npm start/);

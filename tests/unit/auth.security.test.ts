@@ -282,7 +282,10 @@ describe("JWKS caching and failures", () => {
     // After the 5-minute TTL the refresh fails: the held keys still verify.
     const stale = start + 5 * 60_000 + 1_000;
     vi.setSystemTime(stale);
-    expect(await verifySessionToken(signer.sign({ sub: "user_outage" }), settings)).toMatchObject({ ok: true, value: { userId: "user_outage" } });
+    expect(await verifySessionToken(signer.sign({ sub: "user_outage" }), settings)).toMatchObject({
+      ok: true,
+      value: { userId: "user_outage" },
+    });
     expect(server.requests()).toBe(2);
     // Within 10 s of that attempt: no new fetch.
     vi.setSystemTime(stale + 5_000);
@@ -471,11 +474,7 @@ describe("clock skew (pinned clock)", () => {
     vi.setSystemTime(now);
     expect(skewS).toBeGreaterThan(0);
     expect(skewS).toBeLessThanOrEqual(10);
-    const accepted = [
-      { exp: nowS - skewS + 1 },
-      { nbf: nowS + skewS - 1 },
-      { iat: nowS + skewS - 1 },
-    ];
+    const accepted = [{ exp: nowS - skewS + 1 }, { nbf: nowS + skewS - 1 }, { iat: nowS + skewS - 1 }];
     for (const claims of accepted) {
       const result = await verifySessionToken(signer.sign(claims), settings);
       expect(result.ok, JSON.stringify({ claims, result })).toBe(true);

@@ -23,7 +23,10 @@ const weakKeys: [string, number[]][] = [
   ["one byte repeated (0x07)", repeat([7])],
   ["two bytes alternating", repeat([0xde, 0xad])],
   ["a 15-byte pattern repeated", repeat(Array.from({ length: 15 }, (_, i) => i * 17))],
-  ["a 16-byte pattern of 16 distinct values repeated", repeat([0x91, 0x03, 0xee, 0x5a, 0xc7, 0x18, 0xb2, 0x7f, 0x00, 0xd4, 0x39, 0xa6, 0x6c, 0xf1, 0x8e, 0x25])],
+  [
+    "a 16-byte pattern of 16 distinct values repeated",
+    repeat([0x91, 0x03, 0xee, 0x5a, 0xc7, 0x18, 0xb2, 0x7f, 0x00, 0xd4, 0x39, 0xa6, 0x6c, 0xf1, 0x8e, 0x25]),
+  ],
   ["bytes drawn at random from 8 values (a broken generator)", Array.from(randomBytes(32), (b) => 0x80 + (b % 8))],
   ["a counting sequence 0..31", Array.from({ length: 32 }, (_, i) => i)],
   ["a counting sequence down from 0xff", Array.from({ length: 32 }, (_, i) => 0xff - i)],
@@ -80,9 +83,9 @@ describe("parseKeyring's messages never carry key material", () => {
   it("for any spec of key-ish characters, no 12-character run of the input is in the message", () => {
     const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=_-:, ";
     const spec = fc.string({ unit: fc.constantFrom(...alphabet.split("")), minLength: 1, maxLength: 200 });
-    const withKeys = fc.tuple(spec, fc.uint8Array({ minLength: 0, maxLength: 48 }), fc.constantFrom(":", ",", "", " ")).map(
-      ([text, bytes, sep]) => `${text}${sep}${b64(bytes)}`,
-    );
+    const withKeys = fc
+      .tuple(spec, fc.uint8Array({ minLength: 0, maxLength: 48 }), fc.constantFrom(":", ",", "", " "))
+      .map(([text, bytes, sep]) => `${text}${sep}${b64(bytes)}`);
     fc.assert(
       fc.property(fc.oneof(spec, withKeys), (input) => {
         const parsed = parseKeyring(input);
@@ -138,10 +141,25 @@ describe("GEMINI_BASE_URL and EXA_BASE_URL", () => {
     }
 
     it(`${variable}: production takes https anywhere and http only to a loopback host`, () => {
-      for (const value of ["https://generativelanguage.googleapis.com", "https://proxy.example:8443/v1", "http://127.0.0.1:9/", "http://127.1.2.3/", "http://localhost:8080", "http://LOCALHOST/", "http://[::1]:3000/"]) {
+      for (const value of [
+        "https://generativelanguage.googleapis.com",
+        "https://proxy.example:8443/v1",
+        "http://127.0.0.1:9/",
+        "http://127.1.2.3/",
+        "http://localhost:8080",
+        "http://LOCALHOST/",
+        "http://[::1]:3000/",
+      ]) {
         expect(issues({ DEPLOY_ENV: "production", [variable]: value }), value).toEqual([]);
       }
-      for (const value of ["http://proxy.example/", "http://10.0.0.5:8080/", "http://0.0.0.0:9/", "http://localhost.attacker.example/", "http://127.0.0.1.nip.io/", "http://[::ffff:127.0.0.1]/"]) {
+      for (const value of [
+        "http://proxy.example/",
+        "http://10.0.0.5:8080/",
+        "http://0.0.0.0:9/",
+        "http://localhost.attacker.example/",
+        "http://127.0.0.1.nip.io/",
+        "http://[::ffff:127.0.0.1]/",
+      ]) {
         const found = issues({ DEPLOY_ENV: "production", [variable]: value });
         expect(found, value).toHaveLength(1);
         expect(found[0]).toMatch(new RegExp(`^${variable}: must be an https: URL in production`));
@@ -184,29 +202,90 @@ describe("configProblems (lib/platform/config-check.ts)", () => {
     ["production, PEM of an EC key", { ...production, ...good, CLERK_JWT_KEY: ecPem }, ["CLERK_JWT_KEY"], []],
     ["production, CLERK_JWT_KEY not a PEM at all", { ...production, ...good, CLERK_JWT_KEY: "sk_live_notapem" }, ["CLERK_JWT_KEY"], []],
     ["development, PEM that does not parse", { ...good, CLERK_JWT_KEY: brokenPem }, ["CLERK_JWT_KEY"], []],
-    ["production, PEM as one line with literal \\n", { ...production, ...good, CLERK_JWT_KEY: signer.publicPem.trim().replace(/\n/g, "\\n") }, [], []],
+    [
+      "production, PEM as one line with literal \\n",
+      { ...production, ...good, CLERK_JWT_KEY: signer.publicPem.trim().replace(/\n/g, "\\n") },
+      [],
+      [],
+    ],
     ["production without KEY_ENCRYPTION_KEYS", { ...production, ...good, KEY_ENCRYPTION_KEYS: undefined }, ["KEY_ENCRYPTION_KEYS"], []],
     ["development without KEY_ENCRYPTION_KEYS (generated into .env)", { ...good, KEY_ENCRYPTION_KEYS: undefined }, [], []],
-    ["production, malformed KEY_ENCRYPTION_KEYS", { ...production, ...good, KEY_ENCRYPTION_KEYS: "k1:tooshort" }, ["KEY_ENCRYPTION_KEYS"], []],
+    [
+      "production, malformed KEY_ENCRYPTION_KEYS",
+      { ...production, ...good, KEY_ENCRYPTION_KEYS: "k1:tooshort" },
+      ["KEY_ENCRYPTION_KEYS"],
+      [],
+    ],
     ["development, malformed KEY_ENCRYPTION_KEYS", { ...good, KEY_ENCRYPTION_KEYS: "no-id-here" }, ["KEY_ENCRYPTION_KEYS"], []],
     ["production, all-zero KEY_ENCRYPTION_KEYS", { ...production, ...good, KEY_ENCRYPTION_KEYS: zeroKey }, ["KEY_ENCRYPTION_KEYS"], []],
-    ["production, a text key second in the ring", { ...production, ...good, KEY_ENCRYPTION_KEYS: `${good.KEY_ENCRYPTION_KEYS},${textKey}` }, ["KEY_ENCRYPTION_KEYS"], []],
+    [
+      "production, a text key second in the ring",
+      { ...production, ...good, KEY_ENCRYPTION_KEYS: `${good.KEY_ENCRYPTION_KEYS},${textKey}` },
+      ["KEY_ENCRYPTION_KEYS"],
+      [],
+    ],
     ["development, all-zero KEY_ENCRYPTION_KEYS", { ...good, KEY_ENCRYPTION_KEYS: zeroKey }, [], ["KEY_ENCRYPTION_KEYS"]],
-    ["production, CLERK_AUTHORIZED_PARTIES empty", { ...production, ...good, CLERK_AUTHORIZED_PARTIES: "" }, [], ["CLERK_AUTHORIZED_PARTIES"]],
+    [
+      "production, CLERK_AUTHORIZED_PARTIES empty",
+      { ...production, ...good, CLERK_AUTHORIZED_PARTIES: "" },
+      [],
+      ["CLERK_AUTHORIZED_PARTIES"],
+    ],
     ["production on PGlite", { ...production, ...good, DATABASE_URL: undefined }, [], ["DATABASE_URL"]],
     ["production with DEBUG=true", { ...production, ...good, DEBUG: "true" }, [], ["DEBUG"]],
-    ["production without CLERK_PUBLISHABLE_KEY", { ...production, ...good, CLERK_PUBLISHABLE_KEY: undefined }, [], ["CLERK_PUBLISHABLE_KEY"]],
+    [
+      "production without CLERK_PUBLISHABLE_KEY",
+      { ...production, ...good, CLERK_PUBLISHABLE_KEY: undefined },
+      [],
+      ["CLERK_PUBLISHABLE_KEY"],
+    ],
     ["development without CLERK_PUBLISHABLE_KEY", { ...good, CLERK_PUBLISHABLE_KEY: undefined }, [], []],
-    ["production, CLERK_PUBLISHABLE_KEY not a publishable key", { ...production, ...good, CLERK_PUBLISHABLE_KEY: "sk_live_abc" }, ["CLERK_PUBLISHABLE_KEY"], []],
-    ["production, CLERK_PUBLISHABLE_KEY naming no host", { ...production, ...good, CLERK_PUBLISHABLE_KEY: `pk_live_${Buffer.from("not a host$").toString("base64")}` }, ["CLERK_PUBLISHABLE_KEY"], []],
+    [
+      "production, CLERK_PUBLISHABLE_KEY not a publishable key",
+      { ...production, ...good, CLERK_PUBLISHABLE_KEY: "sk_live_abc" },
+      ["CLERK_PUBLISHABLE_KEY"],
+      [],
+    ],
+    [
+      "production, CLERK_PUBLISHABLE_KEY naming no host",
+      { ...production, ...good, CLERK_PUBLISHABLE_KEY: `pk_live_${Buffer.from("not a host$").toString("base64")}` },
+      ["CLERK_PUBLISHABLE_KEY"],
+      [],
+    ],
     // The Gemini model and its price (lib/providers/prices.ts): never metered at $0.
     ["production, a current model of the price table", { ...production, ...good, GEMINI_MODEL: "gemini-3.1-flash-lite" }, [], []],
-    ["production, a model without a price", { ...production, ...good, GEMINI_MODEL: "gemini-4-flash" }, ["GEMINI_MODEL", "GEMINI_PRICE_INPUT_PER_MILLION", "GEMINI_PRICE_OUTPUT_PER_MILLION"], []],
-    ["development, a model without a price", { ...good, GEMINI_MODEL: "gemini-4-flash" }, [], ["GEMINI_MODEL", "GEMINI_PRICE_INPUT_PER_MILLION", "GEMINI_PRICE_OUTPUT_PER_MILLION"]],
-    ["production, a model without a price and the operator's prices", { ...production, ...good, GEMINI_MODEL: "gemini-4-flash", GEMINI_PRICE_INPUT_PER_MILLION: "2", GEMINI_PRICE_OUTPUT_PER_MILLION: "12.5" }, [], []],
+    [
+      "production, a model without a price",
+      { ...production, ...good, GEMINI_MODEL: "gemini-4-flash" },
+      ["GEMINI_MODEL", "GEMINI_PRICE_INPUT_PER_MILLION", "GEMINI_PRICE_OUTPUT_PER_MILLION"],
+      [],
+    ],
+    [
+      "development, a model without a price",
+      { ...good, GEMINI_MODEL: "gemini-4-flash" },
+      [],
+      ["GEMINI_MODEL", "GEMINI_PRICE_INPUT_PER_MILLION", "GEMINI_PRICE_OUTPUT_PER_MILLION"],
+    ],
+    [
+      "production, a model without a price and the operator's prices",
+      {
+        ...production,
+        ...good,
+        GEMINI_MODEL: "gemini-4-flash",
+        GEMINI_PRICE_INPUT_PER_MILLION: "2",
+        GEMINI_PRICE_OUTPUT_PER_MILLION: "12.5",
+      },
+      [],
+      [],
+    ],
     ["production, a retired model", { ...production, ...good, GEMINI_MODEL: "gemini-2.5-flash" }, ["GEMINI_MODEL"], []],
     ["development, a retired model", { ...good, GEMINI_MODEL: "models/gemini-2.0-flash-001" }, [], ["GEMINI_MODEL"]],
-    ["production with nothing at all", production, ["CLERK_JWT_KEY", "CLERK_SECRET_KEY", "KEY_ENCRYPTION_KEYS"], ["CLERK_PUBLISHABLE_KEY", "DATABASE_URL"]],
+    [
+      "production with nothing at all",
+      production,
+      ["CLERK_JWT_KEY", "CLERK_SECRET_KEY", "KEY_ENCRYPTION_KEYS"],
+      ["CLERK_PUBLISHABLE_KEY", "DATABASE_URL"],
+    ],
   ];
 
   const variablesOf = (problems: ConfigProblem[], severity: ConfigProblem["severity"]) =>
@@ -237,23 +316,37 @@ describe("configProblems (lib/platform/config-check.ts)", () => {
   });
 
   it("the operator's prices go together: one without the other refuses to load, naming both", () => {
-    expect(() => loadConfig({ GEMINI_PRICE_INPUT_PER_MILLION: "2" })).toThrow(/GEMINI_PRICE_INPUT_PER_MILLION and GEMINI_PRICE_OUTPUT_PER_MILLION go together/);
-    expect(() => loadConfig({ GEMINI_PRICE_OUTPUT_PER_MILLION: "abc", GEMINI_PRICE_INPUT_PER_MILLION: "1" })).toThrow(/GEMINI_PRICE_OUTPUT_PER_MILLION/);
-    expect(loadConfig({ GEMINI_PRICE_INPUT_PER_MILLION: "2", GEMINI_PRICE_OUTPUT_PER_MILLION: "12.5" }).gemini.price).toEqual({ inputPerMillion: 2, outputPerMillion: 12.5 });
+    expect(() => loadConfig({ GEMINI_PRICE_INPUT_PER_MILLION: "2" })).toThrow(
+      /GEMINI_PRICE_INPUT_PER_MILLION and GEMINI_PRICE_OUTPUT_PER_MILLION go together/,
+    );
+    expect(() => loadConfig({ GEMINI_PRICE_OUTPUT_PER_MILLION: "abc", GEMINI_PRICE_INPUT_PER_MILLION: "1" })).toThrow(
+      /GEMINI_PRICE_OUTPUT_PER_MILLION/,
+    );
+    expect(loadConfig({ GEMINI_PRICE_INPUT_PER_MILLION: "2", GEMINI_PRICE_OUTPUT_PER_MILLION: "12.5" }).gemini.price).toEqual({
+      inputPerMillion: 2,
+      outputPerMillion: 12.5,
+    });
   });
 
   it(`warns when the price table is older than ${PRICE_TABLE_MAX_AGE_DAYS} days (it was read on ${GEMINI_PRICES_READ})`, () => {
     const read = Date.parse(`${GEMINI_PRICES_READ}T00:00:00Z`);
     const day = 86_400_000;
-    const stale = (now: number) => configProblems(loadConfig({ ...production, ...good }), new Date(now)).filter((p) => p.message.includes("price table"));
+    const stale = (now: number) =>
+      configProblems(loadConfig({ ...production, ...good }), new Date(now)).filter((p) => p.message.includes("price table"));
     expect(stale(read + PRICE_TABLE_MAX_AGE_DAYS * day)).toEqual([]);
     expect(stale(read + (PRICE_TABLE_MAX_AGE_DAYS + 1) * day)).toEqual([
-      expect.objectContaining({ severity: "warning", variables: ["GEMINI_MODEL"], message: expect.stringContaining(`${PRICE_TABLE_MAX_AGE_DAYS + 1} days ago`) }),
+      expect.objectContaining({
+        severity: "warning",
+        variables: ["GEMINI_MODEL"],
+        message: expect.stringContaining(`${PRICE_TABLE_MAX_AGE_DAYS + 1} days ago`),
+      }),
     ]);
   });
 
   it("only the DEBUG notice is public: an empty CLERK_AUTHORIZED_PARTIES is the operator's business", () => {
-    const problems = configProblems(loadConfig({ ...production, ...good, DEBUG: "true", CLERK_AUTHORIZED_PARTIES: "", DATABASE_URL: undefined }));
+    const problems = configProblems(
+      loadConfig({ ...production, ...good, DEBUG: "true", CLERK_AUTHORIZED_PARTIES: "", DATABASE_URL: undefined }),
+    );
     expect(problems.filter((p) => p.public).map((p) => p.variables)).toEqual([["DEBUG"]]);
   });
 });

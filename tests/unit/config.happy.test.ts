@@ -6,13 +6,17 @@ import { ConfigError, loadConfig } from "../../lib/platform/env.js";
 describe("database configuration", () => {
   it("guesses the driver from DATABASE_URL and names statements only where it is safe by default", () => {
     expect(loadConfig({}).database).toMatchObject({ driver: "pglite", namedStatements: false });
-    expect(loadConfig({ DATABASE_URL: "postgres://u@db.internal:5432/app" }).database).toMatchObject({ driver: "pg", namedStatements: true });
+    expect(loadConfig({ DATABASE_URL: "postgres://u@db.internal:5432/app" }).database).toMatchObject({
+      driver: "pg",
+      namedStatements: true,
+    });
     expect(loadConfig({ DATABASE_URL: "postgres://u:p@ep-x-pooler.eu-central-1.aws.neon.tech/neondb" }).database).toMatchObject({
       driver: "neon-http",
       namedStatements: false,
     });
     expect(
-      loadConfig({ DATABASE_URL: "postgres://u@pooler.example:6543/app", DATABASE_PREPARED_STATEMENTS: "unnamed" }).database.namedStatements,
+      loadConfig({ DATABASE_URL: "postgres://u@pooler.example:6543/app", DATABASE_PREPARED_STATEMENTS: "unnamed" }).database
+        .namedStatements,
     ).toBe(false);
     expect(loadConfig({ DATABASE_URL: "postgres://u@h/app", DATABASE_DRIVER: "neon-ws" }).database.driver).toBe("neon-ws");
   });
@@ -59,7 +63,12 @@ describe("budgets and the Clerk webhook secret", () => {
   it("accepts a whsec_ secret, refuses anything else naming the variable and not the value", () => {
     const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
     expect(loadConfig({ CLERK_WEBHOOK_SIGNING_SECRET: secret }).clerk.webhookSigningSecret).toBe(secret);
-    for (const bad of ["MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whsec_short", "whsec_not base64 at all!!!!!!!!!!", "sk_test_abcdefabcdefabcdef"]) {
+    for (const bad of [
+      "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+      "whsec_short",
+      "whsec_not base64 at all!!!!!!!!!!",
+      "sk_test_abcdefabcdefabcdef",
+    ]) {
       try {
         loadConfig({ CLERK_WEBHOOK_SIGNING_SECRET: bad });
         expect.unreachable(bad);

@@ -41,34 +41,61 @@ describe("describeDatabaseError", () => {
     expect(problem.message).not.toContain("Failed query");
   });
 
-  it.skipIf(!testDatabaseUrl)("a missing database and an unknown user, from the real server (skipped without TEST_DATABASE_URL)", async () => {
-    const missing = new URL(testDatabaseUrl!);
-    missing.pathname = "/byok_missing_db";
-    const problem = describeDatabaseError(await migrationError(missing.toString()), missing.toString());
-    expect(problem).toMatchObject({ kind: "database-missing" });
-    expect(problem.message).toContain('database "byok_missing_db" does not exist');
+  it.skipIf(!testDatabaseUrl)(
+    "a missing database and an unknown user, from the real server (skipped without TEST_DATABASE_URL)",
+    async () => {
+      const missing = new URL(testDatabaseUrl!);
+      missing.pathname = "/byok_missing_db";
+      const problem = describeDatabaseError(await migrationError(missing.toString()), missing.toString());
+      expect(problem).toMatchObject({ kind: "database-missing" });
+      expect(problem.message).toContain('database "byok_missing_db" does not exist');
 
-    const stranger = new URL(testDatabaseUrl!);
-    stranger.username = "byok_stranger";
-    stranger.password = secret;
-    const auth = describeDatabaseError(await migrationError(stranger.toString()), stranger.toString());
-    expect(auth).toMatchObject({ kind: "authentication-failed" });
-    expect(auth.message).toContain('authentication failed for user "byok_stranger"');
-    expect(auth.message).not.toContain(secret);
-  });
+      const stranger = new URL(testDatabaseUrl!);
+      stranger.username = "byok_stranger";
+      stranger.password = secret;
+      const auth = describeDatabaseError(await migrationError(stranger.toString()), stranger.toString());
+      expect(auth).toMatchObject({ kind: "authentication-failed" });
+      expect(auth.message).toContain('authentication failed for user "byok_stranger"');
+      expect(auth.message).not.toContain(secret);
+    },
+  );
 
   // Shaped as node-postgres raises them (no test may need DNS or a password-checking server).
   const url = `postgres://app:${secret}@db.internal.example:6543/appdb`;
   const cases: Array<[string, unknown, string, string]> = [
-    ["DNS failure", Object.assign(new Error("getaddrinfo ENOTFOUND db.internal.example"), { code: "ENOTFOUND" }), "dns-failure", 'host "db.internal.example" could not be resolved'],
-    ["DNS retry", Object.assign(new Error("getaddrinfo EAI_AGAIN db.internal.example"), { code: "EAI_AGAIN" }), "dns-failure", "DNS lookup failed"],
-    ["wrong password", Object.assign(new Error('password authentication failed for user "app"'), { code: "28P01" }), "authentication-failed", 'authentication failed for user "app" on db.internal.example:6543'],
-    ["missing database", Object.assign(new Error('database "appdb" does not exist'), { code: "3D000" }), "database-missing", 'database "appdb" does not exist on db.internal.example:6543'],
+    [
+      "DNS failure",
+      Object.assign(new Error("getaddrinfo ENOTFOUND db.internal.example"), { code: "ENOTFOUND" }),
+      "dns-failure",
+      'host "db.internal.example" could not be resolved',
+    ],
+    [
+      "DNS retry",
+      Object.assign(new Error("getaddrinfo EAI_AGAIN db.internal.example"), { code: "EAI_AGAIN" }),
+      "dns-failure",
+      "DNS lookup failed",
+    ],
+    [
+      "wrong password",
+      Object.assign(new Error('password authentication failed for user "app"'), { code: "28P01" }),
+      "authentication-failed",
+      'authentication failed for user "app" on db.internal.example:6543',
+    ],
+    [
+      "missing database",
+      Object.assign(new Error('database "appdb" does not exist'), { code: "3D000" }),
+      "database-missing",
+      'database "appdb" does not exist on db.internal.example:6543',
+    ],
     ["connect timeout", new Error("timeout exceeded when trying to connect"), "timeout", "no answer from db.internal.example:6543"],
   ];
   for (const [name, cause, kind, text] of cases) {
     it(`${name}, inside Drizzle's wrapper`, () => {
-      const wrapped = Object.assign(new Error(`Failed query: CREATE SCHEMA IF NOT EXISTS "drizzle"\nparams: `), { query: "CREATE SCHEMA", params: [], cause });
+      const wrapped = Object.assign(new Error(`Failed query: CREATE SCHEMA IF NOT EXISTS "drizzle"\nparams: `), {
+        query: "CREATE SCHEMA",
+        params: [],
+        cause,
+      });
       const problem = describeDatabaseError(wrapped, url);
       expect(problem.kind).toBe(kind);
       expect(problem.message).toContain(text);
@@ -78,7 +105,9 @@ describe("describeDatabaseError", () => {
 
   it("an unsupported scheme, shown only when it looks like one", () => {
     expect(describeDatabaseError(new Error("x"), `mysql://root:${secret}@h/db`)).toMatchObject({ kind: "unsupported-scheme" });
-    expect(databaseUrlProblem(`mysql://root:${secret}@h/db`)).toBe('DATABASE_URL has an unsupported scheme "mysql://"; expected postgres:// or postgresql://');
+    expect(databaseUrlProblem(`mysql://root:${secret}@h/db`)).toBe(
+      'DATABASE_URL has an unsupported scheme "mysql://"; expected postgres:// or postgresql://',
+    );
     expect(databaseUrlProblem("postgresql://u@h/db")).toBeUndefined();
     expect(databaseUrlProblem(`not a url ${secret}`)).not.toContain(secret);
   });
@@ -103,7 +132,13 @@ describe("migratingDatabase", () => {
     const logs = memorySink();
     const url = `postgres://app:${secret}@127.0.0.1:${(hangUp.address() as AddressInfo).port}/appdb`;
     const database = await openDatabase({ driver: "pg", url, maxConnections: 1 });
-    const gate = migratingDatabase({ database, url, logger: createLogger({ sink: logs.sink }), retry: { firstMs: 3_600_000, maxMs: 3_600_000 }, onDemandIntervalMs: 3_600_000 });
+    const gate = migratingDatabase({
+      database,
+      url,
+      logger: createLogger({ sink: logs.sink }),
+      retry: { firstMs: 3_600_000, maxMs: 3_600_000 },
+      onDemandIntervalMs: 3_600_000,
+    });
     try {
       expect(await gate.start()).toBeDefined();
       expect(connections).toBe(1);
@@ -123,31 +158,41 @@ describe("migratingDatabase", () => {
     }
   });
 
-  it.skipIf(!testDatabaseUrl)("a request triggers the migration when the database is back (skipped without TEST_DATABASE_URL)", async () => {
-    const { url: realUrl, drop } = await createPostgresDatabase(testDatabaseUrl!);
-    const port = await closedPort();
-    const url = new URL(realUrl);
-    const target = { host: url.hostname, port: Number(url.port || 5432) };
-    url.hostname = "127.0.0.1";
-    url.port = String(port);
-    const database = await openDatabase({ driver: "pg", url: url.toString(), maxConnections: 2 });
-    // No background retry within the test: only requests can bring it up.
-    const gate = migratingDatabase({ database, url: url.toString(), logger: createLogger({ sink: () => {} }), retry: { firstMs: 3_600_000, maxMs: 3_600_000 }, onDemandIntervalMs: 0 });
-    const proxy = { current: undefined as Awaited<ReturnType<typeof startTcpProxy>> | undefined };
-    try {
-      expect(await gate.start()).toBeDefined();
-      await expect(gate.ready()).rejects.toMatchObject({ code: "database-unavailable" });
-      proxy.current = await startTcpProxy(target, port);
-      expect(await gate.ready()).toBe(database);
-      const tables = await database.rows<{ table_name: string }>(
-        (await import("drizzle-orm")).sql`select table_name from information_schema.tables where table_schema = 'public' and table_name = 'api_keys'`,
-      );
-      expect(tables).toHaveLength(1);
-    } finally {
-      gate.stop();
-      await database.close();
-      await proxy.current?.close();
-      await drop();
-    }
-  });
+  it.skipIf(!testDatabaseUrl)(
+    "a request triggers the migration when the database is back (skipped without TEST_DATABASE_URL)",
+    async () => {
+      const { url: realUrl, drop } = await createPostgresDatabase(testDatabaseUrl!);
+      const port = await closedPort();
+      const url = new URL(realUrl);
+      const target = { host: url.hostname, port: Number(url.port || 5432) };
+      url.hostname = "127.0.0.1";
+      url.port = String(port);
+      const database = await openDatabase({ driver: "pg", url: url.toString(), maxConnections: 2 });
+      // No background retry within the test: only requests can bring it up.
+      const gate = migratingDatabase({
+        database,
+        url: url.toString(),
+        logger: createLogger({ sink: () => {} }),
+        retry: { firstMs: 3_600_000, maxMs: 3_600_000 },
+        onDemandIntervalMs: 0,
+      });
+      const proxy = { current: undefined as Awaited<ReturnType<typeof startTcpProxy>> | undefined };
+      try {
+        expect(await gate.start()).toBeDefined();
+        await expect(gate.ready()).rejects.toMatchObject({ code: "database-unavailable" });
+        proxy.current = await startTcpProxy(target, port);
+        expect(await gate.ready()).toBe(database);
+        const tables = await database.rows<{ table_name: string }>(
+          (await import("drizzle-orm"))
+            .sql`select table_name from information_schema.tables where table_schema = 'public' and table_name = 'api_keys'`,
+        );
+        expect(tables).toHaveLength(1);
+      } finally {
+        gate.stop();
+        await database.close();
+        await proxy.current?.close();
+        await drop();
+      }
+    },
+  );
 });

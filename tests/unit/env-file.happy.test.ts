@@ -101,7 +101,9 @@ describe("EnvFileWriter.set", () => {
   });
 
   it("does not touch look-alike lines inside a multi-line quoted value", async () => {
-    const original = ['PEM="-----BEGIN KEY-----', "GEMINI_API_KEY=inside-the-pem", '-----END KEY-----"', "GEMINI_API_KEY=real", ""].join("\n");
+    const original = ['PEM="-----BEGIN KEY-----', "GEMINI_API_KEY=inside-the-pem", '-----END KEY-----"', "GEMINI_API_KEY=real", ""].join(
+      "\n",
+    );
     await writeFile(file, original);
     await new EnvFileWriter().set(file, { GEMINI_API_KEY: "new" });
     expect(await read()).toBe(original.replace("GEMINI_API_KEY=real", "GEMINI_API_KEY=new"));
@@ -145,9 +147,7 @@ describe("EnvFileWriter.set", () => {
   it("serialises concurrent writes to one file (no lost updates)", async () => {
     const writers = [new EnvFileWriter(), new EnvFileWriter()];
     await writeFile(file, "# start\n");
-    await Promise.all(
-      Array.from({ length: 40 }, (_, i) => writers[i % 2]!.set(file, { [`K${i}`]: `v${i}` })),
-    );
+    await Promise.all(Array.from({ length: 40 }, (_, i) => writers[i % 2]!.set(file, { [`K${i}`]: `v${i}` })));
     const parsed = await readEnvFile(file);
     for (let i = 0; i < 40; i++) expect(parsed[`K${i}`], `K${i}`).toBe(`v${i}`);
     expect(await tempFiles()).toEqual([]);
@@ -331,7 +331,7 @@ describe("parser agreement: what the writer writes reads back identically", () =
     "PLAIN=value",
     "export EXPORTED=exported-value",
     "SPACED = spaced",
-    "DOUBLE=\"double quoted\"",
+    'DOUBLE="double quoted"',
     "SINGLE='single quoted'",
     "COMMENTED=value # trailing comment",
     "GEMINI_API_KEY=old-gemini",
@@ -393,7 +393,10 @@ describe("why the refused characters are refused", () => {
     const parsed = [parseWithDotenv(file), parseWithNode(file), parseWithPython(file)];
     samples.forEach((value, i) => {
       const readings = parsed.map((p) => p[`S${i}`]);
-      expect(readings.every((r) => r === value), `${JSON.stringify(value)} read as ${JSON.stringify(readings)}`).toBe(false);
+      expect(
+        readings.every((r) => r === value),
+        `${JSON.stringify(value)} read as ${JSON.stringify(readings)}`,
+      ).toBe(false);
     });
   });
 });
@@ -481,9 +484,7 @@ describe("refusing an edit dotenv would read otherwise", () => {
 
   it("refuses to edit a key that shares its line with another assignment", async () => {
     // U+2028 is a line end for dotenv's pattern but not for a text editor.
-    const error = await refusal(Buffer.from("A=1 # c\u2028GEMINI_API_KEY=OLDSECRET\nB=2\n"), (w) =>
-      w.unset(file, ["GEMINI_API_KEY"]),
-    );
+    const error = await refusal(Buffer.from("A=1 # c\u2028GEMINI_API_KEY=OLDSECRET\nB=2\n"), (w) => w.unset(file, ["GEMINI_API_KEY"]));
     expect(error.detail).toContain("GEMINI_API_KEY");
     expect(error.detail).not.toMatch(/SECRET/);
     await refusal(Buffer.from("A=1 # c\u2028GEMINI_API_KEY=OLDSECRET\nB=2\n"), (w) => w.set(file, { GEMINI_API_KEY: "NEW" }));
@@ -510,21 +511,54 @@ function scannedValues(bytes: Buffer): Record<string, string> {
 
 /** Files made of the pieces that matter to dotenv's grammar, in any order. */
 const envPiece = fc.constantFrom(
-  "A", "B", "GEMINI_API_KEY", "x.y-z", "export ", "export", "=", ": ", ":", " = ", " ", "\t", "\n", "\r", "\r\n",
-  "\u00a0", "\u2028", "é", "\ufffd", "'", '"', "`", "#", "\\", "\\n", "value", "1", "old", "# comment\n",
-  "A=", "B: ", "GEMINI_API_KEY=", "\nGEMINI_API_KEY: ", "\nA=",
+  "A",
+  "B",
+  "GEMINI_API_KEY",
+  "x.y-z",
+  "export ",
+  "export",
+  "=",
+  ": ",
+  ":",
+  " = ",
+  " ",
+  "\t",
+  "\n",
+  "\r",
+  "\r\n",
+  "\u00a0",
+  "\u2028",
+  "é",
+  "\ufffd",
+  "'",
+  '"',
+  "`",
+  "#",
+  "\\",
+  "\\n",
+  "value",
+  "1",
+  "old",
+  "# comment\n",
+  "A=",
+  "B: ",
+  "GEMINI_API_KEY=",
+  "\nGEMINI_API_KEY: ",
+  "\nA=",
 );
 const envText = fc.array(envPiece, { maxLength: 24 }).map((pieces) => pieces.join(""));
 
 /** Typical files: one common form per line. */
 const envLine = fc.oneof(
-  fc.constantFrom("# comment", "", "   ", "OTHER=1", "export OTHER2=two", "QUOTED=\"a b\"", "SINGLE='c # d'", "PEM=\"l1\nl2\""),
-  fc.tuple(
-    fc.constantFrom("", "  ", "export ", "\texport  "),
-    fc.constantFrom("A", "B", "GEMINI_API_KEY"),
-    fc.constantFrom("=", " = ", ": ", ":\t"),
-    fc.constantFrom("v", "old value", "'q'", '"dq"', "", "x # note", "AIzaOld"),
-  ).map(([prefix, name, separator, value]) => `${prefix}${name}${separator}${value}`),
+  fc.constantFrom("# comment", "", "   ", "OTHER=1", "export OTHER2=two", 'QUOTED="a b"', "SINGLE='c # d'", 'PEM="l1\nl2"'),
+  fc
+    .tuple(
+      fc.constantFrom("", "  ", "export ", "\texport  "),
+      fc.constantFrom("A", "B", "GEMINI_API_KEY"),
+      fc.constantFrom("=", " = ", ": ", ":\t"),
+      fc.constantFrom("v", "old value", "'q'", '"dq"', "", "x # note", "AIzaOld"),
+    )
+    .map(([prefix, name, separator, value]) => `${prefix}${name}${separator}${value}`),
 );
 const typicalEnvText = fc
   .tuple(fc.array(envLine, { maxLength: 8 }), fc.constantFrom("\n", "\r\n", "\r"), fc.boolean())

@@ -34,24 +34,31 @@ function fill(n: number, unit: string, prefix = "", suffix = ""): string {
   return prefix + unit.repeat(Math.max(1, Math.floor((n - prefix.length - suffix.length) / unit.length))) + suffix;
 }
 
-type Classification =
-  | { sees: "outside input"; what: string; worst: (n: number) => string }
-  | { sees: "no outside input"; what: string };
+type Classification = { sees: "outside input"; what: string; worst: (n: number) => string } | { sees: "no outside input"; what: string };
 
 const outside = (what: string, worst: (n: number) => string): Classification => ({ sees: "outside input", what, worst });
 const inside = (what: string): Classification => ({ sees: "no outside input", what });
 
 /** Keyed by file and pattern as written in the source. */
 const inventory: Record<string, Classification> = {
-  "lib/account/clerk-webhook.ts /Missing required webhook headers/i": inside("the webhook verifier's own error messages (no regex sees the request)"),
-  "lib/account/clerk-webhook.ts /timestamp too (old|new)/i": inside("the webhook verifier's own error messages (no regex sees the request)"),
-  "lib/account/clerk-webhook.ts /Invalid Signature Headers/i": inside("the webhook verifier's own error messages (no regex sees the request)"),
+  "lib/account/clerk-webhook.ts /Missing required webhook headers/i": inside(
+    "the webhook verifier's own error messages (no regex sees the request)",
+  ),
+  "lib/account/clerk-webhook.ts /timestamp too (old|new)/i": inside(
+    "the webhook verifier's own error messages (no regex sees the request)",
+  ),
+  "lib/account/clerk-webhook.ts /Invalid Signature Headers/i": inside(
+    "the webhook verifier's own error messages (no regex sees the request)",
+  ),
   "lib/account/clerk-webhook.ts /No matching signature/i": inside("the webhook verifier's own error messages (no regex sees the request)"),
   "lib/platform/env.ts /^https?$/": inside("URL schemes of the environment's base URLs"),
   "lib/platform/env.ts /^\\d{1,6}(\\.\\d{1,8})?$/": inside("the environment"),
   "lib/platform/env.ts /^whsec_[A-Za-z0-9+/]{16,}={0,2}$/": inside("the environment"),
   "lib/platform/env.ts /^127\\.\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}$/": inside("host names of the environment's base URLs"),
-  "lib/platform/dev/env-file.ts /^(\\s*)((?:export\\s+)?)([\\w.-]+)(\\s*=\\s*?|:\\s+?)(\\s*'(?:\\\\'|[^'])*'|\\s*\"(?:\\\\\"|[^\"])*\"|\\s*`(?:\\\\`|[^`])*`|[^#\\r\\n]+)?\\s*(?:#.*)?$/dgm": inside("the developer's own .env file (dotenv's line grammar); values the API writes into it are checked first and hold no blank, quote or newline"),
+  "lib/platform/dev/env-file.ts /^(\\s*)((?:export\\s+)?)([\\w.-]+)(\\s*=\\s*?|:\\s+?)(\\s*'(?:\\\\'|[^'])*'|\\s*\"(?:\\\\\"|[^\"])*\"|\\s*`(?:\\\\`|[^`])*`|[^#\\r\\n]+)?\\s*(?:#.*)?$/dgm":
+    inside(
+      "the developer's own .env file (dotenv's line grammar); values the API writes into it are checked first and hold no blank, quote or newline",
+    ),
   "lib/platform/dev/env-file.ts /\\s/": inside("the developer's .env file"),
   "lib/platform/dev/env-file.ts /^\\s*(?:export\\s+)?$/": inside("the developer's .env file"),
   "lib/platform/dev/env-file.ts /[\\u2028\\u2029]/": inside("the developer's .env file"),
@@ -68,11 +75,15 @@ const inventory: Record<string, Classification> = {
   "lib/platform/auth/pem.ts /\\s+/g": inside("CLERK_JWT_KEY"),
   "lib/platform/auth/pem.ts /.{1,64}/g": inside("CLERK_JWT_KEY"),
   "lib/platform/auth/token.ts /^Bearer[ \\t]+(\\S+)[ \\t]*$/i": outside("Authorization header", (n) => fill(n, "a ", "Bearer ")),
-  "lib/platform/auth/token.ts /^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]*$/": outside("session token (cut at 16 KiB first)", (n) => fill(n, "a.")),
+  "lib/platform/auth/token.ts /^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]*$/": outside("session token (cut at 16 KiB first)", (n) =>
+    fill(n, "a."),
+  ),
   "lib/generation/generate.ts /^(utm_|fbclid$|gclid$)/i": outside("query names of Exa's result URLs", (n) => fill(n, "x", "gclid")),
   "lib/generation/generate.ts /^www\\./": outside("host names of Exa's result URLs", (n) => fill(n, "w")),
   "lib/generation/generate.ts /\\/$/": outside("Exa's result URLs", (n) => fill(n, "/", "", "a")),
-  "lib/platform/crypto.ts /^[A-Za-z0-9_][A-Za-z0-9_-]{0,31}$/": inside("key ids of KEY_ENCRYPTION_KEYS and of stored values (the database)"),
+  "lib/platform/crypto.ts /^[A-Za-z0-9_][A-Za-z0-9_-]{0,31}$/": inside(
+    "key ids of KEY_ENCRYPTION_KEYS and of stored values (the database)",
+  ),
   "lib/platform/crypto.ts /^(?:[A-Za-z0-9+/]{43}=?|[A-Za-z0-9_-]{43}=?)$/": inside("KEY_ENCRYPTION_KEYS"),
   "lib/platform/crypto.ts /^[A-Za-z0-9_-]+$/": inside("stored values (the database)"),
   "lib/platform/dev/env-file.ts /^[A-Za-z_][A-Za-z0-9_]*$/": inside("variable names the service writes"),
@@ -83,12 +94,16 @@ const inventory: Record<string, Classification> = {
   "lib/platform/env.ts /^(1|true|yes|on)$/i": inside("the environment"),
   "lib/platform/env.ts /^\\d+$/": inside("the environment"),
   "lib/http/request.ts /^application\\/([\\w.+-]+\\+)?json\\b/i": outside("Content-Type header", (n) => fill(n, "a+", "application/")),
-  "lib/providers/registry.ts /^[0-9A-Za-z][0-9A-Za-z._-]{29,127}$/": outside("a Gemini key sent to be saved", (n) => fill(n, "a", "AQ.", "!")),
+  "lib/providers/registry.ts /^[0-9A-Za-z][0-9A-Za-z._-]{29,127}$/": outside("a Gemini key sent to be saved", (n) =>
+    fill(n, "a", "AQ.", "!"),
+  ),
   "lib/providers/registry.ts /^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$/": outside(
     "an Exa key sent to be saved",
     (n) => fill(n, "aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaa!"),
   ),
-  "lib/providers/registry.ts /^ck_pub_[0-9A-Za-z_-]{20,100}$/": outside("a CopilotKit key sent to be saved", (n) => fill(n, "a", "ck_pub_", "!")),
+  "lib/providers/registry.ts /^ck_pub_[0-9A-Za-z_-]{20,100}$/": outside("a CopilotKit key sent to be saved", (n) =>
+    fill(n, "a", "ck_pub_", "!"),
+  ),
   "lib/providers/registry.ts /\\p{Cc}/u": outside("keys sent to be saved", (n) => fill(n, "a")),
   "lib/providers/registry.ts /\\s/u": outside("keys sent to be saved", (n) => fill(n, "a")),
   "lib/providers/registry.ts /[\"'`]/": outside("keys sent to be saved", (n) => fill(n, "a")),
@@ -190,8 +205,16 @@ function growth(run: (input: string) => unknown, worst: (n: number) => string): 
   const began = performance.now();
   // Up to 7 rounds, fewer when a quadratic case has already spent 20 s (a budget, not an assertion).
   for (let round = 0; round < 7 && best.ratio >= MAX_RATIO && performance.now() - began < 20_000; round++) {
-    const smallMs = perCall(run, Array.from({ length: Math.min(4, calls) }, () => worst(SMALL)), calls);
-    const largeMs = perCall(run, Array.from({ length: Math.min(4, largeCalls) }, () => worst(LARGE)), largeCalls);
+    const smallMs = perCall(
+      run,
+      Array.from({ length: Math.min(4, calls) }, () => worst(SMALL)),
+      calls,
+    );
+    const largeMs = perCall(
+      run,
+      Array.from({ length: Math.min(4, largeCalls) }, () => worst(LARGE)),
+      largeCalls,
+    );
     if (largeMs / smallMs < best.ratio) best = { ratio: largeMs / smallMs, smallMs, largeMs };
   }
   return best;
@@ -239,21 +262,49 @@ describe("code paths that feed outside input to regexes run in linear time", () 
   });
 
   it("extractTitle(): blank lines, and long lines that are almost headings", { timeout: 60_000 }, () => {
-    expectLinear("newlines", (md) => extractTitle(md, "fallback"), (n) => fill(n, "\n", "", "x"));
-    expectLinear("spaces and newlines", (md) => extractTitle(md, "fallback"), (n) => fill(n, " \n"));
-    expectLinear("one heading of blanks", (md) => extractTitle(md, "fallback"), (n) => fill(n, " ", "# a", "b"));
-    expectLinear("one heading of hashes", (md) => extractTitle(md, "fallback"), (n) => fill(n, "# ", "# a"));
-    expectLinear("many empty headings", (md) => extractTitle(md, "fallback"), (n) => fill(n, "# #\n"));
+    expectLinear(
+      "newlines",
+      (md) => extractTitle(md, "fallback"),
+      (n) => fill(n, "\n", "", "x"),
+    );
+    expectLinear(
+      "spaces and newlines",
+      (md) => extractTitle(md, "fallback"),
+      (n) => fill(n, " \n"),
+    );
+    expectLinear(
+      "one heading of blanks",
+      (md) => extractTitle(md, "fallback"),
+      (n) => fill(n, " ", "# a", "b"),
+    );
+    expectLinear(
+      "one heading of hashes",
+      (md) => extractTitle(md, "fallback"),
+      (n) => fill(n, "# ", "# a"),
+    );
+    expectLinear(
+      "many empty headings",
+      (md) => extractTitle(md, "fallback"),
+      (n) => fill(n, "# #\n"),
+    );
   });
 
   it("the log: a field holding an outside string", { timeout: 60_000 }, () => {
     const logger = createLogger({ level: "debug", sink: () => {} });
-    expectLinear("log field", (value) => logger.info("request", { value }), (n) => fill(n, "eyJ"));
+    expectLinear(
+      "log field",
+      (value) => logger.info("request", { value }),
+      (n) => fill(n, "eyJ"),
+    );
   });
 
   it("unknown field names of a body and of a query string", { timeout: 60_000 }, () => {
     const strict = z.strictObject({ a: z.string().optional() });
-    expectLinear("body field name", (name) => issuesToErrors(strict.safeParse({ [name]: 1 }).error!.issues), (n) => fill(n, "eyJ"));
+    expectLinear(
+      "body field name",
+      (name) => issuesToErrors(strict.safeParse({ [name]: 1 }).error!.issues),
+      (n) => fill(n, "eyJ"),
+    );
     const query = (qs: string) => {
       try {
         readQuery(new Request(`http://localhost/api/usage?${qs}`), strict);
@@ -263,15 +314,35 @@ describe("code paths that feed outside input to regexes run in linear time", () 
     };
     expectLinear("query name", query, (n) => fill(n, "eyJ", "", "=1"));
     // Half the size each: the query string is the worst case (node's URL parser slows down past 64 KiB).
-    expectLinear("repeated query name", (qs) => query(qs), (n) => `${fill(n / 2 - 2, "eyJ")}=1&${fill(n / 2 - 2, "eyJ")}=2`);
+    expectLinear(
+      "repeated query name",
+      (qs) => query(qs),
+      (n) => `${fill(n / 2 - 2, "eyJ")}=1&${fill(n / 2 - 2, "eyJ")}=2`,
+    );
   });
 
   it("request headers: Authorization, Host and forwarding headers", { timeout: 60_000 }, () => {
     const withHeader = (name: string) => (value: string) => new Request("http://localhost/api/health", { headers: { [name]: value } });
-    expectLinear("Authorization", (v) => extractSessionToken(withHeader("authorization")(v)), (n) => fill(n, "a ", "Bearer "));
-    expectLinear("Host", (v) => notLocalReason(withHeader("host")(v)), (n) => fill(n, "[", "localhost:"));
-    expectLinear("X-Forwarded-For", (v) => notLocalReason(withHeader("x-forwarded-for")(v)), (n) => fill(n, "127.0.0.1,"));
-    expectLinear("Forwarded", (v) => notLocalReason(withHeader("forwarded")(v)), (n) => fill(n, "for=127.0.0.1;"));
+    expectLinear(
+      "Authorization",
+      (v) => extractSessionToken(withHeader("authorization")(v)),
+      (n) => fill(n, "a ", "Bearer "),
+    );
+    expectLinear(
+      "Host",
+      (v) => notLocalReason(withHeader("host")(v)),
+      (n) => fill(n, "[", "localhost:"),
+    );
+    expectLinear(
+      "X-Forwarded-For",
+      (v) => notLocalReason(withHeader("x-forwarded-for")(v)),
+      (n) => fill(n, "127.0.0.1,"),
+    );
+    expectLinear(
+      "Forwarded",
+      (v) => notLocalReason(withHeader("forwarded")(v)),
+      (n) => fill(n, "for=127.0.0.1;"),
+    );
   });
 
   it("the app: unknown paths and preflights of long, slash-heavy or token-shaped paths", { timeout: 120_000 }, async () => {
@@ -294,7 +365,8 @@ describe("code paths that feed outside input to regexes run in linear time", () 
           method: "OPTIONS",
           headers: { origin: "https://app.example", "access-control-request-method": "GET" },
         }),
-      "DELETE of a run of slashes after a route": (n) => new Request(`http://localhost/api/health${fill(n, "/", "", "/")}`, { method: "DELETE" }),
+      "DELETE of a run of slashes after a route": (n) =>
+        new Request(`http://localhost/api/health${fill(n, "/", "", "/")}`, { method: "DELETE" }),
     };
     for (const [label, make] of Object.entries(cases)) {
       await timeRequests(make, SMALL, 2); // warm up

@@ -37,7 +37,13 @@ describe("the logger scrubs secrets logged on purpose", () => {
 
     expect(lines).toHaveLength(4);
     const [fields, list, message, child] = lines.map((line) => JSON.parse(line) as Record<string, unknown>);
-    expect(fields).toMatchObject({ msg: "fields", requestId: "req_logtest", gemini: "[redacted]", token: "[redacted]", stored: "[redacted]" });
+    expect(fields).toMatchObject({
+      msg: "fields",
+      requestId: "req_logtest",
+      gemini: "[redacted]",
+      token: "[redacted]",
+      stored: "[redacted]",
+    });
     expect(list).toMatchObject({ all: ["[redacted]", "[redacted]", "[redacted]"] });
     expect(message!.msg).toBe("in the message: Bearer [redacted] and [redacted] and key=[redacted]");
     expect(child).toMatchObject({ token: "[redacted]", stored: "[redacted]", header: "authorization: Bearer [redacted]" });

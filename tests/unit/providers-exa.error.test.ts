@@ -29,7 +29,15 @@ const isAbortError = (error: unknown) => error instanceof Error && error.name ==
 
 function exposed(error: AppError): string {
   const cause = error.cause instanceof Error ? error.cause.message : String(error.cause ?? "");
-  return JSON.stringify({ message: error.message, detail: error.detail, action: error.action, extra: error.extra, headers: error.headers, cause, stack: error.stack });
+  return JSON.stringify({
+    message: error.message,
+    detail: error.detail,
+    action: error.action,
+    extra: error.extra,
+    headers: error.headers,
+    cause,
+    stack: error.stack,
+  });
 }
 
 describe("searchExa", () => {
@@ -69,10 +77,7 @@ describe("searchExa", () => {
 
   it("carries each caller's own key on concurrent calls, and fails only the rejected one", async () => {
     fake.setMode({ fail: 401 }, KEY_B);
-    const [a, b] = await Promise.allSettled([
-      search({ apiKey: KEY_A, query: "query A" }),
-      search({ apiKey: KEY_B, query: "query B" }),
-    ]);
+    const [a, b] = await Promise.allSettled([search({ apiKey: KEY_A, query: "query A" }), search({ apiKey: KEY_B, query: "query B" })]);
     expect(a.status).toBe("fulfilled");
     expect(b.status).toBe("rejected");
     expect(((b as PromiseRejectedResult).reason as AppError).code).toBe("provider-rejected-key");

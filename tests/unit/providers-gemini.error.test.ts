@@ -42,7 +42,15 @@ async function appErrorOf(promise: Promise<unknown>): Promise<AppError> {
 /** Everything about an error that could reach a response or a log line. */
 function exposed(error: AppError): string {
   const cause = error.cause instanceof Error ? error.cause.message : String(error.cause ?? "");
-  return JSON.stringify({ message: error.message, detail: error.detail, action: error.action, extra: error.extra, headers: error.headers, cause, stack: error.stack });
+  return JSON.stringify({
+    message: error.message,
+    detail: error.detail,
+    action: error.action,
+    extra: error.extra,
+    headers: error.headers,
+    cause,
+    stack: error.stack,
+  });
 }
 
 const promptTokens = fakeTokenCount(`${SYSTEM} ${PROMPT}`);
@@ -156,17 +164,47 @@ describe("gemini streamText", () => {
 
   // One row per fact in docs/provider-facts.md "Gemini answers": the reason the user sees and what to do.
   const reasons: Array<{ name: string; key: string; mode?: FakeMode; reason: keyof typeof keyRejectionReasons; says: RegExp }> = [
-    { name: "an authorization key Google does not know (400 API_KEY_INVALID)", key: KEY_A, mode: { fail: "invalid-key" }, reason: "key-invalid", says: /API_KEY_INVALID/ },
+    {
+      name: "an authorization key Google does not know (400 API_KEY_INVALID)",
+      key: KEY_A,
+      mode: { fail: "invalid-key" },
+      reason: "key-invalid",
+      says: /API_KEY_INVALID/,
+    },
     {
       name: "a standard key after Google's cutoff (401 ACCESS_TOKEN_TYPE_UNSUPPORTED)",
       key: STANDARD_KEY,
       reason: "standard-key-retired",
       says: /AI Studio \(aistudio\.google\.com\/apikey\)/,
     },
-    { name: "an authorization key refused for the method (401 ACCESS_TOKEN_TYPE_UNSUPPORTED)", key: KEY_A, mode: { fail: "key-type-unsupported" }, reason: "key-type-unsupported", says: /ACCESS_TOKEN_TYPE_UNSUPPORTED/ },
-    { name: "an unrestricted standard key (bare 403)", key: STANDARD_KEY, mode: { fail: "unrestricted-key" }, reason: "key-unrestricted", says: /restrict/ },
-    { name: "a key restricted to other APIs (403 API_KEY_SERVICE_BLOCKED)", key: KEY_A, mode: { fail: "service-blocked" }, reason: "key-service-blocked", says: /Generative Language API/ },
-    { name: "a suspended key (403 CONSUMER_SUSPENDED, quoting the key)", key: KEY_A, mode: { fail: 403 }, reason: "key-suspended", says: /suspended/ },
+    {
+      name: "an authorization key refused for the method (401 ACCESS_TOKEN_TYPE_UNSUPPORTED)",
+      key: KEY_A,
+      mode: { fail: "key-type-unsupported" },
+      reason: "key-type-unsupported",
+      says: /ACCESS_TOKEN_TYPE_UNSUPPORTED/,
+    },
+    {
+      name: "an unrestricted standard key (bare 403)",
+      key: STANDARD_KEY,
+      mode: { fail: "unrestricted-key" },
+      reason: "key-unrestricted",
+      says: /restrict/,
+    },
+    {
+      name: "a key restricted to other APIs (403 API_KEY_SERVICE_BLOCKED)",
+      key: KEY_A,
+      mode: { fail: "service-blocked" },
+      reason: "key-service-blocked",
+      says: /Generative Language API/,
+    },
+    {
+      name: "a suspended key (403 CONSUMER_SUSPENDED, quoting the key)",
+      key: KEY_A,
+      mode: { fail: 403 },
+      reason: "key-suspended",
+      says: /suspended/,
+    },
   ];
   for (const row of reasons) {
     it(`says why and what to do for ${row.name}: reason ${row.reason}`, async () => {
@@ -247,7 +285,9 @@ describe("gemini streamText", () => {
     fake.setMode({ hang: true });
     const controller = new AbortController();
     setTimeout(() => controller.abort(), 100);
-    const error = await collect(client({ timeoutMs: 5_000 }).streamText({ prompt: PROMPT, signal: controller.signal })).catch((e: unknown) => e);
+    const error = await collect(client({ timeoutMs: 5_000 }).streamText({ prompt: PROMPT, signal: controller.signal })).catch(
+      (e: unknown) => e,
+    );
 
     expect(error).not.toBeInstanceOf(AppError);
     expect(isAbortError(error)).toBe(true);

@@ -183,11 +183,26 @@ describe("validateProviderKey", () => {
   });
 
   it("names the mistake: another provider's key, another service's secret, a standard key cut short", () => {
-    expect(validateProviderKey("gemini", valid.exa)).toEqual({ ok: false, error: "Gemini key looks like an Exa key; paste it in the Exa field" });
-    expect(validateProviderKey("gemini", valid.copilotkit)).toEqual({ ok: false, error: "Gemini key looks like a CopilotKit key; paste it in the CopilotKit field" });
-    expect(validateProviderKey("gemini", "sk-proj-" + "a1B2c3D4".repeat(5))).toMatchObject({ ok: false, error: expect.stringMatching(/OpenAI or Anthropic secret key, not a Gemini API key; create one in Google AI Studio/) });
-    expect(validateProviderKey("gemini", "AIza" + "a".repeat(30))).toMatchObject({ ok: false, error: expect.stringMatching(/exactly 39 characters/) });
-    expect(validateProviderKey("gemini", "AQ.Ab8R" + "a".repeat(30))).toMatchObject({ ok: false, error: expect.stringMatching(/AI Studio key \("AQ\.…"\), which has 53 characters/) });
+    expect(validateProviderKey("gemini", valid.exa)).toEqual({
+      ok: false,
+      error: "Gemini key looks like an Exa key; paste it in the Exa field",
+    });
+    expect(validateProviderKey("gemini", valid.copilotkit)).toEqual({
+      ok: false,
+      error: "Gemini key looks like a CopilotKit key; paste it in the CopilotKit field",
+    });
+    expect(validateProviderKey("gemini", "sk-proj-" + "a1B2c3D4".repeat(5))).toMatchObject({
+      ok: false,
+      error: expect.stringMatching(/OpenAI or Anthropic secret key, not a Gemini API key; create one in Google AI Studio/),
+    });
+    expect(validateProviderKey("gemini", "AIza" + "a".repeat(30))).toMatchObject({
+      ok: false,
+      error: expect.stringMatching(/exactly 39 characters/),
+    });
+    expect(validateProviderKey("gemini", "AQ.Ab8R" + "a".repeat(30))).toMatchObject({
+      ok: false,
+      error: expect.stringMatching(/AI Studio key \("AQ\.…"\), which has 53 characters/),
+    });
   });
 });
 

@@ -131,7 +131,9 @@ function dirSizeBytes(dir: string): number {
 
 function readBuiltFunctions(): BuiltFunction[] {
   return findFuncDirs(functionsDir).map((builtDir) => {
-    const name = relative(functionsDir, builtDir).replace(/\\/g, "/").replace(/\.func$/, "");
+    const name = relative(functionsDir, builtDir)
+      .replace(/\\/g, "/")
+      .replace(/\.func$/, "");
     const configPath = join(builtDir, ".vc-config.json");
     const config = existsSync(configPath) ? (JSON.parse(readFileSync(configPath, "utf8")) as VcConfig) : {};
     return { name, builtDir, config, packages: listPackages(builtDir) };
@@ -159,19 +161,32 @@ function checkBuildOutput(functions: BuiltFunction[]): void {
     const pglite = fn.packages.filter((p) => p.startsWith("@electric-sql/"));
     check(`${fn.name}: no PGlite in the function`, pglite.length === 0, () => `packages: ${pglite.join(", ")}`);
     const bytes = dirSizeBytes(fn.builtDir);
-    check(`${fn.name}: at most ${MAX_FUNCTION_BYTES / 1048576} MiB on disk`, bytes <= MAX_FUNCTION_BYTES, () => `${(bytes / 1048576).toFixed(2)} MiB`);
+    check(
+      `${fn.name}: at most ${MAX_FUNCTION_BYTES / 1048576} MiB on disk`,
+      bytes <= MAX_FUNCTION_BYTES,
+      () => `${(bytes / 1048576).toFixed(2)} MiB`,
+    );
     const wantDuration = generationFunctions.has(fn.name) ? 300 : 30;
-    check(`${fn.name}: maxDuration ${wantDuration} from vercel.json`, fn.config.maxDuration === wantDuration, () =>
-      `maxDuration is ${String(fn.config.maxDuration)}`,
+    check(
+      `${fn.name}: maxDuration ${wantDuration} from vercel.json`,
+      fn.config.maxDuration === wantDuration,
+      () => `maxDuration is ${String(fn.config.maxDuration)}`,
     );
   }
 
   const routing = JSON.parse(readFileSync(join(outputDir, "config.json"), "utf8")) as {
     routes?: { src?: string; dest?: string }[];
   };
-  const rewrite = routing.routes?.find((r) => r.dest === "/api/openapi" && r.src !== undefined && new RegExp(r.src).test("/api/openapi.json"));
-  check("rewrite /api/openapi.json -> /api/openapi is in config.json", rewrite !== undefined, () => JSON.stringify(routing.routes, null, 2));
-  if (!built.has("api/openapi")) notes.push("api/openapi.func is not built yet: /api/openapi.json rewrites to a function that does not exist (404) until api/openapi.ts lands");
+  const rewrite = routing.routes?.find(
+    (r) => r.dest === "/api/openapi" && r.src !== undefined && new RegExp(r.src).test("/api/openapi.json"),
+  );
+  check("rewrite /api/openapi.json -> /api/openapi is in config.json", rewrite !== undefined, () =>
+    JSON.stringify(routing.routes, null, 2),
+  );
+  if (!built.has("api/openapi"))
+    notes.push(
+      "api/openapi.func is not built yet: /api/openapi.json rewrites to a function that does not exist (404) until api/openapi.ts lands",
+    );
 
   const staticDir = join(outputDir, "static");
   const staticFiles = existsSync(staticDir) ? readdirSync(staticDir, { recursive: true }).map(String) : [];
@@ -185,16 +200,25 @@ function checkBuildOutput(functions: BuiltFunction[]): void {
   );
   check(
     "the web app was built into the static output (index.html, docs/index.html, hashed assets)",
-    ["index.html", "docs/index.html", "robots.txt"].every((f) => staticFiles.includes(f)) && staticFiles.some((f) => /^assets\/app-[0-9A-F]{8}\.js$/.test(f)),
+    ["index.html", "docs/index.html", "robots.txt"].every((f) => staticFiles.includes(f)) &&
+      staticFiles.some((f) => /^assets\/app-[0-9A-F]{8}\.js$/.test(f)),
     () => `static files: ${staticFiles.join(", ")}`,
   );
   const tracedWebApp = [...built].filter((name) =>
-    readdirSync(join(functionsDir, `${name}.func`), { recursive: true }).map(String).some((f) => f.startsWith("public/") || f.startsWith("web/")),
+    readdirSync(join(functionsDir, `${name}.func`), { recursive: true })
+      .map(String)
+      .some((f) => f.startsWith("public/") || f.startsWith("web/")),
   );
-  check("no function carries the web app (public/ or web/)", tracedWebApp.length === 0, () => `functions with it: ${tracedWebApp.join(", ")}`);
+  check(
+    "no function carries the web app (public/ or web/)",
+    tracedWebApp.length === 0,
+    () => `functions with it: ${tracedWebApp.join(", ")}`,
+  );
   check(
     "vercel.json's security headers for the web app are in config.json",
-    (routing.routes as { headers?: Record<string, string> }[]).some((r) => r.headers?.["Content-Security-Policy"]?.startsWith("default-src 'self'")),
+    (routing.routes as { headers?: Record<string, string> }[]).some((r) =>
+      r.headers?.["Content-Security-Policy"]?.startsWith("default-src 'self'"),
+    ),
     () => JSON.stringify(routing.routes, null, 2),
   );
 }
@@ -409,7 +433,11 @@ async function withFunction(pass: Pass, name: string, body: (fn: RunningFunction
     await body(running);
   } catch (error) {
     const tail = running.output().split("\n").slice(-40).join("\n");
-    check(`${name}: answered every request`, false, () => `${error instanceof Error ? error.message : String(error)}\nprocess output (last lines):\n${tail}`);
+    check(
+      `${name}: answered every request`,
+      false,
+      () => `${error instanceof Error ? error.message : String(error)}\nprocess output (last lines):\n${tail}`,
+    );
   } finally {
     await running.stop();
   }
@@ -419,7 +447,13 @@ async function withFunction(pass: Pass, name: string, body: (fn: RunningFunction
 }
 
 const loadedSdk = (modules: string[], sdk: string) =>
-  modules.some((m) => m.includes(`/node_modules/${sdk}/`) || m === `specifier ${sdk}` || m.startsWith(`specifier ${sdk}/`) || m.startsWith(`require ${sdk} `));
+  modules.some(
+    (m) =>
+      m.includes(`/node_modules/${sdk}/`) ||
+      m === `specifier ${sdk}` ||
+      m.startsWith(`specifier ${sdk}/`) ||
+      m.startsWith(`require ${sdk} `),
+  );
 
 const importReport: string[] = [];
 function importChecks(passName: string, fn: BuiltFunction, running: RunningFunction): void {
@@ -454,7 +488,9 @@ async function smokeOthers(pass: Pass, covered: Set<string>): Promise<void> {
         check(`${fn.name}: OPTIONS -> 404 in ${pass.name}`, reply.status === 404, () => show(reply));
         return;
       }
-      check(`${fn.name}: OPTIONS -> 204 with an Allow header`, reply.status === 204 && Boolean(reply.headers.get("allow")), () => show(reply));
+      check(`${fn.name}: OPTIONS -> 204 with an Allow header`, reply.status === 204 && Boolean(reply.headers.get("allow")), () =>
+        show(reply),
+      );
       if (fn.name === "api/openapi") {
         // What /api/openapi.json rewrites to (config.json above): no auth in either mode.
         const doc = await running.call("GET", "/api/openapi");
@@ -486,7 +522,12 @@ async function developmentPass(pass: Pass): Promise<void> {
     expectStatus("POST /api/health (not exported: the platform's 405)", await fn.call("POST", "/api/health"), 405);
     // Development serves the developer's keys without sign-in: a request for another host name is refused.
     const foreign = { host: "byok-functions.vercel.app", "x-forwarded-host": "byok-functions.vercel.app" };
-    expectProblem("GET /api/health for a foreign host in development", await fn.call("GET", "/api/health", { headers: foreign }), 421, "misdirected-request");
+    expectProblem(
+      "GET /api/health for a foreign host in development",
+      await fn.call("GET", "/api/health", { headers: foreign }),
+      421,
+      "misdirected-request",
+    );
   });
 
   await withFunction(pass, "api/onboarding/api-keys", async (fn) => {
@@ -495,15 +536,25 @@ async function developmentPass(pass: Pass): Promise<void> {
     const emptyBody = empty.json as { userId?: string; keys?: unknown[]; missing?: string[] } | undefined;
     check(
       "GET api-keys before saving -> 200 local-dev, no keys, all missing",
-      empty.status === 200 && emptyBody?.userId === "local-dev" && emptyBody.keys?.length === 0 && sameSet(emptyBody.missing, ["gemini", "exa", "copilotkit"]),
+      empty.status === 200 &&
+        emptyBody?.userId === "local-dev" &&
+        emptyBody.keys?.length === 0 &&
+        sameSet(emptyBody.missing, ["gemini", "exa", "copilotkit"]),
       () => show(empty),
     );
 
     expectProblem("POST a malformed gemini key", await fn.call("POST", path, { body: { gemini: "not-a-key" } }), 400, "invalid-key-format");
-    expectProblem("POST an unknown field", await fn.call("POST", path, { body: { gemini: keys.gemini, openai: "x" } }), 400, "invalid-request");
+    expectProblem(
+      "POST an unknown field",
+      await fn.call("POST", path, { body: { gemini: keys.gemini, openai: "x" } }),
+      400,
+      "invalid-request",
+    );
 
     const saved = await fn.call("POST", path, { body: keys });
-    const savedBody = saved.json as { storage?: string[]; saved?: string[]; keys?: { provider: string; hint: string; value?: string }[] } | undefined;
+    const savedBody = saved.json as
+      | { storage?: string[]; saved?: string[]; keys?: { provider: string; hint: string; value?: string }[] }
+      | undefined;
     if (expectStatus("POST three keys", saved, 200)) {
       check("saved to the database and the .env file", sameSet(savedBody?.storage, ["database", "env"]), () => show(saved));
       check("all three providers saved", sameSet(savedBody?.saved, ["gemini", "exa", "copilotkit"]), () => show(saved));
@@ -524,16 +575,28 @@ async function developmentPass(pass: Pass): Promise<void> {
         envFileValue(pass.envFile, "EXA_API_KEY") === keys.exa &&
         envFileValue(pass.envFile, "COPILOTKIT_API_KEY") === keys.copilotkit,
     );
-    check("development generated KEY_ENCRYPTION_KEYS into the .env file", /^[A-Za-z0-9_-]+:/.test(envFileValue(pass.envFile, "KEY_ENCRYPTION_KEYS") ?? ""));
+    check(
+      "development generated KEY_ENCRYPTION_KEYS into the .env file",
+      /^[A-Za-z0-9_-]+:/.test(envFileValue(pass.envFile, "KEY_ENCRYPTION_KEYS") ?? ""),
+    );
 
     const listed = await fn.call("GET", path);
     const listedBody = listed.json as { keys?: unknown[]; missing?: string[] } | undefined;
-    check("GET api-keys -> 200 with three keys, none missing", listed.status === 200 && listedBody?.keys?.length === 3 && listedBody.missing?.length === 0, () => show(listed));
+    check(
+      "GET api-keys -> 200 with three keys, none missing",
+      listed.status === 200 && listedBody?.keys?.length === 3 && listedBody.missing?.length === 0,
+      () => show(listed),
+    );
 
     expectStatus("DELETE ?provider=exa", await fn.call("DELETE", `${path}?provider=exa`), 204);
     const after = await fn.call("GET", path);
-    check("GET after delete -> exa missing", sameSet((after.json as { missing?: string[] } | undefined)?.missing, ["exa"]), () => show(after));
-    check("the .env file lost EXA_API_KEY and kept GEMINI_API_KEY", envFileValue(pass.envFile, "EXA_API_KEY") === undefined && envFileValue(pass.envFile, "GEMINI_API_KEY") === keys.gemini);
+    check("GET after delete -> exa missing", sameSet((after.json as { missing?: string[] } | undefined)?.missing, ["exa"]), () =>
+      show(after),
+    );
+    check(
+      "the .env file lost EXA_API_KEY and kept GEMINI_API_KEY",
+      envFileValue(pass.envFile, "EXA_API_KEY") === undefined && envFileValue(pass.envFile, "GEMINI_API_KEY") === keys.gemini,
+    );
     expectProblem("DELETE ?provider=exa again", await fn.call("DELETE", `${path}?provider=exa`), 404, "key-not-found");
     expectStatus("PUT api-keys (not exported: the platform's 405)", await fn.call("PUT", path, { body: {} }), 405);
   });
@@ -549,8 +612,15 @@ async function developmentPass(pass: Pass): Promise<void> {
     );
     const put = await fn.call("PUT", path, { body: { currentStep: 3, progress: 50 } });
     const putBody = put.json as { currentStep?: number; progress?: number } | undefined;
-    check("PUT session {3, 50} -> 200 with the new step", put.status === 200 && putBody?.currentStep === 3 && putBody.progress === 50, () => show(put));
-    expectProblem("PUT session with currentStep 9", await fn.call("PUT", path, { body: { currentStep: 9, progress: 50 } }), 400, "invalid-request");
+    check("PUT session {3, 50} -> 200 with the new step", put.status === 200 && putBody?.currentStep === 3 && putBody.progress === 50, () =>
+      show(put),
+    );
+    expectProblem(
+      "PUT session with currentStep 9",
+      await fn.call("PUT", path, { body: { currentStep: 9, progress: 50 } }),
+      400,
+      "invalid-request",
+    );
   });
 
   await smokeOthers(pass, new Set(["api/health", "api/onboarding/api-keys", "api/onboarding/session"]));
@@ -580,9 +650,16 @@ async function productionPass(pass: Pass, signer: TestSigner): Promise<void> {
     const path = "/api/onboarding/api-keys";
     const anonymous = await fn.call("GET", path);
     expectProblem("GET api-keys without a token", anonymous, 401, "unauthorized");
-    check("401 carries WWW-Authenticate: Bearer", (anonymous.headers.get("www-authenticate") ?? "").startsWith("Bearer"), () => show(anonymous));
+    check("401 carries WWW-Authenticate: Bearer", (anonymous.headers.get("www-authenticate") ?? "").startsWith("Bearer"), () =>
+      show(anonymous),
+    );
     expectProblem("POST keys without a token", await fn.call("POST", path, { body: keys }), 401, "unauthorized");
-    expectProblem("POST keys with a token signed by another key", await fn.call("POST", path, { body: keys, headers: bearer(forged) }), 401, "unauthorized");
+    expectProblem(
+      "POST keys with a token signed by another key",
+      await fn.call("POST", path, { body: keys, headers: bearer(forged) }),
+      401,
+      "unauthorized",
+    );
 
     const saved = await fn.call("POST", path, { body: keys, headers: bearer(tokenA) });
     const savedBody = saved.json as { userId?: string; mode?: string; storage?: string[] } | undefined;
@@ -600,8 +677,17 @@ async function productionPass(pass: Pass, signer: TestSigner): Promise<void> {
     );
     const listB = await fn.call("GET", path, { headers: bearer(tokenB) });
     const listBBody = listB.json as { userId?: string; keys?: unknown[] } | undefined;
-    check("GET api-keys as user B -> none of A's keys", listB.status === 200 && listBBody?.userId === userB && listBBody.keys?.length === 0, () => show(listB));
-    expectProblem("DELETE gemini as user B (A's key is not B's business)", await fn.call("DELETE", `${path}?provider=gemini`, { headers: bearer(tokenB) }), 404, "key-not-found");
+    check(
+      "GET api-keys as user B -> none of A's keys",
+      listB.status === 200 && listBBody?.userId === userB && listBBody.keys?.length === 0,
+      () => show(listB),
+    );
+    expectProblem(
+      "DELETE gemini as user B (A's key is not B's business)",
+      await fn.call("DELETE", `${path}?provider=gemini`, { headers: bearer(tokenB) }),
+      404,
+      "key-not-found",
+    );
     const stillA = await fn.call("GET", path, { headers: bearer(tokenA) });
     check("user A still has three keys", (stillA.json as { keys?: unknown[] } | undefined)?.keys?.length === 3, () => show(stillA));
   });
@@ -612,7 +698,11 @@ async function productionPass(pass: Pass, signer: TestSigner): Promise<void> {
     expectProblem("GET session without a token", await fn.call("GET", path), 401, "unauthorized");
     const reply = await fn.call("GET", path, { headers: bearer(tokenA) });
     const body = reply.json as { userId?: string; apiKeysComplete?: boolean } | undefined;
-    check("GET session as user A -> 200, keys complete", reply.status === 200 && body?.userId === userA && body.apiKeysComplete === true, () => show(reply));
+    check(
+      "GET session as user A -> 200, keys complete",
+      reply.status === 200 && body?.userId === userA && body.apiKeysComplete === true,
+      () => show(reply),
+    );
   });
 
   await smokeOthers(pass, new Set(["api/health", "api/onboarding/api-keys", "api/onboarding/session"]));
@@ -642,7 +732,8 @@ describe.skipIf(!haveOutput && !process.env.CI)("the built Vercel functions (.ve
   afterAll(async () => {
     for (const drop of drops) await drop();
     if (work) rmSync(work, { recursive: true, force: true });
-    if (importReport.length > 0) console.info(["Generation SDKs per function:", ...importReport, ...notes.map((n) => `note: ${n}`)].join("\n  "));
+    if (importReport.length > 0)
+      console.info(["Generation SDKs per function:", ...importReport, ...notes.map((n) => `note: ${n}`)].join("\n  "));
   });
 
   it("build output: one function per api/ file, settings from vercel.json, static output only public/", () => {

@@ -69,7 +69,6 @@ async function shot(page: Page, name: string): Promise<void> {
 
 // ---- development: the real local server ----------------------------------------------------
 
-
 describeBrowser("web app in Chromium, development (npm start, fake Gemini and Exa)", () => {
   const dir = mkdtempSync(join(tmpdir(), "byok-web-dev-"));
   const envFile = join(dir, ".env");
@@ -379,9 +378,12 @@ describeBrowser("web app in Chromium, production (stand-in ClerkJS, two users)",
 
   it("an expired token brings back the sign-in", async () => {
     const carol = await signedIn("user_carol_exp");
-    await carol.page.evaluate((token) => {
-      (window as unknown as { __testToken: string }).__testToken = token;
-    }, expiredToken(test.signer, { sub: "user_carol_exp", azp: origin }));
+    await carol.page.evaluate(
+      (token) => {
+        (window as unknown as { __testToken: string }).__testToken = token;
+      },
+      expiredToken(test.signer, { sub: "user_carol_exp", azp: origin }),
+    );
     await carol.page.getByRole("button", { name: "Refresh usage" }).click();
     await expect.poll(() => carol.page.locator("#signin").isVisible()).toBe(true);
     expect(await carol.page.locator("#app").isVisible()).toBe(false);
@@ -456,7 +458,9 @@ describeBrowser("web app in Chromium, production (stand-in ClerkJS, two users)",
     const first = Number(/Try again in (\d+) seconds?/.exec(limited)?.[1]);
     expect(first).toBeGreaterThanOrEqual(5);
     expect(first).toBeLessThanOrEqual(7);
-    await expect.poll(async () => Number(/Try again in (\d+)/.exec((await dave.page.locator("#generate-error .countdown").textContent()) ?? "")?.[1])).toBeLessThan(first);
+    await expect
+      .poll(async () => Number(/Try again in (\d+)/.exec((await dave.page.locator("#generate-error .countdown").textContent()) ?? "")?.[1]))
+      .toBeLessThan(first);
     await shot(dave.page, "10-rate-limited");
 
     gemini.setMode({ fail: 503 }, keys.gemini);
@@ -473,7 +477,14 @@ describeBrowser("web app in Chromium, production (stand-in ClerkJS, two users)",
       route.fulfill({
         status: 503,
         headers: { "content-type": "application/problem+json", "retry-after": "5" },
-        body: JSON.stringify({ type: "about:blank", title: "Database unavailable", status: 503, code: "database-unavailable", detail: "the database could not be reached", requestId: "req_x" }),
+        body: JSON.stringify({
+          type: "about:blank",
+          title: "Database unavailable",
+          status: 503,
+          code: "database-unavailable",
+          detail: "the database could not be reached",
+          requestId: "req_x",
+        }),
       }),
     );
     await dave.page.getByRole("button", { name: "Refresh usage" }).click();

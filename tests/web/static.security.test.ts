@@ -73,12 +73,27 @@ describe("static site (lib/server/static.ts over the built public/)", () => {
     for (const asset of assets.filter((a) => !a.endsWith(".br") && !a.endsWith(".gz"))) {
       const hash = /-([0-9A-F]{8})\.\w+$/.exec(asset)?.[1];
       expect(hash, asset).toBeDefined();
-      expect(createHash("sha256").update(readFileSync(join(publicDir, "assets", asset))).digest("hex").slice(0, 8).toUpperCase()).toBe(hash);
+      expect(
+        createHash("sha256")
+          .update(readFileSync(join(publicDir, "assets", asset)))
+          .digest("hex")
+          .slice(0, 8)
+          .toUpperCase(),
+      ).toBe(hash);
     }
   });
 
   it("serves only the files it listed: no /api path, no traversal, no dotfile, no precompressed twin by name, GET/HEAD only", () => {
-    for (const path of ["/api/health", "/api", "/../package.json", "/%2e%2e/package.json", "/assets/../../package.json", "/.env", "/index.html.br", "/nope"]) {
+    for (const path of [
+      "/api/health",
+      "/api",
+      "/../package.json",
+      "/%2e%2e/package.json",
+      "/assets/../../package.json",
+      "/.env",
+      "/index.html.br",
+      "/nope",
+    ]) {
       expect(site.handle(get(path)), path).toBeNull();
     }
     expect(site.handle(new Request("http://localhost/", { method: "POST" }))).toBeNull();
@@ -142,7 +157,10 @@ describe("Clerk publishable keys (lib/platform/auth/publishable-key.ts)", () => 
       instance: "test",
       frontendApi: "happy-hippo-1.clerk.accounts.dev",
     });
-    expect(parsePublishableKey(publishableKeyFor("clerk.example.com", "live"))).toEqual({ instance: "live", frontendApi: "clerk.example.com" });
+    expect(parsePublishableKey(publishableKeyFor("clerk.example.com", "live"))).toEqual({
+      instance: "live",
+      frontendApi: "clerk.example.com",
+    });
     expect(clerkJsUrl("clerk.example.com")).toBe("https://clerk.example.com/npm/@clerk/clerk-js@5/dist/clerk.browser.js");
   });
 
@@ -174,7 +192,11 @@ describe("GET /api/config", () => {
       const database = await backend.open();
       try {
         const pk = publishableKeyFor("clerk.app.example", "live");
-        const test = makeRuntime({ database, mode: "production", env: { CLERK_PUBLISHABLE_KEY: pk, GEMINI_API_KEY: "AIzaSyOperatorKeyMustNeverShow0000000000" } });
+        const test = makeRuntime({
+          database,
+          mode: "production",
+          env: { CLERK_PUBLISHABLE_KEY: pk, GEMINI_API_KEY: "AIzaSyOperatorKeyMustNeverShow0000000000" },
+        });
         const response = await test.fetch(request("GET", "/api/config"));
         const body = await expectStatus(response, 200);
         expect(body.mode).toBe("production");
@@ -188,7 +210,8 @@ describe("GET /api/config", () => {
         }
         expect(body.limits.wordCount).toEqual({ min: 200, max: 3000, default: 800 });
         const text = JSON.stringify(body);
-        for (const secret of [test.signer.publicPem.slice(30, 60), "KEY_ENCRYPTION", "AIzaSyOperator", "whsec_"]) expect(text).not.toContain(secret);
+        for (const secret of [test.signer.publicPem.slice(30, 60), "KEY_ENCRYPTION", "AIzaSyOperator", "whsec_"])
+          expect(text).not.toContain(secret);
 
         const dev = makeRuntime({ database, mode: "development", env: { CLERK_PUBLISHABLE_KEY: "pk_test_notvalid" } });
         const devBody = await expectStatus(await dev.fetch(request("GET", "/api/config")), 200);
@@ -205,8 +228,12 @@ describe("problem bodies carry retry_after (the web app's countdown inside a str
     const { AppError } = await import("../../lib/http/errors.js");
     const { problemBody } = await import("../../lib/http/problem.js");
     expect(problemBody(new AppError("rate-limited", { detail: "x", headers: { "Retry-After": "7" } }), "req_1").retry_after).toBe(7);
-    expect(problemBody(new AppError("database-unavailable", { detail: "x", headers: { "retry-after": "5" } }), "req_1").retry_after).toBe(5);
+    expect(problemBody(new AppError("database-unavailable", { detail: "x", headers: { "retry-after": "5" } }), "req_1").retry_after).toBe(
+      5,
+    );
     expect(problemBody(new AppError("rate-limited", { detail: "x" }), "req_1")).not.toHaveProperty("retry_after");
-    expect(problemBody(new AppError("rate-limited", { detail: "x", headers: { "retry-after": "Wed, 21 Oct 2026 07:28:00 GMT" } }), "req_1")).not.toHaveProperty("retry_after");
+    expect(
+      problemBody(new AppError("rate-limited", { detail: "x", headers: { "retry-after": "Wed, 21 Oct 2026 07:28:00 GMT" } }), "req_1"),
+    ).not.toHaveProperty("retry_after");
   });
 });

@@ -26,10 +26,18 @@ export const clerkWebhook = defineRoute({
   body: {
     schema: clerkWebhookEvent,
     description: "A Clerk webhook event, signed (headers svix-id, svix-timestamp, svix-signature).",
-    example: { type: "user.deleted", object: "event", data: { id: "user_2abc", object: "user", deleted: true }, timestamp: 1767225600000, instance_id: "ins_2abc" },
+    example: {
+      type: "user.deleted",
+      object: "event",
+      data: { id: "user_2abc", object: "user", deleted: true },
+      timestamp: 1767225600000,
+      instance_id: "ins_2abc",
+    },
     verify: ({ text, request, deps }) => verifyClerkWebhook(deps, request, text),
   },
-  responses: { 200: { description: "Received.", content: { "application/json": { schema: webhookResponse } }, headers: ["Cache-Control"] } },
+  responses: {
+    200: { description: "Received.", content: { "application/json": { schema: webhookResponse } }, headers: ["Cache-Control"] },
+  },
   problems: ["invalid-webhook-signature", "server-misconfigured", "database-unavailable"],
   handler: async ({ request, deps, body }) => {
     const answer = (outcome: WebhookResponse["outcome"]) => json({ received: true, type: body.type, outcome } satisfies WebhookResponse);
@@ -46,7 +54,11 @@ export const clerkWebhook = defineRoute({
     }
     // Present and signed: verifyClerkWebhook refused the delivery otherwise.
     const deliveryId = request.headers.get("svix-id")!.trim();
-    const result = await deleteAccountData(await deps.database(), { userId, requestId: deps.requestId, delivery: { id: deliveryId, type: body.type } });
+    const result = await deleteAccountData(await deps.database(), {
+      userId,
+      requestId: deps.requestId,
+      delivery: { id: deliveryId, type: body.type },
+    });
     deps.logger.info(result.processed ? "account data deleted" : "clerk webhook already processed", {
       userId,
       via: "clerk-webhook",

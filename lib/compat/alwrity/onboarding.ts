@@ -108,7 +108,10 @@ export async function onboardingProgress(deps: Deps, userId: string): Promise<Ou
 /** GET /api/onboarding/step/{step}: step 1 answers the keys as the form shows them. */
 export async function stepData(deps: Deps, userId: string, step: number): Promise<Out<typeof stepDataResponse>> {
   const database = await deps.database();
-  const [state, views] = await Promise.all([getOnboardingState(database, userId), step === 1 ? keyViews(deps, userId) : Promise.resolve([])]);
+  const [state, views] = await Promise.all([
+    getOnboardingState(database, userId),
+    step === 1 ? keyViews(deps, userId) : Promise.resolve([]),
+  ]);
   const record = stepRecord(state, step);
   const data = step === 1 ? { ...(record?.data ?? {}), api_keys: formKeys(views) } : (record?.data ?? null);
   return { step, status: stepDone(state, step) ? "completed" : "pending", completed_at: record?.completedAt ?? null, data };

@@ -90,13 +90,20 @@ function stepKey(provider: Provider) {
     .describe(`${providerInfo[provider].label} key, the hint shown for the saved one (unchanged), or empty`);
 }
 
-export const stepApiKeys = z.strictObject({ gemini: stepKey("gemini").optional(), exa: stepKey("exa").optional(), copilotkit: stepKey("copilotkit").optional() });
+export const stepApiKeys = z.strictObject({
+  gemini: stepKey("gemini").optional(),
+  exa: stepKey("exa").optional(),
+  copilotkit: stepKey("copilotkit").optional(),
+});
 
 /** `POST /api/onboarding/step/{step}/complete`: `{data, validation_errors}` (`setCurrentStep`), or `{data}` (useApiKeyStep). */
 export const stepCompleteBody = z.strictObject({
   data: z
     .looseObject({ api_keys: stepApiKeys.optional() })
-    .refine((data) => JSON.stringify(data).length <= MAX_STEP_DATA_CHARS, `the step's data may be at most ${MAX_STEP_DATA_CHARS} characters of JSON`)
+    .refine(
+      (data) => JSON.stringify(data).length <= MAX_STEP_DATA_CHARS,
+      `the step's data may be at most ${MAX_STEP_DATA_CHARS} characters of JSON`,
+    )
     .optional(),
   validation_errors: z.array(z.string().max(500)).max(50).optional(),
 });
@@ -148,7 +155,9 @@ export const validateKeysResponse = z.object({
 });
 
 export const frontendEnvBody = z.strictObject({
-  key: z.literal(providerInfo.copilotkit.frontendEnvVar ?? "REACT_APP_COPILOTKIT_API_KEY", { error: "only REACT_APP_COPILOTKIT_API_KEY can be written" }),
+  key: z.literal(providerInfo.copilotkit.frontendEnvVar ?? "REACT_APP_COPILOTKIT_API_KEY", {
+    error: "only REACT_APP_COPILOTKIT_API_KEY can be written",
+  }),
   value: providerKeySchemas.copilotkit,
   description: z.string().max(500).optional(),
 });
@@ -160,4 +169,3 @@ export const frontendEnvResponse = z.object({
   written: z.boolean(),
   message: z.string(),
 });
-

@@ -47,7 +47,14 @@ export const generateBlogPost = defineRoute({
       headers: ["Cache-Control"],
     },
   },
-  problems: ["missing-provider-key", "budget-exceeded", "provider-rejected-key", "model-unavailable", "upstream-unavailable", "upstream-timeout"],
+  problems: [
+    "missing-provider-key",
+    "budget-exceeded",
+    "provider-rejected-key",
+    "model-unavailable",
+    "upstream-unavailable",
+    "upstream-timeout",
+  ],
   handler: async ({ request, deps, userId, body }) => {
     const { prepareGeneration, collectGeneration, isAbortError } = await import("../generate.js");
     const generation = await prepareGeneration(deps, userId, body);

@@ -17,7 +17,9 @@ export const getUsage = defineRoute({
   tags: ["usage"],
   auth: true,
   query: { schema: usageQuery, example: { from: "2026-01-01", to: "2026-01-31" } },
-  responses: { 200: { description: "Usage in the range.", content: { "application/json": { schema: usageResponse } }, headers: ["Cache-Control"] } },
+  responses: {
+    200: { description: "Usage in the range.", content: { "application/json": { schema: usageResponse } }, headers: ["Cache-Control"] },
+  },
   problems: ["invalid-request"],
   handler: async ({ deps, userId, query }) => {
     const database = await deps.database();

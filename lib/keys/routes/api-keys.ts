@@ -4,13 +4,23 @@ import { defineRoute, json, noContent } from "../../http/route.js";
 import { isHintShaped, providerInfo, providers, type Provider } from "../../providers/registry.js";
 import { deleteUserKey, listUserKeys, saveUserKeys } from "../service.js";
 import { withRateLimit } from "../../platform/rate-limit.js";
-import { deleteKeyQuery, listKeysResponse, saveKeysForm, saveKeysRequest, saveKeysResponse, type OneKeyBody, type SaveKeysBody } from "../schemas.js";
+import {
+  deleteKeyQuery,
+  listKeysResponse,
+  saveKeysForm,
+  saveKeysRequest,
+  saveKeysResponse,
+  type OneKeyBody,
+  type SaveKeysBody,
+} from "../schemas.js";
 
 const path = "/api/onboarding/api-keys";
 
 /** A body whose only problems are key values is a key-format problem. */
 const keyFormatOnly = (errors: FieldError[]) =>
-  errors.length > 0 && errors.every((e) => e.pointer === "/api_key" || providers.some((p) => e.pointer === `/${p}`)) ? "invalid-key-format" : "invalid-request";
+  errors.length > 0 && errors.every((e) => e.pointer === "/api_key" || providers.some((p) => e.pointer === `/${p}`))
+    ? "invalid-key-format"
+    : "invalid-request";
 
 /** Either form as keys to save and hints meaning "unchanged". */
 export function keysOf(body: SaveKeysBody | OneKeyBody): { keys: SaveKeysBody; hints: Partial<Record<Provider, string>> } {
@@ -31,7 +41,7 @@ export const saveApiKeys = defineRoute({
     "(`{provider, api_key, description?}`, where `api_key` may be the hint shown for the saved key: unchanged). " +
     "A key equal to the saved one is unchanged: nothing is written and it does not count against the key-write limit; " +
     "typing (a run of one-character edits of one saved key, each within 10 s of the last, one audit row per run) counts against a separate " +
-      "ceiling of 600 a minute; going back and forth between two values, or editing several keys at once, counts as writes. " +
+    "ceiling of 600 a minute; going back and forth between two values, or editing several keys at once, counts as writes. " +
     "`validate: true` (the Gemini key checked with Google first) also counts, before the check and whatever it answers, against " +
     "the key-check limit (`RATE_LIMIT_KEY_CHECKS_PER_MINUTE`, default 10 a minute): past it, 429 with no check and nothing saved. " +
     "The RateLimit headers show the window with fewer requests left.",

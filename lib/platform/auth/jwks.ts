@@ -90,11 +90,7 @@ async function refreshJwks(entry: JwksCacheEntry, apiUrl: string, secretKey: str
  * The key with id `kid` of the Clerk instance behind (`secretKey`, `apiUrl`), or why there is
  * none: `unknown-key`, or a server-side `jwks-unavailable` / `secret-key-rejected`.
  */
-export async function jwkFromRemote(
-  kid: unknown,
-  secretKey: string,
-  apiUrl: string,
-): Promise<Result<JsonWebKey, TokenRejection>> {
+export async function jwkFromRemote(kid: unknown, secretKey: string, apiUrl: string): Promise<Result<JsonWebKey, TokenRejection>> {
   if (typeof kid !== "string" || kid === "") return err({ reason: "unknown-key" });
   const cacheKey = `${apiUrl}|${secretKey}`;
   const entry = jwksCache.get(cacheKey) ?? newJwksCacheEntry(cacheKey);

@@ -53,8 +53,14 @@ export async function requireUser(deps: Pick<Deps, "config" | "logger">, request
   if (!result.ok && isServerSideReason(result.error.reason)) {
     logger.error("session token could not be checked", { reason: result.error.reason });
     throw result.error.reason === "jwks-unavailable"
-      ? new AppError("upstream-unavailable", { detail: "Clerk's signing keys could not be fetched; try again", extra: { provider: "clerk" } })
-      : new AppError("server-misconfigured", { detail: "authentication is misconfigured on this deployment", action: "the operator must check CLERK_JWT_KEY / CLERK_SECRET_KEY" });
+      ? new AppError("upstream-unavailable", {
+          detail: "Clerk's signing keys could not be fetched; try again",
+          extra: { provider: "clerk" },
+        })
+      : new AppError("server-misconfigured", {
+          detail: "authentication is misconfigured on this deployment",
+          action: "the operator must check CLERK_JWT_KEY / CLERK_SECRET_KEY",
+        });
   }
   if (!result.ok) {
     logger.info("session token rejected", { reason: result.error.reason });

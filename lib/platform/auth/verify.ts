@@ -34,7 +34,6 @@ export interface VerifiedSession {
   sessionId?: string;
 }
 
-
 const serverSideReasons: ReadonlySet<string> = new Set<TokenRejectionReason>([
   "not-configured",
   "invalid-jwt-key",
@@ -75,10 +74,7 @@ function isNonEmptyString(value: unknown): value is string {
  * a `sub`, and an active session (`sts` absent or `active`; `pending` is signed out). Expected failures come back as `{ok: false, error: {reason}}`; see
  * {@link isServerSideReason} to tell a bad token (401) from a misconfigured server.
  */
-export async function verifySessionToken(
-  token: string,
-  settings: ClerkSettings,
-): Promise<Result<VerifiedSession, TokenRejection>> {
+export async function verifySessionToken(token: string, settings: ClerkSettings): Promise<Result<VerifiedSession, TokenRejection>> {
   const decoded = decodeUnverified(token);
   if (!decoded) return err({ reason: "malformed" });
   const { header, payload } = decoded;

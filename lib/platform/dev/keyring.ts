@@ -39,7 +39,8 @@ export async function developmentKeyringSpec(
   const existing = (await readEnvFile(envFile)).KEY_ENCRYPTION_KEYS;
   if (existing) return existing;
   // Fail closed: without the census a new key could hide stored keys it can never open.
-  if (!sealedKeyCensus) throw new Error("development key ring: the key store (lib/keys/store.ts) is not loaded, so stored keys cannot be checked");
+  if (!sealedKeyCensus)
+    throw new Error("development key ring: the key store (lib/keys/store.ts) is not loaded, so stored keys cannot be checked");
   const orphaned = await sealedKeyCensus(await database());
   if (orphaned.size > 0) {
     const total = [...orphaned.values()].reduce((a, b) => a + b, 0);

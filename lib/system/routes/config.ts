@@ -25,7 +25,6 @@ const purpose: Record<(typeof providers)[number], string> = {
   copilotkit: "A publishable key for CopilotKit frontends. Optional.",
 };
 
-
 export const getConfig = defineRoute({
   method: "GET",
   path: "/api/config",
@@ -37,7 +36,11 @@ export const getConfig = defineRoute({
   tags: ["service"],
   auth: false,
   responses: {
-    200: { description: "The web app's configuration.", content: { "application/json": { schema: configResponse } }, headers: ["Cache-Control"] },
+    200: {
+      description: "The web app's configuration.",
+      content: { "application/json": { schema: configResponse } },
+      headers: ["Cache-Control"],
+    },
   },
   problems: ["server-misconfigured"],
   handler: async ({ deps }) => {

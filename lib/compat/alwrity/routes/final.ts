@@ -12,7 +12,8 @@ export const alwritySummary = defineRoute({
   path: "/api/onboarding/summary",
   operationId: "alwritySummary",
   summary: "The caller's onboarding summary (ALwrity's final step)",
-  description: "Keys as the form shows them (hints for gemini and exa), the data of steps 2 to 4 as the frontend sent it (null when none), and progress.",
+  description:
+    "Keys as the form shows them (hints for gemini and exa), the data of steps 2 to 4 as the frontend sent it (null when none), and progress.",
   tags: ["alwrity"],
   auth: true,
   responses: { 200: { description: "Summary.", content: { "application/json": { schema: summaryResponse } }, headers: ["Cache-Control"] } },
@@ -29,12 +30,23 @@ const stored = (path: string, operationId: string, summary: string, step: number
     description: `The data the frontend sent when it completed step ${step}, as sent; \`null\` when there is none (this service analyses nothing itself).`,
     tags: ["alwrity"],
     auth: true,
-    responses: { 200: { description: "The step's data, or null.", content: { "application/json": { schema: storedStepData } }, headers: ["Cache-Control"] } },
+    responses: {
+      200: {
+        description: "The step's data, or null.",
+        content: { "application/json": { schema: storedStepData } },
+        headers: ["Cache-Control"],
+      },
+    },
     problems: [],
     handler: async ({ deps, userId }) => json(await storedStep(deps, userId, step)),
   });
 
-export const alwrityWebsiteAnalysis = stored("/api/onboarding/website-analysis", "alwrityWebsiteAnalysis", "The caller's website step data (ALwrity's final step)", 2);
+export const alwrityWebsiteAnalysis = stored(
+  "/api/onboarding/website-analysis",
+  "alwrityWebsiteAnalysis",
+  "The caller's website step data (ALwrity's final step)",
+  2,
+);
 export const alwrityResearchPreferences = stored(
   "/api/onboarding/research-preferences",
   "alwrityResearchPreferences",

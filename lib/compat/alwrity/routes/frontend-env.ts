@@ -25,7 +25,13 @@ export const alwrityFrontendEnv = defineRoute({
     example: { key: "REACT_APP_COPILOTKIT_API_KEY", value: "ck_pub_exampleexampleexample0000", description: "CopilotKit API key" },
     codeFor: (errors) => (errors.length > 0 && errors.every((e) => e.pointer === "/value") ? "invalid-key-format" : "invalid-request"),
   },
-  responses: { 200: { description: "Written (or nothing to write to).", content: { "application/json": { schema: frontendEnvResponse } }, headers: ["Cache-Control"] } },
+  responses: {
+    200: {
+      description: "Written (or nothing to write to).",
+      content: { "application/json": { schema: frontendEnvResponse } },
+      headers: ["Cache-Control"],
+    },
+  },
   problems: ["invalid-key-format"],
   handler: async ({ deps, body }) => {
     const file = deps.config.frontendEnvFile;

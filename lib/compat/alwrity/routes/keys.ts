@@ -9,11 +9,17 @@ export const alwrityOnboardingKeys = defineRoute({
   operationId: "alwrityOnboardingKeys",
   summary: "The caller's keys as ALwrity's API-key form shows them",
   description:
-    "`api_keys.{gemini,exa}` are hints (… + last 4 characters), never the keys; sent back unchanged they mean \"unchanged\". " +
+    '`api_keys.{gemini,exa}` are hints (… + last 4 characters), never the keys; sent back unchanged they mean "unchanged". ' +
     "`api_keys.copilotkit` is the publishable key in full. Providers without a saved key are absent.",
   tags: ["alwrity"],
   auth: true,
-  responses: { 200: { description: "The form's prefill.", content: { "application/json": { schema: onboardingKeysResponse } }, headers: ["Cache-Control"] } },
+  responses: {
+    200: {
+      description: "The form's prefill.",
+      content: { "application/json": { schema: onboardingKeysResponse } },
+      headers: ["Cache-Control"],
+    },
+  },
   problems: [],
   handler: async ({ deps, userId }) => json(await onboardingKeys(deps, userId)),
 });
@@ -24,7 +30,13 @@ const validateSpec = {
   description: "From what is known (format checked when saved, the provider's last answer since): no upstream call, nothing to pay.",
   tags: ["alwrity"],
   auth: true as const,
-  responses: { 200: { description: "Per provider.", content: { "application/json": { schema: validateKeysResponse } }, headers: ["Cache-Control" as const] } },
+  responses: {
+    200: {
+      description: "Per provider.",
+      content: { "application/json": { schema: validateKeysResponse } },
+      headers: ["Cache-Control" as const],
+    },
+  },
   problems: [],
 };
 

@@ -12,7 +12,9 @@ export const alwrityInit = defineRoute({
   description: "`onboarding.current_step` is the step to show next; `steps[]` carry each completed step's data. `user` is never null.",
   tags: ["alwrity"],
   auth: true,
-  responses: { 200: { description: "The caller's onboarding.", content: { "application/json": { schema: initResponse } }, headers: ["Cache-Control"] } },
+  responses: {
+    200: { description: "The caller's onboarding.", content: { "application/json": { schema: initResponse } }, headers: ["Cache-Control"] },
+  },
   problems: [],
   handler: async ({ deps, userId }) => json(await initOnboarding(deps, userId)),
 });
@@ -36,7 +38,9 @@ export const alwrityProgress = defineRoute({
   summary: "The caller's onboarding progress (ALwrity's getProgress)",
   tags: ["alwrity"],
   auth: true,
-  responses: { 200: { description: "Progress.", content: { "application/json": { schema: progressResponse } }, headers: ["Cache-Control"] } },
+  responses: {
+    200: { description: "Progress.", content: { "application/json": { schema: progressResponse } }, headers: ["Cache-Control"] },
+  },
   problems: [],
   handler: async ({ deps, userId }) => json(await onboardingProgress(deps, userId)),
 });
@@ -48,7 +52,9 @@ export const alwrityComplete = defineRoute({
   summary: "Mark the caller's onboarding completed (step 6, progress 100)",
   tags: ["alwrity"],
   auth: true,
-  responses: { 200: { description: "Completed.", content: { "application/json": { schema: completeResponse } }, headers: ["Cache-Control"] } },
+  responses: {
+    200: { description: "Completed.", content: { "application/json": { schema: completeResponse } }, headers: ["Cache-Control"] },
+  },
   problems: [],
   handler: async ({ deps, userId }) => {
     const database = await deps.database();

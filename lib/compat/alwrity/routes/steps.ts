@@ -13,11 +13,14 @@ export const alwrityStepData = defineRoute({
   path: "/api/onboarding/step/:step",
   operationId: "alwrityStepData",
   summary: "One onboarding step's status and data",
-  description: "Step 1's `data.api_keys` are the caller's keys as the form shows them (hints for gemini and exa); other steps give back what the frontend sent.",
+  description:
+    "Step 1's `data.api_keys` are the caller's keys as the form shows them (hints for gemini and exa); other steps give back what the frontend sent.",
   tags: ["alwrity"],
   auth: true,
   params,
-  responses: { 200: { description: "The step.", content: { "application/json": { schema: stepDataResponse } }, headers: ["Cache-Control"] } },
+  responses: {
+    200: { description: "The step.", content: { "application/json": { schema: stepDataResponse } }, headers: ["Cache-Control"] },
+  },
   problems: [],
   handler: async ({ deps, userId, params }) => json(await stepData(deps, userId, params.step)),
 });
@@ -41,10 +44,16 @@ export const alwrityCompleteStep = defineRoute({
   body: {
     schema: stepCompleteBody,
     description: "ALwrity's `{data, validation_errors}`.",
-    example: { data: { api_keys: { gemini: providerInfo.gemini.example, exa: providerInfo.exa.example, copilotkit: providerInfo.copilotkit.example } } },
+    example: {
+      data: {
+        api_keys: { gemini: providerInfo.gemini.example, exa: providerInfo.exa.example, copilotkit: providerInfo.copilotkit.example },
+      },
+    },
     codeFor: keyFormatOnly,
   },
-  responses: { 200: { description: "Completed.", content: { "application/json": { schema: stepCompleteResponse } }, headers: ["Cache-Control"] } },
+  responses: {
+    200: { description: "Completed.", content: { "application/json": { schema: stepCompleteResponse } }, headers: ["Cache-Control"] },
+  },
   problems: ["invalid-key-format", "rate-limited"],
   handler: async ({ request, deps, userId, params, body }) => {
     const outcome = await completeOnboardingStep(deps, userId, params.step, body, request.signal);
