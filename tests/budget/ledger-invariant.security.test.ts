@@ -47,7 +47,7 @@ const SEED = Number(process.env.LEDGER_SEED ?? 20_261_207);
 const NUM_RUNS = Number(process.env.LEDGER_RUNS ?? 25);
 const MAX_COMMANDS = 15;
 /** Shrink candidates tried after a failure: a short counterexample, in bounded time. */
-const MAX_SHRINKS = 40;
+const MAX_SHRINKS = 100;
 /** At most this many generations held in flight at once. */
 const MAX_IN_FLIGHT = 3;
 /** Recorded amounts are rounded to 8 decimals per row: slack for the sums. */
@@ -55,6 +55,13 @@ const EPSILON_USD = 1e-6;
 /** Deadline of every wait for state (never reached unless something is stuck). */
 const WAIT_MS = 15_000;
 const TOPIC = "Ledgers that add up";
+/** RATE_LIMIT_KEY_WRITES_PER_MINUTE of the runtime the probe regressions use. */
+const PROBE_KEY_WRITES = 5;
+/**
+ * Probes those regressions send in a row, well within a minute: more than a limit on probes
+ * (their own, or the key-write limit) would let through.
+ */
+const PROBES = 30;
 const KEYWORDS = ["audit", "billing", "caps"];
 
 const { gemini, exa } = useFakeUpstreams({ gemini: { thoughtsTokens: THOUGHTS_TOKENS } });
@@ -425,18 +432,27 @@ const usd = (n: number) => n.toFixed(6);
 const describeBill = (call: BilledCall) =>
   `${call.operation}${call.inputTokens !== undefined ? ` in=${call.inputTokens} out=${call.outputTokens}` : ""} ${usd(call.usd)}${call.cutOff ? " (cut off)" : ""}`;
 
-/** Ends every held generation (its client leaves), then holds the ledger against the bills. */
-async function finishRun(real: Real): Promise<void> {
+/** Ends every held generation (its client leaves) and waits until every call is closed and every reservation gone. */
+async function settleRun(real: Real): Promise<void> {
   for (const flight of real.flights.splice(0)) {
     real.trace.push(`#${flight.serial} aborted at the end: ${outcomeText(await abortFlight(flight))}`);
     saw(`aborted ${stopName(flight.spec.stop)}`);
   }
   const open = () => [...geminiCalls(real.keys.gemini), ...exaSearches(real.keys.exa)].filter((r) => r.open);
-  await waitFor(() => open().length === 0, () => `upstream requests still open: ${open().map((r) => `${r.method} ${r.path} ${r.apiKey?.slice(-6)}`).join(", ")}\n${real.trace.join("\n")}`, {
-    timeoutMs: WAIT_MS,
-  });
+  await waitFor(() => open().length === 0, () => `upstream requests still open: ${open().map((r) => `${r.method} ${r.path}`).join(", ")}`, { timeoutMs: WAIT_MS });
   await waitFor(async () => (await budgetOf(real)).reservedUsd === 0, "a reservation was never settled or released", { timeoutMs: WAIT_MS });
+}
 
+interface Ledger {
+  /** What the fakes billed the run's keys. */
+  billed: number;
+  /** The spend recorded for the user id this month (GET /api/usage/budget `spentUsd`). */
+  recorded: number;
+  /** The run, billed call by call and recorded row by row, headed by `failures`. */
+  report(failures: string[]): string;
+}
+
+async function ledgerOf(real: Real): Promise<Ledger> {
   const budget = await budgetOf(real);
   const rows = await real.database.rows<{ provider: string; operation: string; input_tokens: number; output_tokens: number; cost_usd: string | number; partial: boolean }>(
     sql`select provider, operation, input_tokens, output_tokens, cost_usd, partial from usage_events where user_id = ${real.userId} order by id`,
@@ -444,17 +460,12 @@ async function finishRun(real: Real): Promise<void> {
   const bills = [...gemini.billed.filter((c) => c.key === real.keys.gemini), ...exa.billed.filter((c) => c.key === real.keys.exa)];
   const billed = gemini.billedUsd(real.keys.gemini) + exa.billedUsd(real.keys.exa);
   const recorded = budget.spentUsd;
-  const bound = CAP_USD + WORST_CASE_USD;
-
-  const failures: string[] = [];
-  if (recorded + EPSILON_USD < billed) failures.push(`1. recorded spend ${usd(recorded)} < billed ${usd(billed)} (short by ${usd(billed - recorded)})`);
-  if (Math.max(billed, recorded) > bound + EPSILON_USD) {
-    failures.push(`2. spend ${usd(Math.max(billed, recorded))} > cap ${usd(CAP_USD)} + one generation's worst case ${usd(WORST_CASE_USD)} = ${usd(bound)}`);
-  }
-  if (failures.length > 0) {
-    throw new Error(
+  return {
+    billed,
+    recorded,
+    report: (failures) =>
       [
-        `ledger invariant broken for ${real.userId}:`,
+        `ledger broken for ${real.userId}:`,
         ...failures.map((f) => `  ${f}`),
         "run:",
         ...real.trace.map((t) => `  ${t}`),
@@ -463,8 +474,35 @@ async function finishRun(real: Real): Promise<void> {
         `recorded (budget spentUsd ${usd(recorded)}, usage rows now ${usd(rows.reduce((sum, r) => sum + Number(r.cost_usd), 0))}):`,
         ...rows.map((r) => `  ${r.provider} ${r.operation} in=${r.input_tokens} out=${r.output_tokens} ${usd(Number(r.cost_usd))}${r.partial ? " (partial)" : ""}`),
       ].join("\n"),
-    );
+  };
+}
+
+/** Property 1: recorded ≥ billed. */
+function recordedShortfall(ledger: Ledger): string[] {
+  const { billed, recorded } = ledger;
+  return recorded + EPSILON_USD < billed ? [`1. recorded spend ${usd(recorded)} < billed ${usd(billed)} (short by ${usd(billed - recorded)})`] : [];
+}
+
+/** Ends the run, then holds the ledger against the bills (both properties). */
+async function finishRun(real: Real): Promise<void> {
+  await settleRun(real);
+  const ledger = await ledgerOf(real);
+  const bound = CAP_USD + WORST_CASE_USD;
+  const spend = Math.max(ledger.billed, ledger.recorded);
+  const failures = recordedShortfall(ledger);
+  if (spend > bound + EPSILON_USD) {
+    failures.push(`2. spend ${usd(spend)} > cap ${usd(CAP_USD)} + one generation's worst case ${usd(WORST_CASE_USD)} = ${usd(bound)}`);
   }
+  if (failures.length > 0) throw new Error(ledger.report(failures));
+}
+
+/** A named regression's check: the run settled, recorded ≥ billed (and something was billed). */
+async function expectRecordedCoversBilled(real: Real): Promise<void> {
+  await settleRun(real);
+  const ledger = await ledgerOf(real);
+  expect(ledger.billed, "the fakes billed nothing: the case did not reach an upstream").toBeGreaterThan(0);
+  const failures = recordedShortfall(ledger);
+  if (failures.length > 0) throw new Error(ledger.report(failures));
 }
 
 describe("the fakes bill what the service records for calls that complete", () => {
@@ -477,6 +515,8 @@ for (const backend of backends) {
   describe.skipIf(!backend.available)(`the spending ledger ${backendLabel(backend)}`, () => {
     let database: TestDatabase;
     let rt: TestRuntime;
+    /** The same, with a key-write limit that a burst of probes reaches. */
+    let limited: TestRuntime;
     let runs = 0;
 
     beforeAll(async () => {
@@ -494,16 +534,22 @@ for (const backend of backends) {
           RATE_LIMIT_GENERATE_PER_MINUTE: "0",
         },
       });
+      limited = makeRuntime({
+        database,
+        mode: "production",
+        env: { KEY_ENCRYPTION_KEYS: KEYRING, GEMINI_BASE_URL: gemini.url, EXA_BASE_URL: exa.url, RATE_LIMIT_KEY_WRITES_PER_MINUTE: String(PROBE_KEY_WRITES) },
+      });
     });
     afterAll(async () => {
       rt?.cleanup();
+      limited?.cleanup();
       await database?.destroy();
     });
 
-    async function newRun(): Promise<Real> {
+    async function newRun(runtime: TestRuntime = rt): Promise<Real> {
       runs += 1;
       const real: Real = {
-        rt,
+        rt: runtime,
         database,
         userId: `user_ledger_${backend.name}_${runs}`,
         keys: sampleKeys(70_000 + runs + (backend.name === "postgres" ? 10_000 : 0)),
@@ -557,5 +603,73 @@ for (const backend of backends) {
       },
       180_000,
     );
+
+    // Named regressions: one hole each, the smallest case that shows it.
+
+    it("a stream cut off mid-way is charged the thinking tokens Gemini billed, not only the text received", async () => {
+      const real = await newRun();
+      const { flight, stopped } = await startGeneration(real, { accept: "sse", research: false, keywords: 0, stop: { at: "chunk", k: 2 } });
+      expect(stopped).toBe(true);
+      real.trace.push(`#1 held after 2 chunks, aborted: ${outcomeText(await abortFlight(flight))}`);
+      await expectRecordedCoversBilled(real);
+    });
+
+    it("Exa searches the client cut off are charged (Exa billed them)", async () => {
+      const real = await newRun();
+      const { flight, stopped } = await startGeneration(real, { accept: "json", research: true, keywords: 3, stop: { at: "exa" } });
+      expect(stopped).toBe(true);
+      real.trace.push(`#1 held at Exa (3 searches), aborted: ${outcomeText(await abortFlight(flight))}`);
+      await expectRecordedCoversBilled(real);
+    });
+
+    it("DELETE /api/me does not reset the month's spend of the user id: deleted and re-created, the spend still counts", async () => {
+      const real = await newRun();
+      const { flight } = await startGeneration(real, { accept: "json", research: true, keywords: 1, stop: { at: "none" } });
+      real.trace.push(`#1 to the end: ${outcomeText(await flight.done)}`);
+      expect((await real.rt.fetch(request("DELETE", "/api/me", { token: token(real) }))).status).toBe(204);
+      expect(await saveKeys(real, false)).toBe(200);
+      real.trace.push("DELETE /api/me, keys saved again");
+      await expectRecordedCoversBilled(real);
+    });
+
+    it("a generation in flight across DELETE /api/me is charged when it settles", async () => {
+      const real = await newRun();
+      const { flight, stopped } = await startGeneration(real, { accept: "sse", research: true, keywords: 0, stop: { at: "gemini" } });
+      expect(stopped).toBe(true);
+      expect((await real.rt.fetch(request("DELETE", "/api/me", { token: token(real) }))).status).toBe(204);
+      gemini.setMode({}, real.keys.gemini);
+      flight.release();
+      real.trace.push(`#1 held at Gemini, DELETE /api/me, released: ${outcomeText(await within(flight.done, "released generation"))}`);
+      await expectRecordedCoversBilled(real);
+    });
+
+    const keyChecks = (key: string) => gemini.requests.filter((r) => r.apiKey === key && r.path === "/v1beta/models").length;
+
+    it(`validate: true probes of the saved key are limited: ${PROBES} in a row do not all reach Gemini`, async () => {
+      const real = await newRun(limited);
+      const statuses: number[] = [];
+      for (let i = 0; i < PROBES; i++) statuses.push(await saveKeys(real, true));
+      const calls = keyChecks(real.keys.gemini);
+      // Refused (429), or answered without a call: either way not one upstream check per probe.
+      expect(calls, `answers ${statuses.join(",")}; Gemini key checks: ${calls}`).toBeLessThan(PROBES);
+    });
+
+    it(`validate: true probes of new keys are limited: ${PROBES} in a row (key-write limit ${PROBE_KEY_WRITES}/min) do not all reach Gemini`, async () => {
+      const real = await newRun(limited);
+      const statuses: number[] = [];
+      const probed: string[] = [];
+      for (let i = 1; i <= PROBES; i++) {
+        // Keys unlike each other (not one-character edits, which have their own ceiling).
+        const key = sampleKeys(0x1000_0000 + i * 0x0111_1111).gemini;
+        probed.push(key);
+        const response = await real.rt.fetch(request("POST", "/api/onboarding/api-keys", { token: token(real), body: { gemini: key, validate: true } }));
+        await response.text();
+        statuses.push(response.status);
+      }
+      const calls = probed.reduce((sum, key) => sum + keyChecks(key), 0);
+      expect(statuses, "the key-write limit never answered 429").toContain(429);
+      // Refused probes must not all have checked their key upstream first (today each does, then the save is refused).
+      expect(calls, `answers ${statuses.join(",")}; Gemini key checks: ${calls}`).toBeLessThan(PROBES);
+    });
   });
 }
