@@ -172,7 +172,10 @@ async function handle(exchange: FakeExchange, settings: Settings): Promise<void>
 }
 
 /** Bills a call at the price table's rate for its model (see the file comment). */
-function bill(exchange: FakeExchange, call: { operation: string; model: string; inputTokens: number; outputTokens: number }): BilledCall | undefined {
+function bill(
+  exchange: FakeExchange,
+  call: { operation: string; model: string; inputTokens: number; outputTokens: number },
+): BilledCall | undefined {
   return exchange.bill({ ...call, usd: geminiCostUsd(call.model, call.inputTokens, call.outputTokens) });
 }
 
