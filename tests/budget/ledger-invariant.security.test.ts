@@ -66,6 +66,7 @@ const EPSILON_USD = 1e-6;
 /** Deadline of every wait for state (never reached unless something is stuck). */
 const WAIT_MS = 15_000;
 const TOPIC = "Ledgers that add up";
+const KEYWORDS = ["audit", "billing", "caps"];
 /** RATE_LIMIT_KEY_WRITES_PER_MINUTE of the runtime the probe regressions use. */
 const PROBE_KEY_WRITES = 5;
 /**
@@ -73,7 +74,6 @@ const PROBE_KEY_WRITES = 5;
  * (their own, or the key-write limit) would let through.
  */
 const PROBES = 30;
-const KEYWORDS = ["audit", "billing", "caps"];
 
 const { gemini, exa } = useFakeUpstreams({ gemini: { thoughtsTokens: THOUGHTS_TOKENS } });
 
