@@ -4,6 +4,11 @@
  * deterministic; contents are returned only as requested (highlights capped per result by
  * `highlights.maxCharacters`, text by `text.maxCharacters`), and `costDollars.total` follows
  * Exa's published shape. Errors use Exa's `{requestId, error, tag}` body.
+ *
+ * Billing (`billed`, `billedUsd(key)`): Exa charges a search it took, answered or not: a
+ * search it would answer 200 is billed `costDollars.total` as soon as it arrives, so a
+ * search held, hung or cut off by the client costs what an answered one does. A search
+ * answered with an error status (a failure mode, a missing key, a bad body) is not billed.
  */
 import { startFakeUpstream, type FakeExchange, type FakeUpstream } from "./index.js";
 
@@ -35,8 +40,48 @@ export async function startFakeExa(): Promise<FakeExa> {
   return startFakeUpstream({ keyHeader: "x-api-key", handle });
 }
 
+/** What a search costs (`costDollars.total` and its parts) for `numResults` results with `contents`. */
+export function fakeExaSearchCost(numResults: number, contents: { summary?: unknown } = {}) {
+  const extra = Math.max(0, numResults - 10) * FAKE_EXA_EXTRA_RESULT_COST;
+  const summaries = contents.summary ? numResults * 0.001 : 0;
+  const total = Math.round((FAKE_EXA_SEARCH_COST + extra + summaries) * 1e6) / 1e6;
+  return { total, search: FAKE_EXA_SEARCH_COST + extra, summaries };
+}
+
+interface SearchBody {
+  query?: unknown;
+  numResults?: unknown;
+  contents?: {
+    text?: true | { maxCharacters?: number };
+    highlights?: true | { maxCharacters?: number };
+    summary?: unknown;
+  };
+}
+
+/** The results a search body asks for (1..100, default 10). */
+const resultCount = (body: SearchBody) => Math.max(1, Math.min(typeof body.numResults === "number" ? body.numResults : 10, 100));
+
+/** Whether the fake answers this request 200 with search results (then Exa bills it). */
+function answersSearch(exchange: FakeExchange): boolean {
+  const { request, mode } = exchange;
+  const body = (request.body ?? {}) as SearchBody;
+  return (
+    Boolean(request.apiKey) &&
+    mode.fail === undefined &&
+    request.method === "POST" &&
+    request.path === "/search" &&
+    typeof body.query === "string" &&
+    body.query !== ""
+  );
+}
+
 async function handle(exchange: FakeExchange): Promise<void> {
   const { request, mode } = exchange;
+  if (answersSearch(exchange)) {
+    // Taken, so billed: whether the answer arrives or the client leaves first.
+    const body = request.body as SearchBody;
+    exchange.bill({ operation: "search", usd: fakeExaSearchCost(resultCount(body), body.contents).total });
+  }
   if (mode.holdUntil) await mode.holdUntil.catch(() => undefined);
   if (mode.hang) return;
   if (!(await exchange.pause(mode.latencyMs))) return;
@@ -64,19 +109,11 @@ async function handle(exchange: FakeExchange): Promise<void> {
     return exchange.json(404, { requestId, error: `Not found: ${request.method} ${request.path}`, tag: "NOT_FOUND" });
   }
 
-  const body = (request.body ?? {}) as {
-    query?: unknown;
-    numResults?: unknown;
-    contents?: {
-      text?: true | { maxCharacters?: number };
-      highlights?: true | { maxCharacters?: number };
-      summary?: unknown;
-    };
-  };
+  const body = (request.body ?? {}) as SearchBody;
   if (typeof body.query !== "string" || body.query === "") {
     return exchange.json(400, { requestId, error: "query is required", tag: "INVALID_REQUEST_BODY" });
   }
-  const count = Math.max(1, Math.min(typeof body.numResults === "number" ? body.numResults : 10, 100));
+  const count = resultCount(body);
   const contents = body.contents ?? {};
   const results = Array.from({ length: count }, (_, index) => {
     const base = fakeExaResult(body.query as string, index);
@@ -94,9 +131,7 @@ async function handle(exchange: FakeExchange): Promise<void> {
     if (contents.summary) result.summary = `Summary of source ${index + 1}.`;
     return result;
   });
-  const extra = Math.max(0, count - 10) * FAKE_EXA_EXTRA_RESULT_COST;
-  const summaries = contents.summary ? count * 0.001 : 0;
-  const total = Math.round((FAKE_EXA_SEARCH_COST + extra + summaries) * 1e6) / 1e6;
+  const { total, search, summaries } = fakeExaSearchCost(count, contents);
   return exchange.json(200, {
     requestId,
     resolvedSearchType: "neural",
@@ -104,7 +139,7 @@ async function handle(exchange: FakeExchange): Promise<void> {
     searchTime: 12.5,
     costDollars: {
       total,
-      search: { neural: FAKE_EXA_SEARCH_COST + extra },
+      search: { neural: search },
       ...(summaries ? { contents: { summary: summaries } } : {}),
     },
   });

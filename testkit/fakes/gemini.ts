@@ -15,8 +15,19 @@
  * - retired models answer 404 NOT_FOUND (ai.google.dev/gemini-api/docs/deprecations);
  * - usageMetadata reports `thoughtsTokenCount` as Gemini 3.x models do (thinking is on by
  *   default and billed as output, ai.google.dev/gemini-api/docs/thinking), from the first chunk on.
+ *
+ * Billing (`billed`, `billedUsd(key)`), at the service's own price table
+ * (lib/providers/prices.ts `geminiCostUsd`, for the model in the path): Gemini bills the
+ * tokens it processed for a call it accepted, finished or not. A call is accepted when it is
+ * answered 200: a generateContent is billed its prompt, thinking and output tokens; a stream
+ * is billed its prompt and thinking tokens when its 200 goes out (thinking happens before
+ * the first visible text, and every chunk reports it), then each chunk's output tokens as the
+ * chunk is sent, so a stream the client cuts off costs what had been sent by then. A call
+ * answered with an error status, held or hung without an answer, and the model list are not
+ * billed.
  */
-import { startFakeUpstream, type FakeExchange, type FakeUpstream } from "./index.js";
+import { geminiCostUsd } from "../../lib/providers/prices.js";
+import { startFakeUpstream, type BilledCall, type FakeExchange, type FakeUpstream } from "./index.js";
 
 export type { FakeMode, RecordedRequest } from "./index.js";
 
@@ -114,6 +125,8 @@ async function handle(exchange: FakeExchange, settings: Settings): Promise<void>
   if (match[2] === "generateContent") {
     const text = chunks.join("");
     const outputTokens = fakeTokenCount(text);
+    if (exchange.closed()) return;
+    bill(exchange, { operation: "generateContent", model, inputTokens: promptTokens, outputTokens: outputTokens + thoughtsTokens });
     return exchange.json(200, {
       candidates: [{ content: { parts: [{ text }], role: "model" }, finishReason: "STOP", index: 0 }],
       usageMetadata: usage(promptTokens, outputTokens, thoughtsTokens),
@@ -126,14 +139,21 @@ async function handle(exchange: FakeExchange, settings: Settings): Promise<void>
     return sendGoogleError(exchange, 400, "INVALID_ARGUMENT", "the fake only streams with alt=sse");
   }
   const { res } = exchange;
+  if (exchange.closed()) return;
   res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
   res.flushHeaders();
+  // Accepted: the prompt and the thinking are billed from here on, whatever follows.
+  const billed = bill(exchange, { operation: "streamGenerateContent", model, inputTokens: promptTokens, outputTokens: thoughtsTokens });
   let sentTokens = 0;
   for (const [index, text] of chunks.entries()) {
-    if (mode.hangAfterChunks !== undefined && index >= mode.hangAfterChunks) return; // stall, never end
+    if (mode.hangAfterChunks !== undefined && index === mode.hangAfterChunks) {
+      if (!mode.resumeWhen) return; // stall, never end
+      await mode.resumeWhen.catch(() => undefined);
+    }
     if (index > 0 && !(await exchange.pause(mode.latencyMs))) return;
     if (exchange.closed()) return;
     sentTokens += fakeTokenCount(text);
+    if (billed) rebill(billed, promptTokens, sentTokens + thoughtsTokens);
     const last = index === chunks.length - 1;
     const event = {
       candidates: [
@@ -149,6 +169,21 @@ async function handle(exchange: FakeExchange, settings: Settings): Promise<void>
     res.write(`data: ${JSON.stringify(event)}\r\n\r\n`);
   }
   res.end();
+}
+
+/** Bills a call at the price table's rate for its model (see the file comment). */
+function bill(
+  exchange: FakeExchange,
+  call: { operation: string; model: string; inputTokens: number; outputTokens: number },
+): BilledCall | undefined {
+  return exchange.bill({ ...call, usd: geminiCostUsd(call.model, call.inputTokens, call.outputTokens) });
+}
+
+/** A stream's bill after more of it was sent. */
+function rebill(entry: BilledCall, inputTokens: number, outputTokens: number): void {
+  entry.inputTokens = inputTokens;
+  entry.outputTokens = outputTokens;
+  entry.usd = geminiCostUsd(entry.model ?? "", inputTokens, outputTokens);
 }
 
 function thoughts(thoughtsTokenCount: number) {

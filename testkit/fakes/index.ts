@@ -1,8 +1,10 @@
 /**
  * Shared machinery of the fake upstreams (`gemini.ts`, `exa.ts`): a node:http server on
  * 127.0.0.1:0 that records every request with the key it carried, resolves a failure mode
- * per key (or globally), and counts requests still open so a test can prove an abort really
- * closed the upstream connection.
+ * per key (or globally), counts requests still open so a test can prove an abort really
+ * closed the upstream connection, and keeps the provider's bill: what the real provider
+ * would charge each key for the calls it took (`billed`, `billedUsd(key)`), so a test can
+ * hold the service's recorded spend against it.
  */
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -25,7 +27,35 @@ export interface FakeMode {
   hangAfterChunks?: number;
   /** Hold every request until this settles, then answer as the rest of the mode says (tests: hold calls in flight). */
   holdUntil?: Promise<unknown>;
+  /**
+   * Streams with `hangAfterChunks`: once this settles, send the rest of the stream (a stall
+   * that ends) instead of stalling for good. A client that left meanwhile gets nothing more.
+   */
+  resumeWhen?: Promise<unknown>;
 }
+
+/**
+ * One call as the provider bills it. Entries are live: a stream's grows as its chunks are
+ * sent, and `cutOff` turns true when the client goes away before the answer ended.
+ */
+export interface BilledCall {
+  /** The key billed (the one the request carried). */
+  key: string;
+  /** e.g. "search", "streamGenerateContent". */
+  operation: string;
+  model?: string;
+  /** Tokens billed at the input rate. */
+  inputTokens?: number;
+  /** Tokens billed at the output rate: thinking included, visible output as far as it was sent. */
+  outputTokens?: number;
+  /** What the provider charges for this call so far. */
+  usd: number;
+  /** The client went away before the answer was complete (the call is billed all the same). */
+  cutOff: boolean;
+}
+
+/** What a handler bills: a BilledCall without its key and cut-off flag (the fake sets those). */
+export type Bill = Omit<BilledCall, "key" | "cutOff">;
 
 export interface RecordedRequest {
   method: string;
@@ -37,6 +67,8 @@ export interface RecordedRequest {
   headers: IncomingHttpHeaders;
   /** Parsed JSON body (undefined when empty). */
   body: unknown;
+  /** True until the response finished or the client went away (what `inFlight()` counts, per request). */
+  open: boolean;
 }
 
 export interface FakeUpstream {
@@ -51,6 +83,10 @@ export interface FakeUpstream {
   inFlight(): number;
   /** Resolves once `inFlight()` is 0; rejects after `timeoutMs`. */
   waitForIdle(timeoutMs?: number): Promise<void>;
+  /** Every call the provider billed, in the order it took them (`reset()` forgets them). */
+  billed: BilledCall[];
+  /** USD billed to `key` (every key when omitted) by the calls in `billed`. */
+  billedUsd(key?: string): number;
   close(): Promise<void>;
 }
 
@@ -64,6 +100,11 @@ export interface FakeExchange {
   /** Waits `ms` (0: no wait); resolves false when the client disconnected meanwhile. */
   pause(ms: number | undefined): Promise<boolean>;
   json(status: number, body: unknown, headers?: Record<string, string>): void;
+  /**
+   * Bills this call to the key it carried (nothing without a key) and returns the live entry,
+   * which the handler may update as it sends more (a stream's output tokens and cost).
+   */
+  bill(bill: Bill): BilledCall | undefined;
 }
 
 export async function startFakeUpstream(options: {
@@ -71,6 +112,7 @@ export async function startFakeUpstream(options: {
   handle: (exchange: FakeExchange) => Promise<void> | void;
 }): Promise<FakeUpstream> {
   const requests: RecordedRequest[] = [];
+  const billed: BilledCall[] = [];
   let globalMode: FakeMode = {};
   const keyModes = new Map<string, FakeMode>();
   let open = 0;
@@ -103,7 +145,9 @@ export async function startFakeUpstream(options: {
         apiKey,
         headers: req.headers,
         body,
+        open: !closed,
       };
+      res.once("close", () => (request.open = false));
       requests.push(request);
       const mode = (apiKey !== undefined ? keyModes.get(apiKey) : undefined) ?? globalMode;
       const exchange: FakeExchange = {
@@ -133,6 +177,14 @@ export async function startFakeUpstream(options: {
           res.writeHead(status, { "content-type": "application/json; charset=UTF-8", ...headers });
           res.end(JSON.stringify(payload));
         },
+        bill: (bill) => {
+          if (apiKey === undefined || apiKey === "") return undefined;
+          const entry: BilledCall = { key: apiKey, ...bill, cutOff: closed };
+          billed.push(entry);
+          // Gone before the whole answer was written: billed all the same, marked cut off.
+          if (!closed) res.once("close", () => (entry.cutOff ||= !res.writableFinished));
+          return entry;
+        },
       };
       Promise.resolve(options.handle(exchange)).catch((error: unknown) => {
         if (!closed && !res.headersSent) exchange.json(500, { error: String(error) });
@@ -155,8 +207,11 @@ export async function startFakeUpstream(options: {
       globalMode = {};
       keyModes.clear();
       requests.length = 0;
+      billed.length = 0;
     },
     inFlight: () => open,
+    billed,
+    billedUsd: (key) => billed.filter((call) => key === undefined || call.key === key).reduce((sum, call) => sum + call.usd, 0),
     async waitForIdle(timeoutMs = 2_000) {
       const deadline = Date.now() + timeoutMs;
       while (open > 0) {
