@@ -177,7 +177,7 @@ export function malformedTokens(signer: TestSigner): Record<string, string> {
     "header a JSON array": `${b64url("[]")}.${payload}.${signature}`,
     "payload a JSON string": `${header}.${b64url('"user_1"')}.${signature}`,
     "payload not JSON": `${header}.${b64url("{sub:")}.${signature}`,
-    "oversized": `${header}.${b64url(JSON.stringify({ ...signer.defaultClaims(), pad: "x".repeat(20_000) }))}.${signature}`,
+    oversized: `${header}.${b64url(JSON.stringify({ ...signer.defaultClaims(), pad: "x".repeat(20_000) }))}.${signature}`,
     "whitespace inside": `${header} .${payload}.${signature}`,
   };
 }

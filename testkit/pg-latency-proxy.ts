@@ -48,7 +48,9 @@ export interface PgLatencyProxy {
 /** PostgreSQL's ReadyForQuery message: 'Z', length 5, one status byte. */
 const READY_FOR_QUERY = 0x5a;
 
-export async function startPgLatencyProxy(options: { target?: { host: string; port: number }; rttMs?: number } = {}): Promise<PgLatencyProxy> {
+export async function startPgLatencyProxy(
+  options: { target?: { host: string; port: number }; rttMs?: number } = {},
+): Promise<PgLatencyProxy> {
   const target = options.target ?? { host: "127.0.0.1", port: 5432 };
   let rtt = options.rttMs ?? 0;
   let counts: RoundTripCounts = { roundTrips: 0, connections: 0, setupRoundTrips: 0 };
@@ -86,16 +88,20 @@ export async function startPgLatencyProxy(options: { target?: { host: string; po
       serverSpokeLast = true;
       // The first ReadyForQuery ends the set-up. A message may straddle chunks; the 5-byte
       // 'Z' message at a chunk's end is how servers send it, which is all the set-up count needs.
-      if (!ready && chunk.length >= 6 && chunk[chunk.length - 6] === READY_FOR_QUERY && chunk.readInt32BE(chunk.length - 5) === 5) ready = true;
+      if (!ready && chunk.length >= 6 && chunk[chunk.length - 6] === READY_FOR_QUERY && chunk.readInt32BE(chunk.length - 5) === 5)
+        ready = true;
       delayed(client, chunk);
     });
     const closeBoth = () => {
       open.delete(client);
       // Let data already scheduled go first.
-      setTimeout(() => {
-        client.destroy();
-        upstream.destroy();
-      }, rtt / 2 + 1);
+      setTimeout(
+        () => {
+          client.destroy();
+          upstream.destroy();
+        },
+        rtt / 2 + 1,
+      );
     };
     client.on("error", closeBoth);
     upstream.on("error", closeBoth);

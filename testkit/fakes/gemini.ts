@@ -156,9 +156,7 @@ async function handle(exchange: FakeExchange, settings: Settings): Promise<void>
     if (billed) rebill(billed, promptTokens, sentTokens + thoughtsTokens);
     const last = index === chunks.length - 1;
     const event = {
-      candidates: [
-        { content: { parts: [{ text }], role: "model" }, index: 0, ...(last ? { finishReason: "STOP" } : {}) },
-      ],
+      candidates: [{ content: { parts: [{ text }], role: "model" }, index: 0, ...(last ? { finishReason: "STOP" } : {}) }],
       // Thinking happens before the first visible text: its count arrives with every chunk.
       usageMetadata: last
         ? usage(promptTokens, sentTokens, thoughtsTokens)
@@ -215,7 +213,10 @@ function sendTokenTypeUnsupported(exchange: FakeExchange): void {
       {
         "@type": "type.googleapis.com/google.rpc.ErrorInfo",
         reason: "ACCESS_TOKEN_TYPE_UNSUPPORTED",
-        metadata: { service: "generativelanguage.googleapis.com", method: `google.ai.generativelanguage.v1beta.GenerativeService.${method}` },
+        metadata: {
+          service: "generativelanguage.googleapis.com",
+          method: `google.ai.generativelanguage.v1beta.GenerativeService.${method}`,
+        },
       },
     ],
   );
@@ -264,7 +265,8 @@ function sendFailure(exchange: FakeExchange): void {
       return sendTokenTypeUnsupported(exchange);
     case "service-blocked": {
       // A key restricted to other APIs (as in continuedev/continue#12781, 2026-06).
-      const message = "Requests to this API generativelanguage.googleapis.com method google.ai.generativelanguage.v1beta.GenerativeService.StreamGenerateContent are blocked.";
+      const message =
+        "Requests to this API generativelanguage.googleapis.com method google.ai.generativelanguage.v1beta.GenerativeService.StreamGenerateContent are blocked.";
       return sendGoogleError(exchange, 403, "PERMISSION_DENIED", message, [
         {
           "@type": "type.googleapis.com/google.rpc.ErrorInfo",
@@ -298,14 +300,22 @@ function sendFailure(exchange: FakeExchange): void {
             "@type": "type.googleapis.com/google.rpc.QuotaFailure",
             violations: [{ quotaMetric: "generativelanguage.googleapis.com/generate_content_free_tier_requests" }],
           },
-          { "@type": "type.googleapis.com/google.rpc.Help", links: [{ description: "Learn more", url: "https://ai.google.dev/gemini-api/docs/rate-limits" }] },
+          {
+            "@type": "type.googleapis.com/google.rpc.Help",
+            links: [{ description: "Learn more", url: "https://ai.google.dev/gemini-api/docs/rate-limits" }],
+          },
           ...(mode.retryAfterSeconds !== undefined
             ? [{ "@type": "type.googleapis.com/google.rpc.RetryInfo", retryDelay: `${mode.retryAfterSeconds}s` }]
             : []),
         ],
       );
     case 500:
-      return sendGoogleError(exchange, 500, "INTERNAL", "An internal error has occurred. Please retry or report in https://developers.generativeai.google/guide/troubleshooting");
+      return sendGoogleError(
+        exchange,
+        500,
+        "INTERNAL",
+        "An internal error has occurred. Please retry or report in https://developers.generativeai.google/guide/troubleshooting",
+      );
     case 503:
       return sendGoogleError(exchange, 503, "UNAVAILABLE", "The model is overloaded. Please try again later.");
     case 400:

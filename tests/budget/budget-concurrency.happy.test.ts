@@ -55,7 +55,10 @@ for (const backend of backends) {
     it(`${CONCURRENT} concurrent generations with room for ${ROOM_FOR}: ${ROOM_FOR} run, the rest get 402 before any upstream call, the spend stays within the cap`, async () => {
       const userId = `user_race_${randomBytes(4).toString("hex")}`;
       const keys = sampleKeys(40_001);
-      await expectStatus(await a.fetch(request("POST", "/api/onboarding/api-keys", { token: a.token(userId), body: { gemini: keys.gemini } })), 200);
+      await expectStatus(
+        await a.fetch(request("POST", "/api/onboarding/api-keys", { token: a.token(userId), body: { gemini: keys.gemini } })),
+        200,
+      );
       const body = { topic: "Budgets under concurrency", wordCount: 400 };
       const estimate = generationWorstCaseUsd(DEFAULT_GEMINI_MODEL, generateBody.parse(body), false);
       // Room for five worst cases, not six.
@@ -78,7 +81,11 @@ for (const backend of backends) {
       });
       const reached = () => gemini.requests.filter((r) => r.apiKey === keys.gemini).length;
       // Every request is decided: refused, or waiting at Gemini.
-      await waitFor(() => statuses.length + reached() >= CONCURRENT, () => `${statuses.length} answered, ${reached()} at gemini`, { timeoutMs: 30_000 });
+      await waitFor(
+        () => statuses.length + reached() >= CONCURRENT,
+        () => `${statuses.length} answered, ${reached()} at gemini`,
+        { timeoutMs: 30_000 },
+      );
       expect(reached()).toBe(ROOM_FOR);
       expect(statuses.filter((s) => s === 402)).toHaveLength(CONCURRENT - ROOM_FOR);
       const held = await budgetStatus(database, a.runtime.config, userId);
@@ -92,7 +99,9 @@ for (const backend of backends) {
       release();
       await Promise.all(pending);
       expect(statuses.filter((s) => s === 200)).toHaveLength(ROOM_FOR);
-      const after = budgetResponse.parse(await expectStatus(await a.fetch(request("GET", "/api/usage/budget", { token: a.token(userId) })), 200));
+      const after = budgetResponse.parse(
+        await expectStatus(await a.fetch(request("GET", "/api/usage/budget", { token: a.token(userId) })), 200),
+      );
       expect(after.reservedUsd).toBe(0);
       expect(after.spentUsd).toBeGreaterThan(0);
       expect(after.spentUsd).toBeLessThanOrEqual(cap);
@@ -107,7 +116,10 @@ for (const backend of backends) {
       const config = { budget: { defaultMonthlyUsd: ROOM_FOR, maxMonthlyUsd: null } };
       const users = Array.from({ length: 8 }, (_, i) => `user_reserve_${i}_${randomBytes(3).toString("hex")}`);
       // Half the users start without a row (the insert path), half with one (the update path).
-      for (const user of users.slice(0, 4)) await database.rows(sql`insert into budgets (user_id, period_start) values (${user}, (date_trunc('month', now() at time zone 'UTC'))::date)`);
+      for (const user of users.slice(0, 4))
+        await database.rows(
+          sql`insert into budgets (user_id, period_start) values (${user}, (date_trunc('month', now() at time zone 'UTC'))::date)`,
+        );
       const outcomes = await Promise.all(
         users.flatMap((userId) =>
           Array.from({ length: CONCURRENT }, (_, i) =>
@@ -118,7 +130,10 @@ for (const backend of backends) {
         ),
       );
       for (const userId of users) {
-        expect(outcomes.filter((o) => o.userId === userId && o.ok), userId).toHaveLength(ROOM_FOR);
+        expect(
+          outcomes.filter((o) => o.userId === userId && o.ok),
+          userId,
+        ).toHaveLength(ROOM_FOR);
         const status = await budgetStatus(database, config, userId);
         expect(status).toMatchObject({ monthlyUsd: ROOM_FOR, reservedUsd: ROOM_FOR, remainingUsd: 0 });
       }

@@ -100,8 +100,15 @@ for (const backend of backends) {
         await gemini.waitForIdle(5_000);
         await settled(userId);
         // What Gemini bills for this call at least: the prompt and the thinking it reported.
-        const request_ = gemini.requests.at(-1)!.body as { systemInstruction: { parts: { text: string }[] }; contents: { parts: { text: string }[] }[] };
-        const promptWords = [...request_.systemInstruction.parts, ...request_.contents.flatMap((c) => c.parts)].map((p) => p.text).join(" ").split(/\s+/).filter(Boolean).length;
+        const request_ = gemini.requests.at(-1)!.body as {
+          systemInstruction: { parts: { text: string }[] };
+          contents: { parts: { text: string }[] }[];
+        };
+        const promptWords = [...request_.systemInstruction.parts, ...request_.contents.flatMap((c) => c.parts)]
+          .map((p) => p.text)
+          .join(" ")
+          .split(/\s+/)
+          .filter(Boolean).length;
         billed += geminiCostUsd(DEFAULT_GEMINI_MODEL, promptWords, THOUGHTS);
       }
       const { spentUsd } = await budget(userId);
@@ -119,7 +126,11 @@ for (const backend of backends) {
       expect(response.status).toBe(200);
       const reader = response.body!.getReader();
       await reader.read(); // the stream runs as it is read: the research status is out
-      await waitFor(() => exa.inFlight() === 3, () => `${exa.inFlight()} searches open`, { timeoutMs: 5_000 });
+      await waitFor(
+        () => exa.inFlight() === 3,
+        () => `${exa.inFlight()} searches open`,
+        { timeoutMs: 5_000 },
+      );
       controller.abort();
       await reader.cancel().catch(() => undefined);
       await exa.waitForIdle(5_000);
@@ -147,7 +158,10 @@ for (const backend of backends) {
       await expectStatus(await rt.fetch(request("DELETE", "/api/me", { token: rt.token(first.userId) })), 204);
       // Re-created: the same Clerk user saves the key again; the operator's default cap (none
       // here) is what applies, so set the same cap back as a returning user would.
-      await expectStatus(await rt.fetch(request("POST", "/api/onboarding/api-keys", { token: rt.token(first.userId), body: { gemini: first.keys.gemini } })), 200);
+      await expectStatus(
+        await rt.fetch(request("POST", "/api/onboarding/api-keys", { token: rt.token(first.userId), body: { gemini: first.keys.gemini } })),
+        200,
+      );
       await setCap(first.userId, cap);
       const after = await budget(first.userId);
       expect(after.spentUsd).toBeCloseTo(before.spentUsd, 8);
@@ -156,7 +170,9 @@ for (const backend of backends) {
       const exported = await expectStatus(await rt.fetch(request("GET", "/api/me/export", { token: rt.token(first.userId) })), 200);
       expect(exported.budget.spentUsd).toBeCloseTo(before.spentUsd, 8);
       // Nothing else survived: no usage rows, no keys but the one saved again.
-      const [row] = await database.rows<{ n: number | string }>(sql`select count(*) as n from usage_events where user_id = ${first.userId}`);
+      const [row] = await database.rows<{ n: number | string }>(
+        sql`select count(*) as n from usage_events where user_id = ${first.userId}`,
+      );
       expect(Number(row!.n)).toBe(0);
     });
   });

@@ -33,11 +33,15 @@ describe("the worst-case estimate", () => {
   it("prices the writing call at its input bound and the output limit with the model's row, plus every search at Exa's list price", () => {
     const price = geminiPrices[DEFAULT_GEMINI_MODEL]!;
     const input = worstCaseInputTokens(body, true);
-    const expected = (input * price.inputPerMillion + MAX_OUTPUT_TOKENS * price.outputPerMillion) / 1e6 + researchQueries(body).length * EXA_SEARCH_PRICE_USD;
+    const expected =
+      (input * price.inputPerMillion + MAX_OUTPUT_TOKENS * price.outputPerMillion) / 1e6 +
+      researchQueries(body).length * EXA_SEARCH_PRICE_USD;
     expect(generationWorstCaseUsd(DEFAULT_GEMINI_MODEL, body, true)).toBeCloseTo(expected, 8);
     expect(researchQueries(body)).toHaveLength(3);
     // Without research: no searches, no sources in the prompt.
-    expect(generationWorstCaseUsd(DEFAULT_GEMINI_MODEL, body, false)).toBeLessThan(generationWorstCaseUsd(DEFAULT_GEMINI_MODEL, body, true) - 3 * EXA_SEARCH_PRICE_USD);
+    expect(generationWorstCaseUsd(DEFAULT_GEMINI_MODEL, body, false)).toBeLessThan(
+      generationWorstCaseUsd(DEFAULT_GEMINI_MODEL, body, true) - 3 * EXA_SEARCH_PRICE_USD,
+    );
     // Far from Gemini's 200k-token price tier, which the table does not model.
     expect(input).toBeLessThan(200_000);
   });
@@ -45,7 +49,12 @@ describe("the worst-case estimate", () => {
   it("bounds the real prompt: the largest possible sources fit under the input bound", async () => {
     const { systemInstruction, writingPrompt, MAX_SOURCES } = await import("../../lib/generation/generate.js");
     const huge = "é".repeat(20_000);
-    const sources = Array.from({ length: MAX_SOURCES }, () => ({ title: huge, url: `https://x.example/${huge}`, text: huge, highlights: [huge] }));
+    const sources = Array.from({ length: MAX_SOURCES }, () => ({
+      title: huge,
+      url: `https://x.example/${huge}`,
+      text: huge,
+      highlights: [huge],
+    }));
     const prompt = systemInstruction(body, MAX_SOURCES) + writingPrompt(body, sources);
     expect(Buffer.byteLength(prompt, "utf8")).toBeLessThanOrEqual(worstCaseInputTokens(body, true));
   });
@@ -54,7 +63,9 @@ describe("the worst-case estimate", () => {
     for (const [model, price] of Object.entries(geminiPrices)) expect(price.source, model).toMatch(/ai\.google\.dev.*\d{4}-\d{2}/);
     const dearest = Math.max(...Object.values(geminiPrices).map((p) => p.outputPerMillion));
     expect(geminiPrice("gemini-9-unknown").outputPerMillion).toBe(dearest);
-    expect(generationWorstCaseUsd("gemini-9-unknown", body, false)).toBeGreaterThan(generationWorstCaseUsd("gemini-3.5-flash-lite", body, false));
+    expect(generationWorstCaseUsd("gemini-9-unknown", body, false)).toBeGreaterThan(
+      generationWorstCaseUsd("gemini-3.5-flash-lite", body, false),
+    );
   });
 });
 
@@ -85,7 +96,12 @@ for (const backend of backends) {
     async function userWithKeys(rt: TestRuntime = prod) {
       const userId = `user_budget_${randomBytes(4).toString("hex")}`;
       const keys = sampleKeys(++seed);
-      await expectStatus(await rt.fetch(request("POST", "/api/onboarding/api-keys", { token: rt.token(userId), body: { gemini: keys.gemini, exa: keys.exa } })), 200);
+      await expectStatus(
+        await rt.fetch(
+          request("POST", "/api/onboarding/api-keys", { token: rt.token(userId), body: { gemini: keys.gemini, exa: keys.exa } }),
+        ),
+        200,
+      );
       return { userId, keys, token: rt.token(userId) };
     }
     const getBudget = async (rt: TestRuntime, userId: string) =>
@@ -96,14 +112,19 @@ for (const backend of backends) {
       const req = request("POST", "/api/blog/generate", { token: rt.token(userId), body, headers: { accept: "application/json" } });
       return rt.fetch(signal ? new Request(req, { signal }) : req);
     };
-    const estimateFor = (body: Record<string, unknown>, research: boolean) => generationWorstCaseUsd(DEFAULT_GEMINI_MODEL, generateBody.parse(body), research);
+    const estimateFor = (body: Record<string, unknown>, research: boolean) =>
+      generationWorstCaseUsd(DEFAULT_GEMINI_MODEL, generateBody.parse(body), research);
     async function usageCostUsd(userId: string): Promise<number> {
-      const [row] = await database.rows<{ total: string | number }>(sql`select coalesce(sum(cost_usd), 0) as total from usage_events where user_id = ${userId}`);
+      const [row] = await database.rows<{ total: string | number }>(
+        sql`select coalesce(sum(cost_usd), 0) as total from usage_events where user_id = ${userId}`,
+      );
       return Number(row!.total);
     }
     /** The first instant of next month on the database's clock. */
     async function nextMonth(): Promise<string> {
-      const [row] = await database.rows<{ d: string }>(sql`select to_char(date_trunc('month', now() at time zone 'UTC') + interval '1 month', 'YYYY-MM-DD') as d`);
+      const [row] = await database.rows<{ d: string }>(
+        sql`select to_char(date_trunc('month', now() at time zone 'UTC') + interval '1 month', 'YYYY-MM-DD') as d`,
+      );
       return `${row!.d}T00:00:00.000Z`;
     }
 
@@ -129,11 +150,21 @@ for (const backend of backends) {
         remainingUsd: null,
         resetsAt: await nextMonth(),
       });
-      expect(budgetResponse.parse(await expectStatus(await putBudget(prod, userId, 2.5), 200))).toMatchObject({ monthlyUsd: 2.5, source: "user", remainingUsd: 2.5 });
+      expect(budgetResponse.parse(await expectStatus(await putBudget(prod, userId, 2.5), 200))).toMatchObject({
+        monthlyUsd: 2.5,
+        source: "user",
+        remainingUsd: 2.5,
+      });
       expect(await getBudget(prod, userId)).toMatchObject({ monthlyUsd: 2.5, source: "user" });
-      expect(await expectStatus(await putBudget(prod, userId, null), 200)).toMatchObject({ monthlyUsd: null, source: "user", remainingUsd: null });
+      expect(await expectStatus(await putBudget(prod, userId, null), 200)).toMatchObject({
+        monthlyUsd: null,
+        source: "user",
+        remainingUsd: null,
+      });
       // Spend from before the first generation counts (usage rows of this month).
-      await database.rows(sql`insert into usage_events (user_id, provider, operation, cost_usd) values (${`${userId}_old`}, 'exa', 'search', 0.25)`);
+      await database.rows(
+        sql`insert into usage_events (user_id, provider, operation, cost_usd) values (${`${userId}_old`}, 'exa', 'search', 0.25)`,
+      );
       expect(await getBudget(prod, `${userId}_old`)).toMatchObject({ spentUsd: 0.25 });
     });
 
@@ -146,7 +177,10 @@ for (const backend of backends) {
         expect(problem.code).toBe("invalid-request");
         expect(problem.errors.map((e: { pointer: string }) => e.pointer)).toContain("/monthlyUsd");
       }
-      const unknown = await expectStatus(await prod.fetch(request("PUT", "/api/usage/budget", { token: prod.token(userId), body: { monthlyUsd: 1, tokens: 5 } })), 400);
+      const unknown = await expectStatus(
+        await prod.fetch(request("PUT", "/api/usage/budget", { token: prod.token(userId), body: { monthlyUsd: 1, tokens: 5 } })),
+        400,
+      );
       expect(unknown.code).toBe("invalid-request");
       expect(await databaseFingerprint(database)).toBe(before);
       expect(await getBudget(prod, userId)).toMatchObject({ monthlyUsd: 3 });
@@ -169,7 +203,12 @@ for (const backend of backends) {
       expect(await getBudget(lowered, userId)).toMatchObject({ monthlyUsd: 4, source: "user" });
       // A default above the maximum: the maximum applies, and the operator is warned.
       const odd = runtime({ BUDGET_DEFAULT_USD: "50", BUDGET_MAX_USD: "4" });
-      expect(odd.runtime.configProblems().map((p) => p.variables.join(",")).join("\n")).toContain("BUDGET_DEFAULT_USD");
+      expect(
+        odd.runtime
+          .configProblems()
+          .map((p) => p.variables.join(","))
+          .join("\n"),
+      ).toContain("BUDGET_DEFAULT_USD");
       expect(await getBudget(odd, `${userId}_fresh`)).toMatchObject({ monthlyUsd: 4, source: "default" });
     });
 
@@ -196,7 +235,7 @@ for (const backend of backends) {
           resetsAt: await nextMonth(),
           action: expect.stringContaining("PUT /api/usage/budget"),
         });
-        expect(problem.detail).toContain((await nextMonth()));
+        expect(problem.detail).toContain(await nextMonth());
       }
       expect(gemini.requests.filter((r) => r.apiKey === keys.gemini)).toHaveLength(0);
       expect(exa.requests.filter((r) => r.apiKey === keys.exa)).toHaveLength(0);
@@ -216,7 +255,9 @@ for (const backend of backends) {
       expect(budget.spentUsd).toBeLessThan(estimateFor(body, true));
       expect(budget).toMatchObject({ reservedUsd: 0, monthlyUsd: 1 });
       expect(budget.remainingUsd).toBeCloseTo(1 - spent, 8);
-      const usage = usageResponse.parse(await expectStatus(await prod.fetch(request("GET", "/api/usage", { token: prod.token(userId) })), 200));
+      const usage = usageResponse.parse(
+        await expectStatus(await prod.fetch(request("GET", "/api/usage", { token: prod.token(userId) })), 200),
+      );
       expect(usage.budget).toEqual(budget);
     });
 
@@ -243,11 +284,17 @@ for (const backend of backends) {
         // The stream only runs while it is read: read it up to the first text.
         const reader = accept === "text/event-stream" ? new SseReader(await pending) : undefined;
         if (reader) await reader.until((e) => e.event === "delta");
-        await waitFor(async () => gemini.inFlight() === 1 && (await getBudget(prod, userId)).reservedUsd > 0, () => `gemini in flight: ${gemini.inFlight()}`);
+        await waitFor(
+          async () => gemini.inFlight() === 1 && (await getBudget(prod, userId)).reservedUsd > 0,
+          () => `gemini in flight: ${gemini.inFlight()}`,
+        );
         controller.abort();
         if (reader) await reader.all();
         else expect((await pending).status).toBe(499);
-        await waitFor(async () => (await getBudget(prod, userId)).reservedUsd === 0, () => "the reservation was never released");
+        await waitFor(
+          async () => (await getBudget(prod, userId)).reservedUsd === 0,
+          () => "the reservation was never released",
+        );
       }
       expect((await getBudget(prod, userId)).spentUsd).toBeCloseTo(await usageCostUsd(userId), 8);
     });
@@ -258,7 +305,9 @@ for (const backend of backends) {
       const estimate = estimateFor(body, false);
       await expectStatus(await putBudget(prod, userId, 2 * estimate), 200);
       // Another instance reserved most of the cap, then died: it never settles.
-      const crashed = await database.rows(reservationSql(prod.runtime.config, { userId, id: randomUUID(), amount: sql`${usd(1.5 * estimate)}::numeric` }));
+      const crashed = await database.rows(
+        reservationSql(prod.runtime.config, { userId, id: randomUUID(), amount: sql`${usd(1.5 * estimate)}::numeric` }),
+      );
       expect(crashed).toHaveLength(1);
       expect((await expectStatus(await generate(prod, userId, body), 402)).code).toBe("budget-exceeded");
       expect((await getBudget(prod, userId)).reservedUsd).toBeCloseTo(1.5 * estimate, 7);
@@ -269,7 +318,9 @@ for (const backend of backends) {
       expect(await getBudget(prod, userId)).toMatchObject({ reservedUsd: 0 });
       await expectStatus(await generate(prod, userId, body), 200);
       // Settling dropped the expired entry from the row too.
-      const [row] = await database.rows<{ n: number }>(sql`select jsonb_array_length(reservations)::int as n from budgets where user_id = ${userId}`);
+      const [row] = await database.rows<{ n: number }>(
+        sql`select jsonb_array_length(reservations)::int as n from budgets where user_id = ${userId}`,
+      );
       expect(row!.n).toBe(0);
     });
 
@@ -277,7 +328,9 @@ for (const backend of backends) {
       const { userId } = await userWithKeys();
       await expectStatus(await putBudget(prod, userId, 1), 200);
       // Last month the whole cap was spent.
-      await database.rows(sql`update budgets set period_start = (period_start - interval '1 month')::date, spent_usd = 1 where user_id = ${userId}`);
+      await database.rows(
+        sql`update budgets set period_start = (period_start - interval '1 month')::date, spent_usd = 1 where user_id = ${userId}`,
+      );
       expect(await getBudget(prod, userId)).toMatchObject({ spentUsd: 0, remainingUsd: 1 });
       const result = await expectStatus(await generate(prod, userId, { topic: TOPIC, research: false }), 200);
       expect((await getBudget(prod, userId)).spentUsd).toBeCloseTo(result.usage.totalCostUsd, 8);
@@ -295,7 +348,10 @@ for (const backend of backends) {
       };
       try {
         await expectStatus(await generate(prod, userId, { topic: TOPIC, keywords: ["k"] }), 200);
-        await waitFor(() => statements.length >= 2, () => statements.join(" | "));
+        await waitFor(
+          () => statements.length >= 2,
+          () => statements.join(" | "),
+        );
         await new Promise((resolve) => setTimeout(resolve, 50));
         const counted = [...statements];
         expect(counted, counted.join("\n")).toHaveLength(2);

@@ -81,11 +81,15 @@ export const bodySpecs: Readonly<Record<string, BodySpec>> = {
   // Both forms: the keys by provider, and ALwrity's one key per call.
   "POST /api/onboarding/api-keys": {
     schema: saveKeysRequest,
-    valid: (seed) => (seed % 2 === 0 ? { provider: "exa", api_key: sampleKeys(seed).exa, description: "battery" } : { ...sampleKeys(seed) }),
+    valid: (seed) =>
+      seed % 2 === 0 ? { provider: "exa", api_key: sampleKeys(seed).exa, description: "battery" } : { ...sampleKeys(seed) },
   },
   "POST /api/onboarding/step/:step/complete": {
     schema: stepCompleteBody,
-    valid: (seed) => (seed % 2 === 0 ? { data: { api_keys: { ...sampleKeys(seed) } } } : { data: { website_url: `https://example.com/${seed}`, tone: "plain" }, validation_errors: [] }),
+    valid: (seed) =>
+      seed % 2 === 0
+        ? { data: { api_keys: { ...sampleKeys(seed) } } }
+        : { data: { website_url: `https://example.com/${seed}`, tone: "plain" }, validation_errors: [] },
   },
   "POST /api/frontend-env/update": {
     schema: frontendEnvBody,
@@ -215,7 +219,8 @@ export function problemViolation(exchange: Exchange): string | undefined {
   const problem = parsed.data;
   if (problem.status !== exchange.status) return `problem.status ${problem.status} differs from HTTP ${exchange.status}`;
   if (!(problem.code in errorCodes)) return `unknown code ${problem.code}`;
-  if (errorCodes[problem.code as keyof typeof errorCodes] !== exchange.status) return `code ${problem.code} does not map to ${exchange.status}`;
+  if (errorCodes[problem.code as keyof typeof errorCodes] !== exchange.status)
+    return `code ${problem.code} does not map to ${exchange.status}`;
   if (problem.type !== PROBLEM_TYPE_BASE + problem.code) return `type ${problem.type} does not match code`;
   if (problem.requestId !== exchange.headers.get("x-request-id")) return "requestId differs from the x-request-id header";
   if (/\n\s+at .+:\d+:\d+/.test(exchange.text)) return "contains a stack trace";
@@ -247,7 +252,15 @@ export function parseSse(text: string): { event: string; data: unknown }[] {
 // ---- fingerprints --------------------------------------------------------------------------
 
 /** Tables whose content a rejected request must leave untouched. */
-export const stateTables = ["onboarding_sessions", "api_keys", "key_events", "usage_events", "budgets", "webhook_deliveries", "onboarding_steps"] as const;
+export const stateTables = [
+  "onboarding_sessions",
+  "api_keys",
+  "key_events",
+  "usage_events",
+  "budgets",
+  "webhook_deliveries",
+  "onboarding_steps",
+] as const;
 
 /** Row count and md5 of every row's text of each state table, as one comparable string. */
 export async function databaseFingerprint(database: Database): Promise<string> {
@@ -305,7 +318,11 @@ function buildTokenCases(signer: TestSigner, userId: string): TokenCase[] {
   const claims = { sub: userId };
   const valid = signer.sign(claims);
   const bad: Record<string, string> = {
-    ...Object.fromEntries(Object.entries(malformedTokens(signer)).filter(([name]) => name !== "empty").map(([n, t]) => [`malformed: ${n}`, t])),
+    ...Object.fromEntries(
+      Object.entries(malformedTokens(signer))
+        .filter(([name]) => name !== "empty")
+        .map(([n, t]) => [`malformed: ${n}`, t]),
+    ),
     expired: expiredToken(signer, claims),
     "future nbf": futureNbfToken(signer, claims),
     "future iat": futureIatToken(signer, claims),
@@ -327,11 +344,31 @@ function buildTokenCases(signer: TestSigner, userId: string): TokenCase[] {
     { name: "missing token", absent: true, tokens: [], apply: () => {} },
     { name: "empty bearer", absent: true, tokens: [], apply: ({ headers }) => headers.set("authorization", "Bearer ") },
     { name: "Basic scheme", absent: true, tokens: [], apply: ({ headers }) => headers.set("authorization", "Basic dXNlcjpwYXNzd29yZA==") },
-    { name: "valid token under another scheme", absent: true, tokens: [valid], apply: ({ headers }) => headers.set("authorization", `Token ${valid}`) },
-    { name: "valid token in ?__session= only", absent: true, tokens: [valid], apply: ({ url }) => url.searchParams.set("__session", valid) },
+    {
+      name: "valid token under another scheme",
+      absent: true,
+      tokens: [valid],
+      apply: ({ headers }) => headers.set("authorization", `Token ${valid}`),
+    },
+    {
+      name: "valid token in ?__session= only",
+      absent: true,
+      tokens: [valid],
+      apply: ({ url }) => url.searchParams.set("__session", valid),
+    },
     { name: "valid token in ?token= only", absent: true, tokens: [valid], apply: ({ url }) => url.searchParams.set("token", valid) },
-    { name: "valid token in ?authorization= only", absent: true, tokens: [valid], apply: ({ url }) => url.searchParams.set("authorization", `Bearer ${valid}`) },
-    { name: "bearer with two tokens", absent: true, tokens: [valid], apply: ({ headers }) => headers.set("authorization", `Bearer ${valid} ${valid}`) },
+    {
+      name: "valid token in ?authorization= only",
+      absent: true,
+      tokens: [valid],
+      apply: ({ url }) => url.searchParams.set("authorization", `Bearer ${valid}`),
+    },
+    {
+      name: "bearer with two tokens",
+      absent: true,
+      tokens: [valid],
+      apply: ({ headers }) => headers.set("authorization", `Bearer ${valid} ${valid}`),
+    },
     // An unreadable credential is refused even next to a valid cookie (in development too).
     {
       name: "Basic scheme next to a valid __session cookie",
@@ -346,8 +383,18 @@ function buildTokenCases(signer: TestSigner, userId: string): TokenCase[] {
   for (const [name, token] of Object.entries(bad)) {
     // A bearer value with whitespace inside is no bearer token at all (RFC 6750's token68).
     const absent = /\s/.test(token);
-    cases.push({ name: `${name} (bearer)`, absent, tokens: [token], apply: ({ headers }) => headers.set("authorization", `Bearer ${token}`) });
-    cases.push({ name: `${name} (cookie)`, absent: false, tokens: [token], apply: ({ headers }) => headers.set("cookie", `theme=dark; __session=${token}`) });
+    cases.push({
+      name: `${name} (bearer)`,
+      absent,
+      tokens: [token],
+      apply: ({ headers }) => headers.set("authorization", `Bearer ${token}`),
+    });
+    cases.push({
+      name: `${name} (cookie)`,
+      absent: false,
+      tokens: [token],
+      apply: ({ headers }) => headers.set("cookie", `theme=dark; __session=${token}`),
+    });
   }
   return cases;
 }

@@ -72,7 +72,5 @@ export const backends: Backend[] = [
 
 /** Label for describe blocks; says why PostgreSQL was skipped. */
 export function backendLabel(backend: Backend): string {
-  return backend.available || backend.name === "pglite"
-    ? `on ${backend.name}`
-    : `on postgres (skipped: TEST_DATABASE_URL is not set)`;
+  return backend.available || backend.name === "pglite" ? `on ${backend.name}` : `on postgres (skipped: TEST_DATABASE_URL is not set)`;
 }

@@ -17,7 +17,10 @@ vi.mock(import("../../db/client.js"), async (importOriginal) => ({
 vi.mock(import("node:child_process"), async (importOriginal) => {
   const original = await importOriginal();
   const refused = Object.fromEntries(
-    (["spawn", "spawnSync", "exec", "execSync", "execFile", "execFileSync", "fork"] as const).map((name) => [name, misfiled(`child_process.${name}`)]),
+    (["spawn", "spawnSync", "exec", "execSync", "execFile", "execFileSync", "fork"] as const).map((name) => [
+      name,
+      misfiled(`child_process.${name}`),
+    ]),
   );
   return { ...original, ...refused, default: { ...original, ...refused } };
 });
