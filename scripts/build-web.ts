@@ -5,7 +5,7 @@
  * (`/assets/name-HASH.ext`, cached for a year), the pages' placeholders filled in, and a
  * `.br` and `.gz` twin of every text file. No network: everything comes from node_modules.
  *
- *   npx tsx scripts/build-web.ts        (run by `npm start` (prestart), `vercel build` (vercel.json
+ *   npx tsx scripts/build-web.ts        (run by `npm start` (scripts/start.ts, once the port is free and when web/ changed), `vercel build` (vercel.json
  *                                buildCommand) and the test suite's global setup)
  */
 import { createHash } from "node:crypto";

@@ -1,6 +1,12 @@
 /**
  * `npm start`: the local server. Development mode and the embedded database by default;
  * migrates the embedded or local database itself; stops cleanly on SIGINT/SIGTERM.
+ *
+ * Start order: the configuration, then the port (a second `npm start` on a busy port says so
+ * at once, before it opens the running server's database or rebuilds its web app), then the
+ * web app (scripts/build-web.ts, when web/ is newer than public/), then the database. Until
+ * everything is ready the port answers 503 with `Retry-After: 1`; "listening on …" is logged
+ * once it is.
  * The configuration is checked first (lib/platform/config-check.ts) and each problem logged:
  * development starts anyway, production with an error does not.
  *
@@ -10,7 +16,7 @@
  * authentication: lib/server/migrating-database.ts says which) does not stop the server: it
  * starts, answers 503 where the database is needed, and migrates when the database is back.
  */
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { Server } from "node:http";
 import { serve } from "@hono/node-server";
@@ -25,7 +31,7 @@ import { migratingDatabase, type MigratingDatabase } from "../lib/server/migrati
 import { staticSite, withStaticSite } from "../lib/server/static.js";
 import { parsePublishableKey } from "../lib/platform/auth/publishable-key.js";
 
-/** The web app, built by scripts/build-web.ts (`prestart`). */
+/** The web app, built by scripts/build-web.ts (`buildWebIfStale`, below). */
 const publicDir = new URL("../public", import.meta.url).pathname;
 
 /** Ends the process with one line on stderr: what is wrong and what to do. */
@@ -48,6 +54,17 @@ async function main() {
     );
     process.exit(1);
   }
+
+  // The port first: nothing is opened or built for a server that cannot listen.
+  let handle: (request: Request) => Response | Promise<Response> = () =>
+    new Response("starting\n", { status: 503, headers: { "retry-after": "1", "content-type": "text/plain; charset=utf-8" } });
+  const server = await new Promise<Server>((resolve) => {
+    const listening = serve({ fetch: (request) => handle(request), port: config.port, hostname: config.host }, () =>
+      resolve(listening),
+    ) as Server;
+    listening.on("error", (error: NodeJS.ErrnoException) => fail(listenProblem(error, config.host, config.port)));
+  });
+  await buildWebIfStale(logger);
 
   let database: Database;
   let gate: MigratingDatabase | undefined;
@@ -84,11 +101,12 @@ async function main() {
   const site = staticSite(publicDir, { clerkFrontendApi: config.mode === "production" ? (publishable?.frontendApi ?? null) : null });
   if (!site.handle(new Request("http://localhost/")))
     logger.warn("the web app is not built (public/index.html is missing): run npm run build:web");
-  const server = serve({ fetch: withStaticSite(site, app.fetch), port: config.port, hostname: config.host }, (info) => {
+  handle = withStaticSite(site, app.fetch);
+  const info = server.address();
+  if (info && typeof info === "object") {
     const shown = info.family === "IPv6" ? `[${info.address}]` : info.address;
     logger.info(`listening on http://${shown}:${info.port}`, { port: info.port });
-  }) as Server;
-  server.on("error", (error: NodeJS.ErrnoException) => fail(listenProblem(error, config.host, config.port)));
+  }
 
   let stopping = false;
   const stop = (signal: string) => {
@@ -106,6 +124,34 @@ async function main() {
   };
   process.on("SIGINT", () => stop("SIGINT"));
   process.on("SIGTERM", () => stop("SIGTERM"));
+}
+
+/** The newest modification time under `dir` (files only), 0 when there is none. */
+function newest(dir: string): number {
+  let latest = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (entry.isFile()) latest = Math.max(latest, statSync(join(entry.parentPath, entry.name)).mtimeMs);
+  }
+  return latest;
+}
+
+/** Builds public/ from web/ (scripts/build-web.ts) unless it is already newer than every source. */
+async function buildWebIfStale(logger: ReturnType<typeof createLogger>): Promise<void> {
+  const webDir = new URL("../web", import.meta.url).pathname;
+  const built = join(publicDir, "index.html");
+  if (!existsSync(webDir)) return;
+  if (existsSync(built) && statSync(built).mtimeMs >= newest(webDir)) return;
+  try {
+    const { buildWeb } = await import("./build-web.js");
+    const { files, ms } = await buildWeb();
+    logger.info(`web: built ${files.length} files into public/ in ${ms} ms`);
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    // Installed without devDependencies (npm ci --omit=dev): the API still starts, without the web app.
+    if (code === "ERR_MODULE_NOT_FOUND" || code === "MODULE_NOT_FOUND")
+      logger.warn("web: not built: esbuild or swagger-ui-dist is missing (devDependencies); the API runs without the web app");
+    else throw error;
+  }
 }
 
 /** One line for a failed `listen`: which port or address, and how to choose another. */

@@ -1,7 +1,12 @@
 /**
  * `userApiKeys(userId)`: the seed's resolver, fail-closed.
- * - development: the keys in the .env file (read fresh on every call, falling back to the
- *   process environment), whoever asks: a single developer pays for everything.
+ * - development: one developer pays for everything, whoever asks. Each provider's key comes
+ *   from the first of: the .env file (read fresh on every call), the process environment as
+ *   the server was started (never the copy of the .env file loaded into it at start:
+ *   lib/platform/dev/dotenv.ts), the database (the developer's saved keys). The key list
+ *   (lib/keys/service.ts `listUserKeys`) shows exactly these, with their `source`, so what the
+ *   page shows is what a generation uses, and a key deleted from the file and the database is
+ *   never used again, restart or not.
  * - production: that user's keys from the database in one query, decrypted with the AAD
  *   `user_id|provider`; never a file, never the operator's keys.
  *
@@ -18,8 +23,13 @@ import type { Deps } from "../platform/runtime.js";
 
 export type KeySource = "env" | "database";
 
+/** Where a development key comes from, in the order they are looked at. */
+export type DevelopmentKeySource = "env-file" | "process-env" | "database";
+
 export interface UserKeys {
   source: KeySource;
+  /** Development: where each key comes from (see above). */
+  sources?: Partial<Record<Provider, DevelopmentKeySource>>;
   keys: Partial<Record<Provider, string>>;
   /** Stored keys that failed to decrypt (tampered, moved or sealed with a retired key). */
   unreadable: Provider[];
@@ -46,10 +56,13 @@ export async function userApiKeys(
 }
 
 /**
- * The development keys: the .env file, read fresh (falling back to the process environment),
- * whoever asks. Logs "[DEV MODE] Using .env file" once per instance.
+ * The development keys (see the file comment): the .env file, read fresh; then the process
+ * environment as started; then the developer's saved keys in the database (decrypted only
+ * for providers the first two lack). A file or environment key equal to the saved one carries
+ * the saved one's version, so what a generation learns about it is recorded on it. Logs
+ * "[DEV MODE] Using .env file" once per instance.
  */
-export async function developmentKeys(deps: Pick<Deps, "config" | "logger" | "once">): Promise<UserKeys> {
+export async function developmentKeys(deps: Pick<Deps, "config" | "logger" | "once" | "database" | "keyring">): Promise<UserKeys> {
   const { config, logger } = deps;
   if (!deps.once.has("dev-mode-log")) {
     deps.once.add("dev-mode-log");
@@ -57,11 +70,33 @@ export async function developmentKeys(deps: Pick<Deps, "config" | "logger" | "on
   }
   const file = await readEnvFile(config.envFile);
   const keys: Partial<Record<Provider, string>> = {};
+  const sources: Partial<Record<Provider, DevelopmentKeySource>> = {};
   for (const provider of providers) {
-    const value = file[providerInfo[provider].envVar] || config.processEnvKeys[provider];
-    if (value) keys[provider] = value;
+    const fromFile = file[providerInfo[provider].envVar];
+    const fromProcess = config.processEnvKeys[provider];
+    if (fromFile) [keys[provider], sources[provider]] = [fromFile, "env-file"];
+    else if (fromProcess) [keys[provider], sources[provider]] = [fromProcess, "process-env"];
   }
-  return { source: "env", keys, unreadable: [], versions: {} };
+  const database = await deps.database();
+  const rows = await database.rows<CiphertextRow>(userCiphertextsSql(config.devUserId));
+  let stored: UserKeys | undefined;
+  try {
+    if (rows.some((r) => r.ciphertext !== null)) stored = await decodeKeyRows(deps, config.devUserId, rows, undefined, { quiet: true });
+  } catch (error) {
+    // No key ring (its .env line lost): only a problem when a saved key is the one to use.
+    if (providers.some((p) => keys[p] === undefined && rows.some((r) => r.provider === p))) throw error;
+  }
+  const versions: Partial<Record<Provider, string>> = {};
+  const unreadable: Provider[] = [];
+  for (const provider of providers) {
+    const saved = stored?.keys[provider];
+    if (keys[provider] === undefined) {
+      if (saved !== undefined) [keys[provider], sources[provider]] = [saved, "database"];
+      else if (stored?.unreadable.includes(provider)) unreadable.push(provider);
+    }
+    if (saved !== undefined && saved === keys[provider] && stored?.versions[provider]) versions[provider] = stored.versions[provider];
+  }
+  return { source: "env", sources, keys, unreadable, versions };
 }
 
 /**
@@ -75,8 +110,9 @@ export async function decodeKeyRows(
   userId: string,
   rows: readonly CiphertextRow[],
   wanted?: ReadonlySet<Provider>,
+  options: { quiet?: boolean } = {},
 ): Promise<UserKeys> {
-  deps.logger.info(`[PROD MODE] Using database for user ${userId}`, { userId });
+  if (!options.quiet) deps.logger.info(`[PROD MODE] Using database for user ${userId}`, { userId });
   const keys: Partial<Record<Provider, string>> = {};
   const unreadable: Provider[] = [];
   const versions: Partial<Record<Provider, string>> = {};

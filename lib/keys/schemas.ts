@@ -74,6 +74,12 @@ export const keyView = z.object({
     .optional()
     .describe("what to know about the key before it fails, e.g. Google retiring standard (AIza…) keys; shown until it is replaced"),
   value: z.string().optional(),
+  source: z
+    .enum(["env-file", "process-env", "database"])
+    .optional()
+    .describe(
+      "where the key in force comes from: production, always the database; development, the first of the .env file, the server's environment (as started), the database: exactly the key a generation uses",
+    ),
 });
 
 export const saveKeysResponse = z.object({

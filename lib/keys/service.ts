@@ -5,9 +5,13 @@
 import { AppError } from "../http/errors.js";
 import type { Deps } from "../platform/runtime.js";
 import type { SaveKeysBody, SaveKeysResponse, ListKeysResponse } from "./schemas.js";
-import { providerInfo, providers, type Provider } from "../providers/registry.js";
-import { deleteKey, keysNeedingReplacement, listKeys, saveKeys } from "./store.js";
+import { stat } from "node:fs/promises";
+import { keyHint, providerInfo, providers, type Provider } from "../providers/registry.js";
+import { deleteKey, keysNeedingReplacement, listKeys, saveKeys, type KeyView } from "./store.js";
 import { envMirror } from "./env-mirror.js";
+import { developmentKeys } from "./resolver.js";
+import { readEnvFile } from "../platform/dev/env-file.js";
+import { keyNotices } from "./notices.js";
 import {
   errorWithRateLimit,
   KEY_EDITS_PER_MINUTE,
@@ -127,7 +131,7 @@ export async function saveUserKeys(
       unchanged,
       storage,
       // From the saving statement itself (one round trip); nothing saved: the list as it is.
-      keys: Object.keys(keys).length > 0 ? outcome.keys : await listKeys(database, userId, () => deps.keyring()),
+      keys: await withSources(deps, Object.keys(keys).length > 0 ? outcome.keys : await listKeys(database, userId, () => deps.keyring())),
     },
     rateLimit,
   };
@@ -147,7 +151,7 @@ async function countKeyCheck(deps: Deps, userId: string): Promise<RateLimitState
 
 export async function listUserKeys(deps: Deps, userId: string): Promise<ListKeysResponse> {
   const database = await deps.database();
-  const keys = await listKeys(database, userId, () => deps.keyring());
+  const keys = await withSources(deps, await listKeys(database, userId, () => deps.keyring()));
   const have = new Set(keys.map((k) => k.provider));
   return {
     userId,
@@ -174,9 +178,58 @@ export async function deleteUserKey(deps: Deps, userId: string, provider: Provid
   });
   const state = limit > 0 ? rateLimitState(deps, { userId, bucket: "key-writes", limit, row: result.rateLimitRow }) : null;
   if (!result.deleted) {
-    throw new AppError("key-not-found", { detail: `no ${provider} key is saved for this user` });
+    // Development: a key only in the .env file (never saved through the API) is deleted there.
+    const envVar = providerInfo[provider].envVar;
+    const inFile = deps.config.mode === "development" && Boolean((await readEnvFile(deps.config.envFile))[envVar]);
+    if (!inFile) {
+      const inProcess = deps.config.mode === "development" && Boolean(deps.config.processEnvKeys[provider]);
+      throw new AppError("key-not-found", {
+        detail: inProcess
+          ? `the ${provider} key is set in this server's environment (${envVar}), not saved: unset it and restart the server`
+          : `no ${provider} key is saved for this user`,
+      });
+    }
   }
   await envMirror(deps).remove([provider]);
   deps.logger.info("key deleted", { userId, provider });
   return state;
+}
+
+/** When the server process started: the moment a key from its environment took effect. */
+const processStartedAt = new Date(Date.now() - Math.round(process.uptime() * 1000)).toISOString();
+
+/**
+ * The views with where each key comes from (`source`). Production: the database, always.
+ * Development: exactly the keys a generation would use (lib/keys/resolver.ts
+ * `developmentKeys`): a saved key that the .env file or the environment overrides is shown
+ * as the key in force, and a key only in the file or the environment is listed too.
+ */
+async function withSources(deps: Deps, views: KeyView[]): Promise<KeyView[]> {
+  if (deps.config.mode !== "development") return views.map((v) => ({ ...v, source: "database" as const }));
+  const resolved = await developmentKeys(deps);
+  const out: KeyView[] = [];
+  for (const provider of providers) {
+    const value = resolved.keys[provider];
+    const source = resolved.sources?.[provider];
+    const saved = views.find((v) => v.provider === provider);
+    if (value === undefined || source === undefined) {
+      if (saved) out.push({ ...saved, source: "database" }); // unreadable: shown so it can be replaced
+      continue;
+    }
+    if (saved && (source === "database" || resolved.versions[provider] !== undefined)) {
+      out.push({ ...saved, source });
+      continue;
+    }
+    const view: KeyView = { provider, hint: keyHint(value), updatedAt: await sourceTime(deps, source), status: "unknown", source };
+    const notices = keyNotices(provider, value);
+    if (notices.length > 0) view.notices = notices;
+    if (providerInfo[provider].returnsValue) view.value = value;
+    out.push(view);
+  }
+  return out;
+}
+
+async function sourceTime(deps: Deps, source: "env-file" | "process-env" | "database"): Promise<string> {
+  if (source !== "env-file") return processStartedAt;
+  return (await stat(deps.config.envFile).catch(() => null))?.mtime.toISOString() ?? processStartedAt;
 }

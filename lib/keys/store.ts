@@ -35,6 +35,8 @@ export interface KeyView {
   notices?: KeyNotice[];
   /** Only for providers whose key is public by nature (CopilotKit's publishable key). */
   value?: string;
+  /** Where the key in force comes from (lib/keys/service.ts; development: lib/keys/resolver.ts). */
+  source?: "env-file" | "process-env" | "database";
 }
 
 export interface SavedKey {

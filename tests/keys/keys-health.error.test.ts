@@ -261,7 +261,7 @@ for (const backend of backends) {
       expect((await list(userId)).body.needsReplacement).toEqual([]);
     });
 
-    it("development generates with the .env keys: the database keys' health is left alone", async () => {
+    it("development generates with the .env keys, the saved ones: their health is recorded on them (one truth, lib/keys/resolver.ts)", async () => {
       const dev = runtime({ DEV_USER_ID: `user_health_dev_${randomBytes(3).toString("hex")}` }, "development");
       const devUser = dev.runtime.config.devUserId;
       const keys = sampleKeys(++seed);
@@ -275,7 +275,12 @@ for (const backend of backends) {
       );
       const listed = await expectStatus(await dev.fetch(request("GET", "/api/onboarding/api-keys")), 200);
       expect(listed.userId).toBe(devUser);
-      expect(listed.keys.map((k: { status: string }) => k.status)).toEqual(["unknown", "unknown", "unknown"]);
+      expect(listed.keys.map((k: { status: string; source: string }) => [k.status, k.source])).toEqual([
+        ["ok", "env-file"],
+        ["ok", "env-file"],
+        ["unknown", "env-file"],
+      ]);
+      expect(listed.keys[0].lastUsedAt).toBeDefined();
     });
   });
 }
