@@ -54,6 +54,8 @@ for (const backend of backends) {
       expect(body.detail).toMatch(/3 saved keys/);
       expect(body.action).toMatch(/restore the KEY_ENCRYPTION_KEYS line/);
       expect(body.action).toContain("DELETE /api/onboarding/api-keys?provider=");
+      // The same in members the web app shows as the two ways out.
+      expect(body).toMatchObject({ reason: "keyring-missing", missingKeyIds: keyId, envFile });
       // The log says it too (the developer reads the terminal), with no key material.
       const logged = restarted.logs.join("\n");
       expect(logged).toContain(`key id \\"${keyId}\\"`);

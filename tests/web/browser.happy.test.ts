@@ -12,11 +12,21 @@
  * - Untrusted text (a source title and model output carrying HTML) shows as text: no element
  *   is created from it.
  *
+ * - What the user looks after (issue "a web app a user keeps coming back to"): key cards with
+ *   status, source and a confirmed Delete; the check's outcome in words; the spending cap in
+ *   their hands and the 402 explained; usage refreshed after each generation and cancel, a
+ *   chart per day and provider; per-failure messages with a retry; the account's export and
+ *   deletion; the recovery paths (a lost key ring, Clerk's script not loading, no publishable key).
+ * - Accessibility: axe-core (node_modules/axe-core) runs inside the page on every state the
+ *   tests reach, at 1280 and 360 px: no serious or critical violation (`expectAccessible`).
+ *
  * Skipped, and said so, without a Chromium (CI installs it: .ci/run). Screenshots of each
- * step go to tests/web/screenshots/ (git-ignored).
+ * step go to tests/web/screenshots/ (git-ignored); `README.png` is the README's screenshot
+ * (copied to docs/web-app.png by hand after a change to the page).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -67,6 +77,30 @@ async function shot(page: Page, name: string): Promise<void> {
   await page.screenshot({ path: join(screenshots, `${name}.png`), fullPage: true });
 }
 
+const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+
+/**
+ * axe-core run inside the page (injected through the DevTools protocol, which the page's CSP
+ * does not govern) at 1280 and 360 px: no serious or critical violation in `state`. The
+ * viewport is put back as it was.
+ */
+async function expectAccessible(page: Page, state: string): Promise<void> {
+  const viewport = page.viewportSize();
+  for (const width of [1280, 360]) {
+    await page.setViewportSize({ width, height: 900 });
+    if (!(await page.evaluate(() => "axe" in window))) await page.evaluate(axeSource);
+    const violations = await page.evaluate(async () => {
+      const axe = (window as unknown as { axe: { run(context: Document, options: unknown): Promise<{ violations: any[] }> } }).axe;
+      const result = await axe.run(document, { resultTypes: ["violations"] });
+      return result.violations
+        .filter((v) => v.impact === "serious" || v.impact === "critical")
+        .map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n: { target: string[] }) => n.target.join(" ")).join(", ")}`);
+    });
+    expect(violations, `${state} at ${width} px`).toEqual([]);
+  }
+  if (viewport) await page.setViewportSize(viewport);
+}
+
 // ---- development: the real local server ----------------------------------------------------
 
 describeBrowser("web app in Chromium, development (npm start, fake Gemini and Exa)", () => {
@@ -113,6 +147,8 @@ describeBrowser("web app in Chromium, development (npm start, fake Gemini and Ex
     expect(help).toContain("AI Studio");
     expect(await page.locator("#key-gemini").getAttribute("placeholder")).toMatch(/^AQ\./);
     expect(await page.locator("#key-gemini-help a").getAttribute("href")).toBe("https://aistudio.google.com/app/apikey");
+    expect(await page.locator("#account-what").textContent()).toContain("Development");
+    await expectAccessible(page, "first visit, development");
   });
 
   it("a malformed key, by keyboard: the problem's detail beside the Gemini field, focus on it, nothing saved", async () => {
@@ -127,6 +163,7 @@ describeBrowser("web app in Chromium, development (npm start, fake Gemini and Ex
     const session = (await (await fetch(`${server.url}/api/onboarding/api-keys`)).json()) as { keys: unknown[] };
     expect(session.keys).toEqual([]);
     await shot(page, "1-keys-error");
+    await expectAccessible(page, "a malformed key");
   });
 
   it("enters the three keys: hints shown (never the full key), the .env file written, onboarding advanced", async () => {
@@ -149,7 +186,12 @@ describeBrowser("web app in Chromium, development (npm start, fake Gemini and Ex
     await expect.poll(() => page.locator("#progress").evaluate((p) => (p as HTMLProgressElement).value)).toBeGreaterThanOrEqual(33);
     const session = (await (await fetch(`${server.url}/api/onboarding/session`)).json()) as { currentStep: number; progress: number };
     expect(session.currentStep).toBe(2);
+    // Key cards: where each key is in force, its status in words, Delete.
+    const card = page.locator("#key-gemini-saved");
+    expect(await card.locator(".badge").textContent()).toBe("Not used yet");
+    expect(await card.textContent()).toContain("In use from the .env file on this machine.");
     await shot(page, "2-keys-saved");
+    await expectAccessible(page, "keys saved");
   });
 
   it("generates: status, sources, streamed text with linked citations, usage and which key paid", async () => {
@@ -173,15 +215,33 @@ describeBrowser("web app in Chromium, development (npm start, fake Gemini and Ex
     expect(gemini.requests.some((r) => r.apiKey === keys.gemini)).toBe(true);
     expect(exa.requests.some((r) => r.apiKey === keys.exa)).toBe(true);
     await shot(page, "3-generated");
+    await expectAccessible(page, "a post generated");
   });
 
-  it("usage: a table row per day and provider, and a chart", async () => {
-    await page.getByRole("button", { name: "Refresh usage" }).click();
+  it("usage is current without a refresh: rows per day and provider in their own terms, a chart per provider with values and an axis", async () => {
+    // No click on "Refresh usage": the generation above refreshed it.
     await expect.poll(() => page.locator("#usage-rows tr").count()).toBeGreaterThanOrEqual(2);
-    const providersShown = await page.locator("#usage-rows tr td:nth-child(2)").allTextContents();
-    expect(providersShown).toEqual(expect.arrayContaining(["Gemini", "Exa"]));
-    expect(await page.locator("#usage-chart svg rect").count()).toBeGreaterThanOrEqual(1);
+    expect(await page.locator("#usage-empty").isVisible()).toBe(false);
+    expect(await page.locator("#usage-total").textContent()).not.toContain("$0.00 on");
+    const rows = await page.locator("#usage-rows tr").evaluateAll((trs) => trs.map((tr) => [...tr.children].map((td) => td.textContent)));
+    const exaRow = rows.find((r) => r[1] === "Exa")!;
+    const geminiRow = rows.find((r) => r[1] === "Gemini")!;
+    expect(exaRow[2]).toMatch(/^\d+ search(es)?$/); // Exa has no tokens: no "0 / 0"
+    expect(geminiRow[2]).toMatch(/^\d+ calls?: [\d,]+ tokens in, [\d,]+ out$/);
+    // The chart: one bar per provider and day, the day's total written above it, a value axis.
+    expect(await page.locator('#usage-chart rect[data-provider="gemini"]').count()).toBe(1);
+    expect(await page.locator('#usage-chart rect[data-provider="exa"]').count()).toBe(1);
+    const total = rows.filter((r) => r[0] === rows[0]![0]).reduce((sum, r) => sum + Number(r[3]!.slice(1)), 0);
+    expect(Number((await page.locator("#usage-chart text.value").first().textContent())!.slice(1))).toBeCloseTo(total, 2);
+    expect(await page.locator("#usage-chart text.tick").count()).toBeGreaterThanOrEqual(4);
+    expect(await page.locator("#usage-legend").textContent()).toContain("Gemini");
+    // The cap meter: spent, what is left, and the reset date.
+    await expect.poll(() => page.locator("#budget-text").textContent()).toMatch(/spent.*resets on \d+ \w+ \d{4}/);
+    // The key cards learnt from the generation: accepted, last used.
+    expect(await page.locator("#key-gemini-saved .badge").textContent()).toBe("Working");
+    expect(await page.locator("#key-gemini-saved").textContent()).toContain("last used");
     await shot(page, "4-usage");
+    await expectAccessible(page, "usage after a generation");
   });
 
   it("Cancel aborts mid-stream: the page says so and the fake Gemini sees its call closed", async () => {
@@ -191,17 +251,37 @@ describeBrowser("web app in Chromium, development (npm start, fake Gemini and Ex
     await page.getByRole("button", { name: "Generate" }).click();
     await expect.poll(() => page.locator("#post").textContent(), { timeout: 20_000 }).toContain("steady progress");
     await expect.poll(() => gemini.inFlight()).toBe(1);
+    const usageCalls: number[] = [];
+    page.on("request", (r) => {
+      if (new URL(r.url()).pathname === "/api/usage") usageCalls.push(Date.now());
+    });
+    const cancelledAt = Date.now();
     await page.getByRole("button", { name: "Cancel" }).click();
     await expect.poll(() => page.locator("#generate-status").textContent()).toContain("Cancelled");
     await gemini.waitForIdle(10_000);
     expect(gemini.inFlight()).toBe(0);
     expect(gemini.requests.filter((r) => r.path.includes("streamGenerateContent"))).toHaveLength(1);
     gemini.setMode({});
+    // The usage is asked for again once the cancel is done (what the cancelled call may have cost).
+    await expect.poll(() => usageCalls.some((at) => at > cancelledAt)).toBe(true);
+    await expectAccessible(page, "a cancelled generation");
   });
 
-  it("deleting the Gemini key: the next generation says the key is missing, with a link to step 1", async () => {
+  it("deleting the Gemini key asks first; then the progress goes back to step 1 and the next generation says the key is missing", async () => {
     await page.getByRole("button", { name: "Delete the saved Gemini API key" }).click();
+    // Nothing deleted yet: a question, the focus on "Keep it".
+    await expect.poll(() => page.locator("#key-gemini-saved .confirm").isVisible()).toBe(true);
+    expect(await page.locator("#key-gemini-saved .confirm").textContent()).toContain("GEMINI_API_KEY line from the .env file");
+    expect(await page.evaluate(() => document.activeElement?.textContent)).toBe("Keep it");
+    await expectAccessible(page, "Delete asks first");
+    await page.keyboard.press("Enter"); // keep it
+    expect(await page.locator("#key-gemini-saved .confirm").count()).toBe(0);
+    expect(readFileSync(envFile, "utf8")).toMatch(/GEMINI_API_KEY=./);
+    await page.getByRole("button", { name: "Delete the saved Gemini API key" }).click();
+    await page.getByRole("button", { name: "Delete the Gemini key" }).click();
     await expect.poll(() => page.locator("#key-gemini-saved").textContent()).toContain("Not saved yet");
+    expect(await page.locator("#progress-text").textContent()).toBe("Step 1 of 3: save your Gemini key (0% done)");
+    expect(await page.locator("#progress").evaluate((p) => (p as HTMLProgressElement).value)).toBe(0);
     expect(readFileSync(envFile, "utf8")).not.toMatch(/GEMINI_API_KEY=./);
     await page.getByLabel("Topic").fill("Heat pumps again");
     await page.getByRole("button", { name: "Generate" }).click();
@@ -210,7 +290,9 @@ describeBrowser("web app in Chromium, development (npm start, fake Gemini and Ex
     expect(sentence).toContain("You have not saved a Gemini API key yet");
     expect(await page.locator("#generate-error a").getAttribute("href")).toBe("#keys");
     expect(await page.evaluate(() => document.activeElement?.id)).toBe("generate-error");
+    expect(await page.locator("#generate-status").textContent()).toBe("Not started: your Gemini key is missing.");
     await shot(page, "5-missing-key");
+    await expectAccessible(page, "a missing key");
     // The link leads back to step 1, where a new key replaces nothing and shows its own hint.
     await page.locator("#generate-error a").click();
     // A key of today's shape (an AI Studio authorization key) through the form.
@@ -238,10 +320,70 @@ describeBrowser("web app in Chromium, development (npm start, fake Gemini and Ex
     expect(await notice.count()).toBe(0);
   });
 
-  it("works at 360 px wide: nothing scrolls sideways", async () => {
+  it("the key check says its outcome in words: accepted, or rejected and not saved", async () => {
+    const checked = `AQ.Ab8R${"C".repeat(42)}CHK1`;
+    await page.locator("#key-gemini").fill(checked);
+    await page.getByLabel("Check my Gemini key", { exact: false }).check();
+    await page.getByRole("button", { name: "Save keys" }).click();
+    await expect.poll(() => page.locator("#keys-status").textContent()).toContain("Gemini accepted the key. Saved Gemini");
+    const refused = `AQ.Ab8R${"D".repeat(42)}BAD1`;
+    gemini.setMode({ fail: "invalid-key" }, refused);
+    await page.locator("#key-gemini").fill(refused);
+    await page.getByRole("button", { name: "Save keys" }).click();
+    await expect.poll(() => page.locator("#key-gemini-error").isVisible()).toBe(true);
+    const said = await page.locator("#key-gemini-error").textContent();
+    expect(said).toContain("Gemini rejected this key, so it was not saved");
+    expect(said).not.toContain("saved API key");
+    expect(await page.locator("#keys-status").textContent()).toBe("Not saved: Gemini refused the key.");
+    expect(await page.locator("#key-gemini-saved .hint").textContent()).toBe("…CHK1");
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe("key-gemini");
+    await expectAccessible(page, "a refused key check");
+    gemini.setMode({}, refused);
+    await page.getByLabel("Check my Gemini key", { exact: false }).uncheck();
+    await page.locator("#key-gemini").fill("");
+  });
+
+  it("a word count out of range: the message beside the field, focus on it", async () => {
+    await page.getByLabel("Topic").fill("Heat pumps in old houses");
+    await page.getByLabel("Word count").fill("5000");
+    await page.getByRole("button", { name: "Generate" }).click();
+    await expect.poll(() => page.locator("#word-count-error").isVisible()).toBe(true);
+    expect(await page.locator("#word-count-error").textContent()).toBe("Enter a word count from 200 to 3000.");
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe("word-count");
+    expect(await page.locator("#word-count").getAttribute("aria-invalid")).toBe("true");
+    expect(await page.locator("#generate-error").isVisible()).toBe(false);
+    await expectAccessible(page, "a word count out of range");
+    await page.getByLabel("Word count").fill("800");
+  });
+
+  it("the cap in the user's hands: set it, a 402 explained with the estimate and what to change, remove it", async () => {
+    await page.getByLabel("Monthly cap in USD").fill("0.01");
+    await page.getByRole("button", { name: "Set cap" }).click();
+    await expect.poll(() => page.locator("#budget-status").textContent()).toBe("Cap set to $0.01 a month.");
+    expect(await page.locator("#budget-text").textContent()).toMatch(/of your \$0\.01 cap\. It resets on/);
+    await page.getByRole("button", { name: "Generate" }).click();
+    await expect.poll(() => page.locator("#generate-error").isVisible()).toBe(true);
+    const said = (await page.locator("#generate-error").textContent()) ?? "";
+    expect(said).toMatch(/This post could cost up to \$0\.\d+, and \$[\d.]+ of your \$0\.01 monthly cap is left until \d+ \w+ \d{4}\./);
+    expect(said).toContain("ask for fewer words, turn off research with Exa, or raise your cap");
+    expect(await page.locator("#generate-error a").getAttribute("href")).toBe("#spending");
+    expect(await page.locator("#generate-status").textContent()).toBe("Not started: over your spending cap.");
+    await shot(page, "5c-over-cap");
+    await expectAccessible(page, "over the cap");
+    await page.getByRole("button", { name: "Remove cap" }).click();
+    await expect.poll(() => page.locator("#budget-status").textContent()).toBe("Cap removed: no monthly limit.");
+    expect(await page.locator("#budget-text").textContent()).toMatch(/^No cap: \$[\d.]+ spent this month\./);
+  });
+
+  it("works at 360 px wide: nothing scrolls sideways, the usage table's USD column is in view", async () => {
     await page.setViewportSize({ width: 360, height: 800 });
     expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(360);
+    const wrap = await page.locator(".table-wrap").evaluate((w) => ({ scroll: w.scrollWidth, client: w.clientWidth }));
+    expect(wrap.scroll).toBeLessThanOrEqual(wrap.client);
+    const usdCell = await page.locator("#usage-rows tr td:last-child").first().boundingBox();
+    expect(usdCell!.x + usdCell!.width).toBeLessThanOrEqual(360);
     await shot(page, "6-narrow");
+    await page.setViewportSize({ width: 1000, height: 900 });
     expect(problems).toEqual([]);
   });
 

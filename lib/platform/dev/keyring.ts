@@ -53,7 +53,12 @@ export async function developmentKeyringSpec(
       `the server ran with before), or, to start over, delete the saved keys (DELETE /api/onboarding/api-keys?provider=… ` +
       `for each provider; they cannot be decrypted anyway), then try again`;
     logger.error(`${detail}; to recover: ${action}`, { envFile, missingKeyIds: [...orphaned.keys()] });
-    throw new AppError("server-misconfigured", { detail, action });
+    // The page (web/app.ts) shows the two ways out from these members.
+    throw new AppError("server-misconfigured", {
+      detail,
+      action,
+      extra: { reason: "keyring-missing", missingKeyIds: [...orphaned.keys()].join(","), envFile },
+    });
   }
   const spec = generateKeyringEntry();
   await envWriter.set(envFile, { KEY_ENCRYPTION_KEYS: spec });
