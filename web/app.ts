@@ -66,8 +66,7 @@ function show(element: HTMLElement, visible: boolean): void {
 }
 const usd = (n: number) => `$${n.toFixed(n < 0.01 && n > 0 ? 4 : 2)}`;
 const count = (n: number) => n.toLocaleString("en-US");
-const day = (iso: string) =>
-  new Date(iso).toLocaleDateString("en-GB", { day: "numeric", month: "long", year: "numeric", timeZone: "UTC" });
+const day = (iso: string) => new Date(iso).toLocaleDateString("en-GB", { day: "numeric", month: "long", year: "numeric", timeZone: "UTC" });
 const when = (iso: string) =>
   new Date(iso).toLocaleString("en-GB", { day: "numeric", month: "short", hour: "2-digit", minute: "2-digit", timeZone: "UTC" }) + " UTC";
 
@@ -213,7 +212,12 @@ export function sentenceFor(problem: Problem): Sentence {
       };
     }
     case "rate-limited":
-      return { headline: "Not started: too many requests.", text: "Too many requests right now.", retryAfter: problem.retry_after ?? 30, retry: true };
+      return {
+        headline: "Not started: too many requests.",
+        text: "Too many requests right now.",
+        retryAfter: problem.retry_after ?? 30,
+        retry: true,
+      };
     case "upstream-unavailable":
     case "upstream-timeout": {
       const name = who === "The provider" ? "The AI provider" : who;
@@ -412,6 +416,13 @@ function buildKeyFields(): void {
     help.append(el("a", { href: p.whereToGet, target: "_blank", rel: "noopener noreferrer" }, `Get your ${p.label}`));
     const saved = el("p", { id: `${id}-saved`, class: "saved" });
     const error = el("p", { id: `${id}-error`, class: "error field-error", hidden: "" });
+    // Typing a new value: the previous outcome no longer applies.
+    input.addEventListener("input", () => {
+      error.textContent = "";
+      show(error, false);
+      input.removeAttribute("aria-invalid");
+      $("keys-status").textContent = "";
+    });
     field.append(label, help, input, saved, error);
     container.append(field);
   }
@@ -469,7 +480,12 @@ function renderKeys(keys: KeyView[], missing: Provider[] = []): void {
     saved.dataset.state = key.status ?? "ok";
     const words = statusWords(key, p);
     const head = el("p", { class: "key-head" });
-    head.append("Saved: ", el("code", { class: "hint" }, key.hint), " ", el("span", { class: "badge", "data-status": key.status }, words.label));
+    head.append(
+      "Saved: ",
+      el("code", { class: "hint" }, key.hint),
+      " ",
+      el("span", { class: "badge", "data-status": key.status }, words.label),
+    );
     saved.append(head, el("p", { class: "key-status" }, `${words.text} ${sourceWords(key, p)}`.trim()));
     for (const notice of key.notices ?? []) {
       saved.append(el("p", { class: "key-notice", "data-code": notice.code }, `${notice.message} ${notice.action}`));
@@ -1078,7 +1094,9 @@ async function retryStart(): Promise<void> {
 async function main(): Promise<void> {
   const response = await fetch("/api/config", { headers: { accept: "application/json" } }).catch(() => null);
   if (!response?.ok) {
-    showProblem($("notice"), response ? await readProblem(response) : { status: 0, code: "network", detail: "" }, true, () => location.reload());
+    showProblem($("notice"), response ? await readProblem(response) : { status: 0, code: "network", detail: "" }, true, () =>
+      location.reload(),
+    );
     return;
   }
   config = (await response.json()) as AppConfig;

@@ -402,6 +402,76 @@ describeBrowser("web app in Chromium, development (npm start, fake Gemini and Ex
     await shot(docs, "7-docs");
     await docs.close();
   });
+
+  it("the README's screenshot: keys, a post with sources, usage and the cap (tests/web/screenshots/README.png)", async () => {
+    gemini.reset();
+    await page.getByLabel("Monthly cap in USD").fill("5");
+    await page.getByRole("button", { name: "Set cap" }).click();
+    await expect.poll(() => page.locator("#budget-status").textContent()).toBe("Cap set to $5.00 a month.");
+    await page.getByLabel("Topic").fill("Heat pumps in old houses");
+    await page.getByRole("button", { name: "Generate" }).click();
+    await expect.poll(() => page.locator("#generate-status").textContent(), { timeout: 20_000 }).toBe("Done.");
+    await expect.poll(() => page.locator("#key-gemini-saved .badge").textContent()).toBe("Working");
+    await page.setViewportSize({ width: 1000, height: 900 });
+    await page.evaluate(() => window.scrollTo(0, 0));
+    await page.screenshot({ path: join(screenshots, "README.png"), fullPage: true });
+    await expectAccessible(page, "the README's state");
+  });
+
+  it("development account deletion says what it removes from .env, asks for the phrase, then removes the keys and their lines", async () => {
+    expect(await page.locator("#delete-help").textContent()).toContain(
+      "removes the GEMINI_API_KEY, EXA_API_KEY and COPILOTKIT_API_KEY lines from the .env file",
+    );
+    await page.getByLabel("To delete your account, type", { exact: false }).fill("delete");
+    await page.getByRole("button", { name: "Delete my account" }).click();
+    await expect.poll(() => page.locator("#delete-error").textContent()).toBe('Type "delete my account" to confirm; nothing was deleted.');
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe("delete-confirm");
+    expect(readFileSync(envFile, "utf8")).toMatch(/GEMINI_API_KEY=./);
+    await expectAccessible(page, "account deletion not confirmed");
+    await page.getByLabel("To delete your account, type", { exact: false }).fill("delete my account");
+    await page.getByRole("button", { name: "Delete my account" }).click();
+    await expect.poll(() => page.locator("#account-status").textContent()).toContain("Deleted");
+    expect(await page.locator("#key-gemini-saved").textContent()).toContain("Not saved yet");
+    const env = readFileSync(envFile, "utf8");
+    expect(env).not.toMatch(/(GEMINI|EXA|COPILOTKIT)_API_KEY=./);
+    expect(env).toMatch(/KEY_ENCRYPTION_KEYS=./);
+  });
+
+  it("a .env that lost its key ring line: the page names the missing key id and both ways out; starting over works", async () => {
+    await page.getByLabel("Gemini API key").fill(keys.gemini);
+    await page.getByRole("button", { name: "Save keys" }).click();
+    await expect.poll(() => page.locator("#keys-status").textContent()).toContain("in the .env file");
+    const keyId = /KEY_ENCRYPTION_KEYS=([^:]+):/.exec(readFileSync(envFile, "utf8"))![1]!;
+    // The file overwritten (e.g. `cp .env.example .env`), the server restarted.
+    await new Promise<void>((r) => {
+      server.child.once("exit", () => r());
+      server.child.kill("SIGTERM");
+    });
+    writeFileSync(envFile, "# a fresh copy of .env.example\n");
+    server = await startListeningServer({
+      PORT: "0",
+      PGLITE_DIR: join(dir, "pglite"),
+      ENV_FILE: envFile,
+      GEMINI_BASE_URL: gemini.url,
+      EXA_BASE_URL: exa.url,
+    });
+    await page.goto(server.url + "/");
+    const notice = page.locator("#notice");
+    await expect.poll(() => notice.isVisible()).toBe(true);
+    const said = (await notice.textContent()) ?? "";
+    expect(said).toContain(`The KEY_ENCRYPTION_KEYS line that holds key id ${keyId} is missing from ${envFile}`);
+    expect(said).toContain("Restore that line");
+    expect(said).toContain("Or start over");
+    expect(said).not.toContain("tell the operator");
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe("notice");
+    await shot(page, "11-key-ring-lost");
+    await expectAccessible(page, "a lost key ring");
+    await page.getByRole("button", { name: "Delete the saved keys and start over" }).click();
+    await expect.poll(() => page.locator("#keys-status").textContent()).toBe("The saved keys were deleted. Enter your keys again.");
+    expect(await notice.isVisible()).toBe(false);
+    expect(await page.locator("#key-gemini-saved").textContent()).toContain("Not saved yet");
+    expect(problems.filter((p) => !p.includes("500"))).toEqual([]);
+  });
 });
 
 // ---- production: stand-in Clerk, two users -----------------------------------------------
@@ -432,6 +502,8 @@ describeBrowser("web app in Chromium, production (stand-in ClerkJS, two users)",
       env: {
         CLERK_PUBLISHABLE_KEY: publishableKeyFor("clerk.test.local"),
         CLERK_AUTHORIZED_PARTIES: origin,
+        BUDGET_DEFAULT_USD: "1",
+        BUDGET_MAX_USD: "5",
         GEMINI_BASE_URL: gemini.url,
         EXA_BASE_URL: exa.url,
       },
@@ -476,6 +548,7 @@ describeBrowser("web app in Chromium, production (stand-in ClerkJS, two users)",
     const csp = response.headers()["content-security-policy"]!;
     expect(csp).toContain("script-src 'self' https://clerk.test.local https://challenges.cloudflare.com;");
     expect(csp).not.toContain("unsafe-eval");
+    await expectAccessible(alice.page, "signed in, production");
     expect(alice.problems).toEqual([]);
     await alice.context.close();
   });
@@ -528,6 +601,7 @@ describeBrowser("web app in Chromium, production (stand-in ClerkJS, two users)",
     );
     await carol.page.getByRole("button", { name: "Refresh usage" }).click();
     await expect.poll(() => carol.page.locator("#signin").isVisible()).toBe(true);
+    await expectAccessible(carol.page, "signed out");
     expect(await carol.page.locator("#app").isVisible()).toBe(false);
     expect(await carol.page.locator("#signin-reason").textContent()).toContain("expired or you are signed out");
     expect(await carol.page.locator("#clerk-signin").getAttribute("data-stand-in")).toBe("mounted");
@@ -550,6 +624,7 @@ describeBrowser("web app in Chromium, production (stand-in ClerkJS, two users)",
     await page.goto(origin + "/");
     await expect.poll(() => page.locator("#signin").isVisible()).toBe(true);
     expect(calls).toEqual(["/api/config"]);
+    await expectAccessible(page, "the sign-in");
     await context.close();
   });
 
@@ -597,6 +672,8 @@ describeBrowser("web app in Chromium, production (stand-in ClerkJS, two users)",
     gemini.setMode({ fail: 429, retryAfterSeconds: 7 }, keys.gemini);
     const limited = await generateAndRead();
     expect(limited).toContain("Too many requests right now.");
+    expect(await dave.page.locator("#generate-status").textContent()).toBe("Not started: too many requests.");
+    await expectAccessible(dave.page, "rate limited");
     const first = Number(/Try again in (\d+) seconds?/.exec(limited)?.[1]);
     expect(first).toBeGreaterThanOrEqual(5);
     expect(first).toBeLessThanOrEqual(7);
@@ -607,18 +684,27 @@ describeBrowser("web app in Chromium, production (stand-in ClerkJS, two users)",
 
     gemini.setMode({ fail: 503 }, keys.gemini);
     expect(await generateAndRead()).toContain("Gemini is not answering right now");
+    expect(await dave.page.locator("#generate-status").textContent()).toBe("Stopped: Gemini did not answer.");
+    // A retry where one helps: the button sends the same request again.
+    gemini.setMode({}, keys.gemini);
+    await dave.page.locator("#generate-error").getByRole("button", { name: "Try again" }).click();
+    await expect.poll(() => dave.page.locator("#generate-status").textContent(), { timeout: 20_000 }).toBe("Done.");
 
     gemini.setMode({ fail: "invalid-key" }, keys.gemini);
     const rejected = await generateAndRead();
     expect(rejected).toContain("Gemini rejected your API key");
     expect(await dave.page.locator("#generate-error a").getAttribute("href")).toBe("#keys");
+    expect(await dave.page.locator("#generate-status").textContent()).toBe("Stopped: Gemini refused your key.");
+    // The key card says it too, with what to do.
+    await expect.poll(() => dave.page.locator("#key-gemini-saved .badge").textContent()).toBe("Refused");
+    await expectAccessible(dave.page, "a refused key");
     gemini.setMode({}, keys.gemini);
 
     // The database's outage, as the API reports it (the page's rendering of it is what is tested here).
     await dave.page.route("**/api/usage", (route) =>
       route.fulfill({
         status: 503,
-        headers: { "content-type": "application/problem+json", "retry-after": "5" },
+        headers: { "content-type": "application/problem+json", "retry-after": "2" },
         body: JSON.stringify({
           type: "about:blank",
           title: "Database unavailable",
@@ -631,9 +717,106 @@ describeBrowser("web app in Chromium, production (stand-in ClerkJS, two users)",
     );
     await dave.page.getByRole("button", { name: "Refresh usage" }).click();
     await expect.poll(() => dave.page.locator("#usage-error").textContent()).toContain("Our database cannot be reached right now");
-    expect(await dave.page.locator("#usage-error .countdown").textContent()).toMatch(/Try again in [1-5] seconds?/);
+    expect(await dave.page.locator("#usage-error .countdown").textContent()).toMatch(/Try again in [12] seconds?/);
+    // One "try again", not two ("… try again in a few seconds. Try again in 2 seconds.").
+    expect(((await dave.page.locator("#usage-error").textContent()) ?? "").match(/try again/gi)).toHaveLength(1);
+    await expectAccessible(dave.page, "the database down");
+    // When the countdown ends, a button tries again.
+    const retry = dave.page.locator("#usage-error").getByRole("button", { name: "Try again" });
+    await expect.poll(() => retry.isVisible(), { timeout: 10_000 }).toBe(true);
+    await dave.page.unroute("**/api/usage");
+    await retry.click();
+    await expect.poll(() => dave.page.locator("#usage-error").isVisible()).toBe(false);
+    expect(await dave.page.locator("#usage-rows tr").count()).toBeGreaterThanOrEqual(1);
     expect(dave.problems).toEqual([]);
     await dave.context.close();
+  });
+
+  it("the cap in the user's hands within the service's maximum: the default shown, no removing it, a larger one refused beside the field", async () => {
+    const erin = await signedIn("user_erin_cap");
+    await expect.poll(() => erin.page.locator("#budget-text").textContent()).toContain("of your $1.00 cap (the service's default)");
+    expect(await erin.page.locator("#budget-help").textContent()).toContain("Up to $5.00 a month");
+    expect(await erin.page.locator("#budget-remove").isVisible()).toBe(false);
+    await erin.page.getByLabel("Monthly cap in USD").fill("10");
+    await erin.page.getByRole("button", { name: "Set cap" }).click();
+    await expect
+      .poll(() => erin.page.locator("#budget-error").textContent())
+      .toBe("Enter an amount from $0 to $5.00 (this service's maximum).");
+    expect(await erin.page.evaluate(() => document.activeElement?.id)).toBe("budget-cap");
+    await expectAccessible(erin.page, "a cap above the maximum");
+    await erin.page.getByLabel("Monthly cap in USD").fill("3");
+    await erin.page.getByRole("button", { name: "Set cap" }).click();
+    await expect.poll(() => erin.page.locator("#budget-status").textContent()).toBe("Cap set to $3.00 a month.");
+    expect(await erin.page.locator("#budget-error").isVisible()).toBe(false);
+    expect(await erin.page.locator("#budget-text").textContent()).toMatch(
+      /^\$0\.00 spent, \$3\.00 left of your \$3\.00 cap\. It resets on/,
+    );
+    expect(erin.problems).toEqual([]);
+    await erin.context.close();
+  });
+
+  it("the account: export downloads the JSON (no key value), delete asks for the phrase, then signs out", async () => {
+    const frank = await signedIn("user_frank_account");
+    const keys = sampleKeys(7501);
+    await frank.page.getByLabel("Gemini API key").fill(keys.gemini);
+    await frank.page.getByRole("button", { name: "Save keys" }).click();
+    await expect.poll(() => frank.page.locator("#keys-status").textContent()).toContain("Saved");
+    expect(await frank.page.locator("#delete-help").textContent()).toContain("then signs you out");
+    const [download] = await Promise.all([
+      frank.page.waitForEvent("download"),
+      frank.page.getByRole("button", { name: "Download my data (JSON)" }).click(),
+    ]);
+    expect(download.suggestedFilename()).toBe("byok-account-export.json");
+    const exported = readFileSync((await download.path())!, "utf8");
+    expect(JSON.parse(exported)).toMatchObject({ userId: "user_frank_account" });
+    expect(exported).not.toContain(keys.gemini);
+    await frank.page.getByLabel("To delete your account, type", { exact: false }).fill("delete my acount");
+    await frank.page.getByRole("button", { name: "Delete my account" }).click();
+    await expect.poll(() => frank.page.locator("#delete-error").isVisible()).toBe(true);
+    await expectAccessible(frank.page, "account deletion not confirmed, production");
+    const listed = async () =>
+      (await (await fetch(`${origin}/api/onboarding/api-keys`, { headers: { authorization: `Bearer ${frank.token}` } })).json()) as {
+        keys: unknown[];
+      };
+    expect((await listed()).keys).toHaveLength(1);
+    await frank.page.getByLabel("To delete your account, type", { exact: false }).fill("delete my account");
+    await frank.page.getByRole("button", { name: "Delete my account" }).click();
+    await expect.poll(() => frank.page.locator("#signin").isVisible()).toBe(true);
+    expect(await frank.page.locator("#signin-reason").textContent()).toContain("Your account was deleted");
+    expect((await listed()).keys).toEqual([]);
+    expect(frank.problems).toEqual([]);
+    await frank.context.close();
+  });
+
+  it("recovery: Clerk's script not loading is not 'check your connection'; the service unreachable offers a retry; no publishable key says so", async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.route("https://clerk.test.local/**", (route) => route.abort("blockedbyclient"));
+    await page.goto(origin + "/");
+    await expect.poll(() => page.locator("#notice").isVisible()).toBe(true);
+    const clerkDown = (await page.locator("#notice").textContent()) ?? "";
+    expect(clerkDown).toContain("The sign-in service (Clerk, at clerk.test.local) did not load, while this service answers");
+    expect(clerkDown).not.toContain("Check your connection");
+    await shot(page, "12-clerk-blocked");
+    await expectAccessible(page, "Clerk's script blocked");
+
+    await page.route("**/api/config", (route) => route.abort("connectionrefused"));
+    await page.reload();
+    await expect.poll(() => page.locator("#notice").textContent()).toContain("The service cannot be reached");
+    expect(await page.locator("#notice").getByRole("button", { name: "Try again" }).isVisible()).toBe(true);
+    await expectAccessible(page, "the service unreachable");
+
+    await page.unroute("**/api/config");
+    await page.route("**/api/config", async (route) => {
+      const answer = await route.fetch();
+      const body = { ...((await answer.json()) as object), clerkPublishableKey: null, clerkFrontendApi: null };
+      await route.fulfill({ response: answer, json: body });
+    });
+    await page.reload();
+    await expect.poll(() => page.locator("#notice").textContent()).toContain("CLERK_PUBLISHABLE_KEY is missing");
+    expect(await page.locator("#notice").textContent()).not.toContain("not configured correctly");
+    await expectAccessible(page, "no publishable key");
+    await context.close();
   });
 
   it("untrusted text shows as text: an HTML source title and HTML in the model's output create no element", async () => {
