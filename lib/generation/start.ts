@@ -23,7 +23,7 @@ import type { Deps } from "../platform/runtime.js";
 import { limitFor, rateLimitCountSql, rateLimitState, type RateLimitState } from "../platform/rate-limit.js";
 import { budgetStatus, reservationSql, settleGeneration, usd, type BudgetStatus, type Reservation } from "./budget.js";
 import { userCiphertextsSql, type CiphertextRow } from "../keys/store.js";
-import { decodeKeyRows, developmentKeys, type UserKeys } from "../keys/resolver.js";
+import { decodeKeyRows, developmentKeys, usesDevelopmentKeys, type UserKeys } from "../keys/resolver.js";
 import type { Provider } from "../providers/registry.js";
 
 type StartDeps = Pick<Deps, "config" | "logger" | "database" | "keyring" | "once">;
@@ -61,7 +61,7 @@ export async function startGeneration(
 
   // Development reads its keys from the .env file (no database): the statement only counts
   // and reserves, with research decided here.
-  const dev = config.mode === "development" ? await developmentKeys(deps) : undefined;
+  const dev = usesDevelopmentKeys(config, userId) ? await developmentKeys(deps) : undefined;
 
   const ctes: SQL[] = [];
   const conditions: SQL[] = [];

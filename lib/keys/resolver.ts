@@ -1,6 +1,6 @@
 /**
  * `userApiKeys(userId)`: the seed's resolver, fail-closed.
- * - development: one developer pays for everything, whoever asks. Each provider's key comes
+ * - development: the developer (every request without a session token) pays. Each provider's key comes
  *   from the first of: the .env file (read fresh on every call), the process environment as
  *   the server was started (never the copy of the .env file loaded into it at start:
  *   lib/platform/dev/dotenv.ts), the database (the developer's saved keys). The key list
@@ -50,9 +50,19 @@ export async function userApiKeys(
   userId: string,
   wanted?: ReadonlySet<Provider>,
 ): Promise<UserKeys> {
-  if (deps.config.mode === "development") return developmentKeys(deps);
+  if (usesDevelopmentKeys(deps.config, userId)) return developmentKeys(deps);
   const database = await deps.database();
   return decodeKeyRows(deps, userId, await database.rows<CiphertextRow>(userCiphertextsSql(userId)), wanted);
+}
+
+/**
+ * Whether `userId`'s requests run on the development keys: in development, the developer's
+ * (`DEV_USER_ID`, every request without a session token). A user signed in through Clerk in
+ * development runs on their own saved keys, as in production, so two signed-in users never
+ * see or use each other's keys, nor the developer's.
+ */
+export function usesDevelopmentKeys(config: Pick<Deps["config"], "mode" | "devUserId">, userId: string): boolean {
+  return config.mode === "development" && userId === config.devUserId;
 }
 
 /**

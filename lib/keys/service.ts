@@ -9,7 +9,7 @@ import { stat } from "node:fs/promises";
 import { keyHint, providerInfo, providers, type Provider } from "../providers/registry.js";
 import { deleteKey, keysNeedingReplacement, listKeys, saveKeys, type KeyView } from "./store.js";
 import { envMirror } from "./env-mirror.js";
-import { developmentKeys } from "./resolver.js";
+import { developmentKeys, usesDevelopmentKeys } from "./resolver.js";
 import { readEnvFile } from "../platform/dev/env-file.js";
 import { keyNotices } from "./notices.js";
 import {
@@ -131,7 +131,11 @@ export async function saveUserKeys(
       unchanged,
       storage,
       // From the saving statement itself (one round trip); nothing saved: the list as it is.
-      keys: await withSources(deps, Object.keys(keys).length > 0 ? outcome.keys : await listKeys(database, userId, () => deps.keyring())),
+      keys: await withSources(
+        deps,
+        userId,
+        Object.keys(keys).length > 0 ? outcome.keys : await listKeys(database, userId, () => deps.keyring()),
+      ),
     },
     rateLimit,
   };
@@ -151,7 +155,7 @@ async function countKeyCheck(deps: Deps, userId: string): Promise<RateLimitState
 
 export async function listUserKeys(deps: Deps, userId: string): Promise<ListKeysResponse> {
   const database = await deps.database();
-  const keys = await withSources(deps, await listKeys(database, userId, () => deps.keyring()));
+  const keys = await withSources(deps, userId, await listKeys(database, userId, () => deps.keyring()));
   const have = new Set(keys.map((k) => k.provider));
   return {
     userId,
@@ -180,9 +184,9 @@ export async function deleteUserKey(deps: Deps, userId: string, provider: Provid
   if (!result.deleted) {
     // Development: a key only in the .env file (never saved through the API) is deleted there.
     const envVar = providerInfo[provider].envVar;
-    const inFile = deps.config.mode === "development" && Boolean((await readEnvFile(deps.config.envFile))[envVar]);
+    const inFile = usesDevelopmentKeys(deps.config, userId) && Boolean((await readEnvFile(deps.config.envFile))[envVar]);
     if (!inFile) {
-      const inProcess = deps.config.mode === "development" && Boolean(deps.config.processEnvKeys[provider]);
+      const inProcess = usesDevelopmentKeys(deps.config, userId) && Boolean(deps.config.processEnvKeys[provider]);
       throw new AppError("key-not-found", {
         detail: inProcess
           ? `the ${provider} key is set in this server's environment (${envVar}), not saved: unset it and restart the server`
@@ -199,13 +203,13 @@ export async function deleteUserKey(deps: Deps, userId: string, provider: Provid
 const processStartedAt = new Date(Date.now() - Math.round(process.uptime() * 1000)).toISOString();
 
 /**
- * The views with where each key comes from (`source`). Production: the database, always.
- * Development: exactly the keys a generation would use (lib/keys/resolver.ts
+ * The views with where each key comes from (`source`). Production, and a user signed in in
+ * development: the database, always. The developer (lib/keys/resolver.ts `usesDevelopmentKeys`): exactly the keys a generation would use (lib/keys/resolver.ts
  * `developmentKeys`): a saved key that the .env file or the environment overrides is shown
  * as the key in force, and a key only in the file or the environment is listed too.
  */
-async function withSources(deps: Deps, views: KeyView[]): Promise<KeyView[]> {
-  if (deps.config.mode !== "development") return views.map((v) => ({ ...v, source: "database" as const }));
+async function withSources(deps: Deps, userId: string, views: KeyView[]): Promise<KeyView[]> {
+  if (!usesDevelopmentKeys(deps.config, userId)) return views.map((v) => ({ ...v, source: "database" as const }));
   const resolved = await developmentKeys(deps);
   const out: KeyView[] = [];
   for (const provider of providers) {

@@ -256,7 +256,9 @@ describe("loadDevelopmentEnv (lib/server/dotenv.ts)", () => {
     const env: Record<string, string> = { ENV_FILE: envFile };
     const config = loadDevelopmentEnv(env);
     expect(config.mode).toBe("development");
-    expect(config.processEnvKeys.gemini).toBe("AIzaFromTheFile0000000000000000000000");
+    // Loaded like every variable, but the file's key is read from the file (lib/keys/resolver.ts), never from this copy.
+    expect(env.GEMINI_API_KEY).toBe("AIzaFromTheFile0000000000000000000000");
+    expect(config.processEnvKeys.gemini).toBeUndefined();
   });
 
   it("loads a development .env (real environment first)", () => {
@@ -264,8 +266,11 @@ describe("loadDevelopmentEnv (lib/server/dotenv.ts)", () => {
     const env: Record<string, string> = { ENV_FILE: envFile, DEV_USER_ID: "from-real-env" };
     const config = loadDevelopmentEnv(env);
     expect(config.mode).toBe("development");
-    expect(config.processEnvKeys.gemini).toBe("AIzaFromTheFile0000000000000000000000");
+    expect(config.processEnvKeys.gemini).toBeUndefined(); // the copy of the file loaded at start is never a fallback
     expect(config.devUserId).toBe("from-real-env");
+    // A key of the real environment is one.
+    const real: Record<string, string> = { ENV_FILE: envFile, GEMINI_API_KEY: "AIzaFromTheShell000000000000000000000" };
+    expect(loadDevelopmentEnv(real).processEnvKeys.gemini).toBe("AIzaFromTheShell000000000000000000000");
   });
 
   const productionEnvs: [string, Record<string, string>][] = [
@@ -550,7 +555,8 @@ for (const backend of backends) {
         expectParsesAs(frontendFile, { REACT_APP_API_URL: "http://localhost:3000", REACT_APP_COPILOTKIT_API_KEY: keys.copilotkit });
 
         // The resolver reads that file, for whoever asks.
-        expect(await userApiKeys(dev.runtime, "anyone")).toEqual({ source: "env", keys, unreadable: [], versions: {} });
+        // (The developer's, every request without a session token: lib/keys/resolver.ts usesDevelopmentKeys.)
+        expect(await userApiKeys(dev.runtime, "user_modes_dev")).toMatchObject({ source: "env", keys, unreadable: [] });
         // The database copy is sealed with the generated key.
         const [row] = await database.rows<{ key_version: string }>(sql`
           select k.key_version from api_keys k join onboarding_sessions s on s.id = k.session_id
