@@ -467,7 +467,9 @@ describeBrowser("web app in Chromium, development (npm start, fake Gemini and Ex
     await shot(page, "11-key-ring-lost");
     await expectAccessible(page, "a lost key ring");
     await page.getByRole("button", { name: "Delete the saved keys and start over" }).click();
-    await expect.poll(() => page.locator("#keys-status").textContent()).toBe("The saved keys were deleted. Enter your keys again.");
+    await expect
+      .poll(() => page.locator("#keys-status").textContent(), { timeout: 20_000 })
+      .toBe("The saved keys were deleted. Enter your keys again.");
     expect(await notice.isVisible()).toBe(false);
     expect(await page.locator("#key-gemini-saved").textContent()).toContain("Not saved yet");
     expect(problems.filter((p) => !p.includes("500"))).toEqual([]);
