@@ -29,9 +29,10 @@ function stopped(server: LocalServer): Promise<void> {
   });
 }
 
-/** A development server over `name`'s own .env file and embedded database. */
-const start = (name: string) =>
+/** A development server over `name`'s own .env file and embedded database (`env`: its real environment's extra variables). */
+const start = (name: string, env: Record<string, string> = {}) =>
   startListeningServer({
+    ...env,
     PORT: "0",
     ENV_FILE: join(dir, `${name}.env`),
     PGLITE_DIR: join(dir, `${name}-pglite`),
@@ -129,6 +130,31 @@ describe("development: a .env that already holds keys, on a fresh database", () 
       exa.reset();
       expect((await call(server.url, "POST", "/api/blog/generate", { topic: "Heat pumps in old houses" })).status).toBe(200);
       expect(exa.requests).toEqual([]);
+    } finally {
+      await stopped(server);
+    }
+  });
+});
+
+describe("development: a key exported in the shell that started the server", () => {
+  it("is listed as from the process environment, used, and cannot be deleted through the API (404 naming the variable)", {
+    timeout: 120_000,
+  }, async () => {
+    const keys = sampleKeys(8104);
+    writeFileSync(join(dir, "shell.env"), `GEMINI_API_KEY=${keys.gemini}\n`);
+    const server = await start("shell", { EXA_API_KEY: keys.exa });
+    try {
+      const listed = await list(server.url);
+      expect(listed.keys.map((k) => [k.provider, k.source])).toEqual([
+        ["gemini", "env-file"],
+        ["exa", "process-env"],
+      ]);
+      const refused = await call(server.url, "DELETE", "/api/onboarding/api-keys?provider=exa");
+      expect(refused.status).toBe(404);
+      expect(((await refused.json()) as { detail: string }).detail).toContain("EXA_API_KEY");
+      exa.reset();
+      expect((await call(server.url, "POST", "/api/blog/generate", { topic: "Heat pumps in old houses" })).status).toBe(200);
+      expect(exa.requests.some((r) => r.apiKey === keys.exa)).toBe(true);
     } finally {
       await stopped(server);
     }
