@@ -879,7 +879,7 @@ function renderChart(daily: DailyUsage[]): void {
   const legend = $("usage-legend");
   legend.replaceChildren("Spend per day (UTC), stacked by provider: ");
   shown.forEach((provider, i) => {
-    legend.append(el("span", { class: "swatch", style: undefined, "data-provider": provider }), providerLabel(provider));
+    legend.append(el("span", { class: "swatch", "data-provider": provider, "aria-hidden": "true" }), providerLabel(provider));
     if (i < shown.length - 1) legend.append(", ");
   });
   for (const swatch of legend.querySelectorAll<HTMLElement>(".swatch")) swatch.style.background = colourOf(swatch.dataset.provider ?? "");
@@ -887,7 +887,8 @@ function renderChart(daily: DailyUsage[]): void {
 
 /** What a provider's row used, in its own terms: Gemini's tokens, Exa's searches. */
 function usedWords(row: DailyUsage): string {
-  const calls = `${count(row.requests)} ${row.provider === "exa" ? "search" : "call"}${row.requests === 1 ? "" : "es".slice(row.provider === "exa" ? 0 : 1)}`;
+  const [one, many] = row.provider === "exa" ? ["search", "searches"] : ["call", "calls"];
+  const calls = `${count(row.requests)} ${row.requests === 1 ? one : many}`;
   if (row.inputTokens === 0 && row.outputTokens === 0) return calls;
   return `${calls}: ${count(row.inputTokens)} tokens in, ${count(row.outputTokens)} out`;
 }
