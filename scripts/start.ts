@@ -129,8 +129,11 @@ async function main() {
 /** The newest modification time under `dir` (files only), 0 when there is none. */
 function newest(dir: string): number {
   let latest = 0;
-  for (const entry of readdirSync(dir, { withFileTypes: true, recursive: true })) {
-    if (entry.isFile()) latest = Math.max(latest, statSync(join(entry.parentPath, entry.name)).mtimeMs);
+  // Walked by hand: Dirent.parentPath (recursive readdir) needs Node 20.12, and 20.10 is supported.
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) latest = Math.max(latest, newest(path));
+    else if (entry.isFile()) latest = Math.max(latest, statSync(path).mtimeMs);
   }
   return latest;
 }
