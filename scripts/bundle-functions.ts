@@ -22,7 +22,7 @@
  *   deployed output: bench/coldstart.ts and tests/vercel/output.happy.test.ts read it to tell which
  *   packages a function evaluated at import and per request.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, relative, resolve, sep } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { build, type Metafile, type Plugin } from "esbuild";
@@ -36,12 +36,8 @@ export interface BundleManifest {
   outputs: Record<string, { bytes: number; packages: Record<string, number>; imports: { path: string; kind: string }[] }>;
 }
 
-/**
- * CommonJS packages (pg, ws) call require() for Node built-ins; an ESM bundle needs one.
- * Named so that it cannot collide with a bundled module's own top-level names.
- */
-const requireBanner =
-  'import { createRequire as __byokCreateRequire } from "node:module"; const require = __byokCreateRequire(import.meta.url);';
+/** Gives the bundled CommonJS packages their `require` (see the file). */
+const requireShim = join(root, "scripts", "bundle", "require-shim.ts");
 
 const withoutPgliteMessage = "embedded PGlite is not part of this deployment: set DATABASE_URL to a PostgreSQL or Neon database";
 
@@ -99,7 +95,8 @@ export interface BundleOptions {
 
 /** Bundles one function into `funcDir` (emptied first) and returns what each output file holds. */
 export async function bundleFunction(options: BundleOptions): Promise<BundleManifest> {
-  const { funcDir } = options;
+  // Built beside the folder and swapped in at the end: an interrupted run leaves the old folder whole.
+  const funcDir = `${options.funcDir}.bundling`;
   rmSync(funcDir, { recursive: true, force: true });
   mkdirSync(funcDir, { recursive: true });
   const result = await build({
@@ -123,12 +120,14 @@ export async function bundleFunction(options: BundleOptions): Promise<BundleMani
     // the edge runtime's socket module.
     external: ["pg-native", "cloudflare:sockets", "bufferutil", "utf-8-validate"],
     plugins: [pgliteStub],
-    banner: { js: requireBanner },
+    inject: [requireShim],
     metafile: true,
     logLevel: "warning",
   });
   const manifest = manifestOf(result.metafile, funcDir);
   writeFileSync(join(funcDir, ".vc-config.json"), `${JSON.stringify({ ...options.config, handler: manifest.entry }, null, 2)}\n`);
+  rmSync(options.funcDir, { recursive: true, force: true });
+  renameSync(funcDir, options.funcDir);
   return manifest;
 }
 
