@@ -36,8 +36,13 @@ export interface BundleManifest {
   outputs: Record<string, { bytes: number; packages: Record<string, number>; imports: { path: string; kind: string }[] }>;
 }
 
-/** Gives the bundled CommonJS packages their `require` (see the file). */
-const requireShim = join(root, "scripts", "bundle", "require-shim.ts");
+/**
+ * CommonJS packages (pg, ws) call require() for Node built-ins, through esbuild's `__require`
+ * helper, which looks for a free `require`: an ES module has none, so every output file gets one.
+ * `createRequire` runs once per function (the first file evaluated), not once per chunk.
+ */
+const requireBanner =
+  'import { createRequire as __byokCreateRequire } from "node:module"; const require = (globalThis.__byokRequire ??= __byokCreateRequire(import.meta.url));';
 
 const withoutPgliteMessage = "embedded PGlite is not part of this deployment: set DATABASE_URL to a PostgreSQL or Neon database";
 
@@ -120,7 +125,7 @@ export async function bundleFunction(options: BundleOptions): Promise<BundleMani
     // the edge runtime's socket module.
     external: ["pg-native", "cloudflare:sockets", "bufferutil", "utf-8-validate"],
     plugins: [pgliteStub],
-    inject: [requireShim],
+    banner: { js: requireBanner },
     metafile: true,
     logLevel: "warning",
   });
