@@ -46,6 +46,8 @@ const functionsDir = join(outputDir, "functions");
 /** The SDKs only blog generation may load; key endpoints must not pay for them. */
 const generationSdks = ["@google/generative-ai", "exa-js"] as const;
 const generationFunctions = new Set(["api/blog/generate"]);
+/** Functions that may carry @clerk/backend: the webhook verifies deliveries with it. */
+const clerkBackendFunctions = new Set(["api/webhooks/clerk", "api/openapi"]);
 /** Functions whose routes are development-only (production answers 404). */
 const developmentOnlyFunctions = new Set(["api/frontend-env/update"]);
 /** Each function's files, in bytes (issue 13: was 19–21 MiB with PGlite inside). */
@@ -186,6 +188,11 @@ function checkBuildOutput(functions: BuiltFunction[]): void {
         outputs.every((o) => existsSync(join(fn.builtDir, o)) && existsSync(join(fn.builtDir, `${o}.map`))),
       () => `manifest: ${fn.manifest ? outputs.join(", ") : "missing (.vercel/bundles)"}; handler ${handler ?? "?"}`,
     );
+    // Issue 22: session tokens are checked with WebCrypto (lib/platform/auth/rs256.ts); only the
+    // Clerk webhook (and the OpenAPI function, whose route table names it) carries @clerk/backend.
+    if (fn.manifest && !clerkBackendFunctions.has(fn.name)) {
+      check(`${fn.name}: no @clerk/backend in the function`, !fn.packages.includes("@clerk/backend"), () => fn.packages.join(", "));
+    }
     // Issue 13: embedded PGlite (16 MiB of WASM and data) is for `npm start` only; no deployed
     // function can use it, so none carries it, and each stays small (vercel.json excludeFiles).
     const pglite = fn.packages.filter((p) => p.startsWith("@electric-sql/"));
