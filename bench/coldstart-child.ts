@@ -14,7 +14,7 @@ interface Spec {
   module: string;
   /**
    * Neon's HTTP driver sends each statement to https://<host>/sql; when set, those requests go
-   * to this local endpoint instead (tests/helpers/neon-http-endpoint.ts), whichever copy of the
+   * to this local endpoint instead (testkit/neon-http-endpoint.ts), whichever copy of the
    * driver the function bundles. Set before the function is imported.
    */
   neonFetchEndpoint?: string;

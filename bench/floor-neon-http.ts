@@ -2,7 +2,7 @@
  * The cold-start floor with Neon's HTTP driver: a function that only imports
  * `@neondatabase/serverless` and answers `SELECT 1` over HTTP (one request, no session), built
  * and started exactly like the api/ functions. The bench points the driver's HTTPS request at the
- * local stand-in for Neon's endpoint (tests/helpers/neon-http-endpoint.ts) from the child process.
+ * local stand-in for Neon's endpoint (testkit/neon-http-endpoint.ts) from the child process.
  */
 import { neon } from "@neondatabase/serverless";
 

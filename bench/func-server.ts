@@ -2,7 +2,7 @@
  * Serves one built function (a `.func` folder's handler module, or the floor's) over HTTP with
  * @hono/node-server, the way a long-lived instance of it would answer: every request goes to
  * the module's exported handler for its method. With BENCH_NEON_FETCH_ENDPOINT, Neon's HTTP
- * driver reaches the local stand-in for its endpoint (tests/helpers/neon-http-endpoint.ts). Run by bench/shipped.ts through bench/child.ts
+ * driver reaches the local stand-in for its endpoint (testkit/neon-http-endpoint.ts). Run by bench/shipped.ts through bench/child.ts
  * (`{type: "listening", port}` over IPC); the module's path is in BENCH_FUNC_MODULE (a harness
  * variable; the function itself reads its configuration through lib/platform/env.ts).
  */

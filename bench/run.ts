@@ -39,7 +39,7 @@ import {
   shippedChecks,
   stageShipped,
 } from "./shipped.js";
-import { startNeonHttpEndpoint } from "../tests/helpers/neon-http-endpoint.js";
+import { startNeonHttpEndpoint } from "../testkit/neon-http-endpoint.js";
 import { measureRtt } from "./rtt.js";
 import { buildLambda } from "../scripts/build-lambda.js";
 import { deflateRawSync } from "node:zlib";

@@ -7,7 +7,7 @@
  * - Cold start: every target in a fresh `node` per run (bench/coldstart-child.ts), copied out of
  *   the repository first (nothing resolves through its node_modules), import + first request +
  *   second request, through each driver (neon-http reaches PostgreSQL through the local stand-in
- *   for Neon's /sql endpoint, tests/helpers/neon-http-endpoint.ts). Runs are interleaved (target
+ *   for Neon's /sql endpoint, testkit/neon-http-endpoint.ts). Runs are interleaved (target
  *   by target, driver by driver, run after run) so a busy spell of the shared machine spreads
  *   over all of them; the ratios compare medians of the same run.
  * - Load: the key function's and the floor's handler modules each served by one long-lived
@@ -21,7 +21,7 @@ import { build } from "esbuild";
 import { type BundleManifest, bundleFunction, findFuncDirs } from "../scripts/bundle-functions.js";
 import { summarizeProfile } from "./profile.js";
 import { buildLambda } from "../scripts/build-lambda.js";
-import type { NeonHttpEndpoint } from "../tests/helpers/neon-http-endpoint.js";
+import type { NeonHttpEndpoint } from "../testkit/neon-http-endpoint.js";
 import { buildDir, repoRoot } from "./build.js";
 import { startServer } from "./child.js";
 import { quantile, runLoad, type LoadResult } from "./load.js";
