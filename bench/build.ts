@@ -99,6 +99,8 @@ export async function buildFunction(file: string): Promise<FunctionBuild> {
     platform: "node",
     target: "node20",
     metafile: true,
+    // As scripts/bundle-functions.ts ships them (minified); the banner below is what differs.
+    minify: true,
     chunkNames: "chunks/[name]-[hash]",
     // Optional native/edge back ends of pg that Node never loads.
     external: ["pg-native", "cloudflare:sockets"],

@@ -12,6 +12,14 @@ import { pathToFileURL } from "node:url";
 
 interface Spec {
   module: string;
+  /**
+   * Neon's HTTP driver sends each statement to https://<host>/sql; when set, those requests go
+   * to this local endpoint instead (testkit/neon-http-endpoint.ts), whichever copy of the
+   * driver the function bundles. Set before the function is imported.
+   */
+  neonFetchEndpoint?: string;
+  /** The module is the Lambda bundle: call its `handler` with an API Gateway HTTP API (v2) event. */
+  lambda?: boolean;
   method: string;
   url: string;
   headers: Record<string, string>;
@@ -31,12 +39,53 @@ async function call(handler: Handler): Promise<{ status: number; ms: number; byt
   return { status: response.status, ms: performance.now() - start, bytes: text.length };
 }
 
+type LambdaHandler = (event: unknown, context: unknown) => Promise<{ statusCode: number; body?: string; isBase64Encoded?: boolean }>;
+
+/** A Request as API Gateway hands it to Lambda (HTTP API, payload v2), and the proxy result back. */
+function lambdaAsFetch(lambda: LambdaHandler | undefined): Handler | undefined {
+  if (!lambda) return undefined;
+  return async (request) => {
+    const url = new URL(request.url);
+    const body = request.body ? await request.text() : undefined;
+    const event = {
+      version: "2.0",
+      routeKey: "$default",
+      rawPath: url.pathname,
+      rawQueryString: url.search.slice(1),
+      headers: { host: url.host, ...Object.fromEntries(request.headers) },
+      requestContext: {
+        http: { method: request.method, path: url.pathname, protocol: "HTTP/1.1", sourceIp: "127.0.0.1", userAgent: "bench" },
+        stage: "$default",
+        requestId: "bench",
+        timeEpoch: Date.now(),
+      },
+      body,
+      isBase64Encoded: false,
+    };
+    const result = await lambda(event, { callbackWaitsForEmptyEventLoop: true });
+    const text = result.body === undefined ? "" : result.isBase64Encoded ? Buffer.from(result.body, "base64").toString() : result.body;
+    return new Response(text, { status: result.statusCode });
+  };
+}
+
+function redirectNeonHttp(endpoint: string): void {
+  const realFetch = globalThis.fetch;
+  globalThis.fetch = (input: RequestInfo | URL, init?: RequestInit) => {
+    const url = typeof input === "string" ? input : input instanceof URL ? input.href : input.url;
+    // Not `new URL(url)`: the driver names https://api.<host>/sql, and for 127.0.0.1 that is
+    // https://api.0.0.1/sql, which WHATWG URL parsing refuses (a numeric last label means IPv4).
+    if (url.startsWith("https://") && url.endsWith("/sql")) return realFetch(endpoint, init);
+    return realFetch(input, init);
+  };
+}
+
 async function main(): Promise<void> {
+  if (spec.neonFetchEndpoint) redirectNeonHttp(spec.neonFetchEndpoint);
   const importStart = performance.now();
   const module = (await import(pathToFileURL(spec.module).href)) as Record<string, Handler | undefined>;
   const importMs = performance.now() - importStart;
   const chunksAfterImport = [...((globalThis as { __benchLoadedChunks?: string[] }).__benchLoadedChunks ?? [])];
-  const handler = module[spec.method];
+  const handler = spec.lambda ? lambdaAsFetch(module.handler as unknown as LambdaHandler | undefined) : module[spec.method];
   if (!handler) throw new Error(`the function exports no ${spec.method} handler`);
   const first = await call(handler);
   const second = await call(handler);

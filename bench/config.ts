@@ -19,7 +19,9 @@
  *   BENCH_LOG_LEVEL        the server's LOG_LEVEL (info, as in production)
  *   BENCH_RTTS             injected database round-trip times, ms, for the rtt section (0,5,20)
  *   BENCH_RTT_SAMPLES      sequential requests per route and RTT (60)
- *   BENCH_ONLY             sections: floor,scale,generation,rtt,coldstart,pglite,profile (all)
+ *   BENCH_ONLY             sections: floor,scale,generation,rtt,coldstart,shipped,pglite,profile (all)
+ *   BENCH_SHIPPED_RUNS     recorded cold starts per shipped target and driver (7)
+ *   BENCH_SHIPPED_DRIVERS  drivers of the shipped load rounds (pg,neon-http)
  *   BENCH_OUT              the report (BENCHMARKS.md)
  *   BENCH_RENDER_ONLY      1: write the report again from the last run's bench/.build/results.json (no measuring)
  */
@@ -42,6 +44,8 @@ export interface BenchConfig {
   tokens: number;
   pgliteDuration: number;
   coldRuns: number;
+  shippedRuns: number;
+  shippedDrivers: ("pg" | "neon-http")[];
   genRuns: number;
   genChunks: number;
   exaLatencyMs: number;
@@ -57,7 +61,7 @@ export interface BenchConfig {
   renderOnly: boolean;
 }
 
-export const sections = ["floor", "scale", "generation", "rtt", "coldstart", "pglite", "profile"] as const;
+export const sections = ["floor", "scale", "generation", "rtt", "coldstart", "shipped", "pglite", "profile"] as const;
 export type Section = (typeof sections)[number];
 
 function num(name: string, fallback: number): number {
@@ -99,6 +103,11 @@ export function loadBenchConfig(): BenchConfig {
     tokens: Math.max(1, Math.round(num("BENCH_TOKENS", 500))),
     pgliteDuration: num("BENCH_PGLITE_DURATION", 3),
     coldRuns: Math.max(1, Math.round(num("BENCH_COLD_RUNS", 3))),
+    shippedRuns: Math.max(1, Math.round(num("BENCH_SHIPPED_RUNS", 7))),
+    shippedDrivers: (env.BENCH_SHIPPED_DRIVERS ?? "pg,neon-http")
+      .split(",")
+      .map((d) => d.trim())
+      .filter((d): d is "pg" | "neon-http" => d === "pg" || d === "neon-http"),
     genRuns: Math.max(1, Math.round(num("BENCH_GEN_RUNS", 8))),
     genChunks: Math.max(1, Math.round(num("BENCH_GEN_CHUNKS", 10))),
     exaLatencyMs: num("BENCH_EXA_LATENCY_MS", 100),

@@ -66,6 +66,8 @@ export interface MemoryReport {
   peakMiB: number;
 }
 
+import type { ShippedReport } from "./shipped.js";
+
 export interface BenchReport {
   date: string;
   machine: { cores: number; cpuModel: string; memGiB: number; node: string; postgres: string; pglite: string; platform: string };
@@ -75,6 +77,8 @@ export interface BenchReport {
   large?: PhaseResult;
   pglite?: PhaseResult;
   coldStarts?: ColdStartResult[];
+  /** What ships (issue 22): the .vercel/output functions, the floors built the same way, the Lambda bundle. */
+  shipped?: ShippedReport;
   /** Database round trips under injected latency, and connection set-up per driver. */
   rtt?: RttReport;
   /** The serverless-cost goals, met or missed. */

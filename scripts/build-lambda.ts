@@ -1,9 +1,10 @@
 /**
- * Bundles the AWS Lambda adapter (lib/server/lambda.ts) with esbuild into one ESM file,
- * `dist/lambda/index.mjs`, with every endpoint of the route table inside (esbuild follows
- * the table's literal `import("../../api/x.js")` calls). Zip the output folder and deploy it
- * with handler `index.handler` (buffered) or `index.streamingHandler` (RESPONSE_STREAM
- * Function URL); see lib/server/lambda.ts.
+ * Bundles the AWS Lambda adapter (lib/server/lambda.ts) with esbuild into `dist/lambda/`: the
+ * entry `index.mjs` and, beside it, lazy chunks (`*-HASH.mjs`) for what a request may not need
+ * (each route module the table imports on first use, the database drivers, the generation SDKs,
+ * the OpenAPI builder), as the Vercel functions ship (scripts/bundle-functions.ts). Zip the
+ * output folder and deploy it with handler `index.handler` (buffered) or `index.streamingHandler`
+ * (RESPONSE_STREAM Function URL); see lib/server/lambda.ts.
  *
  *   tsx scripts/build-lambda.ts [--outdir dir] [--with-pglite] [--no-minify] [--sourcemap]
  *
@@ -17,7 +18,7 @@
  */
 import { copyFile, mkdir, rm, stat } from "node:fs/promises";
 import { createRequire } from "node:module";
-import { dirname, join, resolve } from "node:path";
+import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { build, type Metafile, type Plugin } from "esbuild";
 
@@ -38,6 +39,8 @@ export interface BuildLambdaResult {
   outfile: string;
   /** Size of index.mjs in bytes. */
   bytes: number;
+  /** Every JavaScript file written (index.mjs and its chunks), relative to the output folder, with its size. */
+  files: { file: string; bytes: number }[];
   /** Copied asset files (PGlite only) and their sizes. */
   assets: { file: string; bytes: number }[];
   metafile: Metafile;
@@ -45,9 +48,12 @@ export interface BuildLambdaResult {
 
 export const PGLITE_ASSETS = ["pglite.wasm", "initdb.wasm", "pglite.data"] as const;
 
-/** CommonJS dependencies (pg, ws, dotenv...) call require() for Node built-ins; an ESM bundle needs one. */
+/**
+ * CommonJS dependencies (pg, ws, dotenv...) call require() for Node built-ins; every ESM output
+ * file needs one (esbuild's `__require` looks for a free `require`), made once per process.
+ */
 const requireBanner =
-  "import { createRequire as __lambdaCreateRequire } from 'node:module'; const require = __lambdaCreateRequire(import.meta.url);";
+  "import { createRequire as __lambdaCreateRequire } from 'node:module'; const require = (globalThis.__byokRequire ??= __lambdaCreateRequire(import.meta.url));";
 
 const withoutPgliteMessage =
   "this Lambda bundle was built without embedded PGlite: set DATABASE_URL to a PostgreSQL or Neon database " +
@@ -76,8 +82,13 @@ export async function buildLambda(options: BuildLambdaOptions = {}): Promise<Bui
 
   const result = await build({
     absWorkingDir: root,
-    entryPoints: [join(root, "lib/server/lambda.ts")],
-    outfile,
+    entryPoints: { index: join(root, "lib/server/lambda.ts") },
+    outdir,
+    outExtension: { ".js": ".mjs" },
+    // Beside index.mjs, not in a subfolder: PGlite (--with-pglite) finds its WASM next to the
+    // module that loads it (`new URL(..., import.meta.url)`).
+    chunkNames: "[name]-[hash]",
+    splitting: true,
     bundle: true,
     format: "esm",
     platform: "node",
@@ -101,7 +112,12 @@ export async function buildLambda(options: BuildLambdaOptions = {}): Promise<Bui
       assets.push({ file, bytes: (await stat(target)).size });
     }
   }
-  return { outfile, bytes: (await stat(outfile)).size, assets, metafile: result.metafile };
+  const files: BuildLambdaResult["files"] = [];
+  for (const [file, output] of Object.entries(result.metafile.outputs)) {
+    if (file.endsWith(".mjs")) files.push({ file: relative(outdir, resolve(root, file)), bytes: output.bytes });
+  }
+  files.sort((a, b) => (a.file === "index.mjs" ? -1 : b.file === "index.mjs" ? 1 : a.file.localeCompare(b.file)));
+  return { outfile, bytes: (await stat(outfile)).size, files, assets, metafile: result.metafile };
 }
 
 const kib = (bytes: number) => `${(bytes / 1024).toFixed(0)} KiB`;
@@ -121,7 +137,7 @@ async function main(argv: string[]) {
     else if (arg === "--sourcemap") options.sourcemap = true;
   }
   const built = await buildLambda(options);
-  process.stdout.write(`${built.outfile}: ${kib(built.bytes)}\n`);
+  process.stdout.write(`${built.outfile}: ${kib(built.bytes)}, + ${built.files.length - 1} lazy chunk(s)\n`);
   for (const asset of built.assets) process.stdout.write(`  + ${asset.file}: ${kib(asset.bytes)}\n`);
   process.stdout.write(`handlers: index.handler (buffered), index.streamingHandler (RESPONSE_STREAM Function URL)\n`);
 }

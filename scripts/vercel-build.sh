@@ -5,8 +5,11 @@
 #   bash scripts/vercel-build.sh      # then: npx vitest run --config vitest.vercel.config.ts (or npm run test:vercel)
 #
 # Output: .vercel/output (Build Output API v3). Each endpoint file api/X.ts becomes
-# .vercel/output/functions/api/X.func/, whose .vc-config.json names the handler module
-# (api/X.js, transpiled ESM) and whose node_modules holds only the traced dependencies.
+# .vercel/output/functions/api/X.func/. vercel build writes it as the transpiled entry plus
+# every traced file of node_modules (hundreds of files, loaded one by one at cold start);
+# scripts/bundle-functions.ts then rewrites each folder in place as one minified ESM bundle
+# (index.mjs, lazy chunks in chunks/, source maps) and points .vc-config.json's handler at it.
+# Ship it with `vercel deploy --prebuilt` (a build on Vercel's side would ship the traced layout).
 #
 # How it stays offline:
 # - `vercel build` needs `.vercel/project.json`; with project settings present it never
@@ -78,6 +81,9 @@ else
 fi
 
 "${build_env[@]}" "${offline[@]}" "$vercel_bin" build --yes
+
+# Each traced function -> one bundle (same clean environment, same empty network namespace).
+"${build_env[@]}" "${offline[@]}" node_modules/.bin/tsx scripts/bundle-functions.ts
 
 echo
 echo "vercel-build: functions in .vercel/output/functions:"

@@ -5,15 +5,16 @@
  * upsert, keys and audit rows land together or not at all), which also holds on the Neon
  * HTTP driver that has no interactive transactions.
  */
-import { eq, sql, type SQL } from "drizzle-orm";
+import { eq, sql, type AnyColumn, type SQL } from "drizzle-orm";
 import type { Database } from "../../db/client.js";
 import { apiKeys, onboardingSessions } from "../../db/schema.js";
-import { decryptKey, encryptKey, keyAad, keyFingerprint, keyIdPattern, type Keyring } from "../platform/crypto.js";
+import { encryptKey, keyAad, keyFingerprint, keyIdPattern, type Keyring } from "../platform/crypto.js";
 import { provideSealedKeyCensus } from "../platform/dev/keyring.js";
 import { WINDOW_SECONDS } from "../platform/rate-limit.js";
 import { keyHint, providers, providerInfo, type Provider } from "../providers/registry.js";
 import type { KeyStatus } from "./key-status.js";
-import { keyNotices, type KeyNotice } from "./notices.js";
+import type { KeyNotice } from "./notices.js";
+import { storedKeyChecks } from "./decrypt-memo.js";
 import { healthChange, type KeyHealthUpdate } from "./health.js";
 import { isKeyRejectionReason, keyRejectionReasons, type KeyRejectionReason } from "../providers/rejections.js";
 
@@ -74,6 +75,16 @@ export interface SaveKeysOutcome {
 export const TYPING_WINDOW_SECONDS = 10;
 
 const toIso = (value: unknown): string => new Date(value as string | Date).toISOString();
+/**
+ * A timestamp as the API writes it. The list query formats its timestamps in SQL (`isoTimestamp`),
+ * so they arrive as the final strings (no Date parsed by the driver, none formatted here); the
+ * save statement's JSON rows still carry PostgreSQL's own format and go through `toIso`.
+ */
+const isoOf = (value: unknown): string =>
+  typeof value === "string" && value.length === 24 && value.charCodeAt(23) === 90 /* Z */ ? value : toIso(value);
+/** `to_char` in UTC with milliseconds, truncated like JavaScript's Date: exactly `Date#toISOString()`. */
+const isoTimestamp = (column: SQL | AnyColumn) =>
+  sql<string | null>`to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
 const truthy = (value: unknown) => value === true || value === "t" || value === "true";
 
 /**
@@ -322,25 +333,27 @@ function keyViews(
   const views: KeyView[] = [];
   for (const row of rows) {
     const provider = row.provider as Provider;
-    const decrypted = decryptKey(keyring!, row.ciphertext, keyAad(userId, provider));
+    // Test-decrypted once per instance and ciphertext (lib/keys/decrypt-memo.ts says why that is safe);
+    // a value the list returns is decrypted every time.
+    const withValue = providerInfo[provider].returnsValue && options.withValues !== false;
+    const checked = storedKeyChecks.check(keyring!, userId, provider, row.ciphertext, withValue);
     const view: KeyView = {
       provider,
       hint: row.hint,
-      updatedAt: toIso(row.updatedAt),
-      status: !decrypted.ok ? "unreadable" : row.status === "ok" || row.status === "rejected" ? row.status : "unknown",
+      updatedAt: isoOf(row.updatedAt),
+      status: !checked.decrypts ? "unreadable" : row.status === "ok" || row.status === "rejected" ? row.status : "unknown",
     };
     if (row.validatedAt) view.validated = true;
-    if (row.lastUsedAt) view.lastUsedAt = toIso(row.lastUsedAt);
+    if (row.lastUsedAt) view.lastUsedAt = isoOf(row.lastUsedAt);
     if (row.lastErrorCode && row.lastErrorAt) {
-      view.lastError = { code: row.lastErrorCode, at: toIso(row.lastErrorAt) };
+      view.lastError = { code: row.lastErrorCode, at: isoOf(row.lastErrorAt) };
       if (isKeyRejectionReason(row.lastErrorReason)) {
         view.lastError.reason = row.lastErrorReason;
         view.lastError.action = keyRejectionReasons[row.lastErrorReason];
       }
     }
-    const notices = decrypted.ok ? keyNotices(provider, decrypted.value) : [];
-    if (notices.length > 0) view.notices = notices;
-    if (providerInfo[provider].returnsValue && decrypted.ok && options.withValues !== false) view.value = decrypted.value;
+    if (checked.notices.length > 0) view.notices = checked.notices;
+    if (checked.value !== undefined) view.value = checked.value;
     views.push(view);
   }
   return views.sort((a, b) => providers.indexOf(a.provider) - providers.indexOf(b.provider));
@@ -403,12 +416,12 @@ function buildKeyQueries({ db, namedStatements }: Database) {
       .select({
         provider: apiKeys.provider,
         hint: apiKeys.keyHint,
-        updatedAt: apiKeys.updatedAt,
+        updatedAt: isoTimestamp(apiKeys.updatedAt),
         validatedAt: apiKeys.validatedAt,
         status: apiKeys.status,
-        lastUsedAt: apiKeys.lastUsedAt,
+        lastUsedAt: isoTimestamp(apiKeys.lastUsedAt),
         lastErrorCode: apiKeys.lastErrorCode,
-        lastErrorAt: apiKeys.lastErrorAt,
+        lastErrorAt: isoTimestamp(apiKeys.lastErrorAt),
         lastErrorReason: apiKeys.lastErrorReason,
         ciphertext: apiKeys.keyCiphertext,
       })

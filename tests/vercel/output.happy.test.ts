@@ -46,6 +46,8 @@ const functionsDir = join(outputDir, "functions");
 /** The SDKs only blog generation may load; key endpoints must not pay for them. */
 const generationSdks = ["@google/generative-ai", "exa-js"] as const;
 const generationFunctions = new Set(["api/blog/generate"]);
+/** Functions that may carry @clerk/backend: the webhook verifies deliveries with it. */
+const clerkBackendFunctions = new Set(["api/webhooks/clerk", "api/openapi"]);
 /** Functions whose routes are development-only (production answers 404). */
 const developmentOnlyFunctions = new Set(["api/frontend-env/update"]);
 /** Each function's files, in bytes (issue 13: was 19–21 MiB with PGlite inside). */
@@ -93,8 +95,10 @@ interface BuiltFunction {
   /** The `.func` folder as built. */
   builtDir: string;
   config: VcConfig;
-  /** Top-level packages in the folder's node_modules (`@scope/name` or `name`). */
+  /** Top-level packages in the folder's node_modules (`@scope/name` or `name`), or in its bundle. */
   packages: string[];
+  /** Set when scripts/bundle-functions.ts bundled the function. */
+  manifest?: BundleManifest;
 }
 
 function findFuncDirs(dir: string): string[] {
@@ -108,7 +112,24 @@ function findFuncDirs(dir: string): string[] {
   return found.sort();
 }
 
-function listPackages(funcDir: string): string[] {
+/** What scripts/bundle-functions.ts wrote beside the output: packages per output file of a bundle. */
+interface BundleManifest {
+  entry: string;
+  outputs: Record<string, { bytes: number; packages: Record<string, number>; imports: { path: string; kind: string }[] }>;
+}
+
+function readManifest(name: string): BundleManifest | undefined {
+  const file = join(root, ".vercel", "bundles", `${name.replace(/\//g, "__")}.json`);
+  return existsSync(file) ? (JSON.parse(readFileSync(file, "utf8")) as BundleManifest) : undefined;
+}
+
+function listPackages(funcDir: string, manifest?: BundleManifest): string[] {
+  if (manifest) {
+    const names = new Set<string>();
+    for (const output of Object.values(manifest.outputs))
+      for (const pkg of Object.keys(output.packages)) if (pkg !== "(ours)") names.add(pkg);
+    return [...names].sort();
+  }
   const modules = join(funcDir, "node_modules");
   if (!existsSync(modules)) return [];
   const names: string[] = [];
@@ -136,7 +157,8 @@ function readBuiltFunctions(): BuiltFunction[] {
       .replace(/\.func$/, "");
     const configPath = join(builtDir, ".vc-config.json");
     const config = existsSync(configPath) ? (JSON.parse(readFileSync(configPath, "utf8")) as VcConfig) : {};
-    return { name, builtDir, config, packages: listPackages(builtDir) };
+    const manifest = readManifest(name);
+    return { name, builtDir, config, packages: listPackages(builtDir, manifest), ...(manifest ? { manifest } : {}) };
   });
 }
 
@@ -156,6 +178,21 @@ function checkBuildOutput(functions: BuiltFunction[]): void {
         launcherType === "Nodejs",
       () => JSON.stringify(fn.config, null, 2),
     );
+    // Issue 22: what ships is one bundle per function, not the traced node_modules.
+    const outputs = Object.keys(fn.manifest?.outputs ?? {});
+    check(
+      `${fn.name}: one ESM bundle (handler index.mjs, no node_modules, every output file and its source map present)`,
+      fn.manifest !== undefined &&
+        handler === "index.mjs" &&
+        !existsSync(join(fn.builtDir, "node_modules")) &&
+        outputs.every((o) => existsSync(join(fn.builtDir, o)) && existsSync(join(fn.builtDir, `${o}.map`))),
+      () => `manifest: ${fn.manifest ? outputs.join(", ") : "missing (.vercel/bundles)"}; handler ${handler ?? "?"}`,
+    );
+    // Issue 22: session tokens are checked with WebCrypto (lib/platform/auth/rs256.ts); only the
+    // Clerk webhook (and the OpenAPI function, whose route table names it) carries @clerk/backend.
+    if (fn.manifest && !clerkBackendFunctions.has(fn.name)) {
+      check(`${fn.name}: no @clerk/backend in the function`, !fn.packages.includes("@clerk/backend"), () => fn.packages.join(", "));
+    }
     // Issue 13: embedded PGlite (16 MiB of WASM and data) is for `npm start` only; no deployed
     // function can use it, so none carries it, and each stays small (vercel.json excludeFiles).
     const pglite = fn.packages.filter((p) => p.startsWith("@electric-sql/"));
@@ -456,14 +493,30 @@ const loadedSdk = (modules: string[], sdk: string) =>
   );
 
 const importReport: string[] = [];
+/**
+ * A bundled function loads its packages from its own output files: "import file:…/X.func/chunks/c.mjs"
+ * also yields "/node_modules/<package>/ (bundled)" for each package inside that file (.vercel/bundles manifest).
+ */
+function withBundledPackages(fn: BuiltFunction, modules: string[]): string[] {
+  if (!fn.manifest) return modules;
+  const out = [...modules];
+  for (const m of modules) {
+    const at = m.indexOf(".func/");
+    if (!m.startsWith("import file:") || at < 0) continue;
+    const output = fn.manifest.outputs[decodeURIComponent(m.slice(at + ".func/".length))];
+    for (const pkg of Object.keys(output?.packages ?? {})) out.push(`/node_modules/${pkg}/ (bundled)`);
+  }
+  return out;
+}
+
 function importChecks(passName: string, fn: BuiltFunction, running: RunningFunction): void {
-  const atImport = running.loadedAtImport;
+  const atImport = withBundledPackages(fn, running.loadedAtImport);
   if (passName === "development") {
     const ownModules = new Set(atImport.filter((m) => m.startsWith("import file:") && m.includes(".func/")));
     const packagesAtImport = new Set<string>();
-    for (const m of ownModules) {
-      const pkg = /\.func\/node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(m)?.[1];
-      if (pkg) packagesAtImport.add(pkg);
+    for (const m of atImport) {
+      const pkg = /\.func\/node_modules\/((?:@[^/]+\/)?[^/]+)\/|^\/node_modules\/((?:@[^/]+\/)?[^/]+)\/ \(bundled\)$/.exec(m);
+      if (pkg) packagesAtImport.add(pkg[1] ?? pkg[2]!);
     }
     const bundled = generationSdks.filter((sdk) => fn.packages.includes(sdk));
     importReport.push(
@@ -474,7 +527,10 @@ function importChecks(passName: string, fn: BuiltFunction, running: RunningFunct
   if (generationFunctions.has(fn.name)) return;
   for (const sdk of generationSdks) {
     check(`${fn.name}: ${sdk} not loaded at import`, !loadedSdk(atImport, sdk));
-    check(`${fn.name}: ${sdk} not loaded by the ${passName} requests either`, !loadedSdk(running.loadedModules(), sdk));
+    check(
+      `${fn.name}: ${sdk} not loaded by the ${passName} requests either`,
+      !loadedSdk(withBundledPackages(fn, running.loadedModules()), sdk),
+    );
   }
 }
 

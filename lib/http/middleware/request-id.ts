@@ -22,5 +22,12 @@ export const requestId: MiddlewareHandler<AppEnv> = async (c, next) => {
   c.set("requestId", id);
   await next();
   // After the handler (or the error handler) made the response: every answer carries it.
-  c.header("x-request-id", id);
+  // Set on the response's own headers: hono's `c.header()` after the response exists rebuilds
+  // it from `res.body`, which turns a small JSON string into a web stream (undici's Response,
+  // @hono/node-server's fast path lost): that cost more CPU than the key path itself.
+  try {
+    c.res.headers.set("x-request-id", id);
+  } catch {
+    c.header("x-request-id", id); // immutable headers (a fetched Response passed through)
+  }
 };

@@ -3,17 +3,18 @@
  * `ClerkSettings` built from `lib/platform/env.ts`. `cache.ts` saves repeat verifications and `user.ts`
  * turns the result into a user or a 401.
  *
- * The signature and claim checks are Clerk's own (`verifyJwt` from `@clerk/backend/jwt`, the
- * function `verifyToken` calls once it holds a key). We resolve the key ourselves:
+ * The signature and claim checks are those of Clerk's `verifyJwt` (the function `verifyToken` calls
+ * once it holds a key), done with WebCrypto in `rs256.ts` so that a function's first request does
+ * not load `@clerk/backend` (tests run both on the same tokens). We resolve the key ourselves:
  * - `jwtKey` (PEM): networkless; the PEM is normalized (literal `\n`, quotes) and parsed once
  *   with node:crypto, so any RSA key size works and a broken key is reported as such (`pem.ts`).
  * - `secretKey` (+ `apiUrl`): the instance's JWKS from `GET {apiUrl}/v1/jwks`, cached per
  *   process, with its own fetch policy instead of Clerk's (`jwks.ts` says why).
  */
-import { verifyJwt } from "@clerk/backend/jwt";
 import { err, ok, type Result } from "../../http/errors.js";
 import { jwkFromRemote } from "./jwks.js";
 import { jwkFromPem } from "./pem.js";
+import { verifyRs256Jwt } from "./rs256.js";
 import { decodeUnverified, type TokenRejection, type TokenRejectionReason } from "./token.js";
 
 export type { TokenRejection, TokenRejectionReason };
@@ -54,16 +55,6 @@ const ALLOWED_ALGORITHMS = new Set(["RS256", "RS384", "RS512"]);
 // Clerk marks non-session JWTs (M2M tokens signed by the same instance) with a `cat` header.
 const SESSION_CATEGORIES = new Set(["cl_B7d4PD111AAA", "cl_I7d4PD111III"]);
 
-const clerkReasons: Record<string, TokenRejectionReason> = {
-  "token-expired": "expired",
-  "token-not-active-yet": "not-yet-valid",
-  "token-iat-in-the-future": "issued-in-future",
-  "token-invalid-signature": "invalid-signature",
-  "token-invalid-algorithm": "unsupported-algorithm",
-  "token-invalid-authorized-parties": "unauthorized-party",
-  "token-invalid": "malformed",
-};
-
 function isNonEmptyString(value: unknown): value is string {
   return typeof value === "string" && value.length > 0;
 }
@@ -77,7 +68,7 @@ function isNonEmptyString(value: unknown): value is string {
 export async function verifySessionToken(token: string, settings: ClerkSettings): Promise<Result<VerifiedSession, TokenRejection>> {
   const decoded = decodeUnverified(token);
   if (!decoded) return err({ reason: "malformed" });
-  const { header, payload } = decoded;
+  const { header } = decoded;
 
   if (typeof header.alg !== "string" || !ALLOWED_ALGORITHMS.has(header.alg)) {
     return err({ reason: "unsupported-algorithm" });
@@ -100,22 +91,12 @@ export async function verifySessionToken(token: string, settings: ClerkSettings)
     return err({ reason: "not-configured" });
   }
 
-  let claims: Record<string, unknown>;
-  try {
-    claims = await verifyJwt(token, {
-      key,
-      clockSkewInMs: CLOCK_SKEW_MS,
-      authorizedParties: settings.authorizedParties.length > 0 ? settings.authorizedParties : undefined,
-    });
-  } catch (error) {
-    const clerkReason = (error as { reason?: unknown } | null)?.reason;
-    if (typeof clerkReason !== "string") throw error;
-    const mapped = clerkReasons[clerkReason];
-    if (mapped) return err({ reason: mapped });
-    // Clerk's catch-all "token-verification-failed": name the claim when we can tell.
-    if (!isNonEmptyString(payload.sub)) return err({ reason: "missing-subject" });
-    return err({ reason: "invalid-claims" });
-  }
+  const verified = await verifyRs256Jwt(token, key, {
+    clockSkewMs: CLOCK_SKEW_MS,
+    authorizedParties: settings.authorizedParties,
+  });
+  if (!verified.ok) return err({ reason: verified.error });
+  const claims = verified.value;
 
   // Clerk accepts `sub: ""`; a user id must not be empty.
   if (!isNonEmptyString(claims.sub)) return err({ reason: "missing-subject" });
