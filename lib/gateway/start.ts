@@ -92,9 +92,12 @@ export async function startGatewayCall(deps: StartDeps, input: GatewayStartInput
   }
   const outcome = sql`case when not ${withinLimit} then 'rate-limited' when not ${keyStored} then 'missing-provider-key'
     ${reserving ? sql`when not exists (select 1 from res) then 'budget-exceeded'` : sql``} else 'started' end`;
+  // A refused call is finished as it is recorded; a started one when it settles (lib/gateway/proxy.ts).
   ctes.push(sql`audit as (
-    insert into gateway_calls (user_id, caller, provider, operation, model, request_id, outcome)
-    select ${userId}, ${callerLabel(caller)}, ${provider}, ${input.operation}, ${input.model}, ${deps.requestId}, ${outcome}
+    insert into gateway_calls (user_id, caller, provider, operation, model, request_id, outcome, finished_at)
+    select ${userId}, ${callerLabel(caller)}, ${provider}, ${input.operation}, ${input.model}, ${deps.requestId}, o.outcome,
+           case when o.outcome = 'started' then null else now() end
+    from (select ${outcome} as outcome) o
     where ${credOk}
     returning id)`);
 
