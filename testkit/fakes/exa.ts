@@ -86,7 +86,8 @@ function billFor(exchange: FakeExchange): { operation: string; usd: number } | u
   if (request.path === "/findSimilar" && typeof body.url === "string") {
     return { operation: "findSimilar", usd: fakeExaSearchCost(resultCount(body), body.contents).total };
   }
-  if (request.path === "/contents" && pageCount(body) > 0) return { operation: "contents", usd: pageCount(body) * FAKE_EXA_CONTENTS_PAGE_COST };
+  if (request.path === "/contents" && pageCount(body) > 0)
+    return { operation: "contents", usd: pageCount(body) * FAKE_EXA_CONTENTS_PAGE_COST };
   if (request.path === "/answer" && query) return { operation: "answer", usd: FAKE_EXA_ANSWER_COST };
   return undefined;
 }

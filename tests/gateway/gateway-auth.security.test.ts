@@ -50,13 +50,16 @@ for (const backend of backends) {
       const userId = `user_gwa_${randomBytes(4).toString("hex")}`;
       const keys = sampleKeys(seed);
       await expectStatus(
-        await rt.fetch(request("POST", "/api/onboarding/api-keys", { token: rt.token(userId), body: { gemini: keys.gemini, exa: keys.exa } })),
+        await rt.fetch(
+          request("POST", "/api/onboarding/api-keys", { token: rt.token(userId), body: { gemini: keys.gemini, exa: keys.exa } }),
+        ),
         200,
       );
       return { userId, keys, token: rt.token(userId) };
     };
     const rateLimitRows = async (userId: string) =>
-      (await database.rows<{ count: number }>(sql`select count from rate_limits where user_id = ${userId} and bucket = 'gateway'`))[0]?.count ?? 0;
+      (await database.rows<{ count: number }>(sql`select count from rate_limits where user_id = ${userId} and bucket = 'gateway'`))[0]
+        ?.count ?? 0;
     const problem = async (response: Response, status: number) => (await expectStatus(response, status)) as { code?: string; type: string };
 
     it("a session names another user: 404, nothing counted, reserved or sent for either", async () => {
@@ -77,7 +80,9 @@ for (const backend of backends) {
     it("service credentials: only the hash is stored; unknown, revoked or past grace is 401 with nothing counted or audited; rotation overlaps", async () => {
       const a = await newUser(23_203);
       const issued = await issueCredential(database, "backend");
-      const [stored] = await database.rows<{ secret_hash: string }>(sql`select secret_hash from service_credentials where id = ${issued.view.id}`);
+      const [stored] = await database.rows<{ secret_hash: string }>(
+        sql`select secret_hash from service_credentials where id = ${issued.view.id}`,
+      );
       const secret = issued.credential.slice(issued.credential.lastIndexOf("_") + 1);
       expect(stored!.secret_hash).toMatch(/^[0-9a-f]{64}$/);
       expect(JSON.stringify(await database.rows(sql`select * from service_credentials`))).not.toContain(secret);
@@ -133,15 +138,27 @@ for (const backend of backends) {
     it("maxOutputTokens is clamped, or set when absent, before it is forwarded; a 20 KiB prompt (over the API's 16 KiB) is taken", async () => {
       const a = await newUser(23_205);
       await expectStatus(
-        await rt.fetch(request("POST", generate(), { token: a.token, body: { ...body, generationConfig: { maxOutputTokens: 1_000_000, temperature: 0.2 } } })),
+        await rt.fetch(
+          request("POST", generate(), {
+            token: a.token,
+            body: { ...body, generationConfig: { maxOutputTokens: 1_000_000, temperature: 0.2 } },
+          }),
+        ),
         200,
       );
       await expectStatus(
-        await rt.fetch(request("POST", generate(), { token: a.token, body: { contents: [{ role: "user", parts: [{ text: "y".repeat(20 * 1024) }] }] } })),
+        await rt.fetch(
+          request("POST", generate(), { token: a.token, body: { contents: [{ role: "user", parts: [{ text: "y".repeat(20 * 1024) }] }] } }),
+        ),
         200,
       );
-      const configs = gemini.requests.map((r) => (r.body as { generationConfig: { maxOutputTokens: number; temperature?: number } }).generationConfig);
-      expect(configs).toEqual([{ maxOutputTokens: GATEWAY_MAX_OUTPUT_TOKENS, temperature: 0.2 }, { maxOutputTokens: GATEWAY_MAX_OUTPUT_TOKENS }]);
+      const configs = gemini.requests.map(
+        (r) => (r.body as { generationConfig: { maxOutputTokens: number; temperature?: number } }).generationConfig,
+      );
+      expect(configs).toEqual([
+        { maxOutputTokens: GATEWAY_MAX_OUTPUT_TOKENS, temperature: 0.2 },
+        { maxOutputTokens: GATEWAY_MAX_OUTPUT_TOKENS },
+      ]);
     });
 
     it("the per-user gateway rate limit answers 429 before any upstream call", async () => {

@@ -59,7 +59,10 @@ for (const backend of backends) {
       const userId = `user_gwb_${randomBytes(4).toString("hex")}`;
       const keys = sampleKeys(seed);
       if (withKey) {
-        await expectStatus(await rt.fetch(request("POST", "/api/onboarding/api-keys", { token: rt.token(userId), body: { gemini: keys.gemini } })), 200);
+        await expectStatus(
+          await rt.fetch(request("POST", "/api/onboarding/api-keys", { token: rt.token(userId), body: { gemini: keys.gemini } })),
+          200,
+        );
       }
       return { userId, keys, token: rt.token(userId) };
     };
@@ -105,7 +108,10 @@ for (const backend of backends) {
         ),
       );
       // Every call either waits at Gemini or was refused: only then may Gemini answer.
-      await waitFor(() => gemini.requests.length + refused === CONCURRENT, () => `${gemini.requests.length} at gemini, ${refused} refused`);
+      await waitFor(
+        () => gemini.requests.length + refused === CONCURRENT,
+        () => `${gemini.requests.length} at gemini, ${refused} refused`,
+      );
       expect(gemini.requests).toHaveLength(ROOM_FOR);
       expect(refused).toBe(CONCURRENT - ROOM_FOR);
       const during = await ledger(database, user.userId);

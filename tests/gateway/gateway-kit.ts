@@ -22,7 +22,9 @@ export interface Served {
 export async function serveApp(rt: TestRuntime): Promise<Served> {
   let server!: ServerType;
   const url = await new Promise<string>((resolve) => {
-    server = serve({ fetch: rt.app.fetch, port: 0, hostname: "127.0.0.1" }, (info: AddressInfo) => resolve(`http://127.0.0.1:${info.port}`));
+    server = serve({ fetch: rt.app.fetch, port: 0, hostname: "127.0.0.1" }, (info: AddressInfo) =>
+      resolve(`http://127.0.0.1:${info.port}`),
+    );
   });
   return {
     url,
@@ -93,5 +95,7 @@ export interface UsageRow {
 }
 
 export async function usageRows(database: Database, userId: string): Promise<UsageRow[]> {
-  return database.rows<UsageRow>(sql`select provider, operation, model, cost_usd, partial from usage_events where user_id = ${userId} order by id`);
+  return database.rows<UsageRow>(
+    sql`select provider, operation, model, cost_usd, partial from usage_events where user_id = ${userId} order by id`,
+  );
 }

@@ -12,7 +12,17 @@ import { expectStatus, makeRuntime, request, sampleKeys, type TestRuntime } from
 import { useFakeUpstreams } from "../helpers/upstreams.js";
 import { waitFor } from "../helpers/wait.js";
 import { issueCredential } from "../../lib/gateway/credentials.js";
-import { auditRows, authHeaders, exaClient, geminiModel, ledger, SDK_PLACEHOLDER_KEY, serveApp, usageRows, type Served } from "./gateway-kit.js";
+import {
+  auditRows,
+  authHeaders,
+  exaClient,
+  geminiModel,
+  ledger,
+  SDK_PLACEHOLDER_KEY,
+  serveApp,
+  usageRows,
+  type Served,
+} from "./gateway-kit.js";
 
 for (const backend of backends) {
   describe.skipIf(!backend.available)(`gateway with the official SDKs ${backendLabel(backend)}`, () => {
@@ -40,7 +50,9 @@ for (const backend of backends) {
       const userId = `user_gw_${randomBytes(4).toString("hex")}`;
       const keys = sampleKeys(seed);
       await expectStatus(
-        await rt.fetch(request("POST", "/api/onboarding/api-keys", { token: rt.token(userId), body: { gemini: keys.gemini, exa: keys.exa } })),
+        await rt.fetch(
+          request("POST", "/api/onboarding/api-keys", { token: rt.token(userId), body: { gemini: keys.gemini, exa: keys.exa } }),
+        ),
         200,
       );
       return { userId, keys, token: rt.token(userId) };
