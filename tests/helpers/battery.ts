@@ -109,7 +109,10 @@ export const bodySpecs: Readonly<Record<string, BodySpec>> = {
     valid: (seed) => ({ contents: [{ role: "user", parts: [{ text: `battery ${seed}` }] }], generationConfig: { maxOutputTokens: 64 } }),
   },
   "POST /api/gateway/exa/search": { schema: exaBodies.search, valid: (seed) => ({ query: `battery ${seed}`, numResults: 2 }) },
-  "POST /api/gateway/exa/findSimilar": { schema: exaBodies.findSimilar, valid: (seed) => ({ url: `https://example.com/${seed}`, numResults: 2 }) },
+  "POST /api/gateway/exa/findSimilar": {
+    schema: exaBodies.findSimilar,
+    valid: (seed) => ({ url: `https://example.com/${seed}`, numResults: 2 }),
+  },
   "POST /api/gateway/exa/contents": { schema: exaBodies.contents, valid: (seed) => ({ urls: [`https://example.com/${seed}`] }) },
   "POST /api/gateway/exa/answer": { schema: exaBodies.answer, valid: (seed) => ({ query: `battery ${seed}` }) },
   // A user only the webhook's requests name: deleting them touches no other test's data.
