@@ -18,7 +18,11 @@ import { issueCredential, listCredentials, revokeCredential, rotateCredential } 
 const usage = "usage: npm run gateway:credentials -- issue --name <name> | rotate <id> [--grace <seconds>] | revoke <id> | list";
 const fail: (message: string) => never = failer("gateway:credentials", 2);
 
-type Command = { kind: "issue"; name: string } | { kind: "rotate"; id: string; grace: number } | { kind: "revoke"; id: string } | { kind: "list" };
+type Command =
+  | { kind: "issue"; name: string }
+  | { kind: "rotate"; id: string; grace: number }
+  | { kind: "revoke"; id: string }
+  | { kind: "list" };
 
 const isDigits = (value: string) => value.length > 0 && value.length <= 8 && [...value].every((ch) => ch >= "0" && ch <= "9");
 const isId = (value: string) => value.length === 16 && [...value].every((ch) => "0123456789abcdef".includes(ch));
