@@ -65,6 +65,8 @@ export async function deleteAccountData(
     sessions as (delete from onboarding_sessions s using gate where gate.go and s.user_id = ${userId} returning s.id),
     usage as (delete from usage_events u using gate where gate.go and u.user_id = ${userId} returning u.id),
     limits as (delete from rate_limits r using gate where gate.go and r.user_id = ${userId} returning r.bucket),
+    -- The gateway's audit rows of the user's calls (lib/gateway): who called, which route and model.
+    calls as (delete from gateway_calls g using gate where gate.go and g.user_id = ${userId}),
     -- This month's spend outlives the account (the operator's caps must hold for a re-created
     -- account): the row keeps only the month, the spend and open reservations; the user's cap
     -- choice goes. A row with nothing to keep is deleted, as are rows whose month is over and

@@ -170,6 +170,16 @@ for (const backend of backends) {
       expect((await auditRows(database, a.userId)).map((r) => r.outcome).at(-1)).toBe("rate-limited");
     });
 
+    it("deleting the account deletes its gateway audit rows, and no other user's", async () => {
+      const a = await newUser(23_208);
+      const b = await newUser(23_209);
+      for (const user of [a, b]) await expectStatus(await rt.fetch(request("POST", generate(), { token: user.token, body })), 200);
+      await waitFor(async () => (await auditRows(database, a.userId)).every((row) => row.finished), "settled");
+      await expectStatus(await rt.fetch(request("DELETE", "/api/me", { token: a.token })), 204);
+      expect(await auditRows(database, a.userId)).toEqual([]);
+      expect(await auditRows(database, b.userId)).toHaveLength(1);
+    });
+
     it("an upstream refusal passes through with the key scrubbed out, and the key's health becomes rejected", async () => {
       const a = await newUser(23_207);
       gemini.setMode({ fail: 403 }, a.keys.gemini); // Google quotes the key in this one
