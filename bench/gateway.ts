@@ -17,6 +17,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { writeFileSync } from "node:fs";
+import { cpus, loadavg } from "node:os";
 import type { AddressInfo } from "node:net";
 import { serve, type ServerType } from "@hono/node-server";
 import pg from "pg";
@@ -48,6 +49,8 @@ export interface GatewayBenchKind {
   /** Per pair: gateway − direct, to the response headers and to the end of the answer. */
   addedToHeadersMs: { p50: number; p95: number };
   addedToEndMs: { p50: number; p95: number };
+  /** Per pair: CPU ms of the gateway call − CPU ms of the direct one (see `timed`). */
+  addedCpuMs: { p50: number; p95: number };
   /** Database round trips per gateway call (PostgreSQL only): in all, and before the upstream call. */
   roundTripsPerCall: number | null;
   roundTripsBeforeUpstream: number | null;
@@ -69,13 +72,22 @@ function quantile(values: number[], q: number): number {
 }
 const pq = (values: number[]) => ({ p50: quantile(values, 0.5), p95: quantile(values, 0.95) });
 
-async function timed(url: string, init: RequestInit): Promise<{ headers: number; end: number }> {
+/**
+ * One call: wall time to the headers and to the end, and the CPU time this process spent on it
+ * (client, server and fake all run here). On a busy machine the wall times include waiting for
+ * a core; the CPU time does not, so the CPU difference per pair says what the gateway costs
+ * an idle machine, its database round trips aside.
+ */
+async function timed(url: string, init: RequestInit): Promise<{ headers: number; end: number; cpu: number }> {
+  const cpu = process.cpuUsage();
   const start = performance.now();
   const response = await fetch(url, init);
   const headers = performance.now() - start;
   if (response.status !== 200) throw new Error(`${url}: status ${response.status}: ${(await response.text()).slice(0, 300)}`);
   await response.arrayBuffer();
-  return { headers, end: performance.now() - start };
+  const end = performance.now() - start;
+  const used = process.cpuUsage(cpu);
+  return { headers, end, cpu: (used.user + used.system) / 1000 };
 }
 
 async function openBenchDatabase(
@@ -172,8 +184,8 @@ export async function runGatewayBench(): Promise<GatewayBenchReport> {
         await direct();
         await via();
       }
-      const d: { headers: number; end: number }[] = [];
-      const g: { headers: number; end: number }[] = [];
+      const d: { headers: number; end: number; cpu: number }[] = [];
+      const g: { headers: number; end: number; cpu: number }[] = [];
       let roundTrips = 0;
       for (let i = 0; i < calls; i++) {
         // Alternate the order so neither side always runs on a warmer machine.
@@ -204,6 +216,7 @@ export async function runGatewayBench(): Promise<GatewayBenchReport> {
         gatewayMs: pq(g.map((t) => t.end)),
         addedToHeadersMs: pq(g.map((t, i) => t.headers - d[i]!.headers)),
         addedToEndMs: pq(g.map((t, i) => t.end - d[i]!.end)),
+        addedCpuMs: pq(g.map((t, i) => t.cpu - d[i]!.cpu)),
         roundTripsPerCall: proxy ? Math.round((roundTrips / calls) * 100) / 100 : null,
         roundTripsBeforeUpstream: before,
       });
@@ -228,14 +241,15 @@ export function gatewayTable(report: GatewayBenchReport): string {
   const lines = [
     `Gateway overhead (${report.database}; one database round trip p50 ${report.databaseRoundTripP50Ms} ms)`,
     "",
-    "| call | pairs | direct p50 / p95 ms | via gateway p50 / p95 ms | added to headers p50 / p95 ms | added to end p50 / p95 ms | DB round trips per call (before upstream) |",
-    "|---|---|---|---|---|---|---|",
+    "| call | pairs | direct p50 / p95 ms | via gateway p50 / p95 ms | added to headers p50 / p95 ms | added to end p50 / p95 ms | added CPU p50 / p95 ms | DB round trips per call (before upstream) |",
+    "|---|---|---|---|---|---|---|---|",
   ];
   for (const k of report.kinds) {
     lines.push(
-      `| ${k.kind} | ${k.calls} | ${k.directMs.p50} / ${k.directMs.p95} | ${k.gatewayMs.p50} / ${k.gatewayMs.p95} | ${k.addedToHeadersMs.p50} / ${k.addedToHeadersMs.p95} | ${k.addedToEndMs.p50} / ${k.addedToEndMs.p95} | ${k.roundTripsPerCall ?? "n/a"} (${k.roundTripsBeforeUpstream ?? "n/a"}) |`,
+      `| ${k.kind} | ${k.calls} | ${k.directMs.p50} / ${k.directMs.p95} | ${k.gatewayMs.p50} / ${k.gatewayMs.p95} | ${k.addedToHeadersMs.p50} / ${k.addedToHeadersMs.p95} | ${k.addedToEndMs.p50} / ${k.addedToEndMs.p95} | ${k.addedCpuMs.p50} / ${k.addedCpuMs.p95} | ${k.roundTripsPerCall ?? "n/a"} (${k.roundTripsBeforeUpstream ?? "n/a"}) |`,
     );
   }
+  lines.push("", `load average at the end: ${loadavg().map((l) => l.toFixed(1)).join(", ")} on ${cpus().length} cores`);
   return lines.join("\n");
 }
 
