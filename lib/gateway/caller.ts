@@ -29,6 +29,10 @@ export function callerLabel(caller: Caller): string {
 
 const callers = new WeakMap<Request, Caller>();
 
+/** Clerk verification, loaded once, on the first session caller (a service credential never needs it). */
+let auth: Promise<typeof import("../platform/auth/user.js")> | undefined;
+const loadAuth = () => (auth ??= import("../platform/auth/user.js"));
+
 const unauthorized = (detail: string) =>
   new AppError("unauthorized", {
     detail,
@@ -63,8 +67,7 @@ export async function authenticateGatewayCaller(input: { request: Request; deps:
     if (!isUserId(named)) throw unauthorized(`${ACTS_FOR_HEADER} is not a user id`);
     caller = { kind: "service", userId: named, credential };
   } else {
-    const { requireUser } = await import("../platform/auth/user.js");
-    const user = await requireUser(deps, request);
+    const user = await (await loadAuth()).requireUser(deps, request);
     // Another user's data is 404 (docs/security.md): a session acts for its own user only.
     if (named !== undefined && named !== "" && named !== user.userId) {
       throw new AppError("not-found", {
