@@ -249,7 +249,12 @@ export function gatewayTable(report: GatewayBenchReport): string {
       `| ${k.kind} | ${k.calls} | ${k.directMs.p50} / ${k.directMs.p95} | ${k.gatewayMs.p50} / ${k.gatewayMs.p95} | ${k.addedToHeadersMs.p50} / ${k.addedToHeadersMs.p95} | ${k.addedToEndMs.p50} / ${k.addedToEndMs.p95} | ${k.addedCpuMs.p50} / ${k.addedCpuMs.p95} | ${k.roundTripsPerCall ?? "n/a"} (${k.roundTripsBeforeUpstream ?? "n/a"}) |`,
     );
   }
-  lines.push("", `load average at the end: ${loadavg().map((l) => l.toFixed(1)).join(", ")} on ${cpus().length} cores`);
+  lines.push(
+    "",
+    `load average at the end: ${loadavg()
+      .map((l) => l.toFixed(1))
+      .join(", ")} on ${cpus().length} cores`,
+  );
   return lines.join("\n");
 }
 

@@ -85,12 +85,15 @@ class Reading {
     const text = this.decoder.decode(chunk, { stream: true });
     if (this.meter.kind === "gemini-stream") {
       this.pending += text;
-      let newline = this.pending.indexOf("\n");
+      // Each complete line once, then one slice for the rest (linear in what arrived).
+      let from = 0;
+      let newline = this.pending.indexOf("\n", from);
       while (newline >= 0) {
-        this.line(this.pending.slice(0, newline));
-        this.pending = this.pending.slice(newline + 1);
-        newline = this.pending.indexOf("\n");
+        this.line(this.pending.slice(from, newline));
+        from = newline + 1;
+        newline = this.pending.indexOf("\n", from);
       }
+      if (from > 0) this.pending = this.pending.slice(from);
       if (this.pending.length > MAX_METERED_BYTES) this.overflow = true;
     } else {
       this.kept += text;
