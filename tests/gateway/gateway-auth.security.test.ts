@@ -170,6 +170,21 @@ for (const backend of backends) {
       expect((await auditRows(database, a.userId)).map((r) => r.outcome).at(-1)).toBe("rate-limited");
     });
 
+    it("Exa refusing the key: its 401 reaches the caller, the key is marked rejected, nothing is charged", async () => {
+      const a = await newUser(23_210);
+      exa.setMode({ fail: 401 }, a.keys.exa);
+      const response = await rt.fetch(request("POST", "/api/gateway/exa/search", { token: a.token, body: { query: "x", numResults: 2 } }));
+      expect(response.status).toBe(401);
+      expect(JSON.parse(await response.text())).toMatchObject({ tag: "INVALID_API_KEY" });
+      await waitFor(async () => (await auditRows(database, a.userId)).every((row) => row.finished), "settled");
+      const [key] = await database.rows<{ status: string | null; last_error_reason: string | null }>(sql`
+        select k.status, k.last_error_reason from api_keys k join onboarding_sessions s on s.id = k.session_id
+        where s.user_id = ${a.userId} and k.provider = 'exa'`);
+      expect(key).toEqual({ status: "rejected", last_error_reason: "key-invalid" });
+      expect(await ledger(database, a.userId)).toEqual({ spentUsd: 0, reservedUsd: 0 });
+      expect((await auditRows(database, a.userId)).map((r) => [r.outcome, r.upstream_status])).toEqual([["upstream-error", 401]]);
+    });
+
     it("deleting the account deletes its gateway audit rows, and no other user's", async () => {
       const a = await newUser(23_208);
       const b = await newUser(23_209);
