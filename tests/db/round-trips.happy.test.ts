@@ -47,7 +47,7 @@ const expected: Record<string, Expectation> = {
   "GET /api/usage/budget": { roundTrips: 1, why: "one query" },
   "PUT /api/usage/budget": { roundTrips: 1, why: "one statement: the upsert and the status from the row it returns" },
   "DELETE /api/me": { roundTrips: 1, why: "one statement deletes everything", status: 204 },
-  "GET /api/me/export": { roundTrips: 7, why: "a rare export: 5 table reads at once, then the key list and the budget" },
+  "GET /api/me/export": { roundTrips: 8, why: "a rare export: 6 table reads at once, then the key list and the budget" },
   "GET /api/onboarding/api-keys/onboarding": { roundTrips: 1, why: "ALwrity's prefill: the key list, one query" },
   "GET /api/onboarding/api-keys/validate": { roundTrips: 1, why: "the key list, one query" },
   "POST /api/onboarding/api-keys/validate": { roundTrips: 1, why: "the key list, one query" },

@@ -185,11 +185,15 @@ for (const backend of backends) {
       expect((await auditRows(database, a.userId)).map((r) => [r.outcome, r.upstream_status])).toEqual([["upstream-error", 401]]);
     });
 
-    it("deleting the account deletes its gateway audit rows, and no other user's", async () => {
+    it("the export lists the user's gateway audit rows; deleting the account deletes them, and no other user's", async () => {
       const a = await newUser(23_208);
       const b = await newUser(23_209);
       for (const user of [a, b]) await expectStatus(await rt.fetch(request("POST", generate(), { token: user.token, body })), 200);
       await waitFor(async () => (await auditRows(database, a.userId)).every((row) => row.finished), "settled");
+      const exported = await expectStatus(await rt.fetch(request("GET", "/api/me/export", { token: a.token })), 200);
+      expect(
+        exported.gatewayCalls.map((c: { caller: string; operation: string; outcome: string }) => [c.caller, c.operation, c.outcome]),
+      ).toEqual([["session", "generateContent", "ok"]]);
       await expectStatus(await rt.fetch(request("DELETE", "/api/me", { token: a.token })), 204);
       expect(await auditRows(database, a.userId)).toEqual([]);
       expect(await auditRows(database, b.userId)).toHaveLength(1);
