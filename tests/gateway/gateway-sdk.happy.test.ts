@@ -7,6 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { randomBytes } from "node:crypto";
+import { writeFileSync } from "node:fs";
 import { backends, backendLabel, type TestDatabase } from "../helpers/db.js";
 import { expectStatus, makeRuntime, request, sampleKeys, type TestRuntime } from "../helpers/runtime.js";
 import { useFakeUpstreams } from "../helpers/upstreams.js";
@@ -149,3 +150,39 @@ for (const backend of backends) {
     });
   });
 }
+
+describe("gateway in development: the .env keys, no sign-in", () => {
+  const { gemini, exa } = useFakeUpstreams({ resetEach: true });
+  let database: TestDatabase;
+  let rt: TestRuntime;
+  beforeAll(async () => {
+    database = await backends[0]!.open();
+    rt = makeRuntime({ database, mode: "development", env: { GEMINI_BASE_URL: gemini.url, EXA_BASE_URL: exa.url } });
+  });
+  afterAll(async () => {
+    rt?.cleanup();
+    await database?.destroy();
+  });
+
+  it("a call without a token runs on the .env key, says so (x-byok-key-source: env), and is metered for the development user", async () => {
+    const keys = sampleKeys(23_400);
+    writeFileSync(rt.envFile, `GEMINI_API_KEY=${keys.gemini}\n`);
+    const response = await rt.fetch(
+      request("POST", "/api/gateway/gemini/v1beta/models/gemini-3.5-flash:generateContent", {
+        body: { contents: [{ role: "user", parts: [{ text: "hello" }] }] },
+      }),
+    );
+    expect(response.status).toBe(200);
+    expect(response.headers.get("x-byok-key-source")).toBe("env");
+    await response.text();
+    expect(gemini.requests.map((r) => r.apiKey)).toEqual([keys.gemini]);
+    const devUser = rt.runtime.config.devUserId;
+    await waitFor(async () => (await auditRows(database, devUser)).every((row) => row.finished), "settled");
+    expect((await auditRows(database, devUser)).map((row) => `${row.caller} ${row.outcome}`)).toEqual(["dev-user ok"]);
+    expect((await ledger(database, devUser)).spentUsd).toBeCloseTo(gemini.billedUsd(keys.gemini), 7);
+    // No Exa key in .env: 409, nothing sent.
+    const refused = await rt.fetch(request("POST", "/api/gateway/exa/search", { body: { query: "x" } }));
+    expect(refused.status).toBe(409);
+    expect(exa.requests).toHaveLength(0);
+  });
+});
