@@ -218,6 +218,52 @@ export const webhookDeliveries = pgTable(
   (t) => [index("webhook_deliveries_received_idx").on(t.receivedAt)],
 );
 
+/**
+ * Credentials an operator's backend calls the gateway with (lib/gateway/credentials.ts), each
+ * scoped to the gateway and acting for the user it names per call. Only a SHA-256 hash of the
+ * secret is stored, never the secret; `revoked_at` in the future is a rotation's overlap.
+ */
+export const serviceCredentials = pgTable(
+  "service_credentials",
+  {
+    id: text("id").primaryKey(),
+    name: text("name").notNull(),
+    /** hex SHA-256 of the whole credential (`bks_<id>_<secret>`). */
+    secretHash: text("secret_hash").notNull(),
+    scope: text("scope").notNull().default("gateway"),
+    createdAt: createdAt(),
+    /** From this instant on the credential is refused (null: never). */
+    revokedAt: timestamp("revoked_at", { withTimezone: true, mode: "date" }),
+  },
+  (t) => [check("service_credentials_scope_check", sql`${t.scope} in ('gateway')`)],
+);
+
+/**
+ * The gateway's audit trail (lib/gateway/start.ts, lib/gateway/proxy.ts): one row per call,
+ * who called for whom, which route and model, and how it ended. Never a body, never a key.
+ */
+export const gatewayCalls = pgTable(
+  "gateway_calls",
+  {
+    id: bigserial("id", { mode: "number" }).primaryKey(),
+    userId: text("user_id").notNull(),
+    /** `session` (the user's Clerk session), `dev-user`, or `service:<credential id>`. */
+    caller: text("caller").notNull(),
+    provider: text("provider").notNull(),
+    /** The provider operation, e.g. `streamGenerateContent`, `search`. */
+    operation: text("operation").notNull(),
+    model: text("model"),
+    requestId: text("request_id"),
+    /** `started`, then `ok`, `upstream-error`, `cut-short`; or the refusal (`rate-limited`, `missing-provider-key`, `budget-exceeded`). */
+    outcome: text("outcome").notNull(),
+    upstreamStatus: integer("upstream_status"),
+    costUsd: numeric("cost_usd", { precision: 14, scale: 8 }),
+    createdAt: createdAt(),
+    finishedAt: timestamp("finished_at", { withTimezone: true, mode: "date" }),
+  },
+  (t) => [index("gateway_calls_user_created_idx").on(t.userId, t.createdAt)],
+);
+
 export type OnboardingSession = typeof onboardingSessions.$inferSelect;
 export type ApiKeyRow = typeof apiKeys.$inferSelect;
 export type NewApiKeyRow = typeof apiKeys.$inferInsert;

@@ -12,6 +12,7 @@ import budget from "./generation/routes/budget.js";
 import me from "./account/routes/me.js";
 import webhooks from "./account/routes/webhooks.js";
 import config from "./system/routes/config.js";
+import gateway from "./gateway/routes/gateway.js";
 import { alwrityRoutes } from "./compat/alwrity/routes/index.js";
 import { openApiRoute } from "./system/routes/openapi.js";
 
@@ -28,6 +29,7 @@ export const routes: readonly AnyRoute[] = [
   ...me,
   ...webhooks,
   ...config,
+  ...gateway,
   ...alwrityRoutes,
   openApi,
 ];

@@ -65,6 +65,8 @@ export async function deleteAccountData(
     sessions as (delete from onboarding_sessions s using gate where gate.go and s.user_id = ${userId} returning s.id),
     usage as (delete from usage_events u using gate where gate.go and u.user_id = ${userId} returning u.id),
     limits as (delete from rate_limits r using gate where gate.go and r.user_id = ${userId} returning r.bucket),
+    -- The gateway's audit rows of the user's calls (lib/gateway): who called, which route and model.
+    calls as (delete from gateway_calls g using gate where gate.go and g.user_id = ${userId}),
     -- This month's spend outlives the account (the operator's caps must hold for a re-created
     -- account): the row keeps only the month, the spend and open reservations; the user's cap
     -- choice goes. A row with nothing to keep is deleted, as are rows whose month is over and
@@ -122,12 +124,12 @@ const isoOrNull = (value: unknown): string | null => (value === null || value ==
 
 /**
  * Everything held about `userId`, as JSON: onboarding session, key hints and health, budget,
- * every usage row, every audit event, rate-limit windows. Never a key or a ciphertext (not
+ * every usage row, every audit event, rate-limit windows, the gateway's audit rows. Never a key or a ciphertext (not
  * even the publishable CopilotKit key the key list returns).
  */
 export async function exportAccountData(deps: Deps, userId: string): Promise<AccountExport> {
   const database = await deps.database();
-  const [sessions, usage, auditEvents, limits] = await Promise.all([
+  const [sessions, usage, auditEvents, limits, calls] = await Promise.all([
     database.rows<{ current_step: number; progress: number; created_at: unknown; updated_at: unknown }>(
       sql`select current_step, progress, created_at, updated_at from onboarding_sessions where user_id = ${userId}`,
     ),
@@ -147,6 +149,20 @@ export async function exportAccountData(deps: Deps, userId: string): Promise<Acc
     database.rows<{ bucket: string; window_start: unknown; count: number }>(
       sql`select bucket, window_start, count from rate_limits where user_id = ${userId} order by bucket`,
     ),
+    database.rows<{
+      caller: string;
+      provider: string;
+      operation: string;
+      model: string | null;
+      outcome: string;
+      upstream_status: number | null;
+      cost_usd: string | number | null;
+      request_id: string | null;
+      created_at: unknown;
+      finished_at: unknown;
+    }>(sql`
+      select caller, provider, operation, model, outcome, upstream_status, cost_usd, request_id, created_at, finished_at
+      from gateway_calls where user_id = ${userId} order by created_at, id`),
   ]);
   const keys = await listKeys(database, userId, () => deps.keyring(), { withValues: false });
   const budget = await budgetStatus(database, deps.config, userId);
@@ -177,6 +193,18 @@ export async function exportAccountData(deps: Deps, userId: string): Promise<Acc
     })),
     auditEvents,
     rateLimits: limits.map((l) => ({ bucket: l.bucket, windowStart: isoOrNull(l.window_start) ?? "", count: Number(l.count) })),
+    gatewayCalls: calls.map((c) => ({
+      caller: c.caller,
+      provider: c.provider,
+      operation: c.operation,
+      model: c.model,
+      outcome: c.outcome,
+      upstreamStatus: c.upstream_status === null ? null : Number(c.upstream_status),
+      costUsd: c.cost_usd === null ? null : roundUsd(Number(c.cost_usd)),
+      requestId: c.request_id,
+      createdAt: iso(c.created_at),
+      finishedAt: isoOrNull(c.finished_at),
+    })),
     onboardingSteps: steps,
   };
 }

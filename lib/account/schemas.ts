@@ -59,6 +59,21 @@ export const accountExport = z.object({
     }),
   ),
   rateLimits: z.array(z.object({ bucket: z.string(), windowStart: z.string(), count: z.number().int() })),
+  /** Calls through the provider gateway made for this user (lib/gateway): who called, route, model, outcome; never a body. */
+  gatewayCalls: z.array(
+    z.object({
+      caller: z.string(),
+      provider: z.string(),
+      operation: z.string(),
+      model: z.string().nullable(),
+      outcome: z.string(),
+      upstreamStatus: z.number().int().nullable(),
+      costUsd: z.number().nullable(),
+      requestId: z.string().nullable(),
+      createdAt: z.iso.datetime(),
+      finishedAt: z.iso.datetime().nullable(),
+    }),
+  ),
   /** What a frontend sent with each completed onboarding step (ALwrity's wizard); never keys. */
   onboardingSteps: z.array(z.object({ step: z.number().int(), data: z.record(z.string(), z.unknown()), completedAt: z.iso.datetime() })),
 });

@@ -195,12 +195,12 @@ export function reservationSql(
     returning 1 as reserved`;
 }
 
-/** The 402 a generation gets when its worst case does not fit. */
-export function budgetExceeded(status: BudgetStatus, estimateUsd: number): AppError {
+/** The 402 a generation (or another metered call: `subject`) gets when its worst case does not fit. */
+export function budgetExceeded(status: BudgetStatus, estimateUsd: number, subject = "this generation"): AppError {
   const left = status.remainingUsd ?? 0;
   return new AppError("budget-exceeded", {
     detail:
-      `this generation could cost up to ${estimateUsd.toFixed(4)} USD, and ${left.toFixed(4)} USD of the ` +
+      `${subject} could cost up to ${estimateUsd.toFixed(4)} USD, and ${left.toFixed(4)} USD of the ` +
       `${(status.monthlyUsd ?? 0).toFixed(2)} USD monthly cap is left until ${status.resetsAt} (UTC)`,
     action: "PUT /api/usage/budget to raise the cap, or wait until the month resets",
     extra: {
@@ -221,6 +221,8 @@ export interface Settlement {
   chargeUsd: number;
   usage: UsageRecord[];
   health: KeyHealthUpdate[];
+  /** Another data-modifying statement run in the same round trip (the gateway's audit row, lib/gateway/proxy.ts). */
+  also?: SQL;
 }
 
 /**
@@ -256,6 +258,7 @@ export async function settleGeneration(database: Database, settlement: Settlemen
         : sql``
     }
     ${health ? sql`, health as (${health})` : sql``}
+    ${settlement.also ? sql`, also as (${settlement.also})` : sql``}
     select count(*)::int as settled from settled
   `);
 }

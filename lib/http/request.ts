@@ -6,6 +6,16 @@ import { redact, truncate } from "../platform/log.js";
 /** The largest request body, enforced before routing by middleware/body-limit.ts. */
 export const MAX_BODY_BYTES = 16 * 1024;
 
+/** Paths of the provider gateway (lib/gateway), whose bodies are prompts: a larger limit of their own. */
+export const GATEWAY_PATH_PREFIX = "/api/gateway/";
+/** The largest body of a gateway call (a prompt with its history; its input tokens are reserved from it). */
+export const GATEWAY_MAX_BODY_BYTES = 256 * 1024;
+
+/** The body limit of a path: MAX_BODY_BYTES, or GATEWAY_MAX_BODY_BYTES under GATEWAY_PATH_PREFIX. */
+export function maxBodyBytesFor(path: string): number {
+  return path.startsWith(GATEWAY_PATH_PREFIX) ? GATEWAY_MAX_BODY_BYTES : MAX_BODY_BYTES;
+}
+
 /** Longest field or parameter name echoed back: names are the caller's input, cut before redaction. */
 const MAX_ECHOED_NAME = 100;
 

@@ -67,6 +67,12 @@ export interface RouteSpec<
   /** A Clerk session is required in production (development runs as DEV_USER_ID without one). */
   auth: Auth;
   /**
+   * With `auth: true`: who is calling, in place of the Clerk session check (`requireUser`), for
+   * a route that also takes other credentials (the gateway's service credentials,
+   * lib/gateway/caller.ts). Throws an AppError (401) to refuse.
+   */
+  authenticate?: (input: { request: Request; deps: Deps }) => Promise<{ userId: string }>;
+  /**
    * The per-user limit this route's handler counts, inside its own first statement (one round
    * trip: `rateLimitCountSql`), after auth and validation; it sets the RateLimit headers on its
    * 2xx answers (`withRateLimit`). Documents the 429 and those headers; the contract test checks

@@ -14,7 +14,11 @@ export async function serve(route: AnyRoute, c: AppContext, params: Record<strin
   const deps = c.get("deps");
   const request = c.req.raw;
   // Who is asking comes first: an unauthenticated caller learns nothing about the path either.
-  const userId = route.auth ? (await (await loadAuth()).requireUser(deps, request)).userId : undefined;
+  const userId = route.auth
+    ? route.authenticate
+      ? (await route.authenticate({ request, deps })).userId
+      : (await (await loadAuth()).requireUser(deps, request)).userId
+    : undefined;
   const parsedParams = route.params ? readParams(params, route.params.schema, c.req.path) : undefined;
   const query = route.query ? readQuery(request, route.query.schema) : undefined;
   const verify = route.body?.verify;

@@ -123,6 +123,7 @@ const rawSchema = z.object({
   RATE_LIMIT_GENERATE_PER_MINUTE: positiveInt(10),
   RATE_LIMIT_KEY_WRITES_PER_MINUTE: positiveInt(30),
   RATE_LIMIT_KEY_CHECKS_PER_MINUTE: positiveInt(10),
+  RATE_LIMIT_GATEWAY_PER_MINUTE: positiveInt(60),
   BUDGET_DEFAULT_USD: usdAmount,
   BUDGET_MAX_USD: usdAmount,
   // Development-mode fallbacks for userApiKeys() when the .env file lacks a key.
@@ -185,7 +186,7 @@ export interface Config {
   /** Longest wait for an upstream (Gemini, Exa) to answer or send its next chunk. */
   upstreamTimeoutMs: number;
   /** Per user and minute (0: no limit); `keyChecksPerMinute`: saves with `validate: true` (an upstream key check each). */
-  rateLimits: { generatePerMinute: number; keyWritesPerMinute: number; keyChecksPerMinute: number };
+  rateLimits: { generatePerMinute: number; keyWritesPerMinute: number; keyChecksPerMinute: number; gatewayPerMinute: number };
   /**
    * Monthly spending caps per user (lib/generation/budget.ts). `defaultMonthlyUsd`: the cap of a user who
    * never chose one (null: none). `maxMonthlyUsd`: no user's cap may exceed it, and a user may
@@ -359,6 +360,7 @@ export function loadConfig(env: RawEnv = process.env, options: LoadOptions = {})
       generatePerMinute: e.RATE_LIMIT_GENERATE_PER_MINUTE,
       keyWritesPerMinute: e.RATE_LIMIT_KEY_WRITES_PER_MINUTE,
       keyChecksPerMinute: e.RATE_LIMIT_KEY_CHECKS_PER_MINUTE,
+      gatewayPerMinute: e.RATE_LIMIT_GATEWAY_PER_MINUTE,
     },
     budget: { defaultMonthlyUsd: budgetDefault, maxMonthlyUsd: budgetMax },
     processEnvKeys: production

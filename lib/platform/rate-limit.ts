@@ -11,7 +11,7 @@ import type { Deps } from "./runtime.js";
  * `key-checks`: `validate: true` key saves, counted before the upstream key check whatever it
  * answers (lib/keys/service.ts), so the service is no free oracle for keys found elsewhere.
  */
-export type RateLimitBucket = "generate" | "key-writes" | "key-checks";
+export type RateLimitBucket = "generate" | "key-writes" | "key-checks" | "gateway";
 export const WINDOW_SECONDS = 60;
 
 /**
@@ -26,10 +26,13 @@ export interface RateLimits {
   generatePerMinute: number;
   keyWritesPerMinute: number;
   keyChecksPerMinute: number;
+  /** Calls through the gateway (lib/gateway), per user. */
+  gatewayPerMinute: number;
 }
 
 /** The per-minute limit of `bucket` (0: no limit). */
 export function limitFor(rateLimits: RateLimits, bucket: RateLimitBucket): number {
+  if (bucket === "gateway") return rateLimits.gatewayPerMinute;
   return bucket === "generate"
     ? rateLimits.generatePerMinute
     : bucket === "key-checks"
@@ -72,7 +75,9 @@ export function rateLimitedError(bucket: RateLimitBucket | "key-edits", state: R
         ? "edits of a saved key"
         : bucket === "key-checks"
           ? "key checks (validate: true)"
-          : "key changes";
+          : bucket === "gateway"
+            ? "gateway calls"
+            : "key changes";
   return new AppError("rate-limited", {
     detail: `at most ${state.limit} ${what} per minute; try again in ${state.resetSeconds} s`,
     headers: { "retry-after": String(state.resetSeconds), ...rateLimitHeaders(state) },
@@ -97,11 +102,13 @@ export function rateLimitHeaders(state: RateLimitState): Record<string, string> 
  * The upsert that counts one request of `userId` in `bucket`, returning `count` and `reset`
  * (seconds): a statement alone, or a CTE of a bigger one (the generation's first statement,
  * lib/generation/start.ts, counts it in the same round trip as the key read and the budget).
+ * With `when` (SQL, boolean), the request is counted only when it holds (the gateway counts
+ * a service credential's call only once the credential checked out in the same statement).
  */
-export function rateLimitCountSql(userId: string, bucket: RateLimitBucket): SQL {
+export function rateLimitCountSql(userId: string, bucket: RateLimitBucket, when?: SQL): SQL {
   return sql`
     insert into rate_limits as r (user_id, bucket, window_start, count)
-    values (${userId}, ${bucket}, date_trunc('minute', now()), 1)
+    ${when ? sql`select ${userId}, ${bucket}, date_trunc('minute', now()), 1 where ${when}` : sql`values (${userId}, ${bucket}, date_trunc('minute', now()), 1)`}
     on conflict (user_id, bucket) do update set
       count = case when r.window_start = excluded.window_start then r.count + 1 else 1 end,
       window_start = excluded.window_start

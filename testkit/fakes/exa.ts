@@ -1,6 +1,7 @@
 /**
  * A local stand-in for api.exa.ai speaking what `exa-js` 2.x sends: `POST /search` with the
- * key in `x-api-key` and a JSON body `{query, numResults, contents: {...}}`. Results are
+ * key in `x-api-key` and a JSON body `{query, numResults, contents: {...}}`; also `/findSimilar`
+ * (as a search), `/contents` and `/answer` (what the gateway passes through). Results are
  * deterministic; contents are returned only as requested (highlights capped per result by
  * `highlights.maxCharacters`, text by `text.maxCharacters`), and `costDollars.total` follows
  * Exa's published shape. Errors use Exa's `{requestId, error, tag}` body.
@@ -61,27 +62,41 @@ interface SearchBody {
 /** The results a search body asks for (1..100, default 10). */
 const resultCount = (body: SearchBody) => Math.max(1, Math.min(typeof body.numResults === "number" ? body.numResults : 10, 100));
 
-/** Whether the fake answers this request 200 with search results (then Exa bills it). */
-function answersSearch(exchange: FakeExchange): boolean {
+/** What the fake charges per page of `/contents` and per `/answer` (the gateway's tests). */
+export const FAKE_EXA_CONTENTS_PAGE_COST = 0.001;
+export const FAKE_EXA_ANSWER_COST = 0.005;
+
+interface OtherBody {
+  url?: unknown;
+  urls?: unknown;
+  ids?: unknown;
+  query?: unknown;
+}
+
+/** `/contents` pages asked for. */
+const pageCount = (body: OtherBody) => (Array.isArray(body.urls) ? body.urls.length : 0) + (Array.isArray(body.ids) ? body.ids.length : 0);
+
+/** What the fake bills a request it answers 200 (then Exa bills it), or undefined when it answers an error. */
+function billFor(exchange: FakeExchange): { operation: string; usd: number } | undefined {
   const { request, mode } = exchange;
-  const body = (request.body ?? {}) as SearchBody;
-  return (
-    Boolean(request.apiKey) &&
-    mode.fail === undefined &&
-    request.method === "POST" &&
-    request.path === "/search" &&
-    typeof body.query === "string" &&
-    body.query !== ""
-  );
+  if (!request.apiKey || mode.fail !== undefined || request.method !== "POST") return undefined;
+  const body = (request.body ?? {}) as SearchBody & OtherBody;
+  const query = typeof body.query === "string" && body.query !== "";
+  if (request.path === "/search" && query) return { operation: "search", usd: fakeExaSearchCost(resultCount(body), body.contents).total };
+  if (request.path === "/findSimilar" && typeof body.url === "string") {
+    return { operation: "findSimilar", usd: fakeExaSearchCost(resultCount(body), body.contents).total };
+  }
+  if (request.path === "/contents" && pageCount(body) > 0)
+    return { operation: "contents", usd: pageCount(body) * FAKE_EXA_CONTENTS_PAGE_COST };
+  if (request.path === "/answer" && query) return { operation: "answer", usd: FAKE_EXA_ANSWER_COST };
+  return undefined;
 }
 
 async function handle(exchange: FakeExchange): Promise<void> {
   const { request, mode } = exchange;
-  if (answersSearch(exchange)) {
-    // Taken, so billed: whether the answer arrives or the client leaves first.
-    const body = request.body as SearchBody;
-    exchange.bill({ operation: "search", usd: fakeExaSearchCost(resultCount(body), body.contents).total });
-  }
+  const bill = billFor(exchange);
+  // Taken, so billed: whether the answer arrives or the client leaves first.
+  if (bill) exchange.bill(bill);
   if (mode.holdUntil) await mode.holdUntil.catch(() => undefined);
   if (mode.hang) return;
   if (!(await exchange.pause(mode.latencyMs))) return;
@@ -105,11 +120,30 @@ async function handle(exchange: FakeExchange): Promise<void> {
       status === 429 && mode.retryAfterSeconds !== undefined ? { "retry-after": String(mode.retryAfterSeconds) } : {};
     return exchange.json(status, { requestId, ...(bodies[status] ?? { error: `fake failure ${status}`, tag: "FAKE" }) }, headers);
   }
-  if (request.method !== "POST" || request.path !== "/search") {
+  if (bill && request.path === "/contents") {
+    const other = request.body as OtherBody;
+    const urls = [...(Array.isArray(other.urls) ? other.urls : []), ...(Array.isArray(other.ids) ? other.ids : [])];
+    return exchange.json(200, {
+      requestId,
+      results: urls.map((url, index) => ({ id: String(url), url: String(url), title: `Page ${index + 1}`, text: PAGE_TEXT.slice(0, 200) })),
+      costDollars: { total: bill.usd, contents: { text: bill.usd } },
+    });
+  }
+  if (bill && request.path === "/answer") {
+    const query = String((request.body as OtherBody).query);
+    return exchange.json(200, {
+      requestId,
+      answer: `A deterministic answer about ${query}.`,
+      citations: [fakeExaResult(query, 0)].map(({ highlights: _, ...rest }) => rest),
+      costDollars: { total: bill.usd },
+    });
+  }
+  if (request.method !== "POST" || (request.path !== "/search" && request.path !== "/findSimilar")) {
     return exchange.json(404, { requestId, error: `Not found: ${request.method} ${request.path}`, tag: "NOT_FOUND" });
   }
 
-  const body = (request.body ?? {}) as SearchBody;
+  const body = { ...((request.body ?? {}) as SearchBody & OtherBody) };
+  if (request.path === "/findSimilar") body.query = typeof body.url === "string" ? `pages like ${body.url}` : "";
   if (typeof body.query !== "string" || body.query === "") {
     return exchange.json(400, { requestId, error: "query is required", tag: "INVALID_REQUEST_BODY" });
   }

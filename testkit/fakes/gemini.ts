@@ -4,6 +4,7 @@
  * - `POST /v1beta/models/{model}:generateContent` → one GenerateContentResponse
  * - `POST /v1beta/models/{model}:streamGenerateContent?alt=sse` → SSE, one
  *   `data: {GenerateContentResponse}\r\n\r\n` per chunk, usageMetadata with running totals
+ * - `POST /v1beta/models/{model}:countTokens` → `{totalTokens}` (free, never billed)
  * - `GET /v1beta/models?pageSize=N` → `{models: [...], nextPageToken}`
  * The key travels in `x-goog-api-key`; errors use Google's `{error: {code, message, status, details}}`.
  *
@@ -114,13 +115,19 @@ async function handle(exchange: FakeExchange, settings: Settings): Promise<void>
     });
   }
 
-  const match = /^\/v1beta\/models\/([^/:]+):(generateContent|streamGenerateContent)$/.exec(request.path);
+  const match = /^\/v1beta\/models\/([^/:]+):(generateContent|streamGenerateContent|countTokens)$/.exec(request.path);
   if (request.method !== "POST" || !match) {
     return sendGoogleError(exchange, 404, "NOT_FOUND", `Method not found: ${request.method} ${request.path}`);
   }
   const model = match[1] ?? "";
   if (FAKE_RETIRED_GEMINI_MODELS.includes(model)) return sendModelNotFound(exchange, model);
   const promptTokens = Math.max(1, fakeTokenCount(promptText(request.body)));
+
+  if (match[2] === "countTokens") {
+    // Free at Google: never billed.
+    const inner = (request.body as { generateContentRequest?: unknown } | null)?.generateContentRequest;
+    return exchange.json(200, { totalTokens: Math.max(1, fakeTokenCount(promptText(inner ?? request.body))) });
+  }
 
   if (match[2] === "generateContent") {
     const text = chunks.join("");

@@ -17,7 +17,7 @@ import { describe, expect, it } from "vitest";
 
 const root = join(import.meta.dirname, "../..");
 
-const features = ["keys", "generation", "account", "onboarding", "system"] as const;
+const features = ["keys", "generation", "account", "onboarding", "system", "gateway"] as const;
 type Layer = "base" | (typeof features)[number] | "compat" | "composition";
 
 /** Which features a feature may import: the key vault under everything, the account over all. */
@@ -28,6 +28,8 @@ const featureEdges: Readonly<Record<(typeof features)[number], readonly string[]
   system: ["generation"], // /api/config hands the web app the generation limits
   generation: ["keys"],
   account: ["keys", "generation", "onboarding"],
+  // The gateway injects the stored keys and meters with generation's budget and usage.
+  gateway: ["keys", "generation"],
 };
 
 function layerOf(file: string): Layer | undefined {

@@ -244,6 +244,25 @@ const crossUser: Record<string, CrossUserCheck> = {
     expect(c.gemini.requests.length).toBe(before);
   },
 };
+// The gateway: an intruder without keys gets 409 and no upstream call (never the owner's key);
+// naming the owner (x-byok-user) with a session token is 404 and sends nothing either.
+for (const label of [
+  "GET /api/gateway/gemini/v1beta/models",
+  "POST /api/gateway/gemini/v1beta/models/:action",
+  "POST /api/gateway/exa/search",
+  "POST /api/gateway/exa/findSimilar",
+  "POST /api/gateway/exa/contents",
+  "POST /api/gateway/exa/answer",
+]) {
+  crossUser[label] = async (c) => {
+    const before = c.gemini.requests.length;
+    const ex = await call(c, intruder());
+    expect(problemCode("gateway", ex), describeExchange("gateway", ex)).toBe("missing-provider-key");
+    const named = await call(c, intruder(), { headers: { "x-byok-user": c.owner } });
+    expect(problemCode("gateway", named), describeExchange("gateway", named)).toBe("not-found");
+    expect(c.gemini.requests.length).toBe(before);
+  };
+}
 const sessionGet = protectedEndpoints.find((e) => e.label === "GET /api/onboarding/session");
 const OWNER_SITE = "https://owner-only.example.com";
 

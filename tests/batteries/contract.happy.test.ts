@@ -6,6 +6,7 @@
  * type, carrying every header the document promises for that status. And every documented
  * success status, and every generic problem status, is seen at least once.
  */
+import { maxBodyBytesFor } from "../../lib/http/request.js";
 import { openApiPath } from "../../lib/http/route.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openApiDocument } from "../../lib/openapi.js";
@@ -89,12 +90,17 @@ describe("documented statuses and headers match real responses", () => {
     prod = makeRuntime({
       database,
       mode: "production",
-      env: { ...upstreams, RATE_LIMIT_KEY_WRITES_PER_MINUTE: "1000", RATE_LIMIT_GENERATE_PER_MINUTE: "1000" },
+      env: {
+        ...upstreams,
+        RATE_LIMIT_KEY_WRITES_PER_MINUTE: "1000",
+        RATE_LIMIT_GENERATE_PER_MINUTE: "1000",
+        RATE_LIMIT_GATEWAY_PER_MINUTE: "1000",
+      },
     });
     limited = makeRuntime({
       database,
       mode: "production",
-      env: { ...upstreams, RATE_LIMIT_KEY_WRITES_PER_MINUTE: "1", RATE_LIMIT_GENERATE_PER_MINUTE: "1" },
+      env: { ...upstreams, RATE_LIMIT_KEY_WRITES_PER_MINUTE: "1", RATE_LIMIT_GENERATE_PER_MINUTE: "1", RATE_LIMIT_GATEWAY_PER_MINUTE: "1" },
     });
     dev = makeRuntime({ database, mode: "development", env: upstreams });
     noClerk = makeRuntime({ database, mode: "production", env: { CLERK_JWT_KEY: undefined, CLERK_SECRET_KEY: undefined } });
@@ -154,7 +160,9 @@ describe("documented statuses and headers match real responses", () => {
         await expectDocumented(
           route,
           "too large",
-          await rt.fetch(endpointRequest(endpoint, { token, body: { raw: JSON.stringify({ pad: "x".repeat(20_000) }) } })),
+          await rt.fetch(
+            endpointRequest(endpoint, { token, body: { raw: JSON.stringify({ pad: "x".repeat(maxBodyBytesFor(route.path) + 4_000) }) } }),
+          ),
         );
         await expectDocumented(
           route,

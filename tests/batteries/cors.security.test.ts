@@ -88,6 +88,7 @@ describe("CORS", () => {
       EXA_BASE_URL: exa.url,
       RATE_LIMIT_GENERATE_PER_MINUTE: "0",
       RATE_LIMIT_KEY_WRITES_PER_MINUTE: "0",
+      RATE_LIMIT_GATEWAY_PER_MINUTE: "0",
     };
     rt = makeRuntime({ database, mode: "production", env: { ...env, ALLOWED_ORIGINS: ` ${ALLOWED.join(" , ")} ` } });
     closed = makeRuntime({ database, mode: "production", env });

@@ -47,7 +47,7 @@ const expected: Record<string, Expectation> = {
   "GET /api/usage/budget": { roundTrips: 1, why: "one query" },
   "PUT /api/usage/budget": { roundTrips: 1, why: "one statement: the upsert and the status from the row it returns" },
   "DELETE /api/me": { roundTrips: 1, why: "one statement deletes everything", status: 204 },
-  "GET /api/me/export": { roundTrips: 7, why: "a rare export: 5 table reads at once, then the key list and the budget" },
+  "GET /api/me/export": { roundTrips: 8, why: "a rare export: 6 table reads at once, then the key list and the budget" },
   "GET /api/onboarding/api-keys/onboarding": { roundTrips: 1, why: "ALwrity's prefill: the key list, one query" },
   "GET /api/onboarding/api-keys/validate": { roundTrips: 1, why: "the key list, one query" },
   "POST /api/onboarding/api-keys/validate": { roundTrips: 1, why: "the key list, one query" },
@@ -66,6 +66,13 @@ const expected: Record<string, Expectation> = {
   "POST /api/frontend-env/update": { roundTrips: 0, why: "development only: production answers 404 before anything else", status: 404 },
   "POST /api/webhooks/clerk": { roundTrips: 1, why: "one statement: idempotency record and the deletion" },
   "GET /api/openapi.json": { roundTrips: 0, why: "no database" },
+  // The gateway: its statement before the upstream call (credential, rate limit, key, reservation, audit row), its settlement after.
+  "GET /api/gateway/gemini/v1beta/models": { roundTrips: 2, why: "one before the upstream call, one after (key health and the audit row)" },
+  "POST /api/gateway/gemini/v1beta/models/:action": { roundTrips: 2, why: "one before the upstream call, one settlement after" },
+  "POST /api/gateway/exa/search": { roundTrips: 2, why: "one before the upstream call, one settlement after" },
+  "POST /api/gateway/exa/findSimilar": { roundTrips: 2, why: "one before the upstream call, one settlement after" },
+  "POST /api/gateway/exa/contents": { roundTrips: 2, why: "one before the upstream call, one settlement after" },
+  "POST /api/gateway/exa/answer": { roundTrips: 2, why: "one before the upstream call, one settlement after" },
   "GET /api/config": { roundTrips: 0, why: "no database" },
 };
 
@@ -176,5 +183,28 @@ describe.skipIf(!testDatabaseUrl)("database round trips per endpoint (postgres t
     }
     const exchange = await response;
     expect(exchange.status, describeExchange(endpoint.label, exchange)).toBe(200);
+  });
+
+  it("the gateway: 1 round trip before its upstream call", async () => {
+    const endpoint = (await endpoints()).find((e) => e.label === "POST /api/gateway/gemini/v1beta/models/:action")!;
+    const warm = await userWithKeys();
+    await readResponse(await rt.fetch(requestFor(endpoint, warm)));
+    const user = await userWithKeys();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    let release!: () => void;
+    gemini.setMode({ holdUntil: new Promise<void>((resolve) => (release = resolve)) });
+    const before = gemini.requests.length;
+    proxy.reset();
+    const response = rt.fetch(requestFor(endpoint, user)).then(readResponse);
+    try {
+      const deadline = Date.now() + 10_000;
+      while (gemini.requests.length === before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+      expect(gemini.requests.length, "the upstream call was made").toBeGreaterThan(before);
+      expect(proxy.counts().roundTrips).toBe(1);
+    } finally {
+      release();
+      gemini.reset();
+    }
+    expect((await response).status).toBe(200);
   });
 });

@@ -25,6 +25,7 @@ import { problemSchema } from "../../lib/http/schemas.js";
 import { deleteKeyQuery, saveKeysRequest } from "../../lib/keys/schemas.js";
 import { sessionBody } from "../../lib/onboarding/schemas.js";
 import { frontendEnvBody, stepCompleteBody } from "../../lib/compat/alwrity/schemas.js";
+import { exaBodies, geminiGenerateBody } from "../../lib/gateway/schemas.js";
 import type { Database } from "../../db/client.js";
 import {
   algNoneToken,
@@ -102,6 +103,18 @@ export const bodySpecs: Readonly<Record<string, BodySpec>> = {
   },
   // Generous caps (or none), so the batteries' generations keep running after a valid PUT.
   "PUT /api/usage/budget": { schema: budgetBody, valid: (seed) => ({ monthlyUsd: seed % 3 === 0 ? null : 100 + (seed % 900) }) },
+  // The gateway: the providers' own bodies, small (the fakes answer them).
+  "POST /api/gateway/gemini/v1beta/models/:action": {
+    schema: geminiGenerateBody,
+    valid: (seed) => ({ contents: [{ role: "user", parts: [{ text: `battery ${seed}` }] }], generationConfig: { maxOutputTokens: 64 } }),
+  },
+  "POST /api/gateway/exa/search": { schema: exaBodies.search, valid: (seed) => ({ query: `battery ${seed}`, numResults: 2 }) },
+  "POST /api/gateway/exa/findSimilar": {
+    schema: exaBodies.findSimilar,
+    valid: (seed) => ({ url: `https://example.com/${seed}`, numResults: 2 }),
+  },
+  "POST /api/gateway/exa/contents": { schema: exaBodies.contents, valid: (seed) => ({ urls: [`https://example.com/${seed}`] }) },
+  "POST /api/gateway/exa/answer": { schema: exaBodies.answer, valid: (seed) => ({ query: `battery ${seed}` }) },
   // A user only the webhook's requests name: deleting them touches no other test's data.
   "POST /api/webhooks/clerk": { schema: clerkWebhookEvent, valid: (seed) => userDeletedEvent(`user_battery_webhook_${seed}`) },
 };

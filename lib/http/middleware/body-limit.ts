@@ -1,5 +1,5 @@
 /**
- * The one body limit (MAX_BODY_BYTES) and its one 413 payload-too-large. A declared
+ * The one body limit (MAX_BODY_BYTES; GATEWAY_MAX_BODY_BYTES for the gateway's paths) and its one 413 payload-too-large. A declared
  * content-length over it is refused unread, before routing. A body without one (chunked) is read
  * here, before routing too, and refused as soon as it passes the limit. A body with one is read
  * when a route parses it (`c.var.readBody`, for readJsonBody), still capped: the declared length
@@ -11,12 +11,12 @@
  */
 import type { MiddlewareHandler } from "hono";
 import { AppError } from "../errors.js";
-import { MAX_BODY_BYTES } from "../request.js";
+import { maxBodyBytesFor } from "../request.js";
 import type { AppEnv } from "../context.js";
 
-const tooLarge = () => new AppError("payload-too-large", { detail: `the body is larger than ${MAX_BODY_BYTES} bytes` });
+const tooLarge = (limit: number) => new AppError("payload-too-large", { detail: `the body is larger than ${limit} bytes` });
 
-async function readCapped(body: ReadableStream<Uint8Array> | null): Promise<Uint8Array> {
+async function readCapped(body: ReadableStream<Uint8Array> | null, limit: number): Promise<Uint8Array> {
   if (!body) return new Uint8Array(0);
   const reader = body.getReader();
   const chunks: Uint8Array[] = [];
@@ -25,9 +25,9 @@ async function readCapped(body: ReadableStream<Uint8Array> | null): Promise<Uint
     const { done, value } = await reader.read();
     if (done) break;
     size += value.byteLength;
-    if (size > MAX_BODY_BYTES) {
+    if (size > limit) {
       await reader.cancel().catch(() => {});
-      throw tooLarge();
+      throw tooLarge(limit);
     }
     chunks.push(value);
   }
@@ -42,14 +42,16 @@ async function readCapped(body: ReadableStream<Uint8Array> | null): Promise<Uint
 
 export const bodyLimit: MiddlewareHandler<AppEnv> = async (c, next) => {
   if (c.req.method === "GET" || c.req.method === "HEAD") return next();
+  // The gateway's prompts get a larger limit of their own (lib/http/request.ts maxBodyBytesFor).
+  const limit = maxBodyBytesFor(c.req.path);
   const declared = c.req.header("content-length");
-  if (Number(declared ?? "NaN") > MAX_BODY_BYTES) throw tooLarge();
+  if (Number(declared ?? "NaN") > limit) throw tooLarge(limit);
   if (declared === undefined || c.req.header("transfer-encoding") !== undefined) {
-    const bytes = await readCapped(c.req.raw.body);
+    const bytes = await readCapped(c.req.raw.body, limit);
     c.set("readBody", () => Promise.resolve(bytes));
   } else {
     let read: Promise<Uint8Array> | undefined;
-    c.set("readBody", () => (read ??= readCapped(c.req.raw.body)));
+    c.set("readBody", () => (read ??= readCapped(c.req.raw.body, limit)));
   }
   await next();
 };
