@@ -46,8 +46,12 @@ function stepRecord(state: OnboardingState, step: number) {
   return state.steps.find((s) => s.step === step);
 }
 
+/**
+ * Done: before the step to show next, or all done. A step's record alone does not say it:
+ * the wizard's own steps keep what they produce (an analysis, a persona) before their Continue.
+ */
 function stepDone(state: OnboardingState, step: number): boolean {
-  return state.completed || step < state.currentStep || stepRecord(state, step) !== undefined;
+  return state.completed || step < state.currentStep;
 }
 
 export function statusView(state: OnboardingState): Out<typeof onboardingStatus> {
@@ -61,7 +65,7 @@ export function statusView(state: OnboardingState): Out<typeof onboardingStatus>
       title: stepTitles[i]!,
       description: `Step ${step} of ${TOTAL_STEPS}: ${stepTitles[i]}`,
       status: stepDone(state, step) ? ("completed" as const) : ("pending" as const),
-      completed_at: record?.completedAt ?? null,
+      completed_at: stepDone(state, step) ? (record?.completedAt ?? null) : null,
       has_data: data !== null,
       data,
     };
@@ -180,7 +184,9 @@ export async function onboardingSummary(deps: Deps, userId: string): Promise<Out
     website_analysis: website,
     research_preferences: data(3),
     persona_data: data(4),
-    website_url: typeof website?.website_url === "string" ? website.website_url : null,
+    // ALwrity's website step completes with `website` (an older form sent `website_url`).
+    website_url:
+      typeof website?.website === "string" ? website.website : typeof website?.website_url === "string" ? website.website_url : null,
     completion_percentage: state.progress,
     is_completed: state.completed,
   };
