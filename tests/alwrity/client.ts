@@ -478,7 +478,7 @@ export class AlwrityApi {
     ).data;
   }
 
-  // PersonaStep.tsx:163: resp.data.success && resp.data.persona; a 404 means "none yet".
+  // PersonaStep.tsx:163: resp.data.success && resp.data.persona, else none yet (so does a 404 there).
   async personaLatest() {
     return (await this.call("GET", "/api/onboarding/step4/persona-latest")).data;
   }

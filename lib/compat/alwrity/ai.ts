@@ -79,7 +79,8 @@ export async function runAiStep(deps: AiDeps, userId: string, job: AiJob, signal
   try {
     started = await startGeneration(deps, { userId, researchRequested: job.exa !== undefined, estimate });
   } catch (error) {
-    if (error instanceof AppError) return { ok: false, code: error.code, error: sentence(error) };
+    // Over the rate limit: a sentence. The database down and the rest: the app's problem answer (503…).
+    if (error instanceof AppError && error.code === "rate-limited") return { ok: false, code: error.code, error: sentence(error) };
     throw error;
   }
   const resolved = started.keys;

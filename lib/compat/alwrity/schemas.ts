@@ -224,7 +224,11 @@ export const sessionAnalysesResponse = z.object({
   success: z.boolean(),
   analyses: z.array(z.looseObject({ id: z.number().int(), website_url: z.string(), style_analysis: z.record(z.string(), z.unknown()) })),
 });
-export const analysisResponse = z.object({ success: z.boolean(), analysis: z.record(z.string(), z.unknown()) });
+export const analysisResponse = z.object({
+  success: z.boolean(),
+  analysis: z.record(z.string(), z.unknown()).nullable(),
+  error: z.string().optional(),
+});
 
 /** ALwrity's BusinessInfo (frontend/src/api/businessInfo.ts); its `user_id` (always 1 at b1ebe10) is ignored. */
 export const businessInfoBody = z.strictObject({
@@ -264,9 +268,9 @@ const platformId = z
   .max(24)
   .refine((v) => [...v].every((c) => (c >= "a" && c <= "z") || c === "_"), "a platform id (lowercase letters)");
 
-export const personaRequestBody = z.looseObject({
+export const personaRequestBody = z.strictObject({
   onboarding_data: z.record(z.string(), z.unknown()).nullable().optional(),
-  selected_platforms: z.array(platformId).max(5, "at most 5 platforms").default([]),
+  selected_platforms: z.array(platformId).max(5, "at most 5 platforms"),
   user_preferences: z.unknown().optional(),
 });
 export const personaTaskStart = z.object({
@@ -283,12 +287,12 @@ export const personaTaskResponse = z.looseObject({
   error: z.string().optional(),
   result: z.record(z.string(), z.unknown()).nullable(),
 });
-export const personaLatestResponse = z.object({ success: z.boolean(), persona: z.record(z.string(), z.unknown()) });
+export const personaLatestResponse = z.object({ success: z.boolean(), persona: z.record(z.string(), z.unknown()).nullable() });
 
 /** What this service answers for a publishing integration it does not offer: not connected. */
 export const integrationStatusResponse = z.object({
   connected: z.literal(false),
-  sites: z.array(z.never()),
+  sites: z.array(z.object({})).max(0),
   total_sites: z.literal(0),
   message: z.string(),
 });

@@ -268,7 +268,8 @@ export async function checkExisting(deps: Deps, userId: string, url: string) {
 /** GET /api/onboarding/style-detection/analysis/{id}: the analysis in the flat form WebsiteStep loads. */
 export async function analysisById(deps: Deps, userId: string, id: number) {
   const last = id === ANALYSIS_ID ? lastAnalysis(await stepRecord(deps, userId, 2)) : undefined;
-  if (!last) throw new AppError("not-found", { detail: "no analysis with this id for this user" });
+  // ALwrity reads `success && analysis`, else "Analysis not found": a 2xx like its other reads.
+  if (!last) return { success: false, analysis: null, error: "Analysis not found" };
   return {
     success: true,
     analysis: {
@@ -398,7 +399,8 @@ export async function discoverCompetitors(
  */
 export function sitemapAnalysis(userUrl: string, competitors: readonly string[]) {
   const site = siteUrl(userUrl);
-  const sitemap_url = site ? `${site.url.replace(/\/$/, "")}/sitemap.xml` : "";
+  const base = site && site.url.endsWith("/") ? site.url.slice(0, -1) : site?.url;
+  const sitemap_url = base ? `${base}/sitemap.xml` : "";
   return {
     success: true,
     sitemap_url,
@@ -573,7 +575,18 @@ export async function generatePersona(deps: Deps, userId: string, body: In<typeo
 export async function personaTask(deps: Deps, userId: string, taskId: string) {
   const step4 = await stepRecord(deps, userId, 4);
   const task = isObject(step4.persona_task) ? step4.persona_task : undefined;
-  if (!task || task.task_id !== taskId) throw new AppError("not-found", { detail: "Task not found" });
+  // Not this user's last task: `failed`, which stops ALwrity's polling as its 404 would (usePersonaPolling.ts:131).
+  if (!task || task.task_id !== taskId) {
+    return {
+      task_id: taskId,
+      status: "failed",
+      progress: 0,
+      current_step: "failed",
+      progress_messages: [],
+      error: "Task not found - it may have expired or been replaced",
+      result: null,
+    };
+  }
   if (task.status === "failed") {
     return {
       task_id: taskId,
@@ -596,9 +609,8 @@ export async function personaTask(deps: Deps, userId: string, taskId: string) {
   };
 }
 
-/** GET /api/onboarding/step4/persona-latest: `{success, persona}`, or 404 when there is none (ALwrity then generates one). */
+/** GET /api/onboarding/step4/persona-latest: `{success: true, persona}`, or `{success: false, persona: null}` (ALwrity then generates one). */
 export async function latestPersona(deps: Deps, userId: string) {
   const persona = storedPersona(await stepRecord(deps, userId, 4));
-  if (!persona) throw new AppError("not-found", { detail: "no persona generated yet" });
-  return { success: true, persona };
+  return persona ? { success: true, persona } : { success: false, persona: null };
 }

@@ -2,14 +2,15 @@
  * ALwrity's integrations step (step 5) asks Google Search Console and WordPress whether they are
  * connected when it opens. This service integrates no publishing platform: it answers "not
  * connected", so the step shows its Connect buttons and its Continue (optional step) works.
- * Connecting is not offered (those calls stay 404). No database, no upstream.
+ * Connecting is not offered (those calls stay 404). No database, no upstream, nothing about any
+ * user: no authentication needed (ALwrity sends its token anyway).
  */
 import { defineRoute, json } from "../../../http/route.js";
 import { integrationClearResponse, integrationStatusResponse } from "../schemas.js";
 
 const notConnected = (name: string) => ({
   connected: false as const,
-  sites: [] as never[],
+  sites: [] as Record<string, never>[],
   total_sites: 0 as const,
   message: `${name} is not integrated by this service: skip this step`,
 });
@@ -22,7 +23,7 @@ const statusRoute = (path: string, alias: string, operationId: string, name: str
     operationId,
     summary: `${name} connection status (not integrated: never connected; no /api prefix)`,
     tags: ["alwrity"],
-    auth: true,
+    auth: false,
     responses: {
       200: {
         description: "Not connected.",
@@ -44,7 +45,7 @@ export const alwrityGscClearIncomplete = defineRoute({
   operationId: "alwrityGscClearIncomplete",
   summary: "Clear an incomplete Google Search Console connection (there is none: nothing to do)",
   tags: ["alwrity"],
-  auth: true,
+  auth: false,
   responses: {
     200: {
       description: "Nothing to clear.",

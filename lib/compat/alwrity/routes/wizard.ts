@@ -109,14 +109,14 @@ export const alwrityAnalysisById = defineRoute({
   path: "/api/onboarding/style-detection/analysis/:id",
   operationId: "alwrityAnalysisById",
   summary: "One of the caller's website analyses",
-  description: "Ids are per user (the one analysis a user has is 1); any other id is 404.",
+  description: 'Ids are per user (the one analysis a user has is 1); any other id: `success: false` (ALwrity shows "Analysis not found").',
   tags: ["alwrity"],
   auth: true,
   params: { schema: analysisIdParams, example: { id: "1" } },
   responses: {
     200: { description: "The analysis.", content: { "application/json": { schema: analysisResponse } }, headers: ["Cache-Control"] },
   },
-  problems: ["not-found"],
+  problems: [],
   handler: async ({ deps, userId, params }) => json(await analysisById(deps, userId, params.id)),
 });
 
@@ -171,9 +171,10 @@ export const alwritySitemap = defineRoute({
   operationId: "alwrityAnalyzeSitemap",
   summary: "Sitemap analysis (not done by this service: an empty analysis at once)",
   description:
-    "This service fetches no site a user names; it answers the sitemap's address and empty sections, so ALwrity's step continues. Nothing is billed or stored.",
+    "This service fetches no site a user names; it answers the sitemap's address and empty sections, so ALwrity's step continues. " +
+    "Nothing is read, billed or stored, so no user is needed (ALwrity sends its token anyway).",
   tags: ["alwrity"],
-  auth: true,
+  auth: false,
   body: {
     schema: sitemapBody,
     description: "ALwrity's `{user_url, competitors, …}`.",
@@ -217,7 +218,7 @@ export const alwrityPersonaTask = defineRoute({
   path: "/api/onboarding/step4/persona-task/:id",
   operationId: "alwrityPersonaTask",
   summary: "The caller's persona task",
-  description: "The caller's last task only: any other id is 404 (ALwrity stops polling on a 404).",
+  description: 'The caller\'s last task only: any other id is a `failed` task "Task not found" (ALwrity stops polling on it).',
   tags: ["alwrity"],
   auth: true,
   params: { schema: personaTaskParams, example: { id: "00000000-0000-4000-8000-000000000000" } },
@@ -228,7 +229,7 @@ export const alwrityPersonaTask = defineRoute({
       headers: ["Cache-Control"],
     },
   },
-  problems: ["not-found"],
+  problems: [],
   handler: async ({ deps, userId, params }) => json(await personaTask(deps, userId, params.id)),
 });
 
@@ -237,13 +238,13 @@ export const alwrityPersonaLatest = defineRoute({
   path: "/api/onboarding/step4/persona-latest",
   operationId: "alwrityPersonaLatest",
   summary: "The caller's persona, if any",
-  description: "404 when none was generated (ALwrity then generates one).",
+  description: "`success: false, persona: null` when none was generated (ALwrity then generates one).",
   tags: ["alwrity"],
   auth: true,
   responses: {
     200: { description: "The persona.", content: { "application/json": { schema: personaLatestResponse } }, headers: ["Cache-Control"] },
   },
-  problems: ["not-found"],
+  problems: [],
   handler: async ({ deps, userId }) => json(await latestPersona(deps, userId)),
 });
 
