@@ -399,7 +399,7 @@ export async function discoverCompetitors(
  */
 export function sitemapAnalysis(userUrl: string, competitors: readonly string[]) {
   const site = siteUrl(userUrl);
-  const base = site && site.url.endsWith("/") ? site.url.slice(0, -1) : site?.url;
+  const base = site?.url.endsWith("/") ? site.url.slice(0, -1) : site?.url;
   const sitemap_url = base ? `${base}/sitemap.xml` : "";
   return {
     success: true,
