@@ -146,23 +146,26 @@ for (const backend of backends) {
               // Counted: the first save of each key (three requests); the longer CopilotKit keys were typing edits.
               expect(await windows(userId)).toEqual({ "key-writes": 3, "key-edits": validLengths - 1 });
 
-              // U:51 Continue: the same keys again (unchanged: no write, no audit row, not counted), step 1 completed.
+              // The wizard's Continue (WizardNavigation → Wizard.tsx:296 handleNext), enabled once the three fields
+              // are filled. At b1ebe10 ApiKeyStep.tsx:45 takes useApiKeyStep's handleContinue and renders nothing that
+              // calls it, so Continue sends nothing: no step data, "skipping backend completion for step 1". The keys
+              // are saved already (the auto-save); the session stays at step 1 until step 2 is completed.
               const auditBefore = await events(userId);
-              expect(await step.handleContinue(), step.error ?? "").toBe(true);
+              expect(step.wizardContinue()).toBe(true);
               expect(await events(userId)).toEqual(auditBefore);
               expect(await windows(userId)).toEqual({ "key-writes": 3, "key-edits": validLengths - 1 });
-              // After the reload the fields show hints for Gemini and Exa, the CopilotKit key in full.
-              expect([step.gemini, step.exa, step.copilotkit]).toEqual([hint(keys.gemini), hint(keys.exa), keys.copilotkit]);
-
-              // O:45 / O:158 progress: step 2 next, 1/6 done; the service's own session agrees.
-              expect(await api.getCurrentStep()).toEqual({ step: 2 });
-              expect((await api.getProgress()).progress).toBeCloseTo(100 / 6, 3);
+              expect(await api.getCurrentStep()).toEqual({ step: 1 });
               const session = await expectStatus(
                 await rt.fetch(request("GET", "/api/onboarding/session", { token: rt.token(userId) })),
                 200,
               );
-              expect(session).toMatchObject({ currentStep: 2, apiKeysComplete: true });
-              expect(session.progress).toBeCloseTo(100 / 6, 3);
+              expect(session).toMatchObject({ currentStep: 1, progress: 0, apiKeysComplete: true });
+              // A reload here shows the step-1 fields again: hints for Gemini and Exa, the CopilotKit key in full.
+              expect(await new ApiKeyStep(api).loadExistingKeys()).toEqual({
+                gemini: hint(keys.gemini),
+                exa: hint(keys.exa),
+                copilotkit: keys.copilotkit,
+              });
 
               // Step 2 (WebsiteStep): the prefill, the URL check as the user types, the analysis on
               // the user's own keys, then Continue (Wizard.handleNext: step/2/complete, then status).
@@ -452,12 +455,13 @@ for (const backend of backends) {
       const transport = await openTransport("local server", rt);
       const userId = newUser("revisit");
       const api = new AlwrityApi(transport, () => rt.token(userId));
-      const keys = sampleKeys(3301);
+      // An older standard Gemini key ("AIza…", still accepted, retiring): the only kind useApiKeyStep's handleContinue lets through.
+      const keys = { ...sampleKeys(3301), gemini: `AIzaSyA${"b".repeat(28)}3301` };
       const first = new ApiKeyStep(api);
       await first.paste("gemini", keys.gemini);
       await first.paste("exa", keys.exa);
       await first.paste("copilotkit", keys.copilotkit);
-      expect(await first.handleContinue()).toBe(true);
+      expect(await first.handleContinue(), first.error ?? "").toBe(true);
       const audit = await events(userId);
       const counted = await windows(userId);
 
@@ -475,10 +479,10 @@ for (const backend of backends) {
         [200, ["exa"]],
         [200, ["copilotkit"]],
       ]);
-      // What differs from ALwrity's own backend: its Continue checks the Exa field as a UUID, so a
-      // returning user re-enters the Exa key (README "Use it with ALwrity's frontend").
+      // useApiKeyStep's own handleContinue (not reachable from ApiKeyStep.tsx at b1ebe10, docs/alwrity.md) checks the
+      // Gemini field for "AIza" first: a hint, like today's "AQ." keys, would stop there.
       expect(await again.handleContinue()).toBe(false);
-      expect(again.error).toMatch(/Exa API key must be a valid UUID/);
+      expect(again.error).toBe('Gemini API key must start with "AIza"');
       // Completing step 1 with the shown hints is "unchanged".
       expect(
         (await api.setCurrentStep(1, { api_keys: { gemini: hint(keys.gemini), exa: hint(keys.exa), copilotkit: keys.copilotkit } }))
@@ -548,6 +552,31 @@ for (const backend of backends) {
   });
 }
 
+describe("ALwrity's calls as listed in tests/alwrity/client.ts", () => {
+  it("the key step's own Continue (unreachable from its UI at b1ebe10) is replayed too: the .env update and the step-1 completion", async () => {
+    const database = await backends[0]!.open();
+    const rt = makeRuntime({ database, mode: "development" });
+    try {
+      const api = new AlwrityApi(await openTransport("app", rt), () => rt.token("user_alwrity_continue"));
+      const step = new ApiKeyStep(api);
+      const keys = { ...sampleKeys(3401), gemini: `AIzaSyA${"c".repeat(28)}3401` };
+      for (const field of ["gemini", "exa", "copilotkit"] as const) await step.paste(field, keys[field]);
+      expect(await step.handleContinue(), step.error ?? "").toBe(true);
+      expect(unreplayed(api.log, { includeUnreachable: true }).filter((c) => c.includes("useApiKeyStep"))).toEqual([]);
+      // Today's AI Studio key ("AQ.") stops at that Continue's own check, before any request.
+      const today = new ApiKeyStep(api);
+      for (const field of ["gemini", "exa", "copilotkit"] as const) await today.paste(field, sampleKeys(3402)[field]);
+      const before = api.log.length;
+      expect(await today.handleContinue()).toBe(false);
+      expect(today.error).toBe('Gemini API key must start with "AIza"');
+      expect(api.log.slice(before).filter((x) => x.path !== "/api/onboarding/api-keys")).toEqual([]);
+    } finally {
+      rt.cleanup();
+      await database.destroy();
+    }
+  });
+});
+
 describe("ALwrity's browser preflights", () => {
   it("every ALwrity call from its origin passes CORS: authorization and content-type allowed, the request id exposed", async () => {
     const database = await backends[0]!.open();
@@ -569,6 +598,15 @@ describe("ALwrity's browser preflights", () => {
         ["GET", "/api/onboarding/research-preferences"],
         ["GET", "/api/onboarding/api-keys/validate"],
         ["POST", "/api/onboarding/api-keys/validate"],
+        ["GET", "/api/onboarding/style-detection/session-analyses"],
+        ["GET", "/api/onboarding/style-detection/check-existing/https%3A%2F%2Fexample.com"],
+        ["GET", "/api/onboarding/style-detection/analysis/1"],
+        ["POST", "/api/onboarding/style-detection/complete"],
+        ["POST", "/onboarding/business-info"],
+        ["POST", "/api/onboarding/step3/discover-competitors"],
+        ["POST", "/api/onboarding/step4/generate-personas-async"],
+        ["GET", "/api/onboarding/step4/persona-task/00000000-0000-4000-8000-000000000000"],
+        ["GET", "/api/onboarding/step4/persona-latest"],
       ];
       for (const [method, path] of calls) {
         const preflight = await rt.fetch(
@@ -585,6 +623,23 @@ describe("ALwrity's browser preflights", () => {
         expect(actual.headers.get("access-control-allow-origin"), `${method} ${path}`).toBe(origin);
         expect(actual.headers.get("access-control-expose-headers") ?? "", path).toContain("x-request-id");
         expect(actual.status, `${method} ${path} without a token`).toBe(401);
+      }
+      // The app's start and the stand-ins that hold nothing about anyone: public, CORS all the same.
+      for (const [method, path] of [
+        ["GET", "/health"],
+        ["POST", "/api/onboarding/step3/analyze-sitemap"],
+        ["GET", "/gsc/status"],
+        ["POST", "/gsc/clear-incomplete"],
+        ["GET", "/wp/status"],
+      ] as const) {
+        const preflight = await rt.fetch(
+          new Request(`http://localhost${path}`, {
+            method: "OPTIONS",
+            headers: { origin, "access-control-request-method": method, "access-control-request-headers": "authorization,content-type" },
+          }),
+        );
+        expect(preflight.status, `${method} ${path}`).toBe(204);
+        expect(preflight.headers.get("access-control-allow-origin"), path).toBe(origin);
       }
     } finally {
       rt.cleanup();
