@@ -171,6 +171,14 @@ export async function completeOnboardingStep(
   };
 }
 
+function websiteOf(step2: Record<string, unknown> | null): string | null {
+  if (!step2) return null;
+  if (typeof step2.website === "string") return step2.website;
+  if (typeof step2.website_url === "string") return step2.website_url;
+  const kept = step2.style_analysis as { website_url?: unknown } | undefined;
+  return typeof kept?.website_url === "string" ? kept.website_url : null;
+}
+
 export async function onboardingSummary(deps: Deps, userId: string): Promise<Out<typeof summaryResponse>> {
   const database = await deps.database();
   const [state, views] = await Promise.all([getOnboardingState(database, userId), keyViews(deps, userId)]);
@@ -184,9 +192,9 @@ export async function onboardingSummary(deps: Deps, userId: string): Promise<Out
     website_analysis: website,
     research_preferences: data(3),
     persona_data: data(4),
-    // ALwrity's website step completes with `website` (an older form sent `website_url`).
-    website_url:
-      typeof website?.website === "string" ? website.website : typeof website?.website_url === "string" ? website.website_url : null,
+    // ALwrity's website step completes with `website` (an older form sent `website_url`); an analysis the
+    // style step kept (lib/compat/alwrity/wizard.ts) names its site too.
+    website_url: websiteOf(website),
     completion_percentage: state.progress,
     is_completed: state.completed,
   };

@@ -23,8 +23,13 @@ type Json = Record<string, unknown>;
 const isObject = (value: unknown): value is Json => value !== null && typeof value === "object" && !Array.isArray(value);
 
 async function stepRecord(deps: Deps, userId: string, step: number): Promise<Json> {
+  return (await stepRecords(deps, userId))[step] ?? {};
+}
+
+/** Every step's data, by step number. One query. */
+async function stepRecords(deps: Deps, userId: string): Promise<Record<number, Json>> {
   const state = await getOnboardingState(await deps.database(), userId);
-  return state.steps.find((s) => s.step === step)?.data ?? {};
+  return Object.fromEntries(state.steps.map((s) => [s.step, s.data]));
 }
 
 /** Merges `patch` into the step's data and keeps it (bounded like every step's data). */
@@ -317,14 +322,18 @@ export async function discoverCompetitors(
   body: { user_url: string; industry_context?: string | null | undefined },
   signal: AbortSignal,
 ) {
-  if (body.user_url === "") {
+  // ALwrity at b1ebe10 sends the website from its own localStorage, which its website step fills only on paths
+  // its UI rarely takes: an empty `user_url` means "the site I analysed", which step 2 kept.
+  let userUrl = body.user_url;
+  if (userUrl === "") userUrl = lastAnalysis(await stepRecord(deps, userId, 2))?.website_url ?? "";
+  if (userUrl === "") {
     return {
       success: false,
       code: "invalid-request",
-      error: "No website was given in step 2, so there is nothing to compare: continue without competitors.",
+      error: "No website was analysed in step 2, so there is nothing to compare: continue without competitors.",
     };
   }
-  const site = siteUrl(body.user_url);
+  const site = siteUrl(userUrl);
   if (!site) {
     throw new AppError("invalid-request", {
       detail: "user_url must be an http(s) URL with a domain, such as https://example.com",
@@ -519,8 +528,17 @@ function storedPersona(step4: Json): PersonaView | undefined {
  */
 export async function generatePersona(deps: Deps, userId: string, body: In<typeof personaRequestBody>, signal: AbortSignal) {
   const platforms = body.selected_platforms.length > 0 ? body.selected_platforms : ["blog"];
-  // What the earlier steps produced, as the frontend sends it, bounded for the prompt.
-  const context = JSON.stringify(body.onboarding_data ?? {}).slice(0, 6_000);
+  // What the earlier steps produced: as the frontend sends it, and what steps 2 and 3 kept here (ALwrity's
+  // wizard often holds none of it: its website step hands its data to the wizard on few paths). Bounded.
+  const records = await stepRecords(deps, userId);
+  const step2 = records[2] ?? {};
+  const step3 = records[3] ?? {};
+  const kept = {
+    website: lastAnalysis(step2) ?? null,
+    business: isObject(step2.business_info) ? step2.business_info : isObject(step2.businessData) ? step2.businessData : null,
+    market: isObject(step3.competitor_research) ? step3.competitor_research.research_summary : (step3.researchSummary ?? null),
+  };
+  const context = `${JSON.stringify(body.onboarding_data ?? {}).slice(0, 4_000)}\n${JSON.stringify(kept).slice(0, 4_000)}`;
   const outcome = await runAiStep(
     deps,
     userId,
@@ -547,7 +565,8 @@ export async function generatePersona(deps: Deps, userId: string, body: In<typeo
   );
   const taskId = randomUUID();
   const now = new Date().toISOString();
-  const current = await stepRecord(deps, userId, 4);
+  // Read before the model ran: a concurrent change of step 4 meanwhile is overwritten (one wizard, one user).
+  const current = records[4] ?? {};
   if (!outcome.ok) {
     await keepInStep(deps, userId, 4, current, {
       persona_task: { task_id: taskId, status: "failed", error: outcome.error, code: outcome.code, created_at: now },
