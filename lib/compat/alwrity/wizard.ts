@@ -413,7 +413,7 @@ export function sitemapAnalysis(userUrl: string, competitors: readonly string[])
   return {
     success: true,
     sitemap_url,
-    discovery_method: "not analysed by this service",
+    discovery_method: "nothing (this service reads no sitemap)",
     analysis_data: {
       onboarding_insights: {
         competitive_positioning: "Sitemap analysis is not available on this service.",
