@@ -190,7 +190,7 @@ export const alwrityHealthResponse = z.object({
   timestamp: z.string(),
 });
 
-export const styleDetectionBody = z.looseObject({
+export const styleDetectionBody = z.strictObject({
   url: z.string().trim().min(1, "the website's URL").max(500),
   include_patterns: z.boolean().optional(),
   include_guidelines: z.boolean().optional(),
@@ -210,14 +210,20 @@ export const aiStepResponse = z.looseObject({
   key_source: z.enum(["env", "database"]).optional().describe("Whose keys ran it: the .env file (development) or the caller's stored keys"),
 });
 
-export const checkExistingParams = z.strictObject({ url: z.string().min(1).max(600) });
+export const checkExistingParams = z.strictObject({
+  url: z
+    .string()
+    .min(3)
+    .max(600)
+    .refine((v) => v.includes("."), "a website address (URL-encoded)"),
+});
 export const checkExistingResponse = z.looseObject({ exists: z.boolean(), analysis_id: z.number().int().optional() });
 export const analysisIdParams = z.strictObject({
   id: z
     .string()
     .min(1)
     .max(9)
-    .refine((v) => [...v].every((c) => c >= "0" && c <= "9"), "an analysis id")
+    .refine((v) => [...v].every((c) => c >= "0" && c <= "9") && !v.startsWith("0"), "an analysis id (1 or more)")
     .transform(Number),
 });
 export const sessionAnalysesResponse = z.object({
@@ -248,17 +254,21 @@ export const businessInfoResponse = z.object({
   updated_at: z.string(),
 });
 
-export const competitorsBody = z.looseObject({
+export const competitorsBody = z.strictObject({
   /** Empty when step 2 was completed without a website (business information instead): answered with a sentence. */
   user_url: z.string().trim().max(500),
   industry_context: z.string().max(500).nullable().optional(),
   num_results: z.number().int().min(1).max(100).optional(),
+  /** ALwrity's copy of the analysis (bounded by the body limit); not used: the service reads the one step 2 kept. */
+  website_analysis_data: z.unknown().optional(),
 });
 
-export const sitemapBody = z.looseObject({
+export const sitemapBody = z.strictObject({
   user_url: z.string().max(500),
   competitors: z.array(z.string().max(300)).max(50).optional(),
   industry_context: z.string().max(500).nullable().optional(),
+  analyze_content_trends: z.boolean().optional(),
+  analyze_publishing_patterns: z.boolean().optional(),
 });
 
 /** A platform id as ALwrity's persona step sends it (`linkedin`, `blog`…): lowercase letters and `_`. */
