@@ -283,6 +283,8 @@ for (const backend of backends) {
                 api_keys: { gemini: hint(keys.gemini), exa: hint(keys.exa), copilotkit: keys.copilotkit },
                 website_url: business ? null : website,
               });
+              // FinalStep.tsx:53: "Personalization: Configured" when this is set.
+              expect(summary.personalization_settings).toMatchObject({ stepType: "personalization" });
               expect(await api.getWebsiteAnalysisData()).toEqual(before.onboarding.steps[1].data);
               expect(await api.getResearchPreferencesData()).toEqual(step3);
               expect(await api.validateApiKeys("GET")).toMatchObject({ all_valid: true, missing: [] });

@@ -192,6 +192,8 @@ export async function onboardingSummary(deps: Deps, userId: string): Promise<Out
     website_analysis: website,
     research_preferences: data(3),
     persona_data: data(4),
+    // FinalStep.tsx:53 reads this one for "Personalization: Configured".
+    personalization_settings: data(4),
     // ALwrity's website step completes with `website` (an older form sent `website_url`); an analysis the
     // style step kept (lib/compat/alwrity/wizard.ts) names its site too.
     website_url: websiteOf(website),

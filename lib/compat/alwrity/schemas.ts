@@ -140,6 +140,8 @@ export const summaryResponse = z.object({
   website_analysis: z.record(z.string(), z.unknown()).nullable(),
   research_preferences: z.record(z.string(), z.unknown()).nullable(),
   persona_data: z.record(z.string(), z.unknown()).nullable(),
+  /** The same as persona_data: ALwrity's final step reads this name. */
+  personalization_settings: z.record(z.string(), z.unknown()).nullable(),
   website_url: z.string().nullable(),
   completion_percentage: z.number(),
   is_completed: z.boolean(),
