@@ -133,3 +133,22 @@ export async function completeStep(database: Database, userId: string, step: num
 export async function completeOnboarding(database: Database, userId: string): Promise<void> {
   await updateSession(database, userId, { currentStep: TOTAL_STEPS, progress: 100 });
 }
+
+/**
+ * Keeps `data` (already merged by the caller with what the step held) as the data of `step`
+ * without completing it or moving the session: what ALwrity's wizard produces inside a step
+ * (its website analysis, business information, persona) before its Continue completes it.
+ * Creates the session at step 1 when there is none. One statement.
+ */
+export async function saveStepData(database: Database, userId: string, step: number, data: Record<string, unknown>): Promise<void> {
+  await database.rows(sql`
+    with s as (
+      insert into onboarding_sessions as o (user_id, current_step, progress) values (${userId}, 1, 0)
+      on conflict (user_id) do update set updated_at = now()
+      returning id
+    )
+    insert into onboarding_steps (session_id, step, data)
+    select s.id, ${step}, ${JSON.stringify(data)}::jsonb from s
+    on conflict (session_id, step) do update set data = excluded.data
+  `);
+}

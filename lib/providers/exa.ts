@@ -45,6 +45,10 @@ export interface ExaSearchParams {
   timeoutMs: number;
   /** Highlight characters per result, clamped to 100..4000; default 1000. */
   maxCharactersPerResult?: number;
+  /** Only results from these domains (ALwrity's website step reads the user's own site). */
+  includeDomains?: string[];
+  /** No results from these domains (its competitor step leaves out the user's own site). */
+  excludeDomains?: string[];
 }
 
 export interface ExaSource {
@@ -80,6 +84,8 @@ export async function searchExa(params: ExaSearchParams): Promise<ExaSearchOutco
     const response: SearchResponse<{ highlights: { maxCharacters: number } }> = await exa.search(params.query, {
       numResults,
       contents: exaContents(maxCharacters),
+      ...(params.includeDomains?.length ? { includeDomains: params.includeDomains } : {}),
+      ...(params.excludeDomains?.length ? { excludeDomains: params.excludeDomains } : {}),
     });
     return {
       results: (response.results ?? []).map((result) => {

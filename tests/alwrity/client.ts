@@ -4,10 +4,11 @@
  * transports of the same app: in-process (`app.fetch`), the local server (`npm start`'s
  * @hono/node-server over real HTTP) and the Lambda handler (API Gateway v2 events).
  *
- * Line references: frontend/src/api/onboarding.ts (O:), frontend/src/components/OnboardingWizard/
- * ApiKeyStep/utils/useApiKeyStep.ts (U:), frontend/src/contexts/OnboardingContext.tsx (C:),
- * counted in the copies the look-up index holds (onboarding.ts at 1db10cc, whose calls are those
- * of b1ebe10; useApiKeyStep.ts unchanged since b1ebe10); "~" marks a line counted less surely.
+ * Line references (AJaySi/ALwrity at b1ebe10, counted in `git show b1ebe10:<file>`): `alwrityCalls`
+ * below lists every request of the app's start and of the onboarding wizard's steps 1 to 6, each
+ * with its file and line; older comments use O: frontend/src/api/onboarding.ts, U:
+ * frontend/src/components/OnboardingWizard/ApiKeyStep/utils/useApiKeyStep.ts, C:
+ * frontend/src/contexts/OnboardingContext.tsx (counted in an earlier copy; `alwrityCalls` is exact).
  * frontend/src/api/client.ts (axios `apiClient`: baseURL REACT_APP_API_URL, `Authorization:
  * Bearer <Clerk getToken()>` on every call, JSON bodies, no cookies).
  */
@@ -16,6 +17,195 @@ import type { AddressInfo } from "node:net";
 import type { LambdaEvent } from "hono/aws-lambda";
 import { createLambdaHandler } from "../../lib/server/lambda.js";
 import type { TestRuntime } from "../helpers/runtime.js";
+
+/** One request ALwrity's frontend makes, where it makes it, and the AlwrityApi method that replays it. */
+export interface AlwrityCall {
+  method: "GET" | "POST";
+  /** `:name` for a path parameter. */
+  path: string;
+  /** file:line at b1ebe10 (frontend/src/…). */
+  at: string;
+  step: "start" | 1 | 2 | 3 | 4 | 5 | 6;
+  replay: keyof AlwrityApi;
+  /**
+   * False for code the wizard's UI does not reach at b1ebe10: useApiKeyStep's handleContinue (ApiKeyStep.tsx:45
+   * takes it and renders nothing that calls it). Replayed by the key-step tests, not by the whole-wizard run.
+   */
+  reachable?: false;
+}
+
+/**
+ * Every call of the app's start and of wizard steps 1 to 6 at b1ebe10 (`git grep -n
+ * "apiClient\.\(get\|post\)"` over App.tsx, contexts/, api/ and components/OnboardingWizard/, and
+ * the GSC/WordPress clients the integrations step opens). Calls those files define that the
+ * wizard never makes are left out: startOnboarding (/start), getApiKeys (FinalStep's fallback,
+ * only after a failed summary), getOnboardingConfig, setProgress, skipStep, resetOnboarding,
+ * businessInfo get/update, the GSC/WordPress connect, callback and disconnect calls (Connect is
+ * not offered: docs/alwrity.md), StyleDetectionStep.tsx (not mounted by Wizard.tsx).
+ * tests/alwrity/alwrity-replay.happy.test.ts fails when one of these is not replayed.
+ */
+export const alwrityCalls: readonly AlwrityCall[] = [
+  { method: "GET", path: "/health", at: "App.tsx:144", step: "start", replay: "health" },
+  { method: "GET", path: "/api/onboarding/init", at: "contexts/OnboardingContext.tsx:106", step: "start", replay: "init" },
+  { method: "GET", path: "/api/onboarding/init", at: "components/OnboardingWizard/Wizard.tsx:252", step: "start", replay: "init" },
+  { method: "GET", path: "/api/onboarding/api-keys/onboarding", at: "api/onboarding.ts:107", step: 1, replay: "getApiKeysForOnboarding" },
+  { method: "GET", path: "/api/onboarding/step/:step", at: "api/onboarding.ts:162", step: 1, replay: "getStepData" },
+  { method: "POST", path: "/api/onboarding/api-keys", at: "api/onboarding.ts:136", step: 1, replay: "saveApiKey" },
+  {
+    method: "POST",
+    path: "/api/frontend-env/update",
+    at: "components/OnboardingWizard/ApiKeyStep/utils/useApiKeyStep.ts:109",
+    step: 1,
+    replay: "updateFrontendEnv",
+    reachable: false,
+  },
+  {
+    method: "POST",
+    path: "/api/onboarding/step/:step/complete",
+    at: "components/OnboardingWizard/ApiKeyStep/utils/useApiKeyStep.ts:149",
+    step: 1,
+    replay: "post",
+    reachable: false,
+  },
+  { method: "POST", path: "/api/onboarding/step/:step/complete", at: "api/onboarding.ts:53", step: 2, replay: "setCurrentStep" },
+  { method: "GET", path: "/api/onboarding/status", at: "api/onboarding.ts:45", step: 2, replay: "getCurrentStep" },
+  {
+    method: "GET",
+    path: "/api/onboarding/style-detection/session-analyses",
+    at: "components/OnboardingWizard/WebsiteStep/utils/websiteUtils.ts:267",
+    step: 2,
+    replay: "sessionAnalyses",
+  },
+  {
+    method: "GET",
+    path: "/api/onboarding/style-detection/check-existing/:url",
+    at: "components/OnboardingWizard/WebsiteStep/utils/websiteUtils.ts:76",
+    step: 2,
+    replay: "checkExisting",
+  },
+  {
+    method: "POST",
+    path: "/api/onboarding/style-detection/complete",
+    at: "components/OnboardingWizard/WebsiteStep/utils/websiteUtils.ts:194",
+    step: 2,
+    replay: "performAnalysis",
+  },
+  {
+    method: "GET",
+    path: "/api/onboarding/style-detection/analysis/:id",
+    at: "components/OnboardingWizard/WebsiteStep/utils/websiteUtils.ts:113",
+    step: 2,
+    replay: "loadExistingAnalysis",
+  },
+  { method: "POST", path: "/onboarding/business-info", at: "api/businessInfo.ts:22", step: 2, replay: "saveBusinessInfo" },
+  {
+    method: "POST",
+    path: "/api/onboarding/step3/discover-competitors",
+    at: "components/OnboardingWizard/CompetitorAnalysisStep.tsx:174",
+    step: 3,
+    replay: "discoverCompetitors",
+  },
+  {
+    method: "POST",
+    path: "/api/onboarding/step3/analyze-sitemap",
+    at: "components/OnboardingWizard/CompetitorAnalysisStep.tsx:237",
+    step: 3,
+    replay: "analyzeSitemap",
+  },
+  {
+    method: "GET",
+    path: "/api/onboarding/step4/persona-latest",
+    at: "components/OnboardingWizard/PersonaStep.tsx:163",
+    step: 4,
+    replay: "personaLatest",
+  },
+  {
+    method: "POST",
+    path: "/api/onboarding/step4/generate-personas-async",
+    at: "components/OnboardingWizard/PersonaStep/personaGeneration.ts:59",
+    step: 4,
+    replay: "generatePersonas",
+  },
+  {
+    method: "GET",
+    path: "/api/onboarding/step4/persona-task/:id",
+    at: "components/OnboardingWizard/PersonaStep/personaGeneration.ts:68",
+    step: 4,
+    replay: "personaTask",
+  },
+  { method: "GET", path: "/api/onboarding/step4/persona-task/:id", at: "hooks/usePersonaPolling.ts:108", step: 4, replay: "personaTask" },
+  {
+    method: "GET",
+    path: "/gsc/status",
+    at: "api/gsc.ts:152 (from OnboardingWizard/common/useGSCConnection.ts:27)",
+    step: 5,
+    replay: "gscStatus",
+  },
+  {
+    method: "POST",
+    path: "/gsc/clear-incomplete",
+    at: "api/gsc.ts:166 (from OnboardingWizard/common/useGSCConnection.ts:38)",
+    step: 5,
+    replay: "gscClearIncomplete",
+  },
+  {
+    method: "GET",
+    path: "/wp/status",
+    at: "api/wordpressOAuth.ts:75 (from hooks/useWordPressOAuth.ts:50)",
+    step: 5,
+    replay: "wordpressStatus",
+  },
+  {
+    method: "GET",
+    path: "/api/onboarding/summary",
+    at: "api/onboarding.ts:202 (FinalStep.tsx:43)",
+    step: 6,
+    replay: "getOnboardingSummary",
+  },
+  {
+    method: "GET",
+    path: "/api/onboarding/website-analysis",
+    at: "api/onboarding.ts:207 (FinalStep.tsx:46)",
+    step: 6,
+    replay: "getWebsiteAnalysisData",
+  },
+  {
+    method: "GET",
+    path: "/api/onboarding/research-preferences",
+    at: "api/onboarding.ts:212 (FinalStep.tsx:47)",
+    step: 6,
+    replay: "getResearchPreferencesData",
+  },
+  {
+    method: "POST",
+    path: "/api/onboarding/step/:step/complete",
+    at: "api/onboarding.ts:53 (FinalStep.tsx:86, setCurrentStep(6))",
+    step: 6,
+    replay: "setCurrentStep",
+  },
+  {
+    method: "POST",
+    path: "/api/onboarding/complete",
+    at: "api/onboarding.ts:191 (FinalStep.tsx:91)",
+    step: 6,
+    replay: "completeOnboarding",
+  },
+];
+
+/** Whether `path` (as sent) is an instance of `template` (`:name` matches one non-empty segment). */
+export function matchesTemplate(template: string, path: string): boolean {
+  const want = template.split("/");
+  const got = path.split("?")[0]!.split("/");
+  return want.length === got.length && want.every((part, i) => (part.startsWith(":") ? got[i] !== "" : part === got[i]));
+}
+
+/** The listed calls (those the UI reaches, or all) no exchange of `log` replayed (by method and path). */
+export function unreplayed(log: readonly { method: string; path: string }[], options: { includeUnreachable?: boolean } = {}): string[] {
+  return alwrityCalls
+    .filter((c) => options.includeUnreachable || c.reachable !== false)
+    .filter((c) => !log.some((x) => x.method === c.method && matchesTemplate(c.path, x.path)))
+    .map((c) => `${c.method} ${c.path} (${c.at})`);
+}
 
 export type TransportName = "app" | "local server" | "lambda";
 export const transportNames: readonly TransportName[] = ["app", "local server", "lambda"];
@@ -222,6 +412,121 @@ export class AlwrityApi {
     });
   }
 
+  // App.tsx:144: the app's first call, no /api prefix; only a 2xx matters.
+  async health() {
+    return (await this.call("GET", "/health")).data;
+  }
+
+  // websiteUtils.ts:267 fetchLastAnalysis: data.success && data.analyses[0].website_url / .style_analysis.
+  async sessionAnalyses() {
+    return (await this.call("GET", "/api/onboarding/style-detection/session-analyses")).data;
+  }
+
+  // websiteUtils.ts:76 checkExistingAnalysis: the URL encoded as one segment; reads result.exists.
+  async checkExisting(url: string) {
+    return (await this.call("GET", `/api/onboarding/style-detection/check-existing/${encodeURIComponent(url)}`)).data;
+  }
+
+  // websiteUtils.ts:113 loadExistingAnalysis: result.success && result.analysis (flat fields and style_guidelines).
+  async loadExistingAnalysis(analysisId: number) {
+    return (await this.call("GET", `/api/onboarding/style-detection/analysis/${analysisId}`)).data;
+  }
+
+  // websiteUtils.ts:186-221 performAnalysis: posts {url, include_patterns, include_guidelines}; on success flattens
+  // style_analysis with style_guidelines' lists and style_patterns into the analysis the step shows and completes with.
+  async performAnalysis(url: string) {
+    const result = (
+      await this.call("POST", "/api/onboarding/style-detection/complete", { url, include_patterns: true, include_guidelines: true })
+    ).data;
+    if (!result.success) return { success: false as const, error: result.error as string, result };
+    const analysis = {
+      ...result.style_analysis,
+      guidelines: result.style_guidelines?.guidelines,
+      best_practices: result.style_guidelines?.best_practices,
+      avoid_elements: result.style_guidelines?.avoid_elements,
+      content_strategy: result.style_guidelines?.content_strategy,
+      ai_generation_tips: result.style_guidelines?.ai_generation_tips,
+      competitive_advantages: result.style_guidelines?.competitive_advantages,
+      content_calendar_suggestions: result.style_guidelines?.content_calendar_suggestions,
+      style_patterns: result.style_patterns,
+      style_consistency: result.style_patterns?.style_consistency,
+      unique_elements: result.style_patterns?.unique_elements,
+    };
+    return { success: true as const, analysis, result };
+  }
+
+  // businessInfo.ts:22 saveBusinessInfo (BusinessDescriptionStep.tsx:47-50: user_id is always 1).
+  async saveBusinessInfo(info: { business_description: string; industry?: string; target_audience?: string; business_goals?: string }) {
+    return (await this.call("POST", "/onboarding/business-info", { ...info, user_id: 1 })).data;
+  }
+
+  // CompetitorAnalysisStep.tsx:174 (aiApiClient): {user_url, industry_context, num_results: 25, website_analysis_data}.
+  async discoverCompetitors(userUrl: string, websiteAnalysis: unknown, industryContext?: string) {
+    return (
+      await this.call("POST", "/api/onboarding/step3/discover-competitors", {
+        user_url: userUrl,
+        industry_context: industryContext,
+        num_results: 25,
+        website_analysis_data: websiteAnalysis ?? null,
+      })
+    ).data;
+  }
+
+  // CompetitorAnalysisStep.tsx:237 (aiApiClient): started once competitors are shown.
+  async analyzeSitemap(userUrl: string, competitorDomains: string[], industryContext?: string) {
+    return (
+      await this.call("POST", "/api/onboarding/step3/analyze-sitemap", {
+        user_url: userUrl,
+        competitors: competitorDomains,
+        industry_context: industryContext,
+        analyze_content_trends: true,
+        analyze_publishing_patterns: true,
+      })
+    ).data;
+  }
+
+  // PersonaStep.tsx:163: resp.data.success && resp.data.persona, else none yet (so does a 404 there).
+  async personaLatest() {
+    return (await this.call("GET", "/api/onboarding/step4/persona-latest")).data;
+  }
+
+  // personaGeneration.ts:52-59: {onboarding_data: prepareOnboardingData(stepData) (api/personaApi.ts:126), selected_platforms, user_preferences: null}.
+  async generatePersonas(stepData: any, selectedPlatforms: string[] = ["linkedin", "blog"]) {
+    const onboarding_data = {
+      websiteAnalysis: stepData?.analysis || null,
+      competitorResearch: {
+        competitors: stepData?.competitors || [],
+        researchSummary: stepData?.researchSummary || null,
+        socialMediaAccounts: stepData?.socialMediaAccounts || {},
+      },
+      sitemapAnalysis: stepData?.sitemapAnalysis || null,
+      businessData: stepData?.businessData || null,
+    };
+    return (
+      await this.call("POST", "/api/onboarding/step4/generate-personas-async", {
+        onboarding_data,
+        selected_platforms: selectedPlatforms,
+        user_preferences: null,
+      })
+    ).data;
+  }
+
+  // personaGeneration.ts:68 and usePersonaPolling.ts:108: status, progress, result | error.
+  async personaTask(taskId: string) {
+    return (await this.call("GET", `/api/onboarding/step4/persona-task/${taskId}`)).data;
+  }
+
+  // IntegrationsStep: useGSCConnection.ts:27 (status; on failure clear-incomplete), useWordPressOAuth.ts:50 (status). Errors are caught there.
+  async gscStatus() {
+    return (await this.call("GET", "/gsc/status")).data;
+  }
+  async gscClearIncomplete() {
+    return (await this.call("POST", "/gsc/clear-incomplete")).data;
+  }
+  async wordpressStatus() {
+    return (await this.call("GET", "/wp/status")).data;
+  }
+
   /** Raw exchange (the step-1 completion in useApiKeyStep posts `{data}` only: U:149). */
   async post(path: string, body: unknown) {
     return this.call("POST", path, body);
@@ -301,14 +606,27 @@ export class ApiKeyStep {
     return this.edit(field, value);
   }
 
-  // U:51-180 handleContinue: client-side checks, three saves + the frontend .env update, step 1 completion, reload.
+  /**
+   * The wizard's Continue on step 1 (WizardNavigation → Wizard.tsx:296 handleNext with a click event): enabled
+   * when the three fields are filled (useApiKeyStep.ts:231 isValid), it sends no request (no serialized step data).
+   */
+  wizardContinue(): boolean {
+    return !!(this.gemini.trim() && this.exa.trim() && this.copilotkit.trim());
+  }
+
+  // U:51-180 handleContinue (not called by ApiKeyStep.tsx at b1ebe10: it destructures it at :45 and renders nothing that calls it): client-side checks, three saves + the frontend .env update, step 1 completion, reload.
   async handleContinue(): Promise<boolean> {
     this.error = null;
     if (!this.gemini.trim() || !this.exa.trim() || !this.copilotkit.trim()) {
       this.error = "Please provide all required API keys.";
       return false;
     }
-    // U:77 and U:83: the frontend's own format checks (Gemini's is commented out at b1ebe10).
+    // useApiKeyStep.ts:69, :76 and :83: the frontend's own format checks, Gemini's first ("AIza" only: today's
+    // AI Studio keys are "AQ.", and a saved key comes back as a hint "…abcd").
+    if (!this.gemini.trim().startsWith("AIza")) {
+      this.error = 'Gemini API key must start with "AIza"';
+      return false;
+    }
     if (!exaUuidRegex.test(this.exa.trim())) {
       this.error = "Exa API key must be a valid UUID (format: xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)";
       return false;

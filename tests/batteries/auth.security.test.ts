@@ -237,6 +237,44 @@ const crossUser: Record<string, CrossUserCheck> = {
     const owners = await call(c, c.owner);
     expect(JSON.parse(owners.text)).toMatchObject({ research_depth: "deep" });
   },
+  // ALwrity's wizard steps 2 to 5: the intruder has no keys (the AI steps refuse with a sentence and
+  // call no upstream), no analysis, persona or business information, and never sees the owner's.
+  "POST /api/onboarding/style-detection/complete": async (c) => expectAiRefused(c, await call(c, intruder())),
+  "POST /api/onboarding/step3/discover-competitors": async (c) => expectAiRefused(c, await call(c, intruder())),
+  "POST /api/onboarding/step4/generate-personas-async": async (c) => {
+    const before = c.gemini.requests.length;
+    const ex = await call(c, intruder());
+    expect(ex.status, describeExchange("persona", ex)).toBe(200);
+    expect(JSON.parse(ex.text)).toMatchObject({ status: "failed", message: expect.stringMatching(/No Gemini API key/) });
+    expect(c.gemini.requests.length).toBe(before);
+  },
+  "GET /api/onboarding/style-detection/session-analyses": async (c) => {
+    const ex = await call(c, intruder());
+    expect(JSON.parse(ex.text)).toEqual({ success: true, analyses: [] });
+  },
+  "GET /api/onboarding/style-detection/check-existing/:url": async (c) => {
+    const ex = await call(c, intruder());
+    expect(JSON.parse(ex.text)).toEqual({ exists: false });
+  },
+  "GET /api/onboarding/style-detection/analysis/:id": async (c) => {
+    const ex = await call(c, intruder());
+    expect(JSON.parse(ex.text)).toEqual({ success: false, analysis: null, error: "Analysis not found" });
+  },
+  "POST /onboarding/business-info": async (c) => {
+    const who = intruder();
+    const ex = await call(c, who);
+    expect(ex.status, describeExchange("business", ex)).toBe(200);
+    expect(JSON.parse(ex.text)).toMatchObject({ id: 1, business_description: "Business number 1" });
+    const owners = await call(c, c.owner, { body: { json: { business_description: "The owner's" } } });
+    expect(JSON.parse(owners.text)).toMatchObject({ business_description: "The owner's" });
+    await expectOwnerSession(c);
+  },
+  "GET /api/onboarding/step4/persona-task/:id": async (c) => {
+    expect(JSON.parse((await call(c, intruder())).text)).toMatchObject({ status: "failed", result: null });
+  },
+  "GET /api/onboarding/step4/persona-latest": async (c) => {
+    expect(JSON.parse((await call(c, intruder())).text)).toEqual({ success: false, persona: null });
+  },
   "POST /api/blog/generate": async (c) => {
     const before = c.gemini.requests.length;
     const ex = await call(c, intruder(), { headers: { accept: "application/json" } });
@@ -264,6 +302,17 @@ for (const label of [
   };
 }
 const sessionGet = protectedEndpoints.find((e) => e.label === "GET /api/onboarding/session");
+
+/** An AI step of ALwrity's wizard for a user without keys: 200 `{success: false}` with a sentence, no upstream call. */
+async function expectAiRefused(c: Parameters<CrossUserCheck>[0], ex: Awaited<ReturnType<typeof readResponse>>): Promise<void> {
+  expect(ex.status, describeExchange("ai step", ex)).toBe(200);
+  expect(JSON.parse(ex.text)).toMatchObject({
+    success: false,
+    code: "missing-provider-key",
+    error: expect.stringMatching(/No Gemini API key/),
+  });
+  expect(ex.text).not.toContain(OWNER_SITE);
+}
 const OWNER_SITE = "https://owner-only.example.com";
 
 function expectNoKeysValidated(ex: Awaited<ReturnType<typeof readResponse>>, ownerKeys: ReturnType<typeof sampleKeys>): void {

@@ -74,6 +74,29 @@ const expected: Record<string, Expectation> = {
   "POST /api/gateway/exa/contents": { roundTrips: 2, why: "one before the upstream call, one settlement after" },
   "POST /api/gateway/exa/answer": { roundTrips: 2, why: "one before the upstream call, one settlement after" },
   "GET /api/config": { roundTrips: 0, why: "no database" },
+  "GET /health": { roundTrips: 0, why: "ALwrity's liveness: no database" },
+  "GET /api/onboarding/style-detection/session-analyses": { roundTrips: 1, why: "one query: the session with its steps' data" },
+  "GET /api/onboarding/style-detection/check-existing/:url": { roundTrips: 1, why: "one query: the session with its steps' data" },
+  "GET /api/onboarding/style-detection/analysis/:id": { roundTrips: 1, why: "one query: the session with its steps' data" },
+  "POST /api/onboarding/style-detection/complete": {
+    roundTrips: 4,
+    why: "as a generation: rate limit + keys + reservation, the settlement; then the step read and the merged save",
+  },
+  "POST /onboarding/business-info": { roundTrips: 2, why: "the step read, then the merged save" },
+  "POST /api/onboarding/step3/discover-competitors": {
+    roundTrips: 4,
+    why: "as a generation: rate limit + keys + reservation, the settlement; then the step read and the merged save",
+  },
+  "POST /api/onboarding/step3/analyze-sitemap": { roundTrips: 0, why: "nothing fetched, nothing stored" },
+  "POST /api/onboarding/step4/generate-personas-async": {
+    roundTrips: 4,
+    why: "as a generation: rate limit + keys + reservation, the settlement; then the step read and the merged save",
+  },
+  "GET /api/onboarding/step4/persona-task/:id": { roundTrips: 1, why: "one query: the session with its steps' data" },
+  "GET /api/onboarding/step4/persona-latest": { roundTrips: 1, why: "one query: the session with its steps' data" },
+  "GET /gsc/status": { roundTrips: 0, why: "not integrated: no database" },
+  "POST /gsc/clear-incomplete": { roundTrips: 0, why: "not integrated: no database" },
+  "GET /wp/status": { roundTrips: 0, why: "not integrated: no database" },
 };
 
 /** Round trips of a generation before its first upstream call. */

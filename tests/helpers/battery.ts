@@ -24,7 +24,15 @@ import { budgetBody, generateBody, usageQuery } from "../../lib/generation/schem
 import { problemSchema } from "../../lib/http/schemas.js";
 import { deleteKeyQuery, saveKeysRequest } from "../../lib/keys/schemas.js";
 import { sessionBody } from "../../lib/onboarding/schemas.js";
-import { frontendEnvBody, stepCompleteBody } from "../../lib/compat/alwrity/schemas.js";
+import {
+  businessInfoBody,
+  competitorsBody,
+  personaRequestBody,
+  sitemapBody,
+  styleDetectionBody,
+  frontendEnvBody,
+  stepCompleteBody,
+} from "../../lib/compat/alwrity/schemas.js";
 import { exaBodies, geminiGenerateBody } from "../../lib/gateway/schemas.js";
 import type { Database } from "../../db/client.js";
 import {
@@ -95,6 +103,31 @@ export const bodySpecs: Readonly<Record<string, BodySpec>> = {
   "POST /api/frontend-env/update": {
     schema: frontendEnvBody,
     valid: (seed) => ({ key: "REACT_APP_COPILOTKIT_API_KEY", value: sampleKeys(seed).copilotkit, description: "CopilotKit API key" }),
+  },
+  // ALwrity's wizard steps 2 to 4 (lib/compat/alwrity/routes/wizard.ts).
+  "POST /api/onboarding/style-detection/complete": {
+    schema: styleDetectionBody,
+    valid: (seed) => ({ url: `https://site${seed}.example.com`, include_patterns: true, include_guidelines: true }),
+  },
+  "POST /onboarding/business-info": {
+    schema: businessInfoBody,
+    valid: (seed) => ({ user_id: 1, business_description: `Business number ${seed}`, industry: "Food" }),
+  },
+  "POST /api/onboarding/step3/discover-competitors": {
+    schema: competitorsBody,
+    valid: (seed) => ({ user_url: `https://site${seed}.example.com`, num_results: 25, website_analysis_data: null }),
+  },
+  "POST /api/onboarding/step3/analyze-sitemap": {
+    schema: sitemapBody,
+    valid: (seed) => ({ user_url: `https://site${seed}.example.com`, competitors: ["rival.example"], analyze_content_trends: true }),
+  },
+  "POST /api/onboarding/step4/generate-personas-async": {
+    schema: personaRequestBody,
+    valid: () => ({
+      onboarding_data: { websiteAnalysis: null, businessData: null },
+      selected_platforms: ["linkedin", "blog"],
+      user_preferences: null,
+    }),
   },
   "PUT /api/onboarding/session": { schema: sessionBody, valid: (seed) => ({ currentStep: 1 + (seed % 6), progress: seed % 101 }) },
   "POST /api/blog/generate": {

@@ -46,8 +46,12 @@ function stepRecord(state: OnboardingState, step: number) {
   return state.steps.find((s) => s.step === step);
 }
 
+/**
+ * Done: before the step to show next, or all done. A step's record alone does not say it:
+ * the wizard's own steps keep what they produce (an analysis, a persona) before their Continue.
+ */
 function stepDone(state: OnboardingState, step: number): boolean {
-  return state.completed || step < state.currentStep || stepRecord(state, step) !== undefined;
+  return state.completed || step < state.currentStep;
 }
 
 export function statusView(state: OnboardingState): Out<typeof onboardingStatus> {
@@ -61,7 +65,7 @@ export function statusView(state: OnboardingState): Out<typeof onboardingStatus>
       title: stepTitles[i]!,
       description: `Step ${step} of ${TOTAL_STEPS}: ${stepTitles[i]}`,
       status: stepDone(state, step) ? ("completed" as const) : ("pending" as const),
-      completed_at: record?.completedAt ?? null,
+      completed_at: stepDone(state, step) ? (record?.completedAt ?? null) : null,
       has_data: data !== null,
       data,
     };
@@ -167,6 +171,14 @@ export async function completeOnboardingStep(
   };
 }
 
+function websiteOf(step2: Record<string, unknown> | null): string | null {
+  if (!step2) return null;
+  if (typeof step2.website === "string") return step2.website;
+  if (typeof step2.website_url === "string") return step2.website_url;
+  const kept = step2.style_analysis as { website_url?: unknown } | undefined;
+  return typeof kept?.website_url === "string" ? kept.website_url : null;
+}
+
 export async function onboardingSummary(deps: Deps, userId: string): Promise<Out<typeof summaryResponse>> {
   const database = await deps.database();
   const [state, views] = await Promise.all([getOnboardingState(database, userId), keyViews(deps, userId)]);
@@ -180,7 +192,11 @@ export async function onboardingSummary(deps: Deps, userId: string): Promise<Out
     website_analysis: website,
     research_preferences: data(3),
     persona_data: data(4),
-    website_url: typeof website?.website_url === "string" ? website.website_url : null,
+    // FinalStep.tsx:53 reads this one for "Personalization: Configured".
+    personalization_settings: data(4),
+    // ALwrity's website step completes with `website` (an older form sent `website_url`); an analysis the
+    // style step kept (lib/compat/alwrity/wizard.ts) names its site too.
+    website_url: websiteOf(website),
     completion_percentage: state.progress,
     is_completed: state.completed,
   };

@@ -7,8 +7,11 @@ import { z } from "zod";
 import { isHintShaped, providerInfo, providerKeySchemas, validateProviderKey, type Provider } from "../../providers/registry.js";
 import { providerSchema } from "../../http/schemas.js";
 
-/** Most a step's data may hold (as JSON), so a frontend's step data stays a small record. */
-export const MAX_STEP_DATA_CHARS = 8 * 1024;
+/**
+ * Most a step's data may hold (as JSON), so a frontend's step data stays a small record. 12 KiB:
+ * ALwrity's step 3 carries the website analysis with the competitors, under the 16 KiB body limit.
+ */
+export const MAX_STEP_DATA_CHARS = 12 * 1024;
 
 export const alwrityKeys = z
   .object({ gemini: z.string().optional(), exa: z.string().optional(), copilotkit: z.string().optional() })
@@ -137,6 +140,8 @@ export const summaryResponse = z.object({
   website_analysis: z.record(z.string(), z.unknown()).nullable(),
   research_preferences: z.record(z.string(), z.unknown()).nullable(),
   persona_data: z.record(z.string(), z.unknown()).nullable(),
+  /** The same as persona_data: ALwrity's final step reads this name. */
+  personalization_settings: z.record(z.string(), z.unknown()).nullable(),
   website_url: z.string().nullable(),
   completion_percentage: z.number(),
   is_completed: z.boolean(),
@@ -169,3 +174,138 @@ export const frontendEnvResponse = z.object({
   written: z.boolean(),
   message: z.string(),
 });
+
+// ---------------------------------------------------------------- wizard steps 2 to 5 (lib/compat/alwrity/wizard.ts)
+
+/** A short line of text a user types (no control characters but tab and newline). */
+const text = (max: number) =>
+  z
+    .string()
+    .trim()
+    .max(max, `at most ${max} characters`)
+    .refine((v) => ![...v].some((c) => (c < " " && c !== "\n" && c !== "\t") || c === "\u007f"), "no control characters");
+
+/** `GET /health`: ALwrity's App.tsx only needs a 2xx; the shape is its own backend's. */
+export const alwrityHealthResponse = z.object({
+  status: z.literal("healthy"),
+  service: z.string(),
+  timestamp: z.string(),
+});
+
+export const styleDetectionBody = z.strictObject({
+  url: z.string().trim().min(1, "the website's URL").max(500),
+  include_patterns: z.boolean().optional(),
+  include_guidelines: z.boolean().optional(),
+});
+
+/** Answers of the AI steps: `success` and, when false, `error` as a sentence ALwrity shows. */
+export const aiStepResponse = z.looseObject({
+  success: z.boolean(),
+  error: z
+    .string()
+    .optional()
+    .describe("Why the step could not run, as a sentence (no key saved, over the monthly cap, rate limited, the provider refused the key)"),
+  code: z
+    .string()
+    .optional()
+    .describe("The problem code behind `error` (missing-provider-key, budget-exceeded, rate-limited, provider-rejected-key…)"),
+  key_source: z.enum(["env", "database"]).optional().describe("Whose keys ran it: the .env file (development) or the caller's stored keys"),
+});
+
+export const checkExistingParams = z.strictObject({
+  url: z
+    .string()
+    .min(3)
+    .max(600)
+    .refine((v) => v.includes("."), "a website address (URL-encoded)"),
+});
+export const checkExistingResponse = z.looseObject({ exists: z.boolean(), analysis_id: z.number().int().optional() });
+export const analysisIdParams = z.strictObject({
+  id: z
+    .string()
+    .min(1)
+    .max(9)
+    .refine((v) => [...v].every((c) => c >= "0" && c <= "9") && !v.startsWith("0"), "an analysis id (1 or more)")
+    .transform(Number),
+});
+export const sessionAnalysesResponse = z.object({
+  success: z.boolean(),
+  analyses: z.array(z.looseObject({ id: z.number().int(), website_url: z.string(), style_analysis: z.record(z.string(), z.unknown()) })),
+});
+export const analysisResponse = z.object({
+  success: z.boolean(),
+  analysis: z.record(z.string(), z.unknown()).nullable(),
+  error: z.string().optional(),
+});
+
+/** ALwrity's BusinessInfo (frontend/src/api/businessInfo.ts); its `user_id` (always 1 at b1ebe10) is ignored. */
+export const businessInfoBody = z.strictObject({
+  user_id: z.number().int().optional(),
+  business_description: text(2_000).pipe(z.string().min(1, "describe your business")),
+  industry: text(200).optional(),
+  target_audience: text(500).optional(),
+  business_goals: text(1_000).optional(),
+});
+export const businessInfoResponse = z.object({
+  id: z.number().int(),
+  business_description: z.string(),
+  industry: z.string().nullable(),
+  target_audience: z.string().nullable(),
+  business_goals: z.string().nullable(),
+  created_at: z.string(),
+  updated_at: z.string(),
+});
+
+export const competitorsBody = z.strictObject({
+  /** Empty when step 2 was completed without a website (business information instead): answered with a sentence. */
+  user_url: z.string().trim().max(500),
+  industry_context: z.string().max(500).nullable().optional(),
+  num_results: z.number().int().min(1).max(100).optional(),
+  /** ALwrity's copy of the analysis (bounded by the body limit); not used: the service reads the one step 2 kept. */
+  website_analysis_data: z.unknown().optional(),
+});
+
+export const sitemapBody = z.strictObject({
+  user_url: z.string().max(500),
+  competitors: z.array(z.string().max(300)).max(50).optional(),
+  industry_context: z.string().max(500).nullable().optional(),
+  analyze_content_trends: z.boolean().optional(),
+  analyze_publishing_patterns: z.boolean().optional(),
+});
+
+/** A platform id as ALwrity's persona step sends it (`linkedin`, `blog`…): lowercase letters and `_`. */
+const platformId = z
+  .string()
+  .min(1)
+  .max(24)
+  .refine((v) => [...v].every((c) => (c >= "a" && c <= "z") || c === "_"), "a platform id (lowercase letters)");
+
+export const personaRequestBody = z.strictObject({
+  onboarding_data: z.record(z.string(), z.unknown()).nullable().optional(),
+  selected_platforms: z.array(platformId).max(5, "at most 5 platforms"),
+  user_preferences: z.unknown().optional(),
+});
+export const personaTaskStart = z.object({
+  task_id: z.string(),
+  status: z.enum(["completed", "failed"]),
+  message: z.string(),
+  key_source: z.enum(["env", "database"]).optional(),
+});
+export const personaTaskParams = z.strictObject({ id: z.string().uuid("a task id") });
+export const personaTaskResponse = z.looseObject({
+  task_id: z.string(),
+  status: z.enum(["completed", "failed"]),
+  progress: z.number(),
+  error: z.string().optional(),
+  result: z.record(z.string(), z.unknown()).nullable(),
+});
+export const personaLatestResponse = z.object({ success: z.boolean(), persona: z.record(z.string(), z.unknown()).nullable() });
+
+/** What this service answers for a publishing integration it does not offer: not connected. */
+export const integrationStatusResponse = z.object({
+  connected: z.literal(false),
+  sites: z.array(z.object({})).max(0),
+  total_sites: z.literal(0),
+  message: z.string(),
+});
+export const integrationClearResponse = z.object({ success: z.boolean(), message: z.string() });

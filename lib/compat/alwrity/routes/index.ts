@@ -5,5 +5,17 @@ import steps from "./steps.js";
 import progress from "./progress.js";
 import final from "./final.js";
 import frontendEnv from "./frontend-env.js";
+import health from "./health.js";
+import wizard from "./wizard.js";
+import integrations from "./integrations.js";
 
-export const alwrityRoutes: readonly AnyRoute[] = [...keys, ...steps, ...progress, ...final, ...frontendEnv];
+export const alwrityRoutes: readonly AnyRoute[] = [
+  ...health,
+  ...keys,
+  ...steps,
+  ...progress,
+  ...wizard,
+  ...integrations,
+  ...final,
+  ...frontendEnv,
+];

@@ -37,7 +37,7 @@ export const alwrityCompleteStep = defineRoute({
   description:
     "Moves the caller's session forward (next step = step + 1, progress = step ÷ 6; step 6 completes onboarding; never backwards). " +
     "`data.api_keys` in any step are saved through the key service (a shown hint means unchanged; a malformed key is a 400 and nothing changes); " +
-    "the rest of `data` (at most 8 KiB of JSON) is kept for that step and given back by `init` and `GET /api/onboarding/step/{step}`.",
+    "the rest of `data` (at most 12 KiB of JSON) is kept for that step and given back by `init` and `GET /api/onboarding/step/{step}`.",
   tags: ["alwrity"],
   auth: true,
   params,

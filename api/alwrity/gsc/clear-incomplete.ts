@@ -1,0 +1,4 @@
+import { vercelFunction } from "../../../lib/server/vercel.js";
+import { alwrityGscClearIncomplete } from "../../../lib/compat/alwrity/routes/integrations.js";
+
+export const { GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS } = vercelFunction([alwrityGscClearIncomplete]);

@@ -1,0 +1,4 @@
+import { vercelFunction } from "../../../lib/server/vercel.js";
+import { alwrityPersonaLatest } from "../../../lib/compat/alwrity/routes/wizard.js";
+
+export const { GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS } = vercelFunction([alwrityPersonaLatest]);
