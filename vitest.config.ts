@@ -28,6 +28,7 @@ const unit = [
   "tests/unit/providers-exa.error.test.ts",
   "tests/unit/providers-gemini.error.test.ts",
   "tests/unit/providers.error.test.ts",
+  "tests/unit/step-data.security.test.ts",
 ];
 const browser = ["tests/web/browser*.test.ts"];
 const elsewhere = ["tests/vercel/**", "node_modules/**"];

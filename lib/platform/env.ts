@@ -117,6 +117,9 @@ const rawSchema = z.object({
   GEMINI_BASE_URL: upstreamUrl,
   EXA_BASE_URL: upstreamUrl,
   ALLOWED_ORIGINS: list,
+  HEALTH_TOKEN: optionalString.pipe(
+    z.string().min(16, "must be at least 16 characters (a random secret: /api/health gives its details to whoever sends it)").optional(),
+  ),
   PORT: positiveInt(3000),
   HOST: optionalString,
   LOG_LEVEL: optionalString.pipe(z.enum(["debug", "info", "warn", "error"]).optional()),
@@ -179,6 +182,8 @@ export interface Config {
   gemini: { model: string; baseUrl: string | undefined; price: { inputPerMillion: number; outputPerMillion: number } | undefined };
   exa: { baseUrl: string | undefined };
   allowedOrigins: string[];
+  /** Sent as `x-health-token`, it gives the caller /api/health's details in production (lib/system/routes/health.ts). */
+  healthToken: string | undefined;
   port: number;
   /** Address the local server (`npm start`) listens on: loopback unless production asks for more. */
   host: string;
@@ -356,6 +361,7 @@ export function loadConfig(env: RawEnv = process.env, options: LoadOptions = {})
     },
     exa: { baseUrl: e.EXA_BASE_URL },
     allowedOrigins: e.ALLOWED_ORIGINS,
+    healthToken: e.HEALTH_TOKEN,
     port: e.PORT,
     host,
     logLevel: e.LOG_LEVEL ?? "info",

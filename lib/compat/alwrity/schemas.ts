@@ -6,9 +6,10 @@
 import { z } from "zod";
 import { isHintShaped, providerInfo, providerKeySchemas, validateProviderKey, type Provider } from "../../providers/registry.js";
 import { providerSchema } from "../../http/schemas.js";
+import { refineStepData } from "../../onboarding/step-data.js";
 
 /** Most a step's data may hold (as JSON), so a frontend's step data stays a small record. */
-export const MAX_STEP_DATA_CHARS = 8 * 1024;
+export { MAX_STEP_DATA_CHARS } from "../../onboarding/step-data.js";
 
 export const alwrityKeys = z
   .object({ gemini: z.string().optional(), exa: z.string().optional(), copilotkit: z.string().optional() })
@@ -100,10 +101,7 @@ export const stepApiKeys = z.strictObject({
 export const stepCompleteBody = z.strictObject({
   data: z
     .looseObject({ api_keys: stepApiKeys.optional() })
-    .refine(
-      (data) => JSON.stringify(data).length <= MAX_STEP_DATA_CHARS,
-      `the step's data may be at most ${MAX_STEP_DATA_CHARS} characters of JSON`,
-    )
+    .superRefine(refineStepData({ skip: ["api_keys"] })) // size, depth, NUL, lone surrogates, key shapes (lib/onboarding/step-data.ts)
     .optional(),
   validation_errors: z.array(z.string().max(500)).max(50).optional(),
 });
