@@ -680,7 +680,7 @@ describe("the Lambda bundle (scripts/build-lambda.ts) in a child process", () =>
     const { results, output } = await runBundle(leanDir, { ...lambdaEnv, HEALTH_TOKEN: TEST_HEALTH_TOKEN }, [
       ["health", functionUrlEvent("/api/health", { headers: operatorHealth }), "buffered"],
       ["keys", functionUrlEvent("/api/onboarding/api-keys", { cookies: ["__session=x.y.z"] }), "buffered"],
-      ["healthStreamed", functionUrlEvent("/api/health"), "streamed"],
+      ["healthStreamed", functionUrlEvent("/api/health", { headers: operatorHealth }), "streamed"],
       ["openapi", httpApiEvent("/api/openapi.json"), "buffered"],
     ]);
     expect(results.exports).toEqual(["createLambdaHandler", "createLambdaStreamingHandler", "handler", "streamingHandler"]);
