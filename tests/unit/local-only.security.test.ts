@@ -90,9 +90,75 @@ describe("proxy headers in development", () => {
   });
 });
 
+describe("Forwarded (RFC 7239), header lengths and odd spellings", () => {
+  const allowed = (headers: Record<string, string>) => expect(reasonFor({ ...nginx, ...headers }), JSON.stringify(headers)).toBeNull();
+  const refused = (headers: Record<string, string>) =>
+    expect(reasonFor({ ...nginx, ...headers }), JSON.stringify(headers)).toBe("forwarded-from-elsewhere");
+
+  it("reads the for= of each element, quoted or not, whatever comes before it", () => {
+    allowed({ forwarded: "for=127.0.0.1" });
+    allowed({ forwarded: 'for="127.0.0.1"' });
+    allowed({ forwarded: 'for="[::1]:51000"' });
+    allowed({ forwarded: 'for= "[::1]:5000"' });
+    allowed({ forwarded: "proto=http;for=127.0.0.1" });
+    allowed({ forwarded: "proto=http; for=127.0.0.1" });
+    allowed({ forwarded: "by=203.0.113.1;for=127.0.0.1" });
+    allowed({ forwarded: "For=127.0.0.1, FOR=::1" });
+    allowed({ forwarded: "=junk;for=127.0.0.1" });
+  });
+
+  it("refuses an element without for=, and for= values that only look loopback after a wrong unquoting", () => {
+    refused({ forwarded: "by=127.0.0.1" });
+    refused({ forwarded: "host=localhost;proto=http" });
+    refused({ forwarded: "for=127.0.0.1, by=127.0.0.1" });
+    refused({ forwarded: 'for=x127.0.0.1"' });
+    refused({ forwarded: "for=x127.0.0.1x" });
+    refused({ forwarded: 'for="' });
+    refused({ forwarded: 'for=""' });
+    refused({ forwarded: "for=_hidden" });
+    refused({ forwarded: "for=unknown" });
+  });
+
+  it("a forwarding header of up to 1,024 characters is read; a longer one is refused unread", () => {
+    // Two entries with blanks between them (Headers trims only the ends), 1,024 characters in all.
+    const padded = (entry: string) => `${entry},${" ".repeat(1_024 - 2 * entry.length - 1)}${entry}`;
+    const values: Record<string, string> = {
+      "x-forwarded-for": padded("127.0.0.1"),
+      "x-real-ip": padded("127.0.0.1"),
+      forwarded: padded("for=127.0.0.1"),
+      via: padded("1.1 localhost"),
+      "x-forwarded-host": padded("localhost"),
+    };
+    for (const [name, value] of Object.entries(values)) {
+      expect(value.length, name).toBe(1_024);
+      allowed({ [name]: value });
+      refused({ [name]: value.replace(",", ", ") });
+    }
+    refused({ "x-forwarded-for": Array(120).fill("127.0.0.1").join(", ") });
+  });
+
+  it("Via: each element's received-by must be a loopback name, with its port", () => {
+    allowed({ via: "1.1 localhost:3000" });
+    allowed({ via: "HTTP/1.1 127.0.0.1, 2 [::1]:8080 (a comment)" });
+    refused({ via: "1.1  localhost" }); // no received-by where it belongs
+    refused({ via: "1.1 localhost.evil.example" });
+    refused({ via: "localhost" });
+  });
+});
+
 describe("isLoopbackHost / isLoopbackAddress", () => {
   it("host names", () => {
-    for (const host of ["localhost", "localhost:1", "localhost:", "127.0.0.1:3000", "[::1]", "[::1]:3000", " LocalHost "]) {
+    for (const host of [
+      "localhost",
+      "localhost:1",
+      "localhost:",
+      "localhost:9",
+      "localhost:65535",
+      "127.0.0.1:3000",
+      "[::1]",
+      "[::1]:3000",
+      " LocalHost ",
+    ]) {
       expect(isLoopbackHost(host), host).toBe(true);
     }
     for (const host of [
@@ -105,6 +171,10 @@ describe("isLoopbackHost / isLoopbackAddress", () => {
       "user@localhost",
       "127.0.0.2",
       "[::1]3000",
+      "localhost:3a",
+      "localhost:/",
+      "localhost:655350",
+      ":3000",
     ]) {
       expect(isLoopbackHost(host), host).toBe(false);
     }
@@ -134,7 +204,10 @@ describe("isLoopbackHost / isLoopbackAddress", () => {
       "128.0.0.1",
       "localhost",
       "[::1",
+      "[::11",
       "1.127.0.0",
+      "abcdefg127.0.0.1",
+      "::fffe:127.0.0.1",
     ]) {
       expect(isLoopbackAddress(address), address).toBe(false);
     }

@@ -85,3 +85,56 @@ describe("README's Modes table", () => {
     expect(table).toContain("`NODE_ENV=staging`");
   });
 });
+
+describe("why: modeReason and platform, word for word (names variables, never values)", () => {
+  const reason = (env: RawEnv, assumeProduction = false) => loadConfig(env, { assumeProduction }).modeReason;
+  const HINT = " (under vercel dev, VERCEL_ENV=development means development only together with DEBUG=true)";
+
+  it("production: every signal, in order, joined with '; '", () => {
+    expect(reason({ RENDER: "true" })).toBe("RENDER is set (Render)");
+    expect(reason({ VERCEL: "1", DYNO: "web.1" })).toBe("VERCEL is set (Vercel); DYNO is set (Heroku)");
+    expect(reason({ NODE_ENV: "production" })).toBe("NODE_ENV=production");
+    expect(reason({ NODE_ENV: "staging" })).toBe("NODE_ENV is set to something other than development or test");
+    expect(reason({ DEPLOY_ENV: "render" })).toBe("DEPLOY_ENV is set to something other than local or development");
+    expect(reason({ K_SERVICE: "api", NODE_ENV: "Production", DEPLOY_ENV: "x" })).toBe(
+      "K_SERVICE is set (Google Cloud Run (or Knative)); NODE_ENV=production; DEPLOY_ENV is set to something other than local or development",
+    );
+    expect(reason({ RENDER: "1" }, true)).toBe("checked as production (--production); RENDER is set (Render)");
+    expect(reason({}, true)).toBe("checked as production (--production)");
+  });
+
+  it("vercel dev without DEBUG=true says why, and only then", () => {
+    expect(reason({ VERCEL: "1", VERCEL_ENV: "development" })).toBe(`VERCEL is set (Vercel)${HINT}`);
+    expect(reason({ VERCEL: "1", VERCEL_ENV: "Development", DEBUG: "false" })).toBe(`VERCEL is set (Vercel)${HINT}`);
+    expect(reason({ VERCEL: "1", VERCEL_ENV: "preview" })).toBe("VERCEL is set (Vercel)");
+    expect(reason({ VERCEL: "1" })).toBe("VERCEL is set (Vercel)");
+    expect(reason({ VERCEL: "1", VERCEL_ENV: "development", DEBUG: "true", NODE_ENV: "qa" })).toBe(
+      "NODE_ENV is set to something other than development or test",
+    );
+    expect(reason({ VERCEL_ENV: "development", NODE_ENV: "qa" })).toBe("NODE_ENV is set to something other than development or test");
+  });
+
+  it("development says which path chose it", () => {
+    expect(reason({})).toBe("no hosting platform recognised, NODE_ENV is unset, development or test, and DEPLOY_ENV is unset");
+    expect(reason({ DEPLOY_ENV: "Local" })).toBe(
+      "no hosting platform recognised, NODE_ENV is unset, development or test, and DEPLOY_ENV=local",
+    );
+    expect(reason({ VERCEL: "1", VERCEL_ENV: "development", DEBUG: "true" })).toBe(
+      "vercel dev (VERCEL=1 with VERCEL_ENV=development) and DEBUG=true",
+    );
+    expect(reason({ VERCEL: " ", RENDER: "" })).toBe(
+      "no hosting platform recognised, NODE_ENV is unset, development or test, and DEPLOY_ENV is unset",
+    );
+  });
+
+  it("platform: the first recognised, or null", () => {
+    const platform = (env: RawEnv) => loadConfig(env).platform;
+    expect(platform({ RENDER: "true" })).toBe("render");
+    expect(platform({ DYNO: "x", RENDER: "y" })).toBe("render");
+    expect(platform({ NODE_ENV: "staging" })).toBeNull();
+    expect(platform({ VERCEL: "1", VERCEL_ENV: "development", DEBUG: "true" })).toBeNull();
+    expect(platform({ VERCEL: "1", VERCEL_ENV: "development", DEBUG: "true", FLY_APP_NAME: "a" })).toBe("fly");
+    expect(platform({ VERCEL: "1", VERCEL_ENV: "development" })).toBe("vercel");
+    expect(platform({})).toBeNull();
+  });
+});
