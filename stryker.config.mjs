@@ -17,9 +17,20 @@ function functionLines(file, opening) {
 }
 
 export const mutationModules = {
-  crypto: { mutate: ["lib/platform/crypto.ts"], tests: ["tests/unit/crypto.security.test.ts"] },
+  crypto: {
+    mutate: ["lib/platform/crypto.ts"],
+    tests: [
+      "tests/unit/crypto.security.test.ts",
+      "tests/unit/config-check.error.test.ts",
+      "tests/keys/keys-encryption.security.test.ts",
+      "tests/keys/keys-fingerprint.happy.test.ts",
+    ],
+  },
   "local-only": { mutate: ["lib/platform/dev/local-only.ts"], tests: ["tests/unit/local-only.security.test.ts"] },
-  modes: { mutate: [functionLines("lib/platform/env.ts", "function decideMode(")], tests: ["tests/unit/mode-table.security.test.ts"] },
+  modes: {
+    mutate: [functionLines("lib/platform/env.ts", "function decideMode(")],
+    tests: ["tests/unit/mode-table.security.test.ts"],
+  },
   "log-scrubbing": { mutate: ["lib/platform/log.ts"], tests: ["tests/unit/log.security.test.ts"] },
   auth: {
     mutate: ["lib/platform/auth/token.ts", "lib/platform/auth/verify.ts"],

@@ -113,14 +113,52 @@ describe("stepDataProblems", () => {
 
 describe("hasLoneSurrogate", () => {
   it("finds unpaired halves only", () => {
-    for (const text of ["", "abc", "😀", "a😀b😀", "\ud83d\ude00"]) expect(hasLoneSurrogate(text), JSON.stringify(text)).toBe(false);
-    for (const text of ["\ud800", "\udc00", "a\ud800b", "\ud800\ud800", "😀\ud83d", "\ude00\ud83d", "x\udfff"]) {
+    for (const text of ["", "abc", "😀", "a😀b😀", "\ud83d\ude00", "ｘ\uffff\ue000", "\udbff\udc00", "\ud800\udc00", "\ud800\udfff"]) {
+      expect(hasLoneSurrogate(text), JSON.stringify(text)).toBe(false);
+    }
+    for (const text of [
+      "\ud800",
+      "\udc00",
+      "a\ud800b",
+      "\ud800\ud800",
+      "😀\ud83d",
+      "\ude00\ud83d",
+      "x\udfff",
+      "\ud800\ue000",
+      "\udbff\ud7ff",
+    ]) {
       expect(hasLoneSurrogate(text), JSON.stringify(text)).toBe(true);
     }
   });
 });
 
+describe("exact messages, paths and edges", () => {
+  it("says what was wrong and where, as a path of names and array indexes", () => {
+    expect(stepDataProblems({ a: ["ok", "x\u0000"] })).toEqual([
+      { path: ["a", 1], pointer: "/a/1", message: "a value contains a NUL character (\\u0000)" },
+    ]);
+    expect(stepDataProblems({ "b\u0000": 1 })).toEqual([
+      { path: [], pointer: "", message: "a property name contains a NUL character (\\u0000)" },
+    ]);
+    expect(stepDataProblems({ c: "\ud800" })[0]!.message).toBe("a value contains a lone surrogate (not Unicode text)");
+    expect(stepDataProblems({ d: keys.exa })[0]!.message).toBe(
+      "a value is shaped like an API key or secret; send keys in data.api_keys (stored encrypted), never as step data (stored and exported as text)",
+    );
+  });
+
+  it("nothing at all (undefined) has no problem", () => {
+    expect(stepDataProblems(undefined)).toEqual([]);
+  });
+});
+
 describe("refineStepData", () => {
+  it("adds custom issues", () => {
+    const parsed = z.looseObject({}).superRefine(refineStepData()).safeParse({ a: "\u0000" });
+    expect(parsed.error!.issues.map((i) => [i.code, i.path, i.message])).toEqual([
+      ["custom", ["a"], "a value contains a NUL character (\\u0000)"],
+    ]);
+  });
+
   it("turns each problem into a zod issue at its path", () => {
     const schema = z.object({ data: z.looseObject({}).superRefine(refineStepData({ skip: ["api_keys"] })) });
     const parsed = schema.safeParse({ data: { a: { b: "\u0000" }, api_keys: { gemini: keys.gemini }, c: "\ud800" } });
