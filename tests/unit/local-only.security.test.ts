@@ -79,6 +79,16 @@ describe("proxy headers in development", () => {
       { via: "1.1 localhost:3000" },
       { via: "1.1 127.0.0.1, HTTP/1.1 [::1]:8080" },
       { "x-forwarded-host": "LOCALHOST" },
+      // Exactly what `vercel dev` sends its functions (the Vercel CLI's getProxyHeaders, with xfwd).
+      {
+        "x-real-ip": "::ffff:127.0.0.1",
+        "x-vercel-forwarded-for": "::ffff:127.0.0.1",
+        "x-vercel-deployment-url": "localhost:3000",
+        "x-vercel-id": "dev1::abcde-1234",
+        "x-forwarded-host": "localhost:3000",
+        "x-forwarded-proto": "http",
+        "x-forwarded-for": "::ffff:127.0.0.1",
+      },
     ];
     for (const headers of allowed) expect(reasonFor({ ...nginx, ...headers }), JSON.stringify(headers)).toBeNull();
   });
@@ -113,6 +123,7 @@ describe("Forwarded (RFC 7239), header lengths and odd spellings", () => {
     refused({ forwarded: "for=127.0.0.1, by=127.0.0.1" });
     refused({ forwarded: 'for=x127.0.0.1"' });
     refused({ forwarded: "for=x127.0.0.1x" });
+    refused({ forwarded: 'for="127.0.0.1x' });
     refused({ forwarded: 'for="' });
     refused({ forwarded: 'for=""' });
     refused({ forwarded: "for=_hidden" });
