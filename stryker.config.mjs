@@ -40,9 +40,24 @@ export const mutationModules = {
   "step-data": { mutate: ["lib/onboarding/step-data.ts"], tests: ["tests/unit/step-data.security.test.ts"] },
   "cross-site": { mutate: ["lib/http/middleware/cross-site.ts"], tests: ["tests/batteries/cross-site.security.test.ts"] },
   webhook: { mutate: ["lib/account/clerk-webhook.ts"], tests: ["tests/account/account.security.test.ts"] },
-  "key-store": { mutate: ["lib/keys/store.ts"], tests: ["tests/keys/keys.security.test.ts", "tests/keys/keys-typing.security.test.ts"] },
+  // The user scoping of every key query (not the save statement's typing-run bookkeeping).
+  "key-store": {
+    mutate: [
+      functionLines("lib/keys/store.ts", "export async function listKeys("),
+      functionLines("lib/keys/store.ts", "export async function deleteKey("),
+      functionLines("lib/keys/store.ts", "function buildKeyQueries("),
+      functionLines("lib/keys/store.ts", "export function userCiphertextsSql("),
+      functionLines("lib/keys/store.ts", "export function accountKeyDeletionSql("),
+      functionLines("lib/keys/store.ts", "export async function listKeyEvents("),
+    ],
+    tests: ["tests/keys/keys.security.test.ts"],
+  },
+  // The reservation against the monthly cap, and the refusal past it.
   budget: {
-    mutate: ["lib/generation/budget.ts"],
+    mutate: [
+      functionLines("lib/generation/budget.ts", "export function reservationSql("),
+      functionLines("lib/generation/budget.ts", "export function budgetExceeded("),
+    ],
     tests: ["tests/budget/budget.happy.test.ts", "tests/budget/budget-holes.security.test.ts"],
   },
 };

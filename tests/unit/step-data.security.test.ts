@@ -126,6 +126,7 @@ describe("hasLoneSurrogate", () => {
       "x\udfff",
       "\ud800\ue000",
       "\udbff\ud7ff",
+      "\udc00\udc01",
     ]) {
       expect(hasLoneSurrogate(text), JSON.stringify(text)).toBe(true);
     }
