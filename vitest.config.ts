@@ -20,6 +20,7 @@ const unit = [
   "tests/unit/auth.security.test.ts",
   "tests/unit/config-check.error.test.ts",
   "tests/unit/config.happy.test.ts",
+  "tests/unit/crypto-keyring.security.test.ts",
   "tests/unit/crypto.security.test.ts",
   "tests/unit/linear-regex.security.test.ts",
   "tests/unit/local-only.security.test.ts",
