@@ -3,9 +3,16 @@
  * (by position, never by id or content), each low-entropy reason and its boundary, which use
  * refuses which entry. Written from StrykerJS's surviving mutants (docs/mutation-testing.md).
  */
-import { randomBytes } from "node:crypto";
+import { createHmac, hkdfSync, randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { generateKeyringEntry, lowEntropyReason, parseKeyring, refusedEntries, type Keyring } from "../../lib/platform/crypto.js";
+import {
+  generateKeyringEntry,
+  keyFingerprint,
+  lowEntropyReason,
+  parseKeyring,
+  refusedEntries,
+  type Keyring,
+} from "../../lib/platform/crypto.js";
 
 const b64 = (bytes: number[] | Uint8Array) => Buffer.from(bytes).toString("base64");
 const random32 = () => b64(randomBytes(32));
@@ -140,5 +147,37 @@ describe("generateKeyringEntry", () => {
     expect(material.endsWith("=")).toBe(true);
     expect(Buffer.from(material, "base64")).toHaveLength(32);
     expect(parse(entry).lowEntropy).toEqual([]);
+  });
+});
+
+describe("keyFingerprint", () => {
+  const entryA = `fa:${b64(good)}`;
+  const entryB = `fb:${random32()}`;
+  it("is keyId:HMAC-SHA256 of user, provider and key (NUL-separated) under HKDF-SHA256(key, info 'byok-functions key fingerprint v1')", () => {
+    const keyring = parse(`${entryA},${entryB}`);
+    const derived = Buffer.from(hkdfSync("sha256", Buffer.from(good), new Uint8Array(0), "byok-functions key fingerprint v1", 32));
+    const expected = createHmac("sha256", derived).update("user_1\0gemini\0AIzaSecret", "utf8").digest("base64url");
+    expect(keyFingerprint(keyring, "user_1", "gemini", "AIzaSecret")).toBe(`fa:${expected}`);
+    // Cached per key: the same answer again.
+    expect(keyFingerprint(keyring, "user_1", "gemini", "AIzaSecret")).toBe(`fa:${expected}`);
+    // Non-ASCII keys are hashed as UTF-8.
+    const utf8 = createHmac("sha256", derived).update("user_1\0gemini\0ключ", "utf8").digest("base64url");
+    expect(keyFingerprint(keyring, "user_1", "gemini", "ключ")).toBe(`fa:${utf8}`);
+  });
+
+  it("differs for another user, provider, key or encryption key", () => {
+    const keyring = parse(`${entryA},${entryB}`);
+    const other = parse(`${entryB},${entryA}`);
+    const base = keyFingerprint(keyring, "u", "gemini", "k");
+    expect(
+      new Set([
+        base,
+        keyFingerprint(keyring, "v", "gemini", "k"),
+        keyFingerprint(keyring, "u", "exa", "k"),
+        keyFingerprint(keyring, "u", "gemini", "k2"),
+      ]).size,
+    ).toBe(4);
+    expect(keyFingerprint(other, "u", "gemini", "k").startsWith("fb:")).toBe(true);
+    expect(keyFingerprint(other, "u", "gemini", "k").slice(3)).not.toBe(base.slice(3));
   });
 });
