@@ -28,7 +28,10 @@ export const mutationModules = {
     mutate: [functionLines("lib/platform/env.ts", "function decideMode(")],
     tests: ["tests/unit/mode-table.security.test.ts"],
   },
-  "log-scrubbing": { mutate: ["lib/platform/log.ts"], tests: ["tests/unit/log.security.test.ts"] },
+  "log-scrubbing": {
+    mutate: ["lib/platform/log.ts"],
+    tests: ["tests/unit/log.security.test.ts", "tests/unit/log-redaction.security.test.ts"],
+  },
   auth: {
     mutate: ["lib/platform/auth/token.ts", "lib/platform/auth/verify.ts"],
     tests: ["tests/unit/auth.security.test.ts", "tests/unit/auth-cache.security.test.ts"],

@@ -24,6 +24,7 @@ const unit = [
   "tests/unit/crypto.security.test.ts",
   "tests/unit/linear-regex.security.test.ts",
   "tests/unit/local-only.security.test.ts",
+  "tests/unit/log-redaction.security.test.ts",
   "tests/unit/log.security.test.ts",
   "tests/unit/mode-table.security.test.ts",
   "tests/unit/providers-exa.error.test.ts",
