@@ -6,7 +6,10 @@
 import { createHmac, hkdfSync, randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import {
+  decryptKey,
+  encryptKey,
   generateKeyringEntry,
+  keyAad,
   keyFingerprint,
   lowEntropyReason,
   parseKeyring,
@@ -179,5 +182,19 @@ describe("keyFingerprint", () => {
     ).toBe(4);
     expect(keyFingerprint(other, "u", "gemini", "k").startsWith("fb:")).toBe(true);
     expect(keyFingerprint(other, "u", "gemini", "k").slice(3)).not.toBe(base.slice(3));
+  });
+});
+
+describe("decryptKey: the stored format's nonce is exactly 12 bytes", () => {
+  it("a value with a nonce of another length is malformed (not merely a failed decryption)", () => {
+    const keyring = parse(`n1:${random32()}`);
+    const aad = keyAad("user_nonce", "gemini");
+    const stored = encryptKey(keyring, "AIzaNonceCheck", aad);
+    const [id, , body] = stored.split(":") as [string, string, string];
+    for (const bytes of [8, 11, 13, 16]) {
+      const other = `${id}:${randomBytes(bytes).toString("base64url")}:${body}`;
+      expect(decryptKey(keyring, other, aad), `${bytes}-byte nonce`).toEqual({ ok: false, error: "malformed" });
+    }
+    expect(decryptKey(keyring, stored, aad)).toEqual({ ok: true, value: "AIzaNonceCheck" });
   });
 });
