@@ -51,6 +51,8 @@ describe("redact: each shape at its boundary", () => {
     expect(redact(`abceyJ${"h".repeat(5)}.${"p".repeat(5)}.s`)).toBe(`abc${R}`);
     expect(redact(`zz.${"y".repeat(20)}.${"w".repeat(20)}`)).toBe(`zz.${"y".repeat(20)}.${"w".repeat(20)}`);
     expect(redact(`eyJ${"h".repeat(5)}.${"p".repeat(5)}`)).toBe(`eyJ${"h".repeat(5)}.${"p".repeat(5)}`); // two segments only
+    // Five characters must follow the eyJ itself, not merely be somewhere in its segment.
+    expect(redact(`aaaaaaaaeyJab.${"p".repeat(5)}.sig`)).toBe(`aaaaaaaaeyJab.${"p".repeat(5)}.sig`);
   });
 });
 
