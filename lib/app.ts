@@ -3,8 +3,8 @@
  * and tests call it in-process with `app.request(...)`. One pipeline for every route, each
  * step a middleware of lib/http/middleware/:
  *
- *   request id → runtime → local only (development) → CORS → cross-site guard (JSON bodies,
- *   known origins) → body limit → dependencies →
+ *   request id → runtime → local only (development) → CORS → body limit → cross-site guard
+ *   (JSON bodies, known origins) → dependencies →
  *   the mode's router (lib/http/router.ts: auth → params → query → body → handler, which counts
  *   its rate limit in its own statement; else 204 / 405 / 404) → one error handler
  *   (lib/http/error-handler.ts) rendering problem+json.
@@ -50,8 +50,8 @@ export function createApp(routes: readonly AnyRoute[], options: AppOptions = {})
   app.use(bindRuntime(options.runtime ?? processRuntime));
   app.use(localOnlyInDevelopment);
   app.use(allowListCors(allowTable(routes)));
-  app.use(crossSiteGuard);
   app.use(bodyLimit);
+  app.use(crossSiteGuard);
   app.use(bindDeps);
   app.all("*", (c) => routerFor(c.get("runtime").config.mode).dispatch(c));
   app.onError(renderError);

@@ -3,7 +3,7 @@
  * `text/plain`, form or multipart body, or with no body at all, without a CORS preflight; the
  * browser only hides the answer. Such a request must not change anything (in development it
  * runs on the operator's `.env` keys without sign-in). So, for every method but GET, HEAD and
- * OPTIONS, before the body is read or a handler runs:
+ * OPTIONS, before a handler runs (after middleware/body-limit.ts, whose 413 comes first):
  *
  * - a request with a body must say `content-type: application/json` (or `+json`), which no
  *   page can send cross-site without a preflight that CORS answers for ALLOWED_ORIGINS only:
@@ -30,11 +30,20 @@ export function isJsonContentType(value: string | undefined): boolean {
   return subtype === "json" || (subtype.endsWith("+json") && subtype.length > "+json".length);
 }
 
-/** Does the request carry a body? A declared length above 0, a chunked one, or (in-process) a body stream. */
-function hasBody(request: Request, contentLength: string | undefined, transferEncoding: string | undefined): boolean {
+/**
+ * Does the request carry a body? A declared length above 0, or a chunked one; without either
+ * (requests built in-process, some adapters), the bytes middleware/body-limit.ts already read.
+ * Not `request.body !== null`: @hono/node-server gives every POST and DELETE a body stream,
+ * empty or not.
+ */
+async function hasBody(
+  contentLength: string | undefined,
+  transferEncoding: string | undefined,
+  readBody: () => Promise<Uint8Array>,
+): Promise<boolean> {
   if (transferEncoding !== undefined) return true;
   if (contentLength !== undefined) return contentLength.trim() !== "0";
-  return request.body !== null;
+  return (await readBody()).byteLength > 0;
 }
 
 /** The origin's host (`name:port`), or null when it is not an http(s) origin. */
@@ -50,7 +59,7 @@ function originHost(origin: string): string | null {
 export const crossSiteGuard: MiddlewareHandler<AppEnv> = async (c, next) => {
   if (SAFE_METHODS.has(c.req.method)) return next();
   const contentType = c.req.header("content-type");
-  if (hasBody(c.req.raw, c.req.header("content-length"), c.req.header("transfer-encoding"))) {
+  if (await hasBody(c.req.header("content-length"), c.req.header("transfer-encoding"), c.get("readBody"))) {
     if (isJsonContentType(contentType)) return next();
     throw new AppError("unsupported-media-type", { detail: "send the body as JSON with content-type: application/json" });
   }
