@@ -22,6 +22,7 @@ const unit = [
   "tests/unit/clerk-webhook.security.test.ts",
   "tests/unit/config-check.error.test.ts",
   "tests/unit/config.happy.test.ts",
+  "tests/unit/cross-site.security.test.ts",
   "tests/unit/crypto-keyring.security.test.ts",
   "tests/unit/crypto.security.test.ts",
   "tests/unit/linear-regex.security.test.ts",
