@@ -15,7 +15,7 @@ const runtime = createRuntime(loadConfig({ ALLOWED_ORIGINS: "https://app.example
   logSink: memorySink().sink,
 });
 const app = createApp([], { runtime });
-const send = async (method: string, init: { headers?: Record<string, string>; body?: string | Uint8Array } = {}) =>
+const send = async (method: string, init: { headers?: Record<string, string>; body?: BodyInit } = {}) =>
   (await app.fetch(new Request("http://localhost:3000/api/nothing", { method, headers: init.headers, body: init.body }))).status;
 
 describe("the cross-site guard", () => {
