@@ -57,6 +57,8 @@ describe("the cross-site guard", () => {
       "javascript:alert(1)",
       "not a url",
       "https://APP.example",
+      "ftp://localhost:3000",
+      "ws://localhost:3000",
     ]) {
       expect(await send("DELETE", { headers: { origin } }), origin).toBe(403);
       expect(await send("POST", { headers: { origin } }), origin).toBe(403);
@@ -105,6 +107,8 @@ describe("isJsonContentType", () => {
       "multipart/form-data",
       "json",
       "xapplication/json",
+      "text/plain12json",
+      "image/svg+xml+json",
     ]) {
       expect(isJsonContentType(type), String(type)).toBe(false);
     }
