@@ -62,7 +62,7 @@ export const mutationModules = {
       functionLines("lib/generation/budget.ts", "export function reservationSql("),
       functionLines("lib/generation/budget.ts", "export function budgetExceeded("),
     ],
-    tests: ["tests/budget/budget.happy.test.ts", "tests/budget/budget-holes.security.test.ts"],
+    tests: ["tests/budget/budget.happy.test.ts", "tests/budget/budget-holes.security.test.ts", "tests/unit/budget-exceeded.error.test.ts"],
   },
 };
 

@@ -19,6 +19,7 @@ const unit = [
   "tests/unit/auth-cache.security.test.ts",
   "tests/unit/auth-token.security.test.ts",
   "tests/unit/auth.security.test.ts",
+  "tests/unit/budget-exceeded.error.test.ts",
   "tests/unit/clerk-webhook.security.test.ts",
   "tests/unit/config-check.error.test.ts",
   "tests/unit/config.happy.test.ts",
