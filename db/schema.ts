@@ -142,7 +142,10 @@ export const keyEvents = pgTable(
     provider: text("provider"),
     action: text("action").notNull(),
     keyVersion: text("key_version"),
+    /** The client's x-request-id when it sent a usable one, else the server's own. */
     requestId: text("request_id"),
+    /** The id the server made for the request, whatever the client sent (null in rows older than this column). */
+    serverRequestId: text("server_request_id"),
     createdAt: createdAt(),
   },
   (t) => [
@@ -163,6 +166,7 @@ export const usageEvents = pgTable(
     outputTokens: integer("output_tokens").notNull().default(0),
     costUsd: numeric("cost_usd", { precision: 14, scale: 8 }).notNull().default("0"),
     requestId: text("request_id"),
+    serverRequestId: text("server_request_id"),
     /** The call was cut short (client left, stream failed): billed for what the provider processed. */
     partial: boolean("partial").notNull().default(false),
     /** Some token counts are our estimate (~4 characters a token), not the provider's report. */

@@ -3,7 +3,8 @@
  * and tests call it in-process with `app.request(...)`. One pipeline for every route, each
  * step a middleware of lib/http/middleware/:
  *
- *   request id → runtime → local only (development) → CORS → body limit → dependencies →
+ *   request id → runtime → local only (development) → CORS → body limit → cross-site guard
+ *   (JSON bodies, known origins) → dependencies →
  *   the mode's router (lib/http/router.ts: auth → params → query → body → handler, which counts
  *   its rate limit in its own statement; else 204 / 405 / 404) → one error handler
  *   (lib/http/error-handler.ts) rendering problem+json.
@@ -21,6 +22,7 @@ import { requestId } from "./http/middleware/request-id.js";
 import { bindRuntime, type RuntimeSource } from "./http/middleware/runtime.js";
 import { localOnlyInDevelopment } from "./http/middleware/local-only.js";
 import { allowListCors } from "./http/middleware/cors.js";
+import { crossSiteGuard } from "./http/middleware/cross-site.js";
 import { bodyLimit } from "./http/middleware/body-limit.js";
 import { bindDeps } from "./http/middleware/deps.js";
 import type { Mode } from "./platform/env.js";
@@ -49,6 +51,7 @@ export function createApp(routes: readonly AnyRoute[], options: AppOptions = {})
   app.use(localOnlyInDevelopment);
   app.use(allowListCors(allowTable(routes)));
   app.use(bodyLimit);
+  app.use(crossSiteGuard);
   app.use(bindDeps);
   app.all("*", (c) => routerFor(c.get("runtime").config.mode).dispatch(c));
   app.onError(renderError);

@@ -119,6 +119,7 @@ const problemDetails: Partial<Record<ErrorCode, string>> = {
   "missing-provider-key": "no gemini key saved for this user",
   "payload-too-large": `the body is larger than ${MAX_BODY_BYTES} bytes`,
   "unsupported-media-type": "send the body as JSON with content-type: application/json",
+  "cross-site-request": "a request without a body from another site's page is refused (it could change state without the user's consent)",
   "provider-rejected-key":
     "gemini rejected the saved API key (HTTP 401 ACCESS_TOKEN_TYPE_UNSUPPORTED): Google no longer accepts standard Gemini keys (AIza…): create a new key in Google AI Studio (aistudio.google.com/apikey) and save it here",
   "model-unavailable":
@@ -226,6 +227,8 @@ export function routeProblems(route: AnyRoute): ErrorCode[] {
   return [
     ...(route.auth ? protectedProblems : []),
     ...(route.body ? bodyProblems : []),
+    // Every state-changing method: a body that is not JSON, or no body from a foreign Origin (lib/http/middleware/cross-site.ts).
+    ...(route.method !== "GET" ? (["unsupported-media-type", "cross-site-request"] as ErrorCode[]) : []),
     ...(route.query ? (["invalid-request"] as ErrorCode[]) : []),
     ...(route.params || route.developmentOnly ? (["not-found"] as ErrorCode[]) : []),
     ...(route.rateLimit ? (["rate-limited"] as ErrorCode[]) : []),

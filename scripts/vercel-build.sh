@@ -70,6 +70,7 @@ build_env=(
   VERCEL_TELEMETRY_DISABLED=1
   NO_UPDATE_NOTIFIER=1
   FORCE_COLOR=0
+  "CLERK_PUBLISHABLE_KEY=${CLERK_PUBLISHABLE_KEY:-}" # the web app's exact CSP (scripts/vercel-headers.ts, from vercel.json buildCommand)
 )
 
 offline=()

@@ -41,7 +41,7 @@ export interface AccountDeletion {
  */
 export async function deleteAccountData(
   database: Database,
-  input: { userId: string; requestId: string; delivery?: { id: string; type: string } },
+  input: { userId: string; requestId: string; serverRequestId?: string; delivery?: { id: string; type: string } },
 ): Promise<AccountDeletion> {
   const { userId, delivery } = input;
   const gate = delivery
@@ -56,7 +56,12 @@ export async function deleteAccountData(
       ),
       gate as (select exists (select 1 from delivery) as go),`
     : sql`gate as (select true as go),`;
-  const keyRows = accountKeyDeletionSql({ userId, requestId: input.requestId, when: sql`(select go from gate)` });
+  const keyRows = accountKeyDeletionSql({
+    userId,
+    requestId: input.requestId,
+    serverRequestId: input.serverRequestId,
+    when: sql`(select go from gate)`,
+  });
   const [row] = await database.rows<
     Record<"processed" | "keys" | "sessions" | "usage_events" | "rate_limits" | "budgets" | "audit_events", unknown>
   >(sql`
@@ -113,7 +118,11 @@ export async function deleteAccountData(
  * are the caller's copies there, as when deleting one key).
  */
 export async function deleteOwnAccount(deps: Deps, userId: string): Promise<AccountDeletion> {
-  const result = await deleteAccountData(await deps.database(), { userId, requestId: deps.requestId });
+  const result = await deleteAccountData(await deps.database(), {
+    userId,
+    requestId: deps.requestId,
+    serverRequestId: deps.serverRequestId,
+  });
   await envMirror(deps).remove(providers);
   deps.logger.info("account data deleted", { userId, via: "api", ...result.removed });
   return result;
@@ -141,9 +150,10 @@ export async function exportAccountData(deps: Deps, userId: string): Promise<Acc
       output_tokens: number;
       cost_usd: string | number;
       request_id: string | null;
+      server_request_id: string | null;
       created_at: unknown;
     }>(sql`
-      select provider, operation, model, input_tokens, output_tokens, cost_usd, request_id, created_at
+      select provider, operation, model, input_tokens, output_tokens, cost_usd, request_id, server_request_id, created_at
       from usage_events where user_id = ${userId} order by created_at, id`),
     listKeyEvents(database, userId),
     database.rows<{ bucket: string; window_start: unknown; count: number }>(
@@ -189,6 +199,7 @@ export async function exportAccountData(deps: Deps, userId: string): Promise<Acc
       outputTokens: Number(u.output_tokens),
       costUsd: roundUsd(Number(u.cost_usd)),
       requestId: u.request_id,
+      serverRequestId: u.server_request_id,
       createdAt: iso(u.created_at),
     })),
     auditEvents,

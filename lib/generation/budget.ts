@@ -234,7 +234,7 @@ export async function settleGeneration(database: Database, settlement: Settlemen
   const { userId } = settlement;
   const usageRows = settlement.usage.map(
     (r) =>
-      sql`(${r.userId}::text, ${r.provider}::text, ${r.operation}::text, ${r.model ?? null}::text, ${r.inputTokens ?? 0}::int, ${r.outputTokens ?? 0}::int, ${r.costUsd.toFixed(8)}::numeric, ${r.requestId}::text, ${r.partial ?? false}::boolean, ${r.tokensEstimated ?? false}::boolean)`,
+      sql`(${r.userId}::text, ${r.provider}::text, ${r.operation}::text, ${r.model ?? null}::text, ${r.inputTokens ?? 0}::int, ${r.outputTokens ?? 0}::int, ${r.costUsd.toFixed(8)}::numeric, ${r.requestId}::text, ${r.serverRequestId ?? null}::text, ${r.partial ?? false}::boolean, ${r.tokensEstimated ?? false}::boolean)`,
   );
   const health = keyHealthUpdateSql(userId, settlement.health);
   await database.rows(sql`
@@ -251,8 +251,8 @@ export async function settleGeneration(database: Database, settlement: Settlemen
     ${
       usageRows.length > 0
         ? sql`, usage as (
-      insert into usage_events (user_id, provider, operation, model, input_tokens, output_tokens, cost_usd, request_id, partial, tokens_estimated)
-      select v.* from (values ${sql.join(usageRows, sql`, `)}) as v (user_id, provider, operation, model, input_tokens, output_tokens, cost_usd, request_id, partial, tokens_estimated)
+      insert into usage_events (user_id, provider, operation, model, input_tokens, output_tokens, cost_usd, request_id, server_request_id, partial, tokens_estimated)
+      select v.* from (values ${sql.join(usageRows, sql`, `)}) as v (user_id, provider, operation, model, input_tokens, output_tokens, cost_usd, request_id, server_request_id, partial, tokens_estimated)
       where exists (select 1 from settled)
     )`
         : sql``

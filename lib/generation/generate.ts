@@ -33,7 +33,8 @@ export type GenerationEvent = {
   [K in GenerationEventName]: { event: K; data: z.output<(typeof generationEvents)[K]> };
 }[Exclude<GenerationEventName, "error">];
 
-type GenerationDeps = Pick<Deps, "config" | "logger" | "requestId" | "database" | "keyring" | "once">;
+type GenerationDeps = Pick<Deps, "config" | "logger" | "requestId" | "database" | "keyring" | "once"> &
+  Partial<Pick<Deps, "serverRequestId">>;
 
 export const MAX_SOURCES = 8;
 const RESULTS_PER_SEARCH = 5;
@@ -461,7 +462,7 @@ async function* run(
         userId: job.userId,
         reservationId: job.reservation.id,
         chargeUsd,
-        usage: usageRecords,
+        usage: usageRecords.map((record) => ({ ...record, serverRequestId: deps.serverRequestId })),
         health,
       });
     } catch (error) {

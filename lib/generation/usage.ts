@@ -21,6 +21,8 @@ export interface UsageRecord {
   outputTokens?: number;
   costUsd: number;
   requestId: string;
+  /** The id the server made for the request (stored beside the client's requestId). */
+  serverRequestId?: string;
   /** Cut short (the client left, the stream failed): tokens up to that point. */
   partial?: boolean;
   /** Some token counts are estimated (`estimateTokens`), not reported by the provider. */

@@ -6,6 +6,8 @@ export type AppEnv = {
   Variables: {
     /** Set first (middleware/request-id.ts); every answer carries it as `x-request-id`. */
     requestId: string;
+    /** The id this server made for the request, whatever the client sent (stored beside requestId in audit and usage rows). */
+    serverRequestId: string;
     /** The instance's runtime (middleware/runtime.ts). */
     runtime: Runtime;
     /** The runtime bound to this request (middleware/deps.ts). */

@@ -98,6 +98,7 @@ export async function saveUserKeys(
     validated,
     keyring,
     requestId: deps.requestId,
+    serverRequestId: deps.serverRequestId,
     limits: keyWritesLimit === 0 ? null : { keyWrites: keyWritesLimit, keyEdits: KEY_EDITS_PER_MINUTE },
   });
   let rateLimit: RateLimitState | null = null;
@@ -178,6 +179,7 @@ export async function deleteUserKey(deps: Deps, userId: string, provider: Provid
     userId,
     provider,
     requestId: deps.requestId,
+    serverRequestId: deps.serverRequestId,
     ...(limit > 0 ? { rateLimit: { countSql: rateLimitCountSql(userId, "key-writes"), limit } } : {}),
   });
   const state = limit > 0 ? rateLimitState(deps, { userId, bucket: "key-writes", limit, row: result.rateLimitRow }) : null;

@@ -115,6 +115,8 @@ export async function saveKeys(
     validated: ReadonlySet<Provider>;
     keyring: Keyring;
     requestId: string;
+    /** The id the server made for the request (stored beside the client's requestId). */
+    serverRequestId?: string;
     limits?: { keyWrites: number; keyEdits: number } | null;
   },
 ): Promise<SaveKeysOutcome> {
@@ -236,8 +238,8 @@ export async function saveKeys(
       from cur where cur.provider not in (select provider from up)
     ),
     audit as (
-      insert into key_events (user_id, provider, action, key_version, request_id)
-      select ${userId}, up.provider, case when up.inserted then 'save' else 'replace' end, up.key_version, ${input.requestId}
+      insert into key_events (user_id, provider, action, key_version, request_id, server_request_id)
+      select ${userId}, up.provider, case when up.inserted then 'save' else 'replace' end, up.key_version, ${input.requestId}, ${input.serverRequestId ?? null}::text
       from up join changed c on c.provider = up.provider
       -- A typing edit continuing a run (the stored key came from one too): its run has its row.
       where not coalesce(c.turns < 2 and c.was_turns < 2, false)
@@ -372,7 +374,7 @@ export function keysNeedingReplacement(views: readonly KeyView[]): Provider[] {
  */
 export async function deleteKey(
   database: Database,
-  input: { userId: string; provider: Provider; requestId: string; rateLimit?: { countSql: SQL; limit: number } },
+  input: { userId: string; provider: Provider; requestId: string; serverRequestId?: string; rateLimit?: { countSql: SQL; limit: number } },
 ): Promise<{ deleted: boolean; rateLimitRow?: { count: unknown; reset: unknown } }> {
   const limited = input.rateLimit;
   const [row] = await database.rows<{ deleted: number | string; rl_count: unknown; rl_reset: unknown }>(sql`
@@ -384,8 +386,8 @@ export async function deleteKey(
       returning k.provider, k.key_version
     ),
     audit as (
-      insert into key_events (user_id, provider, action, key_version, request_id)
-      select ${input.userId}, gone.provider, 'delete', gone.key_version, ${input.requestId} from gone
+      insert into key_events (user_id, provider, action, key_version, request_id, server_request_id)
+      select ${input.userId}, gone.provider, 'delete', gone.key_version, ${input.requestId}, ${input.serverRequestId ?? null}::text from gone
     )
     select (select count(*) from gone)::int as deleted,
            ${limited ? sql`(select count from rl) as rl_count, (select reset from rl) as rl_reset` : sql`null::int as rl_count, null::int as rl_reset`}
@@ -512,15 +514,19 @@ export function keyHealthUpdateSql(userId: string, updates: readonly KeyHealthUp
  * - `tombstone`: leaves one `account-delete` audit row in their place (user id, request id,
  *   time: no key material).
  */
-export function accountKeyDeletionSql(input: { userId: string; requestId: string; when: SQL }): { keys: SQL; audit: SQL; tombstone: SQL } {
+export function accountKeyDeletionSql(input: { userId: string; requestId: string; serverRequestId?: string; when: SQL }): {
+  keys: SQL;
+  audit: SQL;
+  tombstone: SQL;
+} {
   const { userId, when } = input;
   return {
     keys: sql`delete from api_keys k using onboarding_sessions s
       where ${when} and k.session_id = s.id and s.user_id = ${userId}
       returning k.id`,
     audit: sql`delete from key_events e where ${when} and e.user_id = ${userId} returning e.id`,
-    tombstone: sql`insert into key_events (user_id, provider, action, key_version, request_id)
-      select ${userId}, null, 'account-delete', null, ${input.requestId} where ${when}`,
+    tombstone: sql`insert into key_events (user_id, provider, action, key_version, request_id, server_request_id)
+      select ${userId}, null, 'account-delete', null, ${input.requestId}, ${input.serverRequestId ?? null}::text where ${when}`,
   };
 }
 
@@ -530,6 +536,8 @@ export interface KeyEventView {
   action: string;
   keyVersion: string | null;
   requestId: string | null;
+  /** The id the server made for that request (null for rows older than it). */
+  serverRequestId: string | null;
   createdAt: string;
 }
 
@@ -540,14 +548,16 @@ export async function listKeyEvents(database: Database, userId: string): Promise
     action: string;
     key_version: string | null;
     request_id: string | null;
+    server_request_id: string | null;
     created_at: unknown;
   }>(sql`
-      select provider, action, key_version, request_id, created_at from key_events where user_id = ${userId} order by created_at, id`);
+      select provider, action, key_version, request_id, server_request_id, created_at from key_events where user_id = ${userId} order by created_at, id`);
   return rows.map((e) => ({
     provider: e.provider,
     action: e.action,
     keyVersion: e.key_version,
     requestId: e.request_id,
+    serverRequestId: e.server_request_id,
     createdAt: toIso(e.created_at),
   }));
 }
@@ -597,8 +607,8 @@ export async function resealKey(
           returning id, provider, key_version
         ),
         audit as (
-          insert into key_events (user_id, provider, action, key_version, request_id)
-          select ${row.userId}, up.provider, 'reencrypt', up.key_version, ${sealed.runId} from up
+          insert into key_events (user_id, provider, action, key_version, request_id, server_request_id)
+          select ${row.userId}, up.provider, 'reencrypt', up.key_version, ${sealed.runId}, ${sealed.runId} from up
         )
         select id from up
       `);

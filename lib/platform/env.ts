@@ -2,11 +2,12 @@
  * The one place that reads `process.env`. It is parsed once with zod into a frozen,
  * typed config; tests build their own with `loadConfig({...})` instead of mutating globals.
  *
- * Mode detection (docs/configuration.md "Modes") follows docs/api-key-flows.md, made fail-closed: any recognisable
- * hosting platform, `NODE_ENV=production`, or a DEPLOY_ENV other than `local`/`development`
- * means production, and DEBUG=true cannot undo that. The one exception is `vercel dev` on a
- * developer's machine (`VERCEL=1` with `VERCEL_ENV=development`, as `vercel env pull` writes
- * them) together with DEBUG=true. Everything else is development.
+ * Mode detection (docs/configuration.md "Modes", the rule table) follows docs/api-key-flows.md, made fail-closed: any
+ * recognisable hosting platform, a NODE_ENV other than `development`/`test` (`production`, `staging`, …), or a
+ * DEPLOY_ENV other than `local`/`development` means production, and DEBUG=true cannot undo that. The one
+ * exception is `vercel dev` on a developer's machine (`VERCEL=1` with `VERCEL_ENV=development`, as
+ * `vercel env pull` writes them) together with DEBUG=true. Development is what is left: `npm start`,
+ * `vercel dev` or a script on a machine that gives no signal at all.
  *
  * Whether the parsed configuration is usable (Clerk, key ring, …) is lib/platform/config-check.ts's
  * question; here only values that must never be used are refused (ConfigError).
@@ -71,7 +72,7 @@ export const hostingPlatforms = [
 
 export type Platform = (typeof hostingPlatforms)[number]["platform"];
 
-/** A provider base URL: http(s) only, in every mode (`z.url()` alone takes `file:`, `data:`, …). */
+/** A provider's (or Clerk's) base URL: http(s) only, in every mode (`z.url()` alone takes `file:`, `data:`, …). */
 const upstreamUrl = optionalString.pipe(z.url({ protocol: /^https?$/, error: "must be an http: or https: URL" }).optional());
 
 /** A non-negative USD amount such as `5` or `12.50` (at most 999999.99999999: numeric(14, 8)). */
@@ -102,7 +103,7 @@ const rawSchema = z.object({
   DATABASE_PREPARED_STATEMENTS: optionalString.pipe(z.enum(["named", "unnamed"]).optional()),
   CLERK_JWT_KEY: optionalString,
   CLERK_SECRET_KEY: optionalString,
-  CLERK_API_URL: optionalString,
+  CLERK_API_URL: upstreamUrl,
   CLERK_AUTHORIZED_PARTIES: list,
   CLERK_WEBHOOK_SIGNING_SECRET: webhookSecret,
   CLERK_PUBLISHABLE_KEY: optionalString,
@@ -116,6 +117,9 @@ const rawSchema = z.object({
   GEMINI_BASE_URL: upstreamUrl,
   EXA_BASE_URL: upstreamUrl,
   ALLOWED_ORIGINS: list,
+  HEALTH_TOKEN: optionalString.pipe(
+    z.string().min(16, "must be at least 16 characters (a random secret: /api/health gives its details to whoever sends it)").optional(),
+  ),
   PORT: positiveInt(3000),
   HOST: optionalString,
   LOG_LEVEL: optionalString.pipe(z.enum(["debug", "info", "warn", "error"]).optional()),
@@ -179,6 +183,8 @@ export interface Config {
   gemini: { model: string; baseUrl: string | undefined; price: { inputPerMillion: number; outputPerMillion: number } | undefined };
   exa: { baseUrl: string | undefined };
   allowedOrigins: string[];
+  /** Sent as `x-health-token`, it gives the caller /api/health's details in production (lib/system/routes/health.ts). */
+  healthToken: string | undefined;
   port: number;
   /** Address the local server (`npm start`) listens on: loopback unless production asks for more. */
   host: string;
@@ -242,7 +248,11 @@ function decideMode(
   const platforms = hostingPlatforms.filter((p) => present(p.variable) && !(p.variable === "VERCEL" && vercelDevWithDebug));
   const signals = platforms.map((p) => `${p.variable} is set (${p.name})`);
   if (assumeProduction) signals.unshift("checked as production (--production)");
-  if (e.NODE_ENV?.toLowerCase() === "production") signals.push("NODE_ENV=production");
+  const nodeEnv = e.NODE_ENV?.toLowerCase();
+  if (nodeEnv === "production") signals.push("NODE_ENV=production");
+  else if (nodeEnv !== undefined && nodeEnv !== "development" && nodeEnv !== "test") {
+    signals.push("NODE_ENV is set to something other than development or test");
+  }
   const deployEnv = e.DEPLOY_ENV?.toLowerCase();
   if (deployEnv !== undefined && deployEnv !== "local" && deployEnv !== "development") {
     signals.push("DEPLOY_ENV is set to something other than local or development");
@@ -259,8 +269,8 @@ function decideMode(
     mode: "development",
     modeReason:
       deployEnv === undefined
-        ? "no hosting platform recognised, NODE_ENV is not production and DEPLOY_ENV is unset"
-        : `no hosting platform recognised, NODE_ENV is not production and DEPLOY_ENV=${deployEnv}`,
+        ? "no hosting platform recognised, NODE_ENV is unset, development or test, and DEPLOY_ENV is unset"
+        : `no hosting platform recognised, NODE_ENV is unset, development or test, and DEPLOY_ENV=${deployEnv}`,
     platform: null,
   };
 }
@@ -295,8 +305,8 @@ export function loadConfig(env: RawEnv = process.env, options: LoadOptions = {})
     throw new ConfigError(["GEMINI_PRICE_INPUT_PER_MILLION and GEMINI_PRICE_OUTPUT_PER_MILLION go together: set both or neither"]);
   }
   if (production) {
-    // Users' provider keys travel to these URLs: in clear only to this machine.
-    const plain = (["GEMINI_BASE_URL", "EXA_BASE_URL"] as const).filter((name) => {
+    // Users' provider keys travel to these URLs, and CLERK_SECRET_KEY to Clerk's: in clear only to this machine.
+    const plain = (["GEMINI_BASE_URL", "EXA_BASE_URL", "CLERK_API_URL"] as const).filter((name) => {
       const value = e[name];
       if (value === undefined) return false;
       const url = new URL(value);
@@ -352,6 +362,7 @@ export function loadConfig(env: RawEnv = process.env, options: LoadOptions = {})
     },
     exa: { baseUrl: e.EXA_BASE_URL },
     allowedOrigins: e.ALLOWED_ORIGINS,
+    healthToken: e.HEALTH_TOKEN,
     port: e.PORT,
     host,
     logLevel: e.LOG_LEVEL ?? "info",

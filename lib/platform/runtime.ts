@@ -33,9 +33,11 @@ export interface Runtime {
 /** A runtime bound to one request: its logger carries the request id. */
 export interface Deps extends Runtime {
   readonly requestId: string;
+  /** The id the server made for this request (the same as requestId unless the client sent its own). */
+  readonly serverRequestId: string;
 }
 
-export function bindRequest(runtime: Runtime, requestId: string): Deps {
+export function bindRequest(runtime: Runtime, requestId: string, serverRequestId: string = requestId): Deps {
   return {
     config: runtime.config,
     logger: runtime.logger.scope({ requestId }),
@@ -45,6 +47,7 @@ export function bindRequest(runtime: Runtime, requestId: string): Deps {
     envWriter: runtime.envWriter,
     once: runtime.once,
     requestId,
+    serverRequestId,
   };
 }
 

@@ -8,20 +8,21 @@ import { modeSchema, providerSchema } from "../http/schemas.js";
 
 /**
  * `status`: `ok`; `degraded` when the database cannot be reached; `misconfigured` when the
- * configuration has an error (`misconfigured` names the variables, never their values).
- * `warnings` holds only what anonymous callers may read; the operator's warnings go to the
- * log and `npm run check-config`.
+ * configuration has an error. A stranger gets `status` and `mode` only; the rest is for the
+ * operator (`x-health-token`, or any caller in development, which answers this machine only):
+ * `misconfigured` names the variables, never their values; `warnings` holds only what may be
+ * shown (the operator's warnings go to the log and `npm run check-config`).
  */
 export const healthResponse = z.object({
   status: z.enum(["ok", "degraded", "misconfigured"]),
   mode: modeSchema,
   /** Which signal decided the mode, by variable name. */
-  modeReason: z.string(),
-  database: z.enum(["ok", "unavailable"]),
-  driver: z.enum(databaseDrivers),
-  misconfigured: z.array(z.string()),
-  warnings: z.array(z.string()),
-  version: z.string(),
+  modeReason: z.string().optional().describe("Operator only"),
+  database: z.enum(["ok", "unavailable"]).optional().describe("Operator only"),
+  driver: z.enum(databaseDrivers).optional().describe("Operator only"),
+  misconfigured: z.array(z.string()).optional().describe("Operator only"),
+  warnings: z.array(z.string()).optional().describe("Operator only"),
+  version: z.string().optional().describe("Operator only"),
 });
 export type HealthResponse = z.output<typeof healthResponse>;
 

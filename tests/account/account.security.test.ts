@@ -9,6 +9,7 @@ import { randomBytes } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
 import { sql } from "drizzle-orm";
 import { generateKeyringEntry } from "../../lib/platform/crypto.js";
+import { redact } from "../../lib/platform/log.js";
 import { accountExport, webhookResponse } from "../../lib/account/schemas.js";
 import { routes } from "../../lib/routes.js";
 import { createApp } from "../../lib/app.js";
@@ -358,6 +359,22 @@ for (const backend of backends) {
           headers: { accept: "application/json" },
         }),
       );
+      // Keys as step data (not in data.api_keys, where the key service takes them) are refused, never stored as text.
+      const stepKeys = sampleKeys(++seed);
+      for (const key of Object.values(stepKeys)) allKeys.add(key);
+      const smuggled = await prod.fetch(
+        request("POST", "/api/onboarding/step/4/complete", {
+          token: prod.token(userId),
+          body: { data: { gemini_api_key: stepKeys.gemini, profile: { tokens: [stepKeys.exa] }, [stepKeys.copilotkit]: 1 } },
+        }),
+      );
+      const refused = await expectStatus(smuggled, 400);
+      expect(refused.errors.map((e: { pointer: string }) => e.pointer).sort()).toEqual([
+        "/data",
+        "/data/gemini_api_key",
+        "/data/profile/tokens/0",
+      ]);
+      for (const key of Object.values(stepKeys)) expect(JSON.stringify(refused)).not.toContain(key);
       const other = await userWithEverything();
       const response = await prod.fetch(request("GET", "/api/me/export", { token: prod.token(userId) }));
       const text = await response.clone().text();
@@ -403,6 +420,23 @@ for (const backend of backends) {
       }
       expect(text).not.toContain(other.userId);
       expect(text).not.toContain(KEYRING.split(":")[1]);
+
+      // Every exported field, and every property name, at any depth: nothing shaped like a key or secret.
+      const pending: unknown[] = [JSON.parse(text)];
+      let strings = 0;
+      while (pending.length > 0) {
+        const value = pending.pop();
+        if (typeof value === "string") {
+          strings++;
+          expect(redact(value), "a key-shaped exported value").toBe(value);
+        } else if (value !== null && typeof value === "object") {
+          for (const [name, member] of Object.entries(value)) {
+            if (!Array.isArray(value)) expect(redact(name), "a key-shaped exported name").toBe(name);
+            pending.push(member);
+          }
+        }
+      }
+      expect(strings).toBeGreaterThan(20);
     });
   });
 }

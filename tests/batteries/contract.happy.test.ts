@@ -1,7 +1,7 @@
 /**
  * The OpenAPI document against real responses. For every route of the app's own list, a set
  * of scenarios (a valid request, no token, a bad body, a body too large, the wrong media
- * type, the rate limit, the database down, no Clerk configuration…) is sent through the app;
+ * type, no body from another site, the rate limit, the database down, no Clerk configuration…) is sent through the app;
  * each real answer must be a documented status of that operation, with a documented media
  * type, carrying every header the document promises for that status. And every documented
  * success status, and every generic problem status, is seen at least once.
@@ -41,6 +41,13 @@ function operation(route: AnyRoute): AnyObject {
   const op = doc.paths[openApiPath(route.path)]?.[route.method.toLowerCase()];
   if (!op) throw new Error(`${route.method} ${route.path} is not documented`);
   return op;
+}
+
+/** `request` with its method, URL and headers, but no body. */
+function withoutBody(request: Request): Request {
+  const headers = new Headers(request.headers);
+  headers.delete("content-type");
+  return new Request(request.url, { method: request.method, headers });
 }
 
 /** Checks one real answer against the document; returns why it disagrees (undefined when it agrees). */
@@ -164,10 +171,19 @@ describe("documented statuses and headers match real responses", () => {
             endpointRequest(endpoint, { token, body: { raw: JSON.stringify({ pad: "x".repeat(maxBodyBytesFor(route.path) + 4_000) }) } }),
           ),
         );
+      }
+      if (route.method !== "GET") {
+        // Every state-changing route (lib/http/middleware/cross-site.ts): a body that is not JSON, no body from another site.
+        const token = prod.token(user);
         await expectDocumented(
           route,
           "wrong media type",
-          await rt.fetch(endpointRequest(endpoint, { token, headers: { "content-type": "text/plain" } })),
+          await rt.fetch(endpointRequest(endpoint, { token, body: { raw: "{}" }, headers: { "content-type": "text/plain" } })),
+        );
+        await expectDocumented(
+          route,
+          "cross-site, no body",
+          await rt.fetch(withoutBody(endpointRequest(endpoint, { token, origin: "https://evil.example" }))),
         );
       }
       if (route.query)
@@ -242,7 +258,7 @@ describe("documented statuses and headers match real responses", () => {
   });
 
   it("every documented success status and every generic problem status was seen", () => {
-    const generic = new Set([400, 401, 413, 415, 429, 500, 503]);
+    const generic = new Set([400, 401, 403, 413, 415, 429, 500, 503]);
     for (const route of routes) {
       const statuses = seen.get(`${route.method} ${route.path}`) ?? new Set<number>();
       const documented = Object.keys(operation(route).responses).map(Number);

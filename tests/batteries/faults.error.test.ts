@@ -25,7 +25,7 @@ import { EnvFileWriter } from "../../lib/platform/dev/env-file.js";
 import { generateKeyringEntry } from "../../lib/platform/crypto.js";
 import { migrateDatabase, openDatabase, type Database } from "../../db/client.js";
 import { backends, backendLabel, type TestDatabase } from "../helpers/db.js";
-import { expectStatus, makeRuntime, sampleKeys, testSigner, type TestRuntime } from "../helpers/runtime.js";
+import { expectStatus, makeRuntime, operatorHealth, sampleKeys, testSigner, type TestRuntime } from "../helpers/runtime.js";
 import { useFakeUpstreams } from "../helpers/upstreams.js";
 import { TEST_AZP, startJwksServer } from "../../testkit/clerk.js";
 import type { FakeMode } from "../../testkit/fakes/gemini.js";
@@ -201,7 +201,7 @@ describe("fault battery: database unreachable", () => {
               expectUnavailable(endpoint.label, await readResponse(await send(runtime, transport, endpoint, request)));
               count("unreachable");
             }
-            const ex = await readResponse(await send(runtime, transport, health, endpointRequest(health)));
+            const ex = await readResponse(await send(runtime, transport, health, endpointRequest(health, { headers: operatorHealth })));
             expect(ex.status, describeExchange("health", ex)).toBe(503);
             expect(JSON.parse(ex.text)).toMatchObject({ status: "degraded", database: "unavailable" });
             count("unreachable");

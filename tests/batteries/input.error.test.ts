@@ -42,6 +42,39 @@ const bodyEndpoints = allEndpoints.filter(takesBody);
 const modes = ["development", "production"] as const;
 type Mode = (typeof modes)[number];
 
+/**
+ * One seed for every property of this file, logged, so a failure is reproduced with
+ * `FC_SEED=<seed> npx vitest run tests/batteries/input.error.test.ts` (fast-check also prints it
+ * with the counterexample).
+ */
+const SEED = Number(process.env.FC_SEED ?? Date.now() % 2 ** 31);
+console.log(`input battery: fast-check seed ${SEED} (rerun with FC_SEED=${SEED})`);
+
+/**
+ * Most characters of JSON a generated body may reach: four times the body limit, so "too large"
+ * stays covered, while edits that copy a value into an array or repeat a string can no longer
+ * compound into hundreds of megabytes (RangeError: Invalid string length, now and then).
+ */
+const MAX_GENERATED_CHARS = 64 * 1024;
+/** JSON length of `value`, stopping at MAX_GENERATED_CHARS + 1 (never builds a huge string). */
+function boundedSize(value: unknown): number {
+  let size = 0;
+  const pending: unknown[] = [value];
+  while (pending.length > 0 && size <= MAX_GENERATED_CHARS) {
+    const v = pending.pop();
+    if (typeof v === "string") size += v.length + 2;
+    else if (v !== null && typeof v === "object") {
+      const entries = Object.entries(v);
+      size += 2 + entries.length;
+      for (const [k, member] of entries) {
+        size += k.length + 3;
+        pending.push(member);
+      }
+    } else size += String(v).length;
+  }
+  return size;
+}
+
 /** Runs per property; the totals are reported at the end of each backend. */
 const RUNS = { json: 60, text: 50, mutated: 120, contentType: 40, query: 30, paths: 120 } as const;
 const counts: Record<string, { runs: number; accepted: number; rejected: number }> = {};
@@ -116,7 +149,9 @@ const stringTweak: fc.Arbitrary<(s: string) => string> = fc.oneof(
   fc.constantFrom(" ", "\t", "\n", "\u00a0", "\u3000").map((ws) => (s: string) => ws + s + ws),
   fc.string({ unit: "grapheme", maxLength: 40 }).map((u) => (s: string) => s + u),
   fc.nat().map((n) => (s: string) => s.slice(0, n % (s.length + 1))),
-  fc.integer({ min: 2, max: 600 }).map((n) => (s: string) => s.repeat(n)),
+  fc
+    .integer({ min: 2, max: 600 })
+    .map((n) => (s: string) => s.repeat(Math.max(1, Math.min(n, Math.floor(MAX_GENERATED_CHARS / Math.max(1, s.length)))))),
   fc.constant((s: string) => s.toUpperCase()),
   fc.constant((s: string) => `"${s}"`),
   fc.constant((s: string) => `KEY=${s}`),
@@ -182,6 +217,8 @@ function mutatedBody(spec: (typeof bodySpecs)[string]): fc.Arbitrary<Record<stri
     fc.tuple(pick, fc.integer({ min: 2, max: 40 })).map(
       ([k, n]): Edit =>
         (b) => {
+          // Copies of a large value compound over several edits: only while the body stays bounded.
+          if (boundedSize(b[k]) * n + boundedSize(b) > MAX_GENERATED_CHARS) return;
           b[k] = Array.from({ length: n }, () => b[k]);
         },
     ),
@@ -296,6 +333,21 @@ describe("input battery: coverage", () => {
     expect(Object.keys(bodySpecs).sort()).toEqual(bodyEndpoints.map((e) => e.label).sort());
   });
 
+  it("generated bodies stay bounded: no edit compounds past a few times MAX_GENERATED_CHARS (the RangeError flake)", () => {
+    for (const endpoint of bodyEndpoints) {
+      const spec = bodySpecs[endpoint.label]!;
+      for (const body of fc.sample(mutatedBody(spec), { numRuns: 400, seed: SEED })) {
+        let text = "";
+        try {
+          text = JSON.stringify(body);
+        } catch (error) {
+          throw new Error(`${endpoint.label}: a generated body cannot be serialised (seed ${SEED}): ${String(error)}`);
+        }
+        expect(text.length, `${endpoint.label}, seed ${SEED}`).toBeLessThanOrEqual(6 * MAX_GENERATED_CHARS);
+      }
+    }
+  });
+
   it("every query spec names an endpoint and its sample is valid", () => {
     for (const [label, spec] of Object.entries(querySpecs)) {
       expect(allEndpoints.map((e) => e.label)).toContain(label);
@@ -407,7 +459,7 @@ for (const backend of backends) {
     };
 
     const property = <T>(arb: fc.Arbitrary<T>, runs: number, fn: (value: T) => Promise<void>) =>
-      fc.assert(fc.asyncProperty(arb, fn), { numRuns: runs, endOnFailure: true });
+      fc.assert(fc.asyncProperty(arb, fn), { numRuns: runs, endOnFailure: true, seed: SEED });
 
     for (const mode of modes) {
       for (const endpoint of bodyEndpoints) {

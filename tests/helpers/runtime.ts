@@ -43,6 +43,10 @@ export function testSigner(): TestSigner {
   return sharedSigner;
 }
 
+/** HEALTH_TOKEN of every test runtime: send `operatorHealth` to read /api/health's details in production. */
+export const TEST_HEALTH_TOKEN = "health-token-for-the-test-suite-0001";
+export const operatorHealth: Readonly<Record<string, string>> = { "x-health-token": TEST_HEALTH_TOKEN };
+
 export function makeRuntime(options: {
   database: Database;
   mode: "development" | "production";
@@ -60,6 +64,7 @@ export function makeRuntime(options: {
     CLERK_AUTHORIZED_PARTIES: TEST_AZP,
     CLERK_WEBHOOK_SIGNING_SECRET: TEST_WEBHOOK_SECRET,
     LOG_LEVEL: "debug",
+    HEALTH_TOKEN: TEST_HEALTH_TOKEN,
     ...(options.mode === "production" ? { DEPLOY_ENV: "production" } : {}),
     ...options.env,
   };

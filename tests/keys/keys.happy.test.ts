@@ -3,7 +3,7 @@ import { readFileSync, existsSync } from "node:fs";
 import { sql } from "drizzle-orm";
 import { userApiKeys } from "../../lib/keys/resolver.js";
 import { backends, backendLabel, type TestDatabase } from "../helpers/db.js";
-import { expectStatus, makeRuntime, request, sampleKeys, type TestRuntime } from "../helpers/runtime.js";
+import { expectStatus, makeRuntime, request, sampleKeys, type TestRuntime, operatorHealth } from "../helpers/runtime.js";
 
 for (const backend of backends) {
   describe.skipIf(!backend.available)(`key flows ${backendLabel(backend)}`, () => {
@@ -23,7 +23,7 @@ for (const backend of backends) {
     });
 
     it("health reports mode and driver", async () => {
-      const body = await expectStatus(await prod.fetch(request("GET", "/api/health")), 200);
+      const body = await expectStatus(await prod.fetch(request("GET", "/api/health", { headers: operatorHealth })), 200);
       expect(body).toMatchObject({ status: "ok", mode: "production", database: "ok" });
     });
 

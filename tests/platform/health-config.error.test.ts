@@ -16,7 +16,7 @@ import { generateKeyringEntry } from "../../lib/platform/crypto.js";
 import type { RawEnv } from "../../lib/platform/env.js";
 import { healthResponse } from "../../lib/system/schemas.js";
 import { backends, type TestDatabase } from "../helpers/db.js";
-import { expectStatus, makeRuntime, request, sampleKeys, testSigner } from "../helpers/runtime.js";
+import { expectStatus, makeRuntime, request, sampleKeys, testSigner, operatorHealth } from "../helpers/runtime.js";
 import { startLocalServer } from "../helpers/local-server.js";
 
 const zeroKey = (id = "k0") => `${id}:${Buffer.alloc(32).toString("base64")}`;
@@ -91,7 +91,7 @@ describe("GET /api/health tells the truth", () => {
     it(`${label}: ${status}${misconfigured.length ? ` misconfigured [${misconfigured.join(", ")}]` : ""}`, async () => {
       const rt = makeRuntime({ database, mode, env });
       try {
-        const response = await rt.fetch(request("GET", "/api/health"));
+        const response = await rt.fetch(request("GET", "/api/health", { headers: operatorHealth }));
         const text = await response.clone().text();
         const body = await expectStatus(response, status);
         expect(healthResponse.strict().parse(body)).toEqual(body);
@@ -110,7 +110,7 @@ describe("GET /api/health tells the truth", () => {
           expect(text).not.toContain(value);
         }
         // Each error is logged by name, once per runtime, however many requests follow.
-        await rt.fetch(request("GET", "/api/health"));
+        await rt.fetch(request("GET", "/api/health", { headers: operatorHealth }));
         await rt.fetch(request("GET", "/api/nowhere"));
         for (const variable of misconfigured) {
           const lines = rt.logs.filter((l) => l.includes(`"level":"error"`) && l.includes("configuration error") && l.includes(variable));
@@ -131,7 +131,7 @@ describe("GET /api/health tells the truth", () => {
       await rt.fetch(request("GET", "/api/nowhere"));
       expect(rt.logs.filter((l) => l.includes("configuration error KEY_ENCRYPTION_KEYS"))).toHaveLength(1);
       await rt.fetch(request("GET", "/api/openapi.json"));
-      await rt.fetch(request("GET", "/api/health"));
+      await rt.fetch(request("GET", "/api/health", { headers: operatorHealth }));
       expect(rt.logs.filter((l) => l.includes("configuration error KEY_ENCRYPTION_KEYS"))).toHaveLength(1);
     } finally {
       rt.cleanup();
@@ -142,8 +142,8 @@ describe("GET /api/health tells the truth", () => {
     const prod = makeRuntime({ database, mode: "production", env: { CLERK_AUTHORIZED_PARTIES: undefined } });
     const dev = makeRuntime({ database, mode: "development", env: { KEY_ENCRYPTION_KEYS: zeroKey() } });
     try {
-      await expectStatus(await prod.fetch(request("GET", "/api/health")), 200);
-      await expectStatus(await dev.fetch(request("GET", "/api/health")), 200);
+      await expectStatus(await prod.fetch(request("GET", "/api/health", { headers: operatorHealth })), 200);
+      await expectStatus(await dev.fetch(request("GET", "/api/health", { headers: operatorHealth })), 200);
       expect(prod.logs.filter((l) => l.includes("configuration warning CLERK_AUTHORIZED_PARTIES"))).toHaveLength(1);
       expect(
         dev.logs.filter((l) => l.includes("configuration warning KEY_ENCRYPTION_KEYS") && l.includes("not 32 random bytes")),
@@ -157,7 +157,7 @@ describe("GET /api/health tells the truth", () => {
   it("shows the public DEBUG notice and the database state beside a misconfiguration", async () => {
     const rt = makeRuntime({ database, mode: "production", env: { DEBUG: "true", KEY_ENCRYPTION_KEYS: undefined } });
     try {
-      const body = await expectStatus(await rt.fetch(request("GET", "/api/health")), 503);
+      const body = await expectStatus(await rt.fetch(request("GET", "/api/health", { headers: operatorHealth })), 503);
       expect(body).toMatchObject({ status: "misconfigured", database: "ok", misconfigured: ["KEY_ENCRYPTION_KEYS"] });
       expect(body.warnings).toEqual([expect.stringContaining("DEBUG=true is ignored in production")]);
     } finally {

@@ -25,7 +25,7 @@ import { migrateDatabase, openDatabase, type Database } from "../../db/client.js
 import { generateKeyringEntry } from "../../lib/platform/crypto.js";
 import { buildLambda, type BuildLambdaResult } from "../../scripts/build-lambda.js";
 import { backends, backendLabel, createPostgresDatabase, testDatabaseUrl, type TestDatabase } from "../helpers/db.js";
-import { makeRuntime, sampleKeys, testSigner, type TestRuntime } from "../helpers/runtime.js";
+import { makeRuntime, operatorHealth, sampleKeys, TEST_HEALTH_TOKEN, testSigner, type TestRuntime } from "../helpers/runtime.js";
 import { TEST_AZP } from "../../testkit/clerk.js";
 import { readEvents, validateGenerationEvents } from "../helpers/sse.js";
 import { useFakeUpstreams } from "../helpers/upstreams.js";
@@ -233,7 +233,7 @@ for (const backend of backends) {
     it("answers /api/health from an HTTP API event, as JSON text", async () => {
       const handler = createLambdaHandler(prod.runtime);
       const context = lambdaContext();
-      const result = await handler(httpApiEvent("/api/health"), context);
+      const result = await handler(httpApiEvent("/api/health", { headers: operatorHealth }), context);
       const body = jsonBody(result, 200);
       expect(body).toMatchObject({ status: "ok", mode: "production", database: "ok" });
       expect(result.headers?.["content-type"]).toMatch(/^application\/json/);
@@ -466,7 +466,7 @@ describe("Lambda adapter without a database", () => {
       const prod = makeRuntime({ database, mode: "production" });
       try {
         const handler = createLambdaStreamingHandler(prod.runtime);
-        const health = await invokeStreaming(handler, functionUrlEvent("/api/health"));
+        const health = await invokeStreaming(handler, functionUrlEvent("/api/health", { headers: operatorHealth }));
         expect(health.metadata).toMatchObject({ statusCode: 200, headers: { "content-type": "application/json; charset=utf-8" } });
         expect(health.metadata?.headers["x-request-id"]).toMatch(/^req_/);
         expect(JSON.parse(health.body)).toMatchObject({ status: "ok", mode: "production", database: "ok" });
@@ -685,10 +685,10 @@ describe("the Lambda bundle (scripts/build-lambda.ts) in a child process", () =>
   });
 
   it("without DATABASE_URL: production (on Lambda), health 503 as well-formed JSON, protected routes refuse without Clerk", async () => {
-    const { results, output } = await runBundle(leanDir, lambdaEnv, [
-      ["health", functionUrlEvent("/api/health"), "buffered"],
+    const { results, output } = await runBundle(leanDir, { ...lambdaEnv, HEALTH_TOKEN: TEST_HEALTH_TOKEN }, [
+      ["health", functionUrlEvent("/api/health", { headers: operatorHealth }), "buffered"],
       ["keys", functionUrlEvent("/api/onboarding/api-keys", { cookies: ["__session=x.y.z"] }), "buffered"],
-      ["healthStreamed", functionUrlEvent("/api/health"), "streamed"],
+      ["healthStreamed", functionUrlEvent("/api/health", { headers: operatorHealth }), "streamed"],
       ["openapi", httpApiEvent("/api/openapi.json"), "buffered"],
     ]);
     expect(results.exports).toEqual(["createLambdaHandler", "createLambdaStreamingHandler", "handler", "streamingHandler"]);
@@ -774,9 +774,10 @@ describe("the Lambda bundle (scripts/build-lambda.ts) in a child process", () =>
               CLERK_JWT_KEY: signer.publicPem,
               CLERK_AUTHORIZED_PARTIES: TEST_AZP,
               KEY_ENCRYPTION_KEYS: generateKeyringEntry("lambda1"),
+              HEALTH_TOKEN: TEST_HEALTH_TOKEN,
             },
             [
-              ["health", httpApiEvent("/api/health"), "buffered"],
+              ["health", httpApiEvent("/api/health", { headers: operatorHealth }), "buffered"],
               [
                 "save",
                 httpApiEvent("/api/onboarding/api-keys", {

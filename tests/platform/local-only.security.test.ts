@@ -143,6 +143,12 @@ describe("development server: only this machine", () => {
       { forwarded: 'for="[2001:db8::1]:4711"' },
       { forwarded: "proto=https;host=localhost" }, // a proxy that does not say who the client is
       { forwarded: "for=127.0.0.1", "x-forwarded-for": "198.51.100.2" },
+      // A proxy on this machine (nginx's default proxy_pass rewrites Host to 127.0.0.1:3000):
+      { "x-real-ip": "203.0.113.9" },
+      { via: "1.1 proxy.example" },
+      { "x-forwarded-host": "api.example.com" },
+      { "x-forwarded-proto": "https" },
+      { "cf-connecting-ip": "203.0.113.9" },
     ];
     for (const headers of refused) {
       const response = await dev.fetch(request("GET", "/api/health", { headers: { host: "localhost:3000", ...headers } }));
@@ -157,6 +163,15 @@ describe("development server: only this machine", () => {
       const response = await dev.fetch(request("GET", "/api/health", { headers: { host: "localhost:3000", ...headers } }));
       expect(response.status, JSON.stringify(headers)).toBe(200);
     }
+  });
+
+  it("the reproduction: nginx on this machine (Host 127.0.0.1:3000, X-Real-IP of a stranger) cannot save keys: 421, .env unchanged", async () => {
+    const before = readFileSync(dev.envFile);
+    databaseUses = 0;
+    const response = await dev.fetch(saveRequest({ host: "127.0.0.1:3000", "x-real-ip": "203.0.113.9" }));
+    expect((await expectStatus(response, 421)).code).toBe("misdirected-request");
+    expect(databaseUses).toBe(0);
+    expect(readFileSync(dev.envFile).equals(before)).toBe(true);
   });
 
   it("logs the refusal without the key material", () => {

@@ -15,7 +15,9 @@ const run = (env: Record<string, string>) =>
   });
 
 describe("db:migrate", () => {
-  it("migrates an embedded database directory twice without error", () => {
+  // Two child processes, each starting PGlite (WASM) and running every migration: ~10 s on an idle
+  // machine, past 30 s on a busy 2-core one. Its own timeout, so the suite does not depend on speed.
+  it("migrates an embedded database directory twice without error", { timeout: 180_000 }, () => {
     const dir = mkdtempSync(join(tmpdir(), "byok-migrate-"));
     try {
       const env = { PGLITE_DIR: join(dir, "pglite"), ENV_FILE: join(dir, ".env") };

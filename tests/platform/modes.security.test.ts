@@ -22,7 +22,7 @@ import { providers } from "../../lib/providers/registry.js";
 import { loadDevelopmentEnv } from "../../lib/platform/dev/dotenv.js";
 import { routes } from "../../lib/routes.js";
 import { backends, backendLabel, type TestDatabase } from "../helpers/db.js";
-import { expectStatus, makeRuntime, request, sampleKeys } from "../helpers/runtime.js";
+import { expectStatus, makeRuntime, request, sampleKeys, operatorHealth } from "../helpers/runtime.js";
 import { parseWithDotenv, parseWithNode, parseWithPython, pythonDotenvMissing } from "../helpers/dotenv-parsers.js";
 
 if (pythonDotenvMissing) console.warn(`[modes.security.test] python-dotenv check ${pythonDotenvMissing}`);
@@ -383,7 +383,7 @@ for (const backend of backends) {
           });
           const before = snapshot();
 
-          const healthBody = await expectStatus(await prod.fetch(request("GET", "/api/health")), 200);
+          const healthBody = await expectStatus(await prod.fetch(request("GET", "/api/health", { headers: operatorHealth })), 200);
           expect(healthBody.mode).toBe("production");
           expect(healthBody.warnings.some((w: string) => w.includes(DEBUG_WARNING))).toBe(true);
 
@@ -499,7 +499,7 @@ for (const backend of backends) {
         }
         expect(await rowCounts(database)).toEqual(before);
         // Health tells the truth: misconfigured, naming the variables (never values).
-        const healthBody = await expectStatus(await prod.fetch(request("GET", "/api/health")), 503);
+        const healthBody = await expectStatus(await prod.fetch(request("GET", "/api/health", { headers: operatorHealth })), 503);
         expect(healthBody).toMatchObject({ status: "misconfigured", misconfigured: ["CLERK_JWT_KEY", "CLERK_SECRET_KEY"] });
         for (const line of prod.logs) expect(line).not.toContain(token);
       } finally {

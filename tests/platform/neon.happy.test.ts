@@ -11,7 +11,7 @@ import { sql } from "drizzle-orm";
 import { userApiKeys } from "../../lib/keys/resolver.js";
 import { isDatabaseUnavailable, migrateDatabase, openDatabase, type Database, type DatabaseOptions } from "../../db/client.js";
 import { createPostgresDatabase, testDatabaseUrl } from "../helpers/db.js";
-import { expectStatus, makeRuntime, request, sampleKeys, type TestRuntime } from "../helpers/runtime.js";
+import { expectStatus, makeRuntime, request, sampleKeys, type TestRuntime, operatorHealth } from "../helpers/runtime.js";
 import { startGeneration } from "../../lib/generation/start.js";
 import { startNeonWsProxy, type NeonWsProxy } from "../../testkit/neon-ws-proxy.js";
 import { startNeonHttpEndpoint, type NeonHttpEndpoint } from "../helpers/neon-http-endpoint.js";
@@ -87,7 +87,7 @@ for (const driver of ["neon-ws", "neon-http"] as const satisfies readonly NeonDr
         sql`select table_name as name from information_schema.tables where table_schema = 'public' order by 1`,
       );
       expect(tables.map((t) => t.name)).toEqual(expect.arrayContaining(["api_keys", "key_events", "onboarding_sessions"]));
-      const body = await expectStatus(await prod.fetch(request("GET", "/api/health")), 200);
+      const body = await expectStatus(await prod.fetch(request("GET", "/api/health", { headers: operatorHealth })), 200);
       expect(body).toMatchObject({ status: "ok", mode: "production", database: "ok", driver });
     });
 

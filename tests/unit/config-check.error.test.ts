@@ -103,8 +103,8 @@ describe("parseKeyring's messages never carry key material", () => {
 
 // ---- upstream base URLs ------------------------------------------------------------------------
 
-describe("GEMINI_BASE_URL and EXA_BASE_URL", () => {
-  const variables = ["GEMINI_BASE_URL", "EXA_BASE_URL"] as const;
+describe("GEMINI_BASE_URL, EXA_BASE_URL and CLERK_API_URL", () => {
+  const variables = ["GEMINI_BASE_URL", "EXA_BASE_URL", "CLERK_API_URL"] as const;
   const modes: [string, RawEnv][] = [
     ["development", {}],
     ["production", { DEPLOY_ENV: "production" }],

@@ -57,6 +57,7 @@ export const clerkWebhook = defineRoute({
     const result = await deleteAccountData(await deps.database(), {
       userId,
       requestId: deps.requestId,
+      serverRequestId: deps.serverRequestId,
       delivery: { id: deliveryId, type: body.type },
     });
     deps.logger.info(result.processed ? "account data deleted" : "clerk webhook already processed", {

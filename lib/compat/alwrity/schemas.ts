@@ -6,12 +6,10 @@
 import { z } from "zod";
 import { isHintShaped, providerInfo, providerKeySchemas, validateProviderKey, type Provider } from "../../providers/registry.js";
 import { providerSchema } from "../../http/schemas.js";
+import { refineStepData } from "../../onboarding/step-data.js";
 
-/**
- * Most a step's data may hold (as JSON), so a frontend's step data stays a small record. 12 KiB:
- * ALwrity's step 3 carries the website analysis with the competitors, under the 16 KiB body limit.
- */
-export const MAX_STEP_DATA_CHARS = 12 * 1024;
+/** Most a step's data may hold (as JSON), so a frontend's step data stays a small record. */
+export { MAX_STEP_DATA_CHARS } from "../../onboarding/step-data.js";
 
 export const alwrityKeys = z
   .object({ gemini: z.string().optional(), exa: z.string().optional(), copilotkit: z.string().optional() })
@@ -103,10 +101,7 @@ export const stepApiKeys = z.strictObject({
 export const stepCompleteBody = z.strictObject({
   data: z
     .looseObject({ api_keys: stepApiKeys.optional() })
-    .refine(
-      (data) => JSON.stringify(data).length <= MAX_STEP_DATA_CHARS,
-      `the step's data may be at most ${MAX_STEP_DATA_CHARS} characters of JSON`,
-    )
+    .superRefine(refineStepData({ skip: ["api_keys"] })) // size, depth, NUL, lone surrogates, key shapes (lib/onboarding/step-data.ts)
     .optional(),
   validation_errors: z.array(z.string().max(500)).max(50).optional(),
 });
@@ -239,13 +234,16 @@ export const analysisResponse = z.object({
 });
 
 /** ALwrity's BusinessInfo (frontend/src/api/businessInfo.ts); its `user_id` (always 1 at b1ebe10) is ignored. */
-export const businessInfoBody = z.strictObject({
-  user_id: z.number().int().optional(),
-  business_description: text(2_000).pipe(z.string().min(1, "describe your business")),
-  industry: text(200).optional(),
-  target_audience: text(500).optional(),
-  business_goals: text(1_000).optional(),
-});
+export const businessInfoBody = z
+  .strictObject({
+    user_id: z.number().int().optional(),
+    business_description: text(2_000).pipe(z.string().min(1, "describe your business")),
+    industry: text(200).optional(),
+    target_audience: text(500).optional(),
+    business_goals: text(1_000).optional(),
+  })
+  // Kept as step data: no key shapes, no lone surrogates (lib/onboarding/step-data.ts).
+  .superRefine(refineStepData());
 export const businessInfoResponse = z.object({
   id: z.number().int(),
   business_description: z.string(),

@@ -10,6 +10,6 @@ import type { AppEnv } from "../context.js";
 export const bindDeps: MiddlewareHandler<AppEnv> = async (c, next) => {
   const runtime = c.get("runtime");
   runtime.configProblems();
-  c.set("deps", bindRequest(runtime, c.get("requestId")));
+  c.set("deps", bindRequest(runtime, c.get("requestId"), c.get("serverRequestId")));
   await next();
 };

@@ -1,6 +1,7 @@
 /**
  * The request id: a client's `x-request-id` is kept for tracing unless it looks like a secret
- * (it is echoed and logged); otherwise a new one. Every answer carries it. Hand-written because
+ * (it is echoed and logged); otherwise a new one. The server's own id is made either way
+ * (`serverRequestId`): audit and usage rows store it beside the client's, which anyone can choose. Every answer carries it. Hand-written because
  * `hono/request-id` accepts any `[\w-=]` id (an Exa key is a UUID) and has no hook to refuse one.
  */
 import type { MiddlewareHandler } from "hono";
@@ -18,8 +19,11 @@ const incomingRequestId = /^[A-Za-z0-9._:-]{8,128}$/;
 
 export const requestId: MiddlewareHandler<AppEnv> = async (c, next) => {
   const incoming = c.req.header("x-request-id");
-  const id = incoming && incomingRequestId.test(incoming) && redact(incoming) === incoming ? incoming : newRequestId();
+  // The server's own id is always made, and stored beside the client's (which anyone can choose).
+  const serverId = newRequestId();
+  const id = incoming && incomingRequestId.test(incoming) && redact(incoming) === incoming ? incoming : serverId;
   c.set("requestId", id);
+  c.set("serverRequestId", serverId);
   await next();
   // After the handler (or the error handler) made the response: every answer carries it.
   // Set on the response's own headers: hono's `c.header()` after the response exists rebuilds

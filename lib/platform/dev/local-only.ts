@@ -4,10 +4,13 @@
  * resolved to 127.0.0.1 after loading) reaches the server with its own name in `Host`, and a
  * proxy or tunnel in front reports a client elsewhere in `Forwarded` / `X-Forwarded-For`.
  *
- * A forwarding header that names only loopback clients is a proxy on this machine serving
- * this machine (`vercel dev` adds `X-Forwarded-For: 127.0.0.1`; so can a frontend dev
- * server's proxy), which is allowed; any other client, or a forwarding header that does not
- * say who the client is, is refused.
+ * A proxy on this machine can also hand it the internet's requests: nginx's default `proxy_pass`
+ * rewrites `Host` to `127.0.0.1:3000`. So any proxy header (PROXY_HEADERS: `X-Real-IP`, `Via`,
+ * `CF-Connecting-IP`, `True-Client-IP`, `X-Forwarded-*`, `Forwarded`, `X-Vercel-Forwarded-For`)
+ * is refused unless everything it names is this machine (`vercel dev` adds
+ * `X-Forwarded-For: 127.0.0.1`; so can a frontend dev server's proxy). A proxy that adds no
+ * header at all cannot be told from the browser: that is why development is never the mode of
+ * a server started as a service (docs/configuration.md "Modes").
  */
 import { isIPv4, isIPv6 } from "node:net";
 
@@ -75,22 +78,55 @@ function forwardedClients(header: string): (string | null)[] {
 /** Longest forwarding header looked at; a longer one is refused unread. */
 const MAX_FORWARDING_HEADER = 1_024;
 
+/** Headers that name the client's address: each entry must be a loopback address. */
+const CLIENT_ADDRESS_HEADERS = ["x-forwarded-for", "x-real-ip", "x-vercel-forwarded-for", "cf-connecting-ip", "true-client-ip"] as const;
+
+/**
+ * Every header a proxy adds (nginx, Caddy, Apache, Cloudflare, Akamai, Vercel, RFC 7239, RFC 9110's
+ * `Via`). Any of them means a proxy stands in front; development accepts that only when the
+ * proxy says the client, and every host it names, is this machine.
+ */
+export const PROXY_HEADERS = ["forwarded", ...CLIENT_ADDRESS_HEADERS, "x-forwarded-host", "x-forwarded-proto", "via"] as const;
+
+/** The `received-by` of each `Via` element (RFC 9110 7.6.3: `1.1 host:port comment`); null when missing. */
+function viaReceivers(header: string): (string | null)[] {
+  return header.split(",").map((element) => {
+    const parts = element.trim().split(" ");
+    return parts.length >= 2 && parts[1] !== "" ? parts[1]! : null;
+  });
+}
+
 /**
  * Null when `request` is addressed to this machine (`Host`, or the URL's host when the
  * request carries no `Host` header, as requests built in-process do) and came through no
- * proxy, or only through one serving a loopback client; otherwise why not.
+ * proxy, or only through one on this machine serving a loopback client; otherwise why not.
+ *
+ * A proxy is any of PROXY_HEADERS. Each must name loopback only: client addresses
+ * (`Forwarded: for=`, `X-Forwarded-For`, `X-Real-IP`, …) loopback addresses, hosts
+ * (`X-Forwarded-Host`, `Via`'s received-by) loopback names. `X-Forwarded-Proto` names nothing,
+ * so it passes only beside a header that names the client (as `vercel dev` sends them); a
+ * `Forwarded` element without `for=` is refused for the same reason.
  */
 export function notLocalReason(request: Request): NotLocalReason | null {
-  const host = request.headers.get("host") ?? new URL(request.url).host;
+  const headers = request.headers;
+  const host = headers.get("host") ?? new URL(request.url).host;
   if (!isLoopbackHost(host)) return "host-not-loopback";
-  const clients: (string | null)[] = [];
-  const forwarded = request.headers.get("forwarded");
-  const forwardedFor = request.headers.get("x-forwarded-for");
-  for (const header of [forwarded, forwardedFor]) {
-    if (header !== null && header.length > MAX_FORWARDING_HEADER) return "forwarded-from-elsewhere";
+  for (const name of PROXY_HEADERS) {
+    const value = headers.get(name);
+    if (value !== null && value.length > MAX_FORWARDING_HEADER) return "forwarded-from-elsewhere";
   }
+  const clients: (string | null)[] = [];
+  const forwarded = headers.get("forwarded");
   if (forwarded !== null) clients.push(...forwardedClients(forwarded));
-  if (forwardedFor !== null) clients.push(...forwardedFor.split(","));
+  for (const name of CLIENT_ADDRESS_HEADERS) {
+    const value = headers.get(name);
+    if (value !== null) clients.push(...value.split(","));
+  }
   for (const client of clients) if (client === null || !isLoopbackAddress(client)) return "forwarded-from-elsewhere";
+  const forwardedHost = headers.get("x-forwarded-host");
+  if (forwardedHost !== null && !forwardedHost.split(",").every(isLoopbackHost)) return "forwarded-from-elsewhere";
+  const via = headers.get("via");
+  if (via !== null && !viaReceivers(via).every((by) => by !== null && isLoopbackHost(by))) return "forwarded-from-elsewhere";
+  if (headers.get("x-forwarded-proto") !== null && clients.length === 0) return "forwarded-from-elsewhere";
   return null;
 }
