@@ -83,7 +83,9 @@ for (const backend of backends) {
       const [stored] = await database.rows<{ secret_hash: string }>(
         sql`select secret_hash from service_credentials where id = ${issued.view.id}`,
       );
-      const secret = issued.credential.slice(issued.credential.lastIndexOf("_") + 1);
+      // `bks_` + 16 hex digits + `_`, then the secret (base64url, which may itself hold `_`).
+      const secret = issued.credential.slice("bks_".length + 16 + 1);
+      expect(secret).toHaveLength(43);
       expect(stored!.secret_hash).toMatch(/^[0-9a-f]{64}$/);
       expect(JSON.stringify(await database.rows(sql`select * from service_credentials`))).not.toContain(secret);
 

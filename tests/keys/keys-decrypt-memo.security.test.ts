@@ -100,18 +100,20 @@ for (const backend of backends) {
     });
 
     it("answers the same list twice, shows a re-saved key's new state, and formats timestamps like toISOString", async () => {
-      const runtime = makeRuntime({ database, mode: "development", env: { DEV_USER_ID: "user_memo" } });
+      // Production: the list is the stored rows (development lists the developer's .env keys first).
+      const runtime = makeRuntime({ database, mode: "production" });
+      const token = runtime.token("user_memo");
       const keys = sampleKeys(8810);
-      await expectStatus(await runtime.fetch(request("POST", "/api/onboarding/api-keys", { body: keys })), 200);
-      const first = await expectStatus(await runtime.fetch(request("GET", "/api/onboarding/api-keys")), 200);
-      const second = await expectStatus(await runtime.fetch(request("GET", "/api/onboarding/api-keys")), 200);
+      await expectStatus(await runtime.fetch(request("POST", "/api/onboarding/api-keys", { token, body: keys })), 200);
+      const first = await expectStatus(await runtime.fetch(request("GET", "/api/onboarding/api-keys", { token })), 200);
+      const second = await expectStatus(await runtime.fetch(request("GET", "/api/onboarding/api-keys", { token })), 200);
       expect(second).toEqual(first);
 
       // Microseconds in the database: the API answers milliseconds, truncated, as Date#toISOString does.
       await database.rows(
         sql`update api_keys set updated_at = '2026-01-02 03:04:05.678901+00', last_used_at = '2026-01-02 03:04:06.999999+00'`,
       );
-      const listed = (await expectStatus(await runtime.fetch(request("GET", "/api/onboarding/api-keys")), 200)) as {
+      const listed = (await expectStatus(await runtime.fetch(request("GET", "/api/onboarding/api-keys", { token })), 200)) as {
         keys: { provider: string; updatedAt: string; lastUsedAt?: string }[];
       };
       for (const view of listed.keys) {
@@ -123,7 +125,7 @@ for (const backend of backends) {
       await database.rows(
         sql`update api_keys set key_ciphertext = (select key_ciphertext from api_keys where provider = 'exa') where provider = 'gemini'`,
       );
-      const broken = (await expectStatus(await runtime.fetch(request("GET", "/api/onboarding/api-keys")), 200)) as {
+      const broken = (await expectStatus(await runtime.fetch(request("GET", "/api/onboarding/api-keys", { token })), 200)) as {
         keys: { provider: string; status: string }[];
       };
       expect(broken.keys.find((k) => k.provider === "gemini")?.status).toBe("unreadable");

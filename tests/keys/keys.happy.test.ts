@@ -104,8 +104,10 @@ for (const backend of backends) {
       expect(body).toMatchObject({ userId: "local-dev", mode: "development", storage: ["database", "env"] });
       const text = readFileSync(dev.envFile, "utf8");
       expect(text).toContain(`GEMINI_API_KEY=${keys.gemini}`);
-      const resolved = await userApiKeys(dev.runtime, "anyone");
+      const resolved = await userApiKeys(dev.runtime, "local-dev");
       expect(resolved).toMatchObject({ source: "env", keys });
+      // Another (signed-in) user never runs on the developer's .env keys.
+      expect(await userApiKeys(dev.runtime, "user_someone_else")).toMatchObject({ source: "database", keys: {} });
       expect(dev.logs.some((l) => l.includes("[DEV MODE] Using .env file"))).toBe(true);
       await expectStatus(await dev.fetch(request("DELETE", "/api/onboarding/api-keys?provider=exa")), 204);
       expect(readFileSync(dev.envFile, "utf8")).not.toContain("EXA_API_KEY");

@@ -57,10 +57,12 @@ describe("db:migrate", () => {
       expect(rows.map((r) => r.table_name)).toEqual([
         "api_keys",
         "budgets",
+        "gateway_calls",
         "key_events",
         "onboarding_sessions",
         "onboarding_steps",
         "rate_limits",
+        "service_credentials",
         "usage_events",
         "webhook_deliveries",
       ]);
