@@ -45,7 +45,15 @@ const outputDir = join(root, ".vercel", "output");
 const functionsDir = join(outputDir, "functions");
 /** The SDKs only blog generation may load; key endpoints must not pay for them. */
 const generationSdks = ["@google/generative-ai", "exa-js"] as const;
-const generationFunctions = new Set(["api/blog/generate"]);
+/** The operator's health token in the production pass (not a secret of anything real). */
+const HEALTH_TOKEN = "health-token-for-the-vercel-check-0123456789";
+const generationFunctions = new Set(["api/blog/generate", "api/gateway"]);
+/** ALwrity's AI steps (an Exa read and a Gemini analysis each): vercel.json gives them 120 s. */
+const alwrityAiFunctions = new Set([
+  "api/onboarding/style-detection/complete",
+  "api/onboarding/step3/discover-competitors",
+  "api/onboarding/step4/generate-personas-async",
+]);
 /** Functions that may carry @clerk/backend: the webhook verifies deliveries with it. */
 const clerkBackendFunctions = new Set(["api/webhooks/clerk", "api/openapi"]);
 /** Functions whose routes are development-only (production answers 404). */
@@ -203,7 +211,7 @@ function checkBuildOutput(functions: BuiltFunction[]): void {
       bytes <= MAX_FUNCTION_BYTES,
       () => `${(bytes / 1048576).toFixed(2)} MiB`,
     );
-    const wantDuration = generationFunctions.has(fn.name) ? 300 : 30;
+    const wantDuration = generationFunctions.has(fn.name) ? 300 : alwrityAiFunctions.has(fn.name) ? 120 : 30;
     check(
       `${fn.name}: maxDuration ${wantDuration} from vercel.json`,
       fn.config.maxDuration === wantDuration,
@@ -538,7 +546,8 @@ function importChecks(passName: string, fn: BuiltFunction, running: RunningFunct
 async function smokeOthers(pass: Pass, covered: Set<string>): Promise<void> {
   for (const fn of pass.functions.filter((f) => !covered.has(f.name))) {
     await withFunction(pass, fn.name, async (running) => {
-      const reply = await running.call("OPTIONS", `/${fn.name}`);
+      // The gateway serves only paths under it (vercel.json rewrites /api/gateway/:path* to it).
+      const reply = await running.call("OPTIONS", fn.name === "api/gateway" ? "/api/gateway/gemini/v1beta/models" : `/${fn.name}`);
       if (developmentOnlyFunctions.has(fn.name) && pass.name !== "development") {
         // A development-only route does not exist in production: 404, even to a preflight.
         check(`${fn.name}: OPTIONS -> 404 in ${pass.name}`, reply.status === 404, () => show(reply));
@@ -693,7 +702,14 @@ async function productionPass(pass: Pass, signer: TestSigner): Promise<void> {
   const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 
   await withFunction(pass, "api/health", async (fn) => {
-    const reply = await fn.call("GET", "/api/health");
+    // The operator's answer (x-health-token): strangers get status and mode only.
+    const stranger = await fn.call("GET", "/api/health");
+    check(
+      "GET /api/health -> a stranger gets status and mode only",
+      stranger.status === 200 && JSON.stringify(Object.keys((stranger.json ?? {}) as object)) === '["status","mode"]',
+      () => show(stranger),
+    );
+    const reply = await fn.call("GET", "/api/health", { headers: { "x-health-token": HEALTH_TOKEN } });
     const body = reply.json as { mode?: string; warnings?: string[] } | undefined;
     check(
       "GET /api/health -> 200 production, with the DEBUG-ignored warning",
@@ -830,6 +846,7 @@ describe.skipIf(!haveOutput && !process.env.CI)("the built Vercel functions (.ve
           CLERK_JWT_KEY: signer.publicPem.trim().replace(/\n/g, "\\n"),
           CLERK_AUTHORIZED_PARTIES: TEST_AZP,
           KEY_ENCRYPTION_KEYS: keyEncryptionKeys,
+          HEALTH_TOKEN,
           LOG_LEVEL: "info",
         },
         envFile: prodEnvFile,
