@@ -20,7 +20,8 @@ import { copyFile, mkdir, rm, stat } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { build, type Metafile, type Plugin } from "esbuild";
+import { build, type Metafile } from "esbuild";
+import { pgliteStub, requireBanner } from "./bundling.js";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -48,31 +49,9 @@ export interface BuildLambdaResult {
 
 export const PGLITE_ASSETS = ["pglite.wasm", "initdb.wasm", "pglite.data"] as const;
 
-/**
- * CommonJS dependencies (pg, ws, dotenv...) call require() for Node built-ins; every ESM output
- * file needs one (esbuild's `__require` looks for a free `require`), made once per process.
- */
-const requireBanner =
-  "import { createRequire as __lambdaCreateRequire } from 'node:module'; const require = (globalThis.__byokRequire ??= __lambdaCreateRequire(import.meta.url));";
-
 const withoutPgliteMessage =
   "this Lambda bundle was built without embedded PGlite: set DATABASE_URL to a PostgreSQL or Neon database " +
   "(or rebuild with scripts/build-lambda.ts --with-pglite)";
-
-/** Replaces PGlite and Drizzle's PGlite driver with a module that fails when (and only when) loaded. */
-const pgliteStub: Plugin = {
-  name: "pglite-stub",
-  setup(b) {
-    b.onResolve({ filter: /^(@electric-sql\/pglite|drizzle-orm\/pglite)(\/.*)?$/ }, (args) => ({
-      path: args.path,
-      namespace: "pglite-stub",
-    }));
-    b.onLoad({ filter: /.*/, namespace: "pglite-stub" }, () => ({
-      contents: `throw new Error(${JSON.stringify(withoutPgliteMessage)});`,
-      loader: "js",
-    }));
-  },
-};
 
 export async function buildLambda(options: BuildLambdaOptions = {}): Promise<BuildLambdaResult> {
   const outdir = resolve(root, options.outdir ?? "dist/lambda");
@@ -96,7 +75,7 @@ export async function buildLambda(options: BuildLambdaOptions = {}): Promise<Bui
     minify: options.minify ?? true,
     sourcemap: options.sourcemap ? "linked" : false,
     external: ["pg-native"],
-    plugins: options.withPglite ? [] : [pgliteStub],
+    plugins: options.withPglite ? [] : [pgliteStub(withoutPgliteMessage)],
     banner: { js: requireBanner },
     metafile: true,
     logLevel: "warning",

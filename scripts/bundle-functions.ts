@@ -25,7 +25,8 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, relative, resolve, sep } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { build, type Metafile, type Plugin } from "esbuild";
+import { build, type Metafile } from "esbuild";
+import { pgliteStub, requireBanner } from "./bundling.js";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -36,29 +37,7 @@ export interface BundleManifest {
   outputs: Record<string, { bytes: number; packages: Record<string, number>; imports: { path: string; kind: string }[] }>;
 }
 
-/**
- * CommonJS packages (pg, ws) call require() for Node built-ins, through esbuild's `__require`
- * helper, which looks for a free `require`: an ES module has none, so every output file gets one.
- * `createRequire` runs once per function (the first file evaluated), not once per chunk.
- */
-const requireBanner =
-  'import { createRequire as __byokCreateRequire } from "node:module"; const require = (globalThis.__byokRequire ??= __byokCreateRequire(import.meta.url));';
-
 const withoutPgliteMessage = "embedded PGlite is not part of this deployment: set DATABASE_URL to a PostgreSQL or Neon database";
-
-const pgliteStub: Plugin = {
-  name: "pglite-stub",
-  setup(b) {
-    b.onResolve({ filter: /^(@electric-sql\/pglite|drizzle-orm\/pglite)(\/.*)?$/ }, (args) => ({
-      path: args.path,
-      namespace: "pglite-stub",
-    }));
-    b.onLoad({ filter: /.*/, namespace: "pglite-stub" }, () => ({
-      contents: `throw new Error(${JSON.stringify(withoutPgliteMessage)});`,
-      loader: "js",
-    }));
-  },
-};
 
 export function packageOf(inputPath: string): string | null {
   const at = inputPath.lastIndexOf("node_modules/");
@@ -124,7 +103,7 @@ export async function bundleFunction(options: BundleOptions): Promise<BundleMani
     // Optional back ends Node never loads here: pg's native addon, ws's native helpers,
     // the edge runtime's socket module.
     external: ["pg-native", "cloudflare:sockets", "bufferutil", "utf-8-validate"],
-    plugins: [pgliteStub],
+    plugins: [pgliteStub(withoutPgliteMessage)],
     banner: { js: requireBanner },
     metafile: true,
     logLevel: "warning",
