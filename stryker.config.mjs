@@ -34,7 +34,12 @@ export const mutationModules = {
   },
   auth: {
     mutate: ["lib/platform/auth/token.ts", "lib/platform/auth/verify.ts"],
-    tests: ["tests/unit/auth.security.test.ts", "tests/unit/auth-cache.security.test.ts", "tests/unit/auth-token.security.test.ts"],
+    tests: [
+      "tests/unit/auth.security.test.ts",
+      "tests/unit/auth-cache.security.test.ts",
+      "tests/unit/auth-token.security.test.ts",
+      "tests/unit/auth-verify.security.test.ts",
+    ],
   },
   "env-writer": { mutate: ["lib/platform/dev/env-file.ts"], tests: ["tests/unit/env-file.happy.test.ts"] },
   "step-data": { mutate: ["lib/onboarding/step-data.ts"], tests: ["tests/unit/step-data.security.test.ts"] },
