@@ -59,7 +59,12 @@ export const mutationModules = {
       functionLines("lib/keys/store.ts", "export function accountKeyDeletionSql("),
       functionLines("lib/keys/store.ts", "export async function listKeyEvents("),
     ],
-    tests: ["tests/keys/keys.security.test.ts", "tests/account/account.security.test.ts", "tests/keys/keys-rate-limit.error.test.ts"],
+    tests: [
+      "tests/keys/keys.security.test.ts",
+      "tests/account/account.security.test.ts",
+      "tests/keys/keys-rate-limit.error.test.ts",
+      "tests/keys/keys-store.error.test.ts",
+    ],
   },
   // The reservation against the monthly cap, and the refusal past it.
   budget: {
