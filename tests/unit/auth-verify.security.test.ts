@@ -5,7 +5,8 @@
  */
 import { generateKeyPairSync, randomBytes, sign as rsaSign } from "node:crypto";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { type ClerkSettings, DEFAULT_CLERK_API_URL, verifySessionToken } from "../../lib/platform/auth/verify.js";
+import { decodeUnverified, extractSessionToken } from "../../lib/platform/auth/token.js";
+import { type ClerkSettings, DEFAULT_CLERK_API_URL, isServerSideReason, verifySessionToken } from "../../lib/platform/auth/verify.js";
 
 const { publicKey, privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
 const publicPem = publicKey.export({ type: "spki", format: "pem" }).toString();
@@ -112,5 +113,30 @@ describe("verifySessionToken: configuration", () => {
       error: { reason: "unauthorized-party" },
     });
     expect((await verifySessionToken(token({ azp: "https://evil.example" }), settings)).ok).toBe(true);
+  });
+});
+
+describe("reasons and token shapes", () => {
+  it("counts configuration and Clerk-availability reasons as server-side, a bad token's never", () => {
+    for (const reason of ["not-configured", "invalid-jwt-key", "jwks-unavailable", "secret-key-rejected"]) {
+      expect(isServerSideReason(reason), reason).toBe(true);
+    }
+    for (const reason of ["malformed", "expired", "invalid-signature", "unsupported-algorithm", "missing-subject", ""]) {
+      expect(isServerSideReason(reason), reason).toBe(false);
+    }
+  });
+
+  it("reads a Bearer token only up to blanks and tabs: any other character after it refuses the header", () => {
+    const req = (authorization: string) => new Request("http://localhost/api/x", { headers: { authorization } });
+    expect(extractSessionToken(req("Bearer abc\u00a0x"))).toBeNull();
+    expect(extractSessionToken(req("Bearer abc\u000bx"))).toBeNull();
+    expect(extractSessionToken(req("Bearer abc\t "))).toBe("abc");
+  });
+
+  it("takes a compact JWS only from its first character (a blank before it is not skipped)", () => {
+    const jws = `${b64({ alg: "RS256" })}.${b64({ sub: "u" })}.sig`;
+    expect(decodeUnverified(jws)).not.toBeNull();
+    expect(decodeUnverified(` ${jws}`)).toBeNull();
+    expect(decodeUnverified(`\t${jws}`)).toBeNull();
   });
 });
