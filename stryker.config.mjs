@@ -34,7 +34,12 @@ export const mutationModules = {
   },
   auth: {
     mutate: ["lib/platform/auth/token.ts", "lib/platform/auth/verify.ts"],
-    tests: ["tests/unit/auth.security.test.ts", "tests/unit/auth-cache.security.test.ts", "tests/unit/auth-token.security.test.ts"],
+    tests: [
+      "tests/unit/auth.security.test.ts",
+      "tests/unit/auth-cache.security.test.ts",
+      "tests/unit/auth-token.security.test.ts",
+      "tests/unit/auth-verify.security.test.ts",
+    ],
   },
   "env-writer": { mutate: ["lib/platform/dev/env-file.ts"], tests: ["tests/unit/env-file.happy.test.ts"] },
   "step-data": { mutate: ["lib/onboarding/step-data.ts"], tests: ["tests/unit/step-data.security.test.ts"] },
@@ -54,7 +59,12 @@ export const mutationModules = {
       functionLines("lib/keys/store.ts", "export function accountKeyDeletionSql("),
       functionLines("lib/keys/store.ts", "export async function listKeyEvents("),
     ],
-    tests: ["tests/keys/keys.security.test.ts", "tests/account/account.security.test.ts", "tests/keys/keys-rate-limit.error.test.ts"],
+    tests: [
+      "tests/keys/keys.security.test.ts",
+      "tests/account/account.security.test.ts",
+      "tests/keys/keys-rate-limit.error.test.ts",
+      "tests/keys/keys-store.error.test.ts",
+    ],
   },
   // The reservation against the monthly cap, and the refusal past it.
   budget: {
