@@ -21,10 +21,11 @@ export function geminiWorstCaseUsd(model: string, bodyBytes: number, maxOutputTo
 }
 
 /**
- * Exa: bounds above its list prices (docs/gateway.md "What a call reserves"), since the exact
+ * Exa: bounds above its list prices (docs/provider-facts.md, read 2026-12-07), since the exact
  * price depends on options (search type, contents, summaries): a search or findSimilar at
- * USD 0.025 plus 0.003 per result asked for (default 10), contents at 0.003 per page, an
- * answer at 0.025. What is charged is what Exa reports.
+ * USD 0.025 (the dearest, Deep Reasoning, is 0.015) plus 0.003 per result asked for (an extra
+ * result and its summary are 0.002), contents at 0.003 per page (0.001 per content type, three
+ * types), an answer at 0.025 (listed at 0.005). What is charged is what Exa reports.
  */
 export const EXA_BOUNDS = { perRequest: 0.025, perResult: 0.003, perPage: 0.003, answer: 0.025 } as const;
 
