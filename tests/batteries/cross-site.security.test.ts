@@ -11,7 +11,6 @@ import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { routes } from "../../lib/routes.js";
 import type { AnyRoute } from "../../lib/http/route.js";
-import { isJsonContentType } from "../../lib/http/middleware/cross-site.js";
 import { backends, type TestDatabase } from "../helpers/db.js";
 import { expectStatus, makeRuntime, request, sampleKeys, type TestRuntime } from "../helpers/runtime.js";
 import { useFakeUpstreams } from "../helpers/upstreams.js";
@@ -136,29 +135,3 @@ for (const mode of ["development", "production"] as const) {
     });
   });
 }
-
-describe("isJsonContentType", () => {
-  it("takes JSON and +json types only", () => {
-    for (const type of [
-      "application/json",
-      "Application/JSON; charset=utf-8",
-      " application/json ",
-      "application/problem+json",
-      "application/vnd.api+json",
-    ]) {
-      expect(isJsonContentType(type), type).toBe(true);
-    }
-    for (const type of [
-      undefined,
-      "",
-      "text/plain",
-      "text/json",
-      "application/jsonp",
-      "application/+json",
-      "application/x-json",
-      "multipart/form-data",
-    ]) {
-      expect(isJsonContentType(type), String(type)).toBe(false);
-    }
-  });
-});
