@@ -256,7 +256,15 @@ export function updateEnvText(text: string, values: Record<string, string>, remo
   const missing = [...toSet].filter(([name]) => !written.has(name));
   if (missing.length > 0) {
     if (out !== "" && !/[\r\n]$/.test(out)) out += defaultEol;
+    const blockStart = out.length;
     for (const [name, value] of missing) out += `${name}=${value}${defaultEol}`;
+    // A last line `NAME:` with nothing after it takes the next line as its value in dotenv.
+    const swallowing = scanEnvText(out).find((a) => a.start < blockStart && a.end > blockStart);
+    if (swallowing) {
+      throw new AppError("internal-error", {
+        detail: `the .env file was left unchanged: its last assignment (${swallowing.name}) would read the added line as its value; edit the file by hand`,
+      });
+    }
   }
   return (hasBom ? bom : "") + out;
 }
