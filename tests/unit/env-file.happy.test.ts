@@ -1,4 +1,4 @@
-import { lstat, mkdtemp, readdir, readFile, readlink, rm, stat, symlink, writeFile } from "node:fs/promises";
+import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rename as fsRename, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import dotenv from "dotenv";
@@ -123,13 +123,17 @@ describe("EnvFileWriter.set", () => {
     expect(await read()).toBe("GEMINI_API_KEY_OLD=a\nMY_GEMINI_API_KEY=b\nexportGEMINI_API_KEY=c\nGEMINI_API_KEY=k\n");
   });
 
-  it("is idempotent", async () => {
+  it("is idempotent, and does not rewrite a file the edit leaves as it is", async () => {
     await writeFile(file, "# keep\nexport A=0\nB=1\n");
-    const writer = new EnvFileWriter();
+    let renames = 0;
+    const writer = new EnvFileWriter({ rename: (from, to) => (renames++, fsRename(from, to)) });
     await writer.set(file, { A: "x", C: "y" });
+    expect(renames).toBe(1);
     const once = await read();
     await writer.set(file, { A: "x", C: "y" });
     await writer.set(file, { C: "y", A: "x" });
+    await writer.unset(file, ["NOT_THERE"]);
+    expect(renames).toBe(1);
     expect(await read()).toBe(once);
     expect(once).toBe("# keep\nexport A=x\nB=1\nC=y\n");
   });
@@ -151,6 +155,53 @@ describe("EnvFileWriter.set", () => {
     const parsed = await readEnvFile(file);
     for (let i = 0; i < 40; i++) expect(parsed[`K${i}`], `K${i}`).toBe(`v${i}`);
     expect(await tempFiles()).toEqual([]);
+  });
+
+  it("keeps a write queued behind one in flight after an earlier one has finished", async () => {
+    // The second write is held at its rename; the third is sent after the first has finished.
+    // It must wait for the second, or the second's rename would drop the third's key.
+    await writeFile(file, "# start\n");
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let secondAtRename!: () => void;
+    const secondReady = new Promise<void>((resolve) => (secondAtRename = resolve));
+    let calls = 0;
+    const writer = new EnvFileWriter({
+      rename: async (from, to) => {
+        if (++calls === 2) {
+          secondAtRename();
+          await held;
+        }
+        await fsRename(from, to);
+      },
+    });
+    const first = writer.set(file, { K1: "v1" });
+    const second = writer.set(file, { K2: "v2" });
+    await first;
+    await secondReady;
+    let thirdDone = false;
+    const third = writer.set(file, { K3: "v3" }).then(() => (thirdDone = true));
+    // Time enough for a third write that skipped the queue to finish (with the queue it cannot).
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(thirdDone).toBe(false);
+    release();
+    await Promise.all([second, third]);
+    expect(await readEnvFile(file)).toEqual({ K1: "v1", K2: "v2", K3: "v3" });
+  });
+
+  it("closes every file it opens", async () => {
+    if (process.platform !== "linux") return;
+    const openFiles = async () => (await readdir("/proc/self/fd")).length;
+    const writer = new EnvFileWriter();
+    await writer.set(file, { W: "0" });
+    const before = await openFiles();
+    for (let i = 1; i <= 20; i++) await writer.set(file, { W: String(i) });
+    expect(await openFiles()).toBeLessThan(before + 5);
+  });
+
+  it("leaves a missing file missing when there is nothing to set", async () => {
+    await new EnvFileWriter().set(file, {});
+    expect(await readdir(dir)).toEqual([]);
   });
 
   it("keeps serving writes after one fails", async () => {
@@ -289,6 +340,7 @@ describe("refusing values that could break out of a line", () => {
       expect(envValueProblem(`a${char}b`) === undefined, `U+${code.toString(16)}`).toBe(allowed);
     }
     expect(envValueProblem("")).toBeUndefined();
+    for (const notText of [42, null, undefined, {}, ["a"]]) expect(envValueProblem(notText as never)).toBe("is not a string");
   });
 });
 
@@ -410,6 +462,13 @@ describe("readEnvFile", () => {
     expect(await readEnvFile(join(dir, "nope.env"))).toEqual({});
   });
 
+  it("fails on a path that cannot be read, rather than reading it as empty", async () => {
+    await mkdir(file);
+    await expect(readEnvFile(file)).rejects.toMatchObject({ code: "EISDIR" });
+    await expect(new EnvFileWriter().unset(file, ["A"])).rejects.toMatchObject({ code: "EISDIR" });
+    await expect(new EnvFileWriter().set(file, { A: "1" })).rejects.toMatchObject({ code: "EISDIR" });
+  });
+
   it("parses with dotenv", async () => {
     await writeFile(file, "# c\nexport A=1\nB='two words'\n");
     expect(await readEnvFile(file)).toEqual({ A: "1", B: "two words" });
@@ -461,6 +520,64 @@ describe("what dotenv understands beyond KEY=value", () => {
     await new EnvFileWriter().unset(file, ["GEMINI_API_KEY"]);
     expect(parseWithDotenv(file)).toEqual({ B: "2" });
   });
+});
+
+describe("scanEnvText: where each assignment is, by whole lines", () => {
+  const at = (name: string, start: number, end: number, rawValue: string, prefix: string, eol: string, alone = true) => ({
+    name,
+    start,
+    end,
+    rawValue,
+    prefix,
+    eol,
+    alone,
+  });
+  // Texts are latin1 (one character per byte): "\xC2\xA0" is U+00A0 in UTF-8, "\xE3\x80\x80" U+3000.
+  const cases: Array<[string, ReturnType<typeof at>[]]> = [
+    ["A=1\nB=2", [at("A", 0, 4, "1", "", "\n"), at("B", 4, 7, "2", "", "")]],
+    ["  export  A=1\r\nB=2\r", [at("A", 0, 15, "1", "  export  ", "\r\n"), at("B", 15, 19, "2", "", "\r")]],
+    ["\texport\tA = 1\r", [at("A", 0, 14, " 1", "\texport\t", "\r")]],
+    // Whitespace that is not a blank or a tab before the name: only `export ` is kept.
+    ["\xC2\xA0export A=1\n", [at("A", 0, 13, "1", "export ", "\n")]],
+    ["export\xC2\xA0A=1", [at("A", 0, 11, "1", "export ", "")]],
+    ["\xC2\xA0A=1\n", [at("A", 0, 6, "1", "", "\n")]],
+    // `NAME:` takes one blank as its separator: when that blank is a multi-byte character, the value starts after all of it.
+    ["A:\xC2\xA0v\n", [at("A", 0, 6, "v", "", "\n")]],
+    ["A:\xE3\x80\x80v", [at("A", 0, 6, "v", "", "")]],
+    // U+2028 ends a line for dotenv, not for an editor: both assignments share one line.
+    [
+      "A=1 # c\xE2\x80\xA8B=2\nC=3\n",
+      [at("A", 0, 14, "1 ", "", "\n", false), at("B", 0, 14, "2", "", "\n", false), at("C", 14, 18, "3", "", "\n")],
+    ],
+    // `X:` at a line's end reads the next line as its value.
+    ["X:\nY=1\nZ=2\n", [at("X", 0, 7, "Y=1", "", "\n"), at("Z", 7, 11, "2", "", "\n")]],
+    ["A='x\ny'\r\nB=2", [at("A", 0, 9, "'x\ny'", "", "\r\n"), at("B", 9, 12, "2", "", "")]],
+    ["A=\nB", [at("A", 0, 3, "", "", "\n")]],
+    ["A=1\r\r\nB=2", [at("A", 0, 4, "1", "", "\r"), at("B", 6, 9, "2", "", "")]],
+    ["A=1\n\xC3\xA9\nB=2", [at("A", 0, 4, "1", "", "\n"), at("B", 7, 10, "2", "", "")]],
+    ["A=\xE2\x80\x80v\r\n", [at("A", 0, 8, "\xE2\x80\x80v", "", "\r\n")]],
+    ["A=1\xE2\x80\xA8B=2\n", [at("A", 0, 10, "1\xE2\x80\xA8B=2", "", "\n", false)]],
+    ["\xE2\x80\xA8\nA=1\n", [at("A", 4, 8, "1", "", "\n")]],
+    ["  A=1\n", [at("A", 0, 6, "1", "  ", "\n")]],
+    ["A=`b # c`\nB=`l1\nl2`", [at("A", 0, 10, "`b # c`", "", "\n"), at("B", 10, 19, "`l1\nl2`", "", "")]],
+    // Not UTF-8, so not whitespace to dotenv (it reads U+FFFD): overlong encodings of a space, a
+    // lead byte that never starts a character, a sequence cut short by the end of the file.
+    ["A:\xC0\xA0v", []],
+    ["A:\xC0\x80\xA0v", []],
+    ["A:\x80\x80\xA0v", []],
+    ["A:\xE0\x80\xA0v", []],
+    ["A:\xF0\x80\xA0v", []],
+    ["A:\xF0\x80\x80\xA0v", []],
+    ["A:\xE2\x80", []],
+    ["A:\xC2", []],
+    ["export A", []],
+    ["  x.y-z :  v  # c \n", []],
+  ];
+  for (const [text, expected] of cases) {
+    it(JSON.stringify(text), () => {
+      expect(scanEnvText(text)).toEqual(expected);
+    });
+  }
 });
 
 describe("refusing an edit dotenv would read otherwise", () => {
@@ -602,6 +719,9 @@ const utf8EdgeBytes = fc.constantFrom(
   "\xF0\x90\x80\x80",
   "\xF0\x8F\xBF\xBF",
   "\xF0\x80\x80\xA0",
+  "\xF0\x80\xA0",
+  "\xC0\x80\xA0",
+  "\x80\x80\xA0",
   "\xF4\x8F\xBF\xBF",
   "\xF4\x90\x80\x80",
   "\xF1\x80\x80",
@@ -629,7 +749,22 @@ const grammarLine = fc
     fc.constantFrom("", "export ", "export\t", "export  ", asLatin1("export\u00a0"), asLatin1("export\u2028"), "export"),
     fc.constantFrom("A", "B", "GEMINI_API_KEY", "x.y-z"),
     edgeOr("=", " = ", ": ", ":", ":\t", ":\u00a0", "=\u00a0", "\u00a0=", ":\u3000", ":\ufeff", ":\u1680"),
-    edgeOr("", "v", "old value", "'q'", '"dq"', '"l1\nl2"', "`b`", "x # note", "#c", "\u00a0v", "v\u2028B=2", "\u00e9"),
+    edgeOr(
+      "",
+      "v",
+      "old value",
+      "'q'",
+      '"dq"',
+      '"l1\nl2"',
+      "`b`",
+      "`b # c`",
+      "`l1\nl2`",
+      "x # note",
+      "#c",
+      "\u00a0v",
+      "v\u2028B=2",
+      "\u00e9",
+    ),
     edgeOr("", " ", " # c", "\u00a0"),
   )
   .map((parts) => parts.join(""));

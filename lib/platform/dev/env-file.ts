@@ -182,7 +182,6 @@ export function scanEnvText(text: string): EnvAssignment[] {
   const { view, offsets, inside } = dotenvView(text);
   const at = (viewIndex: number) => offsets[viewIndex] as number;
   const found: EnvAssignment[] = [];
-  let previousEnd = 0; // view index where the previous assignment's lines end
   for (const match of view.matchAll(dotenvAssignment)) {
     const indices = match.indices as RegExpIndicesArray;
     const [exportStart] = indices[2] as [number, number];
@@ -195,12 +194,11 @@ export function scanEnvText(text: string): EnvAssignment[] {
     const lineEnd = newline === -1 ? view.length : newline + 1;
     const before = view.slice(lineStart, nameStart);
     const rawPrefix = text.slice(at(lineStart), at(nameStart));
-    let alone = /^\s*(?:export\s+)?$/.test(before) && !/[\u2028\u2029]/.test(view.slice(lineStart, lineEnd));
-    if (lineStart < previousEnd) {
-      alone = false;
-      const previous = found[found.length - 1];
-      if (previous) previous.alone = false;
-    }
+    // dotenv's `^` also matches after U+2028 and U+2029, which no editor shows as a line end:
+    // that is the only way a second assignment, or anything but blanks and `export`, can stand
+    // on the same physical line as a name (every other `^` follows a "\n" of the view), so such
+    // a line is never changed alone.
+    const alone = !/[\u2028\u2029]/.test(view.slice(lineStart, lineEnd));
     let valueStart = valueSpan ? at(valueSpan[0]) : at(valueEnd);
     while (inside[valueStart]) valueStart++; // a separator blank that is one multi-byte character
     found.push({
@@ -212,7 +210,6 @@ export function scanEnvText(text: string): EnvAssignment[] {
       eol: newline === -1 ? "" : text.slice(at(newline), at(lineEnd)),
       alone,
     });
-    previousEnd = lineEnd;
   }
   return found;
 }
