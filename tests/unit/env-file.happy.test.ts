@@ -126,7 +126,12 @@ describe("EnvFileWriter.set", () => {
   it("is idempotent, and does not rewrite a file the edit leaves as it is", async () => {
     await writeFile(file, "# keep\nexport A=0\nB=1\n");
     let renames = 0;
-    const writer = new EnvFileWriter({ rename: (from, to) => (renames++, fsRename(from, to)) });
+    const writer = new EnvFileWriter({
+      rename: (from, to) => {
+        renames++;
+        return fsRename(from, to);
+      },
+    });
     await writer.set(file, { A: "x", C: "y" });
     expect(renames).toBe(1);
     const once = await read();
