@@ -245,6 +245,13 @@ export function promisedHeaders(route: AnyRoute, status: number): DocumentedHead
 
 const camel = (path: string) => path.replace(/[^A-Za-z0-9]+(.)?/g, (_: string, c: string | undefined) => (c ?? "").toUpperCase());
 
+/** Who may call `route`: one of the entries (an entry's schemes all together). */
+export function securityOf(route: AnyRoute): Record<string, string[]>[] {
+  if (!route.auth) return [];
+  const clerk: Record<string, string[]>[] = [{ clerkBearer: [] }, { clerkSessionCookie: [] }];
+  return route.serviceCredential ? [...clerk, { gatewayServiceCredential: [], gatewayActsFor: [] }] : clerk;
+}
+
 /** Builds the document (uncached) from the route definitions. */
 export function buildOpenApiDocument(routes: readonly AnyRoute[]): OpenApiDocument {
   nameSchemas();
@@ -261,6 +268,19 @@ export function buildOpenApiDocument(routes: readonly AnyRoute[]): OpenApiDocume
     in: "cookie",
     name: "__session",
     description: "The Clerk session token in the `__session` cookie (used when no Authorization header is sent).",
+  });
+  registry.registerComponent("securitySchemes", "gatewayServiceCredential", {
+    type: "http",
+    scheme: "bearer",
+    bearerFormat: "bks_<16 hex>_<43 base64url>",
+    description:
+      "An operator's gateway service credential (`npm run gateway:credentials`), sent with `x-byok-user` naming the user the call is for.",
+  });
+  registry.registerComponent("securitySchemes", "gatewayActsFor", {
+    type: "apiKey",
+    in: "header",
+    name: "x-byok-user",
+    description: "With a service credential: the Clerk user id the call acts for (that user's keys and budget).",
   });
   for (const [id, header] of Object.entries(headerComponents)) registry.registerComponent("headers", id, header as never);
 
@@ -294,7 +314,7 @@ export function buildOpenApiDocument(routes: readonly AnyRoute[]): OpenApiDocume
       summary: route.summary,
       ...(route.description ? { description: route.description } : {}),
       tags: route.tags,
-      security: route.auth ? [{ clerkBearer: [] }, { clerkSessionCookie: [] }] : [],
+      security: securityOf(route),
       request: {
         ...(route.body
           ? {

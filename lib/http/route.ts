@@ -73,6 +73,11 @@ export interface RouteSpec<
    */
   authenticate?: (input: { request: Request; deps: Deps }) => Promise<{ userId: string }>;
   /**
+   * `authenticate` also takes an operator's gateway service credential with the user it acts
+   * for (`x-byok-user`): the OpenAPI document lists that scheme beside Clerk's.
+   */
+  serviceCredential?: boolean;
+  /**
    * The per-user limit this route's handler counts, inside its own first statement (one round
    * trip: `rateLimitCountSql`), after auth and validation; it sets the RateLimit headers on its
    * 2xx answers (`withRateLimit`). Documents the 429 and those headers; the contract test checks

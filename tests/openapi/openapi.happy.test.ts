@@ -196,13 +196,23 @@ describe("the document agrees with the app's route list", () => {
     }
   });
 
-  it("protected routes require the Clerk bearer token or the __session cookie; public ones require nothing", () => {
+  it("protected routes require the Clerk bearer token or the __session cookie (the gateway's also a service credential with x-byok-user); public ones require nothing", () => {
     const components = doc.components as AnyObject;
     expect(components.securitySchemes.clerkBearer).toMatchObject({ type: "http", scheme: "bearer", bearerFormat: "JWT" });
     expect(components.securitySchemes.clerkSessionCookie).toMatchObject({ type: "apiKey", in: "cookie", name: "__session" });
+    expect(components.securitySchemes.gatewayServiceCredential).toMatchObject({ type: "http", scheme: "bearer" });
+    expect(components.securitySchemes.gatewayActsFor).toMatchObject({ type: "apiKey", in: "header", name: "x-byok-user" });
+    const gateway = routes.filter((route) => route.path.startsWith("/api/gateway/"));
+    expect(gateway.length).toBeGreaterThan(0);
     for (const route of routes) {
       const op = (doc.paths as AnyObject)[openApiPath(route.path)][route.method.toLowerCase()];
-      const expected = route.auth ? [{ clerkBearer: [] }, { clerkSessionCookie: [] }] : [];
+      const clerk = [{ clerkBearer: [] }, { clerkSessionCookie: [] }];
+      // Exactly the routes that take a service credential (lib/gateway/caller.ts) say so.
+      const expected = !route.auth
+        ? []
+        : gateway.includes(route)
+          ? [...clerk, { gatewayServiceCredential: [], gatewayActsFor: [] }]
+          : clerk;
       expect(op.security, `${route.method} ${route.path}`).toEqual(expected);
       if (route.auth) expect(Object.keys(op.responses), `${route.method} ${route.path}`).toContain("401");
       expect((doc.paths as AnyObject)[openApiPath(route.path)].options.security).toEqual([]);

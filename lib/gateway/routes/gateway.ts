@@ -30,6 +30,7 @@ export const gatewayGemini = defineRoute({
   tags: ["gateway"],
   auth: true,
   authenticate: authenticateGatewayCaller,
+  serviceCredential: true,
   rateLimit: "gateway",
   streaming: true,
   params: { schema: geminiActionParams, example: { action: "gemini-3.5-flash:generateContent" } },
@@ -60,6 +61,7 @@ export const gatewayGeminiModels = defineRoute({
   tags: ["gateway"],
   auth: true,
   authenticate: authenticateGatewayCaller,
+  serviceCredential: true,
   rateLimit: "gateway",
   query: {
     schema: z.strictObject({ pageSize: z.string().max(4).optional(), pageToken: z.string().max(200).optional(), path: rewritePath }),
@@ -86,6 +88,7 @@ function exaRoute(operation: ExaOperation, example: Record<string, unknown>) {
     tags: ["gateway"],
     auth: true,
     authenticate: authenticateGatewayCaller,
+    serviceCredential: true,
     rateLimit: "gateway",
     body: {
       schema: z.looseObject({}).describe(`Exa's ${operation} request body, as exa-js sends it`),
