@@ -575,6 +575,11 @@ describe("scanEnvText: where each assignment is, by whole lines", () => {
     ["A:\xF0\x80\x80\xA0v", []],
     ["A:\xE2\x80", []],
     ["A:\xC2", []],
+    // A blank before `=` may be a line break; so may the one after `export`.
+    ["A\n=1\n", [at("A", 0, 5, "1", "", "\n")]],
+    ["export\nA=1", [at("A", 0, 10, "1", "export ", "")]],
+    // Only the assignment's own line counts for its prefix.
+    ["export B=2\n\xC2\xA0A=1\n", [at("B", 0, 11, "2", "export ", "\n"), at("A", 11, 17, "1", "", "\n")]],
     ["export A", []],
     ["  x.y-z :  v  # c \n", []],
   ];
@@ -613,6 +618,23 @@ describe("refusing an edit dotenv would read otherwise", () => {
       "the .env file was left unchanged: GEMINI_API_KEY shares its line with another assignment, so it cannot be changed alone; edit the file by hand",
     );
     await refusal(Buffer.from("A=1 # c\u2028GEMINI_API_KEY=OLDSECRET\nB=2\n"), (w) => w.set(file, { GEMINI_API_KEY: "NEW" }));
+    const both = await refusal(Buffer.from("A=1 # c\u2028GEMINI_API_KEY=OLDSECRET\nB=2\n"), (w) => w.unset(file, ["GEMINI_API_KEY", "A"]));
+    expect(both.detail).toBe(
+      "the .env file was left unchanged: A, GEMINI_API_KEY shares its line with another assignment, so it cannot be changed alone; edit the file by hand",
+    );
+  });
+
+  it("names every key the edit would change, and never a value", () => {
+    let error: unknown;
+    try {
+      checkEnvEdit(".env", "A=SECRET1\nB=SECRET2\nC=3\n", "C=3\n", {}, []);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(AppError);
+    expect((error as AppError).detail).toBe(
+      ".env was left unchanged: after the edit dotenv would not read A, B as intended; edit the file by hand",
+    );
   });
 
   it("refuses to add a key after a last line `NAME:` that would read the added line as its value", async () => {
