@@ -608,7 +608,14 @@ describe("refusing an edit dotenv would read otherwise", () => {
   it("refuses a removal that would change another key, names it, and leaves the file alone", async () => {
     // Removing the middle line would make dotenv read "SECRETVALUE" as X's value.
     const error = await refusal('X=\nGEMINI_API_KEY=OLDSECRET\n"SECRETVALUE"\n', (w) => w.unset(file, ["GEMINI_API_KEY"]));
-    expect(error.detail).toBe(`${file} was left unchanged: after the edit dotenv would not read X as intended; edit the file by hand`);
+    expect(error.detail).toBe(
+      "the .env file was left unchanged: the lines around the edit would read differently (X); edit the file by hand",
+    );
+    // A bare name on the line before, and `=` on the line after: removing the line between joins them.
+    const joined = await refusal("A\nGEMINI_API_KEY=OLDSECRET\n = 1\n", (w) => w.unset(file, ["GEMINI_API_KEY"]));
+    expect(joined.detail).toBe(
+      "the .env file was left unchanged: the lines around the edit would read differently (A); edit the file by hand",
+    );
   });
 
   it("refuses to edit a key that shares its line with another assignment", async () => {

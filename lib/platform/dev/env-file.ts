@@ -221,7 +221,8 @@ export function scanEnvText(text: string): EnvAssignment[] {
  * is kept byte for byte. `text` is latin1-decoded file content. Assignments are found as
  * dotenv finds them (`KEY=value`, `KEY: value`, `export`, quoted values over several lines,
  * `\n`, `\r\n` or bare `\r` line ends). Throws `AppError("internal-error")` when an
- * assignment to change shares its lines with another one (see `EnvAssignment.alone`).
+ * assignment to change shares its lines with another one (see `EnvAssignment.alone`), or when
+ * the file's last assignment would read an appended line as its value (a last line `NAME:`).
  */
 export function updateEnvText(text: string, values: Record<string, string>, remove: readonly string[] = []): string {
   const hasBom = text.startsWith(bom);
@@ -263,7 +264,25 @@ export function updateEnvText(text: string, values: Record<string, string>, remo
       });
     }
   }
+  // Removing lines can join the ones around them into an assignment (a bare `A` line, then
+  // ` = x`: dotenv's blank before `=` may be a line break): the result must hold exactly the
+  // assignments intended, each untouched one with its value as it was written.
+  const expected = rawValues(content);
+  for (const name of toRemove) expected.delete(name);
+  for (const [name, value] of toSet) expected.set(name, value);
+  const actual = rawValues(out);
+  const changed = [...new Set([...expected.keys(), ...actual.keys()])].filter((name) => expected.get(name) !== actual.get(name));
+  if (changed.length > 0) {
+    throw new AppError("internal-error", {
+      detail: `the .env file was left unchanged: the lines around the edit would read differently (${changed.join(", ")}); edit the file by hand`,
+    });
+  }
   return (hasBom ? bom : "") + out;
+}
+
+/** Each name's raw value as dotenv keeps it (the last assignment wins). */
+function rawValues(text: string): Map<string, string> {
+  return new Map(scanEnvText(text).map((a) => [a.name, a.rawValue]));
 }
 
 /**
