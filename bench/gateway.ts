@@ -94,7 +94,12 @@ export interface GatewayBenchReport {
   loadAverage: { start: number[]; end: number[]; cores: number };
   kinds: GatewayBenchKind[];
   /** The other checkout's gateway (`GATEWAY_BENCH_BASELINE`), measured in the same rounds. */
-  baseline?: { root: string; kinds: GatewayBenchKind[] };
+  baseline?: {
+    root: string;
+    kinds: GatewayBenchKind[];
+    /** Per round, by kind: this checkout's time − the baseline's, to the headers and to the end (negative: faster). */
+    versus: { kind: GatewayBenchKind["kind"]; toHeadersMs: Quantiles; toEndMs: Quantiles; faster: { headers: number; end: number } }[];
+  };
 }
 
 function quantile(values: number[], q: number): number {
@@ -267,6 +272,7 @@ export async function runGatewayBench(): Promise<GatewayBenchReport> {
       generationConfig: { maxOutputTokens: 256 },
     });
     const perTarget = new Map<Target, GatewayBenchKind[]>(targets.map((t) => [t, []]));
+    const versus: NonNullable<GatewayBenchReport["baseline"]>["versus"] = [];
     for (const kind of ["generateContent", "streamGenerateContent"] as const) {
       const suffix = kind === "streamGenerateContent" ? "?alt=sse" : "";
       const direct = () =>
@@ -338,6 +344,17 @@ export async function runGatewayBench(): Promise<GatewayBenchReport> {
           roundTripsBeforeUpstream: before,
         });
       }
+      if (targets.length > 1) {
+        const [mine, theirs] = [g.get(targets[0]!)!.timings, g.get(targets[1]!)!.timings];
+        const toHeaders = mine.map((t, i) => t.headers - theirs[i]!.headers);
+        const toEnd = mine.map((t, i) => t.end - theirs[i]!.end);
+        versus.push({
+          kind,
+          toHeadersMs: pq(toHeaders),
+          toEndMs: pq(toEnd),
+          faster: { headers: toHeaders.filter((v) => v < 0).length / calls, end: toEnd.filter((v) => v < 0).length / calls },
+        });
+      }
       fake.send({ type: "reset" });
     }
     const current = targets[0]!;
@@ -352,7 +369,7 @@ export async function runGatewayBench(): Promise<GatewayBenchReport> {
       databaseWriteP50Ms: Math.round(rtt.writeP50 * 1000) / 1000,
       loadAverage: { start: round1(loadStart), end: round1(loadavg()), cores: cpus().length },
       kinds: perTarget.get(current)!,
-      ...(other ? { baseline: { root: other.root, kinds: perTarget.get(other)! } } : {}),
+      ...(other ? { baseline: { root: other.root, kinds: perTarget.get(other)!, versus } } : {}),
     };
   } finally {
     for (const child of children.reverse()) await child.stop().catch(() => undefined);
@@ -421,7 +438,22 @@ export function gatewayTable(report: GatewayBenchReport): string {
     }
   };
   inside("this checkout", report.kinds);
-  if (report.baseline) inside("baseline", report.baseline.kinds);
+  if (report.baseline) {
+    inside("baseline", report.baseline.kinds);
+    lines.push(
+      "",
+      "This checkout against the baseline, round by round (negative: this checkout faster):",
+      "",
+      "| call | to headers p50 / p95 ms | to end p50 / p95 ms | rounds faster to headers / to end |",
+      "|---|---|---|---|",
+    );
+    const pct = (share: number) => `${Math.round(share * 100)} %`;
+    for (const v of report.baseline.versus) {
+      lines.push(
+        `| ${v.kind} | ${v.toHeadersMs.p50} / ${v.toHeadersMs.p95} | ${v.toEndMs.p50} / ${v.toEndMs.p95} | ${pct(v.faster.headers)} / ${pct(v.faster.end)} |`,
+      );
+    }
+  }
   const fmt = (values: number[]) => values.map((l) => l.toFixed(1)).join(", ");
   lines.push(
     "",
