@@ -13,7 +13,7 @@
  * `{type: "rtt", n}` with the p50 of `n` bare `select 1` statements through the app's own
  * database (ms); `{type: "stop"}` ends it (a CPU profile, if asked for, is written then).
  */
-import { writeFileSync } from "node:fs";
+import { ServerResponse } from "node:http";
 import { resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { serve } from "@hono/node-server";
@@ -55,19 +55,6 @@ async function main(): Promise<void> {
   const runtime = createRuntime(config, { database, logger: createLogger({ level: "error" }) });
   const app = createApp(routes, { runtime });
   const traces = traceCalls(app);
-  const marks: [string, number][][] = [];
-  let current: [string, number][] | undefined;
-  (globalThis as any).__mark = (name: string) => current?.push([name, performance.now()]);
-  const realFetch = app.fetch;
-  (app as any).fetch = async (request: Request, ...rest: unknown[]) => {
-    if (!new URL(request.url).pathname.startsWith("/api/gateway/")) return realFetch(request, ...(rest as []));
-    current = [["in", performance.now()]];
-    marks.push(current);
-    const response = await realFetch(request, ...(rest as []));
-    current.push(["returned", performance.now()]);
-    return response;
-  };
-  process.on("exit", () => writeFileSync(`/tmp/gwmarks-${process.pid}.json`, JSON.stringify(marks)));
 
   const server = serve({ fetch: app.fetch, port: 0, hostname: "127.0.0.1" }, (info) => {
     process.send?.({ type: "listening", port: info.port });
@@ -117,6 +104,8 @@ interface CallTrace {
   in: number;
   /** The app returned its Response: the status and headers go out next. */
   returned?: number;
+  /** @hono/node-server wrote the status line and headers (it may first wait for the body's first chunks). */
+  headWritten?: number;
   /** Each database statement: start and end. */
   statements: [number, number][];
   /** The upstream request: fetch called, and its response headers in. */
@@ -156,6 +145,12 @@ function traceCalls(app: { fetch: (request: Request, ...rest: never[]) => Respon
     }
     return result;
   };
+  const response = ServerResponse.prototype as unknown as { writeHead: (...args: unknown[]) => unknown };
+  const writeHead = response.writeHead;
+  response.writeHead = function (this: unknown, ...args: unknown[]) {
+    if (current && current.headWritten === undefined && current.returned !== undefined) current.headWritten = performance.now();
+    return writeHead.apply(this, args);
+  };
   const upstreamFetch = globalThis.fetch;
   globalThis.fetch = async (input: RequestInfo | URL, init?: RequestInit) => {
     const trace = current;
@@ -170,7 +165,8 @@ function traceCalls(app: { fetch: (request: Request, ...rest: never[]) => Respon
 /**
  * A call's parts, ms: the gateway's own work before its statement, the statement(s) before the
  * upstream call, its own work between them and the upstream request, the upstream's time to its
- * headers, its own work from there to the Response, and the statement(s) after (the settlement).
+ * headers, its own work from there to the Response, from the Response to its head written, and
+ * the statement(s) after (the settlement).
  */
 function breakdown(trace: CallTrace): Record<string, number> {
   const returned = trace.returned ?? Number.NaN;
@@ -184,6 +180,7 @@ function breakdown(trace: CallTrace): Record<string, number> {
     ownBeforeUpstream: upStart - (before.at(-1)?.[1] ?? trace.in),
     upstreamToHeaders: upHeaders - upStart,
     ownAfterUpstream: returned - upHeaders,
+    responseToHead: (trace.headWritten ?? Number.NaN) - returned,
     statementAfter: sum(after),
   };
 }

@@ -63,9 +63,10 @@ export interface GatewayBenchKind {
   /**
    * Inside the gateway's process, per call (bench/gateway-server.ts `breakdown`): its own work
    * before the statement, the statement, its own work up to the upstream request, the
-   * upstream's time to headers, its own work up to the Response, the settlement statement; and
-   * `ownToHeaders`, the three own parts together (what the gateway's code adds to the headers
-   * besides its statement and the upstream's own time).
+   * upstream's time to headers, its own work up to the Response, @hono/node-server's time from
+   * the Response to writing its head, the settlement statement; and `ownToHeaders`, the own
+   * parts together (what the gateway's process adds to the headers besides its statement and
+   * the upstream's own time).
    */
   insideMs: Record<BreakdownPart | "ownToHeaders", Quantiles>;
   /** Database round trips per gateway call (PostgreSQL only): in all, and before the upstream call. */
@@ -79,6 +80,7 @@ const breakdownParts = [
   "ownBeforeUpstream",
   "upstreamToHeaders",
   "ownAfterUpstream",
+  "responseToHead",
   "statementAfter",
 ] as const;
 type BreakdownPart = (typeof breakdownParts)[number];
@@ -381,7 +383,7 @@ export async function runGatewayBench(): Promise<GatewayBenchReport> {
 
 function insideQuantiles(calls: Record<BreakdownPart, number>[]): GatewayBenchKind["insideMs"] {
   const parts = Object.fromEntries(breakdownParts.map((part) => [part, pq(calls.map((c) => c[part]))]));
-  const own = pq(calls.map((c) => c.ownBeforeStatement + c.ownBeforeUpstream + c.ownAfterUpstream));
+  const own = pq(calls.map((c) => c.ownBeforeStatement + c.ownBeforeUpstream + c.ownAfterUpstream + c.responseToHead));
   return { ...parts, ownToHeaders: own } as GatewayBenchKind["insideMs"];
 }
 
@@ -425,15 +427,15 @@ export function gatewayTable(report: GatewayBenchReport): string {
     "",
     "Inside the gateway's process, per call, p50 / p95 ms (own: the gateway's code and the app's pipeline; statement: sent to answered):",
     "",
-    "| gateway | call | own to headers | own before the statement | statement before upstream | own up to the upstream request | upstream to its headers | own up to the Response | settlement statement |",
-    "|---|---|---|---|---|---|---|---|---|",
+    "| gateway | call | own to headers | own before the statement | statement before upstream | own up to the upstream request | upstream to its headers | own up to the Response | Response to head written | settlement statement |",
+    "|---|---|---|---|---|---|---|---|---|---|",
   );
   const inside = (label: string, kinds: GatewayBenchKind[]) => {
     const q = (v: Quantiles) => `${v.p50} / ${v.p95}`;
     for (const k of kinds) {
       const m = k.insideMs;
       lines.push(
-        `| ${label} | ${k.kind} | ${q(m.ownToHeaders)} | ${q(m.ownBeforeStatement)} | ${q(m.statementBefore)} | ${q(m.ownBeforeUpstream)} | ${q(m.upstreamToHeaders)} | ${q(m.ownAfterUpstream)} | ${q(m.statementAfter)} |`,
+        `| ${label} | ${k.kind} | ${q(m.ownToHeaders)} | ${q(m.ownBeforeStatement)} | ${q(m.statementBefore)} | ${q(m.ownBeforeUpstream)} | ${q(m.upstreamToHeaders)} | ${q(m.ownAfterUpstream)} | ${q(m.responseToHead)} | ${q(m.statementAfter)} |`,
       );
     }
   };
