@@ -10,18 +10,21 @@
  * gateway's: auth (a cached session token), its one statement before the upstream call, the
  * proxying and metering, and for the whole answer its settlement statement too. Reported as
  * p50/p95 of those differences, with the gateway process's CPU time per call (read from the
- * child over IPC before and after each call) and the database round trips per call counted by
- * a proxy in front of PostgreSQL (testkit/pg-latency-proxy.ts).
+ * child over IPC before and after each call), a breakdown of each call inside the gateway's
+ * process (bench/gateway-server.ts), and the database round trips per call counted by a proxy
+ * in front of PostgreSQL (testkit/pg-latency-proxy.ts, in this process: it idles while a call
+ * is in flight).
  *
  * PostgreSQL from BENCH_DATABASE_URL or TEST_DATABASE_URL (a fresh database is made and
- * dropped); `GATEWAY_BENCH_RTT_MS` adds a round-trip delay at the proxy (a database across a
- * network); without a URL, embedded PGlite in the gateway's process (no round trips to count).
- * `GATEWAY_BENCH_CALLS` pairs per kind (default 300). `GATEWAY_BENCH_BASELINE=<dir>`: another
- * checkout (its node_modules in place) whose gateway runs beside this one, a third request
- * in each round, so the two compare in one run on the same machine load.
- * `GATEWAY_BENCH_CPU_PROF=<dir>`: the gateway children run with `--cpu-prof` (profiles there,
- * the top self times printed). Prints a table and one JSON line (`GATEWAY_BENCH_JSON=path`
- * also writes it to a file).
+ * dropped); `GATEWAY_BENCH_PROXY=0` connects the gateway to it directly, without the proxy's
+ * hop (round trips then not counted); `GATEWAY_BENCH_RTT_MS` adds a round-trip delay at the
+ * proxy (a database across a network); without a URL, embedded PGlite in the gateway's process
+ * (no round trips to count, statements not timed). `GATEWAY_BENCH_CALLS` pairs per kind
+ * (default 300). `GATEWAY_BENCH_BASELINE=<dir>`: another checkout (its node_modules in place)
+ * whose gateway runs beside this one, a third request in each round, so the two compare in one
+ * run on the same machine load. `GATEWAY_BENCH_CPU_PROF=<dir>`: the gateway children run with
+ * `--cpu-prof` (profiles there, the top self times printed). Prints tables and one JSON line
+ * (`GATEWAY_BENCH_JSON=path` also writes it to a file).
  */
 import { fork, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -41,6 +44,8 @@ const databaseUrl = process.env.BENCH_DATABASE_URL || process.env.TEST_DATABASE_
 const calls = Number(process.env.GATEWAY_BENCH_CALLS || 300);
 const rttMs = Number(process.env.GATEWAY_BENCH_RTT_MS || 0);
 const jsonPath = process.env.GATEWAY_BENCH_JSON || undefined;
+/** 0: the gateway connects to PostgreSQL itself, without the counting proxy's hop (round trips not counted). */
+const viaProxy = process.env.GATEWAY_BENCH_PROXY !== "0";
 const baselineRoot = process.env.GATEWAY_BENCH_BASELINE ? resolve(process.env.GATEWAY_BENCH_BASELINE) : undefined;
 const profileDir = process.env.GATEWAY_BENCH_CPU_PROF ? resolve(process.env.GATEWAY_BENCH_CPU_PROF) : undefined;
 const WARM_UP = 30;
@@ -220,7 +225,8 @@ interface Target {
 export async function runGatewayBench(): Promise<GatewayBenchReport> {
   const loadStart = loadavg();
   const created = await createBenchDatabase();
-  const proxy: PgLatencyProxy | undefined = created ? await startPgLatencyProxy({ target: pgTarget(databaseUrl!), rttMs }) : undefined;
+  const proxy: PgLatencyProxy | undefined =
+    created && viaProxy ? await startPgLatencyProxy({ target: pgTarget(databaseUrl!), rttMs }) : undefined;
   const children: Child[] = [];
   const targets: Target[] = [];
   try {
@@ -246,7 +252,7 @@ export async function runGatewayBench(): Promise<GatewayBenchReport> {
         args: ["--root", root],
         env: {
           BENCH_GATEWAY_CONFIG: JSON.stringify(config),
-          ...(created && proxy ? { BENCH_GATEWAY_DATABASE_URL: proxy.rewrite(created.url) } : {}),
+          ...(created ? { BENCH_GATEWAY_DATABASE_URL: proxy ? proxy.rewrite(created.url) : created.url } : {}),
         },
         execArgv: cpuDir ? ["--cpu-prof", `--cpu-prof-dir=${cpuDir}`] : [],
       });
@@ -362,7 +368,9 @@ export async function runGatewayBench(): Promise<GatewayBenchReport> {
     const current = targets[0]!;
     const other = targets[1];
     const label = created
-      ? `postgres via a counting proxy${rttMs > 0 ? ` (+${rttMs} ms RTT)` : ""}`
+      ? proxy
+        ? `postgres via a counting proxy in the client's process${rttMs > 0 ? ` (+${rttMs} ms RTT)` : ""}`
+        : "postgres, connected directly (round trips not counted)"
       : "pglite (embedded, in the gateway's process)";
     return {
       database: label,
