@@ -33,6 +33,7 @@ import { rejectionReasonOf, verdictOf, type KeyHealthUpdate, type KeyVerdict } f
 import type { KeyRejectionReason } from "../providers/rejections.js";
 import { keyHealthUpdateSql } from "../keys/store.js";
 import type { GatewayProvider, GatewayStart } from "./start.js";
+import { withNamedStatements } from "./statements.js";
 
 type ProxyDeps = Pick<Deps, "config" | "logger" | "database" | "requestId">;
 
@@ -387,7 +388,7 @@ async function settle(deps: ProxyDeps, job: ProxyJob, reading: Reading, ending: 
     upstreamStatus: status,
   });
   try {
-    const database = await deps.database();
+    const database = withNamedStatements(await deps.database());
     if (job.start.reservation) {
       await settleGeneration(database, {
         userId: job.userId,

@@ -20,6 +20,7 @@ import { userCiphertextsSql, type CiphertextRow } from "../keys/store.js";
 import { decodeKeyRows, developmentKeys, type KeySource } from "../keys/resolver.js";
 import { callerLabel, type Caller } from "./caller.js";
 import { credentialValidSql } from "./credentials.js";
+import { withNamedStatements } from "./statements.js";
 
 type StartDeps = Pick<Deps, "config" | "logger" | "database" | "keyring" | "once" | "requestId">;
 
@@ -102,7 +103,7 @@ export async function startGatewayCall(deps: StartDeps, input: GatewayStartInput
     returning id)`);
 
   const database = await deps.database();
-  const rows = await database.rows<StartRow>(sql`
+  const rows = await withNamedStatements(database).rows<StartRow>(sql`
     with ${sql.join(ctes, sql`, `)}
     select ${credOk} as cred_ok,
            ${limit > 0 ? sql`(select count from rl) as rl_count, (select reset from rl) as rl_reset` : sql`null::int as rl_count, null::int as rl_reset`},
