@@ -178,7 +178,11 @@ export function reservationSql(
     insert into budgets as b (user_id, user_set, monthly_usd, period_start, spent_usd, reservations)
     select ${input.userId}, false, null, ${MONTH}, m.spent,
            jsonb_build_array(jsonb_build_object('id', ${input.id}::text, 'usd', m.amount, 'exp', now() + make_interval(secs => ${ttl}::int)))
-    from (select ${usageThisMonth(input.userId)} as spent, (${input.amount})::numeric as amount) m
+    -- The usage sum is only needed for a user without a row (their first metered call): with a
+    -- row, CASE skips it, so a call never reads the month's usage rows (they grow with every call).
+    from (select case when exists (select 1 from budgets where user_id = ${input.userId}) then 0
+                      else ${usageThisMonth(input.userId)} end as spent,
+                 (${input.amount})::numeric as amount) m
     -- A user without a row (as this statement sees the table) gets one only if the amount fits
     -- the default cap; with a row, ON CONFLICT below decides on its latest version.
     where ${input.when ?? sql`true`}

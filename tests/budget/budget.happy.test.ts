@@ -336,6 +336,28 @@ for (const backend of backends) {
       expect((await getBudget(prod, userId)).spentUsd).toBeCloseTo(result.usage.totalCostUsd, 8);
     });
 
+    it("a reservation reads the month's usage rows only for a user without a budget row (their first metered call)", async () => {
+      /** How many times the plan of reserving for `userId` scanned usage_events (EXPLAIN ANALYZE runs it). */
+      async function usageScans(userId: string): Promise<number> {
+        const reserve = reservationSql(prod.runtime.config, { userId, id: randomUUID(), amount: sql`0.0001` });
+        const [row] = await database.rows<Record<string, unknown>>(sql`explain (analyze, format json) ${reserve}`);
+        const raw = Object.values(row!)[0];
+        const plan = (typeof raw === "string" ? JSON.parse(raw) : raw) as Array<{ Plan: PlanNode }>;
+        type PlanNode = { "Relation Name"?: string; "Actual Loops"?: number; Plans?: PlanNode[] };
+        const loops = (node: PlanNode): number =>
+          (node["Relation Name"] === "usage_events" ? (node["Actual Loops"] ?? 0) : 0) +
+          (node.Plans ?? []).reduce((n, p) => n + loops(p), 0);
+        return loops(plan[0]!.Plan);
+      }
+      const { userId } = await userWithKeys();
+      // The first call sums the month's usage (rows from before budgets existed count)...
+      expect(await usageScans(userId)).toBeGreaterThan(0);
+      // ...and creates the row; from then on the row's spend is the truth, and the rows are never read.
+      await expectStatus(await generate(prod, userId), 200);
+      expect(await usageCostUsd(userId)).toBeGreaterThan(0);
+      expect(await usageScans(userId)).toBe(0);
+    });
+
     it("a generation costs two statements: one for the rate limit, keys and reservation, and one settlement (usage and key health together)", async () => {
       const { userId } = await userWithKeys();
       const client = (database.db as unknown as { $client: { query: (...args: unknown[]) => Promise<unknown> } }).$client;
