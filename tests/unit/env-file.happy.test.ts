@@ -580,6 +580,8 @@ describe("scanEnvText: where each assignment is, by whole lines", () => {
     ["export\nA=1", [at("A", 0, 10, "1", "export ", "")]],
     // Only the assignment's own line counts for its prefix.
     ["export B=2\n\xC2\xA0A=1\n", [at("B", 0, 11, "2", "export ", "\n"), at("A", 11, 17, "1", "", "\n")]],
+    // Text before the name on its physical line (after a U+2028) is no prefix, `export` in it or not.
+    ["# export \xE2\x80\xA8A=1\n", [at("A", 0, 16, "1", "", "\n", false)]],
     ["export A", []],
     ["  x.y-z :  v  # c \n", []],
   ];
@@ -612,9 +614,11 @@ describe("refusing an edit dotenv would read otherwise", () => {
       "the .env file was left unchanged: the lines around the edit would read differently (X); edit the file by hand",
     );
     // A bare name on the line before, and `=` on the line after: removing the line between joins them.
-    const joined = await refusal("A\nGEMINI_API_KEY=OLDSECRET\n = 1\n", (w) => w.unset(file, ["GEMINI_API_KEY"]));
+    const joined = await refusal("A\nGEMINI_API_KEY=OLDSECRET\n = 1\nB\nGEMINI_API_KEY=OLDSECRET\n = 2\n", (w) =>
+      w.unset(file, ["GEMINI_API_KEY"]),
+    );
     expect(joined.detail).toBe(
-      "the .env file was left unchanged: the lines around the edit would read differently (A); edit the file by hand",
+      "the .env file was left unchanged: the lines around the edit would read differently (A, B); edit the file by hand",
     );
   });
 
@@ -639,6 +643,7 @@ describe("refusing an edit dotenv would read otherwise", () => {
       error = e;
     }
     expect(error).toBeInstanceOf(AppError);
+    expect((error as AppError).code).toBe("internal-error");
     expect((error as AppError).detail).toBe(
       ".env was left unchanged: after the edit dotenv would not read A, B as intended; edit the file by hand",
     );
