@@ -32,6 +32,7 @@ import {
   wrongKeyToken,
 } from "../../testkit/clerk.js";
 import { badTokenCases } from "../helpers/battery.js";
+import { testSeed } from "../helpers/seed.js";
 
 const signer = createTestSigner();
 const other = createTestSigner();
@@ -143,8 +144,7 @@ describe("the WebCrypto check and Clerk's verifyJwt give the same answers", () =
   });
 
   it("on exp, nbf and iat around the clock skew, fractions, wrong types and other parties (fast-check)", async () => {
-    const seed = Number(process.env.FC_SEED ?? Date.now() % 2 ** 31);
-    console.info(`auth-rs256 parity: fast-check seed ${seed} (FC_SEED=${seed} replays it)`);
+    const seed = testSeed("auth-rs256 parity");
     const time = fc.oneof(
       fc.constant(undefined),
       fc.integer({ min: -4000, max: 4000 }).map((d) => nowS() + d),
@@ -172,8 +172,7 @@ describe("the WebCrypto check and Clerk's verifyJwt give the same answers", () =
   });
 
   it("on byte-level mutations of a valid token (fast-check)", async () => {
-    const seed = Number(process.env.FC_SEED ?? (Date.now() + 1) % 2 ** 31);
-    console.info(`auth-rs256 mutations: fast-check seed ${seed}`);
+    const seed = testSeed("auth-rs256 mutations");
     const valid = signer.sign();
     const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.=+/ ";
     await fc.assert(
