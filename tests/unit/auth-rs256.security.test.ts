@@ -266,6 +266,32 @@ describe("verifyRs256Jwt on its own", () => {
     expect(await rs(signRaw(b64({ alg: "RS512" }), b64(claims), "sha512"))).toEqual(ok(claims));
   });
 
+  it("nbf and iat are optional: a token without either (or both) passes, as with Clerk", async () => {
+    const key = jwkFromPem(signer.publicPem)!;
+    for (const claims of [{ iat: undefined }, { nbf: undefined }, { iat: undefined, nbf: undefined }]) {
+      const token = signer.sign(claims);
+      const mine = await verifyRs256Jwt(token, key, { clockSkewMs: CLOCK_SKEW_MS, authorizedParties: [TEST_AZP] });
+      expect(mine.ok, JSON.stringify(claims)).toBe(true);
+      expect(mine).toEqual(await clerkVerify(token, key, [TEST_AZP]));
+      expect((await verifySessionToken(token, settings)).ok).toBe(true);
+    }
+  });
+
+  it("exp, nbf or iat that is not a number: Clerk's catch-all (invalid-claims, or missing-subject without a sub)", async () => {
+    const key = jwkFromPem(signer.publicPem)!;
+    for (const claim of ["exp", "nbf", "iat"] as const) {
+      for (const value of ["soon", `${nowS()}`, null, true, [nowS()], {}]) {
+        for (const sub of ["user_types", ""]) {
+          const name = `${claim}: ${JSON.stringify(value)}, sub ${JSON.stringify(sub)}`;
+          const token = signer.sign({ sub, [claim]: value as never });
+          const mine = await verifyRs256Jwt(token, key, { clockSkewMs: CLOCK_SKEW_MS, authorizedParties: [TEST_AZP] });
+          expect(mine, name).toEqual(err(sub ? "invalid-claims" : "missing-subject"));
+          expect(mine, name).toEqual(await clerkVerify(token, key, [TEST_AZP]));
+        }
+      }
+    }
+  });
+
   it("malformed: not three parts, segments that are not canonical base64url of a JSON object", async () => {
     const valid = signRaw(rawHeader, b64(rawClaims()));
     const [header, payload, signature] = valid.split(".") as [string, string, string];
