@@ -292,6 +292,22 @@ describe("verifyRs256Jwt on its own", () => {
     }
   });
 
+  it("an empty azp is refused even when the list of parties holds an empty string (as Clerk; env.ts never builds such a list)", async () => {
+    const key = jwkFromPem(signer.publicPem)!;
+    const parties = ["", TEST_AZP];
+    for (const [azp, expected] of [
+      ["", err("unauthorized-party")],
+      [TEST_AZP, { ok: true }],
+      [7, err("unauthorized-party")],
+      [[TEST_AZP], err("unauthorized-party")],
+    ] as const) {
+      const token = signer.sign({ azp: azp as never });
+      const mine = await verifyRs256Jwt(token, key, { clockSkewMs: CLOCK_SKEW_MS, authorizedParties: parties });
+      expect(mine, JSON.stringify(azp)).toMatchObject(expected);
+      expect(mine, JSON.stringify(azp)).toEqual(await clerkVerify(token, key, parties));
+    }
+  });
+
   it("malformed: not three parts, segments that are not canonical base64url of a JSON object", async () => {
     const valid = signRaw(rawHeader, b64(rawClaims()));
     const [header, payload, signature] = valid.split(".") as [string, string, string];
