@@ -33,12 +33,13 @@ export const mutationModules = {
     tests: ["tests/unit/log.security.test.ts", "tests/unit/log-redaction.security.test.ts"],
   },
   auth: {
-    mutate: ["lib/platform/auth/token.ts", "lib/platform/auth/verify.ts"],
+    mutate: ["lib/platform/auth/token.ts", "lib/platform/auth/verify.ts", "lib/platform/auth/rs256.ts"],
     tests: [
       "tests/unit/auth.security.test.ts",
       "tests/unit/auth-cache.security.test.ts",
       "tests/unit/auth-token.security.test.ts",
       "tests/unit/auth-verify.security.test.ts",
+      "tests/unit/auth-rs256.security.test.ts",
     ],
   },
   "env-writer": { mutate: ["lib/platform/dev/env-file.ts"], tests: ["tests/unit/env-file.happy.test.ts"] },

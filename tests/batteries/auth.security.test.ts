@@ -27,6 +27,7 @@ import { settleGeneration } from "../../lib/generation/budget.js";
 import { backends, backendLabel, type TestDatabase } from "../helpers/db.js";
 import { expectStatus, makeRuntime, request, sampleKeys, testSigner, type TestRuntime } from "../helpers/runtime.js";
 import { useFakeUpstreams } from "../helpers/upstreams.js";
+import { seededRandom, testSeed } from "../helpers/seed.js";
 import { expiredToken, startJwksServer, type JwksServer } from "../../testkit/clerk.js";
 import type { FakeGemini } from "../../testkit/fakes/gemini.js";
 import {
@@ -69,6 +70,8 @@ type CrossUserCheck = (ctx: {
   gemini: FakeGemini;
 }) => Promise<void>;
 
+/** The other user's key numbers, drawn from a logged seed (FC_SEED replays them). */
+const draw = seededRandom(testSeed("auth battery"));
 const intruder = () => `user_intruder_${randomBytes(5).toString("hex")}`;
 const call = async (c: Parameters<CrossUserCheck>[0], user: string, parts: Parameters<typeof endpointRequest>[1] = {}) =>
   readResponse(await send(c.rt.runtime, c.transport, c.endpoint, endpointRequest(c.endpoint, { token: c.rt.token(user), ...parts })));
@@ -83,7 +86,7 @@ const crossUser: Record<string, CrossUserCheck> = {
   },
   "POST /api/onboarding/api-keys": async (c) => {
     const who = intruder();
-    const mine = sampleKeys(7_000 + Math.floor(Math.random() * 1_000));
+    const mine = sampleKeys(7_000 + Math.floor(draw() * 1_000));
     const ex = await call(c, who, { body: { json: { gemini: mine.gemini } } });
     expect(ex.status, describeExchange("save", ex)).toBe(200);
     expect(JSON.parse(ex.text)).toMatchObject({ userId: who, saved: ["gemini"] });
@@ -181,7 +184,7 @@ const crossUser: Record<string, CrossUserCheck> = {
   },
   "POST /api/onboarding/step/:step/complete": async (c) => {
     const who = intruder();
-    const mine = sampleKeys(8_000 + Math.floor(Math.random() * 1_000));
+    const mine = sampleKeys(8_000 + Math.floor(draw() * 1_000));
     const ex = await call(c, who, { body: { json: { data: { api_keys: mine } } } });
     expect(ex.status, describeExchange("complete step", ex)).toBe(200);
     expect(JSON.parse(ex.text)).toMatchObject({ step: 1, current_step: 2, saved: ["gemini", "exa", "copilotkit"] });

@@ -3,7 +3,7 @@
  * caller and in the log), and that nothing but a delivery signed with this endpoint's secret
  * passes. Written from StrykerJS's surviving mutants (docs/mutation-testing.md).
  */
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { verifyClerkWebhook } from "../../lib/account/clerk-webhook.js";
 import { AppError } from "../../lib/http/errors.js";
 import { loadConfig } from "../../lib/platform/env.js";
@@ -69,5 +69,41 @@ describe("verifyClerkWebhook", () => {
       expect(error.action).toBe("Clerk signs its deliveries itself; check that CLERK_WEBHOOK_SIGNING_SECRET is this endpoint's secret");
       expect(JSON.parse(lines.at(-1)!)).toMatchObject({ level: "info", msg: "clerk webhook refused", reason });
     }
+  });
+});
+
+describe("verifyClerkWebhook when the library fails in a way it does not name", () => {
+  // @clerk/backend/webhooks replaced for these cases only: today's library never throws these,
+  // but a new version might, and the answer must still be the generic reason (never the message).
+  afterEach(() => {
+    vi.doUnmock("@clerk/backend/webhooks");
+  });
+
+  const unnamed: [string, unknown][] = [
+    ["an Error with a message none of the known ones match", new Error("svix: something new went wrong")],
+    // Not an Error, so its message is not read, even one that would match a known reason.
+    ["a thrown object shaped like an Error", { message: "No matching signature found" }],
+    ["a thrown string", "Missing required webhook headers"],
+    ["a thrown undefined", undefined],
+  ];
+  for (const [name, thrown] of unnamed) {
+    it(`${name}: 400 "the signature could not be checked"`, async () => {
+      vi.doMock("@clerk/backend/webhooks", () => ({
+        verifyWebhook: async () => {
+          throw thrown;
+        },
+      }));
+      const reason = "the signature could not be checked";
+      const { error, lines } = await refusal(TEST_WEBHOOK_SECRET, { ...signWebhook(body) });
+      expect(error.code).toBe("invalid-webhook-signature");
+      expect(error.detail).toBe(`the webhook could not be verified: ${reason}`);
+      expect(JSON.parse(lines.at(-1)!)).toMatchObject({ level: "info", msg: "clerk webhook refused", reason });
+    });
+  }
+
+  it("the mock is gone afterwards: a signed delivery passes again", async () => {
+    const { deps } = setup(TEST_WEBHOOK_SECRET);
+    const request = new Request("http://localhost/api/webhooks/clerk", { method: "POST", headers: { ...signWebhook(body) }, body });
+    await expect(verifyClerkWebhook(deps, request, body)).resolves.toBeUndefined();
   });
 });

@@ -12,6 +12,7 @@ import { configProblems, misconfiguredVariables, PRICE_TABLE_MAX_AGE_DAYS, type 
 import { GEMINI_PRICES_READ } from "../../lib/providers/prices.js";
 import { createTestSigner } from "../../testkit/clerk.js";
 import { publishableKeyFor } from "../../lib/platform/auth/publishable-key.js";
+import { testSeed } from "../helpers/seed.js";
 
 const b64 = (bytes: Uint8Array | number[]) => Buffer.from(bytes).toString("base64");
 const repeat = (pattern: number[], length = 32) => Array.from({ length }, (_, i) => pattern[i % pattern.length]!);
@@ -96,7 +97,7 @@ describe("parseKeyring's messages never carry key material", () => {
           expect(parsed.error.includes(run), `${parsed.error} quotes ${run}`).toBe(false);
         }
       }),
-      { numRuns: 2000 },
+      { seed: testSeed("parseKeyring messages"), numRuns: 2000 },
     );
   });
 });
