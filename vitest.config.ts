@@ -17,6 +17,7 @@ const unit = [
   "tests/architecture/import-graph.happy.test.ts",
   "tests/generate/generate-partial-usage.error.test.ts",
   "tests/unit/auth-cache.security.test.ts",
+  "tests/unit/auth-rs256.security.test.ts",
   "tests/unit/auth-token.security.test.ts",
   "tests/unit/auth.security.test.ts",
   "tests/unit/budget-exceeded.error.test.ts",

@@ -15,6 +15,7 @@ import {
   updateEnvText,
   type RenameFile,
 } from "../../lib/platform/dev/env-file.js";
+import { testSeed } from "../helpers/seed.js";
 import { parseWithDotenv, parseWithNode, parseWithPython, pythonDotenvMissing } from "../helpers/dotenv-parsers.js";
 
 if (pythonDotenvMissing) console.warn(`[env-file.happy.test] python-dotenv check ${pythonDotenvMissing}`);
@@ -851,7 +852,7 @@ describe("properties", () => {
         const bytes = Buffer.from(text, "latin1");
         expect(scannedValues(bytes)).toEqual(dotenv.parse(bytes));
       }),
-      { numRuns: 3000 },
+      { seed: testSeed("env-file scanner parity"), numRuns: 3000 },
     );
   });
 
@@ -878,7 +879,7 @@ describe("properties", () => {
         }
         checkAgainstWriter(before, after, values, removeOnly);
       }),
-      { numRuns: 3000 },
+      { seed: testSeed("env-file edit property"), numRuns: 3000 },
     );
   });
 
@@ -892,7 +893,7 @@ describe("properties", () => {
         for (const [name, value] of Object.entries(values)) expect(now[name]).toBe(value);
         for (const name of removeOnly) expect(now).not.toHaveProperty(name);
       }),
-      { numRuns: 3000 },
+      { seed: testSeed("env-file typical edits"), numRuns: 3000 },
     );
   });
 });
