@@ -1,6 +1,6 @@
 /**
- * A local stand-in for generativelanguage.googleapis.com speaking what
- * `@google/generative-ai` 0.24 sends and expects:
+ * A local stand-in for generativelanguage.googleapis.com speaking what `@google/generative-ai` 0.24
+ * (and `@ai-sdk/google` 3, the Vercel AI SDK's provider) sends and expects:
  * - `POST /v1beta/models/{model}:generateContent` → one GenerateContentResponse
  * - `POST /v1beta/models/{model}:streamGenerateContent?alt=sse` → SSE, one
  *   `data: {GenerateContentResponse}\r\n\r\n` per chunk, usageMetadata with running totals
@@ -20,7 +20,8 @@
  *   not forbid calling them (`toolConfig.functionCallingConfig.mode` "NONE") and whose last turn
  *   carries no `functionResponse` is answered with a `functionCall` of the first declared
  *   function (`fakeFunctionArgs` of its parameters) instead of text, with a `thoughtSignature`
- *   on that part as Gemini 3.x models send it (ai.google.dev/gemini-api/docs/thought-signatures);
+ *   on that part as Gemini 3.x models send it (@ai-sdk/google 3 replays it on the next step
+ *   and warns when it is missing, citing ai.google.dev/gemini-api/docs/thought-signatures);
  *   a stream sends it as one chunk. Once the caller sent the function's result, the answer is
  *   the usual text. A request without declarations is answered as before.
  *
