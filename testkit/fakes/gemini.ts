@@ -1,6 +1,6 @@
 /**
- * A local stand-in for generativelanguage.googleapis.com speaking what
- * `@google/generative-ai` 0.24 sends and expects:
+ * A local stand-in for generativelanguage.googleapis.com speaking what `@google/generative-ai` 0.24
+ * (and `@ai-sdk/google` 3, the Vercel AI SDK's provider) sends and expects:
  * - `POST /v1beta/models/{model}:generateContent` → one GenerateContentResponse
  * - `POST /v1beta/models/{model}:streamGenerateContent?alt=sse` → SSE, one
  *   `data: {GenerateContentResponse}\r\n\r\n` per chunk, usageMetadata with running totals
@@ -16,6 +16,14 @@
  * - retired models answer 404 NOT_FOUND (ai.google.dev/gemini-api/docs/deprecations);
  * - usageMetadata reports `thoughtsTokenCount` as Gemini 3.x models do (thinking is on by
  *   default and billed as output, ai.google.dev/gemini-api/docs/thinking), from the first chunk on.
+ * - function calling: a request that declares functions (`tools[].functionDeclarations`), does
+ *   not forbid calling them (`toolConfig.functionCallingConfig.mode` "NONE") and whose last turn
+ *   carries no `functionResponse` is answered with a `functionCall` of the first declared
+ *   function (`fakeFunctionArgs` of its parameters) instead of text, with a `thoughtSignature`
+ *   on that part as Gemini 3.x models send it (@ai-sdk/google 3 replays it on the next step
+ *   and warns when it is missing, citing ai.google.dev/gemini-api/docs/thought-signatures);
+ *   a stream sends it as one chunk. Once the caller sent the function's result, the answer is
+ *   the usual text. A request without declarations is answered as before.
  *
  * Billing (`billed`, `billedUsd(key)`), at the service's own price table
  * (lib/providers/prices.ts `geminiCostUsd`, for the model in the path): Gemini bills the
@@ -129,6 +137,9 @@ async function handle(exchange: FakeExchange, settings: Settings): Promise<void>
     return exchange.json(200, { totalTokens: Math.max(1, fakeTokenCount(promptText(inner ?? request.body))) });
   }
 
+  const call = functionCallFor(request.body);
+  if (call) return sendFunctionCall(exchange, match[2] === "streamGenerateContent", model, promptTokens, thoughtsTokens, call);
+
   if (match[2] === "generateContent") {
     const text = chunks.join("");
     const outputTokens = fakeTokenCount(text);
@@ -189,6 +200,106 @@ function rebill(entry: BilledCall, inputTokens: number, outputTokens: number): v
   entry.inputTokens = inputTokens;
   entry.outputTokens = outputTokens;
   entry.usd = geminiCostUsd(entry.model ?? "", inputTokens, outputTokens);
+}
+
+/** The thought signature the fake puts on a functionCall part (Gemini 3.x sends one; callers send it back). */
+export const FAKE_THOUGHT_SIGNATURE = "ZmFrZS10aG91Z2h0LXNpZ25hdHVyZQ==";
+
+/** A function call as the fake makes it. */
+export interface FakeFunctionCall {
+  name: string;
+  args: Record<string, unknown>;
+}
+
+interface DeclaredParameters {
+  type?: string;
+  properties?: Record<string, DeclaredParameters>;
+  required?: string[];
+  enum?: unknown[];
+}
+
+/**
+ * The arguments the fake calls a function with, from its declared parameters (the OpenAPI
+ * subset Gemini takes): each required property gets its enum's first value, or "fake-<name>"
+ * for a string, 1 for a number or an integer, true for a boolean, [] for an array, and the
+ * same rules one level down for an object.
+ */
+export function fakeFunctionArgs(parameters: unknown): Record<string, unknown> {
+  const schema = (parameters ?? {}) as DeclaredParameters;
+  const args: Record<string, unknown> = {};
+  for (const name of schema.required ?? []) {
+    const property = schema.properties?.[name] ?? {};
+    args[name] = fakeValue(name, property);
+  }
+  return args;
+}
+
+function fakeValue(name: string, property: DeclaredParameters): unknown {
+  if (property.enum && property.enum.length > 0) return property.enum[0];
+  switch (property.type?.toLowerCase()) {
+    case "number":
+    case "integer":
+      return 1;
+    case "boolean":
+      return true;
+    case "array":
+      return [];
+    case "object":
+      return fakeFunctionArgs(property);
+    default:
+      return `fake-${name}`;
+  }
+}
+
+/** The call the fake answers with (see the file comment), or undefined: answer with text. */
+function functionCallFor(body: unknown): FakeFunctionCall | undefined {
+  const b = body as {
+    tools?: Array<{ functionDeclarations?: Array<{ name?: string; parameters?: unknown }> }>;
+    toolConfig?: { functionCallingConfig?: { mode?: string } };
+    contents?: Array<{ parts?: Array<{ functionResponse?: unknown }> }>;
+  } | null;
+  const declared = (b?.tools ?? []).flatMap((tool) => tool.functionDeclarations ?? []);
+  const first = declared[0];
+  if (first?.name === undefined) return undefined;
+  if (b?.toolConfig?.functionCallingConfig?.mode?.toUpperCase() === "NONE") return undefined;
+  const last = b?.contents?.at(-1);
+  if ((last?.parts ?? []).some((part) => part.functionResponse !== undefined)) return undefined;
+  return { name: first.name, args: fakeFunctionArgs(first.parameters) };
+}
+
+/** A functionCall answer, whole or as a one-chunk stream; billed like text (its words as output). */
+function sendFunctionCall(
+  exchange: FakeExchange,
+  stream: boolean,
+  model: string,
+  promptTokens: number,
+  thoughtsTokens: number,
+  call: FakeFunctionCall,
+): void {
+  if (exchange.closed()) return;
+  if (stream && exchange.request.query.alt !== "sse") {
+    return sendGoogleError(exchange, 400, "INVALID_ARGUMENT", "the fake only streams with alt=sse");
+  }
+  const outputTokens = Math.max(1, fakeTokenCount(`${call.name} ${JSON.stringify(call.args)}`));
+  const operation = stream ? "streamGenerateContent" : "generateContent";
+  bill(exchange, { operation, model, inputTokens: promptTokens, outputTokens: outputTokens + thoughtsTokens });
+  const answer = {
+    candidates: [
+      {
+        content: { parts: [{ functionCall: call, thoughtSignature: FAKE_THOUGHT_SIGNATURE }], role: "model" },
+        finishReason: "STOP",
+        index: 0,
+      },
+    ],
+    usageMetadata: usage(promptTokens, outputTokens, thoughtsTokens),
+    modelVersion: model,
+    responseId: "fake-response-id",
+  };
+  if (!stream) return exchange.json(200, answer);
+  const { res } = exchange;
+  res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
+  res.write(`data: ${JSON.stringify(answer)}\r\n\r\n`);
+  res.end();
 }
 
 function thoughts(thoughtsTokenCount: number) {
