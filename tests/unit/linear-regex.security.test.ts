@@ -60,7 +60,6 @@ const inventory: Record<string, Classification> = {
       "the developer's own .env file (dotenv's line grammar); values the API writes into it are checked first and hold no blank, quote or newline",
     ),
   "lib/platform/dev/env-file.ts /\\s/": inside("the developer's .env file"),
-  "lib/platform/dev/env-file.ts /^\\s*(?:export\\s+)?$/": inside("the developer's .env file"),
   "lib/platform/dev/env-file.ts /[\\u2028\\u2029]/": inside("the developer's .env file"),
   "lib/platform/dev/env-file.ts /^[ \\t]*(?:export[ \\t]+)?$/": inside("the developer's .env file"),
   "lib/platform/dev/env-file.ts /^\\s*export\\s/": inside("the developer's .env file"),
