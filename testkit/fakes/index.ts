@@ -193,6 +193,11 @@ export async function startFakeUpstream(options: {
     });
   });
 
+  // Google's and Exa's front ends keep an idle connection open far longer than fetch (undici)
+  // keeps it (4 s), so the client is always the one to close it. Node's default here (5 s) would
+  // let a worker stalled for seconds see the server close a socket its next fetch picks up: a
+  // "could not reach" no real upstream causes.
+  server.keepAliveTimeout = 60_000;
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const { port } = server.address() as AddressInfo;
 
