@@ -21,17 +21,22 @@ const description =
   "through as the provider sends it; the provider's own errors pass through with its status, the key scrubbed out. " +
   "Authenticate with a Clerk session token, or a gateway service credential plus `x-byok-user` (docs/gateway.md).";
 
+/** Who may call every gateway route, and its limit: the same for all of them. */
+const access = {
+  description,
+  tags: ["gateway"],
+  auth: true as const,
+  authenticate: authenticateGatewayCaller,
+  serviceCredential: true,
+  rateLimit: "gateway" as const,
+};
+
 export const gatewayGemini = defineRoute({
   method: "POST",
   path: "/api/gateway/gemini/v1beta/models/:action",
   operationId: "gatewayGeminiModel",
   summary: "Gemini generateContent, streamGenerateContent or countTokens with the caller's own key",
-  description,
-  tags: ["gateway"],
-  auth: true,
-  authenticate: authenticateGatewayCaller,
-  serviceCredential: true,
-  rateLimit: "gateway",
+  ...access,
   streaming: true,
   params: { schema: geminiActionParams, example: { action: "gemini-3.5-flash:generateContent" } },
   query: { schema: streamQuery, example: {} },
@@ -57,12 +62,7 @@ export const gatewayGeminiModels = defineRoute({
   path: "/api/gateway/gemini/v1beta/models",
   operationId: "gatewayGeminiModels",
   summary: "Gemini's model list, with the caller's own key",
-  description,
-  tags: ["gateway"],
-  auth: true,
-  authenticate: authenticateGatewayCaller,
-  serviceCredential: true,
-  rateLimit: "gateway",
+  ...access,
   query: {
     schema: z.strictObject({ pageSize: z.string().max(4).optional(), pageToken: z.string().max(200).optional(), path: rewritePath }),
     example: {},
@@ -84,12 +84,7 @@ function exaRoute(operation: ExaOperation, example: Record<string, unknown>) {
     path: `/api/gateway/exa/${operation}`,
     operationId: `gatewayExa${operation[0]!.toUpperCase()}${operation.slice(1)}`,
     summary: `Exa ${operation} with the caller's own key`,
-    description,
-    tags: ["gateway"],
-    auth: true,
-    authenticate: authenticateGatewayCaller,
-    serviceCredential: true,
-    rateLimit: "gateway",
+    ...access,
     body: {
       schema: z.looseObject({}).describe(`Exa's ${operation} request body, as exa-js sends it`),
       description: `Exa's ${operation} request, as exa-js sends it.`,
