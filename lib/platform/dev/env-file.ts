@@ -230,7 +230,8 @@ export function updateEnvText(text: string, values: Record<string, string>, remo
   const defaultEol = /\r\n|\r|\n/.exec(content)?.[0] ?? "\n";
   const toSet = new Map(Object.entries(values));
   const toRemove = new Set(remove);
-  const touched = scanEnvText(content).filter((a) => toSet.has(a.name) || toRemove.has(a.name));
+  const found = scanEnvText(content);
+  const touched = found.filter((a) => toSet.has(a.name) || toRemove.has(a.name));
   const entangled = [...new Set(touched.filter((a) => !a.alone).map((a) => a.name))];
   if (entangled.length > 0) {
     throw new AppError("internal-error", {
@@ -252,25 +253,24 @@ export function updateEnvText(text: string, values: Record<string, string>, remo
   }
   out += content.slice(cursor);
   const missing = [...toSet].filter(([name]) => !written.has(name));
-  if (missing.length > 0) {
-    if (out !== "" && !/[\r\n]$/.test(out)) out += defaultEol;
-    const blockStart = out.length;
-    for (const [name, value] of missing) out += `${name}=${value}${defaultEol}`;
-    // A last line `NAME:` with nothing after it takes the next line as its value in dotenv.
-    const swallowing = scanEnvText(out).find((a) => a.start < blockStart && a.end > blockStart);
-    if (swallowing) {
-      throw new AppError("internal-error", {
-        detail: `the .env file was left unchanged: its last assignment (${swallowing.name}) would read the added line as its value; edit the file by hand`,
-      });
-    }
+  if (missing.length > 0 && out !== "" && !/[\r\n]$/.test(out)) out += defaultEol;
+  const blockStart = out.length;
+  for (const [name, value] of missing) out += `${name}=${value}${defaultEol}`;
+  const result = scanEnvText(out);
+  // A last line `NAME:` with nothing after it takes the next line as its value in dotenv.
+  const swallowing = result.find((a) => a.start < blockStart && a.end > blockStart);
+  if (swallowing) {
+    throw new AppError("internal-error", {
+      detail: `the .env file was left unchanged: its last assignment (${swallowing.name}) would read the added line as its value; edit the file by hand`,
+    });
   }
   // Removing lines can join the ones around them into an assignment (a bare `A` line, then
   // ` = x`: dotenv's blank before `=` may be a line break): the result must hold exactly the
   // assignments intended, each untouched one with its value as it was written.
-  const expected = rawValues(content);
+  const expected = rawValues(found);
   for (const name of toRemove) expected.delete(name);
   for (const [name, value] of toSet) expected.set(name, value);
-  const actual = rawValues(out);
+  const actual = rawValues(result);
   const changed = [...new Set([...expected.keys(), ...actual.keys()])].filter((name) => expected.get(name) !== actual.get(name));
   if (changed.length > 0) {
     throw new AppError("internal-error", {
@@ -281,8 +281,8 @@ export function updateEnvText(text: string, values: Record<string, string>, remo
 }
 
 /** Each name's raw value as dotenv keeps it (the last assignment wins). */
-function rawValues(text: string): Map<string, string> {
-  return new Map(scanEnvText(text).map((a) => [a.name, a.rawValue]));
+function rawValues(assignments: readonly EnvAssignment[]): Map<string, string> {
+  return new Map(assignments.map((a) => [a.name, a.rawValue]));
 }
 
 /**
