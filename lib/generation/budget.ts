@@ -180,13 +180,13 @@ export function reservationSql(
            jsonb_build_array(jsonb_build_object('id', ${input.id}::text, 'usd', m.amount, 'exp', now() + make_interval(secs => ${ttl}::int)))
     -- The usage sum is only needed for a user without a row (their first metered call): with a
     -- row, CASE skips it, so a call never reads the month's usage rows (they grow with every call).
-    from (select case when exists (select 1 from budgets where user_id = ${input.userId}) then 0
-                      else ${usageThisMonth(input.userId)} end as spent,
-                 (${input.amount})::numeric as amount) m
+    from (select exists (select 1 from budgets where user_id = ${input.userId}) as has_row,
+                 (${input.amount})::numeric as amount) e,
+         lateral (select e.amount, case when e.has_row then 0 else ${usageThisMonth(input.userId)} end as spent) m
     -- A user without a row (as this statement sees the table) gets one only if the amount fits
     -- the default cap; with a row, ON CONFLICT below decides on its latest version.
     where ${input.when ?? sql`true`}
-      and (exists (select 1 from budgets where user_id = ${input.userId})
+      and (e.has_row
         or ${defaultCap} is null
         or m.spent + m.amount <= ${defaultCap})
     on conflict (user_id) do update set
