@@ -11,18 +11,17 @@
  * works the same way.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { randomBytes } from "node:crypto";
 import { APICallError, generateText, stepCountIs, streamText, tool } from "ai";
 import { createGoogleGenerativeAI } from "@ai-sdk/google";
 import { z } from "zod";
 import { sql } from "drizzle-orm";
 import { backends, backendLabel, type TestDatabase } from "../helpers/db.js";
-import { expectStatus, makeRuntime, request, sampleKeys, type TestRuntime } from "../helpers/runtime.js";
+import { makeRuntime, type TestRuntime } from "../helpers/runtime.js";
 import { useFakeUpstreams } from "../helpers/upstreams.js";
 import { waitFor } from "../helpers/wait.js";
 import { issueCredential } from "../../lib/gateway/credentials.js";
 import { FAKE_THOUGHT_SIGNATURE } from "../../testkit/fakes/gemini.js";
-import { auditRows, authHeaders, ledger, serveApp, usageRows, type Served } from "./gateway-kit.js";
+import { auditRows, authHeaders, ledger, serveApp, usageRows, type Served, newUser as newGatewayUser } from "./gateway-kit.js";
 
 /** What the AI SDK is given as its key (sent as x-goog-api-key): the gateway must never forward it nor log it. */
 const AI_SDK_PLACEHOLDER_KEY = "ignored-ai-sdk-placeholder-key-0002";
@@ -76,15 +75,7 @@ for (const backend of backends) {
       await database?.destroy();
     });
 
-    const newUser = async (seed: number) => {
-      const userId = `user_aisdk_${randomBytes(4).toString("hex")}`;
-      const keys = sampleKeys(seed);
-      await expectStatus(
-        await rt.fetch(request("POST", "/api/onboarding/api-keys", { token: rt.token(userId), body: { gemini: keys.gemini } })),
-        200,
-      );
-      return { userId, keys, token: rt.token(userId) };
-    };
+    const newUser = (seed: number) => newGatewayUser(rt, "user_aisdk", seed, ["gemini"]);
 
     const settled = async (userId: string) =>
       waitFor(async () => (await auditRows(database, userId)).every((row) => row.finished), "every call settled");

@@ -13,15 +13,14 @@
  *   health is recorded (rejected).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { randomBytes } from "node:crypto";
 import { sql } from "drizzle-orm";
 import { backends, backendLabel, type TestDatabase } from "../helpers/db.js";
-import { expectStatus, makeRuntime, request, sampleKeys, type TestRuntime } from "../helpers/runtime.js";
+import { expectStatus, makeRuntime, request, type TestRuntime } from "../helpers/runtime.js";
 import { useFakeUpstreams } from "../helpers/upstreams.js";
 import { waitFor } from "../helpers/wait.js";
 import { issueCredential, revokeCredential, rotateCredential } from "../../lib/gateway/credentials.js";
 import { GATEWAY_MAX_OUTPUT_TOKENS } from "../../lib/gateway/pricing.js";
-import { auditRows, ledger } from "./gateway-kit.js";
+import { auditRows, ledger, newUser as newGatewayUser } from "./gateway-kit.js";
 
 const GEMINI = "/api/gateway/gemini/v1beta/models";
 const generate = (model = "gemini-3.5-flash") => `${GEMINI}/${model}:generateContent`;
@@ -46,17 +45,7 @@ for (const backend of backends) {
       await database?.destroy();
     });
 
-    const newUser = async (seed: number) => {
-      const userId = `user_gwa_${randomBytes(4).toString("hex")}`;
-      const keys = sampleKeys(seed);
-      await expectStatus(
-        await rt.fetch(
-          request("POST", "/api/onboarding/api-keys", { token: rt.token(userId), body: { gemini: keys.gemini, exa: keys.exa } }),
-        ),
-        200,
-      );
-      return { userId, keys, token: rt.token(userId) };
-    };
+    const newUser = (seed: number) => newGatewayUser(rt, "user_gwa", seed);
     const rateLimitRows = async (userId: string) =>
       (await database.rows<{ count: number }>(sql`select count from rate_limits where user_id = ${userId} and bucket = 'gateway'`))[0]
         ?.count ?? 0;

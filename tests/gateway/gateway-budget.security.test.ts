@@ -8,14 +8,13 @@
  *   fake sees no call), whatever the operator's .env and environment hold.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { randomBytes } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { GoogleGenerativeAIFetchError } from "@google/generative-ai";
 import { backends, backendLabel, type TestDatabase } from "../helpers/db.js";
 import { expectStatus, makeRuntime, request, sampleKeys, type TestRuntime } from "../helpers/runtime.js";
 import { useFakeUpstreams } from "../helpers/upstreams.js";
 import { waitFor } from "../helpers/wait.js";
-import { auditRows, authHeaders, geminiModel, ledger, serveApp, usageRows, type Served } from "./gateway-kit.js";
+import { auditRows, authHeaders, geminiModel, ledger, serveApp, usageRows, type Served, newUser as newGatewayUser } from "./gateway-kit.js";
 
 const CONCURRENT = 20;
 const ROOM_FOR = 5;
@@ -55,17 +54,7 @@ for (const backend of backends) {
       await database?.destroy();
     });
 
-    const newUser = async (seed: number, withKey = true) => {
-      const userId = `user_gwb_${randomBytes(4).toString("hex")}`;
-      const keys = sampleKeys(seed);
-      if (withKey) {
-        await expectStatus(
-          await rt.fetch(request("POST", "/api/onboarding/api-keys", { token: rt.token(userId), body: { gemini: keys.gemini } })),
-          200,
-        );
-      }
-      return { userId, keys, token: rt.token(userId) };
-    };
+    const newUser = (seed: number, withKey = true) => newGatewayUser(rt, "user_gwb", seed, withKey ? ["gemini"] : []);
 
     /** What one call of `prompt` reserves: read from the ledger while a probe call is held at Gemini. */
     async function worstCaseOfPrompt(): Promise<number> {

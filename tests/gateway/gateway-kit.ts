@@ -2,13 +2,14 @@
  * What the gateway tests share: the app served on a local port (the SDKs speak HTTP to it),
  * the unchanged official SDKs pointed at it for a user, and reads of the ledger.
  */
+import { randomBytes } from "node:crypto";
 import type { AddressInfo } from "node:net";
 import { serve, type ServerType } from "@hono/node-server";
 import { GoogleGenerativeAI, type RequestOptions } from "@google/generative-ai";
 import { Exa } from "exa-js";
 import { sql } from "drizzle-orm";
 import type { Database } from "../../db/client.js";
-import type { TestRuntime } from "../helpers/runtime.js";
+import { expectStatus, request, sampleKeys, type TestRuntime } from "../helpers/runtime.js";
 
 /** What the SDKs are given as their key: the gateway must never forward it nor log it. */
 export const SDK_PLACEHOLDER_KEY = "sdk-placeholder-key-never-forwarded-0001";
@@ -16,6 +17,20 @@ export const SDK_PLACEHOLDER_KEY = "sdk-placeholder-key-never-forwarded-0001";
 export interface Served {
   url: string;
   close(): Promise<void>;
+}
+
+/**
+ * A new user (`<prefix>_<random>`) of `rt`, with the sample keys of `seed` stored for the
+ * `providers` named (none: a user without keys), and a session token.
+ */
+export async function newUser(rt: TestRuntime, prefix: string, seed: number, providers: Array<"gemini" | "exa"> = ["gemini", "exa"]) {
+  const userId = `${prefix}_${randomBytes(4).toString("hex")}`;
+  const keys = sampleKeys(seed);
+  if (providers.length > 0) {
+    const body = Object.fromEntries(providers.map((provider) => [provider, keys[provider]]));
+    await expectStatus(await rt.fetch(request("POST", "/api/onboarding/api-keys", { token: rt.token(userId), body })), 200);
+  }
+  return { userId, keys, token: rt.token(userId) };
 }
 
 /** The runtime's app over real HTTP on 127.0.0.1. */

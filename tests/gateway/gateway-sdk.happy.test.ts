@@ -6,10 +6,9 @@
  * backend does the same with a service credential naming the user.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { randomBytes } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { backends, backendLabel, type TestDatabase } from "../helpers/db.js";
-import { expectStatus, makeRuntime, request, sampleKeys, type TestRuntime } from "../helpers/runtime.js";
+import { makeRuntime, request, sampleKeys, type TestRuntime } from "../helpers/runtime.js";
 import { useFakeUpstreams } from "../helpers/upstreams.js";
 import { waitFor } from "../helpers/wait.js";
 import { issueCredential } from "../../lib/gateway/credentials.js";
@@ -23,6 +22,7 @@ import {
   serveApp,
   usageRows,
   type Served,
+  newUser as newGatewayUser,
 } from "./gateway-kit.js";
 
 for (const backend of backends) {
@@ -47,17 +47,7 @@ for (const backend of backends) {
       await database?.destroy();
     });
 
-    const newUser = async (seed: number) => {
-      const userId = `user_gw_${randomBytes(4).toString("hex")}`;
-      const keys = sampleKeys(seed);
-      await expectStatus(
-        await rt.fetch(
-          request("POST", "/api/onboarding/api-keys", { token: rt.token(userId), body: { gemini: keys.gemini, exa: keys.exa } }),
-        ),
-        200,
-      );
-      return { userId, keys, token: rt.token(userId) };
-    };
+    const newUser = (seed: number) => newGatewayUser(rt, "user_gw", seed);
 
     /** Every kind of call, through the SDKs, for one caller. */
     async function everyCall(headers: Record<string, string>) {
