@@ -17,7 +17,7 @@ import type { Deps } from "../platform/runtime.js";
 import { limitFor, rateLimitCountSql, rateLimitState, type RateLimitState } from "../platform/rate-limit.js";
 import { budgetExceeded, budgetStatus, reservationSql, settleGeneration, usd, type Reservation } from "../generation/budget.js";
 import { userCiphertextsSql, type CiphertextRow } from "../keys/store.js";
-import { decodeKeyRows, developmentKeys, type KeySource } from "../keys/resolver.js";
+import { decodeKeyRows, developmentKeys, usesDevelopmentKeys, type KeySource } from "../keys/resolver.js";
 import { callerLabel, type Caller } from "./caller.js";
 import { credentialValidSql } from "./credentials.js";
 import { withNamedStatements } from "./statements.js";
@@ -66,7 +66,9 @@ export async function startGatewayCall(deps: StartDeps, input: GatewayStartInput
   const reservationId = randomUUID();
   const reserving = input.amountUsd > 0;
 
-  const dev = config.mode === "development" ? await developmentKeys(deps) : undefined;
+  // Only the developer (DEV_USER_ID) runs on the development keys; any other signed-in user, or
+  // a service credential acting for one, runs on that user's own saved keys, as in production.
+  const dev = usesDevelopmentKeys(config, userId) ? await developmentKeys(deps) : undefined;
   const devKey = dev?.keys[provider];
 
   const ctes: SQL[] = [];
@@ -134,6 +136,7 @@ export async function startGatewayCall(deps: StartDeps, input: GatewayStartInput
   let keySource: KeySource;
   if (dev) {
     key = devKey;
+    version = dev.versions[provider];
     keySource = "env";
   } else {
     const decoded = await decodeKeyRows(deps, userId, rows, new Set([provider]));

@@ -175,4 +175,26 @@ describe("gateway in development: the .env keys, no sign-in", () => {
     expect(refused.status).toBe(409);
     expect(exa.requests).toHaveLength(0);
   });
+
+  it("a signed-in user runs on their own saved key, never the .env one; without one, 409 and nothing sent", async () => {
+    const developer = sampleKeys(23_410);
+    writeFileSync(rt.envFile, `GEMINI_API_KEY=${developer.gemini}\nEXA_API_KEY=${developer.exa}\n`);
+    const call = (token: string) =>
+      rt.fetch(
+        request("POST", "/api/gateway/gemini/v1beta/models/gemini-3.5-flash:generateContent", {
+          token,
+          body: { contents: [{ role: "user", parts: [{ text: "hello" }] }] },
+        }),
+      );
+    const stranger = await newGatewayUser(rt, "user_gwdev", 23_411, []);
+    const refused = await call(stranger.token);
+    expect(refused.status).toBe(409);
+    expect(gemini.requests).toHaveLength(0);
+    const own = await newGatewayUser(rt, "user_gwdev", 23_412, ["gemini"]);
+    const answered = await call(own.token);
+    expect(answered.status).toBe(200);
+    expect(answered.headers.get("x-byok-key-source")).toBe("database");
+    await answered.text();
+    expect(gemini.requests.map((r) => r.apiKey)).toEqual([own.keys.gemini]);
+  });
 });
