@@ -14,7 +14,9 @@ export const GATEWAY_MAX_OUTPUT_TOKENS = 8_192;
 /**
  * Gemini: every byte of the body as an input token (SentencePiece never makes more tokens than
  * UTF-8 bytes of text, and the JSON around the text only adds bytes), and `maxOutputTokens`
- * as output (thinking included: Gemini counts it against that bound and bills it as output).
+ * as output (thinking included: Gemini bills thinking as output, and on Gemini 3.x it is observed to
+ * count against `maxOutputTokens` — docs/provider-facts.md, "Thinking tokens and maxOutputTokens":
+ * observed in bug reports, not stated by Google's thinking docs, read 2026-12-07).
  */
 export function geminiWorstCaseUsd(model: string, bodyBytes: number, maxOutputTokens: number, override?: PriceOverride): number {
   return geminiCostUsd(model, bodyBytes, maxOutputTokens, override);
@@ -22,7 +24,8 @@ export function geminiWorstCaseUsd(model: string, bodyBytes: number, maxOutputTo
 
 /**
  * Exa: bounds above its list prices (docs/provider-facts.md, read 2026-12-07), since the exact
- * price depends on options (search type, contents, summaries): a search or findSimilar at
+ * price depends on options (search type, contents, summaries). findSimilar has no published
+ * price (deprecated, absent from the pricing page) and is bounded as a search: a search or findSimilar at
  * USD 0.025 (the dearest, Deep Reasoning, is 0.015) plus 0.003 per result asked for (an extra
  * result and its summary are 0.002), contents at 0.003 per page (0.001 per content type, three
  * types), an answer at 0.025 (listed at 0.005). What is charged is what Exa reports.

@@ -1,10 +1,12 @@
 /**
  * A local stand-in for api.exa.ai speaking what `exa-js` 2.x sends: `POST /search` with the
  * key in `x-api-key` and a JSON body `{query, numResults, contents: {...}}`; also `/findSimilar`
- * (as a search), `/contents` and `/answer` (what the gateway passes through). Results are
+ * (as a search: deprecated, no published price of its own), `/contents` and `/answer` (what the gateway passes through). Results are
  * deterministic; contents are returned only as requested (highlights capped per result by
  * `highlights.maxCharacters`, text by `text.maxCharacters`), and `costDollars.total` follows
- * Exa's published shape. Errors use Exa's `{requestId, error, tag}` body.
+ * Exa's published shape. Errors use Exa's `{requestId, error, tag}` body (exa.ai/docs/admin/error-codes;
+ * the tag names per status are the fake's choice: Exa's tag set is open-ended). Each shape and
+ * price, with its source and the date read (2026-12-07), is a row of docs/provider-facts.md.
  *
  * Billing (`billed`, `billedUsd(key)`): Exa charges a search it took, answered or not: a
  * search it would answer 200 is billed `costDollars.total` as soon as it arrives, so a

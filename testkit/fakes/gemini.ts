@@ -4,7 +4,8 @@
  * - `POST /v1beta/models/{model}:generateContent` → one GenerateContentResponse
  * - `POST /v1beta/models/{model}:streamGenerateContent?alt=sse` → SSE, one
  *   `data: {GenerateContentResponse}\r\n\r\n` per chunk, usageMetadata with running totals
- * - `POST /v1beta/models/{model}:countTokens` → `{totalTokens}` (free, never billed)
+ * - `POST /v1beta/models/{model}:countTokens` → `{totalTokens}` (free, never billed: Google's
+ *   billing FAQ, docs/provider-facts.md "countTokens is free", read 2026-12-07)
  * - `GET /v1beta/models?pageSize=N` → `{models: [...], nextPageToken}`
  * The key travels in `x-goog-api-key`; errors use Google's `{error: {code, message, status, details}}`.
  *
@@ -21,7 +22,8 @@
  *   carries no `functionResponse` is answered with a `functionCall` of the first declared
  *   function (`fakeFunctionArgs` of its parameters) instead of text, with a `thoughtSignature`
  *   on that part as Gemini 3.x models send it (@ai-sdk/google 3 replays it on the next step
- *   and warns when it is missing, citing ai.google.dev/gemini-api/docs/thought-signatures);
+ *   and warns when it is missing, citing ai.google.dev/gemini-api/docs/thought-signatures, read
+ *   2026-12-07: Gemini 3 answers a missing one with a 4xx; docs/provider-facts.md "Thought signatures");
  *   a stream sends it as one chunk. Once the caller sent the function's result, the answer is
  *   the usual text. A request without declarations is answered as before.
  *
@@ -132,7 +134,7 @@ async function handle(exchange: FakeExchange, settings: Settings): Promise<void>
   const promptTokens = Math.max(1, fakeTokenCount(promptText(request.body)));
 
   if (match[2] === "countTokens") {
-    // Free at Google: never billed.
+    // Free at Google (billing FAQ, docs/provider-facts.md "countTokens is free"): never billed.
     const inner = (request.body as { generateContentRequest?: unknown } | null)?.generateContentRequest;
     return exchange.json(200, { totalTokens: Math.max(1, fakeTokenCount(promptText(inner ?? request.body))) });
   }
