@@ -14,17 +14,11 @@ import { GEMINI_API_VERSION, GEMINI_DEFAULT_BASE_URL } from "../providers/gemini
 import { geminiPrices, type PriceOverride } from "../providers/prices.js";
 import { callerOf } from "./caller.js";
 import { exaWorstCaseUsd, GATEWAY_MAX_OUTPUT_TOKENS, geminiWorstCaseUsd } from "./pricing.js";
-import { proxyCall, type Meter } from "./proxy.js";
+import { proxyCall, type Meter, type ProxyJob } from "./proxy.js";
 import { exaBodies, geminiCountTokensBody, geminiGenerateBody, splitGeminiAction, type ExaOperation } from "./schemas.js";
-import { startGatewayCall, type GatewayStart } from "./start.js";
-
-export const EXA_DEFAULT_BASE_URL = "https://api.exa.ai";
-
-function trimSlash(url: string): string {
-  let end = url.length;
-  while (end > 0 && url[end - 1] === "/") end--;
-  return url.slice(0, end);
-}
+import { startGatewayCall, type GatewayStartInput } from "./start.js";
+import { EXA_DEFAULT_BASE_URL } from "../providers/exa-endpoint.js";
+import { trimSlash } from "../providers/upstream.js";
 
 /** The Gemini models the gateway serves: every priced model, and the operator's GEMINI_MODEL. */
 export function gatewayModels(config: Deps["config"]): string[] {
@@ -51,9 +45,38 @@ function validate<S extends z.ZodType>(schema: S, data: unknown): z.output<S> {
 
 const bytes = (text: string) => Buffer.byteLength(text, "utf8");
 
-function answer(response: Response, start: GatewayStart): Response {
+/**
+ * One gateway call after its checks: the statement before the upstream call, the proxied call,
+ * and the answer with its key source and (except on the provider's own 429, which carries only
+ * the provider's Retry-After) this service's RateLimit headers.
+ */
+async function forward(
+  deps: Deps,
+  request: Request,
+  call: Omit<GatewayStartInput, "caller"> & Pick<ProxyJob, "url" | "method" | "body" | "meter">,
+): Promise<Response> {
+  const caller = callerOf(request);
+  const start = await startGatewayCall(deps, {
+    caller,
+    provider: call.provider,
+    operation: call.operation,
+    model: call.model,
+    amountUsd: call.amountUsd,
+  });
+  const response = await proxyCall(deps, {
+    userId: caller.userId,
+    provider: call.provider,
+    operation: call.operation,
+    model: call.model,
+    start,
+    url: call.url,
+    method: call.method,
+    ...(call.body !== undefined ? { body: call.body } : {}),
+    meter: call.meter,
+    signal: request.signal,
+  });
   response.headers.set("x-byok-key-source", start.keySource);
-  return withRateLimit(response, start.rateLimit);
+  return response.status === 429 ? response : withRateLimit(response, start.rateLimit);
 }
 
 /** POST …/v1beta/models/{model}:{method}. */
@@ -70,7 +93,6 @@ export async function geminiModelCall(
       detail: `the gateway does not serve the model ${model}; it serves ${gatewayModels(config).join(", ")}`,
     });
   }
-  const caller = callerOf(input.request);
   const stream = method === "streamGenerateContent";
   if (stream && input.alt !== "sse") {
     throw new AppError("invalid-request", {
@@ -92,43 +114,34 @@ export async function geminiModelCall(
     amountUsd = geminiWorstCaseUsd(model, bytes(forwarded), maxOutputTokens, price);
     meter = { kind: stream ? "gemini-stream" : "gemini-json", model, price, promptText: forwarded };
   }
-  const start = await startGatewayCall(deps, { caller, provider: "gemini", operation: method, model, amountUsd });
   const base = trimSlash(config.gemini.baseUrl ?? GEMINI_DEFAULT_BASE_URL);
-  const response = await proxyCall(deps, {
-    userId: caller.userId,
+  return forward(deps, input.request, {
     provider: "gemini",
     operation: method,
     model,
-    start,
+    amountUsd,
     url: `${base}/${GEMINI_API_VERSION}/models/${model}:${method}${stream ? "?alt=sse" : ""}`,
     method: "POST",
     body: forwarded,
     meter,
-    signal: input.request.signal,
   });
-  return answer(response, start);
 }
 
 /** GET …/v1beta/models (free: audited, rate-limited, nothing reserved). */
 export async function geminiListModels(deps: Deps, input: { request: Request; pageSize?: string; pageToken?: string }): Promise<Response> {
-  const caller = callerOf(input.request);
-  const start = await startGatewayCall(deps, { caller, provider: "gemini", operation: "listModels", model: null, amountUsd: 0 });
   const query = new URLSearchParams();
   if (input.pageSize) query.set("pageSize", input.pageSize);
   if (input.pageToken) query.set("pageToken", input.pageToken);
   const base = trimSlash(deps.config.gemini.baseUrl ?? GEMINI_DEFAULT_BASE_URL);
-  const response = await proxyCall(deps, {
-    userId: caller.userId,
+  return forward(deps, input.request, {
     provider: "gemini",
     operation: "listModels",
     model: null,
-    start,
+    amountUsd: 0,
     url: `${base}/${GEMINI_API_VERSION}/models${query.size > 0 ? `?${query}` : ""}`,
     method: "GET",
     meter: { kind: "free" },
-    signal: input.request.signal,
   });
-  return answer(response, start);
 }
 
 /** POST …/exa/{operation}. */
@@ -137,21 +150,15 @@ export async function exaCall(
   input: { request: Request; operation: ExaOperation; body: Record<string, unknown> },
 ): Promise<Response> {
   const body = validate(exaBodies[input.operation], input.body) as { numResults?: number; urls?: unknown[]; ids?: unknown[] };
-  const caller = callerOf(input.request);
-  const amountUsd = exaWorstCaseUsd(input.operation, body);
-  const start = await startGatewayCall(deps, { caller, provider: "exa", operation: input.operation, model: null, amountUsd });
   const base = trimSlash(deps.config.exa.baseUrl ?? EXA_DEFAULT_BASE_URL);
-  const response = await proxyCall(deps, {
-    userId: caller.userId,
+  return forward(deps, input.request, {
     provider: "exa",
     operation: input.operation,
     model: null,
-    start,
+    amountUsd: exaWorstCaseUsd(input.operation, body),
     url: `${base}/${input.operation}`,
     method: "POST",
     body: JSON.stringify(body),
     meter: { kind: "exa-json" },
-    signal: input.request.signal,
   });
-  return answer(response, start);
 }

@@ -35,7 +35,7 @@ import { keyHealthUpdateSql } from "../keys/store.js";
 import type { GatewayProvider, GatewayStart } from "./start.js";
 import { withNamedStatements } from "./statements.js";
 
-type ProxyDeps = Pick<Deps, "config" | "logger" | "database" | "requestId">;
+type ProxyDeps = Pick<Deps, "config" | "logger" | "database" | "requestId" | "serverRequestId">;
 
 /** How the answer is metered. */
 export type Meter =
@@ -394,7 +394,7 @@ async function settle(deps: ProxyDeps, job: ProxyJob, reading: Reading, ending: 
         userId: job.userId,
         reservationId: job.start.reservation.id,
         chargeUsd,
-        usage: usage ? [{ ...usage, requestId: deps.requestId }] : [],
+        usage: usage ? [{ ...usage, requestId: deps.requestId, serverRequestId: deps.serverRequestId }] : [],
         health,
         also: audit,
       });

@@ -16,7 +16,9 @@ import { AppError } from "../http/errors.js";
 import { abortFailure, upstreamCall, type AbortCause } from "./abort.js";
 import { assertSendableKey, DEFAULT_RETRY_AFTER_SECONDS, parseRetryAfter, scrub, trimSlash } from "./upstream.js";
 
-export const EXA_DEFAULT_BASE_URL = "https://api.exa.ai";
+import { EXA_DEFAULT_BASE_URL } from "./exa-endpoint.js";
+
+export { EXA_DEFAULT_BASE_URL };
 /** Exa's base price covers up to 10 results; more are billed per result. */
 export const EXA_MAX_RESULTS = 10;
 const DEFAULT_MAX_CHARACTERS = 1_000;

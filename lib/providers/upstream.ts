@@ -46,6 +46,9 @@ export function scrub(text: string, apiKey: string): string {
   return redact(truncate(apiKey ? text.split(apiKey).join("[redacted]") : text, MAX_UPSTREAM_TEXT));
 }
 
+/** `url` without its trailing slashes (a scan: linear whatever the input). */
 export function trimSlash(url: string): string {
-  return url.replace(/\/+$/, "");
+  let end = url.length;
+  while (end > 0 && url[end - 1] === "/") end--;
+  return url.slice(0, end);
 }

@@ -161,6 +161,37 @@ for (const backend of backends) {
       expect((await auditRows(database, a.userId)).map((r) => r.outcome).at(-1)).toBe("rate-limited");
     });
 
+    it("the provider's own 429 passes through with its Retry-After and without this service's RateLimit headers", async () => {
+      const a = await newUser(23_215);
+      const ours = await rt.fetch(request("POST", generate(), { token: a.token, body }));
+      expect(ours.status).toBe(200);
+      await ours.text();
+      expect(ours.headers.get("ratelimit")).toBeTruthy();
+      exa.setMode({ fail: 429, retryAfterSeconds: 17 }, a.keys.exa);
+      const theirs = await rt.fetch(request("POST", "/api/gateway/exa/search", { token: a.token, body: { query: "x", numResults: 2 } }));
+      expect(theirs.status).toBe(429);
+      await theirs.text();
+      expect(theirs.headers.get("retry-after")).toBe("17");
+      expect(theirs.headers.get("ratelimit")).toBeNull();
+      expect(theirs.headers.get("ratelimit-policy")).toBeNull();
+    });
+
+    it("usage rows carry the server's own request id beside the client's", async () => {
+      const a = await newUser(23_216);
+      const response = await rt.fetch(
+        request("POST", generate(), { token: a.token, body, headers: { "x-request-id": "client-chosen-id" } }),
+      );
+      expect(response.status).toBe(200);
+      await response.text();
+      await waitFor(async () => (await auditRows(database, a.userId)).every((row) => row.finished), "settled");
+      const rows = await database.rows<{ request_id: string; server_request_id: string | null }>(
+        sql`select request_id, server_request_id from usage_events where user_id = ${a.userId}`,
+      );
+      expect(rows).toHaveLength(1);
+      expect(rows[0]!.request_id).toBe("client-chosen-id");
+      expect(rows[0]!.server_request_id).toMatch(/^req_[0-9a-f]{24}$/);
+    });
+
     it("Exa refusing the key: its 401 reaches the caller, the key is marked rejected, nothing is charged", async () => {
       const a = await newUser(23_210);
       exa.setMode({ fail: 401 }, a.keys.exa);

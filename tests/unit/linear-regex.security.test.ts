@@ -133,7 +133,6 @@ const inventory: Record<string, Classification> = {
   "lib/providers/gemini.ts /^models\\//": inside("GEMINI_MODEL"),
   "lib/providers/upstream.ts /^[\\x21-\\x7e]+$/": outside("a user's saved key", (n) => fill(n, "a", "", " ")),
   "lib/providers/upstream.ts /^\\d+$/": outside("an upstream's Retry-After header", (n) => fill(n, "1", "", "x")),
-  "lib/providers/upstream.ts /\\/+$/": inside("GEMINI_BASE_URL / EXA_BASE_URL"),
   "lib/generation/routes/generate.ts /application\\/json/i": outside("Accept header", (n) => fill(n, "application/jso")),
   "lib/generation/routes/generate.ts /text\\/event-stream/i": outside("Accept header", (n) => fill(n, "text/event-strea")),
   "lib/generation/schemas.ts /\\p{Cc}/u": outside("topic, keywords and tone of a generation", (n) => fill(n, "a")),

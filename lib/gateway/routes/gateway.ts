@@ -12,7 +12,9 @@ import { authenticateGatewayCaller } from "../caller.js";
 import { exaCall, geminiListModels, geminiModelCall } from "../gateway.js";
 import { exaOperations, geminiActionParams, geminiBody, providerAnswer, rewritePath, streamQuery, type ExaOperation } from "../schemas.js";
 
-const problems: ErrorCode[] = ["not-found", "missing-provider-key", "budget-exceeded", "upstream-unavailable", "upstream-timeout"];
+/** What every gateway route may answer; the metered ones (not the free model list) also 402. */
+const problems: ErrorCode[] = ["not-found", "missing-provider-key", "upstream-unavailable", "upstream-timeout"];
+const metered: ErrorCode[] = [...problems, "budget-exceeded"];
 
 const description =
   "The caller's own stored key is injected server-side (whatever key the SDK sends is ignored). Before the upstream call, " +
@@ -52,7 +54,7 @@ export const gatewayGemini = defineRoute({
       headers: ["Cache-Control"],
     },
   },
-  problems: [...problems, "model-unavailable"],
+  problems: metered,
   handler: async ({ request, deps, params, query, body }) =>
     geminiModelCall(deps, { request, action: params.action, alt: query.alt, body: body as Record<string, unknown> }),
 });
@@ -97,7 +99,7 @@ function exaRoute(operation: ExaOperation, example: Record<string, unknown>) {
         headers: ["Cache-Control"],
       },
     },
-    problems,
+    problems: metered,
     handler: async ({ request, deps, body }) => exaCall(deps, { request, operation, body: body as Record<string, unknown> }),
   });
 }
