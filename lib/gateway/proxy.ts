@@ -23,7 +23,7 @@
 import { sql, type SQL } from "drizzle-orm";
 import { AppError } from "../http/errors.js";
 import type { Deps } from "../platform/runtime.js";
-import { redact } from "../platform/log.js";
+import { redact, redactExact } from "../platform/log.js";
 import { upstreamCall } from "../providers/abort.js";
 import { geminiHttpError } from "../providers/gemini-errors.js";
 import { geminiCostUsd, type PriceOverride } from "../providers/prices.js";
@@ -280,10 +280,7 @@ async function readBounded(response: Response, max: number): Promise<string> {
 
 /** `text` without the user's key (raw or as JSON would escape it) nor anything key-shaped. */
 export function scrubKey(text: string, key: string): string {
-  let out = key ? text.split(key).join("[redacted]") : text;
-  const escaped = JSON.stringify(key).slice(1, -1);
-  if (key && escaped !== key) out = out.split(escaped).join("[redacted]");
-  return redact(out);
+  return redact(key ? redactExact(text, new Set([key])) : text);
 }
 
 /** What an upstream refusal says about the key (lib/keys/health.ts), from its status and body. */

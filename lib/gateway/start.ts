@@ -16,7 +16,7 @@ import { AppError } from "../http/errors.js";
 import type { Deps } from "../platform/runtime.js";
 import { limitFor, rateLimitCountSql, rateLimitState, type RateLimitState } from "../platform/rate-limit.js";
 import { budgetExceeded, budgetStatus, reservationSql, settleGeneration, usd, type Reservation } from "../generation/budget.js";
-import { userCiphertextsSql, type CiphertextRow } from "../keys/store.js";
+import { truthy, userCiphertextsSql, type CiphertextRow } from "../keys/store.js";
 import { decodeKeyRows, developmentKeys, usesDevelopmentKeys, type KeySource } from "../keys/resolver.js";
 import { callerLabel, type Caller } from "./caller.js";
 import { credentialValidSql } from "./credentials.js";
@@ -55,7 +55,6 @@ interface StartRow extends CiphertextRow {
   audit_id: number | string | null;
 }
 
-const truthy = (value: unknown) => value === true || value === "t" || value === "true";
 
 /** The statement above, and what it decided. Throws the refusals as AppErrors. */
 export async function startGatewayCall(deps: StartDeps, input: GatewayStartInput): Promise<GatewayStart> {

@@ -85,7 +85,8 @@ const isoOf = (value: unknown): string =>
 /** `to_char` in UTC with milliseconds, truncated like JavaScript's Date: exactly `Date#toISOString()`. */
 const isoTimestamp = (column: SQL | AnyColumn) =>
   sql<string | null>`to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
-const truthy = (value: unknown) => value === true || value === "t" || value === "true";
+/** A boolean as drivers return it (`true`, or PostgreSQL's text `t`/`true`). */
+export const truthy = (value: unknown) => value === true || value === "t" || value === "true";
 
 /**
  * Encrypts and stores the given keys for one user in a single atomic statement that also

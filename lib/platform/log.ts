@@ -118,7 +118,8 @@ const defaultSink: LogSink = (level, line) => {
 const MIN_SECRET_CHARS = 8;
 
 /** `line` without any of `secrets`, raw or as JSON escapes them. Linear in `line` per secret. */
-function redactExact(line: string, secrets: ReadonlySet<string>): string {
+/** `line` with every one of `secrets` replaced, raw or as JSON would escape it. */
+export function redactExact(line: string, secrets: ReadonlySet<string>): string {
   let out = line;
   for (const secret of secrets) {
     out = out.split(secret).join(REDACTED);
