@@ -18,10 +18,9 @@ import { sql } from "drizzle-orm";
 import { backends, backendLabel, type TestDatabase } from "../helpers/db.js";
 import { makeRuntime, type TestRuntime } from "../helpers/runtime.js";
 import { useFakeUpstreams } from "../helpers/upstreams.js";
-import { waitFor } from "../helpers/wait.js";
 import { issueCredential } from "../../lib/gateway/credentials.js";
 import { FAKE_THOUGHT_SIGNATURE } from "../../testkit/fakes/gemini.js";
-import { auditRows, authHeaders, ledger, serveApp, usageRows, type Served, newUser as newGatewayUser } from "./gateway-kit.js";
+import { auditRows, authHeaders, ledger, serveApp, usageRows, type Served, newUser as newGatewayUser, settled } from "./gateway-kit.js";
 
 /** What the AI SDK is given as its key (sent as x-goog-api-key): the gateway must never forward it nor log it. */
 const AI_SDK_PLACEHOLDER_KEY = "ignored-ai-sdk-placeholder-key-0002";
@@ -76,9 +75,6 @@ for (const backend of backends) {
     });
 
     const newUser = (seed: number) => newGatewayUser(rt, "user_aisdk", seed, ["gemini"]);
-
-    const settled = async (userId: string) =>
-      waitFor(async () => (await auditRows(database, userId)).every((row) => row.finished), "every call settled");
 
     /** No upstream request carried the placeholder or the caller's credentials; no log line holds a key. */
     const expectNothingForwardedButTheKeys = (secrets: string[]) => {
@@ -139,7 +135,7 @@ for (const backend of backends) {
         [a, ra],
         [b, rb],
       ] as const) {
-        await settled(user.userId);
+        await settled(database, user.userId);
         const audit = await auditRows(database, user.userId);
         expect(audit.map((row) => `${row.caller} ${row.operation} ${row.model} ${row.outcome} ${row.upstream_status}`).sort()).toEqual(
           ["session generateContent gemini-3.5-flash ok 200", "session streamGenerateContent gemini-3.5-flash ok 200"].sort(),
@@ -187,7 +183,7 @@ for (const backend of backends) {
       expect(result.toolCalls.map((c) => ({ name: c.toolName, input: c.input }))).toEqual([
         { name: "lookupKeys", input: { topic: "fake-topic" } },
       ]);
-      await settled(a.userId);
+      await settled(database, a.userId);
       expect((await usageRows(database, a.userId)).map((u) => `${u.operation} ${u.partial}`)).toEqual(["generateContent false"]);
       expect((await ledger(database, a.userId)).spentUsd).toBeCloseTo(gemini.billedUsd(a.keys.gemini), 7);
       expectNothingForwardedButTheKeys([a.keys.gemini, a.token]);
@@ -230,7 +226,7 @@ for (const backend of backends) {
       expect(second).toContain('"functionResponse"');
       expect(second).toContain("refunds");
 
-      await settled(a.userId);
+      await settled(database, a.userId);
       expect((await usageRows(database, a.userId)).map((u) => `${u.operation} ${u.partial}`)).toEqual([
         "streamGenerateContent false",
         "streamGenerateContent false",
@@ -311,7 +307,8 @@ for (const backend of backends) {
       expect((refused as APICallError).responseBody).toContain("fileData");
       expect(gemini.requests).toHaveLength(0);
       expect(await usageRows(database, a.userId)).toEqual([]);
-      expect((await ledger(database, a.userId)).spentUsd).toBe(0);
+      expect(await ledger(database, a.userId)).toEqual({ spentUsd: 0, reservedUsd: 0 });
+      expect(await auditRows(database, a.userId)).toEqual([]);
     });
 
     it("a service credential with x-byok-user: the named user's key and ledger, audited as the credential", async () => {
@@ -321,7 +318,7 @@ for (const backend of backends) {
       const result = await generateText({ model, prompt: "hello from an operator's backend" });
       expect(result.text).toBe(gemini.expectedText);
       expect(gemini.requests.map((r) => r.apiKey)).toEqual([a.keys.gemini]);
-      await settled(a.userId);
+      await settled(database, a.userId);
       expect((await auditRows(database, a.userId)).map((row) => `${row.caller} ${row.outcome}`)).toEqual([`service:${view.id} ok`]);
       expect((await ledger(database, a.userId)).spentUsd).toBeCloseTo(gemini.billedUsd(a.keys.gemini), 7);
       expectNothingForwardedButTheKeys([a.keys.gemini, credential]);

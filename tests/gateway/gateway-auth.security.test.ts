@@ -17,10 +17,9 @@ import { sql } from "drizzle-orm";
 import { backends, backendLabel, type TestDatabase } from "../helpers/db.js";
 import { expectStatus, makeRuntime, request, type TestRuntime } from "../helpers/runtime.js";
 import { useFakeUpstreams } from "../helpers/upstreams.js";
-import { waitFor } from "../helpers/wait.js";
 import { issueCredential, revokeCredential, rotateCredential } from "../../lib/gateway/credentials.js";
 import { GATEWAY_MAX_OUTPUT_TOKENS } from "../../lib/gateway/pricing.js";
-import { auditRows, ledger, newUser as newGatewayUser } from "./gateway-kit.js";
+import { auditRows, ledger, newUser as newGatewayUser, settled } from "./gateway-kit.js";
 
 const GEMINI = "/api/gateway/gemini/v1beta/models";
 const generate = (model = "gemini-3.5-flash") => `${GEMINI}/${model}:generateContent`;
@@ -123,7 +122,10 @@ for (const backend of backends) {
       await problem(await send(generate(), huge), 413);
       expect(gemini.requests).toHaveLength(0);
       expect(exa.requests).toHaveLength(0);
-      expect((await ledger(database, a.userId)).reservedUsd).toBe(0);
+      // Refused before the statement: nothing counted, reserved or audited.
+      expect(await ledger(database, a.userId)).toEqual({ spentUsd: 0, reservedUsd: 0 });
+      expect(await auditRows(database, a.userId)).toEqual([]);
+      expect(await rateLimitRows(a.userId)).toBe(0);
     });
 
     it("maxOutputTokens is clamped, or set when absent, before it is forwarded; a 20 KiB prompt (over the API's 16 KiB) is taken", async () => {
@@ -183,7 +185,7 @@ for (const backend of backends) {
       );
       expect(response.status).toBe(200);
       await response.text();
-      await waitFor(async () => (await auditRows(database, a.userId)).every((row) => row.finished), "settled");
+      await settled(database, a.userId);
       const rows = await database.rows<{ request_id: string; server_request_id: string | null }>(
         sql`select request_id, server_request_id from usage_events where user_id = ${a.userId}`,
       );
@@ -198,7 +200,7 @@ for (const backend of backends) {
       const response = await rt.fetch(request("POST", "/api/gateway/exa/search", { token: a.token, body: { query: "x", numResults: 2 } }));
       expect(response.status).toBe(401);
       expect(JSON.parse(await response.text())).toMatchObject({ tag: "INVALID_API_KEY" });
-      await waitFor(async () => (await auditRows(database, a.userId)).every((row) => row.finished), "settled");
+      await settled(database, a.userId);
       const [key] = await database.rows<{ status: string | null; last_error_reason: string | null }>(sql`
         select k.status, k.last_error_reason from api_keys k join onboarding_sessions s on s.id = k.session_id
         where s.user_id = ${a.userId} and k.provider = 'exa'`);
@@ -211,7 +213,7 @@ for (const backend of backends) {
       const a = await newUser(23_208);
       const b = await newUser(23_209);
       for (const user of [a, b]) await expectStatus(await rt.fetch(request("POST", generate(), { token: user.token, body })), 200);
-      await waitFor(async () => (await auditRows(database, a.userId)).every((row) => row.finished), "settled");
+      await settled(database, a.userId);
       const exported = await expectStatus(await rt.fetch(request("GET", "/api/me/export", { token: a.token })), 200);
       expect(
         exported.gatewayCalls.map((c: { caller: string; operation: string; outcome: string }) => [c.caller, c.operation, c.outcome]),
@@ -230,7 +232,7 @@ for (const backend of backends) {
       expect(text).not.toContain(a.keys.gemini);
       expect(text).toContain("[redacted]");
       expect(JSON.parse(text).error.status).toBe("PERMISSION_DENIED");
-      await waitFor(async () => (await auditRows(database, a.userId)).every((row) => row.finished), "settled");
+      await settled(database, a.userId);
       const [key] = await database.rows<{ status: string | null; last_error_reason: string | null }>(sql`
         select k.status, k.last_error_reason from api_keys k join onboarding_sessions s on s.id = k.session_id
         where s.user_id = ${a.userId} and k.provider = 'gemini'`);

@@ -14,7 +14,17 @@ import { backends, backendLabel, type TestDatabase } from "../helpers/db.js";
 import { expectStatus, makeRuntime, request, sampleKeys, type TestRuntime } from "../helpers/runtime.js";
 import { useFakeUpstreams } from "../helpers/upstreams.js";
 import { waitFor } from "../helpers/wait.js";
-import { auditRows, authHeaders, geminiModel, ledger, serveApp, usageRows, type Served, newUser as newGatewayUser } from "./gateway-kit.js";
+import {
+  auditRows,
+  authHeaders,
+  geminiModel,
+  ledger,
+  serveApp,
+  usageRows,
+  type Served,
+  newUser as newGatewayUser,
+  settled,
+} from "./gateway-kit.js";
 
 const CONCURRENT = 20;
 const ROOM_FOR = 5;
@@ -109,7 +119,7 @@ for (const backend of backends) {
       const texts = await Promise.all(calls);
       expect(texts.filter((t) => t === gemini.expectedText)).toHaveLength(ROOM_FOR);
 
-      await waitFor(async () => (await auditRows(database, user.userId)).every((row) => row.finished), "all settled");
+      await settled(database, user.userId);
       const after = await ledger(database, user.userId);
       expect(after.reservedUsd).toBe(0);
       expect(after.spentUsd).toBeLessThanOrEqual(cap);
@@ -138,7 +148,7 @@ for (const backend of backends) {
       ).rejects.toThrow();
       expect(chunks).toBe(2);
 
-      await waitFor(async () => (await auditRows(database, user.userId)).every((row) => row.finished), "settled");
+      await settled(database, user.userId);
       await gemini.waitForIdle(10_000);
       expect(gemini.inFlight()).toBe(0);
       const after = await ledger(database, user.userId);

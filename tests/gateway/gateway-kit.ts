@@ -10,6 +10,7 @@ import { Exa } from "exa-js";
 import { sql } from "drizzle-orm";
 import type { Database } from "../../db/client.js";
 import { expectStatus, request, sampleKeys, type TestRuntime } from "../helpers/runtime.js";
+import { waitFor } from "../helpers/wait.js";
 
 /** What the SDKs are given as their key: the gateway must never forward it nor log it. */
 export const SDK_PLACEHOLDER_KEY = "sdk-placeholder-key-never-forwarded-0001";
@@ -113,4 +114,9 @@ export async function usageRows(database: Database, userId: string): Promise<Usa
   return database.rows<UsageRow>(
     sql`select provider, operation, model, cost_usd, partial from usage_events where user_id = ${userId} order by id`,
   );
+}
+
+/** Waits until every gateway call of `userId` has settled (its audit row finished). */
+export async function settled(database: Database, userId: string): Promise<void> {
+  await waitFor(async () => (await auditRows(database, userId)).every((row) => row.finished), `every call of ${userId} settled`);
 }

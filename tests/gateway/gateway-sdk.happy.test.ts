@@ -10,7 +10,6 @@ import { writeFileSync } from "node:fs";
 import { backends, backendLabel, type TestDatabase } from "../helpers/db.js";
 import { makeRuntime, request, sampleKeys, type TestRuntime } from "../helpers/runtime.js";
 import { useFakeUpstreams } from "../helpers/upstreams.js";
-import { waitFor } from "../helpers/wait.js";
 import { issueCredential } from "../../lib/gateway/credentials.js";
 import {
   auditRows,
@@ -23,6 +22,7 @@ import {
   usageRows,
   type Served,
   newUser as newGatewayUser,
+  settled,
 } from "./gateway-kit.js";
 
 for (const backend of backends) {
@@ -95,7 +95,7 @@ for (const backend of backends) {
       for (const key of [a.keys.gemini, b.keys.gemini, a.keys.exa, b.keys.exa]) expect(rt.logs.join("\n")).not.toContain(key);
 
       for (const user of [a, b]) {
-        await waitFor(async () => (await auditRows(database, user.userId)).every((row) => row.finished), "every call settled");
+        await settled(database, user.userId);
         const audit = await auditRows(database, user.userId);
         expect(audit.map((row) => `${row.caller} ${row.provider} ${row.operation} ${row.model ?? "-"} ${row.outcome}`).sort()).toEqual(
           [
@@ -133,7 +133,7 @@ for (const backend of backends) {
       expect(search.results).toHaveLength(1);
       expect(gemini.requests.map((r) => r.apiKey)).toEqual([a.keys.gemini]);
       expect(exa.requests.map((r) => r.apiKey)).toEqual([a.keys.exa]);
-      await waitFor(async () => (await auditRows(database, a.userId)).every((row) => row.finished), "settled");
+      await settled(database, a.userId);
       expect((await auditRows(database, a.userId)).map((row) => row.caller)).toEqual([`service:${view.id}`, `service:${view.id}`]);
       expect((await ledger(database, a.userId)).spentUsd).toBeCloseTo(gemini.billedUsd(a.keys.gemini) + exa.billedUsd(a.keys.exa), 7);
       expect(rt.logs.join("\n")).not.toContain(credential);
@@ -167,7 +167,7 @@ describe("gateway in development: the .env keys, no sign-in", () => {
     await response.text();
     expect(gemini.requests.map((r) => r.apiKey)).toEqual([keys.gemini]);
     const devUser = rt.runtime.config.devUserId;
-    await waitFor(async () => (await auditRows(database, devUser)).every((row) => row.finished), "settled");
+    await settled(database, devUser);
     expect((await auditRows(database, devUser)).map((row) => `${row.caller} ${row.outcome}`)).toEqual(["dev-user ok"]);
     expect((await ledger(database, devUser)).spentUsd).toBeCloseTo(gemini.billedUsd(keys.gemini), 7);
     // No Exa key in .env: 409, nothing sent.

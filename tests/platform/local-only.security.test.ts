@@ -175,6 +175,7 @@ describe("development server: only this machine", () => {
 
   it("logs the refusal without the key material", () => {
     expect(dev.logs.some((line) => line.includes("request refused: the development server answers only this machine"))).toBe(true);
+    for (const key of Object.values(newKeys)) expect(dev.logs.join("\n")).not.toContain(key);
   });
 });
 
