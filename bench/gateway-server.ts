@@ -18,7 +18,7 @@ import { resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { serve } from "@hono/node-server";
 import { sql, type SQL } from "drizzle-orm";
-import pg from "pg";
+import { createRequire } from "node:module";
 
 type AppModule = typeof import("../lib/app.js");
 type RoutesModule = typeof import("../lib/routes.js");
@@ -54,7 +54,9 @@ async function main(): Promise<void> {
   const config = loadConfig(env);
   const runtime = createRuntime(config, { database, logger: createLogger({ level: "error" }) });
   const app = createApp(routes, { runtime });
-  const traces = traceCalls(app);
+  // The pg the loaded app uses (a baseline checkout may have its own node_modules).
+  const pg = createRequire(resolve(root, "db/client.ts"))("pg") as typeof import("pg");
+  const traces = traceCalls(app, pg);
 
   const server = serve({ fetch: app.fetch, port: 0, hostname: "127.0.0.1" }, (info) => {
     process.send?.({ type: "listening", port: info.port });
@@ -117,7 +119,10 @@ interface CallTrace {
  * (PostgreSQL only: PGlite's statements are not timed) and the global fetch are wrapped (calls
  * come one at a time, so the one in flight owns what runs).
  */
-function traceCalls(app: { fetch: (request: Request, ...rest: never[]) => Response | Promise<Response> }): CallTrace[] {
+function traceCalls(
+  app: { fetch: (request: Request, ...rest: never[]) => Response | Promise<Response> },
+  pg: typeof import("pg"),
+): CallTrace[] {
   const traces: CallTrace[] = [];
   let current: CallTrace | undefined;
   const appFetch = app.fetch.bind(app);
