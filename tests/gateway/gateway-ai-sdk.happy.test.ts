@@ -240,9 +240,8 @@ for (const backend of backends) {
     it("the call settings the Built-in Agent passes on (sampling, stop sequences, seed, tool choice) and Google's provider options are forwarded as sent", async () => {
       const a = await newUser(24_006);
       const model = aiSdkModel(served.url, authHeaders(a.token));
-      const result = await generateText({
-        model,
-        prompt: "Say it briefly",
+      // The AI SDK and Gemini name these settings alike: Gemini must receive them as they were given.
+      const settings = {
         maxOutputTokens: 300,
         temperature: 0.3,
         topP: 0.9,
@@ -251,6 +250,11 @@ for (const backend of backends) {
         frequencyPenalty: 0.2,
         stopSequences: ["END"],
         seed: 7,
+      };
+      const result = await generateText({
+        model,
+        prompt: "Say it briefly",
+        ...settings,
         tools: { lookupKeys: tool(lookupTool) },
         toolChoice: "none",
         providerOptions: {
@@ -268,14 +272,7 @@ for (const backend of backends) {
         toolConfig: unknown;
       };
       expect(body.generationConfig).toMatchObject({
-        maxOutputTokens: 300,
-        temperature: 0.3,
-        topP: 0.9,
-        topK: 40,
-        presencePenalty: 0.1,
-        frequencyPenalty: 0.2,
-        stopSequences: ["END"],
-        seed: 7,
+        ...settings,
         thinkingConfig: { thinkingLevel: "low", includeThoughts: false },
       });
       expect(body.safetySettings).toEqual([{ category: "HARM_CATEGORY_HARASSMENT", threshold: "BLOCK_ONLY_HIGH" }]);
