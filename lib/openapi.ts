@@ -359,7 +359,7 @@ export function buildOpenApiDocument(routes: readonly AnyRoute[]): OpenApiDocume
       description:
         "Bring-your-own-key serverless functions: each user's Gemini, Exa and CopilotKit keys stored encrypted per user, " +
         "and blog generation billed to the caller's own keys. Every response carries `x-request-id`; every error is " +
-        "`application/problem+json` (RFC 9457) with a stable `code`. Bodies are JSON, at most 16 KiB.",
+        "`application/problem+json` (RFC 9457) with a stable `code`. Bodies are JSON, at most 16 KiB (256 KiB for the gateway's prompts).",
     },
     tags: [
       { name: "keys", description: "The caller's provider keys." },
