@@ -147,6 +147,9 @@ describe("ALwrity's wizard on the caller's own keys", () => {
       style_analysis: { website_url: "https://sourdough.example.com" },
     });
     expect(steps[4]).toMatchObject({ persona: { core_persona: { identity: { persona_name: "The Calm Expert" } } } });
+    // All of it is step data ALwrity may post back: the persona task's id is no UUID (an Exa key's shape).
+    expect(steps[4].persona_task.task_id).toMatch(/^task_[0-9a-f]{32}$/);
+    for (const step of exported.onboardingSteps) expect(stepDataProblems(step.data), `step ${step.step}`).toEqual([]);
 
     await expectStatus(await rt.fetch(request("DELETE", "/api/me", { token: rt.token(userId) })), 204);
     const after = await expectStatus(await get(userId, "/api/me/export"), 200);
