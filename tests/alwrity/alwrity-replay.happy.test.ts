@@ -109,8 +109,9 @@ for (const backend of backends) {
               const api = new AlwrityApi(transport, () => rt.token(userId));
               const keys = keysFor(seed);
 
-              // App.tsx:144 the app's first call, before anything renders (no /api prefix).
+              // App.tsx:144 the app's first call, before anything renders (no /api prefix) and before any sign-in: no token.
               expect(await api.health()).toMatchObject({ status: "healthy" });
+              expect(api.log.at(-1)).toMatchObject({ method: "GET", path: "/health", authorized: false });
               // C:112 then the onboarding context: user never null, step 1, nothing done.
               const first = await api.init();
               expect(first.user).toMatchObject({ id: userId, clerk_user_id: userId });

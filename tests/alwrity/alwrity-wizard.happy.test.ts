@@ -7,7 +7,12 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { randomBytes } from "node:crypto";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { sql } from "drizzle-orm";
 import { openDatabase } from "../../db/client.js";
+import { clip, storable } from "../../lib/compat/alwrity/ai.js";
+import { stepDataProblems } from "../../lib/onboarding/step-data.js";
 import { backends, type TestDatabase } from "../helpers/db.js";
 import { expectStatus, makeRuntime, request, sampleKeys, type TestRuntime } from "../helpers/runtime.js";
 import { useFakeUpstreams } from "../helpers/upstreams.js";
@@ -142,6 +147,9 @@ describe("ALwrity's wizard on the caller's own keys", () => {
       style_analysis: { website_url: "https://sourdough.example.com" },
     });
     expect(steps[4]).toMatchObject({ persona: { core_persona: { identity: { persona_name: "The Calm Expert" } } } });
+    // All of it is step data ALwrity may post back: the persona task's id is no UUID (an Exa key's shape).
+    expect(steps[4].persona_task.task_id).toMatch(/^task_[0-9a-f]{32}$/);
+    for (const step of exported.onboardingSteps) expect(stepDataProblems(step.data), `step ${step.step}`).toEqual([]);
 
     await expectStatus(await rt.fetch(request("DELETE", "/api/me", { token: rt.token(userId) })), 204);
     const after = await expectStatus(await get(userId, "/api/me/export"), 200);
@@ -165,6 +173,169 @@ describe("ALwrity's wizard on the caller's own keys", () => {
       expect(response.status, JSON.stringify(body).slice(0, 60)).toBe(400);
     }
     expect((await expectStatus(await get(userId, "/api/me/export"), 200)).onboardingSteps).toEqual([]);
+  });
+});
+
+/** An Exa key's shape (any UUID): the step-data check refuses it anywhere in step data. */
+const UUID = "3f2a9c1e-8b7d-4e6f-9a1b-2c3d4e5f6a7b";
+const EMOJI = "\u{1F600}"; // two UTF-16 code units: a cut between them leaves a lone surrogate
+/** What the model answers for the competitors: an emoji straddling each limit the wizard cuts at, a key shape, a NUL. */
+const RIVALS_ANSWER = JSON.stringify({
+  market_insights: `${"m".repeat(299)}${EMOJI} and more`, // cut at 300
+  key_findings: [`${"k".repeat(119)}${EMOJI}`, `see ${UUID} for details`, "nul\u0000inside"], // cut at 120
+  competitors: [{ business_model: `${"b".repeat(89)}${EMOJI}`, target_audience: "bakers" }], // cut at 90
+});
+
+/**
+ * A stand-in for Exa's /search answering one page as Exa may: its URL holding a UUID, a NUL in its
+ * title, an emoji straddling the 160 characters the wizard keeps of its text.
+ */
+async function startRivalExa(): Promise<{ url: string; close: () => Promise<void> }> {
+  const server: Server = createServer((req, res) => {
+    req.resume();
+    req.on("end", () => {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(
+        JSON.stringify({
+          requestId: "rival-search",
+          results: [
+            {
+              id: `https://rival.example/posts/${UUID}`,
+              url: `https://rival.example/posts/${UUID}`,
+              title: "Rival\u0000 Bakery",
+              publishedDate: "2025-01-02T00:00:00.000Z",
+              highlights: [`${"s".repeat(159)}${EMOJI} fresh bread every day.`],
+            },
+          ],
+          costDollars: { total: 0.007 },
+        }),
+      );
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  return { url: `http://127.0.0.1:${port}`, close: () => new Promise((resolve) => server.close(() => resolve())) };
+}
+
+describe("what the AI steps keep from Exa and the model is step data ALwrity can post back", () => {
+  const { gemini } = useFakeUpstreams({ resetEach: true, gemini: { chunks: [RIVALS_ANSWER] } });
+  let database: TestDatabase;
+  let rt: TestRuntime;
+  let rivalExa: Awaited<ReturnType<typeof startRivalExa>>;
+
+  beforeAll(async () => {
+    database = await backends[0]!.open();
+    rivalExa = await startRivalExa();
+    rt = makeRuntime({ database, mode: "production", env: { GEMINI_BASE_URL: gemini.url, EXA_BASE_URL: rivalExa.url } });
+  });
+  afterAll(async () => {
+    rt?.cleanup();
+    await rivalExa?.close();
+    await database?.destroy();
+  });
+
+  const post = (userId: string, path: string, body: unknown, headers: Record<string, string> = {}) =>
+    rt.fetch(request("POST", path, { token: rt.token(userId), body, headers }));
+
+  it("a competitor URL with a UUID and text cut inside an emoji: answered 200, kept, and accepted back as step 3's data", async () => {
+    const userId = newUser("rivals");
+    await expectStatus(await post(userId, "/api/onboarding/api-keys", sampleKeys(9104)), 200);
+    const found = await expectStatus(
+      await post(userId, "/api/onboarding/step3/discover-competitors", { user_url: "https://bakery.example.com" }),
+      200,
+    );
+    expect(found.success, JSON.stringify(found).slice(0, 300)).toBe(true);
+    const [rival] = found.competitors;
+    expect(rival).toMatchObject({
+      url: "https://rival.example/posts/[redacted]",
+      domain: "rival.example",
+      title: "Rival Bakery",
+      summary: "s".repeat(159), // the emoji the cut would split is dropped whole
+      competitive_insights: { business_model: "b".repeat(89), target_audience: "bakers" },
+    });
+    expect(found.research_summary).toMatchObject({
+      market_insights: "m".repeat(299),
+      key_findings: ["k".repeat(119), "see [redacted] for details", "nulinside"],
+    });
+    // Everything answered passes the step-data check, and was kept.
+    expect(stepDataProblems(found)).toEqual([]);
+    const exported = await expectStatus(await rt.fetch(request("GET", "/api/me/export", { token: rt.token(userId) })), 200);
+    const step3 = exported.onboardingSteps.find((s: { step: number }) => s.step === 3);
+    expect(step3.data.competitor_research).toMatchObject({ competitors: found.competitors, research_summary: found.research_summary });
+
+    // ALwrity's Continue (CompetitorAnalysisStep.tsx) posts them back unchanged as step 3's data: accepted.
+    const data = {
+      competitors: found.competitors,
+      researchSummary: found.research_summary,
+      sitemapAnalysis: null,
+      userUrl: "",
+      analysisTimestamp: new Date().toISOString(),
+      stepType: "research",
+    };
+    await expectStatus(await post(userId, "/api/onboarding/step/3/complete", { data, validation_errors: [] }), 200);
+  });
+
+  it("the wizard's usage rows carry the server's own request id beside the client's", async () => {
+    const userId = newUser("serverid");
+    await expectStatus(await post(userId, "/api/onboarding/api-keys", sampleKeys(9105)), 200);
+    const chosen = "trace-chosen-by-alwrity-01";
+    const found = await expectStatus(
+      await post(
+        userId,
+        "/api/onboarding/step3/discover-competitors",
+        { user_url: "https://bakery.example.com" },
+        { "x-request-id": chosen },
+      ),
+      200,
+    );
+    expect(found.success).toBe(true);
+    const rows = await database.rows<{ provider: string; request_id: string; server_request_id: string | null }>(
+      sql`select provider, request_id, server_request_id from usage_events where user_id = ${userId} order by id`,
+    );
+    expect(rows.map((r) => r.provider).sort()).toEqual(["exa", "gemini"]);
+    for (const row of rows) {
+      expect(row.request_id).toBe(chosen);
+      expect(row.server_request_id).toMatch(/^req_[0-9a-f]{24}$/);
+    }
+    expect(new Set(rows.map((r) => r.server_request_id)).size).toBe(1);
+  });
+
+  it("a website address step data may not hold (a UUID in it) is a 400 before anything is called or billed", async () => {
+    const userId = newUser("uuidsite");
+    await expectStatus(await post(userId, "/api/onboarding/api-keys", sampleKeys(9106)), 200);
+    for (const [path, body] of [
+      ["/api/onboarding/style-detection/complete", { url: `https://bakery.example.com/${UUID}` }],
+      ["/api/onboarding/step3/discover-competitors", { user_url: `https://bakery.example.com/${UUID}` }],
+    ] as const) {
+      const response = await post(userId, path, body);
+      expect(response.status, path).toBe(400);
+      expect(await response.text()).not.toContain(UUID);
+    }
+    expect(gemini.requests).toEqual([]);
+    const usage = await expectStatus(await rt.fetch(request("GET", "/api/usage", { token: rt.token(userId) })), 200);
+    expect(usage.totals.gemini?.requests ?? 0).toBe(0);
+  });
+});
+
+describe("clip and storable (lib/compat/alwrity/ai.ts)", () => {
+  it("never split a surrogate pair, and drop NUL and lone surrogates anywhere", () => {
+    expect(clip(`ab${EMOJI}`, 3)).toBe("ab");
+    expect(clip(`ab${EMOJI}`, 4)).toBe(`ab${EMOJI}`);
+    expect(clip("a\u0000b\ud800c\udc00d", 10)).toBe("abcd");
+    expect(clip("\u0000".repeat(5) + "xyz", 2)).toBe("xy");
+    expect(clip("", 5)).toBe("");
+  });
+
+  it("storable: clipped, then nothing key-shaped (a cut that completes a shape is caught too), never longer", () => {
+    expect(storable(`${UUID}x`, 36)).toBe("[redacted]");
+    expect(storable(`id ${UUID} and ${EMOJI}`, 100)).toBe(`id [redacted] and ${EMOJI}`);
+    for (const text of [`${UUID}${EMOJI}`, `AIza${"A".repeat(20)}\u0000`, `x${"\ud83d".repeat(3)}`]) {
+      for (let n = 0; n <= text.length; n++) {
+        const out = storable(text, n);
+        expect(out.length).toBeLessThanOrEqual(Math.max(n, 0));
+        expect(stepDataProblems(out)).toEqual([]);
+      }
+    }
   });
 });
 

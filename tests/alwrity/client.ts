@@ -218,13 +218,15 @@ export interface Reply {
 }
 
 export interface Transport {
-  send(method: string, path: string, token: string, body?: unknown): Promise<Reply>;
+  /** `token` undefined: no Authorization header (App.tsx's GET /health, sent before any sign-in). */
+  send(method: string, path: string, token: string | undefined, body?: unknown): Promise<Reply>;
   close(): Promise<void>;
 }
 
-/** axios: `JSON.stringify(body)` (undefined members dropped), `content-type: application/json`, the bearer token. */
-function requestParts(token: string, body: unknown): { headers: Record<string, string>; body?: string } {
-  const headers: Record<string, string> = { accept: "application/json, text/plain, */*", authorization: `Bearer ${token}` };
+/** axios: `JSON.stringify(body)` (undefined members dropped), `content-type: application/json`, the bearer token when there is one. */
+function requestParts(token: string | undefined, body: unknown): { headers: Record<string, string>; body?: string } {
+  const headers: Record<string, string> = { accept: "application/json, text/plain, */*" };
+  if (token !== undefined) headers.authorization = `Bearer ${token}`;
   if (body === undefined) return { headers };
   headers["content-type"] = "application/json";
   return { headers, body: JSON.stringify(body) };
@@ -313,16 +315,17 @@ export class AxiosLikeError extends Error {
 /** ALwrity's frontend/src/api/onboarding.ts, for one signed-in user. */
 export class AlwrityApi {
   /** Every exchange, in order, for assertions. */
-  readonly log: { method: string; path: string; body?: unknown; reply: Reply }[] = [];
+  readonly log: { method: string; path: string; body?: unknown; reply: Reply; authorized: boolean }[] = [];
 
   constructor(
     private readonly transport: Transport,
     private readonly getToken: () => string,
   ) {}
 
-  private async call(method: string, path: string, body?: unknown): Promise<Reply> {
-    const reply = await this.transport.send(method, path, this.getToken(), body);
-    this.log.push({ method, path, body, reply });
+  private async call(method: string, path: string, body?: unknown, options: { anonymous?: boolean } = {}): Promise<Reply> {
+    const token = options.anonymous ? undefined : this.getToken();
+    const reply = await this.transport.send(method, path, token, body);
+    this.log.push({ method, path, body, reply, authorized: token !== undefined });
     if (reply.status >= 400) throw new AxiosLikeError(reply);
     return reply;
   }
@@ -412,9 +415,9 @@ export class AlwrityApi {
     });
   }
 
-  // App.tsx:144: the app's first call, no /api prefix; only a 2xx matters.
+  // App.tsx:144: the app's first call, no /api prefix, before any sign-in (no token); only a 2xx matters.
   async health() {
-    return (await this.call("GET", "/health")).data;
+    return (await this.call("GET", "/health", undefined, { anonymous: true })).data;
   }
 
   // websiteUtils.ts:267 fetchLastAnalysis: data.success && data.analyses[0].website_url / .style_analysis.

@@ -20,8 +20,9 @@ import { EXA_SEARCH_PRICE_USD, type UsageRecord } from "../../generation/usage.j
 import { combineVerdicts, rejectionReasonOf, verdictOf, type KeyHealthUpdate, type KeyVerdict } from "../../keys/health.js";
 import type { KeyRejectionReason } from "../../providers/rejections.js";
 import { geminiCostUsd } from "../../providers/prices.js";
+import { redact } from "../../platform/log.js";
 
-type AiDeps = Pick<Deps, "config" | "logger" | "requestId" | "database" | "keyring" | "once">;
+type AiDeps = Pick<Deps, "config" | "logger" | "requestId" | "serverRequestId" | "database" | "keyring" | "once">;
 
 /** Gemini's output limit for one wizard step (thinking tokens count against it and are billed as output). */
 export const AI_MAX_OUTPUT_TOKENS = 4_096;
@@ -135,10 +136,10 @@ export async function runAiStep(deps: AiDeps, userId: string, job: AiJob, signal
         usage.push({ userId, provider: "exa", operation: job.operation, model: null, costUsd: cost, requestId });
         verdicts.exa = "ok";
         sources = outcome.results.map((r) => ({
-          title: r.title.slice(0, 300),
-          url: r.url.slice(0, 500),
-          text: r.text.slice(0, AI_EXA_CHARS_PER_RESULT),
-          highlights: r.highlights.slice(0, 2).map((h) => h.slice(0, 300)),
+          title: clip(r.title, 300),
+          url: clip(r.url, 500),
+          text: clip(r.text, AI_EXA_CHARS_PER_RESULT),
+          highlights: r.highlights.slice(0, 2).map((h) => clip(h, 300)),
           ...(r.publishedDate ? { publishedDate: r.publishedDate } : {}),
         }));
       } catch (error) {
@@ -233,7 +234,13 @@ export async function runAiStep(deps: AiDeps, userId: string, job: AiJob, signal
       if (verdict && version) health.push({ provider, version, verdict, ...(verdict === "rejected" && reason ? { reason } : {}) });
     }
     try {
-      await settleGeneration(await deps.database(), { userId, reservationId: reservation.id, chargeUsd, usage, health });
+      await settleGeneration(await deps.database(), {
+        userId,
+        reservationId: reservation.id,
+        chargeUsd,
+        usage: usage.map((record) => ({ ...record, serverRequestId: deps.serverRequestId })),
+        health,
+      });
     } catch (error) {
       logger.error("usage could not be recorded", { errorName: error instanceof Error ? error.name : "unknown", calls: usage.length });
     }
@@ -257,15 +264,54 @@ export function firstJsonObject(text: string): Record<string, unknown> | undefin
 }
 
 /**
+ * `text` cut to at most `max` UTF-16 code units, as text PostgreSQL's `jsonb` stores: a surrogate
+ * pair the cut would split (an emoji) is dropped whole, and NUL (`\u0000`) and lone surrogates
+ * anywhere (both refused by `jsonb`, and by lib/onboarding/step-data.ts) are removed. Linear;
+ * reads no further than it needs to fill `max`.
+ */
+export function clip(text: string, max: number): string {
+  let out = "";
+  for (let i = 0; i < text.length && out.length < max; i++) {
+    const unit = text.charCodeAt(i);
+    if (unit === 0) continue;
+    if (unit >= 0xdc00 && unit <= 0xdfff) continue; // a low surrogate without its high one
+    if (unit >= 0xd800 && unit <= 0xdbff) {
+      const next = text.charCodeAt(i + 1); // NaN past the end
+      if (!(next >= 0xdc00 && next <= 0xdfff)) continue; // a high surrogate without its low one
+      if (out.length + 2 > max) break; // the pair does not fit: neither half is kept
+      out += text.slice(i, i + 2);
+      i++;
+      continue;
+    }
+    out += text[i];
+  }
+  return out;
+}
+
+/**
+ * An outside string (Exa's, the model's) as the wizard may keep it in step data and answer it:
+ * `clip`ped, and with anything key-shaped replaced by "[redacted]" (`redact`, the shapes
+ * lib/onboarding/step-data.ts refuses), so ALwrity can post it back as step data unchanged.
+ * Redacted after the cut (a cut can complete a shape: a UUID followed by a letter is none) and
+ * never longer (every shape is at least as long as "[redacted]"); a string redaction would
+ * change again is replaced whole.
+ */
+export function storable(text: string, max: number): string {
+  const out = redact(clip(text, max));
+  return redact(out) === out ? out : "[redacted]";
+}
+
+/**
  * A bounded copy of `value` in the shape of `template`: every key of the template is present
  * (a string leaf `"…"` gives a string of at most `maxString` characters, an array leaf `[]` at
  * most `maxItems` strings, a number leaf a finite number, an object leaf recurses); anything
- * else the model wrote is dropped. What the wizard stores and shows is bounded by the template.
+ * else the model wrote is dropped. What the wizard stores and shows is bounded by the template,
+ * and every string is `storable` (passes lib/onboarding/step-data.ts when posted back).
  */
 export type Template = string | number | readonly string[] | { readonly [key: string]: Template };
 
 export function shaped(template: Template, value: unknown, limits = { maxString: 160, maxItems: 4, maxItem: 100 }): unknown {
-  if (typeof template === "string") return typeof value === "string" && value.trim() ? value.trim().slice(0, limits.maxString) : template;
+  if (typeof template === "string") return typeof value === "string" && value.trim() ? storable(value.trim(), limits.maxString) : template;
   if (typeof template === "number") {
     const n = typeof value === "number" ? value : typeof value === "string" ? Number(value) : Number.NaN;
     return Number.isFinite(n) ? Math.round(n * 10) / 10 : template;
@@ -275,7 +321,7 @@ export function shaped(template: Template, value: unknown, limits = { maxString:
     return items
       .filter((item): item is string => typeof item === "string" && item.trim() !== "")
       .slice(0, limits.maxItems)
-      .map((item) => item.trim().slice(0, limits.maxItem));
+      .map((item) => storable(item.trim(), limits.maxItem));
   }
   const source = value !== null && typeof value === "object" && !Array.isArray(value) ? (value as Record<string, unknown>) : {};
   const out: Record<string, unknown> = {};

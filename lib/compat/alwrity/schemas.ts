@@ -289,7 +289,22 @@ export const personaTaskStart = z.object({
   message: z.string(),
   key_source: z.enum(["env", "database"]).optional(),
 });
-export const personaTaskParams = z.strictObject({ id: z.string().uuid("a task id") });
+/**
+ * A persona task's id: `task_` and 32 hex digits (lib/compat/alwrity/wizard.ts `newTaskId`). Not a
+ * UUID, which is an Exa key's shape: the id is kept in step 4's data, where nothing key-shaped may
+ * be. A UUID (the form ids had before) is still accepted, and answered as an unknown task.
+ */
+export const TASK_ID_PREFIX = "task_";
+const isHex = (c: string) => (c >= "0" && c <= "9") || (c >= "a" && c <= "f");
+export const isTaskId = (v: string) =>
+  v.length === TASK_ID_PREFIX.length + 32 && v.startsWith(TASK_ID_PREFIX) && [...v.slice(TASK_ID_PREFIX.length)].every(isHex);
+const uuidString = z.string().uuid();
+export const personaTaskParams = z.strictObject({
+  id: z
+    .string()
+    .max(40)
+    .refine((v) => isTaskId(v) || uuidString.safeParse(v).success, "a task id"),
+});
 export const personaTaskResponse = z.looseObject({
   task_id: z.string(),
   status: z.enum(["completed", "failed"]),

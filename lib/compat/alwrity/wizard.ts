@@ -9,13 +9,14 @@
  *   step 2: `style_analysis` (the website analysis), `business_info` (no website);
  *   step 3: `competitor_research`;  step 4: `persona`, `persona_task`.
  */
-import { randomUUID } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import type { z } from "zod";
 import { AppError } from "../../http/errors.js";
 import type { Deps } from "../../platform/runtime.js";
 import { getOnboardingState, saveStepData } from "../../onboarding/session.js";
-import { firstJsonObject, runAiStep, shaped, type AiSource, type Template } from "./ai.js";
-import { MAX_STEP_DATA_CHARS, type businessInfoBody, type personaRequestBody } from "./schemas.js";
+import { stepDataProblems } from "../../onboarding/step-data.js";
+import { firstJsonObject, runAiStep, shaped, storable, type AiSource, type Template } from "./ai.js";
+import { MAX_STEP_DATA_CHARS, TASK_ID_PREFIX, type businessInfoBody, type personaRequestBody } from "./schemas.js";
 
 type In<S extends z.ZodType> = z.output<S>;
 type Json = Record<string, unknown>;
@@ -32,7 +33,13 @@ async function stepRecords(deps: Deps, userId: string): Promise<Record<number, J
   return Object.fromEntries(state.steps.map((s) => [s.step, s.data]));
 }
 
-/** Merges `patch` into the step's data and keeps it (bounded like every step's data). */
+/**
+ * Merges `patch` into the step's data and keeps it, checked as every step's data is
+ * (lib/onboarding/step-data.ts: bounded, storable text, nothing key-shaped). What the steps
+ * keep passes already (outside text is `storable`, the user's own input is checked before any
+ * call): the check is a safety net, so that nothing kept here is refused when ALwrity posts it
+ * back as step data, and nothing reaches the database as a 500.
+ */
 async function keepInStep(deps: Deps, userId: string, step: number, current: Json, patch: Json): Promise<void> {
   const merged = { ...current, ...patch };
   if (JSON.stringify(merged).length > MAX_STEP_DATA_CHARS) {
@@ -40,7 +47,29 @@ async function keepInStep(deps: Deps, userId: string, step: number, current: Jso
       detail: `step ${step}'s data would exceed ${MAX_STEP_DATA_CHARS} characters of JSON; send less`,
     });
   }
+  const problems = stepDataProblems(merged);
+  if (problems.length > 0) {
+    throw new AppError("invalid-request", {
+      detail: `step ${step}'s data could not be kept: ${problems[0]!.message}`,
+      errors: problems.slice(0, 5).map((p) => ({ pointer: p.pointer, message: p.message })),
+    });
+  }
   await saveStepData(await deps.database(), userId, step, merged);
+}
+
+/**
+ * The user's website as the step keeps it: refused (a 400, before anything is billed) when
+ * step data may not hold it, such as an address with a UUID in it (the shape of an Exa key).
+ */
+function keepableSite(site: { url: string; host: string }, pointer: string): { url: string; host: string } {
+  const problem = stepDataProblems(site.url)[0];
+  if (problem) {
+    throw new AppError("invalid-request", {
+      detail: "the website's address cannot be kept as onboarding data (it looks like it holds a key, or is not storable text)",
+      errors: [{ pointer, message: problem.message }],
+    });
+  }
+  return site;
 }
 
 /** An http(s) URL as ALwrity's `fixUrlFormat` sends it, its host lowercased; undefined when it is not one. */
@@ -161,13 +190,14 @@ export interface StyleAnalysisResult {
  * Gemini describes its style; the result is kept in step 2 and answered in ALwrity's shape.
  */
 export async function analyzeWebsiteStyle(deps: Deps, userId: string, rawUrl: string, signal: AbortSignal): Promise<StyleAnalysisResult> {
-  const site = siteUrl(rawUrl);
-  if (!site) {
+  const parsed = siteUrl(rawUrl);
+  if (!parsed) {
     throw new AppError("invalid-request", {
       detail: "the website must be an http(s) URL with a domain, such as https://example.com",
       errors: [{ pointer: "/url", message: "an http(s) URL with a domain" }],
     });
   }
+  const site = keepableSite(parsed, "/url");
   const outcome = await runAiStep(
     deps,
     userId,
@@ -193,7 +223,8 @@ export async function analyzeWebsiteStyle(deps: Deps, userId: string, rawUrl: st
     signal,
   );
   if (!outcome.ok) return { success: false, error: outcome.error, code: outcome.code };
-  const answer = firstJsonObject(outcome.text) ?? {};
+  const parsedAnswer = firstJsonObject(outcome.text);
+  const answer = parsedAnswer ?? {};
   const result = {
     style_analysis: shaped(styleTemplate, answer.style_analysis ?? answer, analysisLimits) as Json,
     style_guidelines: shaped(guidelinesTemplate, answer.style_guidelines, analysisLimits) as Json,
@@ -202,7 +233,7 @@ export async function analyzeWebsiteStyle(deps: Deps, userId: string, rawUrl: st
   const warning =
     outcome.sources.length === 0
       ? "no pages of the site could be read (no Exa key saved, or Exa found none): the analysis rests on the address alone"
-      : firstJsonObject(outcome.text) === undefined
+      : parsedAnswer === undefined
         ? "the model did not answer in the expected form: most fields are empty"
         : undefined;
   const timestamp = new Date().toISOString();
@@ -333,13 +364,14 @@ export async function discoverCompetitors(
       error: "No website was analysed in step 2, so there is nothing to compare: continue without competitors.",
     };
   }
-  const site = siteUrl(userUrl);
-  if (!site) {
+  const parsed = siteUrl(userUrl);
+  if (!parsed) {
     throw new AppError("invalid-request", {
       detail: "user_url must be an http(s) URL with a domain, such as https://example.com",
       errors: [{ pointer: "/user_url", message: "an http(s) URL with a domain" }],
     });
   }
+  const site = keepableSite(parsed, "/user_url");
   const industry = body.industry_context?.slice(0, 200);
   const outcome = await runAiStep(
     deps,
@@ -365,21 +397,22 @@ export async function discoverCompetitors(
   if (!outcome.ok) return { success: false, error: outcome.error, code: outcome.code };
   const answer = firstJsonObject(outcome.text) ?? {};
   const insights = Array.isArray(answer.competitors) ? answer.competitors : [];
+  // Exa's text is kept and answered as step data (ALwrity posts it back unchanged): every string `storable`.
   const competitors = outcome.sources.map((source, i) => {
     let domain = "";
     try {
-      domain = new URL(source.url).hostname;
+      domain = storable(new URL(source.url).hostname, 253);
     } catch {
       /* kept empty */
     }
     return {
-      url: source.url,
+      url: storable(source.url, 500),
       domain,
-      title: source.title.slice(0, 90),
-      summary: source.text.slice(0, 160),
+      title: storable(source.title, 90),
+      summary: storable(source.text, 160),
       relevance_score: Math.round((1 - i / (outcome.sources.length + 1)) * 100) / 100,
-      highlights: source.highlights.slice(0, 1).map((h) => h.slice(0, 160)),
-      ...(source.publishedDate ? { published_date: source.publishedDate } : {}),
+      highlights: source.highlights.slice(0, 1).map((h) => storable(h, 160)),
+      ...(source.publishedDate ? { published_date: storable(source.publishedDate, 40) } : {}),
       competitive_insights: shaped(competitorInsightTemplate, insights[i], analysisLimits),
     };
   });
@@ -521,6 +554,9 @@ function storedPersona(step4: Json): PersonaView | undefined {
   return undefined;
 }
 
+/** A persona task's id: `task_` and 32 hex digits, never a UUID (an Exa key's shape, refused in step data). */
+const newTaskId = () => TASK_ID_PREFIX + randomBytes(16).toString("hex");
+
 /**
  * POST /api/onboarding/step4/generate-personas-async: runs the generation now (a serverless
  * function keeps no background task) and answers a task that is already `completed` or
@@ -563,13 +599,13 @@ export async function generatePersona(deps: Deps, userId: string, body: In<typeo
     },
     signal,
   );
-  const taskId = randomUUID();
+  const taskId = newTaskId();
   const now = new Date().toISOString();
   // Read before the model ran: a concurrent change of step 4 meanwhile is overwritten (one wizard, one user).
   const current = records[4] ?? {};
   if (!outcome.ok) {
     await keepInStep(deps, userId, 4, current, {
-      persona_task: { task_id: taskId, status: "failed", error: outcome.error, code: outcome.code, created_at: now },
+      persona_task: { task_id: taskId, status: "failed", error: storable(outcome.error, 500), code: outcome.code, created_at: now },
     });
     return { task_id: taskId, status: "failed", message: outcome.error };
   }
@@ -590,7 +626,10 @@ export async function generatePersona(deps: Deps, userId: string, body: In<typeo
   return { task_id: taskId, status: "completed", message: "persona generated", key_source: outcome.keySource };
 }
 
-/** GET /api/onboarding/step4/persona-task/{id}: the caller's task (another's or an unknown id: 404). */
+/**
+ * GET /api/onboarding/step4/persona-task/{id}: the caller's last task; another's or an unknown id
+ * answers 200 with a `failed` task (never a 404), which stops ALwrity's polling as its 404 would.
+ */
 export async function personaTask(deps: Deps, userId: string, taskId: string) {
   const step4 = await stepRecord(deps, userId, 4);
   const task = isObject(step4.persona_task) ? step4.persona_task : undefined;

@@ -221,7 +221,7 @@ export const alwrityPersonaTask = defineRoute({
   description: 'The caller\'s last task only: any other id is a `failed` task "Task not found" (ALwrity stops polling on it).',
   tags: ["alwrity"],
   auth: true,
-  params: { schema: personaTaskParams, example: { id: "00000000-0000-4000-8000-000000000000" } },
+  params: { schema: personaTaskParams, example: { id: "task_00000000000000000000000000000000" } },
   responses: {
     200: {
       description: "The task, with its result.",
