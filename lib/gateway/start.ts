@@ -55,7 +55,6 @@ interface StartRow extends CiphertextRow {
   audit_id: number | string | null;
 }
 
-
 /** The statement above, and what it decided. Throws the refusals as AppErrors. */
 export async function startGatewayCall(deps: StartDeps, input: GatewayStartInput): Promise<GatewayStart> {
   const { config, logger } = deps;
